@@ -1,0 +1,88 @@
+"""octviewer: open retinal OCT scans, classify them with a MIRAGE model, see where it looked.
+
+Research use only — not for diagnosis.
+
+The public API is small and importing it is cheap (no Qt, no torch until a model is used)::
+
+    import octviewer
+    scan = octviewer.load("scan.dcm")          # -> octviewer.Scan
+    model = octviewer.load_model()              # None = the bundled default model
+    result = model.analyze(scan, cam=True)      # -> octviewer.ScanResult
+    octviewer.save_report(scan, result, "report.png")
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from octviewer._version import __version__
+from octviewer.core.results import FrameResult, ModelIdentity, ResultFlag, ScanResult
+from octviewer.core.scan import (
+    Laterality,
+    Localizer,
+    Modality,
+    PatientIdentity,
+    PixelSpacing,
+    Scan,
+    ScanMetadata,
+)
+from octviewer.errors import OCTViewerError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from octviewer.core.engine import Engine
+
+RESEARCH_ONLY = "Research use only — not for diagnosis"
+
+__all__ = [
+    "RESEARCH_ONLY",
+    "FrameResult",
+    "Laterality",
+    "Localizer",
+    "Modality",
+    "ModelIdentity",
+    "OCTViewerError",
+    "PatientIdentity",
+    "PixelSpacing",
+    "ResultFlag",
+    "Scan",
+    "ScanMetadata",
+    "ScanResult",
+    "__version__",
+    "analyze",
+    "load",
+    "load_model",
+    "save_report",
+]
+
+
+def load(path: str | Path, **kwargs: Any) -> Scan:
+    """Open a B-scan image, DICOM file, DICOM series folder, image folder or vendor file."""
+    from octviewer.core.io import load as _load
+
+    return _load(path, **kwargs)
+
+
+def load_model(path: str | Path | None = None, **kwargs: Any) -> Engine:
+    """Load a model bundle (None = the bundled default model) into a reusable engine.
+
+    Keyword arguments go to :class:`octviewer.core.engine.Engine` (``device="auto"``,
+    ``quantize=False``, ``threads=None``).
+    """
+    from octviewer.core.engine import Engine
+
+    return Engine(path, **kwargs)
+
+
+def analyze(scan: Scan, model: Engine | None = None, **kwargs: Any) -> ScanResult:
+    """Analyse a scan with ``model`` (default: the bundled model). See ``Engine.analyze``."""
+    engine = model if model is not None else load_model()
+    return engine.analyze(scan, **kwargs)
+
+
+def save_report(scan: Scan, result: ScanResult, path: str | Path, **kwargs: Any) -> Path:
+    """Render the PNG report of ``result`` and write it to ``path``. See ``core.report``."""
+    from octviewer.core.report import save_report as _save
+
+    return _save(scan, result, path, **kwargs)

@@ -1,0 +1,1 @@
+"""Model architectures, MIRAGE weight loading and the model bundle format."""

@@ -1,0 +1,151 @@
+"""The scan model: what every reader produces and everything downstream consumes."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+class Modality(str, enum.Enum):
+    """What the pixels show, as far as the reader can tell."""
+
+    OCT_BSCAN = "OCT B-scan"
+    OCT_VOLUME = "OCT volume"
+    FUNDUS = "fundus / SLO photograph"
+    UNKNOWN = "unknown"
+
+    @property
+    def is_oct(self) -> bool:
+        return self in (Modality.OCT_BSCAN, Modality.OCT_VOLUME)
+
+
+class Laterality(str, enum.Enum):
+    RIGHT = "OD"
+    LEFT = "OS"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class PixelSpacing:
+    """Physical size of one pixel. ``row`` is the axial (depth) step, ``col`` the lateral step;
+    ``frame`` the distance between B-scans of a volume when known."""
+
+    row: float
+    col: float
+    unit: str = "mm"
+    frame: float | None = None
+
+    @property
+    def aspect(self) -> float:
+        """Height/width of one pixel on screen (row / col)."""
+        return self.row / self.col if self.col else 1.0
+
+
+@dataclass(frozen=True)
+class PatientIdentity:
+    """Identifying fields. Kept apart from :class:`ScanMetadata` so that reports and logs can
+    leave them out by default; only code that the user asked to include them reads this."""
+
+    name: str | None = None
+    patient_id: str | None = None
+    birth_date: str | None = None
+    sex: str | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        return not any((self.name, self.patient_id, self.birth_date, self.sex))
+
+
+@dataclass(frozen=True)
+class Localizer:
+    """An en-face image (SLO / fundus) with the position of each B-scan drawn on it.
+
+    ``positions`` has one row per frame: ``(x0, y0, x1, y1)`` in localizer pixel coordinates
+    (column, row), the start and end of the B-scan line.
+    """
+
+    image: np.ndarray
+    positions: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class ScanMetadata:
+    """Non-identifying facts about a scan."""
+
+    source_paths: tuple[Path, ...]
+    format: str  # "PNG", "JPEG", "TIFF", "BMP", "DICOM", "DICOM series", "image folder", "Heidelberg VOL", ...
+    modality: Modality = Modality.UNKNOWN
+    laterality: Laterality = Laterality.UNKNOWN
+    spacing: PixelSpacing | None = None
+    manufacturer: str | None = None
+    device_model: str | None = None
+    acquisition_date: _dt.date | None = None
+    sop_class: str | None = None  # DICOM SOP Class name, when from DICOM
+    series_uid: str | None = None
+    was_color: bool = False
+    bit_depth: int = 8
+    downsampled_from: tuple[int, int] | None = None  # original (rows, cols) if shrunk for safety
+    notes: tuple[str, ...] = ()  # reader remarks worth showing (e.g. "converted from colour")
+
+    @property
+    def display_name(self) -> str:
+        if not self.source_paths:
+            return "scan"
+        first = self.source_paths[0]
+        return first.name if len(self.source_paths) == 1 else f"{first.parent.name}/ ({len(self.source_paths)} files)"
+
+
+@dataclass
+class Scan:
+    """One or more 2-D grayscale frames (B-scans) plus metadata.
+
+    ``frames`` is always ``(n_frames, rows, cols)``; ``uint8``, ``uint16`` or ``float32``.
+    Intensities are display-ready: DICOM rescale, VOI LUT and MONOCHROME1 inversion have already
+    been applied by the reader (so brighter = more reflective, as on an OCT screen).
+    """
+
+    frames: np.ndarray
+    metadata: ScanMetadata
+    identity: PatientIdentity = field(default_factory=PatientIdentity)
+    localizer: Localizer | None = None
+
+    def __post_init__(self) -> None:
+        if self.frames.ndim == 2:
+            self.frames = self.frames[np.newaxis]
+        if self.frames.ndim != 3:
+            raise ValueError(f"frames must be (n, rows, cols), got shape {self.frames.shape}")
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.frames.shape[0])
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows, cols) of one frame."""
+        return int(self.frames.shape[1]), int(self.frames.shape[2])
+
+    @property
+    def is_volume(self) -> bool:
+        return self.n_frames > 1
+
+    @property
+    def is_oct(self) -> bool:
+        return self.metadata.modality.is_oct
+
+    def frame(self, index: int) -> np.ndarray:
+        return self.frames[index]
+
+    def frame_as_uint8(self, index: int) -> np.ndarray:
+        """The frame scaled to 0..255 for display and reports (min-max for non-uint8 data)."""
+        f = self.frames[index]
+        if f.dtype == np.uint8:
+            return f
+        f = f.astype(np.float32)
+        lo, hi = float(f.min()), float(f.max())
+        if hi <= lo:
+            return np.zeros(f.shape, np.uint8)
+        return ((f - lo) * (255.0 / (hi - lo))).round().astype(np.uint8)
