@@ -1,0 +1,86 @@
+"""Heatmap colouring and blending (octviewer.core.overlay)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from octviewer.core import overlay
+from octviewer.errors import ReportError
+
+
+@pytest.mark.parametrize("name", overlay.COLORMAPS)
+def test_lut_matches_matplotlib(name: str) -> None:
+    colormaps = pytest.importorskip("matplotlib").colormaps
+    ref = np.asarray(colormaps[name](np.arange(256))[:, :3]) * 255.0
+    ours = overlay.lut(name).astype(np.float64)
+    assert ours.shape == (256, 3)
+    assert np.abs(ours - ref).max() <= 1.6
+
+
+def test_lut_known_endpoints_without_matplotlib() -> None:
+    assert tuple(overlay.lut("inferno")[0]) == (0, 0, 4)
+    assert tuple(overlay.lut("inferno")[255]) == (252, 255, 164)
+    assert tuple(overlay.lut("viridis")[0]) == (68, 1, 84)
+    assert tuple(overlay.lut("jet")[0]) == (0, 0, 128)
+    assert tuple(overlay.lut("jet")[255]) == (128, 0, 0)
+    assert tuple(overlay.lut("jet")[128]) == (125, 255, 122)  # green in the middle
+    with pytest.raises(ValueError):
+        overlay.lut("jet")[0, 0] = 1  # the cached table cannot be corrupted by a caller
+
+
+def test_colorize_shape_alpha_and_values() -> None:
+    cam = np.array([[0.0, 0.5], [1.0, np.nan]], np.float32)
+    rgba = overlay.colorize(cam, "jet")
+    assert rgba.shape == (2, 2, 4) and rgba.dtype == np.uint8
+    assert np.all(rgba[..., 3] == 255)
+    lut = overlay.lut("jet")
+    assert tuple(rgba[0, 0, :3]) == tuple(lut[0])
+    assert tuple(rgba[1, 0, :3]) == tuple(lut[255])
+    assert tuple(rgba[0, 1, :3]) == tuple(lut[128])
+    assert tuple(rgba[1, 1, :3]) == tuple(lut[0])  # NaN -> 0
+
+
+def test_colorize_clips_out_of_range() -> None:
+    rgba = overlay.colorize(np.array([[-3.0, 7.0]]), "viridis")
+    lut = overlay.lut("viridis")
+    assert tuple(rgba[0, 0, :3]) == tuple(lut[0])
+    assert tuple(rgba[0, 1, :3]) == tuple(lut[255])
+
+
+def test_unknown_colormap_and_bad_shapes_raise_clear_errors() -> None:
+    with pytest.raises(ReportError, match="inferno"):
+        overlay.colorize(np.zeros((2, 2)), "rainbow")
+    with pytest.raises(ReportError, match="2-D"):
+        overlay.colorize(np.zeros((2, 2, 2)), "jet")
+    with pytest.raises(ReportError, match="8-bit"):
+        overlay.blend(np.zeros((2, 2), np.float32), np.zeros((2, 2)), "jet", 0.5)
+
+
+def test_blend_math() -> None:
+    frame = np.full((4, 6), 200, np.uint8)
+    cam = np.ones((4, 6), np.float32)
+    top = overlay.lut("inferno")[255].astype(np.float32)
+    out = overlay.blend(frame, cam, "inferno", 0.25)
+    assert out.shape == (4, 6, 3) and out.dtype == np.uint8
+    expected = np.round(0.75 * 200 + 0.25 * top).astype(np.uint8)
+    assert np.all(out == expected)
+    assert np.array_equal(overlay.blend(frame, cam, "inferno", 0.0)[..., 0], frame)
+    assert np.all(overlay.blend(frame, cam, "inferno", 5.0) == overlay.lut("inferno")[255])
+
+
+def test_blend_resizes_cam_to_frame_and_keeps_location() -> None:
+    frame = np.zeros((40, 80), np.uint8)
+    cam = np.zeros((10, 20), np.float32)
+    cam[:, 10:] = 1.0  # right half hot
+    out = overlay.blend(frame, cam, "jet", 1.0)
+    assert out.shape == (40, 80, 3)
+    hot = overlay.lut("jet")[255]
+    assert np.all(out[:, 60:] == hot)
+    assert not np.any(np.all(out[:, :30] == hot, axis=-1))
+
+
+def test_blend_accepts_rgb_frame() -> None:
+    frame = np.zeros((3, 3, 3), np.uint8)
+    out = overlay.blend(frame, np.zeros((3, 3)), "viridis", 1.0)
+    assert np.all(out == overlay.lut("viridis")[0])
