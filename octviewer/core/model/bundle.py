@@ -1,0 +1,295 @@
+"""The model bundle: one ``.safetensors`` file = weights + configuration JSON in its header.
+
+Layout (safetensors): 8-byte little-endian header length ``N``, ``N`` bytes of JSON (tensor
+index plus ``__metadata__``, whose key ``octviewer.config`` holds :class:`ModelConfig` as JSON),
+then the raw tensor data. The SHA-256 of the file is the model's identity on every result.
+
+- :func:`save_bundle` writes one (training), returns its SHA-256;
+- :func:`read_bundle_config` reads the configuration without importing torch;
+- :func:`load_bundle` builds the network on the ``meta`` device (no random initialisation) and
+  assigns the weights straight from the file, strictly; float16 weights are upcast to float32.
+
+Only tensors are read: there is no pickle anywhere in this format.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from octviewer.core.model.config import BUNDLE_FORMAT, ModelConfig
+from octviewer.core.results import ModelIdentity
+from octviewer.errors import ModelFormatError, ModelMismatchError
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger(__name__)
+
+CONFIG_KEY = "octviewer.config"
+_MAX_HEADER = 100 * 1024 * 1024
+_DTYPES = {"float32", "float16", "bfloat16"}
+_MIRAGE_HINTS = ("input_adapters.", "global_tokens", "output_adapters.", "encoder.0.")
+_FINETUNE_HINT = (
+    "This looks like a MIRAGE foundation-model weight file, not an octviewer model bundle: "
+    "it has no classification head. Fine-tune it first with octviewer-train "
+    "(e.g. `octviewer-train --init MIRAGE-Base.safetensors ...`), then open the bundle it writes."
+)
+
+
+@dataclass
+class LoadedModel:
+    """A ready-to-run network (eval mode), its configuration and its identity."""
+
+    model: torch.nn.Module
+    config: ModelConfig
+    identity: ModelIdentity
+
+
+@dataclass(frozen=True)
+class _Header:
+    tensors: dict[str, dict[str, Any]]
+    metadata: dict[str, str]
+    data_start: int
+    file_size: int
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 (hex) of a file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _read_header(path: str | Path) -> _Header:
+    p = Path(path)
+    what = f"'{p.name}' is not an octviewer model bundle"
+    try:
+        size = p.stat().st_size
+        with p.open("rb") as fh:
+            head = fh.read(8)
+            if len(head) < 8:
+                raise ModelFormatError(f"{what}: the file is empty or too short.", path=p)
+            (n,) = struct.unpack("<Q", head)
+            if n < 2 or n > _MAX_HEADER or n + 8 > size:
+                raise ModelFormatError(
+                    f"{what} (it is not a .safetensors file, or it is truncated). "
+                    "Choose the .safetensors bundle written by octviewer-train.",
+                    path=p,
+                )
+            raw = fh.read(n)
+    except OSError as exc:
+        raise ModelFormatError(
+            f"The model file could not be read: {exc.strerror or exc}.", path=p
+        ) from exc
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFormatError(
+            f"{what}: its header is not valid (not a .safetensors file, or damaged).", path=p
+        ) from exc
+    if not isinstance(header, dict):
+        raise ModelFormatError(f"{what}: its header is not valid.", path=p)
+    metadata = header.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict):
+        raise ModelFormatError(f"{what}: its header metadata is not valid.", path=p)
+    tensors: dict[str, dict[str, Any]] = {}
+    end = 0
+    for name, info in header.items():
+        offs = info.get("data_offsets") if isinstance(info, dict) else None
+        if not (isinstance(offs, list) and len(offs) == 2 and "shape" in info and "dtype" in info):
+            raise ModelFormatError(f"{what}: entry '{name}' of its header is damaged.", path=p)
+        tensors[name] = info
+        end = max(end, int(offs[1]))
+    if 8 + n + end > size:
+        raise ModelFormatError(
+            f"The model file is truncated ({size} bytes, {8 + n + end} expected): it was probably "
+            "not copied or downloaded completely. Copy it again.",
+            path=p,
+        )
+    return _Header(tensors, {str(k): str(v) for k, v in metadata.items()}, 8 + n, size)
+
+
+def _looks_like_mirage(names: Any) -> bool:
+    return any(
+        n.split(".", 1)[-1].startswith(_MIRAGE_HINTS) or n.startswith(_MIRAGE_HINTS) for n in names
+    )
+
+
+def _config_from_header(header: _Header, path: Path) -> ModelConfig:
+    raw = header.metadata.get(CONFIG_KEY)
+    if raw is None:
+        if _looks_like_mirage(header.tensors):
+            raise ModelFormatError(_FINETUNE_HINT, path=path)
+        raise ModelFormatError(
+            f"'{path.name}' is a weights file without octviewer configuration, not a model bundle. "
+            "Use a bundle written by octviewer-train.",
+            path=path,
+        )
+    try:
+        d = json.loads(raw)
+        if not isinstance(d, dict):
+            raise TypeError("configuration is not a JSON object")
+        fmt = d.get("format", BUNDLE_FORMAT)
+        if fmt != BUNDLE_FORMAT:
+            raise TypeError(f"format '{fmt}'")
+        config = ModelConfig.from_dict(d)
+        _validate_config(config)
+    except (json.JSONDecodeError, TypeError, KeyError, ValueError) as exc:
+        raise ModelFormatError(
+            f"The configuration inside the model bundle is missing or invalid ({exc}). "
+            "Re-create the bundle with octviewer-train.",
+            path=path,
+        ) from exc
+    return config
+
+
+def _validate_config(c: ModelConfig) -> None:
+    if not isinstance(c.architecture, str) or not c.architecture:
+        raise ValueError("no architecture")
+    if not c.class_names or not all(isinstance(n, str) and n for n in c.class_names):
+        raise ValueError("class_names must be non-empty strings")
+    if len(set(c.class_names)) != len(c.class_names):
+        raise ValueError("duplicate class names")
+    if not isinstance(c.arch_kwargs, dict):
+        raise ValueError("arch_kwargs must be an object")
+    if not (isinstance(c.temperature, (int, float)) and c.temperature > 0):
+        raise ValueError(f"temperature must be positive, got {c.temperature!r}")
+    if not (isinstance(c.confidence_threshold, (int, float)) and 0 <= c.confidence_threshold <= 1):
+        raise ValueError("confidence_threshold must be within [0, 1]")
+    size = c.preprocess.size
+    if len(size) != 2 or min(size) < 1:
+        raise ValueError(f"invalid input size {size}")
+
+
+def read_bundle_config(path: str | Path) -> ModelConfig:
+    """The bundle's :class:`ModelConfig`, read from the safetensors header (no torch import)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ModelFormatError(f"The model file does not exist: {p}. Check the path.", path=p)
+    return _config_from_header(_read_header(p), p)
+
+
+def save_bundle(
+    path: str | Path, model: torch.nn.Module, config: ModelConfig, *, dtype: str = "float32"
+) -> str:
+    """Write ``model``'s weights and ``config`` as one bundle (atomically); returns its SHA-256.
+
+    ``dtype="float16"`` halves the file; loading upcasts to float32 on CPU.
+    """
+    import torch
+    from safetensors.torch import save_file
+
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
+    _validate_config(config)
+    config = dataclasses.replace(config, weights_dtype=dtype)
+    target = getattr(torch, dtype)
+    state: dict[str, torch.Tensor] = {}
+    for k, v in model.state_dict().items():
+        t = v.detach().to("cpu")
+        if t.is_floating_point():
+            t = t.to(target)
+        state[k] = t.contiguous().clone()
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".partial")
+    save_file(state, str(tmp), metadata={CONFIG_KEY: config.to_json(), "format": "pt"})
+    tmp.replace(p)
+    sha = file_sha256(p)
+    log.info("wrote model bundle %s (%s, sha256 %s)", p.name, config.architecture, sha[:12])
+    return sha
+
+
+def _check_state(
+    state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], config: ModelConfig, p: Path
+) -> None:
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        if missing and _looks_like_mirage(unexpected):
+            raise ModelFormatError(_FINETUNE_HINT, path=p)
+        raise ModelMismatchError(
+            f"The weights in this bundle do not fit its declared architecture "
+            f"'{config.architecture}' ({len(missing)} missing, {len(unexpected)} unexpected, "
+            f"e.g. {(missing or unexpected)[:3]}). The bundle is damaged or was edited: "
+            "re-create it with octviewer-train.",
+            path=p,
+        )
+    for k, ref in expected.items():
+        got = tuple(state[k].shape)
+        if got != tuple(ref.shape):
+            head_like = k.split(".")[0] in ("head", "fc", "classifier") or k.startswith("head.")
+            if head_like and got and got[0] != config.num_classes:
+                raise ModelMismatchError(
+                    f"The bundle declares {config.num_classes} classes "
+                    f"({', '.join(config.class_names)}) but its classifier has {got[0]} outputs. "
+                    "The bundle is inconsistent: re-create it with octviewer-train.",
+                    path=p,
+                )
+            raise ModelMismatchError(
+                f"The weights in this bundle do not fit its declared architecture "
+                f"'{config.architecture}': '{k}' has shape {got}, expected {tuple(ref.shape)}. "
+                "Re-create the bundle with octviewer-train.",
+                path=p,
+            )
+
+
+def load_bundle(path: str | Path, *, device: str = "cpu") -> LoadedModel:
+    """Read a bundle: configuration, network (built on ``meta``, weights assigned), identity."""
+    import torch
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from octviewer.core.model.architectures import create_model
+
+    p = Path(path)
+    config = read_bundle_config(p)
+    model = create_model(config.architecture, config.num_classes, meta=True, **config.arch_kwargs)
+    expected = model.state_dict()
+    try:
+        state = load_file(str(p), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ModelFormatError(
+            f"The weights in the model bundle could not be read ({exc}). The file is damaged: "
+            "copy it again or re-create it with octviewer-train.",
+            path=p,
+        ) from exc
+    _check_state(state, expected, config, p)
+    for k, ref in expected.items():
+        t = state[k]
+        if t.is_floating_point() and ref.is_floating_point() and t.dtype != ref.dtype:
+            state[k] = t.to(ref.dtype)
+    try:
+        model.load_state_dict(state, strict=True, assign=True)
+    except RuntimeError as exc:
+        raise ModelMismatchError(
+            f"The weights do not fit the architecture '{config.architecture}' ({exc}).", path=p
+        ) from exc
+    leftovers = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    if leftovers:
+        # Non-persistent buffers (not in any state dict) cannot come from the file: build the
+        # network normally once and load into it.
+        log.debug(
+            "rebuilding %s without meta device (buffers %s)", config.architecture, leftovers[:3]
+        )
+        model = create_model(config.architecture, config.num_classes, **config.arch_kwargs)
+        model.load_state_dict(state, strict=True)
+    model = model.to(torch.device(device)).eval()
+    identity = ModelIdentity(
+        name=config.name,
+        version=config.version,
+        sha256=file_sha256(p),
+        architecture=config.architecture,
+        licence=config.licence,
+    )
+    log.info("loaded model %s on %s", identity, device)
+    return LoadedModel(model=model, config=config, identity=identity)
