@@ -1,0 +1,204 @@
+"""Drawing helpers of the PNG report: text wrapping, probability bars, the per-frame strip.
+
+Pillow only. Every function draws into an existing ``ImageDraw`` inside a box and returns the
+height it used, so :mod:`octviewer.core.report` can stack sections.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import ImageDraw, ImageFont
+
+from octviewer.core.fonts import fit_text
+
+Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
+RGB = tuple[int, int, int]
+
+INK: RGB = (26, 26, 26)
+MUTED: RGB = (95, 95, 95)
+GRID: RGB = (225, 225, 225)
+# Okabe-Ito: distinguishable with colour-vision deficiencies. Index = class index.
+CLASS_COLORS: tuple[RGB, ...] = (
+    (0, 114, 178),
+    (213, 94, 0),
+    (204, 121, 167),
+    (0, 158, 115),
+    (230, 159, 0),
+    (86, 180, 233),
+    (240, 228, 66),
+    (0, 0, 0),
+)
+
+
+def class_color(index: int) -> RGB:
+    return CLASS_COLORS[index % len(CLASS_COLORS)]
+
+
+def text(
+    draw: ImageDraw.ImageDraw, xy: tuple[float, float], s: str, font: Font, fill: RGB = INK, **kw
+) -> None:
+    draw.text(xy, fit_text(s), font=font, fill=fill, **kw)
+
+
+def text_width(s: str, font: Font) -> float:
+    return float(font.getlength(fit_text(s)))
+
+
+def line_height(font: Font) -> int:
+    ascent, descent = font.getmetrics()
+    return int((ascent + descent) * 1.25)
+
+
+def wrap(s: str, font: Font, max_width: float) -> list[str]:
+    """Greedy word wrap of ``s`` to lines no wider than ``max_width`` pixels."""
+    lines: list[str] = []
+    for paragraph in s.splitlines() or [""]:
+        current = ""
+        for word in paragraph.split():
+            trial = f"{current} {word}" if current else word
+            if current and text_width(trial, font) > max_width:
+                lines.append(current)
+                current = word
+            else:
+                current = trial
+        lines.append(current)
+    return lines
+
+
+def draw_wrapped(
+    draw: ImageDraw.ImageDraw,
+    x: float,
+    y: float,
+    s: str,
+    font: Font,
+    max_width: float,
+    fill: RGB = INK,
+) -> int:
+    lh = line_height(font)
+    lines = wrap(s, font, max_width)
+    for i, ln in enumerate(lines):
+        text(draw, (x, y + i * lh), ln, font, fill)
+    return lh * len(lines)
+
+
+def draw_key_values(
+    draw: ImageDraw.ImageDraw,
+    x: float,
+    y: float,
+    rows: Sequence[tuple[str, str]],
+    font: Font,
+    bold: Font,
+    width: float,
+) -> int:
+    """A two-column table (bold key, wrapped value); returns the height used."""
+    key_w = max((text_width(k, bold) for k, _ in rows), default=0.0) + font.size * 0.8
+    used = 0
+    for key, value in rows:
+        text(draw, (x, y + used), key, bold, MUTED)
+        used += draw_wrapped(draw, x + key_w, y + used, value, font, width - key_w)
+    return used
+
+
+def draw_probability_bars(
+    draw: ImageDraw.ImageDraw,
+    x: float,
+    y: float,
+    width: float,
+    class_names: Sequence[str],
+    probabilities: np.ndarray,
+    predicted: int,
+    font: Font,
+    bold: Font,
+) -> int:
+    """One horizontal bar per class, the predicted class in bold; returns the height used."""
+    lh = line_height(font)
+    bar_h = max(8, int(lh * 0.62))
+    label_w = max(text_width(n, bold) for n in class_names) + font.size
+    value_w = text_width("100.0 %", bold) + font.size * 0.5
+    bar_w = max(40.0, width - label_w - value_w)
+    for i, (name, p) in enumerate(zip(class_names, probabilities, strict=True)):
+        row_y = y + i * lh
+        f = bold if i == predicted else font
+        text(draw, (x, row_y), name, f)
+        bx = x + label_w
+        by = row_y + (lh - bar_h) / 2 - lh * 0.1
+        draw.rectangle((bx, by, bx + bar_w, by + bar_h), fill=(240, 240, 240), outline=GRID)
+        pv = float(np.clip(np.nan_to_num(p), 0.0, 1.0))
+        if pv > 0:
+            draw.rectangle((bx, by, bx + bar_w * pv, by + bar_h), fill=class_color(i))
+        text(draw, (bx + bar_w + font.size * 0.5, row_y), f"{100 * pv:5.1f} %", f)
+    return lh * len(class_names)
+
+
+def draw_probability_strip(
+    draw: ImageDraw.ImageDraw,
+    box: tuple[float, float, float, float],
+    frame_indices: Sequence[int],
+    n_frames: int,
+    class_names: Sequence[str],
+    probs: np.ndarray,
+    chosen: int,
+    font: Font,
+) -> None:
+    """Each class probability (0..1) against the frame number, the chosen frame marked.
+
+    ``probs`` is ``(len(frame_indices), n_classes)``. Frame numbers on the axis are 1-based,
+    as a reader counts B-scans.
+    """
+    x0, y0, x1, y1 = box
+    lh = line_height(font)
+    axis_w = text_width("100 %", font) + font.size * 0.6
+    px0, px1 = x0 + axis_w, x1 - font.size
+    py0, py1 = y0 + lh * 0.5, y1 - lh * 1.6  # plot area; room for the x labels
+    for frac in (0.0, 0.25, 0.5, 0.75, 1.0):
+        yy = py1 - frac * (py1 - py0)
+        draw.line((px0, yy, px1, yy), fill=GRID, width=1)
+        label = f"{int(frac * 100)} %"
+        text(
+            draw,
+            (px0 - font.size * 0.4 - text_width(label, font), yy - lh * 0.4),
+            label,
+            font,
+            MUTED,
+        )
+    span = max(1, n_frames - 1)
+
+    def fx(i: int) -> float:
+        return px0 + (px1 - px0) * (i / span if n_frames > 1 else 0.5)
+
+    # x ticks: about 10 labels, 1-based
+    step = max(1, int(np.ceil(n_frames / 10)))
+    for i in range(0, n_frames, step):
+        label = str(i + 1)
+        text(draw, (fx(i) - text_width(label, font) / 2, py1 + lh * 0.15), label, font, MUTED)
+    cx = fx(chosen)
+    for yy in np.arange(py0, py1, 8):
+        draw.line((cx, yy, cx, min(yy + 4, py1)), fill=INK, width=2)
+    order = np.argsort(np.asarray(frame_indices))
+    xs = [fx(int(frame_indices[k])) for k in order]
+    dot = 2 if len(xs) > 60 else 3
+    for c in range(len(class_names)):
+        ys = [py1 - float(np.clip(probs[k, c], 0, 1)) * (py1 - py0) for k in order]
+        pts = list(zip(xs, ys, strict=True))
+        if len(pts) > 1:
+            draw.line(pts, fill=class_color(c), width=2, joint="curve")
+        for px, py in pts:
+            draw.ellipse((px - dot, py - dot, px + dot, py + dot), fill=class_color(c))
+    draw.rectangle((px0, py0, px1, py1), outline=MUTED)
+    label = f"shown: frame {chosen + 1}"
+    lx = min(max(cx + 4, px0 + 2), px1 - text_width(label, font) - 2)
+    text(draw, (lx, py0 + 2), label, font, INK)
+    text(draw, (px0, py1 + lh * 0.75), "Frame (B-scan number)", font, MUTED)
+    # legend, right-aligned under the plot
+    lx = px1
+    for c in reversed(range(len(class_names))):
+        w = text_width(class_names[c], font)
+        lx -= w
+        text(draw, (lx, py1 + lh * 0.75), class_names[c], font, class_color(c))
+        lx -= font.size * 1.2
+        draw.rectangle(
+            (lx, py1 + lh * 0.95, lx + font.size * 0.8, py1 + lh * 1.25), fill=class_color(c)
+        )
+        lx -= font.size * 1.0
