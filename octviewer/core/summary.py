@@ -1,0 +1,174 @@
+"""One summary table for a batch of analyses: CSV and JSON, one row per analysed frame.
+
+A row names the input (as the user gave it), the frame (0-based index), the predicted class,
+its confidence, each class probability, the result flags, the model SHA-256, the device and
+the report written. Inputs that failed get one row with ``status = "failed"`` and the message,
+so a spreadsheet of the summary shows every input that was asked for.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from octviewer._version import __version__
+from octviewer.core.results import ModelIdentity, ScanResult
+from octviewer.errors import ReportError
+
+DISCLAIMER = "Research use only — not for diagnosis"
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    """One analysed frame (or one failed input, with ``status == "failed"``)."""
+
+    file: str
+    frame: int | None
+    n_frames: int | None
+    predicted_class: str | None
+    confidence: float | None
+    probabilities: dict[str, float] = field(default_factory=dict)
+    flags: tuple[str, ...] = ()
+    model_sha256: str = ""
+    device: str = ""
+    report: str = ""
+    status: str = "ok"
+    error: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "frame": self.frame,
+            "n_frames": self.n_frames,
+            "class": self.predicted_class,
+            "confidence": self.confidence,
+            "probabilities": dict(self.probabilities),
+            "flags": list(self.flags),
+            "model_sha256": self.model_sha256,
+            "device": self.device,
+            "report": self.report,
+            "status": self.status,
+            "error": self.error,
+        }
+
+
+def rows_for_result(
+    file: str, result: ScanResult, n_frames: int, reports: dict[int, str] | None = None
+) -> list[SummaryRow]:
+    """One :class:`SummaryRow` per analysed frame; ``reports`` maps frame index -> report path."""
+    reports = reports or {}
+    rows = []
+    for fr in sorted(result.frames, key=lambda f: f.frame_index):
+        rows.append(
+            SummaryRow(
+                file=file,
+                frame=fr.frame_index,
+                n_frames=n_frames,
+                predicted_class=fr.predicted_class,
+                confidence=round(fr.confidence, 6),
+                probabilities={
+                    n: round(float(p), 6)
+                    for n, p in zip(fr.class_names, fr.probabilities, strict=True)
+                },
+                flags=tuple(sorted(f.name for f in fr.flags)),
+                model_sha256=result.model.sha256,
+                device=result.device,
+                report=reports.get(fr.frame_index, ""),
+            )
+        )
+    return rows
+
+
+def failed_row(file: str, message: str, model_sha256: str = "") -> SummaryRow:
+    return SummaryRow(
+        file=file,
+        frame=None,
+        n_frames=None,
+        predicted_class=None,
+        confidence=None,
+        model_sha256=model_sha256,
+        status="failed",
+        error=message,
+    )
+
+
+def csv_columns(class_names: Sequence[str]) -> list[str]:
+    return [
+        "file",
+        "frame",
+        "n_frames",
+        "class",
+        "confidence",
+        *(f"p_{n}" for n in class_names),
+        "flags",
+        "model_sha256",
+        "device",
+        "report",
+        "status",
+        "error",
+    ]
+
+
+def _write(path: Path, writer: Any) -> Path:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", encoding="utf-8", newline="") as fh:
+            writer(fh)
+    except OSError as e:
+        raise ReportError(
+            f"The summary could not be written to {path}: {e.strerror or e}. "
+            "Check that the folder is writable and has free space."
+        ) from e
+    return path
+
+
+def write_csv(rows: Iterable[SummaryRow], path: str | Path, class_names: Sequence[str]) -> Path:
+    """Write the rows as CSV (UTF-8, one ``p_<class>`` column per class, flags ``;``-joined)."""
+    cols = csv_columns(class_names)
+
+    def emit(fh: Any) -> None:
+        w = csv.DictWriter(fh, fieldnames=cols)
+        w.writeheader()
+        for r in rows:
+            d = r.to_dict()
+            probs = d.pop("probabilities")
+            d["flags"] = ";".join(d["flags"])
+            for n in class_names:
+                d[f"p_{n}"] = probs.get(n, "")
+            w.writerow({k: "" if d.get(k) is None else d[k] for k in cols})
+
+    return _write(Path(path), emit)
+
+
+def write_json(
+    rows: Iterable[SummaryRow],
+    path: str | Path,
+    *,
+    model: ModelIdentity | None = None,
+    class_names: Sequence[str] = (),
+    created: _dt.datetime | None = None,
+) -> Path:
+    """Write the rows as one JSON document with the model, app version and disclaimer."""
+    doc = {
+        "octviewer_version": __version__,
+        "disclaimer": DISCLAIMER,
+        "created": (created or _dt.datetime.now().astimezone()).isoformat(timespec="seconds"),
+        "model": (
+            {
+                "name": model.name,
+                "version": model.version,
+                "architecture": model.architecture,
+                "sha256": model.sha256,
+            }
+            if model
+            else None
+        ),
+        "class_names": list(class_names),
+        "results": [r.to_dict() for r in rows],
+    }
+    return _write(Path(path), lambda fh: json.dump(doc, fh, indent=1, ensure_ascii=False))
