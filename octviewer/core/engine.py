@@ -1,0 +1,359 @@
+"""The analysis engine: a model bundle loaded once, scans in, calibrated results (+ CAM) out.
+
+::
+
+    engine = Engine("model.safetensors")           # device="auto": CUDA, then MPS, then CPU
+    result = engine.analyze(scan)                   # every frame, CAM of the predicted class
+    heat = engine.cam(scan, frame_index=3, class_index="DME")
+
+Plain blocking code, safe to call from one worker thread at a time (calls are serialised by a
+lock). On CUDA the forward runs under autocast (bf16 when supported, else fp16). On CPU the
+thread policy of :mod:`octviewer.core.device` applies, and ``quantize=True`` switches the
+Linear layers to dynamic int8: the layers after the CAM target keep an fp32 copy that is
+swapped in for CAM passes, because quantised Linear layers have no backward.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from octviewer.core.device import (
+    autocast_dtype,
+    choose_device,
+    configure_threads,
+    prepare_environment,
+)
+from octviewer.core.results import FrameResult, ModelIdentity, ResultFlag, ScanResult
+from octviewer.core.scan import Scan
+from octviewer.errors import AnalysisCancelled, AnalysisError, ModelError, ModelFormatError
+
+if TYPE_CHECKING:
+    import torch
+
+    from octviewer.core.cam import CamPass
+    from octviewer.core.model.config import ModelConfig
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[int, int], None]
+CancelFn = Callable[[], bool]
+
+
+def calibrated_probabilities(logits: np.ndarray, temperature: float) -> np.ndarray:
+    """softmax(logits / T) along the last axis, float32 (computed in float64)."""
+    z = np.asarray(logits, dtype=np.float64) / float(temperature)
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+class Engine:
+    """A loaded model ready to analyse scans. See the module docstring."""
+
+    def __init__(
+        self,
+        bundle: str | Path | None = None,
+        *,
+        device: str = "auto",
+        quantize: bool = False,
+        threads: int | None = None,
+    ) -> None:
+        prepare_environment()
+        from octviewer.core.cam import OnePassCam
+        from octviewer.core.model.architectures import default_cam_target, get_submodule
+        from octviewer.core.model.bundle import load_bundle
+
+        if bundle is None:
+            from octviewer.resources import default_model_path
+
+            path = default_model_path()
+            if not path.is_file():
+                raise ModelFormatError(
+                    "The default model is not installed with this copy of octviewer. "
+                    "Open a model bundle (.safetensors) instead, or reinstall octviewer."
+                )
+        else:
+            path = Path(bundle)
+        self.path = path
+        self._device = choose_device(device)
+        self.threads = configure_threads(threads) if self._device.type == "cpu" else None
+        t0 = time.perf_counter()
+        loaded = load_bundle(path, device=str(self._device))
+        self.model: torch.nn.Module = loaded.model
+        self.config: ModelConfig = loaded.config
+        self.identity: ModelIdentity = loaded.identity
+        self._amp = autocast_dtype(self._device)
+        try:
+            get_submodule(self.model, self.config.cam_target_layer)
+            self.cam_target = self.config.cam_target_layer
+        except ModelError:
+            self.cam_target = default_cam_target(self.config.architecture, self.model)
+            log.warning(
+                "bundle CAM layer %r not in %s; using %r",
+                self.config.cam_target_layer,
+                self.config.architecture,
+                self.cam_target,
+            )
+        self.quantized = False
+        self._fp32_tail: dict[str, torch.nn.Module] = {}
+        self._int8_tail: dict[str, torch.nn.Module] = {}
+        if quantize:
+            if self._device.type == "cpu":
+                self._quantize()
+            else:
+                log.warning("int8 quantisation is a CPU option; ignored on %s", self._device)
+        self._cam = OnePassCam(self.model, self.cam_target)
+        self._lock = threading.RLock()
+        self._cam_cache: tuple[tuple[int, int], np.ndarray, CamPass] | None = None
+        log.info(
+            "engine ready: %s on %s%s in %.2f s",
+            self.identity,
+            self.device,
+            " (int8)" if self.quantized else "",
+            time.perf_counter() - t0,
+        )
+
+    # --- properties ---------------------------------------------------------------------
+    @property
+    def device(self) -> str:
+        return str(self._device)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.config.class_names
+
+    def __repr__(self) -> str:
+        return f"Engine({self.identity}, device={self.device}, quantized={self.quantized})"
+
+    # --- int8 ---------------------------------------------------------------------------
+    def _quantize(self) -> None:
+        import torch
+        from torch.ao.quantization import quantize_dynamic
+
+        from octviewer.core.model.architectures import resolve_module_name
+
+        target = resolve_module_name(self.model, self.config.cam_target_layer)
+        names = [n for n, _ in self.model.named_modules()]
+        after = set(names[names.index(target) + 1 :])
+        self._fp32_tail = {
+            n: m
+            for n, m in self.model.named_modules()
+            if n in after and isinstance(m, torch.nn.Linear)
+        }
+        with warnings.catch_warnings():  # torch 2.14 deprecates quantized tensors, still works
+            warnings.filterwarnings(
+                "ignore", message=".*quantize_per_tensor.*", category=UserWarning
+            )
+            self.model = quantize_dynamic(self.model, {torch.nn.Linear}, dtype=torch.qint8).eval()
+        self._int8_tail = {n: self.model.get_submodule(n) for n in self._fp32_tail}
+        self.quantized = True
+
+    @contextlib.contextmanager
+    def _cam_ready(self) -> Iterator[None]:
+        """For a CAM pass on an int8 model, put the fp32 layers after the target in place."""
+        if not self._fp32_tail:
+            yield
+            return
+        for n, m in self._fp32_tail.items():
+            self.model.set_submodule(n, m)
+        try:
+            yield
+        finally:
+            for n, m in self._int8_tail.items():
+                self.model.set_submodule(n, m)
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        import torch
+
+        if self._amp is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self._device.type, dtype=self._amp)
+
+    # --- helpers ------------------------------------------------------------------------
+    def class_index(self, cls: int | str) -> int:
+        """An index from a class index or name."""
+        names = self.config.class_names
+        if isinstance(cls, str):
+            if cls not in names:
+                raise AnalysisError(
+                    f"This model has no class '{cls}'. Its classes are: {', '.join(names)}."
+                )
+            return names.index(cls)
+        i = int(cls)
+        if not 0 <= i < len(names):
+            raise AnalysisError(
+                f"Class number {i} does not exist: this model has {len(names)} classes."
+            )
+        return i
+
+    def _check_scan(self, scan: Scan) -> None:
+        if not isinstance(scan, Scan):
+            raise AnalysisError(
+                f"Expected a Scan (from octviewer.load), got {type(scan).__name__}."
+            )
+        f = scan.frames
+        if f.ndim != 3 or f.shape[0] < 1 or f.shape[1] < 2 or f.shape[2] < 2:
+            raise AnalysisError(
+                f"This scan has no analysable image (frames of shape {f.shape}). "
+                "Open a B-scan or a volume."
+            )
+
+    def _frame_indices(self, scan: Scan, frames: Sequence[int] | None) -> list[int]:
+        if frames is None:
+            return list(range(scan.n_frames))
+        out: list[int] = []
+        for i in frames:
+            j = int(i)
+            if not 0 <= j < scan.n_frames:
+                raise AnalysisError(
+                    f"Frame {j} does not exist: this scan has {scan.n_frames} frame(s)."
+                )
+            out.append(j)
+        if not out:
+            raise AnalysisError("No frame was selected for analysis.")
+        return out
+
+    def _flags(self, scan: Scan, probs: np.ndarray) -> frozenset[ResultFlag]:
+        flags = set()
+        md = scan.metadata
+        if not md.modality.is_oct:
+            flags.add(ResultFlag.NOT_OCT)
+        if float(probs.max()) < float(self.config.confidence_threshold):
+            flags.add(ResultFlag.LOW_CONFIDENCE)
+        if md.was_color:
+            flags.add(ResultFlag.COLOR_INPUT)
+        if md.downsampled_from is not None:
+            flags.add(ResultFlag.DOWNSAMPLED)
+        return frozenset(flags)
+
+    def _inputs(self, scan: Scan, idx: list[int]) -> torch.Tensor:
+        from octviewer.core.preprocess import preprocess_frames
+
+        x = preprocess_frames(scan.frames[idx], self.config.preprocess)
+        return x.to(self._device, non_blocking=True)
+
+    @contextlib.contextmanager
+    def _failures(self) -> Iterator[None]:
+        try:
+            yield
+        except (AnalysisError, AnalysisCancelled):
+            raise
+        except (RuntimeError, ValueError, MemoryError) as exc:
+            log.exception("inference failed on %s", self.device)
+            hint = (
+                " The computer ran out of memory: close other programs or analyse fewer frames."
+                if "memory" in str(exc).lower() or isinstance(exc, MemoryError)
+                else ""
+            )
+            raise AnalysisError(f"The analysis failed ({type(exc).__name__}).{hint}") from exc
+
+    # --- public API ---------------------------------------------------------------------
+    def predict_logits(self, x: torch.Tensor) -> np.ndarray:
+        """Logits (N, K) for preprocessed inputs (N, 1, H, W); no CAM."""
+        import torch
+
+        with self._lock, self._failures(), torch.inference_mode(), self._autocast():
+            return self.model(x.to(self._device)).float().cpu().numpy()
+
+    def analyze(
+        self,
+        scan: Scan,
+        *,
+        frames: Sequence[int] | None = None,
+        cam: bool = True,
+        cam_class: int | str | None = None,
+        batch_size: int = 8,
+        progress: ProgressFn | None = None,
+        cancel: CancelFn | None = None,
+    ) -> ScanResult:
+        """Classify frames of ``scan`` (all by default), with the CAM of the predicted class
+        (or ``cam_class``) when ``cam`` is true. ``cancel()`` is checked between batches."""
+        from octviewer.core.cam import upsample_cam
+
+        t0 = time.perf_counter()
+        self._check_scan(scan)
+        indices = self._frame_indices(scan, frames)
+        fixed_class = self.class_index(cam_class) if cam_class is not None else None
+        bs = max(1, int(batch_size))
+        results: list[FrameResult] = []
+        for start in range(0, len(indices), bs):
+            if cancel is not None and cancel():
+                raise AnalysisCancelled("The analysis was cancelled.")
+            idx = indices[start : start + bs]
+            with self._failures():
+                x = self._inputs(scan, idx)
+                grids: np.ndarray | None = None
+                classes: list[int] | None = None
+                if cam:
+                    with self._lock, self._cam_ready(), self._autocast():
+                        cp = self._cam.forward(x)
+                        logits = cp.logits.cpu().numpy()
+                        classes = (
+                            [fixed_class] * len(idx)
+                            if fixed_class is not None
+                            else logits.argmax(1).tolist()
+                        )
+                        grids = self._cam.cams(cp, classes).cpu().numpy()
+                else:
+                    logits = self.predict_logits(x)
+            probs = calibrated_probabilities(logits, self.config.temperature)
+            for j, fi in enumerate(idx):
+                results.append(
+                    FrameResult(
+                        frame_index=fi,
+                        class_names=self.config.class_names,
+                        probabilities=probs[j],
+                        logits=logits[j].astype(np.float32),
+                        flags=self._flags(scan, probs[j]),
+                        cam=upsample_cam(grids[j], scan.shape) if grids is not None else None,
+                        cam_class=classes[j] if classes is not None else None,
+                    )
+                )
+            if progress is not None:
+                progress(len(results), len(indices))
+        elapsed = time.perf_counter() - t0
+        log.info("analysed %d frame(s) in %.2f s on %s", len(results), elapsed, self.device)
+        return ScanResult(
+            frames=tuple(results),
+            model=self.identity,
+            device=self.device,
+            elapsed_s=elapsed,
+            extra={
+                "quantized": str(self.quantized).lower(),
+                "threads": str(self.threads) if self.threads is not None else "",
+                "cam_layer": self.cam_target if cam else "",
+            },
+        )
+
+    def cam(self, scan: Scan, frame_index: int, class_index: int | str) -> np.ndarray:
+        """The CAM of ``class_index`` (index or name) for one frame: (rows, cols) float32 in
+        [0, 1]. Asking another class of the same frame reuses the last forward pass."""
+        from octviewer.core.cam import upsample_cam
+
+        self._check_scan(scan)
+        (fi,) = self._frame_indices(scan, [frame_index])
+        ci = self.class_index(class_index)
+        with self._lock, self._failures(), self._cam_ready(), self._autocast():
+            key = (id(scan.frames), fi)
+            if self._cam_cache is None or self._cam_cache[0] != key:
+                self._cam_cache = None
+                cp = self._cam.forward(self._inputs(scan, [fi]))
+                # keep the frames alive so the id in the key cannot be reused
+                self._cam_cache = (key, scan.frames, cp)
+            cp = self._cam_cache[2]
+            grid = self._cam.cams(cp, [ci], retain_graph=True)[0].cpu().numpy()
+        return upsample_cam(grid, scan.shape)
+
+    def clear_cache(self) -> None:
+        """Drop the graph kept for :meth:`cam` (a few MB)."""
+        with self._lock:
+            self._cam_cache = None
