@@ -1,0 +1,542 @@
+"""The glue between the core and the widgets: opened scans, the model, background jobs.
+
+No widgets here. The controller owns the list of opened scans (:class:`ScanEntry`), loads
+scans on an I/O pool and runs the engine on a one-thread model pool (one engine, one job at a
+time). Analyses are queued and started one by one so the scan on screen goes first, scans
+opened before the model is ready wait for it, and a running analysis can be cancelled between
+batches. Every job is numbered by :class:`~octviewer.ui.workers.JobRunner`: a result that
+arrives for a scan that was closed or re-requested, or a heatmap for a frame that is no longer
+shown, is dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import enum
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+from octviewer.errors import AmbiguousSeriesError, AnalysisCancelled, OCTViewerError
+from octviewer.ui.workers import JobContext, JobRunner
+
+if TYPE_CHECKING:
+    from octviewer.core.engine import Engine
+    from octviewer.core.results import ScanResult
+    from octviewer.core.scan import Scan
+
+log = logging.getLogger(__name__)
+
+NO_MODEL_TEXT = "No model loaded — File > Load model…"
+
+
+class EntryStatus(str, enum.Enum):
+    OPENING = "Opening…"
+    WAITING = "Waiting for the model"
+    QUEUED = "Queued"
+    ANALYSING = "Analysing…"
+    DONE = "Done"
+    CANCELLED = "Cancelled"
+    FAILED = "Could not open"
+    ANALYSIS_FAILED = "Analysis failed"
+
+
+class ModelState(str, enum.Enum):
+    NONE = "none"
+    LOADING = "loading"
+    READY = "ready"
+    FAILED = "failed"
+
+
+@dataclass
+class ScanEntry:
+    """One opened file or folder and what the app knows about it."""
+
+    uid: int
+    path: Path
+    series: str | None = None
+    status: EntryStatus = EntryStatus.OPENING
+    scan: Scan | None = None
+    result: ScanResult | None = None
+    error: str | None = None
+    elapsed_s: float = 0.0
+    progress: tuple[int, int] = (0, 0)
+    cams: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
+    opened_at: float = field(default_factory=time.perf_counter)
+
+    @property
+    def name(self) -> str:
+        if self.scan is not None:
+            return self.scan.metadata.display_name
+        return self.path.name or str(self.path)
+
+    @property
+    def summary(self) -> str:
+        """One line for the side list: status, or the answer when done."""
+        if self.status is EntryStatus.DONE and self.result is not None:
+            if self.scan is not None and self.scan.is_volume:
+                fr = self.result.frame(self.result.most_suspicious_frame())
+                n = len(self.result.frames)
+                return f"{fr.predicted_class} {fr.confidence:.0%} (most suspicious of {n} frames)"
+            fr = self.result.frames[0]
+            warn = " ⚠" if fr.is_flagged else ""
+            return f"{fr.predicted_class} {fr.confidence:.0%}{warn}"
+        if self.status is EntryStatus.ANALYSING and self.progress[1] > 1:
+            return f"Analysing… {self.progress[0]}/{self.progress[1]}"
+        return self.status.value
+
+
+class Controller(QObject):
+    """Signals carry entry uids; widgets read the entry through :meth:`entry`."""
+
+    entry_added = Signal(int)
+    entry_updated = Signal(int)
+    entry_removed = Signal(int)
+    result_ready = Signal(int)
+    analysis_failed = Signal(int)
+    analysis_progress = Signal(int, int, int)  # uid, done, total
+    analysis_running = Signal(bool)
+    cam_ready = Signal(int, int, int)  # uid, frame, class
+    model_changed = Signal(str, str)  # ModelState value, text for the status bar
+    error = Signal(str, str, str)  # title, message, details (traceback for unexpected errors)
+    series_needed = Signal(int, object)  # uid, {key: description}
+    export_progress = Signal(int, int)
+    export_finished = Signal(object)  # list[Path] written
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.model_jobs = JobRunner(1, self)
+        self.io_jobs = JobRunner(2, self)
+        self.engine: Engine | None = None
+        self.model_state = ModelState.NONE
+        self.model_text = NO_MODEL_TEXT
+        self._entries: dict[int, ScanEntry] = {}
+        self._next_uid = 0
+        self._queue: list[int] = []
+        self._running_uid: int | None = None
+        self._priority_uid: int | None = None
+
+    # --- entries ------------------------------------------------------------------------------
+    def entries(self) -> list[ScanEntry]:
+        return list(self._entries.values())
+
+    def entry(self, uid: int) -> ScanEntry | None:
+        return self._entries.get(uid)
+
+    def set_priority(self, uid: int | None) -> None:
+        """The scan on screen: analysed before the rest of the queue."""
+        self._priority_uid = uid
+
+    def open_paths(self, paths: Iterable[str | Path]) -> list[int]:
+        """Open files/folders in the background; each becomes an entry at once."""
+        uids = []
+        for p in paths:
+            self._next_uid += 1
+            entry = ScanEntry(self._next_uid, Path(p))
+            self._entries[entry.uid] = entry
+            uids.append(entry.uid)
+            self.entry_added.emit(entry.uid)
+            self._load(entry)
+        return uids
+
+    def open_series(self, uid: int, series: str) -> None:
+        entry = self._entries.get(uid)
+        if entry is None:
+            return
+        entry.series, entry.status, entry.error = series, EntryStatus.OPENING, None
+        self.entry_updated.emit(uid)
+        self._load(entry)
+
+    def remove(self, uid: int) -> None:
+        entry = self._entries.pop(uid, None)
+        if entry is None:
+            return
+        self.io_jobs.invalidate(f"load:{uid}")
+        self.model_jobs.invalidate(f"analysis:{uid}")
+        if uid in self._queue:
+            self._queue.remove(uid)
+        if self._running_uid == uid:
+            self._running_uid = None
+            self.analysis_running.emit(False)
+            self._pump()
+        self.entry_removed.emit(uid)
+
+    def _load(self, entry: ScanEntry) -> None:
+        path, series, uid = entry.path, entry.series, entry.uid
+
+        def job(ctx: JobContext) -> Scan:
+            from octviewer.core.io import load
+
+            return load(path, series=series)
+
+        self.io_jobs.submit(
+            f"load:{uid}",
+            job,
+            on_result=lambda scan: self._on_loaded(uid, scan),
+            on_error=lambda exc, tb: self._on_load_error(uid, exc, tb),
+        )
+
+    def _on_loaded(self, uid: int, scan: Scan) -> None:
+        entry = self._entries.get(uid)
+        if entry is None:
+            return
+        entry.scan = scan
+        log.info(
+            "opened %s: %d frame(s) %dx%d, %s",
+            scan.metadata.format,
+            scan.n_frames,
+            *scan.shape,
+            scan.metadata.modality.value,
+        )
+        self._enqueue(entry)
+
+    def _on_load_error(self, uid: int, exc: BaseException, tb: str) -> None:
+        entry = self._entries.get(uid)
+        if entry is None:
+            return
+        if isinstance(exc, AmbiguousSeriesError):
+            entry.status, entry.error = EntryStatus.FAILED, str(exc)
+            self.entry_updated.emit(uid)
+            self.series_needed.emit(uid, dict(exc.series))
+            return
+        entry.status = EntryStatus.FAILED
+        entry.error = self._report_error(f"Could not open {entry.path.name}", exc, tb)
+        self.entry_updated.emit(uid)
+
+    def _report_error(self, title: str, exc: BaseException, tb: str) -> str:
+        """Emit ``error`` with the core's message (OCTViewerError) or a generic one (logged)."""
+        if isinstance(exc, OCTViewerError):
+            log.warning("%s: %s", title, exc)
+            msg, details = str(exc), ""
+        else:
+            log.error("%s: unexpected error\n%s", title, tb)
+            msg = (
+                f"An unexpected error occurred ({type(exc).__name__}: {exc}). The details are in "
+                "the log file (Help > Show log folder). Other scans are not affected."
+            )
+            details = tb
+        self.error.emit(title, msg, details)
+        return msg
+
+    # --- model ----------------------------------------------------------------------------------
+    def load_model(self, path: str | Path | None, device: str = "auto") -> None:
+        """Load a bundle in the background (None = the bundled default, if present)."""
+        from octviewer.resources import default_model_path
+
+        bundle = Path(path) if path else default_model_path()
+        if not bundle.is_file():
+            if path:
+                self.error.emit(
+                    "Model not found",
+                    f"The model file {bundle} does not exist. Choose another with File > Load model….",
+                    "",
+                )
+            self._set_model(None, ModelState.NONE, NO_MODEL_TEXT)
+            return
+        self.model_jobs.cancel("analysis")
+        self._set_model(self.engine, ModelState.LOADING, f"Loading model {bundle.name}…")
+
+        def job(ctx: JobContext) -> Engine:
+            from octviewer.core.engine import Engine
+
+            return Engine(bundle, device=device)
+
+        self.model_jobs.submit(
+            "model",
+            job,
+            on_result=self._on_model_loaded,
+            on_error=lambda exc, tb: self._on_model_error(bundle, exc, tb),
+        )
+
+    def set_engine(self, engine: Engine) -> None:
+        """Use an already-built engine (tests, benchmarks)."""
+        self._on_model_loaded(engine)
+
+    def _set_model(self, engine: Engine | None, state: ModelState, text: str) -> None:
+        self.engine, self.model_state, self.model_text = engine, state, text
+        self.model_changed.emit(state.value, text)
+
+    def _on_model_loaded(self, engine: Engine) -> None:
+        ident = engine.identity
+        log.info("model ready: %s on %s", ident, engine.device)
+        self._set_model(
+            engine,
+            ModelState.READY,
+            f"Model: {ident.name} {ident.version} · sha256 {ident.short_sha}",
+        )
+        # Results of another model no longer describe what is shown: analyse again.
+        for entry in self._entries.values():
+            if (
+                entry.scan is not None
+                and entry.status is not EntryStatus.FAILED
+                and (entry.result is None or entry.result.model.sha256 != ident.sha256)
+            ):
+                entry.result, entry.cams = None, {}
+                self._enqueue(entry)
+        self._pump()
+
+    def _on_model_error(self, bundle: Path, exc: BaseException, tb: str) -> None:
+        self._report_error(f"Could not load the model {bundle.name}", exc, tb)
+        if self.engine is not None:
+            self._set_model(
+                self.engine, ModelState.READY, self.model_text.replace("Loading", "Kept")
+            )
+            self._on_model_loaded(self.engine)
+        else:
+            self._set_model(None, ModelState.FAILED, NO_MODEL_TEXT)
+
+    # --- analysis -------------------------------------------------------------------------------
+    def analyse(self, uid: int) -> None:
+        """(Re)analyse an entry, e.g. after a cancel."""
+        entry = self._entries.get(uid)
+        if entry is not None and entry.scan is not None:
+            entry.result, entry.cams = None, {}
+            self._enqueue(entry)
+
+    def _enqueue(self, entry: ScanEntry) -> None:
+        if self.model_state is not ModelState.READY:
+            entry.status = EntryStatus.WAITING
+        else:
+            entry.status = EntryStatus.QUEUED
+        if entry.uid not in self._queue and entry.uid != self._running_uid:
+            self._queue.append(entry.uid)
+        self.entry_updated.emit(entry.uid)
+        self._pump()
+
+    def _pump(self) -> None:
+        if self._running_uid is not None or self.model_state is not ModelState.READY:
+            return
+        if not self._queue:
+            return
+        uid = self._priority_uid if self._priority_uid in self._queue else self._queue[0]
+        self._queue.remove(uid)
+        entry = self._entries[uid]
+        assert entry.scan is not None and self.engine is not None
+        self._running_uid = uid
+        entry.status, entry.progress = EntryStatus.ANALYSING, (0, entry.scan.n_frames)
+        self.entry_updated.emit(uid)
+        self.analysis_running.emit(True)
+        engine, scan = self.engine, entry.scan
+        started = time.perf_counter()
+
+        def job(ctx: JobContext) -> ScanResult:
+            # B-scan: prediction and CAM in one pass. Volume: predictions for every frame, then
+            # the CAM of the frame on screen on request (cam_for).
+            return engine.analyze(
+                scan, cam=not scan.is_volume, progress=ctx.progress, cancel=ctx.cancelled
+            )
+
+        self.model_jobs.submit(
+            f"analysis:{uid}",
+            job,
+            on_result=lambda res: self._on_analysed(uid, res, started),
+            on_error=lambda exc, tb: self._on_analysis_error(uid, exc, tb),
+            on_progress=lambda d, t: self._on_progress(uid, d, t),
+        )
+
+    def cancel_analysis(self) -> None:
+        """Stop the running analysis (between batches) and the queue behind it."""
+        for uid in self._queue:
+            e = self._entries[uid]
+            e.status = EntryStatus.CANCELLED
+            self.entry_updated.emit(uid)
+        self._queue.clear()
+        if self._running_uid is not None:
+            self.model_jobs.cancel(f"analysis:{self._running_uid}")
+
+    def is_analysing(self) -> bool:
+        return self._running_uid is not None
+
+    def _on_progress(self, uid: int, done: int, total: int) -> None:
+        entry = self._entries.get(uid)
+        if entry is not None:
+            entry.progress = (done, total)
+            self.analysis_progress.emit(uid, done, total)
+            self.entry_updated.emit(uid)
+
+    def _finish_running(self) -> None:
+        self._running_uid = None
+        self.analysis_running.emit(False)
+        self._pump()
+
+    def _on_analysed(self, uid: int, result: ScanResult, started: float) -> None:
+        entry = self._entries.get(uid)
+        if (
+            entry is not None
+            and self.engine is not None
+            and result.model.sha256 != self.engine.identity.sha256
+        ):
+            entry = None  # produced by the previous model: analyse again with the new one
+            self._finish_running()
+            self.analyse(uid)
+            return
+        if entry is not None:
+            entry.result, entry.status = result, EntryStatus.DONE
+            entry.elapsed_s = time.perf_counter() - started
+            for fr in result.frames:
+                if fr.cam is not None and fr.cam_class is not None:
+                    entry.cams[(fr.frame_index, fr.cam_class)] = fr.cam
+            log.info(
+                "analysed scan %d: %d frame(s) in %.2f s", uid, len(result.frames), entry.elapsed_s
+            )
+            self.entry_updated.emit(uid)
+            self.result_ready.emit(uid)
+        self._finish_running()
+
+    def _on_analysis_error(self, uid: int, exc: BaseException, tb: str) -> None:
+        entry = self._entries.get(uid)
+        if entry is not None:
+            if isinstance(exc, AnalysisCancelled):
+                entry.status = EntryStatus.CANCELLED
+                log.info("analysis of scan %d cancelled", uid)
+            else:
+                entry.status = EntryStatus.ANALYSIS_FAILED
+                entry.error = self._report_error(f"Could not analyse {entry.name}", exc, tb)
+            self.entry_updated.emit(uid)
+            self.analysis_failed.emit(uid)
+        self._finish_running()
+
+    # --- heatmaps --------------------------------------------------------------------------------
+    def cam_for(self, uid: int, frame: int, class_index: int) -> np.ndarray | None:
+        """The cached CAM, or None after asking the engine for it (``cam_ready`` follows).
+        Only the newest request counts: moving to another frame drops older ones."""
+        entry = self._entries.get(uid)
+        if entry is None or entry.scan is None or entry.result is None or self.engine is None:
+            return None
+        key = (frame, class_index)
+        if key in entry.cams:
+            return entry.cams[key]
+        engine, scan = self.engine, entry.scan
+
+        def job(ctx: JobContext) -> np.ndarray:
+            return engine.cam(scan, frame, class_index)
+
+        def done(cam: np.ndarray) -> None:
+            e = self._entries.get(uid)
+            if e is not None:
+                e.cams[key] = cam
+                self.cam_ready.emit(uid, frame, class_index)
+
+        self.model_jobs.submit(
+            "cam",
+            job,
+            on_result=done,
+            on_error=lambda exc, tb: self._report_error("Could not compute the heatmap", exc, tb),
+        )
+        return None
+
+    # --- reports -----------------------------------------------------------------------------------
+    def _report_job(
+        self, uid: int, frame: int, class_index: int | None, path: Path, include_identity: bool
+    ):
+        entry = self._entries[uid]
+        scan, result, engine = entry.scan, entry.result, self.engine
+        cams = dict(entry.cams)
+
+        def run() -> Path:
+            from octviewer.core.report import save_report
+
+            assert scan is not None and result is not None
+            fr = result.frame(frame)
+            cls = fr.predicted_index if class_index is None else class_index
+            cam = cams.get((frame, cls))
+            if cam is None and engine is not None:
+                cam = engine.cam(scan, frame, cls)
+            frames = tuple(
+                dataclasses.replace(f, cam=cam, cam_class=cls) if f.frame_index == frame else f
+                for f in result.frames
+            )
+            res = dataclasses.replace(result, frames=frames)
+            return save_report(
+                scan, res, path, frame_index=frame, include_identity=include_identity
+            )
+
+        return run
+
+    def export_report(
+        self,
+        uid: int,
+        frame: int,
+        path: str | Path,
+        *,
+        class_index: int | None = None,
+        include_identity: bool = False,
+    ) -> None:
+        """Write the PNG report of one scan/frame in the background (``export_finished``)."""
+        run = self._report_job(uid, frame, class_index, Path(path), include_identity)
+        self.model_jobs.submit(
+            "export",
+            lambda ctx: [run()],
+            on_result=self._on_exported,
+            on_error=lambda exc, tb: self._report_error("Could not export the report", exc, tb),
+            supersede=False,
+        )
+
+    def export_all(self, directory: str | Path, *, include_identity: bool = False) -> list[int]:
+        """One report per analysed scan (its most suspicious frame for volumes) into ``directory``."""
+        out = Path(directory)
+        todo = [e for e in self._entries.values() if e.result is not None and e.scan is not None]
+        jobs = []
+        used: set[str] = set()
+        for e in todo:
+            assert e.result is not None
+            frame = (
+                e.result.most_suspicious_frame()
+                if len(e.result.frames) > 1
+                else e.result.frames[0].frame_index
+            )
+            name = default_report_name(e, frame)
+            while name in used:
+                name = name.replace(".png", "_.png")
+            used.add(name)
+            jobs.append(self._report_job(e.uid, frame, None, out / name, include_identity))
+
+        def run(ctx: JobContext) -> list[Path]:
+            written = []
+            for i, j in enumerate(jobs):
+                if ctx.cancelled():
+                    break
+                written.append(j())
+                ctx.progress(i + 1, len(jobs))
+            return written
+
+        self.model_jobs.submit(
+            "export-all",
+            run,
+            on_result=self._on_exported,
+            on_error=lambda exc, tb: self._report_error("Could not export the reports", exc, tb),
+            on_progress=lambda d, t: self.export_progress.emit(d, t),
+        )
+        return [e.uid for e in todo]
+
+    def cancel_export(self) -> None:
+        self.model_jobs.cancel("export-all")
+
+    def _on_exported(self, paths: Any) -> None:
+        log.info("wrote %d report(s)", len(paths))
+        self.export_finished.emit(list(paths))
+
+    # --- teardown -----------------------------------------------------------------------------------
+    def shutdown(self) -> None:
+        self.model_jobs.shutdown()
+        self.io_jobs.shutdown()
+
+
+def default_report_name(entry: ScanEntry, frame: int) -> str:
+    """``<file stem>[_frameN]_<class>_report.png``: from the file name, never the patient's name."""
+    stem = entry.path.stem if entry.path.suffix else entry.path.name
+    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)[:60] or "scan"
+    parts = [stem]
+    if entry.scan is not None and entry.scan.is_volume:
+        parts.append(f"frame{frame + 1:03d}")
+    if entry.result is not None:
+        with contextlib.suppress(KeyError):
+            parts.append(entry.result.frame(frame).predicted_class)
+    return "_".join(parts) + "_report.png"

@@ -1,0 +1,1025 @@
+"""The main window: menus, the side list, the B-scan view, the result panel, the status bar.
+
+All work happens in :class:`~octviewer.ui.controller.Controller`; this class only wires
+widgets to it. Errors are shown through :meth:`MainWindow.show_error` (non-blocking dialogs).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from PySide6.QtCore import QSize, Qt, QUrl
+from PySide6.QtGui import (
+    QAction,
+    QActionGroup,
+    QCloseEvent,
+    QDesktopServices,
+    QDragEnterEvent,
+    QDropEvent,
+    QIcon,
+    QKeySequence,
+)
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QProgressDialog,
+    QPushButton,
+    QScrollArea,
+    QSlider,
+    QSplitter,
+    QStackedWidget,
+    QStyle,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+import octviewer
+from octviewer.ui import dialogs
+from octviewer.ui.controller import (
+    NO_MODEL_TEXT,
+    Controller,
+    EntryStatus,
+    ModelState,
+    default_report_name,
+)
+from octviewer.ui.image_view import ImageView
+from octviewer.ui.localizer_view import LocalizerView
+from octviewer.ui.probability_strip import ProbabilityStrip
+from octviewer.ui.result_panel import PREDICTED, ResultPanel
+from octviewer.ui.scan_list import ScanList
+from octviewer.ui.settings import DEVICES, Settings
+from octviewer.ui.style import STYLE_SHEET
+
+log = logging.getLogger(__name__)
+
+COLORMAPS = ("inferno", "jet", "viridis")
+SCAN_FILTER = "Scans (*.dcm *.dicom *.png *.jpg *.jpeg *.tif *.tiff *.bmp *.vol *.e2e *.E2E *.fda);;All files (*)"
+
+
+class EmptyState(QWidget):
+    """What the window shows before a scan is opened: an invitation to drop one."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAutoFillBackground(True)
+        self.setStyleSheet("background: #0C0E12;")
+        lay = QVBoxLayout(self)
+        lay.addStretch(2)
+        icon = QLabel()
+        from octviewer.resources import icon_path
+
+        pm = QIcon(str(icon_path())).pixmap(QSize(96, 96))
+        icon.setPixmap(pm)
+        icon.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        title = QLabel("Drop OCT scans here")
+        title.setObjectName("emptyTitle")
+        text = QLabel(
+            "or use File > Open files… (Ctrl+O), Open folder… (Ctrl+Shift+O) or File > Open sample\n\n"
+            "DICOM (B-scans, volumes, series folders) · PNG · JPEG · TIFF · BMP · Heidelberg .vol / .E2E · Topcon .fda"
+        )
+        text.setObjectName("empty")
+        text.setWordWrap(True)
+        for w in (icon, title, text):
+            w.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            lay.addWidget(w)
+        lay.addStretch(3)
+
+
+class MainWindow(QMainWindow):
+    def __init__(
+        self, settings: Settings | None = None, controller: Controller | None = None
+    ) -> None:
+        super().__init__()
+        self.settings = settings or Settings()
+        self.controller = controller or Controller(self)
+        self._uid: int | None = None
+        self._frame = 0
+        self._export_dialog: QProgressDialog | None = None
+        self.errors: list[tuple[str, str]] = []  # every error shown (title, message), newest last
+        self.setWindowTitle("octviewer")
+        self.setAcceptDrops(True)
+        self.resize(1360, 860)
+        self.setStyleSheet(STYLE_SHEET)
+        self._build_widgets()
+        self._build_actions()
+        self._build_menus()
+        self._connect()
+        self._restore()
+        self._show_current()
+
+    # --- construction -------------------------------------------------------------------------
+    def _build_widgets(self) -> None:
+        self.banner = QLabel(f"{octviewer.RESEARCH_ONLY}")
+        self.banner.setObjectName("banner")
+        self.banner.setAlignment(Qt.AlignmentFlag.AlignCenter)
+
+        self.scan_list = ScanList()
+        self.image_view = ImageView()
+        self.image_view.setAcceptDrops(False)
+        self.image_view.viewport().setAcceptDrops(False)
+        self.empty = EmptyState()
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.empty)
+        self.stack.addWidget(self.image_view)
+        self.localizer = LocalizerView()
+        self.localizer.hide()
+        self.view_split = QSplitter(Qt.Orientation.Horizontal)
+        self.view_split.addWidget(self.localizer)
+        self.view_split.addWidget(self.stack)
+        self.view_split.setStretchFactor(0, 1)
+        self.view_split.setStretchFactor(1, 3)
+
+        # volume controls
+        self.volume_bar = QWidget()
+        vb = QHBoxLayout(self.volume_bar)
+        vb.setContentsMargins(6, 2, 6, 2)
+        self.prev_btn = QPushButton("◀")
+        self.prev_btn.setToolTip("Previous frame (Left)")
+        self.next_btn = QPushButton("▶")
+        self.next_btn.setToolTip("Next frame (Right)")
+        for b in (self.prev_btn, self.next_btn):
+            b.setFixedWidth(34)
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setToolTip("Frame (mouse wheel over the image, Left/Right keys)")
+        self.frame_label = QLabel("Frame 1 / 1")
+        self.frame_label.setMinimumWidth(110)
+        self.suspicious_btn = QPushButton("Most suspicious frame  (S)")
+        vb.addWidget(self.prev_btn)
+        vb.addWidget(self.slider, 1)
+        vb.addWidget(self.next_btn)
+        vb.addWidget(self.frame_label)
+        vb.addWidget(self.suspicious_btn)
+        self.strip = ProbabilityStrip()
+        self.volume_box = QWidget()
+        vl = QVBoxLayout(self.volume_box)
+        vl.setContentsMargins(0, 0, 0, 0)
+        vl.setSpacing(2)
+        vl.addWidget(self.volume_bar)
+        vl.addWidget(self.strip)
+        self.volume_box.hide()
+
+        center = QWidget()
+        cl = QVBoxLayout(center)
+        cl.setContentsMargins(0, 0, 0, 0)
+        cl.setSpacing(0)
+        cl.addWidget(self.view_split, 1)
+        cl.addWidget(self.volume_box)
+
+        self.result_panel = ResultPanel(COLORMAPS)
+        scroll = QScrollArea()
+        scroll.setWidget(self.result_panel)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setMinimumWidth(300)
+
+        left = QWidget()
+        ll = QVBoxLayout(left)
+        ll.setContentsMargins(8, 8, 0, 8)
+        title = QLabel("Opened scans")
+        title.setObjectName("heading")
+        ll.addWidget(title)
+        ll.addWidget(self.scan_list, 1)
+
+        self.main_split = QSplitter(Qt.Orientation.Horizontal)
+        self.main_split.addWidget(left)
+        self.main_split.addWidget(center)
+        right = QWidget()
+        rl = QVBoxLayout(right)
+        rl.setContentsMargins(0, 8, 8, 8)
+        rl.addWidget(scroll)
+        self.main_split.addWidget(right)
+        self.main_split.setStretchFactor(0, 0)
+        self.main_split.setStretchFactor(1, 1)
+        self.main_split.setStretchFactor(2, 0)
+        self.main_split.setSizes([240, 800, 320])
+
+        root = QWidget()
+        rlay = QVBoxLayout(root)
+        rlay.setContentsMargins(0, 0, 0, 0)
+        rlay.setSpacing(0)
+        rlay.addWidget(self.banner)
+        rlay.addWidget(self.main_split, 1)
+        self.setCentralWidget(root)
+
+        # status bar
+        sb = self.statusBar()
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(200)
+        self.progress.setTextVisible(True)
+        self.cancel_btn = QPushButton("Cancel")
+        self.cancel_btn.setToolTip("Stop the running analysis (Esc)")
+        self.progress.hide()
+        self.cancel_btn.hide()
+        self.view_label = QLabel("")
+        self.view_label.setObjectName("muted")
+        self.model_label = QLabel(NO_MODEL_TEXT)
+        self.device_label = QLabel("")
+        self.device_label.setObjectName("muted")
+        sb.addWidget(self.progress)
+        sb.addWidget(self.cancel_btn)
+        sb.addPermanentWidget(self.view_label)
+        sb.addPermanentWidget(self.model_label)
+        sb.addPermanentWidget(self.device_label)
+
+    def _act(
+        self,
+        text: str,
+        slot,
+        shortcut: str | QKeySequence | None = None,
+        tip: str = "",
+        icon: QStyle.StandardPixmap | None = None,
+    ) -> QAction:
+        a = QAction(text, self)
+        if shortcut:
+            a.setShortcut(QKeySequence(shortcut))
+        if tip:
+            a.setStatusTip(tip)
+            a.setToolTip(
+                f"{tip} ({a.shortcut().toString(QKeySequence.SequenceFormat.NativeText)})"
+                if shortcut
+                else tip
+            )
+        if icon is not None:
+            a.setIcon(self.style().standardIcon(icon))
+        a.triggered.connect(slot)
+        self.addAction(a)
+        return a
+
+    def _build_actions(self) -> None:
+        SP = QStyle.StandardPixmap
+        self.act_open = self._act(
+            "&Open files…",
+            lambda: self.open_files_dialog(),
+            QKeySequence.StandardKey.Open,
+            "Open scan files",
+            SP.SP_DialogOpenButton,
+        )
+        self.act_open_folder = self._act(
+            "Open &folder…",
+            lambda: self.open_folder_dialog(),
+            "Ctrl+Shift+O",
+            "Open a DICOM series or image stack folder",
+            SP.SP_DirOpenIcon,
+        )
+        self.act_export = self._act(
+            "&Export report…",
+            lambda: self.export_current(),
+            "Ctrl+E",
+            "Save the PNG report of the current scan/frame",
+            SP.SP_DialogSaveButton,
+        )
+        self.act_export_all = self._act(
+            "Export &all reports…",
+            lambda: self.export_all(),
+            "Ctrl+Shift+E",
+            "Save a PNG report for every analysed scan",
+        )
+        self.act_identity = QAction("Include patient identifiers in reports", self)
+        self.act_identity.setCheckable(True)
+        self.act_identity.setChecked(self.settings.include_identity)
+        self.act_identity.toggled.connect(self._on_identity)
+        self.act_close = self._act(
+            "&Close scan",
+            lambda: self.close_current(),
+            QKeySequence.StandardKey.Close,
+            "Remove the current scan from the list",
+        )
+        self.act_load_model = self._act(
+            "Load &model…",
+            lambda: self.load_model_dialog(),
+            "Ctrl+M",
+            "Load a model bundle (.safetensors)",
+        )
+        self.act_quit = self._act("&Quit", self.close, QKeySequence.StandardKey.Quit)
+
+        self.act_fit = self._act(
+            "&Fit to window", self.image_view.fit, "F", "Fit the image to the window"
+        )
+        self.act_actual = self._act(
+            "&1:1 (actual pixels)",
+            self.image_view.actual_size,
+            "1",
+            "One image pixel per screen pixel",
+        )
+        self.act_zoom_in = self._act(
+            "Zoom &in", lambda: self.image_view.zoom(1.25), QKeySequence.StandardKey.ZoomIn
+        )
+        self.act_zoom_out = self._act(
+            "Zoom &out", lambda: self.image_view.zoom(0.8), QKeySequence.StandardKey.ZoomOut
+        )
+        self.act_reset_wl = self._act(
+            "&Reset brightness/contrast",
+            self.image_view.reset_window_level,
+            "R",
+            "Reset window/level (right-drag on the image adjusts it)",
+        )
+        self.act_aspect = QAction("&Physical proportions (pixel spacing)", self)
+        self.act_aspect.setCheckable(True)
+        self.act_aspect.setChecked(self.settings.physical_aspect)
+        self.act_aspect.toggled.connect(self._on_aspect)
+        self.act_overlay = QAction("Show &heatmap", self)
+        self.act_overlay.setCheckable(True)
+        self.act_overlay.setShortcut(QKeySequence("H"))
+        self.act_overlay.setChecked(self.settings.overlay_visible)
+        self.act_overlay.toggled.connect(self.set_overlay_visible)
+        self.addAction(self.act_overlay)
+        self.act_next = self._act("&Next frame", lambda: self.step_frame(1), "Right")
+        self.act_prev = self._act("&Previous frame", lambda: self.step_frame(-1), "Left")
+        self.act_next10 = self._act("Forward 10 frames", lambda: self.step_frame(10), "PgDown")
+        self.act_prev10 = self._act("Back 10 frames", lambda: self.step_frame(-10), "PgUp")
+        self.act_first = self._act("First frame", lambda: self.set_frame(0), "Home")
+        self.act_last = self._act("Last frame", lambda: self.set_frame(10**9), "End")
+        self.act_suspicious = self._act(
+            "Most &suspicious frame",
+            self.go_most_suspicious,
+            "S",
+            "Show the frame with the lowest probability of NORMAL",
+        )
+
+        self.act_reanalyse = self._act(
+            "&Analyse again",
+            self.reanalyse_current,
+            "Ctrl+R",
+            "Run the model on the current scan again",
+        )
+        self.act_cancel = self._act(
+            "&Cancel analysis", self.controller.cancel_analysis, "Esc", "Stop the running analysis"
+        )
+
+        self.act_model_card = self._act("About this &model…", self.show_model_card)
+        self.act_mirage = self._act("Use &MIRAGE weights…", self.show_mirage_dialog)
+        self.device_group = QActionGroup(self)
+        self.device_actions: dict[str, QAction] = {}
+        labels = {
+            "auto": "Automatic (GPU if available)",
+            "cpu": "CPU",
+            "cuda": "NVIDIA GPU (CUDA)",
+            "mps": "Apple GPU (MPS)",
+        }
+        for d in DEVICES:
+            a = QAction(labels[d], self, checkable=True)
+            a.setChecked(d == self.settings.device)
+            a.triggered.connect(lambda _=False, dev=d: self.set_device(dev))
+            self.device_group.addAction(a)
+            self.device_actions[d] = a
+
+        self.act_about = self._act("&About octviewer", self.show_about)
+        self.act_logs = self._act("Show &log folder", self.show_log_folder)
+        self.act_shortcuts = self._act("&Keyboard shortcuts", self.show_shortcuts, "F1")
+
+    def _build_menus(self) -> None:
+        mb = self.menuBar()
+        m = mb.addMenu("&File")
+        m.addActions([self.act_open, self.act_open_folder])
+        self.sample_menu = m.addMenu("Open &sample")
+        self.recent_menu = m.addMenu("Open &recent")
+        self.sample_menu.aboutToShow.connect(self._fill_samples)
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        m.addSeparator()
+        m.addActions([self.act_export, self.act_export_all, self.act_identity])
+        m.addSeparator()
+        m.addActions([self.act_load_model, self.act_close])
+        m.addSeparator()
+        m.addAction(self.act_quit)
+        v = mb.addMenu("&View")
+        v.addActions([self.act_fit, self.act_actual, self.act_zoom_in, self.act_zoom_out])
+        v.addSeparator()
+        v.addActions([self.act_reset_wl, self.act_aspect, self.act_overlay])
+        v.addSeparator()
+        v.addActions(
+            [self.act_prev, self.act_next, self.act_first, self.act_last, self.act_suspicious]
+        )
+        a = mb.addMenu("&Analysis")
+        a.addActions([self.act_reanalyse, self.act_cancel])
+        mm = mb.addMenu("&Model")
+        mm.addActions([self.act_load_model, self.act_model_card, self.act_mirage])
+        dm = mm.addMenu("&Device")
+        dm.addActions(list(self.device_actions.values()))
+        h = mb.addMenu("&Help")
+        h.addActions([self.act_shortcuts, self.act_logs, self.act_about])
+
+        tb = QToolBar("Main")
+        tb.setObjectName("maintoolbar")
+        tb.setMovable(False)
+        tb.setIconSize(QSize(18, 18))
+        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        tb.addActions([self.act_open, self.act_open_folder, self.act_export])
+        tb.addSeparator()
+        tb.addActions([self.act_fit, self.act_actual, self.act_overlay])
+        self.addToolBar(tb)
+        self._fill_samples()
+        self._fill_recent()
+
+    def _connect(self) -> None:
+        c = self.controller
+        c.entry_added.connect(self._on_entry_added)
+        c.entry_updated.connect(self._on_entry_updated)
+        c.entry_removed.connect(self._on_entry_removed)
+        c.result_ready.connect(self._on_entry_updated)
+        c.cam_ready.connect(self._on_cam_ready)
+        c.model_changed.connect(self._on_model_changed)
+        c.error.connect(lambda t, m, d: self.show_error(t, m, d))
+        c.series_needed.connect(self._on_series_needed)
+        c.analysis_running.connect(self._on_running)
+        c.analysis_progress.connect(self._on_progress)
+        c.export_progress.connect(self._on_export_progress)
+        c.export_finished.connect(self._on_exported)
+        self.cancel_btn.clicked.connect(c.cancel_analysis)
+        self.scan_list.current_uid_changed.connect(self.show_entry)
+        self.scan_list.remove_requested.connect(c.remove)
+        self.image_view.frame_step.connect(self.step_frame)
+        self.image_view.view_changed.connect(self.view_label.setText)
+        self.slider.valueChanged.connect(self.set_frame)
+        self.prev_btn.clicked.connect(lambda: self.step_frame(-1))
+        self.next_btn.clicked.connect(lambda: self.step_frame(1))
+        self.suspicious_btn.clicked.connect(self.go_most_suspicious)
+        self.strip.frame_clicked.connect(self.set_frame)
+        self.localizer.frame_picked.connect(self.set_frame)
+        rp = self.result_panel
+        rp.overlay_box.setChecked(self.settings.overlay_visible)
+        rp.opacity.setValue(round(self.settings.overlay_opacity * 100))
+        cm = self.settings.overlay_colormap
+        if cm in COLORMAPS:
+            rp.colormap.setCurrentText(cm)
+        rp.overlay_toggled.connect(self.set_overlay_visible)
+        rp.opacity_changed.connect(self._on_opacity)
+        rp.colormap_changed.connect(self._on_colormap)
+        rp.cam_class_changed.connect(lambda _: self._refresh_overlay())
+
+    def _restore(self) -> None:
+        geom, state = self.settings.window_state()
+        if geom is not None:
+            self.restoreGeometry(geom)
+        if state is not None:
+            self.restoreState(state)
+
+    # --- start-up ---------------------------------------------------------------------------------
+    def start(
+        self,
+        files: Sequence[str | Path] = (),
+        model: str | Path | None = None,
+        device: str | None = None,
+    ) -> None:
+        """After the window is shown: open the files and load the model in the background."""
+        if device:
+            self.settings.device = device
+            for d, a in self.device_actions.items():
+                a.setChecked(d == self.settings.device)
+        if files:
+            self.open_paths(files)
+        if model is None and self.settings.last_model and Path(self.settings.last_model).is_file():
+            model = self.settings.last_model
+        self.controller.load_model(model, self.settings.device)
+
+    # --- opening ---------------------------------------------------------------------------------------
+    def open_paths(self, paths: Sequence[str | Path]) -> list[int]:
+        paths = [Path(p) for p in paths]
+        for p in paths:
+            self.settings.add_recent(p)
+        self._fill_recent()
+        return self.controller.open_paths(paths)
+
+    def open_files_dialog(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(
+            self, "Open scans", self.settings.open_dir, SCAN_FILTER
+        )
+        if files:
+            self.settings.open_dir = str(Path(files[0]).parent)
+            self.open_paths(files)
+
+    def open_folder_dialog(self) -> None:
+        d = QFileDialog.getExistingDirectory(
+            self, "Open a DICOM series or image folder", self.settings.open_dir
+        )
+        if d:
+            self.settings.open_dir = str(Path(d).parent)
+            self.open_paths([d])
+
+    def _fill_samples(self) -> None:
+        from octviewer.resources import samples_dir
+
+        self.sample_menu.clear()
+        d = samples_dir()
+        files = sorted(
+            p
+            for p in (d.iterdir() if d.is_dir() else [])
+            if not p.name.startswith(".")
+            and p.suffix.lower() not in (".md", ".txt", ".tsv", ".json")
+        )
+        for p in files:
+            a = self.sample_menu.addAction(p.name)
+            a.triggered.connect(lambda _=False, path=p: self.open_paths([path]))
+        if not files:
+            a = self.sample_menu.addAction("(no sample scans installed)")
+            a.setEnabled(False)
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        for r in self.settings.recent_files:
+            a = self.recent_menu.addAction(r)
+            a.triggered.connect(lambda _=False, path=r: self.open_paths([path]))
+        if not self.settings.recent_files:
+            self.recent_menu.addAction("(none)").setEnabled(False)
+        else:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear list").triggered.connect(
+                lambda: (self.settings.clear_recent(), self._fill_recent())
+            )
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        md = event.mimeData()
+        if md.hasUrls() and any(u.isLocalFile() for u in md.urls()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.open_paths(paths)
+
+    def _on_series_needed(self, uid: int, series: dict) -> None:
+        key = self.choose_series(series)
+        if key is not None:
+            self.controller.open_series(uid, key)
+
+    def choose_series(self, series: dict[str, str]) -> str | None:
+        keys = list(series)
+        labels = [series[k] for k in keys]
+        label, ok = QInputDialog.getItem(
+            self,
+            "Choose a series",
+            "This folder holds several series. Which one should be opened?",
+            labels,
+            0,
+            False,
+        )
+        return keys[labels.index(label)] if ok and label in labels else None
+
+    # --- entries --------------------------------------------------------------------------------
+    def _on_entry_added(self, uid: int) -> None:
+        entry = self.controller.entry(uid)
+        if entry is None:
+            return
+        self.scan_list.upsert(entry)
+        if self._uid is None:
+            self.scan_list.select(uid)
+
+    def _on_entry_updated(self, uid: int) -> None:
+        entry = self.controller.entry(uid)
+        if entry is None:
+            return
+        self.scan_list.upsert(entry)
+        if uid == self._uid:
+            self._show_current()
+
+    def _on_entry_removed(self, uid: int) -> None:
+        self.scan_list.remove(uid)
+        if uid == self._uid:
+            self._uid = None
+            nxt = self.scan_list.current_uid()
+            if nxt is not None:
+                self.show_entry(nxt)
+            else:
+                self._show_current()
+
+    def show_entry(self, uid: int) -> None:
+        """Show an opened scan (from the list)."""
+        if uid != self._uid:
+            self._uid = uid
+            entry = self.controller.entry(uid)
+            self._frame = (
+                entry.scan.n_frames // 2 if entry and entry.scan and entry.scan.is_volume else 0
+            )
+            self.controller.set_priority(uid)
+            self._show_current(new_scan=True)
+        self.scan_list.select(uid)
+
+    def close_current(self) -> None:
+        if self._uid is not None:
+            self.controller.remove(self._uid)
+
+    def current_entry(self):
+        return None if self._uid is None else self.controller.entry(self._uid)
+
+    # --- display ------------------------------------------------------------------------------------
+    def _aspect(self, scan) -> float:
+        sp = scan.metadata.spacing
+        return sp.aspect if (sp is not None and self.act_aspect.isChecked()) else 1.0
+
+    def _show_current(self, new_scan: bool = False) -> None:
+        entry = self.current_entry()
+        rp = self.result_panel
+        if entry is None:
+            self.stack.setCurrentWidget(self.empty)
+            self.volume_box.hide()
+            self.localizer.hide()
+            self.image_view.set_frame(None)
+            rp.set_prediction_placeholder("Open a scan to see the model's answer.")
+            rp.scan_info.setText("—")
+            self.setWindowTitle("octviewer")
+            return
+        self.setWindowTitle(f"{entry.name} — octviewer")
+        scan = entry.scan
+        if scan is None:
+            self.stack.setCurrentWidget(
+                self.empty if entry.status is not EntryStatus.OPENING else self.image_view
+            )
+            self.image_view.set_frame(None)
+            self.volume_box.hide()
+            self.localizer.hide()
+            if entry.status is EntryStatus.FAILED:
+                rp.set_prediction_placeholder(f"Could not open this file.\n\n{entry.error or ''}")
+            else:
+                rp.set_prediction_placeholder(entry.status.value)
+            rp.scan_info.setText(str(entry.path.name))
+            return
+        self.stack.setCurrentWidget(self.image_view)
+        self._frame = max(0, min(self._frame, scan.n_frames - 1))
+        self.image_view.wheel_steps_frames = scan.is_volume
+        self.image_view.set_frame(
+            scan.frame_as_uint8(self._frame), self._aspect(scan), reset_view=new_scan
+        )
+        self.volume_box.setVisible(scan.is_volume)
+        if scan.is_volume:
+            self.slider.blockSignals(True)
+            self.slider.setRange(0, scan.n_frames - 1)
+            self.slider.setValue(self._frame)
+            self.slider.blockSignals(False)
+            self.frame_label.setText(f"Frame {self._frame + 1} / {scan.n_frames}")
+            if entry.result is not None and len(entry.result.frames) > 1:
+                res = entry.result
+                self.strip.set_data(
+                    res.probability_matrix(),
+                    [f.frame_index for f in res.frames],
+                    res.class_names,
+                    scan.n_frames,
+                )
+            else:
+                self.strip.set_data(None, [], (), scan.n_frames)
+            self.strip.set_current(self._frame)
+        loc = scan.localizer
+        if new_scan:
+            self.localizer.set_localizer(
+                None if loc is None else loc.image, None if loc is None else loc.positions
+            )
+        self.localizer.setVisible(loc is not None)
+        self.localizer.set_current(self._frame)
+        rp.scan_info.setText(self._scan_text(entry))
+        self._show_result()
+        self._refresh_overlay()
+
+    def _scan_text(self, entry) -> str:
+        md = entry.scan.metadata
+        rows, cols = entry.scan.shape
+        lines = [
+            f"{md.format} · {md.modality.value}",
+            f"{cols} × {rows} px"
+            + (f" × {entry.scan.n_frames} frames" if entry.scan.is_volume else ""),
+        ]
+        if md.spacing is not None:
+            lines.append(
+                f"pixel {md.spacing.col * 1000:.1f} × {md.spacing.row * 1000:.1f} µm"
+                if md.spacing.unit == "mm"
+                else f"pixel {md.spacing.col} × {md.spacing.row} {md.spacing.unit}"
+            )
+        if md.laterality.value != "unknown":
+            lines.append(f"eye: {md.laterality.value}")
+        dev = " ".join(x for x in (md.manufacturer, md.device_model) if x)
+        if dev:
+            lines.append(dev)
+        if md.acquisition_date:
+            lines.append(f"acquired {md.acquisition_date.isoformat()}")
+        lines.extend(md.notes)
+        return "\n".join(lines)
+
+    def _show_result(self) -> None:
+        entry = self.current_entry()
+        rp = self.result_panel
+        if entry is None or entry.scan is None:
+            return
+        if entry.result is None:
+            texts = {
+                EntryStatus.WAITING: "Waiting for the model to load…"
+                if self.controller.model_state is ModelState.LOADING
+                else NO_MODEL_TEXT,
+                EntryStatus.CANCELLED: "Analysis cancelled. Analysis > Analyse again (Ctrl+R) to run it.",
+                EntryStatus.ANALYSIS_FAILED: f"Analysis failed.\n\n{entry.error or ''}",
+            }
+            rp.set_prediction_placeholder(texts.get(entry.status, entry.summary))
+            return
+        try:
+            fr = entry.result.frame(self._frame)
+        except KeyError:
+            rp.set_prediction_placeholder(f"Frame {self._frame + 1} was not analysed.")
+            return
+        text = ""
+        if entry.scan.is_volume:
+            ms = entry.result.most_suspicious_frame()
+            sfr = entry.result.frame(ms)
+            text = f"frame {self._frame + 1} of {entry.scan.n_frames}\nmost suspicious: frame {ms + 1} ({sfr.predicted_class} {sfr.confidence:.0%})"
+        rp.show_result(fr, text)
+
+    def _cam_class(self) -> int | None:
+        entry = self.current_entry()
+        if entry is None or entry.result is None:
+            return None
+        try:
+            fr = entry.result.frame(self._frame)
+        except KeyError:
+            return None
+        sel = self.result_panel.selected_cam_class()
+        return fr.predicted_index if sel == PREDICTED else sel
+
+    def _refresh_overlay(self) -> None:
+        entry = self.current_entry()
+        cam = None
+        visible = self.act_overlay.isChecked()
+        cls = self._cam_class()
+        if entry is not None and cls is not None and visible:
+            cam = self.controller.cam_for(entry.uid, self._frame, cls)
+        rp = self.result_panel
+        self.image_view.set_overlay(
+            cam, rp.colormap.currentText(), rp.opacity.value() / 100.0, visible
+        )
+
+    def _on_cam_ready(self, uid: int, frame: int, cls: int) -> None:
+        if uid == self._uid and frame == self._frame and cls == self._cam_class():
+            self._refresh_overlay()
+
+    # --- frames --------------------------------------------------------------------------------------
+    def set_frame(self, frame: int) -> None:
+        entry = self.current_entry()
+        if entry is None or entry.scan is None:
+            return
+        frame = max(0, min(int(frame), entry.scan.n_frames - 1))
+        if frame == self._frame and self.slider.value() == frame:
+            return
+        self._frame = frame
+        self._show_current()
+
+    def step_frame(self, delta: int) -> None:
+        self.set_frame(self._frame + delta)
+
+    @property
+    def current_frame(self) -> int:
+        return self._frame
+
+    def go_most_suspicious(self) -> None:
+        entry = self.current_entry()
+        if entry is not None and entry.result is not None:
+            self.set_frame(entry.result.most_suspicious_frame())
+
+    # --- overlay settings ------------------------------------------------------------------------------
+    def set_overlay_visible(self, visible: bool) -> None:
+        for w in (self.act_overlay, self.result_panel.overlay_box):
+            if w.isChecked() != visible:
+                w.blockSignals(True)
+                w.setChecked(visible)
+                w.blockSignals(False)
+        self.settings.overlay_visible = visible
+        self._refresh_overlay()
+
+    def _on_opacity(self, v: float) -> None:
+        self.settings.overlay_opacity = v
+        self._refresh_overlay()
+
+    def _on_colormap(self, name: str) -> None:
+        self.settings.overlay_colormap = name
+        self._refresh_overlay()
+
+    def _on_aspect(self, on: bool) -> None:
+        self.settings.physical_aspect = on
+        self._show_current(new_scan=True)
+
+    # --- analysis state ------------------------------------------------------------------------------
+    def reanalyse_current(self) -> None:
+        if self._uid is not None:
+            self.controller.analyse(self._uid)
+
+    def _on_running(self, running: bool) -> None:
+        self.progress.setVisible(running)
+        self.cancel_btn.setVisible(running)
+        if running:
+            self.progress.setRange(0, 0)
+
+    def _on_progress(self, uid: int, done: int, total: int) -> None:
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+        self.progress.setFormat(f"Analysing {done}/{total}")
+
+    def _on_model_changed(self, state: str, text: str) -> None:
+        self.model_label.setText(text)
+        eng = self.controller.engine
+        if state == ModelState.READY.value and eng is not None:
+            self.device_label.setText(f"Device: {eng.device}")
+            self.result_panel.show_model(eng.identity, eng.device)
+        else:
+            self.device_label.setText("")
+            self.result_panel.show_model(None, extra=text)
+        self._show_result()
+
+    # --- reports --------------------------------------------------------------------------------------
+    def _on_identity(self, on: bool) -> None:
+        self.settings.include_identity = on
+
+    def export_current(self, path: str | Path | None = None) -> bool:
+        """Export the current scan/frame's report; asks for a file name when ``path`` is None."""
+        entry = self.current_entry()
+        if entry is None or entry.result is None:
+            self.show_error(
+                "Nothing to export",
+                "Open a scan and wait for its analysis before exporting a report.",
+            )
+            return False
+        if path is None:
+            start = Path(self.settings.export_dir or Path.home()) / default_report_name(
+                entry, self._frame
+            )
+            p, _ = QFileDialog.getSaveFileName(
+                self, "Export report", str(start), "PNG image (*.png)"
+            )
+            if not p:
+                return False
+            path = p if p.lower().endswith(".png") else p + ".png"
+            self.settings.export_dir = str(Path(path).parent)
+        cls = self._cam_class()
+        self.statusBar().showMessage("Writing report…")
+        self.controller.export_report(
+            entry.uid,
+            self._frame,
+            path,
+            class_index=cls,
+            include_identity=self.act_identity.isChecked(),
+        )
+        return True
+
+    def export_all(self, directory: str | Path | None = None) -> bool:
+        if directory is None:
+            directory = QFileDialog.getExistingDirectory(
+                self, "Export all reports to folder", self.settings.export_dir or str(Path.home())
+            )
+            if not directory:
+                return False
+            self.settings.export_dir = str(directory)
+        uids = self.controller.export_all(directory, include_identity=self.act_identity.isChecked())
+        if not uids:
+            self.show_error("Nothing to export", "No scan has been analysed yet.")
+            return False
+        dlg = QProgressDialog("Writing reports…", "Cancel", 0, len(uids), self)
+        dlg.setWindowTitle("Export all reports")
+        dlg.setWindowModality(Qt.WindowModality.WindowModal)
+        dlg.setMinimumDuration(300)
+        dlg.canceled.connect(self.controller.cancel_export)
+        self._export_dialog = dlg
+        return True
+
+    def _on_export_progress(self, done: int, total: int) -> None:
+        if self._export_dialog is not None:
+            self._export_dialog.setMaximum(total)
+            self._export_dialog.setValue(done)
+
+    def _on_exported(self, paths: list) -> None:
+        if self._export_dialog is not None:
+            self._export_dialog.reset()
+            self._export_dialog = None
+        if len(paths) == 1:
+            self.statusBar().showMessage(f"Report saved: {paths[0]}", 8000)
+        else:
+            self.statusBar().showMessage(f"{len(paths)} reports saved", 8000)
+
+    # --- model ---------------------------------------------------------------------------------------
+    def load_model_dialog(self) -> None:
+        start = str(Path(self.settings.last_model).parent) if self.settings.last_model else ""
+        p, _ = QFileDialog.getOpenFileName(
+            self, "Load model bundle", start, "Model bundle (*.safetensors);;All files (*)"
+        )
+        if p:
+            self.load_model(p)
+
+    def load_model(self, path: str | Path) -> None:
+        self.settings.last_model = str(path)
+        self.controller.load_model(path, self.settings.device)
+
+    def set_device(self, device: str) -> None:
+        self.settings.device = device
+        eng = self.controller.engine
+        if eng is not None:
+            path = self.settings.last_model or None
+            self.controller.load_model(path, device)
+
+    def show_model_card(self) -> None:
+        eng = self.controller.engine
+        body = dialogs.model_card_html(
+            eng.config if eng else None,
+            eng.identity.sha256 if eng else "",
+            Path(self.settings.last_model)
+            if eng and self.settings.last_model
+            else _default_model_if_exists(),
+            eng.device if eng else "",
+        )
+        dlg = dialogs.HtmlDialog("About this model", body, self)
+        dlg.open()
+        self._last_dialog = dlg
+
+    def show_mirage_dialog(self) -> None:
+        dlg = dialogs.HtmlDialog(
+            "Use MIRAGE weights", dialogs.mirage_html(), self, extra_button="Choose a file…"
+        )
+        dlg.accepted.connect(self._choose_mirage_file)
+        dlg.open()
+        self._last_dialog = dlg
+
+    def _choose_mirage_file(self) -> None:
+        p, _ = QFileDialog.getOpenFileName(
+            self,
+            "Choose MIRAGE weights or a fine-tuned bundle",
+            "",
+            "Weights (*.safetensors *.pth);;All files (*)",
+        )
+        if p:
+            self.use_mirage_file(p)
+
+    def use_mirage_file(self, path: str | Path) -> None:
+        """A fine-tuned bundle is loaded; official (not fine-tuned) weights get the explanation."""
+        path = Path(path)
+        try:
+            from octviewer.core.model.bundle import read_bundle_config
+
+            read_bundle_config(path)
+        except octviewer.OCTViewerError as exc:
+            self.show_error(
+                "These are not fine-tuned weights",
+                f"{exc}\n\nThe official MIRAGE files are pretrained encoders without a classifier. "
+                f"Fine-tune them once with:\n\n{dialogs.TRAIN_COMMAND.replace('/path/to/model.safetensors', str(path))}\n\n"
+                "then load the resulting bundle with File > Load model….",
+            )
+            return
+        self.load_model(path)
+
+    # --- help ------------------------------------------------------------------------------------------
+    def show_about(self) -> None:
+        dlg = dialogs.HtmlDialog("About octviewer", dialogs.about_html(), self)
+        dlg.open()
+        self._last_dialog = dlg
+
+    def show_log_folder(self) -> None:
+        from octviewer.ui.logging_setup import log_dir
+
+        d = log_dir()
+        d.mkdir(parents=True, exist_ok=True)
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(d)))
+
+    def show_shortcuts(self) -> None:
+        rows = []
+        for a in self.actions():
+            if not a.shortcut().isEmpty():
+                rows.append(
+                    f"<tr><td><b>{a.shortcut().toString(QKeySequence.SequenceFormat.NativeText)}</b></td><td>{a.text().replace('&', '')}</td></tr>"
+                )
+        body = (
+            "<h3>Keyboard and mouse</h3><table cellspacing='4'>" + "".join(rows) + "</table>"
+            "<p>Mouse: wheel zooms around the cursor (on volumes it steps frames; Ctrl+wheel zooms), "
+            "left-drag pans, right-drag adjusts brightness (up/down) and contrast (left/right). "
+            "Drop files or folders anywhere on the window to open them.</p>"
+        )
+        dlg = dialogs.HtmlDialog("Keyboard shortcuts", body, self)
+        dlg.open()
+        self._last_dialog = dlg
+
+    # --- errors -----------------------------------------------------------------------------------------
+    def show_error(self, title: str, message: str, details: str = "") -> QMessageBox:
+        """The one route for error dialogs. Non-blocking (the app keeps working)."""
+        self.errors.append((title, message))
+        self.statusBar().showMessage(title, 8000)
+        box = dialogs.error_box(self, title, message, details)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+        return box
+
+    # --- teardown ----------------------------------------------------------------------------------------
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.settings.save_window_state(self.saveGeometry(), self.saveState())
+        self.settings.sync()
+        self.controller.shutdown()
+        super().closeEvent(event)
+
+
+def _default_model_if_exists() -> Path | None:
+    from octviewer.resources import default_model_path
+
+    p = default_model_path()
+    return p if p.is_file() else None

@@ -1,0 +1,237 @@
+"""The result panel: predicted class, every class probability, warnings, heatmap controls, model."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QImage, QPainter, QPaintEvent, QPixmap
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QFrame,
+    QLabel,
+    QSizePolicy,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
+
+from octviewer.core.results import FrameResult, ModelIdentity
+from octviewer.ui.style import class_color
+
+LEGEND = "Heatmap: where the model looked — not a lesion outline."
+PREDICTED = -1
+
+
+class ProbabilityBars(QWidget):
+    """One horizontal bar per class, the predicted one in bold."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._names: tuple[str, ...] = ()
+        self._probs: np.ndarray | None = None
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+
+    def set_probabilities(self, names: tuple[str, ...], probs: np.ndarray | None) -> None:
+        self._names, self._probs = tuple(names), None if probs is None else np.asarray(probs, float)
+        self.setFixedHeight(max(1, len(self._names)) * 26 + 4)
+        self.update()
+
+    def sizeHint(self) -> QSize:
+        return QSize(240, max(1, len(self._names)) * 26 + 4)
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        if self._probs is None:
+            return
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        fm = p.fontMetrics()
+        label_w = max([fm.horizontalAdvance(n) for n in self._names] + [40]) + 8
+        pct_w = fm.horizontalAdvance("100.0 %") + 6
+        best = int(np.argmax(self._probs))
+        for i, (name, prob) in enumerate(zip(self._names, self._probs, strict=False)):
+            y = 2 + i * 26
+            f = p.font()
+            f.setBold(i == best)
+            p.setFont(f)
+            p.setPen(QColor("#1F2328"))
+            p.drawText(QRectF(0, y, label_w, 22), Qt.AlignmentFlag.AlignVCenter, name)
+            bar = QRectF(label_w, y + 4, max(10.0, self.width() - label_w - pct_w), 14)
+            p.setPen(Qt.PenStyle.NoPen)
+            p.setBrush(QColor("#EEF0F3"))
+            p.drawRoundedRect(bar, 3, 3)
+            p.setBrush(class_color(i, self._names))
+            p.drawRoundedRect(
+                QRectF(
+                    bar.left(), bar.top(), bar.width() * float(np.clip(prob, 0, 1)), bar.height()
+                ),
+                3,
+                3,
+            )
+            p.setPen(QColor("#1F2328"))
+            p.drawText(
+                QRectF(bar.right(), y, pct_w, 22),
+                Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                f"{prob * 100:.1f} %",
+            )
+        p.end()
+
+
+class ColorBar(QLabel):
+    def set_colormap(self, name: str) -> None:
+        from octviewer.core.overlay import lut
+
+        row = np.ascontiguousarray(np.repeat(lut(name)[None], 10, axis=0))
+        img = QImage(row.data, 256, 10, row.strides[0], QImage.Format.Format_RGB888).copy()
+        self.setPixmap(QPixmap.fromImage(img).scaled(160, 10))
+
+
+class ResultPanel(QFrame):
+    overlay_toggled = Signal(bool)
+    opacity_changed = Signal(float)
+    colormap_changed = Signal(str)
+    cam_class_changed = Signal(int)  # class index, or PREDICTED (-1)
+
+    def __init__(self, colormaps: tuple[str, ...], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("panel")
+        self.setMinimumWidth(280)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(14, 12, 14, 12)
+        lay.setSpacing(8)
+
+        self.heading = QLabel("Result")
+        self.heading.setObjectName("heading")
+        self.prediction = QLabel("—")
+        self.prediction.setObjectName("prediction")
+        self.confidence = QLabel("Open a scan to see the model's answer.")
+        self.confidence.setObjectName("confidence")
+        self.confidence.setWordWrap(True)
+        self.warning = QLabel()
+        self.warning.setObjectName("warning")
+        self.warning.setWordWrap(True)
+        self.warning.hide()
+        self.bars = ProbabilityBars()
+        for w in (self.heading, self.prediction, self.confidence, self.warning, self.bars):
+            lay.addWidget(w)
+
+        lay.addSpacing(6)
+        hm = QLabel("Heatmap")
+        hm.setObjectName("heading")
+        lay.addWidget(hm)
+        self.overlay_box = QCheckBox("Show heatmap  (H)")
+        self.overlay_box.setChecked(True)
+        self.overlay_box.toggled.connect(self.overlay_toggled)
+        lay.addWidget(self.overlay_box)
+        form = QFormLayout()
+        form.setContentsMargins(0, 0, 0, 0)
+        self.cam_class = QComboBox()
+        self.cam_class.setToolTip("Show where the model looked for this class")
+        self.cam_class.currentIndexChanged.connect(self._on_cam_class)
+        form.addRow("For class", self.cam_class)
+        self.opacity = QSlider(Qt.Orientation.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity.setValue(45)
+        self.opacity.valueChanged.connect(lambda v: self.opacity_changed.emit(v / 100.0))
+        form.addRow("Opacity", self.opacity)
+        self.colormap = QComboBox()
+        self.colormap.addItems(list(colormaps))
+        self.colormap.currentTextChanged.connect(self._on_colormap)
+        form.addRow("Colours", self.colormap)
+        lay.addLayout(form)
+        self.colorbar = ColorBar()
+        self.colorbar.set_colormap(colormaps[0])
+        lay.addWidget(self.colorbar)
+        scale = QLabel("low attention  →  high attention")
+        scale.setObjectName("legend")
+        lay.addWidget(scale)
+        self.legend = QLabel(LEGEND)
+        self.legend.setObjectName("legend")
+        self.legend.setWordWrap(True)
+        lay.addWidget(self.legend)
+
+        lay.addSpacing(6)
+        sc = QLabel("Scan")
+        sc.setObjectName("heading")
+        lay.addWidget(sc)
+        self.scan_info = QLabel("—")
+        self.scan_info.setObjectName("muted")
+        self.scan_info.setWordWrap(True)
+        self.scan_info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        lay.addWidget(self.scan_info)
+        md = QLabel("Model")
+        md.setObjectName("heading")
+        lay.addWidget(md)
+        self.model_info = QLabel("—")
+        self.model_info.setObjectName("muted")
+        self.model_info.setWordWrap(True)
+        self.model_info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        lay.addWidget(self.model_info)
+        lay.addStretch(1)
+        self._class_names: tuple[str, ...] = ()
+
+    # --- updates --------------------------------------------------------------------------------
+    def _on_cam_class(self, idx: int) -> None:
+        if idx >= 0:
+            self.cam_class_changed.emit(int(self.cam_class.itemData(idx)))
+
+    def _on_colormap(self, name: str) -> None:
+        self.colorbar.set_colormap(name)
+        self.colormap_changed.emit(name)
+
+    def set_class_names(self, names: tuple[str, ...], predicted: str | None) -> None:
+        """Fill the class selector: "Predicted (X)" first, then every class."""
+        current = self.cam_class.currentData()
+        self.cam_class.blockSignals(True)
+        self.cam_class.clear()
+        self.cam_class.addItem(f"Predicted ({predicted})" if predicted else "Predicted", PREDICTED)
+        for i, n in enumerate(names):
+            self.cam_class.addItem(n, i)
+        if names == self._class_names and current is not None:
+            k = self.cam_class.findData(current)
+            self.cam_class.setCurrentIndex(max(k, 0))
+        self.cam_class.blockSignals(False)
+        self._class_names = names
+
+    def selected_cam_class(self) -> int:
+        d = self.cam_class.currentData()
+        return PREDICTED if d is None else int(d)
+
+    def show_message(self, title: str, text: str) -> None:
+        self.prediction.setText(title)
+        self.confidence.setText(text)
+        self.warning.hide()
+        self.bars.set_probabilities((), None)
+
+    def show_result(self, fr: FrameResult, frame_text: str = "") -> None:
+        self.prediction.setText(fr.predicted_class)
+        self.prediction.setStyleSheet(
+            f"color: {class_color(fr.predicted_index, fr.class_names).darker(140).name()};"
+        )
+        conf = f"{fr.confidence * 100:.1f} % probability"
+        self.confidence.setText(conf + (f"  ·  {frame_text}" if frame_text else ""))
+        warnings = [flag.warning for flag in sorted(fr.flags, key=lambda f: f.value)]
+        self.warning.setText("⚠  " + "\n\n⚠  ".join(warnings) if warnings else "")
+        self.warning.setVisible(bool(warnings))
+        self.bars.set_probabilities(fr.class_names, fr.probabilities)
+        self.set_class_names(fr.class_names, fr.predicted_class)
+
+    def show_model(self, identity: ModelIdentity | None, device: str = "", extra: str = "") -> None:
+        if identity is None:
+            self.model_info.setText(extra or "No model loaded — File > Load model…")
+            return
+        lines = [
+            f"{identity.name} {identity.version}",
+            f"sha256 {identity.short_sha}",
+            identity.architecture,
+        ]
+        if device:
+            lines.append(f"device: {device}")
+        if identity.licence:
+            lines.append(f"licence: {identity.licence}")
+        self.model_info.setText("\n".join(lines))
+
+    def set_prediction_placeholder(self, text: str) -> None:
+        self.prediction.setStyleSheet("")
+        self.show_message("—", text)

@@ -1,0 +1,98 @@
+"""The side list of opened scans, each with its status or result."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
+from PySide6.QtWidgets import QAbstractItemView, QListWidget, QListWidgetItem, QWidget
+
+from octviewer.ui.controller import EntryStatus, ScanEntry
+
+_STATUS_COLORS = {
+    EntryStatus.OPENING: "#9CA3AF",
+    EntryStatus.WAITING: "#9CA3AF",
+    EntryStatus.QUEUED: "#9CA3AF",
+    EntryStatus.ANALYSING: "#3B82C4",
+    EntryStatus.DONE: "#16A34A",
+    EntryStatus.CANCELLED: "#D97706",
+    EntryStatus.FAILED: "#DC2626",
+    EntryStatus.ANALYSIS_FAILED: "#DC2626",
+}
+
+
+def _dot(color: str, flagged: bool = False) -> QIcon:
+    pm = QPixmap(32, 32)
+    pm.fill(Qt.GlobalColor.transparent)
+    p = QPainter(pm)
+    p.setRenderHint(QPainter.RenderHint.Antialiasing)
+    p.setBrush(QColor("#D97706" if flagged else color))
+    p.setPen(Qt.PenStyle.NoPen)
+    p.drawEllipse(6, 6, 20, 20)
+    p.end()
+    return QIcon(pm)
+
+
+class ScanList(QListWidget):
+    current_uid_changed = Signal(int)
+    remove_requested = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.setIconSize(QSize(12, 12))
+        self.setWordWrap(True)
+        self.setUniformItemSizes(False)
+        self.setMinimumWidth(200)
+        self.setAcceptDrops(False)
+        self.currentItemChanged.connect(self._on_current)
+
+    def _item(self, uid: int) -> QListWidgetItem | None:
+        for i in range(self.count()):
+            it = self.item(i)
+            if it.data(Qt.ItemDataRole.UserRole) == uid:
+                return it
+        return None
+
+    def upsert(self, entry: ScanEntry) -> None:
+        it = self._item(entry.uid)
+        if it is None:
+            it = QListWidgetItem()
+            it.setData(Qt.ItemDataRole.UserRole, entry.uid)
+            self.addItem(it)
+        it.setText(f"{entry.name}\n{entry.summary}")
+        flagged = bool(entry.result and any(f.is_flagged for f in entry.result.frames[:1]))
+        it.setIcon(_dot(_STATUS_COLORS[entry.status], flagged and entry.status is EntryStatus.DONE))
+        tip = str(entry.path)
+        if entry.error:
+            tip += "\n\n" + entry.error
+        it.setToolTip(tip)
+
+    def remove(self, uid: int) -> None:
+        it = self._item(uid)
+        if it is not None:
+            self.takeItem(self.row(it))
+
+    def select(self, uid: int) -> None:
+        it = self._item(uid)
+        if it is not None:
+            self.setCurrentItem(it)
+
+    def current_uid(self) -> int | None:
+        it = self.currentItem()
+        return None if it is None else int(it.data(Qt.ItemDataRole.UserRole))
+
+    def uids(self) -> list[int]:
+        return [int(self.item(i).data(Qt.ItemDataRole.UserRole)) for i in range(self.count())]
+
+    def _on_current(self, cur: QListWidgetItem | None, _prev: QListWidgetItem | None) -> None:
+        if cur is not None:
+            self.current_uid_changed.emit(int(cur.data(Qt.ItemDataRole.UserRole)))
+
+    def keyPressEvent(self, event) -> None:
+        if (
+            event.key() in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace)
+            and self.current_uid() is not None
+        ):
+            self.remove_requested.emit(self.current_uid())
+            return
+        super().keyPressEvent(event)

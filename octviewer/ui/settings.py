@@ -1,0 +1,131 @@
+"""Settings remembered between runs (QSettings): recent files, model, device, overlay, export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QSettings
+
+MAX_RECENT = 10
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+class Settings:
+    """Typed access to the app's QSettings. Tests pass a QSettings on a temporary ini file."""
+
+    def __init__(self, qsettings: QSettings | None = None) -> None:
+        self._s = qsettings if qsettings is not None else QSettings()
+
+    @classmethod
+    def at(cls, ini_path: str | Path) -> Settings:
+        return cls(QSettings(str(ini_path), QSettings.Format.IniFormat))
+
+    def _str(self, key: str, default: str) -> str:
+        v = self._s.value(key, default)
+        return str(v) if v is not None else default
+
+    # --- recent files --------------------------------------------------------------------
+    @property
+    def recent_files(self) -> list[str]:
+        v = self._s.value("recent/files", [])
+        if isinstance(v, str):
+            v = [v]
+        return [str(p) for p in (v or [])]
+
+    def add_recent(self, path: str | Path) -> None:
+        p = str(Path(path))
+        items = [p] + [r for r in self.recent_files if r != p]
+        self._s.setValue("recent/files", items[:MAX_RECENT])
+
+    def clear_recent(self) -> None:
+        self._s.setValue("recent/files", [])
+
+    # --- model ------------------------------------------------------------------------------
+    @property
+    def last_model(self) -> str:
+        return self._str("model/path", "")
+
+    @last_model.setter
+    def last_model(self, path: str) -> None:
+        self._s.setValue("model/path", str(path))
+
+    @property
+    def device(self) -> str:
+        d = self._str("model/device", "auto")
+        return d if d in DEVICES else "auto"
+
+    @device.setter
+    def device(self, value: str) -> None:
+        self._s.setValue("model/device", value if value in DEVICES else "auto")
+
+    # --- overlay -------------------------------------------------------------------------------
+    @property
+    def overlay_opacity(self) -> float:
+        try:
+            return min(1.0, max(0.0, float(self._s.value("overlay/opacity", 0.45))))
+        except (TypeError, ValueError):
+            return 0.45
+
+    @overlay_opacity.setter
+    def overlay_opacity(self, value: float) -> None:
+        self._s.setValue("overlay/opacity", float(value))
+
+    @property
+    def overlay_colormap(self) -> str:
+        return self._str("overlay/colormap", "inferno")
+
+    @overlay_colormap.setter
+    def overlay_colormap(self, value: str) -> None:
+        self._s.setValue("overlay/colormap", value)
+
+    @property
+    def overlay_visible(self) -> bool:
+        return str(self._s.value("overlay/visible", "true")).lower() in ("true", "1")
+
+    @overlay_visible.setter
+    def overlay_visible(self, value: bool) -> None:
+        self._s.setValue("overlay/visible", "true" if value else "false")
+
+    @property
+    def physical_aspect(self) -> bool:
+        return str(self._s.value("view/physical_aspect", "true")).lower() in ("true", "1")
+
+    @physical_aspect.setter
+    def physical_aspect(self, value: bool) -> None:
+        self._s.setValue("view/physical_aspect", "true" if value else "false")
+
+    # --- export ----------------------------------------------------------------------------------
+    @property
+    def include_identity(self) -> bool:
+        return str(self._s.value("export/include_identity", "false")).lower() in ("true", "1")
+
+    @include_identity.setter
+    def include_identity(self, value: bool) -> None:
+        self._s.setValue("export/include_identity", "true" if value else "false")
+
+    @property
+    def export_dir(self) -> str:
+        return self._str("export/dir", "")
+
+    @export_dir.setter
+    def export_dir(self, value: str) -> None:
+        self._s.setValue("export/dir", str(value))
+
+    @property
+    def open_dir(self) -> str:
+        return self._str("open/dir", "")
+
+    @open_dir.setter
+    def open_dir(self, value: str) -> None:
+        self._s.setValue("open/dir", str(value))
+
+    # --- window ----------------------------------------------------------------------------------
+    def window_state(self) -> tuple[object, object]:
+        return self._s.value("window/geometry"), self._s.value("window/state")
+
+    def save_window_state(self, geometry: object, state: object) -> None:
+        self._s.setValue("window/geometry", geometry)
+        self._s.setValue("window/state", state)
+
+    def sync(self) -> None:
+        self._s.sync()
