@@ -1,0 +1,144 @@
+"""Readers: ``load(path)`` sniffs the content and hands the file to one reader per format.
+
+Importing this package is cheap: pydicom, pylibjpeg, eyepy and oct-converter are imported by
+the reader that needs them, when a file of that kind is opened.
+"""
+
+from __future__ import annotations
+
+import errno
+import importlib
+import logging
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+from octviewer.core.io.errors import MissingReaderError, ScanNotFoundError, ScanPermissionError
+from octviewer.core.io.sniff import FileKind, sniff
+from octviewer.core.scan import Scan
+from octviewer.errors import (
+    CorruptFileError,
+    EmptyFileError,
+    ImageTooLargeError,
+    OCTViewerError,
+    ScanReadError,
+    UnsupportedFormatError,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "READERS",
+    "FileKind",
+    "MissingReaderError",
+    "ScanNotFoundError",
+    "ScanPermissionError",
+    "load",
+    "register_reader",
+]
+
+Reader = Callable[[Path], Scan]
+
+#: FileKind -> "module:function" (imported on first use) or a callable.
+READERS: dict[FileKind, str | Reader] = {
+    FileKind.PNG: "octviewer.core.io.images:read_png",
+    FileKind.JPEG: "octviewer.core.io.images:read_jpeg",
+    FileKind.TIFF: "octviewer.core.io.images:read_tiff",
+    FileKind.BMP: "octviewer.core.io.images:read_bmp",
+    FileKind.DICOM: "octviewer.core.io.dicom:read_dicom",
+    FileKind.HEIDELBERG_VOL: "octviewer.core.io.vendor:read_heidelberg_vol",
+    FileKind.HEIDELBERG_E2E: "octviewer.core.io.vendor:read_heidelberg_e2e",
+    FileKind.TOPCON_FDA: "octviewer.core.io.vendor:read_topcon_fda",
+}
+
+_SUPPORTED = "PNG, JPEG, TIFF, BMP, DICOM, Heidelberg .vol, or a folder of these"
+_NOT_A_SCAN = {
+    FileKind.TEXT: "a text file, not an image",
+    FileKind.PDF: "a PDF document, not an image (export the scan itself, not a printout)",
+    FileKind.ZIP: "a ZIP archive; unpack it first and open the folder",
+    FileKind.OTHER_IMAGE: "an image format octviewer does not read (GIF, WebP or JPEG 2000)",
+}
+
+
+def register_reader(kind: FileKind, reader: str | Reader) -> None:
+    """Add or replace the reader for a file kind ("module:function" or a callable)."""
+    READERS[kind] = reader
+
+
+def _resolve(reader: str | Reader) -> Reader:
+    if callable(reader):
+        return reader
+    module, _, func = reader.partition(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def load(path: str | Path, *, series: str | None = None) -> Scan:
+    """Open a file or folder as a :class:`~octviewer.core.scan.Scan`.
+
+    Raises only :class:`~octviewer.errors.ScanReadError` subclasses, with messages written for
+    the person who chose the file. ``series`` picks one series of a folder that holds several
+    (see :class:`~octviewer.errors.AmbiguousSeriesError`).
+    """
+    p = Path(path).expanduser()
+    try:
+        return _load(p, series)
+    except OCTViewerError:
+        raise
+    except PermissionError as exc:
+        raise ScanPermissionError(
+            "octviewer is not allowed to read this file or folder (permission denied). Ask for "
+            "read access, or copy the scan to a folder of your own.",
+            path=p,
+        ) from exc
+    except MemoryError as exc:
+        raise ImageTooLargeError(
+            "The computer ran out of memory while opening this scan. Close other programs or "
+            "open a smaller export.",
+            path=p,
+        ) from exc
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            raise ScanNotFoundError(
+                "The file or folder no longer exists (moved, renamed or on a disconnected drive).",
+                path=p,
+            ) from exc
+        logger.exception("OS error while opening a scan")
+        raise ScanReadError(
+            f"The file could not be read from disk ({exc.strerror or exc}). Check the drive and try again.",
+            path=p,
+        ) from exc
+    except Exception as exc:  # a library failing on odd input must not crash the app
+        logger.exception("unexpected error while reading a scan")
+        raise CorruptFileError(
+            f"The file could not be read: its content is damaged or not what its format promises "
+            f"({type(exc).__name__}). Export it again from the device.",
+            path=p,
+        ) from exc
+
+
+def _load(p: Path, series: str | None) -> Scan:
+    if not p.exists():
+        raise ScanNotFoundError(
+            "The file or folder does not exist (moved, renamed or on a disconnected drive).",
+            path=p,
+        )
+    if p.is_dir():
+        from octviewer.core.io.series import read_folder
+
+        return read_folder(p, series=series)
+    mode = p.stat().st_mode
+    if not stat.S_ISREG(mode):
+        raise UnsupportedFormatError("This is not a regular file (a device or a pipe).", path=p)
+    if p.stat().st_size == 0:
+        raise EmptyFileError(
+            "The file is empty (0 bytes): the export or the copy did not finish. Copy or export "
+            "the scan again.",
+            path=p,
+        )
+    kind = sniff(p)
+    reader = READERS.get(kind)
+    if reader is None:
+        what = _NOT_A_SCAN.get(kind, "not a format octviewer recognises")
+        raise UnsupportedFormatError(f"The file is {what}. octviewer opens {_SUPPORTED}.", path=p)
+    logger.debug("opening %s as %s", p.name, kind.value)
+    return _resolve(reader)(p)
