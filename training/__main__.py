@@ -1,0 +1,5 @@
+"""``python -m training`` = ``octviewer-train``."""
+
+from training.cli import main
+
+raise SystemExit(main())

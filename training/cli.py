@@ -1,0 +1,314 @@
+"""Command line of the training package: ``octviewer-train`` / ``python -m training``.
+
+Every option can also come from ``--config FILE`` (JSON or TOML whose keys are the option names,
+with dashes or underscores); options given on the command line win over the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any
+
+from octviewer.errors import OCTViewerError, TrainingError
+from training.config import BALANCE, CACHE, MODES, PRECISIONS, TrainConfig, read_config_file
+
+log = logging.getLogger(__name__)
+
+EPILOG = """\
+examples:
+  # fine-tune MIRAGE-Base on a folder per class (Kermany layout works too)
+  octviewer-train --data OCT2017/ --run-dir runs/mirage-base \\
+      --init mirage-base:MIRAGE-Base/model.safetensors --epochs 50 --batch-size 32
+
+  # laptop: cache frozen features once, train only the head (seconds per epoch)
+  octviewer-train --data my_scans/ --run-dir runs/probe --mode cached-features \\
+      --init bundle:resources/models/default.safetensors
+
+  # a small CNN from scratch at 224 px on the CPU
+  octviewer-train --data kermany/ --run-dir runs/r18 --architecture timm/resnet18 \\
+      --img-size 224 --epochs 8 --batch-size 32 --lr 1e-3
+
+  # several GPUs / nodes: the same command under torchrun
+  torchrun --nproc-per-node 4 -m training --data OCT2017/ --run-dir runs/ddp \\
+      --init mirage-base:model.safetensors --precision bf16
+
+The run directory receives config.json, split.csv, train.log, metrics.csv/json, last.pt and
+best.pt (resume), final_metrics.json, PNG plots and model.safetensors (the bundle the viewer
+opens). Research use only.
+"""
+
+
+def _classes(text: str) -> tuple[str, ...]:
+    names = tuple(c.strip() for c in text.split(",") if c.strip())
+    if len(names) < 2:
+        raise argparse.ArgumentTypeError("give at least two comma-separated class names")
+    return names
+
+
+def _json_dict(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object, e.g. '{\"embed_dim\": 192}'")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="octviewer-train",
+        description="Fine-tune a MIRAGE (or timm) classifier on labelled OCT B-scans and write an "
+        "octviewer model bundle.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--config", metavar="FILE", help="JSON or TOML file of options (keys = option names)."
+    )
+    g = p.add_argument_group("data")
+    g.add_argument(
+        "--data",
+        help="Folder with one sub-folder per class (or Kermany's train/ test/ layout), "
+        "or a CSV with columns path,label[,patient]. Required.",
+    )
+    g.add_argument(
+        "--test",
+        help="Optional test folder/CSV evaluated once at the end (default: the "
+        "dataset's test/ folder in Kermany layout).",
+    )
+    g.add_argument(
+        "--classes",
+        type=_classes,
+        help="Comma-separated class names, fixing their order "
+        "(default: sorted folder names / labels).",
+    )
+    g.add_argument(
+        "--patient-regex",
+        help="Regular expression with a (?P<patient>...) group matched "
+        "against file names without suffix (default: Kermany's CLASS-PATIENT-N).",
+    )
+    g.add_argument(
+        "--val-fraction",
+        type=float,
+        help="Share of patients held out for validation "
+        "(patient-disjoint, stratified; default 0.2).",
+    )
+    g.add_argument(
+        "--seed", type=int, help="Seed of the split, the order and the augmentations (default 0)."
+    )
+    g.add_argument(
+        "--workers", type=int, help="DataLoader worker processes for decoding (default 2)."
+    )
+    g.add_argument(
+        "--cache",
+        choices=CACHE,
+        help="Keep decoded, resized images in memory: auto (when "
+        "under --cache-limit-gb), yes, no (default auto).",
+    )
+    g.add_argument(
+        "--cache-limit-gb", type=float, help="Memory allowed for that cache (default 4)."
+    )
+    g = p.add_argument_group("model")
+    g.add_argument(
+        "--architecture",
+        help="mirage_base, mirage_large, mirage_vit (give --arch-kwargs) or "
+        "timm/<name> such as timm/resnet18 (default mirage_base).",
+    )
+    g.add_argument(
+        "--arch-kwargs",
+        type=_json_dict,
+        help="JSON object of architecture arguments, e.g. "
+        '\'{"embed_dim": 192, "depth": 6, "num_heads": 3}\' for mirage_vit.',
+    )
+    g.add_argument(
+        "--init",
+        help="Initial weights: scratch, mirage-base:PATH, mirage-large:PATH (official "
+        "model.safetensors or .pth) or bundle:PATH (an octviewer bundle) (default scratch).",
+    )
+    g.add_argument(
+        "--img-size",
+        type=int,
+        help="Square input side in pixels (default 512 for MIRAGE, "
+        "224 for other networks; MIRAGE needs a multiple of 32).",
+    )
+    g.add_argument(
+        "--interpolation",
+        choices=("bilinear", "bicubic", "area", "nearest"),
+        help="Resize method stored in the bundle (default bilinear).",
+    )
+    g.add_argument(
+        "--normalization",
+        choices=("minmax", "meanstd"),
+        help="Per-image normalisation (default minmax, as MIRAGE).",
+    )
+    g.add_argument(
+        "--drop-path", type=float, help="Stochastic depth rate while training (default 0)."
+    )
+    g = p.add_argument_group("training")
+    g.add_argument(
+        "--mode",
+        choices=MODES,
+        help="full fine-tune; linear-probe (frozen backbone, "
+        "augmented images); cached-features (frozen backbone run once, head trained on cached "
+        "features: fast on a CPU) (default full).",
+    )
+    g.add_argument("--epochs", type=int, help="Maximum number of epochs (default 50).")
+    g.add_argument("--batch-size", type=int, help="Images per step and process (default 32).")
+    g.add_argument("--accum-steps", type=int, help="Gradient accumulation steps (default 1).")
+    g.add_argument(
+        "--lr",
+        type=float,
+        help="Peak learning rate (default 1e-5 full fine-tune from "
+        "pretrained weights, 1e-3 from scratch or for the head-only modes).",
+    )
+    g.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 1e-2).")
+    g.add_argument(
+        "--warmup-epochs",
+        type=float,
+        help="Linear warm-up epochs before the cosine decay (default min(10, epochs/10)).",
+    )
+    g.add_argument(
+        "--min-lr-ratio", type=float, help="Final lr as a fraction of the peak (default 0.01)."
+    )
+    g.add_argument("--label-smoothing", type=float, help="Label smoothing (default 0.1).")
+    g.add_argument(
+        "--balance",
+        choices=BALANCE,
+        help="Class imbalance: loss (class-weighted loss), "
+        "sampler (class-balanced sampling) or none (default loss).",
+    )
+    g.add_argument(
+        "--patience",
+        type=int,
+        help="Early stopping after this many epochs without a better "
+        "validation balanced accuracy (default 20).",
+    )
+    g.add_argument(
+        "--layer-decay", type=float, help="Layer-wise lr decay for ViTs, e.g. 0.75 (default off)."
+    )
+    g.add_argument(
+        "--clip-grad", type=float, help="Clip the gradient norm to this value (default off)."
+    )
+    g.add_argument(
+        "--ema",
+        action=argparse.BooleanOptionalAction,
+        help="Keep an exponential moving "
+        "average of the weights (timm ModelEmaV3); it is validated and saved.",
+    )
+    g.add_argument("--ema-decay", type=float, help="EMA decay per step (default 0.999).")
+    g.add_argument("--mixup", type=float, help="Mixup alpha (0 = off, default 0).")
+    g.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        help="MIRAGE augmentations: flip, "
+        "affine, intensity (default on; --no-augment turns them off).",
+    )
+    g.add_argument(
+        "--fill",
+        type=float,
+        help="Fill value of the affine warp in [0, 1] (default 1 = white, "
+        "for Kermany's white padding).",
+    )
+    g.add_argument(
+        "--max-steps-per-epoch", type=int, help="Cap the steps of each epoch (quick checks)."
+    )
+    g = p.add_argument_group("hardware")
+    g.add_argument(
+        "--device",
+        help="auto, cpu, cuda or cuda:N (default auto; torchrun sets one GPU per process).",
+    )
+    g.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help="auto (bf16 where the GPU has it, else fp16 with "
+        "a gradient scaler; fp32 on CPU), fp32, bf16, fp16.",
+    )
+    g.add_argument(
+        "--grad-checkpointing",
+        action=argparse.BooleanOptionalAction,
+        help="Trade compute for memory (MIRAGE-Large on small GPUs).",
+    )
+    g.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice).")
+    g = p.add_argument_group("output")
+    g.add_argument(
+        "--run-dir",
+        help="Folder for everything the run writes. Required. Never overwritten silently.",
+    )
+    g.add_argument("--output", help="Path of the bundle (default RUN_DIR/model.safetensors).")
+    g.add_argument(
+        "--resume",
+        action=argparse.BooleanOptionalAction,
+        help="Continue the run in --run-dir from its last.pt (loses at most one epoch).",
+    )
+    g.add_argument(
+        "--overwrite",
+        action=argparse.BooleanOptionalAction,
+        help="Delete an earlier run in --run-dir and start again.",
+    )
+    g.add_argument(
+        "--calibrate",
+        action=argparse.BooleanOptionalAction,
+        help="Fit a temperature on the validation set (default on).",
+    )
+    g.add_argument(
+        "--confidence-threshold",
+        type=float,
+        help="Below this calibrated probability the viewer "
+        "flags a prediction as uncertain (default 0.5).",
+    )
+    g.add_argument(
+        "--fp16-weights",
+        action=argparse.BooleanOptionalAction,
+        help="Store the bundle's weights in float16 (half the size).",
+    )
+    g.add_argument(
+        "--plots", action=argparse.BooleanOptionalAction, help="Write PNG plots (default on)."
+    )
+    g.add_argument("--name", help="Model name in the bundle (default octviewer-model).")
+    g.add_argument("--version", dest="version", help="Model version in the bundle (default 1.0.0).")
+    g.add_argument(
+        "--licence", help="Licence of the weights (default: that of the initial weights)."
+    )
+    g.add_argument("--description", help="Free text description stored in the bundle.")
+    g.add_argument("-v", "--verbose", action="store_true", help="More log output on the console.")
+    return p
+
+
+def parse_config(argv: list[str]) -> TrainConfig:
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    values: dict[str, Any] = {}
+    if ns.config:
+        values.update(read_config_file(ns.config))
+    cli = {k: v for k, v in vars(ns).items() if v is not None and k not in ("config", "verbose")}
+    values.update(cli)
+    for required in ("data", "run_dir"):
+        if not values.get(required):
+            parser.error(
+                f"--{required.replace('_', '-')} is required (on the command line or in --config)"
+            )
+    try:
+        return TrainConfig(**values)
+    except TypeError as exc:
+        raise TrainingError(f"Invalid options: {exc}") from exc
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    verbose = "-v" in args or "--verbose" in args
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        cfg = parse_config(args)
+    except OCTViewerError as exc:
+        sys.stderr.write(f"octviewer-train: error: {exc}\n")
+        return 2
+    from training.run import main_entry
+
+    return main_entry(cfg, ["octviewer-train", *args])

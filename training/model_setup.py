@@ -1,0 +1,189 @@
+"""Build the network to train: architecture, initial weights, frozen parts, optimizer groups."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from octviewer.errors import OCTViewerError, TrainingError
+
+if TYPE_CHECKING:
+    import torch
+
+    from training.config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+HEAD_PREFIXES = ("head.", "fc.", "classifier.", "head_drop.", "norm.", "fc_norm.")
+
+
+@dataclass
+class BuiltModel:
+    model: torch.nn.Module
+    architecture: str
+    arch_kwargs: dict[str, Any]  # what the bundle records (no training-only options)
+    init_description: str
+    licence_hint: str = ""
+    init_info: dict[str, Any] = field(default_factory=dict)
+
+
+def _arch_kwargs(cfg: TrainConfig, architecture: str) -> dict[str, Any]:
+    kw = dict(cfg.arch_kwargs)
+    if architecture.startswith("mirage") or "vit" in architecture:
+        kw["img_size"] = cfg.input_size
+    return kw
+
+
+def build_model(cfg: TrainConfig, num_classes: int, class_names: tuple[str, ...]) -> BuiltModel:
+    """The model of ``cfg.architecture`` initialised as ``cfg.init`` says."""
+    import torch
+
+    from octviewer.core.model.architectures import create_model
+
+    kind, _, path = cfg.init.partition(":")
+    kind = kind.lower()
+    train_only = {"drop_path_rate": cfg.drop_path} if cfg.drop_path > 0 else {}
+    if kind == "bundle":
+        return _from_bundle(Path(path), cfg, num_classes, class_names, train_only)
+    architecture = cfg.architecture
+    if kind in ("mirage-base", "mirage-large"):
+        architecture = "mirage_base" if kind == "mirage-base" else "mirage_large"
+        if cfg.architecture not in (architecture, "mirage_base"):
+            log.warning("--init %s overrides --architecture %s", kind, cfg.architecture)
+    elif kind != "scratch":
+        raise TrainingError(
+            f"Unknown --init '{cfg.init}': use scratch, mirage-base:PATH, mirage-large:PATH or "
+            "bundle:PATH."
+        )
+    kw = _arch_kwargs(cfg, architecture)
+    torch.manual_seed(cfg.seed)
+    try:
+        model = create_model(architecture, num_classes, **kw, **train_only)
+    except OCTViewerError as exc:
+        raise TrainingError(f"Cannot build the model: {exc}") from exc
+    if kind == "scratch":
+        return BuiltModel(model, architecture, kw, "random initialisation (scratch)")
+    from octviewer.core.model.mirage import load_official_weights
+
+    weights = load_official_weights(path)
+    want = "base" if kind == "mirage-base" else "large"
+    if want not in str(weights.variant).lower():
+        raise TrainingError(
+            f"{Path(path).name} holds MIRAGE-{weights.variant} weights but --init asked for "
+            f"{kind}; use --init mirage-{str(weights.variant).lower()}:{path}."
+        )
+    result = model.load_state_dict(weights.state_dict, strict=False)
+    unexpected = list(result.unexpected_keys)
+    missing = [k for k in result.missing_keys if not k.startswith(HEAD_PREFIXES)]
+    if unexpected or missing:
+        raise TrainingError(
+            f"The MIRAGE weights in {Path(path).name} do not fit {architecture} "
+            f"(missing {missing[:3]}, unexpected {unexpected[:3]})."
+        )
+    log.info("Loaded MIRAGE-%s encoder; new: %s", weights.variant, sorted(result.missing_keys))
+    return BuiltModel(
+        model,
+        architecture,
+        kw,
+        f"official MIRAGE-{weights.variant} weights ({Path(path).name})",
+        licence_hint="MIRAGE weights: CC BY-NC-ND 4.0 (non-commercial research use)",
+        init_info={"new_keys": sorted(result.missing_keys)},
+    )
+
+
+def _from_bundle(
+    path: Path,
+    cfg: TrainConfig,
+    num_classes: int,
+    class_names: tuple[str, ...],
+    train_only: dict[str, Any],
+) -> BuiltModel:
+    import torch
+
+    from octviewer.core.model.architectures import create_model
+    from octviewer.core.model.bundle import load_bundle
+
+    try:
+        loaded = load_bundle(path)
+    except OCTViewerError as exc:
+        raise TrainingError(f"Cannot start from the bundle {path.name}: {exc}", path=path) from exc
+    bc = loaded.config
+    kw = dict(bc.arch_kwargs)
+    if tuple(bc.preprocess.size) != (cfg.input_size, cfg.input_size) and cfg.img_size:
+        log.warning("Bundle input %s, training at %d px", bc.preprocess.size, cfg.input_size)
+    if "img_size" in kw:
+        kw["img_size"] = cfg.input_size
+    torch.manual_seed(cfg.seed)
+    model = create_model(bc.architecture, bc.num_classes, **kw, **train_only)
+    model.load_state_dict(loaded.model.state_dict(), strict=True)
+    new_head = tuple(bc.class_names) != tuple(class_names)
+    if new_head:
+        log.info(
+            "Bundle classes %s differ from the data's %s: new head", bc.class_names, class_names
+        )
+        torch.manual_seed(cfg.seed)
+        model.reset_classifier(num_classes)
+    return BuiltModel(
+        model,
+        bc.architecture,
+        kw,
+        f"bundle {path.name} (sha256 {loaded.identity.sha256[:12]})"
+        + (", new head" if new_head else ""),
+        licence_hint=bc.licence,
+        init_info={"bundle_sha256": loaded.identity.sha256},
+    )
+
+
+def classifier_params(model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    head = model.get_classifier()
+    return list(head.parameters())
+
+
+def freeze_backbone(model: torch.nn.Module) -> None:
+    """Linear probe: only the classifier learns."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in classifier_params(model):
+        p.requires_grad_(True)
+
+
+def param_groups(model: torch.nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
+    """AdamW groups: no weight decay on biases/norms/position tables; optional layer-wise lr decay.
+
+    Each group's ``lr`` already carries its layer scale; the scheduler multiplies it.
+    """
+    from timm.optim import param_groups_layer_decay, param_groups_weight_decay
+
+    nwd = model.no_weight_decay() if hasattr(model, "no_weight_decay") else set()
+    if cfg.layer_decay is not None and cfg.layer_decay < 1.0:
+        groups = param_groups_layer_decay(
+            model,
+            weight_decay=cfg.weight_decay,
+            no_weight_decay_list=nwd,
+            layer_decay=cfg.layer_decay,
+        )
+    else:
+        groups = param_groups_weight_decay(
+            model, weight_decay=cfg.weight_decay, no_weight_decay_list=nwd
+        )
+    out = []
+    for g in groups:
+        params = [p for p in g["params"] if p.requires_grad]
+        if params:
+            out.append(
+                {
+                    "params": params,
+                    "weight_decay": g["weight_decay"],
+                    "lr": cfg.base_lr * g.get("lr_scale", 1.0),
+                }
+            )
+    if not out:
+        raise TrainingError("No trainable parameters (internal error in the chosen mode).")
+    return out
+
+
+def features(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The pooled pre-classifier features of a timm model (what the head sees)."""
+    return model.forward_head(model.forward_features(x), pre_logits=True)

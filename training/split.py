@@ -1,0 +1,128 @@
+"""Patient-disjoint, stratified train/validation split, reproducible from a seed.
+
+Every patient goes wholly to one side. Patients are stratified by their most frequent label
+(a Kermany patient may have images in two classes): within each class, a seeded shuffle of
+that class's patients sends ``round(val_fraction * n)`` of them (at least one when the class
+has two or more patients) to validation.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from octviewer.errors import TrainingError
+from training.data import Sample
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Split:
+    train: tuple[Sample, ...]
+    val: tuple[Sample, ...]
+    seed: int
+    val_fraction: float
+
+    @property
+    def train_patients(self) -> set[str]:
+        return {s.patient for s in self.train}
+
+    @property
+    def val_patients(self) -> set[str]:
+        return {s.patient for s in self.val}
+
+
+def patient_split(
+    samples: list[Sample] | tuple[Sample, ...],
+    class_names: tuple[str, ...],
+    *,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+) -> Split:
+    if not 0.0 < val_fraction < 1.0:
+        raise TrainingError(
+            f"The validation fraction must be between 0 and 1 (got {val_fraction})."
+        )
+    by_patient: dict[str, list[Sample]] = defaultdict(list)
+    for s in samples:
+        by_patient[s.patient].append(s)
+    primary: dict[int, list[str]] = defaultdict(list)
+    for patient in sorted(by_patient):
+        counts = Counter(s.label for s in by_patient[patient])
+        # most frequent label; ties go to the lowest class index so the result is stable
+        label = min(counts, key=lambda c: (-counts[c], c))
+        primary[label].append(patient)
+    rng = np.random.default_rng(seed)
+    val_patients: set[str] = set()
+    for label in sorted(primary):
+        patients = primary[label]
+        order = rng.permutation(len(patients))
+        n_val = round(val_fraction * len(patients))
+        if len(patients) >= 2:
+            n_val = min(max(n_val, 1), len(patients) - 1)
+        else:
+            n_val = 0
+            log.warning(
+                "Class %s has a single patient: all its images go to training, none to validation",
+                class_names[label],
+            )
+        val_patients.update(patients[i] for i in order[:n_val])
+    train = tuple(s for s in samples if s.patient not in val_patients)
+    val = tuple(s for s in samples if s.patient in val_patients)
+    if not val:
+        raise TrainingError(
+            "Not enough patients to hold out a validation set: add images from more patients "
+            "or give a larger --val-fraction."
+        )
+    missing = sorted({class_names[s.label] for s in samples} - {class_names[s.label] for s in val})
+    if missing:
+        log.warning("Validation set has no images of: %s (too few patients)", ", ".join(missing))
+    return Split(train=train, val=val, seed=seed, val_fraction=val_fraction)
+
+
+def save_split(split: Split, class_names: tuple[str, ...], path: Path) -> None:
+    """Write ``split.csv``: subset, path, frame, label, patient (one row per image)."""
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["subset", "path", "frame", "label", "patient"])
+        for subset, items in (("train", split.train), ("val", split.val)):
+            for s in items:
+                w.writerow(
+                    [
+                        subset,
+                        str(s.path),
+                        "" if s.frame is None else s.frame,
+                        class_names[s.label],
+                        s.patient,
+                    ]
+                )
+
+
+def load_split(
+    path: Path, samples: list[Sample], class_names: tuple[str, ...], seed: int, val_fraction: float
+) -> Split:
+    """Re-read a saved split (used on resume so the subsets are exactly the same)."""
+    subset_of: dict[tuple[str, str], str] = {}
+    with path.open(newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            subset_of[(row["path"], row["frame"])] = row["subset"]
+    train, val = [], []
+    for s in samples:
+        key = (str(s.path), "" if s.frame is None else str(s.frame))
+        where = subset_of.get(key)
+        if where == "train":
+            train.append(s)
+        elif where == "val":
+            val.append(s)
+    if not train or not val:
+        raise TrainingError(
+            f"The saved split {path} does not match the dataset any more; start a new run "
+            "directory instead of resuming."
+        )
+    return Split(train=tuple(train), val=tuple(val), seed=seed, val_fraction=val_fraction)
