@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--recursive to analyse each file in folders separately. Bad files are skipped and "
         "listed at the end (exit status 1).",
     )
-    a.add_argument("paths", nargs="+", metavar="PATH", help="scan files or folders")
+    a.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="scan files or folders")
     a.add_argument(
         "-v", "--verbose", action="count", default=0, help="more log output (-v info, -vv debug)"
     )
@@ -335,10 +335,12 @@ def run_batch(
             continue
         except Exception as e:  # a bug or an environment problem: keep the batch going
             log.exception("Unexpected error while analysing %s", path.name)
-            msg = f"unexpected error ({type(e).__name__}); details in the log (run with -v)"
+            msg = f"unexpected error ({type(e).__name__}: {e}); the traceback is in the log"
             outcome.failures.append((str(path), msg))
             outcome.rows.append(failed_row(str(path), msg, engine.identity.sha256))
             continue
+        finally:
+            engine.clear_cache()  # the graph kept for CAMs of this scan
         outcome.rows.extend(rows)
         outcome.reports.extend(reports)
     bar.close()

@@ -1,0 +1,238 @@
+"""octviewer-cli end to end, in-process: real B-scans, a tiny real bundle, real reports."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+import octviewer
+from octviewer import __main__ as entry
+from octviewer import cli
+
+try:
+    from helpers_models import make_tiny_bundle
+except ImportError:  # run as tests.test_cli
+    from tests.helpers_models import make_tiny_bundle
+
+GOOD = ("CNV-53018-1.jpeg", "NORMAL-2633503-1.jpeg")
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_bundle(tmp_path_factory.mktemp("model") / "tiny.safetensors")
+
+
+@pytest.fixture
+def inputs(tmp_path: Path, data_dir: Path) -> Path:
+    d = tmp_path / "in"
+    d.mkdir()
+    for name in GOOD:
+        shutil.copy(data_dir / "report" / name, d / name)
+    return d
+
+
+def _run(*args: str | Path) -> int:
+    return cli.main([str(a) for a in args])
+
+
+def _analyze(bundle: Path, out: Path, *args: str | Path) -> int:
+    return _run(
+        "analyze", *args, "--model", bundle, "--out", out, "--device", "cpu", "--no-progress"
+    )
+
+
+def _csv(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _chunks(path: Path) -> dict[str, str]:
+    with Image.open(path) as im:
+        im.load()
+        return dict(im.text)
+
+
+def test_batch_continues_past_bad_files(tmp_path: Path, inputs: Path, bundle: Path, capsys) -> None:
+    from octviewer.core.model.bundle import file_sha256
+
+    empty = inputs / "broken.jpeg"
+    empty.write_bytes(b"")
+    missing = inputs / "does-not-exist.png"
+    out = tmp_path / "out"
+    files = [inputs / GOOD[0], empty, missing, inputs / GOOD[1]]
+    assert _analyze(bundle, out, *files) == cli.EXIT_SOME_FAILED
+
+    sha = file_sha256(bundle)
+    for name in GOOD:
+        png = out / (Path(name).stem + ".png")
+        assert png.is_file(), name
+        chunks = _chunks(png)
+        assert chunks["octviewer:model_sha256"] == sha
+        rec = json.loads(chunks["octviewer:result"])
+        assert rec["file"] == name and rec["cam_class"] == rec["class"]
+        assert abs(sum(rec["probabilities"].values()) - 1.0) < 1e-4
+    assert len(list(out.glob("*.png"))) == 2
+
+    rows = _csv(out / "summary.csv")
+    by_file = {Path(r["file"]).name: r for r in rows}
+    assert set(by_file) == {GOOD[0], GOOD[1], "broken.jpeg", "does-not-exist.png"}
+    assert by_file[GOOD[0]]["status"] == "ok" and by_file[GOOD[0]]["report"] == "CNV-53018-1.png"
+    assert by_file[GOOD[0]]["model_sha256"] == sha and by_file[GOOD[0]]["device"] == "cpu"
+    assert {f"p_{c}" for c in ("CNV", "DME", "DRUSEN", "NORMAL")} <= set(rows[0])
+    for bad in ("broken.jpeg", "does-not-exist.png"):
+        assert by_file[bad]["status"] == "failed" and by_file[bad]["error"]
+    doc = json.loads((out / "summary.json").read_text("utf-8"))
+    assert doc["model"]["sha256"] == sha and len(doc["results"]) == 4
+
+    err = capsys.readouterr().err
+    assert "2 input(s) could not be analysed" in err
+    assert "broken.jpeg" in err and "does-not-exist.png" in err
+
+
+def test_all_good_exit_zero_json_only_and_cam_class(
+    tmp_path: Path, inputs: Path, bundle: Path
+) -> None:
+    out = tmp_path / "out"
+    code = _analyze(
+        bundle, out, *(inputs / n for n in GOOD), "--summary", "json", "--cam-class", "dme"
+    )
+    assert code == cli.EXIT_OK
+    assert not (out / "summary.csv").exists()
+    doc = json.loads((out / "summary.json").read_text("utf-8"))
+    assert [r["status"] for r in doc["results"]] == ["ok", "ok"]
+    for name in GOOD:
+        rec = json.loads(_chunks(out / (Path(name).stem + ".png"))["octviewer:result"])
+        assert rec["cam_class"] == "DME"
+
+
+def test_folder_is_one_scan_recursive_is_each_file(
+    tmp_path: Path, inputs: Path, bundle: Path
+) -> None:
+    # a folder of same-size B-scans is an image stack: one volume, one report
+    stack = tmp_path / "stack"
+    stack.mkdir()
+    for k in range(3):
+        shutil.copy(inputs / GOOD[0], stack / f"bscan_{k + 1}.jpeg")
+    out = tmp_path / "vol"
+    assert _analyze(bundle, out, stack) == cli.EXIT_OK
+    reports = list(out.glob("*.png"))
+    assert len(reports) == 1 and reports[0].name.startswith("stack_frame")
+    rows = _csv(out / "summary.csv")
+    assert [r["frame"] for r in rows] == ["0", "1", "2"] and {r["n_frames"] for r in rows} == {"3"}
+    assert sum(1 for r in rows if r["report"]) == 1
+
+    per = tmp_path / "per"
+    assert _analyze(bundle, per, stack, "--per-frame") == cli.EXIT_OK
+    assert sorted(p.name for p in per.glob("*.png")) == [
+        f"stack_frame{i:03d}.png" for i in range(3)
+    ]
+
+    each = tmp_path / "each"
+    assert _analyze(bundle, each, inputs, "--recursive") == cli.EXIT_OK
+    assert sorted(p.name for p in each.glob("*.png")) == sorted(Path(n).stem + ".png" for n in GOOD)
+
+
+def test_frame_option(tmp_path: Path, inputs: Path, bundle: Path, capsys) -> None:
+    out = tmp_path / "out"
+    assert _analyze(bundle, out, inputs / GOOD[0], "--frame", "3") == cli.EXIT_SOME_FAILED
+    assert "Frame 3 does not exist" in capsys.readouterr().err
+    assert _analyze(bundle, out, inputs / GOOD[0], "--frame", "0") == cli.EXIT_OK
+
+
+def test_unexpected_error_is_logged_and_batch_goes_on(
+    tmp_path: Path, inputs: Path, bundle: Path, monkeypatch, caplog
+) -> None:
+    real_load = octviewer.load
+
+    def flaky(path, **kw):
+        if Path(path).name == GOOD[0]:
+            raise RuntimeError("simulated bug")
+        return real_load(path, **kw)
+
+    monkeypatch.setattr(octviewer, "load", flaky)
+    out = tmp_path / "out"
+    with caplog.at_level(logging.ERROR, logger="octviewer.cli"):
+        assert _analyze(bundle, out, *(inputs / n for n in GOOD)) == cli.EXIT_SOME_FAILED
+    assert any(r.exc_info and "simulated bug" in str(r.exc_info[1]) for r in caplog.records)
+    assert (out / "NORMAL-2633503-1.png").is_file()
+    rows = {Path(r["file"]).name: r for r in _csv(out / "summary.csv")}
+    assert rows[GOOD[0]]["status"] == "failed" and "RuntimeError" in rows[GOOD[0]]["error"]
+
+
+def test_usage_and_model_errors_exit_2(tmp_path: Path, inputs: Path, bundle: Path, capsys) -> None:
+    img = inputs / GOOD[0]
+    assert _analyze(bundle, tmp_path / "o", img, "--cam-class", "GLAUCOMA") == cli.EXIT_USAGE
+    assert "Its classes are: CNV, DME, DRUSEN, NORMAL" in capsys.readouterr().err
+    garbage = tmp_path / "model.safetensors"
+    garbage.write_bytes(b"not a model at all" * 10)
+    assert _analyze(garbage, tmp_path / "o", img) == cli.EXIT_USAGE
+    assert "cannot use the model" in capsys.readouterr().err
+    assert _analyze(tmp_path / "nope.safetensors", tmp_path / "o", img) == cli.EXIT_USAGE
+    assert _run("analyze") == cli.EXIT_USAGE  # no PATH
+    assert _run("frobnicate") == cli.EXIT_USAGE
+    assert _analyze(bundle, tmp_path / "o", img, "--opacity", "3") == cli.EXIT_USAGE
+    assert not (tmp_path / "o").exists()
+
+
+def test_help_documents_options(capsys) -> None:
+    assert _run("analyze", "--help") == 0
+    text = capsys.readouterr().out
+    for opt in (
+        "--model",
+        "--out",
+        "--per-frame",
+        "--frame",
+        "--cam-class",
+        "--device",
+        "--int8",
+        "--include-identity",
+        "--summary",
+        "--recursive",
+        "ONE scan",
+    ):
+        assert opt in text, opt
+
+
+def test_model_info(bundle: Path, capsys) -> None:
+    from octviewer.core.model.bundle import file_sha256
+
+    assert _run("model-info", "--model", bundle) == 0
+    text = capsys.readouterr().out
+    for fact in (
+        "tiny-test-model",
+        "0.0.1",
+        "mirage_vit",
+        "CNV, DME, DRUSEN, NORMAL",
+        "test only",
+        file_sha256(bundle),
+        "Provenance:",
+        "made_by",
+    ):
+        assert fact in text, fact
+    assert _run("model-info", "--model", bundle, "--json") == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["sha256"] == file_sha256(bundle) and d["class_names"] == [
+        "CNV",
+        "DME",
+        "DRUSEN",
+        "NORMAL",
+    ]
+
+
+def test_model_info_errors(tmp_path: Path, capsys) -> None:
+    assert _run("model-info", "--model", tmp_path / "missing.safetensors") == cli.EXIT_USAGE
+    assert "not found" in capsys.readouterr().err
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x00" * 64)
+    assert _run("model-info", "--model", bad) == cli.EXIT_USAGE
+
+
+def test_python_dash_m_dispatches_subcommands(bundle: Path, capsys) -> None:
+    assert entry.main(["model-info", "--model", str(bundle)]) == 0
+    assert "tiny-test-model" in capsys.readouterr().out
