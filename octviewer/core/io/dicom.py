@@ -401,6 +401,23 @@ def spacing_of(ds: Dataset) -> PixelSpacing | None:
         return None
 
 
+def instance_position(ds: Dataset) -> np.ndarray | None:
+    """Image Position (Patient) of a single-frame instance: top level or its functional groups."""
+    value = ds.get("ImagePositionPatient")
+    if value is None:
+        positions = plane_positions(ds)
+        return positions[0] if positions is not None else None
+    return np.asarray([float(v) for v in value]) if len(value) == 3 else None
+
+
+def instance_orientation(ds: Dataset) -> np.ndarray | None:
+    value = ds.get("ImageOrientationPatient")
+    if value is None:
+        item = _first_item(ds, "SharedFunctionalGroupsSequence", "PlaneOrientationSequence")
+        value = item.get("ImageOrientationPatient") if item is not None else None
+    return np.asarray([float(v) for v in value]) if value is not None and len(value) == 6 else None
+
+
 def plane_positions(ds: Dataset) -> np.ndarray | None:
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
     if not per_frame:

@@ -150,14 +150,12 @@ def _order(group: _Group) -> list[tuple[Path, Dataset]]:
     numbers = [h.get("InstanceNumber") for h in group.headers]
     if all(n is not None for n in numbers) and len(set(map(int, numbers))) == len(numbers):
         return sorted(pairs, key=lambda ph: int(ph[1].InstanceNumber))
-    positions = [h.get("ImagePositionPatient") for h in group.headers]
-    orientation = group.headers[0].get("ImageOrientationPatient")
-    if all(p is not None for p in positions) and orientation is not None and len(orientation) == 6:
-        normal = np.cross(np.asarray(orientation[:3], float), np.asarray(orientation[3:], float))
-        return sorted(
-            pairs,
-            key=lambda ph: float(np.dot(normal, np.asarray(ph[1].ImagePositionPatient, float))),
-        )
+    positions = [dicom.instance_position(h) for h in group.headers]
+    orientation = dicom.instance_orientation(group.headers[0])
+    if all(p is not None for p in positions) and orientation is not None:
+        normal = np.cross(orientation[:3], orientation[3:])
+        order = sorted(range(len(pairs)), key=lambda i: float(np.dot(normal, positions[i])))
+        return [pairs[i] for i in order]
     return pairs  # natural file-name order
 
 
@@ -215,8 +213,8 @@ def _read_dicom_series(folder: Path, group: _Group) -> Scan:
 
 
 def _with_instance_distance(spacing: PixelSpacing, headers: list[Dataset]) -> PixelSpacing:
-    positions = [h.get("ImagePositionPatient") for h in headers]
-    if not all(p is not None and len(p) == 3 for p in positions):
+    positions = [dicom.instance_position(h) for h in headers]
+    if not all(p is not None for p in positions):
         return spacing
     steps = np.linalg.norm(np.diff(np.asarray(positions, float), axis=0), axis=1)
     step = float(np.median(steps)) if steps.size else 0.0
