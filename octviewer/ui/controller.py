@@ -146,6 +146,16 @@ class Controller(QObject):
             self._load(entry)
         return uids
 
+    def add_scan(self, scan: Scan, path: str | Path | None = None) -> int:
+        """Add a scan that is already in memory (scripts, tests); it is analysed like a file."""
+        self._next_uid += 1
+        src = path or (scan.metadata.source_paths[0] if scan.metadata.source_paths else "scan")
+        entry = ScanEntry(self._next_uid, Path(src), scan=scan)
+        self._entries[entry.uid] = entry
+        self.entry_added.emit(entry.uid)
+        self._enqueue(entry)
+        return entry.uid
+
     def open_series(self, uid: int, series: str) -> None:
         entry = self._entries.get(uid)
         if entry is None:

@@ -1,0 +1,88 @@
+"""Background jobs: numbered requests, stale results dropped, cancel, errors, clean shutdown."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+pytestmark = pytest.mark.gui
+
+from octviewer.ui.workers import JobRunner  # noqa: E402
+
+
+def test_stale_result_is_dropped_and_newest_delivered(qtbot) -> None:
+    runner = JobRunner(max_threads=2)
+    gate, started = threading.Event(), threading.Event()
+    got: list[str] = []
+
+    def slow(ctx):
+        started.set()
+        gate.wait(10)
+        return "old"
+
+    first = runner.submit("cam", slow, on_result=got.append)
+    assert started.wait(10)
+    with qtbot.waitSignal(runner.busy_changed, timeout=10000, check_params_cb=lambda b: b is False):
+        second = runner.submit("cam", lambda ctx: "new", on_result=got.append)
+        qtbot.waitUntil(lambda: got == ["new"], timeout=10000)
+        gate.set()  # the first (stale) request finishes after the newer one
+    assert got == ["new"]
+    assert first in runner.dropped and second not in runner.dropped
+    assert runner.shutdown(5000)
+
+
+def test_superseded_request_that_has_not_started_never_runs(qtbot) -> None:
+    runner = JobRunner(max_threads=1)
+    gate = threading.Event()
+    ran: list[int] = []
+
+    def blocker(ctx):
+        gate.wait(10)
+        return 0
+
+    runner.submit("other", blocker, supersede=False)
+    runner.submit("frame", lambda ctx: ran.append(1))
+    runner.submit("frame", lambda ctx: ran.append(2))
+    gate.set()
+    qtbot.waitUntil(lambda: not runner.is_busy(), timeout=10000)
+    assert ran == [2]
+    runner.shutdown()
+
+
+def test_cancel_is_seen_by_the_job_between_steps(qtbot) -> None:
+    runner = JobRunner(max_threads=1)
+    step = threading.Event()
+    seen: list[object] = []
+
+    def job(ctx):
+        ctx.progress(1, 3)
+        step.wait(10)
+        if ctx.cancelled():
+            raise RuntimeError("stopped")
+        return "finished"
+
+    progress: list[tuple[int, int]] = []
+    runner.submit(
+        "analysis:1",
+        job,
+        on_result=seen.append,
+        on_error=lambda exc, tb: seen.append(exc),
+        on_progress=lambda d, t: progress.append((d, t)),
+    )
+    qtbot.waitUntil(lambda: progress == [(1, 3)], timeout=10000)
+    runner.cancel("analysis")  # prefix: every analysis:<n>
+    step.set()
+    qtbot.waitUntil(lambda: bool(seen), timeout=10000)
+    assert isinstance(seen[0], RuntimeError)
+    assert runner.shutdown(5000)
+
+
+def test_unexpected_error_reaches_the_gui_thread_with_traceback(qtbot) -> None:
+    runner = JobRunner()
+    errors: list[tuple[BaseException, str]] = []
+    runner.submit("x", lambda ctx: 1 / 0, on_error=lambda e, tb: errors.append((e, tb)))
+    qtbot.waitUntil(lambda: bool(errors), timeout=10000)
+    exc, tb = errors[0]
+    assert isinstance(exc, ZeroDivisionError) and "ZeroDivisionError" in tb
+    assert runner.shutdown(5000)
