@@ -47,49 +47,64 @@ def build_model(cfg: TrainConfig, num_classes: int, class_names: tuple[str, ...]
     train_only = {"drop_path_rate": cfg.drop_path} if cfg.drop_path > 0 else {}
     if kind == "bundle":
         return _from_bundle(Path(path), cfg, num_classes, class_names, train_only)
-    architecture = cfg.architecture
     if kind in ("mirage-base", "mirage-large"):
-        architecture = "mirage_base" if kind == "mirage-base" else "mirage_large"
-        if cfg.architecture not in (architecture, "mirage_base"):
-            log.warning("--init %s overrides --architecture %s", kind, cfg.architecture)
-    elif kind != "scratch":
+        return _from_mirage(Path(path), kind, cfg, num_classes, train_only)
+    if kind != "scratch":
         raise TrainingError(
             f"Unknown --init '{cfg.init}': use scratch, mirage-base:PATH, mirage-large:PATH or "
             "bundle:PATH."
         )
+    architecture = cfg.architecture
     kw = _arch_kwargs(cfg, architecture)
     torch.manual_seed(cfg.seed)
     try:
         model = create_model(architecture, num_classes, **kw, **train_only)
     except OCTViewerError as exc:
         raise TrainingError(f"Cannot build the model: {exc}") from exc
-    if kind == "scratch":
-        return BuiltModel(model, architecture, kw, "random initialisation (scratch)")
-    from octviewer.core.model.mirage import load_official_weights
+    return BuiltModel(model, architecture, kw, "random initialisation (scratch)")
+
+
+def _from_mirage(
+    path: Path, kind: str, cfg: TrainConfig, num_classes: int, train_only: dict[str, Any]
+) -> BuiltModel:
+    """Official MIRAGE encoder weights (through the viewer's loader) + a new norm and head."""
+    import torch
+
+    from octviewer.core.model.architectures import create_model
+    from octviewer.core.model.mirage import load_into, load_official_weights
 
     weights = load_official_weights(path)
-    want = "base" if kind == "mirage-base" else "large"
-    if want not in str(weights.variant).lower():
+    want = "mirage_base" if kind == "mirage-base" else "mirage_large"
+    if weights.variant in ("mirage_base", "mirage_large") and weights.variant != want:
         raise TrainingError(
-            f"{Path(path).name} holds MIRAGE-{weights.variant} weights but --init asked for "
-            f"{kind}; use --init mirage-{str(weights.variant).lower()}:{path}."
+            f"{path.name} holds {weights.variant} weights but --init asked for {kind}; use "
+            f"--init {weights.variant.replace('_', '-')}:{path}.",
+            path=path,
         )
-    result = model.load_state_dict(weights.state_dict, strict=False)
-    unexpected = list(result.unexpected_keys)
-    missing = [k for k in result.missing_keys if not k.startswith(HEAD_PREFIXES)]
-    if unexpected or missing:
+    architecture = weights.variant
+    kw = dict(weights.arch_kwargs) if architecture == "mirage_vit" else {}
+    native = int(kw.get("img_size", 512))
+    if cfg.input_size != native:
         raise TrainingError(
-            f"The MIRAGE weights in {Path(path).name} do not fit {architecture} "
-            f"(missing {missing[:3]}, unexpected {unexpected[:3]})."
+            f"The MIRAGE weights expect {native}x{native} inputs; use --img-size {native} "
+            "(other sizes would need a resampled position table).",
+            path=path,
         )
-    log.info("Loaded MIRAGE-%s encoder; new: %s", weights.variant, sorted(result.missing_keys))
+    if cfg.architecture not in (architecture, "mirage_base"):
+        log.warning("--init %s overrides --architecture %s", kind, cfg.architecture)
+    torch.manual_seed(cfg.seed)
+    model = create_model(architecture, num_classes, **kw, **train_only)
+    try:
+        load_into(model, weights)
+    except OCTViewerError as exc:
+        raise TrainingError(f"Cannot start from {path.name}: {exc}", path=path) from exc
+    log.info("Loaded the official %s encoder from %s (new norm and head)", architecture, path.name)
     return BuiltModel(
         model,
         architecture,
         kw,
-        f"official MIRAGE-{weights.variant} weights ({Path(path).name})",
+        f"official {architecture} weights ({path.name}, {weights.source_format})",
         licence_hint="MIRAGE weights: CC BY-NC-ND 4.0 (non-commercial research use)",
-        init_info={"new_keys": sorted(result.missing_keys)},
     )
 
 
