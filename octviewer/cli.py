@@ -222,8 +222,9 @@ def _unique_stem(stem: str, used: set[str]) -> str:
     return candidate
 
 
-def _safe_stem(path: Path) -> str:
-    name = path.name if path.is_dir() else path.stem
+def _safe_stem(name: str, is_dir: bool) -> str:
+    """A file-system-safe report name from an input name (suffix dropped for files)."""
+    name = name if is_dir else Path(name).stem
     cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("._")
     return cleaned or "scan"
 
@@ -263,7 +264,7 @@ def _with_cam(
 
 
 def analyze_one(
-    engine: Engine, path: Path, args: argparse.Namespace, cam_class: int | None, stem: str
+    engine: Engine, path: Path, args: argparse.Namespace, cam_class: int | None, used: set[str]
 ) -> tuple[list[SummaryRow], list[Path]]:
     """Load, analyse and report one input. Raises OCTViewerError for a bad input."""
     import octviewer
@@ -278,6 +279,8 @@ def analyze_one(
             path=path,
         )
     frames = [args.frame] if args.frame is not None else None
+    shown_name = path.name if args.include_identity else redact(path.name, scan.identity)
+    stem = _unique_stem(_safe_stem(shown_name, path.is_dir()), used)
     # CAMs for every analysed frame only when each gets a report (or there is only one frame).
     cam_all = args.per_frame or args.frame is not None or not scan.is_volume
     result = engine.analyze(
@@ -325,9 +328,8 @@ def run_batch(
         disable=True if args.no_progress else None,
     )
     for path in bar:
-        stem = _unique_stem(_safe_stem(path), used)
         try:
-            rows, reports = analyze_one(engine, path, args, cam_class, stem)
+            rows, reports = analyze_one(engine, path, args, cam_class, used)
         except OCTViewerError as e:
             log.info("Skipped %s: %s", path.name, e)
             outcome.failures.append((str(path), str(e)))

@@ -236,3 +236,33 @@ def test_model_info_errors(tmp_path: Path, capsys) -> None:
 def test_python_dash_m_dispatches_subcommands(bundle: Path, capsys) -> None:
     assert entry.main(["model-info", "--model", str(bundle)]) == 0
     assert "tiny-test-model" in capsys.readouterr().out
+
+
+def test_identity_stays_out_of_names_summary_and_logs(
+    tmp_path: Path, inputs: Path, bundle: Path, monkeypatch, caplog
+) -> None:
+    import dataclasses
+
+    from octviewer.core.scan import PatientIdentity
+
+    named = inputs / "Zyxwood_Q_PX99817.jpeg"
+    shutil.copy(inputs / GOOD[0], named)
+    real_load = octviewer.load
+    ident = PatientIdentity(name="ZYXWOOD^QUENTIN", patient_id="PX99817", birth_date="19411203")
+    monkeypatch.setattr(
+        octviewer, "load", lambda p, **kw: dataclasses.replace(real_load(p, **kw), identity=ident)
+    )
+    out = tmp_path / "out"
+    # INFO and above (what -v shows); readers may name the file at DEBUG before they know who it is
+    with caplog.at_level(logging.INFO):
+        assert _analyze(bundle, out, named, "-v") == cli.EXIT_OK
+    everything = " ".join(p.name for p in out.iterdir())
+    everything += (out / "summary.csv").read_text("utf-8") + (out / "summary.json").read_text(
+        "utf-8"
+    )
+    everything += " ".join(r.getMessage() for r in caplog.records)
+    for secret in ("Zyxwood", "PX99817", "19411203"):
+        assert secret.lower() not in everything.lower(), secret
+    assert _analyze(bundle, tmp_path / "id", named, "--include-identity") == cli.EXIT_OK
+    png = tmp_path / "id" / "Zyxwood_Q_PX99817.png"
+    assert "PX99817" in _chunks(png)["octviewer:patient"]

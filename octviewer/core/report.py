@@ -305,8 +305,12 @@ def render_report(
     text(d, (margin + pw + gap, y), f"Heatmap for class {cam_name}" if right else "Heatmap", f.bold)
     y += lh
     img.paste(left, (margin, y))
+    d.rectangle((margin - 1, y - 1, margin + pw, y + ph), outline=(190, 190, 190))
     if right is not None:
         img.paste(right, (margin + pw + gap, y))
+        d.rectangle(
+            (margin + pw + gap - 1, y - 1, margin + 2 * pw + gap, y + ph), outline=(190, 190, 190)
+        )
     else:
         d.rectangle((margin + pw + gap, y, margin + 2 * pw + gap, y + ph), fill=(238, 238, 238))
         msg = "No heatmap was computed for this frame."
