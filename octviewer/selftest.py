@@ -67,6 +67,7 @@ class CaseOutcome:
     loaded: bool = False
     analysed: bool = False
     report: Path | None = None
+    not_oct_flagged: bool = False  # a non-OCT scan that the engine flagged NOT_OCT
     failures: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -303,6 +304,7 @@ def _check_result(scan: Scan, result: Any, engine: Engine, case: CaseOutcome) ->
         elif abs(p.sum() - 1.0) > 1e-3 or p.min() < 0 or p.max() > 1:
             case.fail(f"frame {fr.frame_index}: probabilities sum to {p.sum():.6f}, not 1")
         flagged = ResultFlag.NOT_OCT in fr.flags
+        case.not_oct_flagged |= flagged and not scan.is_oct
         if flagged != (not scan.is_oct):
             case.fail(
                 f"frame {fr.frame_index}: NOT_OCT flag is {flagged} but the scan's modality is "
@@ -483,6 +485,8 @@ def run_selftest(
             analyse_case(path, engine, out_dir, case, {} if is_oct else {"not_oct": True})
     else:
         log.warning("self-test: compressed-DICOM decoder check NOT run (--skip-decoders)")
+    if not any(c.not_oct_flagged for c in run.cases):
+        run.fail("no non-OCT scan was analysed and flagged NOT_OCT: that check did not run")
     return run
 
 
