@@ -470,7 +470,7 @@ def save_report(
         fd, tmp = tempfile.mkstemp(prefix=".octviewer-", suffix=".png", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as fh:
-                img.save(fh, format="PNG", pnginfo=info, compress_level=6)
+                img.save(fh, format="PNG", pnginfo=info, compress_level=3)
             Path(tmp).replace(path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -1,6 +1,6 @@
 """One summary table for a batch of analyses: CSV and JSON, one row per analysed frame.
 
-A row names the input (as the user gave it), the frame (0-based index), the predicted class,
+A row names the input (as the user gave it, patient name/ID parts blanked unless asked), the frame (0-based index), the predicted class,
 its confidence, each class probability, the result flags, the model SHA-256, the device and
 the report written. Inputs that failed get one row with ``status = "failed"`` and the message,
 so a spreadsheet of the summary shows every input that was asked for.
