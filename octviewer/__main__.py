@@ -17,7 +17,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cli_main(args)
     from octviewer.ui.app import main as gui_main  # Qt only when the window is wanted
 
-    return int(gui_main() or 0)
+    return int(gui_main(args) or 0)
 
 
 if __name__ == "__main__":
