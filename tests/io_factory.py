@@ -179,3 +179,178 @@ def compress(ds: Dataset, syntax: str) -> Dataset:
 def write(ds: Dataset, path: Path) -> Path:
     ds.save_as(path, enforce_file_format=True)
     return path
+
+
+# --- malformed-file corpus -------------------------------------------------------------------
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    import struct
+    import zlib
+
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_bomb(path: Path, rows: int = 30000, cols: int = 30000) -> Path:
+    """A few hundred bytes that claim rows x cols 8-bit pixels (a decompression bomb)."""
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", cols, rows, 8, 0, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * (cols + 1) * 4)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", idat)
+        + _png_chunk(b"IEND", b"")
+    )
+    return path
+
+
+def jpeg_with_size(src: Path, path: Path, rows: int, cols: int) -> Path:
+    """A real JPEG whose frame header (SOF) is patched to claim rows x cols."""
+    import struct
+
+    data = bytearray(src.read_bytes())
+    i = 2
+    while i < len(data):
+        marker, length = data[i + 1], struct.unpack(">H", data[i + 2 : i + 4])[0]
+        if marker in (0xC0, 0xC1, 0xC2):
+            data[i + 5 : i + 9] = struct.pack(">HH", rows, cols)
+            break
+        i += 2 + length
+    path.write_bytes(bytes(data))
+    return path
+
+
+def bmp_with_size(path: Path, rows: int, cols: int) -> Path:
+    buf = io.BytesIO()
+    Image.new("L", (8, 8)).save(buf, format="BMP")
+    data = bytearray(buf.getvalue())
+    data[18:26] = np.array([cols, rows], "<i4").tobytes()
+    path.write_bytes(bytes(data))
+    return path
+
+
+def malformed_corpus(root: Path) -> dict[str, tuple[Path, str]]:
+    """Write every malformed input under ``root``; returns name -> (path, expected error name)."""
+
+    stack = kermany_stack()
+    jpeg = IO_DATA / "kermany" / "NORMAL-2633503-1.jpeg"
+    raw_data = IO_DATA / "dicom" / "example-dcms__OT.dcm"
+    vol = IO_DATA / "vendor" / "Willis_B_716_0.vol"
+    out: dict[str, tuple[Path, str]] = {}
+
+    def put(name: str, data: bytes, error: str) -> Path:
+        p = root / name
+        p.write_bytes(data)
+        out[name] = (p, error)
+        return p
+
+    def cut(src: Path, fraction: float) -> bytes:
+        data = src.read_bytes()
+        return data[: int(len(data) * fraction)]
+
+    png = root / "_ok.png"
+    Image.fromarray(stack[0]).save(png)
+    tif = root / "_ok.tif"
+    Image.fromarray(stack[0]).save(tif, compression="tiff_deflate")
+    bmp = root / "_ok.bmp"
+    Image.fromarray(stack[0]).save(bmp)
+    opt = write(opt_dataset(stack), root / "_ok.dcm")
+    j2k = write(compress(opt_dataset(stack), "jpeg2000"), root / "_ok_j2k.dcm")
+
+    put("empty.jpg", b"", "EmptyFileError")
+    put("empty.dcm", b"", "EmptyFileError")
+    put("truncated.jpg", cut(jpeg, 0.4), "CorruptFileError")
+    put("truncated.png", cut(png, 0.5), "CorruptFileError")
+    put("truncated.tif", cut(tif, 0.5), "CorruptFileError")
+    put("truncated.bmp", cut(bmp, 0.5), "CorruptFileError")
+    put("header_only.png", png.read_bytes()[:33], "CorruptFileError")
+    put(
+        "text.dcm",
+        b"Patient seen on Monday.\nOCT to follow, see report.\n",
+        "UnsupportedFormatError",
+    )
+    put(
+        "random.dcm",
+        np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes(),
+        "UnsupportedFormatError",
+    )
+    put(
+        "document.png",
+        b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n",
+        "UnsupportedFormatError",
+    )
+    put("archive.dcm", b"PK\x03\x04" + bytes(60), "UnsupportedFormatError")
+    put("anim.gif", b"GIF89a" + bytes(40), "UnsupportedFormatError")
+    put("raw_data.dcm", raw_data.read_bytes(), "NoPixelDataError")
+    put("truncated_pixels.dcm", cut(opt, 0.6), "CorruptFileError")
+    put("truncated_header.dcm", opt.read_bytes()[:200], "CorruptFileError")
+    garbled = bytearray(j2k.read_bytes())
+    siz = garbled.find(b"\xff\x4f\xff\x51")  # SOC + SIZ marker of the first code stream
+    garbled[siz + 4 : siz + 40] = b"\xff" * 36  # a nonsensical image header
+    put("garbled_j2k.dcm", bytes(garbled), "CorruptFileError")
+    put("truncated.vol", cut(vol, 0.3), "CorruptFileError")
+    put("garbage.E2E", b"CMDb" + bytes(200), "UnsupportedFormatError")
+    put("garbage.fda", b"FOCTFDA" + bytes(200), "UnsupportedFormatError")
+
+    out["bomb_30000.png"] = (png_bomb(root / "bomb_30000.png"), "ImageTooLargeError")
+    out["bomb_30000.jpg"] = (
+        jpeg_with_size(jpeg, root / "bomb_30000.jpg", 30000, 30000),
+        "ImageTooLargeError",
+    )
+    out["bomb_30000.bmp"] = (
+        bmp_with_size(root / "bomb_30000.bmp", 30000, 30000),
+        "ImageTooLargeError",
+    )
+    big = opt_dataset(stack[:1])
+    big.Rows = big.Columns = 30000
+    out["huge_rows.dcm"] = (write(big, root / "huge_rows.dcm"), "ImageTooLargeError")
+    many = opt_dataset(stack[:1])
+    many.NumberOfFrames = 100_000
+    out["many_frames.dcm"] = (write(many, root / "many_frames.dcm"), "ImageTooLargeError")
+
+    # folders
+    empty = root / "empty_folder"
+    empty.mkdir()
+    out["empty_folder"] = (empty, "NoImagesFoundError")
+    no_images = root / "no_images"
+    no_images.mkdir()
+    (no_images / "notes.txt").write_text("nothing to see")
+    (no_images / "values.csv").write_text("a,b\n1,2\n")
+    out["no_images"] = (no_images, "NoImagesFoundError")
+    nested = root / "only_subfolders"
+    (nested / "visit1").mkdir(parents=True)
+    out["only_subfolders"] = (nested, "NoImagesFoundError")
+    raw_only = root / "raw_data_only"
+    raw_only.mkdir()
+    (raw_only / "raw.dcm").write_bytes(raw_data.read_bytes())
+    out["raw_data_only"] = (raw_only, "NoImagesFoundError")
+    named_like_file = root / "scan.dcm"
+    named_like_file.mkdir()
+    out["folder_named_scan.dcm"] = (named_like_file, "NoImagesFoundError")
+    mixed = root / "mixed_series"
+    mixed.mkdir()
+    write(opt_dataset(stack[:2]), mixed / "a.dcm")
+    write(opt_dataset(stack[1:]), mixed / "b.dcm")
+    out["mixed_series"] = (mixed, "AmbiguousSeriesError")
+    dicom_and_images = root / "dicom_and_images"
+    dicom_and_images.mkdir()
+    write(opt_dataset(stack[:1]), dicom_and_images / "a.dcm")
+    (dicom_and_images / "b.jpeg").write_bytes(jpeg.read_bytes())
+    out["dicom_and_images"] = (dicom_and_images, "AmbiguousSeriesError")
+    sizes = root / "different_sizes"
+    sizes.mkdir()
+    (sizes / "1.jpeg").write_bytes(jpeg.read_bytes())
+    (sizes / "2.jpeg").write_bytes((IO_DATA / "kermany" / "DME-9557298-1.jpeg").read_bytes())
+    out["different_sizes"] = (sizes, "UnsupportedFormatError")
+
+    out["missing.dcm"] = (root / "missing.dcm", "ScanNotFoundError")
+    out["missing_folder/scan.jpg"] = (root / "missing_folder" / "scan.jpg", "ScanNotFoundError")
+    fifo = root / "pipe.dcm"
+    import os
+
+    os.mkfifo(fifo)
+    out["pipe.dcm"] = (fifo, "UnsupportedFormatError")
+    locked = put("locked.jpg", jpeg.read_bytes(), "ScanPermissionError")
+    locked.chmod(0)
+    return out

@@ -99,11 +99,22 @@ def read_header(path: Path, *, stop_before_pixels: bool = False, force: bool = T
         ) from exc
     if "SOPClassUID" not in ds and "Rows" not in ds and "PatientID" not in ds:
         # force=True parses almost any bytes; a real DICOM object has at least some of these
+        if _has_preamble(path):
+            raise CorruptFileError(
+                "The DICOM file is cut short: its header ends before the image description. "
+                "Copy or export it again from the device.",
+                path=path,
+            )
         raise UnsupportedFormatError(
             "The file does not contain a DICOM image. Export the scan again as DICOM.",
             path=path,
         )
     return ds
+
+
+def _has_preamble(path: Path) -> bool:
+    with path.open("rb") as fh:
+        return fh.read(132)[128:132] == b"DICM"
 
 
 def read_dicom(path: Path) -> Scan:
@@ -177,8 +188,6 @@ def decode_frames(path: Path, ds: Dataset) -> DecodedDicom:
     except ScanReadError:
         raise
     except Exception as exc:
-        if _looks_like_missing_plugin(exc):
-            raise _missing_decoder(ds, path) from exc
         raise CorruptFileError(
             "The image data in this DICOM file is damaged or incomplete and cannot be decoded "
             f"({type(exc).__name__}). Export it again from the device.",
@@ -225,11 +234,6 @@ def _missing_decoder(ds: Dataset, path: Path) -> MissingDecoderError:
         f"installed. Install {decoder_package(ts.name)} and open the file again.",
         path=path,
     )
-
-
-def _looks_like_missing_plugin(exc: Exception) -> bool:
-    text = str(exc).lower()
-    return "plugin" in text or "missing" in text or "no pixel data decoders" in text
 
 
 def _rgb_to_grey(rgb: np.ndarray) -> np.ndarray:

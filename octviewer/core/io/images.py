@@ -60,7 +60,9 @@ def decode_image(path: Path, kind: FileKind) -> DecodedImage:
     from PIL import Image
 
     try:
-        with _opened(path, kind) as im:
+        with _opened(path, kind) as im, warnings.catch_warnings():
+            # Pillow warns about damaged metadata (e.g. "Corrupt EXIF data"); the pixels decide
+            warnings.filterwarnings("ignore", category=UserWarning, module="PIL")
             return _decode_opened(im, path, kind)
     except ScanReadError:
         raise

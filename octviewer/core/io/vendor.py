@@ -124,7 +124,12 @@ def _as_date_text(value: object) -> str | None:
 def read_heidelberg_e2e(path: Path) -> Scan:
     """Heidelberg .E2E through oct-converter, where it can parse the file."""
     return _read_with_oct_converter(
-        path, "E2E", "Heidelberg .E2E", "Heidelberg E2E", "Heidelberg Engineering"
+        path,
+        "E2E",
+        "Heidelberg .E2E",
+        "Heidelberg E2E",
+        "Heidelberg Engineering",
+        "it cannot parse minimised and many newer E2E exports",
     )
 
 
