@@ -63,8 +63,8 @@ def build_opt_volume(frames: list[np.ndarray], out: Path) -> None:
     ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
     ds.FrameOfReferenceUID = generate_uid()
     ds.Modality = "OPT"
-    ds.PatientName = "ANONYMOUS^KERMANY1997439"
-    ds.PatientID = "KERMANY-1997439"
+    ds.PatientName = "Anonymous^Demo"
+    ds.PatientID = "DEMO-0001"
     ds.PatientBirthDate = ""
     ds.PatientSex = ""
     today = dt.date.today().strftime("%Y%m%d")
