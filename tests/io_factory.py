@@ -349,8 +349,9 @@ def malformed_corpus(root: Path) -> dict[str, tuple[Path, str]]:
     fifo = root / "pipe.dcm"
     import os
 
-    os.mkfifo(fifo)
-    out["pipe.dcm"] = (fifo, "UnsupportedFormatError")
+    if hasattr(os, "mkfifo"):  # not on Windows
+        os.mkfifo(fifo)
+        out["pipe.dcm"] = (fifo, "UnsupportedFormatError")
     locked = put("locked.jpg", jpeg.read_bytes(), "ScanPermissionError")
     locked.chmod(0)
     return out

@@ -31,7 +31,8 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, st
 
 
 def test_corpus_is_complete(corpus: dict[str, tuple[Path, str]]) -> None:
-    assert sorted(corpus) == sorted(CORPUS_NAMES)
+    expected = [n for n in CORPUS_NAMES if n != "pipe.dcm" or hasattr(os, "mkfifo")]
+    assert sorted(corpus) == sorted(expected)
 
 
 def _error_class(name: str) -> type[Exception]:
@@ -42,6 +43,8 @@ def _error_class(name: str) -> type[Exception]:
 def test_malformed_input(
     name: str, corpus: dict[str, tuple[Path, str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    if name not in corpus:
+        pytest.skip(f"{name} cannot be made on this platform")
     path, expected_name = corpus[name]
     expected = _error_class(expected_name)
     if name == "locked.jpg" and os.access(path, os.R_OK):

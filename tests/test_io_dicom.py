@@ -230,3 +230,32 @@ def test_missing_decoder_names_the_package(
     with pytest.raises(MissingDecoderError) as info:
         load(path)
     assert package in str(info.value) and "Install" in str(info.value)
+
+
+def test_colour_secondary_capture(tmp_path: Path) -> None:
+    """Any pixel-bearing SOP class opens; an RGB object becomes greyscale and is flagged."""
+    from pydicom import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+    rgb = np.zeros((64, 80, 3), np.uint8)
+    rgb[..., 0], rgb[..., 1], rgb[..., 2] = 200, 90, 30
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID, ds.SOPInstanceUID = (
+        SecondaryCaptureImageStorage,
+        ds.file_meta.MediaStorageSOPInstanceUID,
+    )
+    ds.Modality, ds.SeriesInstanceUID = "OT", generate_uid()
+    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PlanarConfiguration = 64, 80, 3, 0
+    ds.PhotometricInterpretation = "RGB"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.PixelData = rgb.tobytes()
+    ds.save_as(tmp_path / "sc.dcm", enforce_file_format=True)
+    scan = load(tmp_path / "sc.dcm")
+    assert scan.frames.shape == (1, 64, 80) and scan.frames.dtype == np.uint8
+    assert scan.metadata.was_color and scan.metadata.modality is Modality.UNKNOWN
+    assert int(scan.frames[0, 0, 0]) == round(0.299 * 200 + 0.587 * 90 + 0.114 * 30)
+    assert scan.metadata.sop_class == "Secondary Capture Image Storage"

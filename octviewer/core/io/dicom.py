@@ -466,6 +466,8 @@ def find_localizer(
     limit: int = 2000,
 ) -> tuple[Localizer | None, str | None]:
     """Look for the referenced localizer image among the DICOM files of ``folder``."""
+    import pydicom
+
     from octviewer.core.io.sniff import FileKind, sniff
 
     try:
@@ -476,8 +478,10 @@ def find_localizer(
         try:
             if sniff(candidate) is not FileKind.DICOM:
                 continue
-            header = read_header(candidate, stop_before_pixels=True)
-        except (OSError, ScanReadError):
+            header = pydicom.dcmread(
+                candidate, stop_before_pixels=True, specific_tags=["SOPInstanceUID"], force=True
+            )
+        except Exception:  # unreadable or not DICOM: not the localizer
             continue
         if str(header.get("SOPInstanceUID", "")) == ref_uid:
             try:

@@ -93,6 +93,7 @@ class _opened:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                warnings.filterwarnings("ignore", category=UserWarning, module="PIL")
                 self.im = Image.open(self.path, formats=[fmt[self.kind]])
         except Image.DecompressionBombError as exc:
             raise _bomb(self.path) from exc
