@@ -8,6 +8,12 @@ from typing import Any
 
 import numpy as np
 
+from octviewer.ui.compat import guard_refcounts
+
+# PySide6 6.12 on Python 3.11 loses a reference to True per signal: pin it (see compat.py) or a
+# long test session aborts.
+guard_refcounts()
+
 DATA = Path(__file__).resolve().parent / "data"
 KERMANY = sorted((DATA / "kermany").glob("*.jpeg"))
 

@@ -73,6 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.setApplicationVersion(__version__)
     app.setWindowIcon(QIcon(str(icon_path())))
     logfile = setup_logging(logging.DEBUG if args.verbose else logging.INFO)
+    from octviewer.ui.compat import guard_refcounts
+
+    guard_refcounts()
 
     from octviewer.ui.main_window import MainWindow
 

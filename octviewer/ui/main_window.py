@@ -69,8 +69,11 @@ class EmptyState(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setAutoFillBackground(True)
-        self.setStyleSheet("background: #0C0E12;")
+        self.setObjectName("emptyState")
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        self.setStyleSheet(
+            "QWidget#emptyState { background: #0C0E12; } QLabel { background: transparent; }"
+        )
         lay = QVBoxLayout(self)
         lay.addStretch(2)
         icon = QLabel()
@@ -82,8 +85,10 @@ class EmptyState(QWidget):
         title = QLabel("Drop OCT scans here")
         title.setObjectName("emptyTitle")
         text = QLabel(
-            "or use File > Open files… (Ctrl+O), Open folder… (Ctrl+Shift+O) or File > Open sample\n\n"
-            "DICOM (B-scans, volumes, series folders) · PNG · JPEG · TIFF · BMP · Heidelberg .vol / .E2E · Topcon .fda"
+            "or use File > Open files… (Ctrl+O), File > Open folder… (Ctrl+Shift+O)\n"
+            "or try one of the sample scans: File > Open sample\n\n"
+            "DICOM B-scans, volumes and series folders · PNG · JPEG · TIFF · BMP\n"
+            "Heidelberg .vol / .E2E · Topcon .fda"
         )
         text.setObjectName("empty")
         text.setWordWrap(True)

@@ -45,6 +45,6 @@ QFrame#panel { background: white; border: 1px solid #DDE1E6; border-radius: 6px;
 QListWidget { background: white; border: 1px solid #DDE1E6; border-radius: 6px; }
 QListWidget::item { padding: 6px 4px; border-bottom: 1px solid #EEF0F2; }
 QListWidget::item:selected { background: #DCEAF7; color: #111; }
-QLabel#empty { color: #C9D1DB; font-size: 13pt; }
+QLabel#empty { color: #9AA6B2; font-size: 11pt; }
 QLabel#emptyTitle { color: #E8EDF3; font-size: 18pt; font-weight: 600; }
 """

@@ -1,0 +1,204 @@
+"""Viewer timings (prints numbers; not a test).
+
+1. Process start -> main window shown (target <= 1.5 s), and that torch is not imported yet.
+2. Longest GUI event-loop stall (10 ms timer probe) while a 49-frame volume is analysed
+   (target <= 50 ms).
+3. Drop -> result shown for one B-scan with a warm model, against the engine's own
+   prediction + CAM time (target <= engine + 150 ms).
+
+    python benchmarks/bench_gui.py [--model BUNDLE] [--repeats 5]
+
+Without ``--model``: the bundled default model if installed, else a MIRAGE-family ViT with
+random weights (512 px input, patch 32, width 384, depth 6) — timing only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+CHILD = textwrap.dedent(
+    """
+    import sys, time
+    from PySide6.QtWidgets import QApplication
+    from octviewer.ui import app, main_window
+
+    def start(self, *a, **k):
+        print("SHOWN", time.time(), "torch" in sys.modules, flush=True)
+        QApplication.quit()
+
+    main_window.MainWindow.start = start
+    app.main([])
+    """
+)
+
+
+def bench_startup(repeats: int) -> list[float]:
+    times = []
+    with tempfile.TemporaryDirectory() as td:
+        env = dict(os.environ, XDG_CONFIG_HOME=td, XDG_DATA_HOME=td, HOME=td)
+        for _ in range(repeats):
+            t0 = time.time()
+            out = subprocess.run(
+                [sys.executable, "-c", CHILD],
+                capture_output=True,
+                text=True,
+                env=env,
+                cwd=ROOT,
+                timeout=120,
+            )
+            line = next((x for x in out.stdout.splitlines() if x.startswith("SHOWN")), None)
+            if line is None:
+                raise RuntimeError(out.stderr[-2000:])
+            _, t, torch_loaded = line.split()
+            if torch_loaded != "False":
+                print("  WARNING: torch was imported before the window was shown")
+            times.append(float(t) - t0)
+    return times
+
+
+def _model(arg: str | None, tmp: Path) -> Path:
+    from octviewer.resources import default_model_path
+
+    if arg:
+        return Path(arg)
+    if default_model_path().is_file():
+        return default_model_path()
+    from helpers_models import make_tiny_bundle
+
+    kw = {"embed_dim": 384, "depth": 6, "num_heads": 6, "img_size": 512, "patch_size": 32}
+    return make_tiny_bundle(tmp / "bench.safetensors", img_size=512, arch_kwargs=kw)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--model")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--frames", type=int, default=49)
+    args = ap.parse_args(argv)
+
+    st = bench_startup(args.repeats)
+    print(
+        f"1. start -> window shown: median {statistics.median(st):.2f} s (min {min(st):.2f}, max {max(st):.2f}; target <= 1.5 s)"
+    )
+
+    from PySide6.QtCore import QMimeData, QPointF, Qt, QTimer, QUrl
+    from PySide6.QtGui import QDropEvent
+    from PySide6.QtWidgets import QApplication
+    from ui_helpers import KERMANY, kermany_volume
+
+    from octviewer.core.engine import Engine
+    from octviewer.core.io import load
+    from octviewer.ui.main_window import MainWindow
+    from octviewer.ui.settings import Settings
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    with tempfile.TemporaryDirectory() as td:
+        tmp = Path(td)
+        bundle = _model(args.model, tmp)
+        engine = Engine(bundle)
+        print(f"   model: {engine.identity} on {engine.device}, threads={engine.threads}")
+        win = MainWindow(Settings.at(tmp / "s.ini"))
+        win.resize(1400, 900)
+        win.show()
+        c = win.controller
+        c.set_engine(engine)
+        app.processEvents()
+
+        # 2. event-loop stall while a volume is analysed
+        vol = kermany_volume(args.frames)
+        engine.analyze(load(KERMANY[0]), cam=True)  # warm
+        gaps: list[float] = []
+        last = [time.perf_counter()]
+
+        def tick() -> None:
+            now = time.perf_counter()
+            gaps.append(now - last[0])
+            last[0] = now
+
+        probe = QTimer()
+        probe.setInterval(10)
+        probe.timeout.connect(tick)
+        done = []
+        c.result_ready.connect(lambda uid: done.append(uid))
+        probe.start()
+        t0 = time.perf_counter()
+        uid = c.add_scan(vol)
+        while uid not in done:
+            app.processEvents()
+            time.sleep(0.001)
+        t_vol = time.perf_counter() - t0
+        for _ in range(50):  # the shown frame's CAM arrives after the result
+            app.processEvents()
+            time.sleep(0.002)
+        probe.stop()
+        worst = (max(gaps) - 0.010) * 1000
+        print(
+            f"2. {args.frames}-frame volume analysed in {t_vol:.2f} s; longest event-loop stall "
+            f"{worst:.0f} ms over {len(gaps)} ticks (p99 {(sorted(gaps)[int(len(gaps) * 0.99)] - 0.010) * 1000:.0f} ms; target <= 50 ms)"
+        )
+
+        # 3. drop -> result for one B-scan, warm model
+        path = KERMANY[1]
+        scan = load(path)
+        eng_t = []
+        for _ in range(args.repeats):
+            t = time.perf_counter()
+            engine.analyze(scan, cam=True)
+            eng_t.append(time.perf_counter() - t)
+        load_t = []
+        for _ in range(args.repeats):
+            t = time.perf_counter()
+            load(path)
+            load_t.append(time.perf_counter() - t)
+        ui_t = []
+        for _ in range(args.repeats):
+            mime = QMimeData()
+            mime.setUrls([QUrl.fromLocalFile(str(path))])
+            ev = QDropEvent(
+                QPointF(300, 300),
+                Qt.DropAction.CopyAction,
+                mime,
+                Qt.MouseButton.LeftButton,
+                Qt.KeyboardModifier.NoModifier,
+            )
+            done.clear()
+            t = time.perf_counter()
+            QApplication.sendEvent(win, ev)
+            (new_uid,) = [e.uid for e in c.entries()][-1:]
+            while new_uid not in done:
+                app.processEvents()
+                time.sleep(0.0005)
+            win.show_entry(new_uid)
+            app.processEvents()  # result painted
+            ui_t.append(time.perf_counter() - t)
+        e_med, l_med, u_med = (
+            statistics.median(eng_t),
+            statistics.median(load_t),
+            statistics.median(ui_t),
+        )
+        print(
+            f"3. drop -> result shown: median {u_med * 1000:.0f} ms; engine prediction + CAM {e_med * 1000:.0f} ms, "
+            f"file decode {l_med * 1000:.0f} ms; viewer overhead {(u_med - e_med) * 1000:.0f} ms "
+            f"incl. decode (target <= 150 ms)"
+        )
+        win.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

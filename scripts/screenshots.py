@@ -1,0 +1,138 @@
+"""Render the viewer's main states to docs/screenshots/*.png (offscreen, QWidget.grab()).
+
+States: ``empty`` (first launch), ``bscan`` (a real B-scan with its heatmap), ``volume`` (the
+sample OCT volume with the per-frame strip), ``error`` (the dialog for a damaged file).
+
+    python scripts/screenshots.py [--model BUNDLE] [--out docs/screenshots]
+
+Without ``--model`` the bundled default model is used when installed, else a tiny randomly
+initialised test model (its heatmaps are meaningless, and often empty — say so if you publish).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger("screenshots")
+
+
+def _wait(app, cond, timeout: float = 120.0) -> None:
+    t0 = time.monotonic()
+    while not cond():
+        app.processEvents()
+        time.sleep(0.01)
+        if time.monotonic() - t0 > timeout:
+            raise TimeoutError("the viewer did not reach the expected state")
+    for _ in range(5):
+        app.processEvents()
+
+
+def _model(arg: str | None, tmp: Path) -> Path:
+    from octviewer.resources import default_model_path
+
+    if arg:
+        return Path(arg)
+    if default_model_path().is_file():
+        return default_model_path()
+    sys.path.insert(0, str(ROOT / "tests"))
+    from helpers_models import make_tiny_bundle
+
+    log.warning("no default model installed: using a tiny random test model (heatmaps meaningless)")
+    return make_tiny_bundle(tmp / "tiny.safetensors")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--model", help="model bundle to use")
+    ap.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
+    ap.add_argument("--size", default="1440x900", help="window size WxH")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+    from PySide6.QtCore import QPoint
+    from PySide6.QtGui import QPainter
+    from PySide6.QtWidgets import QApplication
+
+    from octviewer.resources import samples_dir
+    from octviewer.ui.main_window import MainWindow
+    from octviewer.ui.settings import Settings
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    w_, h_ = (int(v) for v in args.size.lower().split("x"))
+    with tempfile.TemporaryDirectory() as td:
+        tmp = Path(td)
+        win = MainWindow(Settings.at(tmp / "settings.ini"))
+        win.resize(w_, h_)
+        win.show()
+        _wait(app, lambda: True)
+
+        def shot(name: str) -> None:
+            path = out / f"{name}.png"
+            win.grab().save(str(path))
+            log.info("wrote %s", path)
+
+        shot("empty")
+
+        c = win.controller
+        win.load_model(_model(args.model, tmp))
+        _wait(app, lambda: c.engine is not None)
+        samples = samples_dir()
+        bscans = sorted(samples.glob("*.jpeg")) or sorted(samples.glob("*.png"))
+        (uid,) = win.open_paths([bscans[0]])
+        _wait(app, lambda: c.entry(uid).result is not None and win.image_view.overlay_shown)
+        shot("bscan")
+
+        vols = [p for p in samples.glob("*.dcm") if "volume" in p.name]
+        if vols:
+            (vid,) = win.open_paths([vols[0]])
+            _wait(app, lambda: c.entry(vid).scan is not None)
+            win.show_entry(vid)
+            _wait(app, lambda: c.entry(vid).result is not None)
+            win.go_most_suspicious()
+            _wait(app, lambda: win.image_view.overlay_shown)
+            shot("volume")
+
+        bad = tmp / "damaged-scan.dcm"
+        bad.write_bytes(b"\x00" * 128 + b"DICM" + b"\x02\x00\x10\x00" * 16)
+        n_errors = len(win.errors)
+        win.open_paths([bad])
+        _wait(app, lambda: len(win.errors) > n_errors)
+        from PySide6.QtWidgets import QMessageBox
+
+        box = [b for b in win.findChildren(QMessageBox) if b.isVisible()][-1]
+        _wait(app, lambda: True)
+        canvas = win.grab()
+        dlg = box.grab()
+        p = QPainter(canvas)
+        p.fillRect(canvas.rect(), QColor_dim())
+        p.drawPixmap(
+            QPoint((canvas.width() - dlg.width()) // 2, (canvas.height() - dlg.height()) // 3), dlg
+        )
+        p.end()
+        canvas.save(str(out / "error.png"))
+        log.info("wrote %s", out / "error.png")
+        win.close()
+    return 0
+
+
+def QColor_dim():
+    from PySide6.QtGui import QColor
+
+    return QColor(0, 0, 0, 90)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
