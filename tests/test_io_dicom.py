@@ -259,3 +259,48 @@ def test_colour_secondary_capture(tmp_path: Path) -> None:
     assert scan.metadata.was_color and scan.metadata.modality is Modality.UNKNOWN
     assert int(scan.frames[0, 0, 0]) == round(0.299 * 200 + 0.587 * 90 + 0.114 * 30)
     assert scan.metadata.sop_class == "Secondary Capture Image Storage"
+
+
+def test_dicom_without_preamble_or_file_meta(tmp_path: Path, stack: np.ndarray) -> None:
+    from pydicom.filewriter import dcmwrite
+
+    ds = fac.opt_dataset(stack)
+    del ds.file_meta
+    ds.preamble = None
+    path = tmp_path / "IM0001"  # no suffix, no preamble, implicit VR: as old PACS exports are
+    dcmwrite(path, ds, implicit_vr=True, little_endian=True)
+    scan = load(path)
+    np.testing.assert_array_equal(scan.frames, stack)
+    assert scan.metadata.modality is Modality.OCT_VOLUME
+
+
+def test_palette_colour_dicom(tmp_path: Path) -> None:
+    from pydicom import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID, ds.SOPInstanceUID = (
+        SecondaryCaptureImageStorage,
+        ds.file_meta.MediaStorageSOPInstanceUID,
+    )
+    ds.Rows, ds.Columns, ds.SamplesPerPixel = 4, 4, 1
+    ds.PhotometricInterpretation = "PALETTE COLOR"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    lut = np.zeros(256, np.uint16)
+    lut[1] = 65535  # index 1 -> pure red, everything else black
+    for colour, data in (
+        ("Red", lut),
+        ("Green", np.zeros(256, np.uint16)),
+        ("Blue", np.zeros(256, np.uint16)),
+    ):
+        setattr(ds, f"{colour}PaletteColorLookupTableDescriptor", [256, 0, 16])
+        setattr(ds, f"{colour}PaletteColorLookupTableData", data.tobytes())
+    ds.PixelData = np.array([[0, 1, 1, 0]] * 4, np.uint8).tobytes()
+    ds.save_as(tmp_path / "pal.dcm", enforce_file_format=True)
+    scan = load(tmp_path / "pal.dcm")
+    assert scan.metadata.was_color
+    assert scan.frames[0, 0].tolist() == [0, 76, 76, 0]  # luma of pure red

@@ -164,7 +164,7 @@ class DecodedDicom:
 
 def decode_frames(path: Path, ds: Dataset) -> DecodedDicom:
     """Decode every frame of ``path`` one by one, applying the intensity chain to each."""
-    from pydicom.pixels import iter_pixels
+    from pydicom.pixels import apply_color_lut, iter_pixels
 
     require_pixels(ds, path)
     rows, cols = int(ds.Rows), int(ds.Columns)
@@ -173,12 +173,15 @@ def decode_frames(path: Path, ds: Dataset) -> DecodedDicom:
     itemsize = 1 if int(ds.get("BitsAllocated", 8)) <= 8 else 2
     safety.check_scan_bytes(n, rows, cols, itemsize, path)
     _check_decoder(ds, path)
-    colour = int(ds.get("SamplesPerPixel", 1)) > 1
+    palette = str(ds.get("PhotometricInterpretation", "")) == "PALETTE COLOR"
+    colour = int(ds.get("SamplesPerPixel", 1)) > 1 or palette
     out: np.ndarray | None = None
     bits = 8
     try:
-        for i, raw in enumerate(iter_pixels(path)):
-            if colour:
+        for i, raw in enumerate(iter_pixels(path, **_bare_file_options(ds))):
+            if palette:
+                frame, bits = _rgb_to_grey(apply_color_lut(raw, ds)), 8
+            elif colour:
                 frame, bits = _rgb_to_grey(raw), 8
             else:
                 frame, bits = apply_intensity_chain(raw, pixel_view(ds, i))
@@ -199,14 +202,23 @@ def decode_frames(path: Path, ds: Dataset) -> DecodedDicom:
 
 
 def _transfer_syntax(ds: Dataset) -> Any:
-    from pydicom.uid import ExplicitVRLittleEndian
+    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
     fm = getattr(ds, "file_meta", None)
-    return (
-        fm.get("TransferSyntaxUID", ExplicitVRLittleEndian)
-        if fm is not None
-        else ExplicitVRLittleEndian
-    )
+    if fm is not None and fm.get("TransferSyntaxUID"):
+        return fm.TransferSyntaxUID
+    implicit, little = getattr(ds, "original_encoding", (False, True))
+    if implicit:
+        return ImplicitVRLittleEndian
+    return ExplicitVRLittleEndian if little is not False else ExplicitVRBigEndian
+
+
+def _bare_file_options(ds: Dataset) -> dict[str, Any]:
+    """A file written without the DICOM file meta (no preamble): tell pydicom its encoding."""
+    fm = getattr(ds, "file_meta", None)
+    if fm is not None and fm.get("TransferSyntaxUID"):
+        return {}
+    return {"transfer_syntax_uid": _transfer_syntax(ds)}
 
 
 def _check_decoder(ds: Dataset, path: Path) -> None:
@@ -239,8 +251,8 @@ def _missing_decoder(ds: Dataset, path: Path) -> MissingDecoderError:
 def _rgb_to_grey(rgb: np.ndarray) -> np.ndarray:
     weights = np.array([0.299, 0.587, 0.114], np.float32)
     grey = rgb[..., :3].astype(np.float32) @ weights
-    top = 255 if rgb.dtype == np.uint8 else float(rgb.max() or 1)
     if rgb.dtype != np.uint8:
+        top = 65535.0 if rgb.dtype == np.uint16 else float(rgb.max() or 1)
         grey *= 255.0 / top
     return np.clip(grey.round(), 0, 255).astype(np.uint8)
 

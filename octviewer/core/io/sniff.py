@@ -73,8 +73,12 @@ def sniff_bytes(head: bytes) -> FileKind:
         and head[4:6].isupper()
     ):
         return FileKind.DICOM  # explicit VR, no preamble
-    if len(head) >= 8 and head[:2] in _DICOM_NO_PREAMBLE and head[2:4] == b"\x00\x00":
-        return FileKind.DICOM  # implicit VR group 0008 element 0000, no preamble
+    if (
+        len(head) >= 8
+        and head[:2] in _DICOM_NO_PREAMBLE
+        and int.from_bytes(head[4:8], "little") < 1024
+    ):
+        return FileKind.DICOM  # implicit VR: group 0002/0008 tag and a short value length
     if _looks_like_text(head):
         return FileKind.TEXT
     return FileKind.UNKNOWN
