@@ -304,3 +304,19 @@ def test_palette_colour_dicom(tmp_path: Path) -> None:
     scan = load(tmp_path / "pal.dcm")
     assert scan.metadata.was_color
     assert scan.frames[0, 0].tolist() == [0, 76, 76, 0]  # luma of pure red
+
+
+def test_voi_lut_sequence_in_frame_functional_groups(tmp_path: Path, stack: np.ndarray) -> None:
+    """A VOI LUT (here: a 256-entry inverting table) applied per frame from the functional groups."""
+    from pydicom import Dataset
+    from pydicom.sequence import Sequence
+
+    ds = fac.opt_dataset(stack[:2])
+    item = Dataset()
+    item.add_new(0x00283002, "US", [256, 0, 8])  # LUT Descriptor
+    item.add_new(0x00283006, "US", list(range(255, -1, -1)))  # LUT Data
+    voi = Dataset()
+    voi.VOILUTSequence = Sequence([item])
+    ds.SharedFunctionalGroupsSequence[0].FrameVOILUTSequence = Sequence([voi])
+    scan = load(fac.write(ds, tmp_path / "voilut.dcm"))
+    np.testing.assert_array_equal(scan.frames, 255 - stack[:2])
