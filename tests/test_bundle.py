@@ -1,0 +1,166 @@
+"""The model bundle: round trip, identity, meta-device loading and every refusal."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from helpers_models import make_tiny_bundle, make_tiny_model, tiny_config
+from safetensors.torch import save_file
+
+from octviewer.core.model.architectures import create_model
+from octviewer.core.model.bundle import (
+    CONFIG_KEY,
+    file_sha256,
+    load_bundle,
+    read_bundle_config,
+    save_bundle,
+)
+from octviewer.errors import ModelFormatError, ModelMismatchError
+
+
+def test_round_trip_identity_and_outputs(tmp_path: Path) -> None:
+    cfg = tiny_config(temperature=1.7, confidence_threshold=0.6, metrics={"bacc": 0.9})
+    model = make_tiny_model(cfg, seed=3)
+    sha = save_bundle(tmp_path / "m.safetensors", model, cfg)
+    assert sha == hashlib.sha256((tmp_path / "m.safetensors").read_bytes()).hexdigest()
+    loaded = load_bundle(tmp_path / "m.safetensors")
+    assert loaded.identity.sha256 == sha == file_sha256(tmp_path / "m.safetensors")
+    assert loaded.config == cfg
+    assert not loaded.model.training
+    x = torch.rand(2, 1, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model(x), model(x))
+    assert read_bundle_config(tmp_path / "m.safetensors") == cfg
+
+
+def test_float16_bundle_upcasts(tmp_path: Path) -> None:
+    cfg = tiny_config()
+    model = make_tiny_model(cfg)
+    p = tmp_path / "h.safetensors"
+    save_bundle(p, model, cfg, dtype="float16")
+    loaded = load_bundle(p)
+    assert loaded.config.weights_dtype == "float16"
+    assert all(
+        t.dtype == torch.float32
+        for t in loaded.model.state_dict().values()
+        if t.is_floating_point()
+    )
+    x = torch.rand(1, 1, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model(x), model(x), atol=2e-2, rtol=2e-2)
+
+
+def test_timm_cnn_bundle(tmp_path: Path) -> None:
+    p = make_tiny_bundle(tmp_path / "r.safetensors", "timm/test_resnet")
+    loaded = load_bundle(p)
+    assert loaded.model(torch.rand(1, 1, 64, 64)).shape == (1, 4)
+
+
+def test_meta_build_has_no_storage() -> None:
+    m = create_model("mirage_base", 4, meta=True)
+    assert all(p.is_meta for p in m.parameters())
+    assert m.patch_embed.grid_size == (16, 16) and m.pos_embed.shape == (1, 256, 768)
+
+
+def test_read_config_does_not_import_torch(tmp_path: Path) -> None:
+    p = make_tiny_bundle(tmp_path / "m.safetensors")
+    code = (
+        "import sys; from octviewer.core.model.bundle import read_bundle_config; "
+        f"c = read_bundle_config({str(p)!r}); assert c.class_names[0] == 'CNV'; "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+
+
+def _raw_safetensors(path: Path, header: dict, data: bytes = b"") -> Path:
+    blob = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(blob)) + blob + data)
+    return path
+
+
+def test_not_a_safetensors_file(tmp_path: Path, data_dir: Path) -> None:
+    jpeg = data_dir / "kermany" / "CNV-451136-6.jpeg"
+    with pytest.raises(ModelFormatError, match="not an octviewer model bundle"):
+        read_bundle_config(jpeg)
+    (tmp_path / "empty.safetensors").write_bytes(b"")
+    with pytest.raises(ModelFormatError):
+        load_bundle(tmp_path / "empty.safetensors")
+    with pytest.raises(ModelFormatError, match="does not exist"):
+        load_bundle(tmp_path / "missing.safetensors")
+
+
+def test_truncated_bundle(tmp_path: Path) -> None:
+    p = make_tiny_bundle(tmp_path / "m.safetensors")
+    data = p.read_bytes()
+    (tmp_path / "t.safetensors").write_bytes(data[: len(data) - 100])
+    with pytest.raises(ModelFormatError, match="truncated"):
+        load_bundle(tmp_path / "t.safetensors")
+
+
+def test_missing_and_invalid_config(tmp_path: Path) -> None:
+    sd = {"w": torch.zeros(2, 2)}
+    save_file(sd, str(tmp_path / "plain.safetensors"))
+    with pytest.raises(ModelFormatError, match="without octviewer configuration"):
+        load_bundle(tmp_path / "plain.safetensors")
+    save_file(sd, str(tmp_path / "bad.safetensors"), metadata={CONFIG_KEY: "{not json"})
+    with pytest.raises(ModelFormatError, match="invalid"):
+        read_bundle_config(tmp_path / "bad.safetensors")
+    save_file(
+        sd, str(tmp_path / "bad2.safetensors"), metadata={CONFIG_KEY: json.dumps({"name": "x"})}
+    )
+    with pytest.raises(ModelFormatError, match="invalid"):
+        read_bundle_config(tmp_path / "bad2.safetensors")
+
+
+def test_bare_mirage_weights_given_as_bundle(tmp_path: Path) -> None:
+    sd = {
+        "model.input_adapters.bscan.proj.weight": torch.zeros(8, 1, 32, 32),
+        "model.global_tokens": torch.zeros(1, 1, 8),
+        "model.encoder.0.norm1.weight": torch.ones(8),
+    }
+    save_file(sd, str(tmp_path / "model.safetensors"))
+    with pytest.raises(ModelFormatError, match="octviewer-train"):
+        load_bundle(tmp_path / "model.safetensors")
+
+
+def test_unknown_architecture(tmp_path: Path) -> None:
+    cfg = tiny_config()
+    model = make_tiny_model(cfg)
+    save_bundle(
+        tmp_path / "u.safetensors",
+        model,
+        tiny_config(architecture="resnet_from_mars", arch_kwargs={}),
+    )
+    with pytest.raises(ModelFormatError, match="does not know"):
+        load_bundle(tmp_path / "u.safetensors")
+
+
+def test_wrong_class_count(tmp_path: Path) -> None:
+    model = make_tiny_model(tiny_config())
+    save_bundle(tmp_path / "c.safetensors", model, tiny_config(class_names=("A", "B", "C")))
+    with pytest.raises(ModelMismatchError, match="declares 3 classes"):
+        load_bundle(tmp_path / "c.safetensors")
+
+
+def test_wrong_shapes(tmp_path: Path) -> None:
+    model = make_tiny_model(tiny_config())
+    other = tiny_config(
+        arch_kwargs={"embed_dim": 48, "depth": 2, "num_heads": 2, "img_size": 64, "patch_size": 16}
+    )
+    save_bundle(tmp_path / "s.safetensors", model, other)
+    with pytest.raises(ModelMismatchError, match="has shape"):
+        load_bundle(tmp_path / "s.safetensors")
+    deeper = tiny_config(
+        arch_kwargs={"embed_dim": 32, "depth": 3, "num_heads": 2, "img_size": 64, "patch_size": 16}
+    )
+    save_bundle(tmp_path / "d.safetensors", model, deeper)
+    with pytest.raises(ModelMismatchError, match="missing"):
+        load_bundle(tmp_path / "d.safetensors")
