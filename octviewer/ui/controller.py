@@ -368,8 +368,7 @@ class Controller(QObject):
         entry = self._entries.get(uid)
         if entry is not None:
             entry.progress = (done, total)
-            self.analysis_progress.emit(uid, done, total)
-            self.entry_updated.emit(uid)
+            self.analysis_progress.emit(uid, done, total)  # cheap: no full redraw per batch
 
     def _finish_running(self) -> None:
         self._running_uid = None

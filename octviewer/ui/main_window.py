@@ -822,6 +822,9 @@ class MainWindow(QMainWindow):
             self.progress.setRange(0, 0)
 
     def _on_progress(self, uid: int, done: int, total: int) -> None:
+        entry = self.controller.entry(uid)
+        if entry is not None:
+            self.scan_list.upsert(entry)
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)
         self.progress.setFormat(f"Analysing {done}/{total}")
