@@ -33,7 +33,7 @@ KERMANY_LICENCE = (
 )
 TRAIN_COMMAND = (
     "octviewer-train --init mirage-base:/path/to/model.safetensors --data /path/to/labelled_scans "
-    "--out runs/mirage-base-finetune"
+    "--run-dir runs/mirage-base-finetune"
 )
 
 
