@@ -16,7 +16,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from octviewer._version import __version__
-from octviewer.core.results import FrameResult, ModelIdentity, ResultFlag, ScanResult
+from octviewer.core.results import (
+    RESEARCH_ONLY,
+    FrameResult,
+    ModelIdentity,
+    ResultFlag,
+    ScanResult,
+)
 from octviewer.core.scan import (
     Laterality,
     Localizer,
@@ -32,8 +38,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from octviewer.core.engine import Engine
-
-RESEARCH_ONLY = "Research use only — not for diagnosis"
 
 __all__ = [
     "RESEARCH_ONLY",

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from octviewer._version import __version__
+from octviewer.core.results import RESEARCH_ONLY as DISCLAIMER
 from octviewer.errors import OCTViewerError
 
 if TYPE_CHECKING:
@@ -42,7 +43,6 @@ log = logging.getLogger("octviewer.cli")
 
 SUBCOMMANDS = ("analyze", "model-info")
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
-DISCLAIMER = "Research use only — not for diagnosis"
 
 
 def _say(msg: str = "", stream: TextIO | None = None) -> None:

@@ -95,7 +95,7 @@ class AnalysisError(OCTViewerError):
     """Inference failed on a scan that did load."""
 
 
-class AnalysisCancelled(OCTViewerError):  # noqa: N818 - it is a signal, not a failure
+class AnalysisCancelled(OCTViewerError):
     """The user cancelled a running analysis."""
 
 

@@ -44,13 +44,13 @@ from octviewer.core.report_charts import (
     text_width,
     wrap,
 )
+from octviewer.core.results import RESEARCH_ONLY as DISCLAIMER
 from octviewer.core.results import FrameResult, ScanResult
 from octviewer.core.scan import Laterality, PatientIdentity, Scan, ScanMetadata
 from octviewer.errors import ReportError
 
 log = logging.getLogger(__name__)
 
-DISCLAIMER = "Research use only — not for diagnosis"
 HEATMAP_LEGEND = "Heatmap: where the model looked — not a lesion outline"
 MIN_PANEL_WIDTH = 640  # frames narrower than this are upscaled for readability
 MAX_UPSCALE = 4.0

@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+#: Shown on every screen, report and summary that carries a model output.
+RESEARCH_ONLY = "Research use only — not for diagnosis"
+
 
 class ResultFlag(str, enum.Enum):
     """Reasons a result must not be read as a plain classification."""

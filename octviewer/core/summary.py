@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from octviewer._version import __version__
+from octviewer.core.results import RESEARCH_ONLY as DISCLAIMER
 from octviewer.core.results import ModelIdentity, ScanResult
 from octviewer.errors import ReportError
-
-DISCLAIMER = "Research use only — not for diagnosis"
 
 
 @dataclass(frozen=True)
