@@ -21,8 +21,8 @@ from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import (
-    JPEG2000Lossless,
     ExplicitVRLittleEndian,
+    JPEG2000Lossless,
     OphthalmicTomographyImageStorage,
     generate_uid,
 )
@@ -117,7 +117,9 @@ def build_opt_volume(frames: list[np.ndarray], out: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     repo = Path(__file__).resolve().parent.parent
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--shared", type=Path, default=repo.parent / "shared" / "data")
     p.add_argument("--out", type=Path, default=repo / "resources" / "samples")
     a = p.parse_args(argv)
