@@ -86,6 +86,7 @@ class SelfTestRun:
     model: str = "none"
     elapsed_s: float = 0.0
     decoders_checked: bool = False
+    torch_info: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -122,6 +123,7 @@ class SelfTestRun:
             "device": self.device,
             "model": self.model,
             "elapsed_s": round(self.elapsed_s, 3),
+            "torch": self.torch_info,
             "failures": self.failures,
             "cases": [
                 {
@@ -289,6 +291,24 @@ def _small_copy(frame_u8: np.ndarray, max_side: int = 256) -> np.ndarray:
 
 
 # --- the checks on one scan ------------------------------------------------------------------
+def torch_info() -> dict[str, Any]:
+    """Which torch the app carries and whether it sees a GPU (for the JSON report)."""
+    import torch
+
+    info: dict[str, Any] = {
+        "version": torch.__version__,
+        "cuda_build": torch.version.cuda,
+        "cuda_available": torch.cuda.is_available(),
+    }
+    try:
+        info["cudnn"] = torch.backends.cudnn.version() if torch.version.cuda else None
+    except Exception as exc:  # a GPU build whose cuDNN did not load: worth seeing, not fatal
+        info["cudnn"] = f"error: {exc}"
+    if info["cuda_available"]:
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
 def _check_result(scan: Scan, result: Any, engine: Engine, case: CaseOutcome) -> None:
     from octviewer.core.results import ResultFlag
 
@@ -461,6 +481,7 @@ def run_selftest(
         run.fail(f"unexpected error loading the model {model.name}: {type(exc).__name__}: {exc}")
         return run
     run.device = engine.device
+    run.torch_info = torch_info()
     run.model = f"{engine.identity.name} {engine.identity.short_sha}"
     log.info("self-test: model %s on %s", engine.identity, engine.device)
 

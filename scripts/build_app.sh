@@ -111,8 +111,9 @@ INTERNAL="$BUNDLE"
 SIZE="$(du -sh "$BUNDLE" | cut -f1)"
 echo "bundle: $BUNDLE = $SIZE"
 echo "15 largest items:"
-du -sm "$BUNDLE"/* "$INTERNAL"/* 2>/dev/null | grep -v -E "\s$INTERNAL\$" | sort -rn | head -n 15 |
-    awk '{printf "  %7d MB  %s\n", $1, $2}'
+{ du -sm "$INTERNAL"/* 2>/dev/null
+  [ "$INTERNAL" != "$BUNDLE" ] && find "$BUNDLE" -mindepth 1 -maxdepth 1 ! -path "$INTERNAL" -exec du -sm {} +
+} | sort -rn | head -n 15 | awk '{printf "  %7d MB  %s\n", $1, $2}'
 if [ -d "$INTERNAL/torch/lib" ]; then
     echo "torch/lib:"; du -sm "$INTERNAL"/torch/lib/* | sort -rn | head -n 6 | awk '{printf "  %7d MB  %s\n", $1, $2}'
 fi

@@ -66,6 +66,7 @@ def test_passes_on_real_scans_and_reports_everything(
     assert (int(m[1]), int(m[2])) == (5, 5)
     data = json.loads(report.read_text())
     assert data["ok"] and data["summary"] == line
+    assert data["torch"]["version"] and data["torch"]["cuda_available"] in (True, False)
     names = {c["name"]: c for c in data["cases"]}
     assert "README.md" not in names
     assert names["empty.png"]["notes"][0].startswith("failed as expected: EmptyFileError")
