@@ -269,7 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--plots", action=argparse.BooleanOptionalAction, help="Write PNG plots (default on)."
     )
     g.add_argument("--name", help="Model name in the bundle (default octviewer-model).")
-    g.add_argument("--version", dest="version", help="Model version in the bundle (default 1.0.0).")
+    g.add_argument(
+        "--model-version", dest="version", help="Model version in the bundle (default 1.0.0)."
+    )
     g.add_argument(
         "--licence", help="Licence of the weights (default: that of the initial weights)."
     )

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from octviewer.errors import TrainingError
 from training.calibrate import softmax
-from training.distributed import DistInfo, all_gather_objects, broadcast_object
+from training.distributed import DistInfo, all_gather_objects
 from training.metrics import classification_report
 
 log = logging.getLogger(__name__)
@@ -468,5 +468,5 @@ def fit(
             stopped_early = True
             break
     epochs_bar.close()
-    best_state = broadcast_object(best_state, dist)  # type: ignore[assignment]
+    # every rank saw the same gathered validation metrics, so all hold the same best_state
     return FitResult(best_state, best_epoch, best_score, history, bad_indices, stopped_early)

@@ -180,15 +180,24 @@ def run_training(
     OCTViewerError) for anything the user can fix."""
     import torch
 
-    from training.distributed import barrier, init_distributed, shutdown
+    from training.distributed import broadcast_object, init_distributed, shutdown
 
     t_start = time.perf_counter()
     dist = init_distributed()
+    refusal = None
     if dist.is_main:
-        run_dir = prepare_run_dir(cfg)
-    barrier(dist)
+        try:
+            prepare_run_dir(cfg)
+        except TrainingError as exc:
+            refusal = str(exc)
+    refusal = broadcast_object(refusal, dist)  # every rank stops, none waits forever
+    if refusal:
+        shutdown(dist)
+        raise TrainingError(str(refusal))
     run_dir = Path(cfg.run_dir).expanduser()
     handler = _attach_log(run_dir) if dist.is_main else None
+    if not dist.is_main:  # one console log per run, not one per GPU
+        logging.getLogger().setLevel(logging.WARNING)
     try:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
