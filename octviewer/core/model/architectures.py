@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from octviewer.core.model.ensemble import ENSEMBLE, ENSEMBLE_CAM_TARGET, build_ensemble
 from octviewer.errors import ModelFormatError
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ _TIMM_PREFIX = "timm/"
 
 
 def known_architectures() -> tuple[str, ...]:
-    return (*MIRAGE_VARIANTS, "mirage_vit", f"{_TIMM_PREFIX}<timm model name>")
+    return (*MIRAGE_VARIANTS, "mirage_vit", f"{_TIMM_PREFIX}<timm model name>", ENSEMBLE)
 
 
 def mirage_vit(num_classes: int, **kw: Any) -> torch.nn.Module:
@@ -93,6 +94,8 @@ def create_model(
             model = mirage_vit(num_classes, **arch_kwargs)
         elif isinstance(architecture, str) and architecture.startswith(_TIMM_PREFIX):
             model = _timm_model(architecture[len(_TIMM_PREFIX) :], num_classes, arch_kwargs)
+        elif architecture == ENSEMBLE:
+            model = build_ensemble(num_classes, arch_kwargs.get("members"))
         else:
             raise ModelFormatError(
                 f"This model uses an architecture octviewer does not know ('{architecture}'). "
@@ -132,6 +135,8 @@ def default_cam_target(architecture: str, model: torch.nn.Module) -> str:
     """
     if architecture.startswith("mirage") or is_token_model(model):
         return VIT_CAM_TARGET
+    if architecture == ENSEMBLE:
+        return ENSEMBLE_CAM_TARGET
     info = getattr(model, "feature_info", None)
     if info:
         last = info[-1]
