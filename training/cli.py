@@ -101,6 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=int, help="Seed of the split, the order and the augmentations (default 0)."
     )
     g.add_argument(
+        "--split-seed",
+        type=int,
+        help="Seed of the train/validation split alone (default: --seed). Give several runs the "
+        "same --split-seed and different --seed to train ensemble members on one split.",
+    )
+    g.add_argument(
         "--workers", type=int, help="DataLoader worker processes for decoding (default 2)."
     )
     g.add_argument(

@@ -53,6 +53,7 @@ class TrainConfig:
     fill: float = 1.0
     max_steps_per_epoch: int | None = None
     seed: int = 0
+    split_seed: int | None = None  # None = seed; set it to train several models on one split
     val_fraction: float = 0.2
     workers: int = 2
     cache: str = "auto"
@@ -127,6 +128,11 @@ class TrainConfig:
         if self.mode != "full":
             return 1e-3
         return 1e-3 if self.init == "scratch" else 1e-5
+
+    @property
+    def effective_split_seed(self) -> int:
+        """The seed of the train/validation split (``split_seed``, else ``seed``)."""
+        return self.seed if self.split_seed is None else self.split_seed
 
     @property
     def warmup(self) -> float:

@@ -288,9 +288,13 @@ def _run(
 
     split_csv = run_dir / "split.csv"
     if cfg.resume and split_csv.is_file():
-        split = load_split(split_csv, list(samples), names, cfg.seed, cfg.val_fraction)
+        split = load_split(
+            split_csv, list(samples), names, cfg.effective_split_seed, cfg.val_fraction
+        )
     else:
-        split = patient_split(samples, names, val_fraction=cfg.val_fraction, seed=cfg.seed)
+        split = patient_split(
+            samples, names, val_fraction=cfg.val_fraction, seed=cfg.effective_split_seed
+        )
         if dist.is_main:
             save_split(split, names, split_csv)
     pos = {s: i for i, s in enumerate(samples)}
@@ -299,7 +303,7 @@ def _run(
     del cache
     log.info(
         "Split (seed %d): train %s; validation %s",
-        cfg.seed,
+        cfg.effective_split_seed,
         describe(split.train, names),
         describe(split.val, names),
     )
@@ -517,7 +521,7 @@ def _run(
             "unreadable_skipped": len(unreadable),
         },
         "split": {
-            "seed": cfg.seed,
+            "seed": cfg.effective_split_seed,
             "val_fraction": cfg.val_fraction,
             "by": "patient",
             "train": describe(split.train, names),
