@@ -307,6 +307,10 @@ def parse_config(argv: list[str]) -> TrainConfig:
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["ensemble"]:
+        from training.ensemble import main as ensemble_main
+
+        return ensemble_main(args[1:])
     verbose = "-v" in args or "--verbose" in args
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,

@@ -1,0 +1,112 @@
+"""`octviewer-train ensemble`: members trained on one split become one bundle the engine runs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from octviewer.errors import TrainingError
+from training.cli import main as train_main
+from training.config import TrainConfig
+from training.ensemble import bootstrap_balanced_accuracy
+from training.run import run_training
+
+KERMANY_SMALL = Path(__file__).parent / "data" / "kermany_small"
+
+
+def _member(tmp_path: Path, seed: int, split_seed: int = 0) -> Path:
+    cfg = TrainConfig(
+        data=str(KERMANY_SMALL),
+        run_dir=str(tmp_path / f"m{seed}-{split_seed}"),
+        architecture="timm/test_resnet",
+        img_size=64,
+        epochs=1,
+        batch_size=4,
+        max_steps_per_epoch=1,
+        val_fraction=0.5,
+        workers=0,
+        plots=False,
+        seed=seed,
+        split_seed=split_seed,
+    )
+    res = run_training(cfg, argv=["octviewer-train", "member"])
+    assert res.bundle is not None
+    return res.bundle
+
+
+def test_ensemble_of_two_members_runs_in_the_engine(tmp_path: Path) -> None:
+    import torch
+
+    import octviewer
+    from octviewer.core.engine import Engine
+    from octviewer.core.model.bundle import read_bundle_config
+
+    torch.set_num_threads(1)
+    a, b = _member(tmp_path, 1), _member(tmp_path, 2)
+    assert (tmp_path / "m1-0" / "split.csv").read_text() == (
+        tmp_path / "m2-0" / "split.csv"
+    ).read_text()
+    out = tmp_path / "ens" / "model.safetensors"
+    rc = train_main(
+        [
+            "ensemble",
+            str(a),
+            str(b),
+            "--data",
+            str(KERMANY_SMALL),
+            "--split",
+            str(tmp_path / "m1-0" / "split.csv"),
+            "--run-dir",
+            str(tmp_path / "ens"),
+            "--bootstrap",
+            "50",
+            "--no-plots",
+            "--name",
+            "ens-test",
+        ]
+    )
+    assert rc == 0 and out.is_file()
+    cfg = read_bundle_config(out)
+    assert cfg.architecture == "ensemble" and cfg.cam_target_layer == "stack"
+    assert len(cfg.provenance["members"]) == 2
+    ci = cfg.metrics["validation"]["balanced_accuracy_ci95"]
+    assert 0.0 <= ci["low"] <= cfg.metrics["validation"]["balanced_accuracy"] <= ci["high"] <= 1.0
+    scan = octviewer.load(next(KERMANY_SMALL.glob("CNV/*.jpeg")))
+    res = Engine(out, device="cpu").analyze(scan, cam=True)
+    assert res.frames[0].cam is not None and res.frames[0].cam.shape == scan.shape
+    assert res.model.name == "ens-test"
+
+
+def test_members_on_different_splits_are_refused(tmp_path: Path) -> None:
+    a, b = _member(tmp_path, 1, split_seed=0), _member(tmp_path, 2, split_seed=5)
+    with pytest.raises(TrainingError, match="different patient splits"):
+        from training.ensemble import build_parser, run_ensemble
+
+        args = build_parser().parse_args(
+            [
+                str(a),
+                str(b),
+                "--data",
+                str(KERMANY_SMALL),
+                "--split",
+                str(tmp_path / "m1-0" / "split.csv"),
+                "--run-dir",
+                str(tmp_path / "ens"),
+            ]
+        )
+        run_ensemble(args, ["x"])
+
+
+def test_bootstrap_resamples_patients() -> None:
+    labels = np.array([0, 0, 1, 1, 0, 1])
+    preds = labels.copy()
+    ci = bootstrap_balanced_accuracy(labels, preds, ["a", "a", "b", "b", "c", "c"], 2, n=100)
+    assert ci["low"] == ci["high"] == 1.0  # a perfect classifier stays perfect in every resample
+    preds[0] = 1
+    ci = bootstrap_balanced_accuracy(labels, preds, ["a", "a", "b", "b", "c", "c"], 2, n=200)
+    assert ci["low"] < ci["high"] <= 1.0

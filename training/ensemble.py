@@ -1,0 +1,330 @@
+"""``octviewer-train ensemble``: combine bundles trained on one patient split into one model.
+
+The members must have been trained on the same split (same ``--split-seed``, same data), so
+that the validation patients are unseen by every member. The ensemble's logits are the mean of
+the members' (see :mod:`octviewer.core.model.ensemble`); its temperature is fitted on those
+validation patients, and its metrics are reported with a patient-level bootstrap confidence
+interval, next to each member's own score. The result is an ordinary bundle: the viewer, the
+CLI, Grad-CAM and reports use it unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import logging
+import platform
+import shlex
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from octviewer.errors import OCTViewerError, TrainingError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EnsembleResult:
+    bundle: Path
+    sha256: str
+    metrics: dict[str, Any]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="octviewer-train ensemble",
+        description="Combine model bundles trained on the same patient split (same --split-seed, "
+        "different --seed) into one ensemble bundle: averaged logits, one temperature fitted on "
+        "the shared validation patients, metrics with a bootstrap confidence interval.",
+    )
+    p.add_argument(
+        "members", nargs="+", type=Path, help="Member bundles (.safetensors), 2 or more."
+    )
+    p.add_argument(
+        "--data",
+        required=True,
+        help="The dataset the members were trained on, given exactly as to octviewer-train.",
+    )
+    p.add_argument(
+        "--split",
+        required=True,
+        type=Path,
+        help="split.csv of one member's run directory (all members must share it).",
+    )
+    p.add_argument("--run-dir", required=True, type=Path, help="Folder for metrics and plots.")
+    p.add_argument("--output", type=Path, help="Bundle path (default RUN_DIR/model.safetensors).")
+    p.add_argument("--overwrite", action="store_true", help="Replace an existing run directory.")
+    p.add_argument("--name", default="octviewer-ensemble", help="Model name shown in the app.")
+    p.add_argument("--model-version", dest="version", default="1.0.0", help="Model version.")
+    p.add_argument("--licence", default="", help="Licence of the weights.")
+    p.add_argument("--description", default="", help="Model card text shown in the app.")
+    p.add_argument(
+        "--confidence-threshold",
+        type=float,
+        default=0.5,
+        help="Below this calibrated top probability a result is flagged uncertain (default 0.5).",
+    )
+    p.add_argument("--fp16-weights", action="store_true", help="Store the weights in float16.")
+    p.add_argument(
+        "--bootstrap",
+        type=int,
+        default=2000,
+        help="Bootstrap resamples of patients (default 2000).",
+    )
+    p.add_argument("--batch-size", type=int, default=32, help="Images per forward (default 32).")
+    p.add_argument("--threads", type=int, help="CPU threads for torch.")
+    p.add_argument("--plots", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p
+
+
+def bootstrap_balanced_accuracy(
+    labels: np.ndarray, preds: np.ndarray, patients: list[str], k: int, *, n: int, seed: int = 0
+) -> dict[str, float]:
+    """95 % percentile interval of balanced accuracy, resampling *patients* with replacement
+    (images of one patient are correlated, so resampling images would be too optimistic)."""
+    from training.metrics import balanced_accuracy, confusion_matrix
+
+    groups: dict[str, list[int]] = {}
+    for i, p in enumerate(patients):
+        groups.setdefault(p, []).append(i)
+    members = [np.asarray(v) for v in groups.values()]
+    rng = np.random.default_rng(seed)
+    scores = []
+    for _ in range(n):
+        pick = rng.integers(0, len(members), len(members))
+        idx = np.concatenate([members[j] for j in pick])
+        scores.append(balanced_accuracy(confusion_matrix(labels[idx], preds[idx], k)))
+    lo, hi = np.percentile(scores, [2.5, 97.5])
+    return {"low": float(lo), "high": float(hi), "resamples": n, "unit": "patient"}
+
+
+def run_ensemble(args: argparse.Namespace, argv: list[str]) -> EnsembleResult:
+    import torch
+
+    from octviewer.core.model.architectures import create_model
+    from octviewer.core.model.bundle import load_bundle, save_bundle
+    from octviewer.core.model.config import ModelConfig
+    from octviewer.core.model.ensemble import ENSEMBLE, ENSEMBLE_CAM_TARGET
+    from training import engine
+    from training.augment import eval_batch
+    from training.calibrate import fit_temperature, softmax
+    from training.data import FrameDataset, describe, discover
+    from training.distributed import DistInfo
+    from training.metrics import classification_report
+    from training.run import _git_commit
+    from training.split import load_split
+
+    t0 = time.perf_counter()
+    if len(args.members) < 2:
+        raise TrainingError("An ensemble needs at least two member bundles.")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    run_dir = args.run_dir
+    if run_dir.exists() and any(run_dir.iterdir()) and not args.overwrite:
+        raise TrainingError(
+            f"The run directory {run_dir} already exists and is not empty. Choose a new --run-dir "
+            "or add --overwrite.",
+            path=run_dir,
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    loaded = [load_bundle(p) for p in args.members]
+    first = loaded[0].config
+    for m, path in zip(loaded, args.members, strict=True):
+        c = m.config
+        if c.class_names != first.class_names or c.preprocess != first.preprocess:
+            raise TrainingError(
+                f"{path.name} has other classes or another preprocessing than "
+                f"{args.members[0].name}: members must be trained the same way.",
+                path=path,
+            )
+        if c.architecture == ENSEMBLE:
+            raise TrainingError(f"{path.name} is already an ensemble.", path=path)
+    seeds = {json.dumps((m.config.provenance or {}).get("split", {}).get("seed")) for m in loaded}
+    if len(seeds) > 1:
+        raise TrainingError(
+            "The members were trained on different patient splits (split seeds "
+            f"{', '.join(sorted(seeds))}): their validation patients are not unseen by all. "
+            "Train them with the same --split-seed."
+        )
+    names = first.class_names
+    k = len(names)
+    pre = first.preprocess
+
+    source = discover(args.data, class_names=names)
+    split = load_split(args.split, list(source.samples), names, 0, 0.0)
+    val_ds = FrameDataset(split.val, pre)
+    single = DistInfo()
+    device = torch.device("cpu")
+
+    def prepare(x: torch.Tensor) -> torch.Tensor:
+        return eval_batch(x, pre)
+
+    member_logits = []
+    for m, path in zip(loaded, args.members, strict=True):
+        lg, labels, _, bad = engine.predict(
+            m.model,
+            val_ds,
+            prepare,
+            device,
+            single,
+            batch_size=args.batch_size,
+            workers=0,
+            desc=path.stem,
+        )
+        if bad:
+            raise TrainingError(f"{len(bad)} validation image(s) could not be read.")
+        member_logits.append(lg)
+    logits = np.mean(member_logits, axis=0)
+
+    model = create_model(
+        ENSEMBLE,
+        k,
+        members=[
+            {"architecture": m.config.architecture, "arch_kwargs": dict(m.config.arch_kwargs)}
+            for m in loaded
+        ],
+    )
+    for dst, m in zip(model.members, loaded, strict=True):
+        dst.load_state_dict(m.model.state_dict(), strict=True)
+    model.eval()
+    # The stored module must compute exactly what was evaluated: check on a few images.
+    with torch.no_grad():
+        xs = torch.stack([val_ds[i][0] for i in range(min(4, len(val_ds)))])
+        direct = model(prepare(xs)).numpy()
+    if not np.allclose(direct, logits[: len(xs)], atol=1e-3):
+        raise TrainingError(
+            "Internal check failed: the ensemble module disagrees with its members."
+        )
+
+    cal = fit_temperature(logits, labels)
+    probs = softmax(logits, cal.temperature)
+    preds = probs.argmax(1)
+    patients = [s.patient for s in split.val]
+    report = classification_report(labels, probs, names)
+    report["balanced_accuracy_ci95"] = bootstrap_balanced_accuracy(
+        labels, preds, patients, k, n=args.bootstrap
+    )
+    members_report = []
+    for m, lg, path in zip(loaded, member_logits, args.members, strict=True):
+        r = classification_report(labels, softmax(lg, m.config.temperature), names)
+        members_report.append(
+            {
+                "bundle": path.name,
+                "sha256": m.identity.sha256,
+                "balanced_accuracy": r["balanced_accuracy"],
+                "ci95": bootstrap_balanced_accuracy(
+                    labels, lg.argmax(1), patients, k, n=args.bootstrap
+                ),
+            }
+        )
+    metrics: dict[str, Any] = {
+        "validation": report,
+        "calibration": cal.to_dict(),
+        "members": members_report,
+    }
+    log.info(
+        "Ensemble of %d: validation balanced accuracy %.4f (95%% CI %.3f-%.3f, by patient); "
+        "members %s; temperature %.3f, ECE %.4f -> %.4f",
+        len(loaded),
+        report["balanced_accuracy"],
+        report["balanced_accuracy_ci95"]["low"],
+        report["balanced_accuracy_ci95"]["high"],
+        ", ".join(f"{r['balanced_accuracy']:.4f}" for r in members_report),
+        cal.temperature,
+        cal.ece_before,
+        cal.ece_after,
+    )
+
+    import timm
+
+    import octviewer
+
+    provenance = {
+        "command": shlex.join(argv),
+        "mode": "ensemble",
+        "members": [
+            {
+                "bundle": path.name,
+                "sha256": m.identity.sha256,
+                "name": m.config.name,
+                "command": (m.config.provenance or {}).get("command"),
+                "training": (m.config.provenance or {}).get("training"),
+            }
+            for m, path in zip(loaded, args.members, strict=True)
+        ],
+        "data": (first.provenance or {}).get("data"),
+        "split": {
+            **((first.provenance or {}).get("split") or {}),
+            "validation": describe(split.val, names),
+        },
+        "git_commit": _git_commit(),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "versions": {
+            "octviewer": octviewer.__version__,
+            "torch": torch.__version__,
+            "timm": timm.__version__,
+            "python": platform.python_version(),
+        },
+        "run_seconds": round(time.perf_counter() - t0, 1),
+    }
+    config = ModelConfig(
+        name=args.name,
+        version=args.version,
+        architecture=ENSEMBLE,
+        class_names=names,
+        arch_kwargs={
+            "members": [
+                {"architecture": m.config.architecture, "arch_kwargs": dict(m.config.arch_kwargs)}
+                for m in loaded
+            ]
+        },
+        preprocess=pre,
+        temperature=float(cal.temperature),
+        confidence_threshold=args.confidence_threshold,
+        cam_target_layer=ENSEMBLE_CAM_TARGET,
+        licence=args.licence or first.licence,
+        description=args.description
+        or f"Ensemble of {len(loaded)} {first.architecture} models; research use only.",
+        provenance=provenance,
+        metrics=metrics,
+    )
+    out = args.output or run_dir / "model.safetensors"
+    sha = save_bundle(out, model, config, dtype="float16" if args.fp16_weights else "float32")
+    (run_dir / "final_metrics.json").write_text(json.dumps(metrics, indent=1), encoding="utf-8")
+    if args.plots:
+        from training import plots
+
+        plots.confusion(
+            report["confusion_matrix"], names, run_dir / "confusion_val.png", "Validation"
+        )
+        plots.reliability(
+            softmax(logits),
+            probs,
+            labels,
+            run_dir / "reliability_val.png",
+            (cal.ece_before, cal.ece_after),
+        )
+        plots.roc(labels, probs, names, run_dir / "roc_val.png", "ROC one-vs-rest (validation)")
+    log.info("Ensemble bundle %s (sha256 %s)", out, sha)
+    return EnsembleResult(out, sha, metrics)
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        run_ensemble(args, ["octviewer-train", "ensemble", *argv])
+    except OCTViewerError as exc:
+        log.error("%s", exc)
+        return 2
+    return 0
