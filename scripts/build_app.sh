@@ -174,7 +174,11 @@ else
             t="timeout"
             for _ in $(seq 1 1200); do  # up to 60 s
                 if DISPLAY="$DISPLAY_NUM" xdotool search --onlyvisible --pid "$pid" >/dev/null 2>&1; then
-                    t="$(elapsed "$t0")"; break
+                    t="$(elapsed "$t0")"
+                    for w in $(DISPLAY="$DISPLAY_NUM" xdotool search --onlyvisible --pid "$pid" 2>/dev/null); do
+                        DISPLAY="$DISPLAY_NUM" xdotool getwindowname "$w" >>build/startup-window.txt 2>&1 || true
+                    done
+                    break
                 fi
                 kill -0 "$pid" 2>/dev/null || { t="exited"; break; }
                 sleep 0.05
@@ -184,9 +188,11 @@ else
             echo "$t"
         }
         : >build/startup.log
+        : >build/startup-window.txt
         COLD="$(measure_start)"
         WARM="$(measure_start)"
         echo "cold start to window shown: $COLD s (second start: $WARM s; app log: build/startup.log)"
+        echo "window titles seen: $(sort -u build/startup-window.txt | tr '\n' ';')"
         if [[ "$COLD" =~ ^[0-9.]+$ ]]; then
             STARTUP="$COLD s cold, $WARM s warm"
             if python3 -c "import sys; sys.exit(float(sys.argv[1]) > float(sys.argv[2]))" "$COLD" "$STARTUP_LIMIT_S"; then :
