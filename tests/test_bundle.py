@@ -164,3 +164,46 @@ def test_wrong_shapes(tmp_path: Path) -> None:
     save_bundle(tmp_path / "d.safetensors", model, deeper)
     with pytest.raises(ModelMismatchError, match="missing"):
         load_bundle(tmp_path / "d.safetensors")
+
+
+def test_weights_arrive_piece_by_piece(tmp_path: Path) -> None:
+    """load_bundle fills one piece at a time (so a caller can shrink each before the next)."""
+    cfg = tiny_config()
+    model = make_tiny_model(cfg, seed=5)
+    save_bundle(tmp_path / "m.safetensors", model, cfg)
+    seen: list[str] = []
+
+    def on_unit(prefix: str, unit: torch.nn.Module, full: torch.nn.Module) -> None:
+        seen.append(prefix)
+        if prefix:
+            assert not any(t.is_meta for t in unit.state_dict().values())
+        if prefix == "blocks.0":  # the later pieces are not read yet
+            assert full.get_submodule("head").weight.is_meta
+            assert full.blocks[1].attn.qkv.weight.is_meta
+
+    loaded = load_bundle(tmp_path / "m.safetensors", on_unit=on_unit)
+    assert seen[0] == "" and "blocks.0" in seen and "blocks.1" in seen and seen[-1] == "head"
+    for k, v in model.state_dict().items():
+        assert torch.equal(loaded.model.state_dict()[k], v), k
+
+
+def test_non_persistent_buffers_come_from_a_normal_build(tmp_path: Path) -> None:
+    """A timm Swin keeps its relative-position index out of the state dict: it cannot come from
+    the file, and a meta-built network would be left with an empty (meta) buffer."""
+    kw = {
+        "img_size": 32,
+        "patch_size": 4,
+        "embed_dim": 8,
+        "depths": (1, 1),
+        "num_heads": (1, 2),
+        "window_size": 4,
+    }
+    cfg = tiny_config(architecture="timm/swin_tiny_patch4_window7_224", arch_kwargs=kw, img_size=32)
+    torch.manual_seed(0)
+    model = create_model(cfg.architecture, cfg.num_classes, **kw)
+    assert any(n not in model.state_dict() for n, _ in model.named_buffers())
+    save_bundle(tmp_path / "s.safetensors", model, cfg)
+    loaded = load_bundle(tmp_path / "s.safetensors")
+    x = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model(x), model(x))

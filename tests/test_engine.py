@@ -166,3 +166,21 @@ def test_cuda_autocast(bundle: Path, engine: Engine, data_dir: Path) -> None:
     np.testing.assert_allclose(
         g.analyze(scan).probability_matrix(), engine.analyze(scan).probability_matrix(), atol=0.03
     )
+
+
+def test_int8_quantises_every_linear_and_keeps_float_only_for_the_cam_tail(bundle: Path) -> None:
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicInt8Linear
+
+    q = Engine(bundle, device="cpu", quantize=True)
+    fp32_names = {
+        n
+        for n, m in Engine(bundle, device="cpu").model.named_modules()
+        if type(m) is torch.nn.Linear
+    }
+    int8_names = {n for n, m in q.model.named_modules() if isinstance(m, DynamicInt8Linear)}
+    assert fp32_names and int8_names == fp32_names  # qkv, proj, fc1, fc2 of every block, head
+    assert not any(type(m) is torch.nn.Linear for m in q.model.modules())
+    last = len(q.model.blocks) - 1
+    tail = {f"blocks.{last}.{s}" for s in ("attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2")}
+    assert set(q._fp32_tail) == tail | {"head"}  # only what the CAM backward runs through
+    assert all(m.weight.dtype == torch.float32 for m in q._fp32_tail.values())

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from octviewer.errors import AnalysisError
 
@@ -25,11 +25,37 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _MAX_DEFAULT_THREADS = 4
+_malloc_trim: Any = None  # None: not looked up yet; False: unavailable
 
 
 def prepare_environment() -> None:
     """Set passive OpenMP waiting unless configured; call before ``import torch``."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def release_free_memory() -> None:
+    """Give memory that was freed back to the operating system now (glibc's ``malloc_trim``).
+
+    glibc keeps freed blocks in its heaps; after many large short-lived tensors (e.g. float32
+    weights replaced by int8 ones while a model loads) that is hundreds of MB counted against
+    the process until something else reuses it. A no-op where glibc is not the C library.
+    """
+    global _malloc_trim
+    if _malloc_trim is None:
+        _malloc_trim = False
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None)
+            fn = getattr(libc, "malloc_trim", None)
+            if fn is not None:
+                fn.argtypes = [ctypes.c_size_t]
+                fn.restype = ctypes.c_int
+                _malloc_trim = fn
+        except (OSError, AttributeError, TypeError):  # not glibc (macOS, Windows, musl)
+            pass
+    if _malloc_trim:
+        _malloc_trim(0)
 
 
 def usable_cpus() -> int:

@@ -31,6 +31,7 @@ from octviewer.core.device import (
     choose_device,
     configure_threads,
     prepare_environment,
+    release_free_memory,
 )
 from octviewer.core.results import FrameResult, ModelIdentity, ResultFlag, ScanResult
 from octviewer.core.scan import Scan
@@ -69,8 +70,7 @@ class Engine:
     ) -> None:
         prepare_environment()
         from octviewer.core.cam import OnePassCam
-        from octviewer.core.model.architectures import default_cam_target, get_submodule
-        from octviewer.core.model.bundle import load_bundle
+        from octviewer.core.model.bundle import load_bundle, read_bundle_config
 
         if bundle is None:
             from octviewer.resources import default_model_path
@@ -87,30 +87,27 @@ class Engine:
         self._device = choose_device(device)
         self.threads = configure_threads(threads) if self._device.type == "cpu" else None
         t0 = time.perf_counter()
-        loaded = load_bundle(path, device=str(self._device))
-        self.model: torch.nn.Module = loaded.model
-        self.config: ModelConfig = loaded.config
-        self.identity: ModelIdentity = loaded.identity
-        self._amp = autocast_dtype(self._device)
-        try:
-            get_submodule(self.model, self.config.cam_target_layer)
-            self.cam_target = self.config.cam_target_layer
-        except ModelError:
-            self.cam_target = default_cam_target(self.config.architecture, self.model)
-            log.warning(
-                "bundle CAM layer %r not in %s; using %r",
-                self.config.cam_target_layer,
-                self.config.architecture,
-                self.cam_target,
-            )
         self.quantized = False
         self._fp32_tail: dict[str, torch.nn.Module] = {}
         self._int8_tail: dict[str, torch.nn.Module] = {}
-        if quantize:
-            if self._device.type == "cpu":
-                self._quantize()
-            else:
-                log.warning("int8 quantisation is a CPU option; ignored on %s", self._device)
+        self._tail_names: set[str] | None = None
+        self.config: ModelConfig = read_bundle_config(path)
+        self.cam_target = self.config.cam_target_layer
+        int8 = bool(quantize) and self._device.type == "cpu"
+        if quantize and not int8:
+            log.warning("int8 quantisation is a CPU option; ignored on %s", self._device)
+        loaded = load_bundle(
+            path, device=str(self._device), on_unit=self._quantize_unit if int8 else None
+        )
+        self.model: torch.nn.Module = loaded.model
+        self.config = loaded.config
+        self.identity: ModelIdentity = loaded.identity
+        self._amp = autocast_dtype(self._device)
+        if self._tail_names is None:  # not resolved by the int8 hook
+            self.cam_target = self._cam_target_of(self.model)
+        if int8:
+            self._int8_tail = {n: self.model.get_submodule(n) for n in self._fp32_tail}
+            self.quantized = True
         self._cam = OnePassCam(self.model, self.cam_target)
         self._lock = threading.RLock()
         self._cam_cache: tuple[tuple[int, int], np.ndarray, CamPass] | None = None
@@ -134,28 +131,64 @@ class Engine:
     def __repr__(self) -> str:
         return f"Engine({self.identity}, device={self.device}, quantized={self.quantized})"
 
+    def _cam_target_of(self, model: torch.nn.Module) -> str:
+        """The bundle's CAM layer, or the architecture's default when the bundle's is absent."""
+        from octviewer.core.model.architectures import default_cam_target, get_submodule
+
+        try:
+            get_submodule(model, self.config.cam_target_layer)
+            return self.config.cam_target_layer
+        except ModelError:
+            target = default_cam_target(self.config.architecture, model)
+            log.warning(
+                "bundle CAM layer %r not in %s; using %r",
+                self.config.cam_target_layer,
+                self.config.architecture,
+                target,
+            )
+            return target
+
     # --- int8 ---------------------------------------------------------------------------
-    def _quantize(self) -> None:
+    def _quantize_unit(self, prefix: str, unit: torch.nn.Module, model: torch.nn.Module) -> None:
+        """``load_bundle`` hook: swap each ``nn.Linear`` of a freshly loaded piece for a dynamic
+        int8 one, so its float32 weights are freed before the next piece is read (peak memory
+        about the int8 model, not float32 + int8 copies). The Linear layers after the CAM target
+        also stay as float32 modules, swapped in for CAM passes (int8 layers have no backward).
+        """
         import torch
         from torch.ao.quantization import quantize_dynamic
 
         from octviewer.core.model.architectures import resolve_module_name
 
-        target = resolve_module_name(self.model, self.config.cam_target_layer)
-        names = [n for n, _ in self.model.named_modules()]
-        after = set(names[names.index(target) + 1 :])
-        self._fp32_tail = {
-            n: m
-            for n, m in self.model.named_modules()
-            if n in after and isinstance(m, torch.nn.Linear)
-        }
-        with warnings.catch_warnings():  # torch 2.14 deprecates quantized tensors, still works
-            warnings.filterwarnings(
-                "ignore", message=".*quantize_per_tensor.*", category=UserWarning
-            )
-            self.model = quantize_dynamic(self.model, {torch.nn.Linear}, dtype=torch.qint8).eval()
-        self._int8_tail = {n: self.model.get_submodule(n) for n in self._fp32_tail}
-        self.quantized = True
+        if self._tail_names is None:  # first call: the network is complete, still on meta
+            self.cam_target = self._cam_target_of(model)
+            target = resolve_module_name(model, self.cam_target)
+            names = [n for n, _ in model.named_modules()]
+            self._tail_names = set(names[names.index(target) + 1 :])
+        if not prefix:  # the root piece: only the root's own tensors are filled
+            return
+        for name, layer in list(unit.named_modules()):
+            if type(layer) is not torch.nn.Linear:  # quantize_dynamic's own rule (exact type)
+                continue
+            full = f"{prefix}.{name}" if name else prefix
+            holder = torch.nn.Sequential(layer).eval()
+            with warnings.catch_warnings():  # deprecated in torch 2.14 (torchao), still works
+                warnings.filterwarnings("ignore", message=".*quantiz.*", category=UserWarning)
+                warnings.filterwarnings(
+                    "ignore",
+                    message="torch.ao.quantization is deprecated",
+                    category=DeprecationWarning,
+                )
+                quantize_dynamic(holder, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+            model.set_submodule(full, holder[0])
+            if full in self._tail_names:
+                self._fp32_tail[full] = layer.eval()
+            else:
+                # quantize_dynamic leaves the float layer in a reference cycle: free its
+                # weights now rather than at the next garbage collection.
+                for pname in [n for n, _ in layer.named_parameters(recurse=False)]:
+                    delattr(layer, pname)
+        release_free_memory()  # else the freed float32 weights stay in the C heap (~300 MB)
 
     @contextlib.contextmanager
     def _cam_ready(self) -> Iterator[None]:

@@ -7,7 +7,9 @@ then the raw tensor data. The SHA-256 of the file is the model's identity on eve
 - :func:`save_bundle` writes one (training), returns its SHA-256;
 - :func:`read_bundle_config` reads the configuration without importing torch;
 - :func:`load_bundle` builds the network on the ``meta`` device (no random initialisation) and
-  assigns the weights straight from the file, strictly; float16 weights are upcast to float32.
+  assigns the weights straight from the file, strictly, piece by piece (the weights are in
+  memory once, and a caller can shrink each piece, e.g. to int8, before the next is read);
+  float16 weights are upcast to float32.
 
 Only tensors are read: there is no pickle anywhere in this format.
 """
@@ -19,6 +21,7 @@ import hashlib
 import json
 import logging
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -210,10 +213,14 @@ def save_bundle(
 
 
 def _check_state(
-    state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], config: ModelConfig, p: Path
+    shapes: dict[str, tuple[int, ...]],
+    expected: dict[str, tuple[int, ...]],
+    config: ModelConfig,
+    p: Path,
 ) -> None:
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
+    """Names and shapes of the file's tensors (from its header) against the network's."""
+    missing = sorted(set(expected) - set(shapes))
+    unexpected = sorted(set(shapes) - set(expected))
     if missing or unexpected:
         if missing and _looks_like_mirage(unexpected):
             raise ModelFormatError(_FINETUNE_HINT, path=p)
@@ -225,8 +232,8 @@ def _check_state(
             path=p,
         )
     for k, ref in expected.items():
-        got = tuple(state[k].shape)
-        if got != tuple(ref.shape):
+        got = shapes[k]
+        if got != ref:
             head_like = k.split(".")[0] in ("head", "fc", "classifier") or k.startswith("head.")
             if head_like and got and got[0] != config.num_classes:
                 raise ModelMismatchError(
@@ -237,52 +244,137 @@ def _check_state(
                 )
             raise ModelMismatchError(
                 f"The weights in this bundle do not fit its declared architecture "
-                f"'{config.architecture}': '{k}' has shape {got}, expected {tuple(ref.shape)}. "
+                f"'{config.architecture}': '{k}' has shape {got}, expected {ref}. "
                 "Re-create the bundle with octviewer-train.",
                 path=p,
             )
 
 
-def load_bundle(path: str | Path, *, device: str = "cpu") -> LoadedModel:
-    """Read a bundle: configuration, network (built on ``meta``, weights assigned), identity."""
-    import torch
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+def _header_shapes(header: _Header, p: Path) -> dict[str, tuple[int, ...]]:
+    try:
+        return {k: tuple(int(d) for d in v["shape"]) for k, v in header.tensors.items()}
+    except (TypeError, ValueError) as exc:
+        raise ModelFormatError(
+            "The weights in the model bundle could not be read (damaged header). "
+            "Copy it again or re-create it with octviewer-train.",
+            path=p,
+        ) from exc
 
+
+def load_units(model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
+    """The pieces :func:`load_bundle` fills one after the other: the root's children, with
+    ``ModuleList``/``Sequential`` children split into their elements (a ViT's blocks, a
+    ResNet's bottlenecks). Tensors owned by the root itself come first, under the name ``""``."""
+    import torch
+
+    units: list[tuple[str, torch.nn.Module]] = [("", model)]
+    for name, child in model.named_children():
+        if isinstance(child, (torch.nn.ModuleList, torch.nn.Sequential)) and len(child):
+            units.extend((f"{name}.{i}", m) for i, m in child.named_children())
+        else:
+            units.append((name, child))
+    return units
+
+
+def _materialise_nonpersistent(model: torch.nn.Module, config: ModelConfig) -> None:
+    """Buffers that no state dict holds (computed in ``__init__``, e.g. position indices)
+    cannot come from the file: take them from one normal build of the network."""
+    keys = set(model.state_dict())
+    absent = [n for n, b in model.named_buffers() if b.is_meta and n not in keys]
+    if not absent:
+        return
+    log.debug("building %s once for its non-persistent buffers %s", config.architecture, absent[:3])
+    ref = create_model_for(config, meta=False)
+    for name in absent:
+        owner, _, attr = name.rpartition(".")
+        module = model.get_submodule(owner) if owner else model
+        module.register_buffer(attr, ref.get_buffer(name).detach().clone(), persistent=False)
+    del ref
+
+
+def create_model_for(config: ModelConfig, *, meta: bool) -> torch.nn.Module:
     from octviewer.core.model.architectures import create_model
+
+    return create_model(config.architecture, config.num_classes, meta=meta, **config.arch_kwargs)
+
+
+def _unreadable(p: Path, exc: BaseException) -> ModelFormatError:
+    return ModelFormatError(
+        f"The weights in the model bundle could not be read ({exc}). The file is damaged: "
+        "copy it again or re-create it with octviewer-train.",
+        path=p,
+    )
+
+
+UnitHook = Callable[[str, "torch.nn.Module", "torch.nn.Module"], None]
+
+
+def load_bundle(
+    path: str | Path, *, device: str = "cpu", on_unit: UnitHook | None = None
+) -> LoadedModel:
+    """Read a bundle: configuration, network (built on ``meta``, weights assigned), identity.
+
+    Memory: the tensors are read one :func:`load_units` piece at a time with ``pread`` (not
+    memory-mapped: the file is not held open or locked while the app runs, and a bundle on a
+    removed drive cannot crash the process later) straight into the meta-built network, so the
+    weights are in memory once. ``on_unit(name, unit, model)`` is called after each piece has
+    its weights (on the CPU, eval mode) and may replace its layers, e.g. by int8 ones: then the
+    float32 weights of a piece are freed before the next is read.
+    """
+    import torch
+    from safetensors import SafetensorError, safe_open
 
     p = Path(path)
     config = read_bundle_config(p)
-    model = create_model(config.architecture, config.num_classes, meta=True, **config.arch_kwargs)
-    expected = model.state_dict()
+    header = _read_header(p)
+    model = create_model_for(config, meta=True)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    _check_state(_header_shapes(header, p), expected, config, p)
+    _materialise_nonpersistent(model, config)
+    dtypes = {k: v.dtype for k, v in model.state_dict().items()}
+    done: set[str] = set()
     try:
-        state = load_file(str(p), device="cpu")
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise ModelFormatError(
-            f"The weights in the model bundle could not be read ({exc}). The file is damaged: "
-            "copy it again or re-create it with octviewer-train.",
-            path=p,
-        ) from exc
-    _check_state(state, expected, config, p)
-    for k, ref in expected.items():
-        t = state[k]
-        if t.is_floating_point() and ref.is_floating_point() and t.dtype != ref.dtype:
-            state[k] = t.to(ref.dtype)
-    try:
-        model.load_state_dict(state, strict=True, assign=True)
-    except RuntimeError as exc:
-        raise ModelMismatchError(
-            f"The weights do not fit the architecture '{config.architecture}' ({exc}).", path=p
-        ) from exc
-    leftovers = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+        fh = safe_open(str(p), framework="pt", device="cpu", backend="pread")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise _unreadable(p, exc) from exc
+    with fh:
+        for prefix, unit in load_units(model):
+            if prefix:
+                keys = [f"{prefix}.{k}" for k in unit.state_dict()]
+            else:  # the root's own parameters and buffers (first: nothing is swapped yet)
+                keys = [n for n, _ in model.named_parameters(recurse=False)]
+                keys += [n for n, _ in model.named_buffers(recurse=False) if n in expected]
+            try:
+                part: dict[str, torch.Tensor] = {}
+                for k in keys:
+                    t = fh.get_tensor(k)
+                    want = dtypes[k]
+                    if t.is_floating_point() and want.is_floating_point and t.dtype != want:
+                        t = t.to(want)
+                    part[k[len(prefix) + 1 :] if prefix else k] = t
+                if prefix:
+                    unit.load_state_dict(part, strict=True, assign=True)
+                else:
+                    model.load_state_dict(part, strict=False, assign=True)
+            except (SafetensorError, OSError, ValueError) as exc:
+                raise _unreadable(p, exc) from exc
+            except RuntimeError as exc:
+                raise ModelMismatchError(
+                    f"The weights do not fit the architecture '{config.architecture}' ({exc}).",
+                    path=p,
+                ) from exc
+            del part
+            done.update(keys)
+            if on_unit is not None:
+                on_unit(prefix, unit, model)
+    leftovers = sorted(set(expected) - done)
+    leftovers += [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
     if leftovers:
-        # Non-persistent buffers (not in any state dict) cannot come from the file: build the
-        # network normally once and load into it.
-        log.debug(
-            "rebuilding %s without meta device (buffers %s)", config.architecture, leftovers[:3]
+        raise ModelMismatchError(
+            f"The weights do not fit the architecture '{config.architecture}': "
+            f"{leftovers[:3]} were not filled from the bundle. Re-create it with octviewer-train.",
+            path=p,
         )
-        model = create_model(config.architecture, config.num_classes, **config.arch_kwargs)
-        model.load_state_dict(state, strict=True)
     model = model.to(torch.device(device)).eval()
     identity = ModelIdentity(
         name=config.name,
