@@ -1,0 +1,168 @@
+"""Write the model card (Markdown) of a bundle from the facts stored in the bundle itself.
+
+The card sits next to the bundle as ``<bundle>.md``: the app shows it under Model > About this
+model, and the README quotes it. Every number comes from the bundle's config (metrics and
+provenance written by octviewer-train), so the card cannot drift from the model.
+
+Usage: python scripts/write_model_card.py resources/models/octviewer-demo-kermany.safetensors
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+from octviewer.core.model.bundle import file_sha256, read_bundle_config
+
+log = logging.getLogger("write_model_card")
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f} %"
+
+
+def card(path: Path) -> str:
+    cfg = read_bundle_config(path)
+    sha = file_sha256(path)
+    m: dict[str, Any] = cfg.metrics or {}
+    val = m.get("validation", {})
+    cal = m.get("calibration", {})
+    prov: dict[str, Any] = cfg.provenance or {}
+    split = prov.get("split") or {}
+    names = cfg.class_names
+    lines = [
+        f"# Model card: {cfg.name} {cfg.version}",
+        "",
+        f"**{cfg.description}**",
+        "",
+        "> Research use only — not for diagnosis. This is a demonstration model trained from "
+        "scratch on 648 public images; it is **not** MIRAGE and not a medical device.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| file | `{path.name}` ({path.stat().st_size / 1e6:.1f} MB, weights {cfg.weights_dtype}) |",
+        f"| SHA-256 | `{sha}` |",
+        f"| architecture | `{cfg.architecture}` |",
+        f"| classes | {', '.join(names)} |",
+        f"| input | {cfg.preprocess.size[1]}x{cfg.preprocess.size[0]} px, grayscale, "
+        f"{cfg.preprocess.interpolation} resize (aspect not kept), per-image {cfg.preprocess.normalization} |",
+        f"| calibration | temperature {cfg.temperature:.3f} (fitted on the validation patients) |",
+        f"| flagged uncertain below | {_pct(cfg.confidence_threshold)} calibrated confidence |",
+        f"| Grad-CAM layer | `{cfg.cam_target_layer}` |",
+        f"| licence | {cfg.licence} |",
+        "",
+        "## Data",
+        "",
+        "Kermany, Zhang, Goldbaum (2018), *Labeled Optical Coherence Tomography (OCT) and Chest "
+        "X-Ray Images for Classification*, Mendeley Data v2, doi:10.17632/rscbjbr9sj, CC BY 4.0: "
+        "the 648-image subset in the project's shared data (Spectralis B-scans, about 162 per "
+        "class, mostly from the official test split).",
+        "",
+    ]
+    if split:
+        tr, va = split.get("train", {}), split.get("validation", {})
+        lines += [
+            f"Split **by patient** (seed {split.get('seed')}): training {tr.get('images')} images "
+            f"of {tr.get('patients')} patients, validation {va.get('images')} images of "
+            f"{va.get('patients')} patients that no member of the model saw in training.",
+            "",
+        ]
+    if val:
+        ci = val.get("balanced_accuracy_ci95") or {}
+        per_class = val.get("per_class") or {}
+        recall = [per_class.get(n, {}).get("recall") for n in names]
+        auroc = [per_class.get(n, {}).get("auroc_ovr") for n in names]
+        lines += [
+            "## Quality on the validation patients",
+            "",
+            f"- balanced accuracy **{val.get('balanced_accuracy', 0):.3f}**"
+            + (
+                f" (95 % CI {ci['low']:.3f}-{ci['high']:.3f}, patient bootstrap, "
+                f"{ci.get('resamples')} resamples)"
+                if ci
+                else ""
+            ),
+            f"- accuracy {val.get('accuracy', 0):.3f}, macro-F1 {val.get('macro_f1', 0):.3f}, "
+            f"MCC {val.get('mcc', 0):.3f}, macro AUROC {val.get('auroc_macro_ovr') or 0:.3f}",
+        ]
+        if any(r is not None for r in recall):
+            lines.append(
+                "- recall per class: "
+                + ", ".join(
+                    f"{n} {r:.2f}" for n, r in zip(names, recall, strict=False) if r is not None
+                )
+            )
+        if any(a is not None for a in auroc):
+            lines.append(
+                "- AUROC per class (one vs rest): "
+                + ", ".join(
+                    f"{n} {a:.3f}" for n, a in zip(names, auroc, strict=False) if a is not None
+                )
+            )
+        if cal:
+            lines.append(
+                f"- expected calibration error (15 bins) {cal.get('ece_before', 0):.3f} before, "
+                f"{cal.get('ece_after', 0):.3f} after temperature scaling"
+            )
+        cm = val.get("confusion_matrix")
+        if cm:
+            lines += ["", "Confusion matrix (rows: truth, columns: prediction):", ""]
+            lines.append("| | " + " | ".join(names) + " |")
+            lines.append("|---" * (len(names) + 1) + "|")
+            for n, row in zip(names, cm, strict=False):
+                lines.append(f"| **{n}** | " + " | ".join(str(v) for v in row) + " |")
+        members = m.get("members") or []
+        if members:
+            lines += ["", "Members alone (same validation patients):", ""]
+            for i, mem in enumerate(members, 1):
+                mci = mem.get("ci95") or {}
+                lines.append(
+                    f"- member {i}: balanced accuracy {mem['balanced_accuracy']:.3f}"
+                    + (f" (95 % CI {mci['low']:.3f}-{mci['high']:.3f})" if mci else "")
+                )
+        lines.append("")
+    lines += [
+        "## Known limits",
+        "",
+        "- One device type (Heidelberg Spectralis, as exported in Kermany 2018), four classes "
+        "(CNV, DME, DRUSEN, NORMAL), B-scans through the fovea. Other vendors, other diseases, "
+        "peripheral B-scans, low-quality scans: the output is not meaningful.",
+        "- 648 training images: small. The validation set has few patients, hence the wide "
+        "confidence interval.",
+        "- The heatmap (Grad-CAM on the last feature map, 7x7 cells) shows where the model looked, "
+        "not a lesion outline.",
+        "- Not MIRAGE weights: for the real foundation model, fine-tune MIRAGE with octviewer-train "
+        "(README, 'Using the real MIRAGE weights').",
+        "",
+        "## Reproduce",
+        "",
+    ]
+    cmds = [mem.get("command") for mem in prov.get("members", []) if mem.get("command")]
+    if cmds:
+        lines += ["Members:", "", "```bash", *cmds, "```", "", "Ensemble:", ""]
+    lines += ["```bash", str(prov.get("command", "")), "```", ""]
+    if prov.get("git_commit"):
+        lines.append(
+            f"Code: octviewer commit `{prov['git_commit']}`; versions {prov.get('versions')}."
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("bundle", type=Path)
+    p.add_argument("--out", type=Path, help="default: <bundle>.md")
+    a = p.parse_args(argv)
+    out = a.out or a.bundle.with_suffix(".md")
+    out.write_text(card(a.bundle), encoding="utf-8")
+    log.info("wrote %s", out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
