@@ -46,11 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    if args.self_test:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--self-test" in argv:  # the self-test has options of its own (--json, --keep, ...)
         from octviewer import selftest
 
-        return int(selftest.main(["--model", args.model] if args.model else []) or 0)
+        return int(selftest.main([a for a in argv if a != "--self-test"]) or 0)
+    args = build_parser().parse_args(argv)
 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # do not spin cores the GUI needs
     if sys.platform == "win32":  # torch after Qt can fail to load c10.dll on Windows (PITFALLS.md)
