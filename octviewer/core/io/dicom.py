@@ -493,7 +493,8 @@ def find_localizer(
             header = pydicom.dcmread(
                 candidate, stop_before_pixels=True, specific_tags=["SOPInstanceUID"], force=True
             )
-        except Exception:  # unreadable or not DICOM: not the localizer
+        except Exception as exc:  # pydicom raises many types; unreadable = not the localizer
+            logger.debug("not the localizer: %s (%s)", candidate.name, exc)
             continue
         if str(header.get("SOPInstanceUID", "")) == ref_uid:
             try:
