@@ -268,7 +268,11 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--arch", default="mirage_base")
-    ap.add_argument("--bundle", type=Path, help="a bundle to time (default: random MIRAGE-Base)")
+    ap.add_argument(
+        "--bundle",
+        help="a bundle to time and check ('default': the bundled model; "
+        "without it: random MIRAGE-Base weights, timing only)",
+    )
     ap.add_argument("--images", type=Path, help="folder of real B-scans (int8 agreement)")
     ap.add_argument("--max-images", type=int, default=0, help="agreement on at most N images")
     ap.add_argument("--threads", type=int, default=None, help="default: octviewer's policy")
@@ -284,6 +288,14 @@ def main() -> None:
     )
     args = ap.parse_args()
     parts = set(args.only or ("speed", "volume", "rss", "int8", "agreement"))
+    if args.bundle == "default":
+        from octviewer.resources import default_model_path
+
+        args.bundle = default_model_path()
+        if not args.bundle.is_file():
+            ap.error(f"no default model at {args.bundle}")
+    elif args.bundle:
+        args.bundle = Path(args.bundle)
 
     import torch
 
@@ -293,10 +305,15 @@ def main() -> None:
 
     threads = args.threads or default_threads()
     torch.set_num_threads(threads)
-    print(
-        f"torch {torch.__version__}, {os.cpu_count()} CPUs, threads={threads}, "
-        f"arch={args.arch}, {load()}"
-    )
+    if args.bundle:
+        from octviewer.core.model.bundle import file_sha256, read_bundle_config
+
+        c = read_bundle_config(args.bundle)
+        what = f"bundle {args.bundle.name} ({c.name} {c.version}, {c.architecture}, sha256 "
+        what += f"{file_sha256(args.bundle)[:12]})"
+    else:
+        what = f"random {args.arch} weights"
+    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, threads={threads}, {what}, {load()}")
     with tempfile.TemporaryDirectory() as tmp:
         bundle = args.bundle
         if bundle is None:
@@ -307,7 +324,9 @@ def main() -> None:
 
         if "rss" in parts:  # first, while this process is small
             bench_rss(bundle, threads)
-        if not parts & {"speed", "volume", "int8", "agreement"}:
+        if not parts & {"speed", "volume", "int8"}:
+            if "agreement" in parts:
+                run_agreement(args, threads)
             return summary()
 
         t = time.perf_counter()
@@ -418,17 +437,28 @@ def main() -> None:
             verdict("int8 speed-up over fp32", rq >= 2.5, f"{rq:.2f}x (target >= 2.5x)")
 
         if "agreement" in parts:
-            if args.bundle and args.images:
-                same, n = agreement(args.bundle, args.images, threads, args.max_images)
-                pct = 100.0 * same / max(n, 1)
-                verdict(
-                    "int8 top-1 agreement with fp32",
-                    n > 0 and pct >= 99.0,
-                    f"{same}/{n} = {pct:.1f} % on {args.images} (target >= 99 %)",
-                )
-            else:
-                print("\n    (int8 agreement: pass --bundle TRAINED.safetensors --images DIR)")
+            run_agreement(args, threads)
     summary()
+
+
+def run_agreement(args: argparse.Namespace, threads: int) -> None:
+    if not (args.bundle and args.images):
+        print("\n    (int8 agreement: pass --bundle TRAINED.safetensors --images DIR)")
+        return
+    from octviewer.core.model.bundle import read_bundle_config
+
+    val = read_bundle_config(args.bundle).metrics.get("validation", {})
+    bacc = val.get("balanced_accuracy")
+    trained = f"its validation balanced accuracy {bacc:.2f}" if bacc is not None else "no metrics"
+    print(f"\n[4b] int8 vs fp32 top-1 agreement, {args.bundle.name} ({trained}), {load()}")
+    same, n = agreement(args.bundle, args.images, threads, args.max_images)
+    pct = 100.0 * same / max(n, 1)
+    verdict(
+        "int8 top-1 agreement with fp32",
+        n > 0 and pct >= 99.0,
+        f"{same}/{n} = {pct:.1f} % on {args.images} with {args.bundle.name} ({trained}; "
+        "meaningful only for a trained model) (target >= 99 %)",
+    )
 
 
 def summary() -> None:
