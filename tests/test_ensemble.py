@@ -81,3 +81,19 @@ def test_bundle_round_trip_and_engine(tmp_path: Path) -> None:
     assert fr.cam is not None and fr.cam.shape == (50, 70)
     assert float(fr.cam.min()) >= 0.0 and float(fr.cam.max()) <= 1.0
     assert abs(float(fr.probabilities.sum()) - 1.0) < 1e-5
+
+
+def test_hflip_tta_averages_both_views_and_keeps_the_cam_aligned() -> None:
+    torch.manual_seed(3)
+    model = create_model("ensemble", 3, members=MEMBERS, hflip_tta=True)
+    x = torch.rand(2, 1, 64, 64)
+    with torch.no_grad():
+        views = [m(v) for m in model.members for v in (x, x.flip(-1))]
+        np.testing.assert_allclose(model(x).numpy(), torch.stack(views).mean(0).numpy(), atol=1e-5)
+        # A mirrored input gives the same logits (both views are averaged)...
+        np.testing.assert_allclose(model(x.flip(-1)).numpy(), model(x).numpy(), atol=1e-5)
+    # ...and a mirrored attention map.
+    cam = OnePassCam(model, "stack")
+    a = cam.predict_and_cam(x, [1, 1])[1]
+    b = cam.predict_and_cam(x.flip(-1), [1, 1])[1]
+    np.testing.assert_allclose(b.numpy(), a.flip(-1).numpy(), atol=1e-5)

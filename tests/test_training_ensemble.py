@@ -68,11 +68,14 @@ def test_ensemble_of_two_members_runs_in_the_engine(tmp_path: Path) -> None:
             "--no-plots",
             "--name",
             "ens-test",
+            "--hflip-tta",
         ]
     )
     assert rc == 0 and out.is_file()
     cfg = read_bundle_config(out)
     assert cfg.architecture == "ensemble" and cfg.cam_target_layer == "stack"
+    assert cfg.arch_kwargs["hflip_tta"] is True
+    assert "without_hflip_tta" in cfg.metrics["validation"]
     assert len(cfg.provenance["members"]) == 2
     ci = cfg.metrics["validation"]["balanced_accuracy_ci95"]
     assert 0.0 <= ci["low"] <= cfg.metrics["validation"]["balanced_accuracy"] <= ci["high"] <= 1.0

@@ -71,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--fp16-weights", action="store_true", help="Store the weights in float16.")
     p.add_argument(
+        "--hflip-tta",
+        action="store_true",
+        help="Each member also sees the mirrored B-scan (test-time augmentation; twice the "
+        "compute). Metrics without it are reported too.",
+    )
+    p.add_argument(
         "--bootstrap",
         type=int,
         default=2000,
@@ -166,31 +172,36 @@ def run_ensemble(args: argparse.Namespace, argv: list[str]) -> EnsembleResult:
     def prepare(x: torch.Tensor) -> torch.Tensor:
         return eval_batch(x, pre)
 
-    member_logits = []
-    for m, path in zip(loaded, args.members, strict=True):
-        lg, labels, _, bad = engine.predict(
-            m.model,
-            val_ds,
-            prepare,
-            device,
-            single,
-            batch_size=args.batch_size,
-            workers=0,
-            desc=path.stem,
+    def prepare_mirrored(x: torch.Tensor) -> torch.Tensor:
+        return eval_batch(x.flip(-1), pre)
+
+    def member_predict(model: torch.nn.Module, prep: Any, desc: str) -> tuple[Any, Any]:
+        lg, lab, _, bad = engine.predict(
+            model, val_ds, prep, device, single, batch_size=args.batch_size, workers=0, desc=desc
         )
         if bad:
             raise TrainingError(f"{len(bad)} validation image(s) could not be read.")
-        member_logits.append(lg)
-    logits = np.mean(member_logits, axis=0)
+        return lg, lab
 
-    model = create_model(
-        ENSEMBLE,
-        k,
-        members=[
+    member_logits, mirrored_logits = [], []
+    for m, path in zip(loaded, args.members, strict=True):
+        lg, labels = member_predict(m.model, prepare, path.stem)
+        member_logits.append(lg)
+        if args.hflip_tta:
+            mirrored_logits.append(
+                member_predict(m.model, prepare_mirrored, f"{path.stem} flipped")[0]
+            )
+    plain_logits = np.mean(member_logits, axis=0)
+    logits = np.mean(member_logits + mirrored_logits, axis=0) if args.hflip_tta else plain_logits
+
+    arch_kwargs = {
+        "members": [
             {"architecture": m.config.architecture, "arch_kwargs": dict(m.config.arch_kwargs)}
             for m in loaded
         ],
-    )
+        "hflip_tta": bool(args.hflip_tta),
+    }
+    model = create_model(ENSEMBLE, k, **arch_kwargs)
     for dst, m in zip(model.members, loaded, strict=True):
         dst.load_state_dict(m.model.state_dict(), strict=True)
     model.eval()
@@ -224,6 +235,16 @@ def run_ensemble(args: argparse.Namespace, argv: list[str]) -> EnsembleResult:
                 ),
             }
         )
+    if args.hflip_tta:
+        plain_cal = fit_temperature(plain_logits, labels)
+        plain = classification_report(labels, softmax(plain_logits, plain_cal.temperature), names)
+        report["without_hflip_tta"] = {
+            "balanced_accuracy": plain["balanced_accuracy"],
+            "accuracy": plain["accuracy"],
+            "ci95": bootstrap_balanced_accuracy(
+                labels, plain_logits.argmax(1), patients, k, n=args.bootstrap
+            ),
+        }
     metrics: dict[str, Any] = {
         "validation": report,
         "calibration": cal.to_dict(),
@@ -279,12 +300,7 @@ def run_ensemble(args: argparse.Namespace, argv: list[str]) -> EnsembleResult:
         version=args.version,
         architecture=ENSEMBLE,
         class_names=names,
-        arch_kwargs={
-            "members": [
-                {"architecture": m.config.architecture, "arch_kwargs": dict(m.config.arch_kwargs)}
-                for m in loaded
-            ]
-        },
+        arch_kwargs=arch_kwargs,
         preprocess=pre,
         temperature=float(cal.temperature),
         confidence_threshold=args.confidence_threshold,

@@ -95,7 +95,11 @@ def create_model(
         elif isinstance(architecture, str) and architecture.startswith(_TIMM_PREFIX):
             model = _timm_model(architecture[len(_TIMM_PREFIX) :], num_classes, arch_kwargs)
         elif architecture == ENSEMBLE:
-            model = build_ensemble(num_classes, arch_kwargs.get("members"))
+            model = build_ensemble(
+                num_classes,
+                arch_kwargs.get("members"),
+                hflip_tta=bool(arch_kwargs.get("hflip_tta", False)),
+            )
         else:
             raise ModelFormatError(
                 f"This model uses an architecture octviewer does not know ('{architecture}'). "

@@ -14,8 +14,12 @@ weighted by the gradients of the mean, summed before the ReLU. Members must shar
 grid (same architecture family and input size); they are timm models with ``forward_features``
 and ``forward_head`` (CNNs; token models are not supported as members).
 
+With ``hflip_tta`` every member also sees the horizontally mirrored B-scan (test-time
+augmentation: the training augmentations include that flip); the mirrored view's feature map is
+flipped back before it joins ``stack``, so the attention map stays aligned with the image.
+
 Bundle config: ``architecture="ensemble"``, ``arch_kwargs={"members": [{"architecture":
-"timm/resnet18", "arch_kwargs": {...}}, ...]}``, ``cam_target_layer="stack"``.
+"timm/resnet18", "arch_kwargs": {...}}, ...], "hflip_tta": false}``, ``cam_target_layer="stack"``.
 """
 
 from __future__ import annotations
@@ -31,7 +35,9 @@ ENSEMBLE = "ensemble"
 ENSEMBLE_CAM_TARGET = "stack"
 
 
-def build_ensemble(num_classes: int, members: list[dict[str, Any]]) -> torch.nn.Module:
+def build_ensemble(
+    num_classes: int, members: list[dict[str, Any]], *, hflip_tta: bool = False
+) -> torch.nn.Module:
     """Build an :class:`Ensemble` from member specs (called by ``create_model``)."""
     from octviewer.core.model.architectures import create_model
 
@@ -55,7 +61,7 @@ def build_ensemble(num_classes: int, members: list[dict[str, Any]]) -> torch.nn.
                 "feature and head stages)."
             )
         nets.append(net)
-    return _ensemble_class()(nets)
+    return _ensemble_class()(nets, hflip_tta=bool(hflip_tta))
 
 
 def _ensemble_class() -> type:
@@ -65,18 +71,25 @@ def _ensemble_class() -> type:
     class Ensemble(nn.Module):
         """Mean of the members' logits; the members' feature maps meet at ``stack``."""
 
-        def __init__(self, members: list[nn.Module]) -> None:
+        def __init__(self, members: list[nn.Module], *, hflip_tta: bool = False) -> None:
             super().__init__()
             self.members = nn.ModuleList(members)
             self.stack = nn.Identity()
+            self.hflip_tta = hflip_tta
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            feats = [m.forward_features(x) for m in self.members]
+            heads, feats = [], []
+            for m in self.members:
+                heads.append(m)
+                feats.append(m.forward_features(x))
+                if self.hflip_tta:  # mirrored view, its map flipped back to image orientation
+                    heads.append(m)
+                    feats.append(m.forward_features(x.flip(-1)).flip(-1))
             if len({tuple(f.shape[2:]) for f in feats}) != 1:
                 raise ValueError("ensemble members give feature maps of different sizes")
             stacked = self.stack(torch.cat(feats, dim=1))
             parts = stacked.split([f.shape[1] for f in feats], dim=1)
-            logits = [m.forward_head(p) for m, p in zip(self.members, parts, strict=True)]
+            logits = [m.forward_head(p) for m, p in zip(heads, parts, strict=True)]
             return torch.stack(logits).mean(0)
 
     return Ensemble
