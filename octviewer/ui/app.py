@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "files",
         nargs="*",
-        help="scan files or folders to open (DICOM, PNG, JPEG, TIFF, BMP, .vol, .E2E, .fda)",
+        help="scan files or folders to open (DICOM, PNG, JPEG, TIFF, BMP, Heidelberg .vol)",
     )
     p.add_argument(
         "--model",

@@ -88,7 +88,7 @@ class EmptyState(QWidget):
             "or use File > Open files… (Ctrl+O), File > Open folder… (Ctrl+Shift+O)\n"
             "or try one of the sample scans: File > Open sample\n\n"
             "DICOM B-scans, volumes and series folders · PNG · JPEG · TIFF · BMP\n"
-            "Heidelberg .vol / .E2E · Topcon .fda"
+            "Heidelberg .vol (with its SLO)"
         )
         text.setObjectName("empty")
         text.setWordWrap(True)
