@@ -8,6 +8,7 @@
 # Usage: scripts/train_default_model.sh [SEED ...]     (default seeds: the shipped ones)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+PATH="$(pwd)/.venv/bin:$PATH"
 DATA=../shared/data/kermany
 if [ $# -gt 0 ]; then SEEDS=("$@"); else SEEDS=(1 2); fi
 mkdir -p runs
