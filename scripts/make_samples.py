@@ -11,7 +11,6 @@ Usage: python scripts/make_samples.py [--shared ../shared/data] [--out resources
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import logging
 import shutil
 from pathlib import Path
@@ -67,9 +66,9 @@ def build_opt_volume(frames: list[np.ndarray], out: Path) -> None:
     ds.PatientID = "DEMO-0001"
     ds.PatientBirthDate = ""
     ds.PatientSex = ""
-    today = dt.date.today().strftime("%Y%m%d")
-    ds.StudyDate = ds.SeriesDate = ds.ContentDate = ds.AcquisitionDateTime = today
-    ds.ContentTime = "000000"
+    # The source JPEGs carry no acquisition date: leave the dates empty rather than invent one.
+    ds.StudyDate = ds.SeriesDate = ds.ContentDate = ds.AcquisitionDateTime = ""
+    ds.ContentTime = ""
     ds.Manufacturer = "octviewer sample (source: Kermany 2018, Spectralis B-scans)"
     ds.ManufacturerModelName = "sample builder"
     ds.Laterality = ""
