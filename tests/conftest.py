@@ -25,7 +25,9 @@ def data_dir() -> Path:
 def shared_data() -> Path:
     """The project's real-data folder next to the checkout; tests that need it skip without it."""
     if not SHARED_DATA.is_dir():
-        pytest.skip("../shared/data is not present (fresh clone): this test needs the full real-data corpus")
+        pytest.skip(
+            "../shared/data is not present (fresh clone): this test needs the full real-data corpus"
+        )
     return SHARED_DATA
 
 

@@ -96,7 +96,11 @@ class ScanMetadata:
         if not self.source_paths:
             return "scan"
         first = self.source_paths[0]
-        return first.name if len(self.source_paths) == 1 else f"{first.parent.name}/ ({len(self.source_paths)} files)"
+        return (
+            first.name
+            if len(self.source_paths) == 1
+            else f"{first.parent.name}/ ({len(self.source_paths)} files)"
+        )
 
 
 @dataclass
