@@ -123,7 +123,7 @@ def run_ensemble(args: argparse.Namespace, argv: list[str]) -> EnsembleResult:
     from training.data import FrameDataset, describe, discover
     from training.distributed import DistInfo
     from training.metrics import classification_report
-    from training.run import _git_commit
+    from training.run import git_commit
     from training.split import load_split
 
     t0 = time.perf_counter()
@@ -285,7 +285,7 @@ def run_ensemble(args: argparse.Namespace, argv: list[str]) -> EnsembleResult:
             **((first.provenance or {}).get("split") or {}),
             "validation": describe(split.val, names),
         },
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "versions": {
             "octviewer": octviewer.__version__,

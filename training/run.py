@@ -94,7 +94,7 @@ def _attach_log(run_dir: Path) -> logging.Handler:
     return handler
 
 
-def _git_commit() -> str | None:
+def git_commit() -> str | None:
     repo = Path(__file__).resolve().parent.parent
     try:
         out = subprocess.run(
@@ -549,7 +549,7 @@ def _run(
             "world_size": dist.world_size,
             "train_seconds": round(train_seconds, 1),
         },
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "versions": {
             "octviewer": octviewer.__version__,
