@@ -190,3 +190,53 @@ def test_cli_help_and_error_exit(tmp_path: Path, capsys: pytest.CaptureFixture[s
     rc = main(["--data", str(tmp_path / "nothing"), "--run-dir", str(tmp_path / "r")])
     assert rc == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_cnn_trains_in_bf16_channels_last_on_the_cpu(tmp_path: Path) -> None:
+    """--precision bf16 on a CPU (autocast) with a channels_last CNN still gives a normal bundle."""
+    import torch
+    from safetensors.torch import load_file
+
+    import octviewer
+    from octviewer.core.engine import Engine
+    from training import run as run_mod
+
+    seen: list[bool] = []
+    real = run_mod._use_channels_last
+
+    def spy(model: torch.nn.Module) -> bool:
+        seen.append(real(model))
+        return seen[-1]
+
+    run_mod._use_channels_last = spy  # type: ignore[assignment]
+    try:
+        res = run_training(
+            _cfg(
+                tmp_path,
+                "bf16",
+                architecture="timm/resnet10t",
+                arch_kwargs={},
+                precision="bf16",
+                device="cpu",
+            )
+        )
+    finally:
+        run_mod._use_channels_last = real  # type: ignore[assignment]
+    assert seen == [True]
+    tensors = load_file(str(res.bundle))
+    assert all(t.is_contiguous() for t in tensors.values())
+    assert {t.dtype for t in tensors.values() if t.is_floating_point()} == {torch.float32}
+    assert json_precision(res.run_dir) == "bf16"
+    engine = Engine(res.bundle, device="cpu")
+    result = engine.analyze(octviewer.load(KERMANY_SMALL / "DME" / "DME-30521-9.jpeg"), cam=True)
+    fr = result.frames[0]
+    assert abs(float(fr.probabilities.sum()) - 1) < 1e-4
+    assert fr.cam is not None and np.isfinite(fr.cam).all()
+
+
+def json_precision(run_dir: Path) -> str:
+    """The precision the run actually used, as train.log records it ("... on cpu, bf16, ...")."""
+    for line in (run_dir / "train.log").read_text().splitlines():
+        if "Training timm/" in line and " on cpu, " in line:
+            return line.split(" on cpu, ", 1)[1].split(",", 1)[0]
+    return ""

@@ -150,8 +150,13 @@ def lr_lambda_factory(
 
 
 def autocast_ctx(device: torch.device, precision: str):
-    if device.type != "cuda" or precision == "fp32":
+    """Mixed precision: fp16/bf16 on a GPU; bf16 also on a CPU (oneDNN, about 2x with AVX512-BF16)."""
+    if precision == "fp32" or device.type not in ("cuda", "cpu"):
         return nullcontext()
+    if device.type == "cpu":
+        if precision != "bf16":
+            return nullcontext()
+        return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device_type="cuda", dtype=dtype)
 
@@ -229,7 +234,8 @@ def _freeze_frozen_norms(model: torch.nn.Module) -> None:
 
 
 def _state_cpu(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+    # contiguous(): a channels_last model's conv weights must be saved in the standard layout
+    return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
 
 
 def fit(

@@ -131,10 +131,37 @@ def _device_and_precision(cfg: TrainConfig, local_rank: int) -> tuple[Any, str]:
         precision = (
             ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if dev.type == "cuda" else "fp32"
         )
-    if dev.type != "cuda" and precision != "fp32":
-        log.warning("Mixed precision %s is only used on a GPU; the CPU trains in fp32", precision)
+    if dev.type == "cpu" and precision == "fp16":
+        log.warning("fp16 needs a GPU; the CPU trains in fp32 (--precision bf16 works on a CPU)")
         precision = "fp32"
+    elif dev.type not in ("cuda", "cpu") and precision != "fp32":
+        log.warning("Mixed precision %s is not used on %s; training in fp32", precision, dev.type)
+        precision = "fp32"
+    if dev.type == "cpu" and precision == "bf16" and not _cpu_has_fast_bf16():
+        log.warning(
+            "This CPU has no native bf16 (AVX512-BF16/AMX): bf16 training will be slow; "
+            "consider --precision fp32"
+        )
     return dev, precision
+
+
+def _cpu_has_fast_bf16() -> bool:
+    import torch
+
+    try:
+        return bool(
+            torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        )
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def _use_channels_last(model: Any) -> bool:
+    """CNNs train faster in channels_last on oneDNN and tensor cores (2.4x with bf16 on a CPU)."""
+    import torch
+
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    return len(convs) > 1  # a ViT has one conv (the patch embedding): nothing to gain
 
 
 def _subset_cache(
@@ -311,6 +338,10 @@ def _run(
     device, precision = _device_and_precision(cfg, dist.local_rank)
     built = build_model(cfg, k, names)
     model = built.model
+    if cfg.mode == "full" and _use_channels_last(model):
+        import torch
+
+        model.to(memory_format=torch.channels_last)
     if cfg.grad_checkpointing and cfg.mode == "full":
         if hasattr(model, "set_grad_checkpointing"):
             model.set_grad_checkpointing(True)
