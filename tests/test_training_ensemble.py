@@ -19,13 +19,13 @@ from training.run import run_training
 KERMANY_SMALL = Path(__file__).parent / "data" / "kermany_small"
 
 
-def _member(tmp_path: Path, seed: int, split_seed: int = 0) -> Path:
+def _member(tmp_path: Path, seed: int, split_seed: int = 0, epochs: int = 1) -> Path:
     cfg = TrainConfig(
         data=str(KERMANY_SMALL),
         run_dir=str(tmp_path / f"m{seed}-{split_seed}"),
         architecture="timm/test_resnet",
         img_size=64,
-        epochs=1,
+        epochs=epochs,
         batch_size=4,
         max_steps_per_epoch=1,
         val_fraction=0.5,
@@ -83,6 +83,35 @@ def test_ensemble_of_two_members_runs_in_the_engine(tmp_path: Path) -> None:
     res = Engine(out, device="cpu").analyze(scan, cam=True)
     assert res.frames[0].cam is not None and res.frames[0].cam.shape == scan.shape
     assert res.model.name == "ens-test"
+
+
+def test_member_weights_last_takes_each_final_epoch(tmp_path: Path) -> None:
+    """--member-weights last: the validation patients choose no checkpoint, and the stored
+    ensemble holds exactly the final-epoch weights of last.pt."""
+    import torch
+    from safetensors.torch import load_file
+
+    from octviewer.core.model.bundle import read_bundle_config
+    from training.ensemble import build_parser, run_ensemble
+
+    torch.set_num_threads(1)
+    a, b = _member(tmp_path, 1, epochs=2), _member(tmp_path, 2, epochs=2)
+    argv = [str(a), str(b), "--data", str(KERMANY_SMALL), "--split", str(a.parent / "split.csv")]
+    argv += ["--bootstrap", "20", "--no-plots", "--member-weights", "last"]
+    res = run_ensemble(build_parser().parse_args([*argv, "--run-dir", str(tmp_path / "e")]), argv)
+    stored = load_file(str(res.bundle))
+    for i, member in enumerate((a, b)):
+        last = torch.load(member.parent / "last.pt", weights_only=True)["model"]
+        for key, value in last.items():
+            if value.is_floating_point():
+                torch.testing.assert_close(stored[f"members.{i}.{key}"], value)
+    prov = read_bundle_config(res.bundle).provenance
+    assert prov["member_weights"] == "last"
+    assert prov["members"][0]["weights"] == "final epoch 2 (last.pt)"
+
+    (b.parent / "last.pt").unlink()
+    with pytest.raises(TrainingError, match=r"needs .*last\.pt"):
+        run_ensemble(build_parser().parse_args([*argv, "--run-dir", str(tmp_path / "f")]), argv)
 
 
 def test_members_on_different_splits_are_refused(tmp_path: Path) -> None:

@@ -82,6 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=2000,
         help="Bootstrap resamples of patients (default 2000).",
     )
+    p.add_argument(
+        "--member-weights",
+        choices=("best", "last"),
+        default="best",
+        help="best: each member's bundle (the epoch with the best validation score). last: the "
+        "final epoch from last.pt beside each bundle, so the validation patients chose nothing "
+        "and the ensemble's validation metrics are not optimistic (default best).",
+    )
     p.add_argument("--batch-size", type=int, default=32, help="Images per forward (default 32).")
     p.add_argument("--threads", type=int, help="CPU threads for torch.")
     p.add_argument("--plots", action=argparse.BooleanOptionalAction, default=True)
@@ -141,6 +149,9 @@ def run_ensemble(args: argparse.Namespace, argv: list[str]) -> EnsembleResult:
     run_dir.mkdir(parents=True, exist_ok=True)
 
     loaded = [load_bundle(p) for p in args.members]
+    last_epochs: list[int] = []
+    if args.member_weights == "last":
+        last_epochs = [_use_final_epoch(m, p) for m, p in zip(loaded, args.members, strict=True)]
     first = loaded[0].config
     for m, path in zip(loaded, args.members, strict=True):
         c = m.config
@@ -277,9 +288,15 @@ def run_ensemble(args: argparse.Namespace, argv: list[str]) -> EnsembleResult:
                 "name": m.config.name,
                 "command": (m.config.provenance or {}).get("command"),
                 "training": (m.config.provenance or {}).get("training"),
+                "weights": (
+                    f"final epoch {last_epochs[i]} (last.pt)"
+                    if last_epochs
+                    else "best validation epoch (the member bundle)"
+                ),
             }
-            for m, path in zip(loaded, args.members, strict=True)
+            for i, (m, path) in enumerate(zip(loaded, args.members, strict=True))
         ],
+        "member_weights": args.member_weights,
         "data": (first.provenance or {}).get("data"),
         "split": {
             **((first.provenance or {}).get("split") or {}),
@@ -330,6 +347,42 @@ def run_ensemble(args: argparse.Namespace, argv: list[str]) -> EnsembleResult:
         plots.roc(labels, probs, names, run_dir / "roc_val.png", "ROC one-vs-rest (validation)")
     log.info("Ensemble bundle %s (sha256 %s)", out, sha)
     return EnsembleResult(out, sha, metrics)
+
+
+def _use_final_epoch(member: Any, bundle: Path) -> int:
+    """Swap ``member``'s weights for the final epoch's (``last.pt`` beside its bundle).
+
+    Returns that epoch (1-based). Refuses an unfinished run: its last epoch is not the recipe's.
+    """
+    import torch
+
+    ck_path = bundle.parent / "last.pt"
+    if not ck_path.is_file():
+        raise TrainingError(
+            f"--member-weights last needs {ck_path}: keep each member's run directory (its "
+            "bundle and last.pt) together.",
+            path=ck_path,
+        )
+    try:
+        ck = torch.load(ck_path, map_location="cpu", weights_only=True)
+        state, epoch = ck["model"], int(ck["epoch"]) + 1
+    except Exception as exc:
+        raise TrainingError(f"{ck_path} is not a readable training checkpoint: {exc}") from exc
+    training = (member.config.provenance or {}).get("training") or {}
+    planned = training.get("epochs_max")
+    if planned is not None and epoch != int(planned):
+        raise TrainingError(
+            f"{ck_path} stopped at epoch {epoch} of {planned}: finish the run (--resume) or "
+            "use --member-weights best.",
+            path=ck_path,
+        )
+    if training.get("ema") and ck.get("ema"):  # an EMA run evaluated (and shipped) its average
+        state = {k.removeprefix("module."): v for k, v in ck["ema"].items()}
+    try:
+        member.model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise TrainingError(f"{ck_path} does not match {bundle.name}: {exc}", path=ck_path) from exc
+    return epoch
 
 
 def main(argv: list[str]) -> int:
