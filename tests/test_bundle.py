@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers_models import make_tiny_bundle, make_tiny_model, tiny_config
+from helpers_models import TINY_VIT, make_tiny_bundle, make_tiny_model, tiny_config
 from safetensors.torch import save_file
 
 from octviewer.core.model.architectures import create_model
@@ -55,6 +55,48 @@ def test_float16_bundle_upcasts(tmp_path: Path) -> None:
     x = torch.rand(1, 1, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(loaded.model(x), model(x), atol=2e-2, rtol=2e-2)
+
+
+@pytest.mark.parametrize("arch", ["timm/resnet10t", "mirage_vit"])
+def test_int8_bundle_dequantises_to_float32(tmp_path: Path, arch: str) -> None:
+    """Weight-only int8: about a quarter of float32 on disk, float32 in memory, same outputs
+    up to the rounding of the weights; a scale without its weight is refused."""
+    from safetensors import safe_open
+
+    kw = {} if arch.startswith("timm/") else {**TINY_VIT, "img_size": 64}
+    cfg = tiny_config(architecture=arch, arch_kwargs=kw)
+    torch.manual_seed(0)
+    model = create_model(arch, 4, **kw).eval()
+    f32, i8 = tmp_path / "f.safetensors", tmp_path / "q.safetensors"
+    save_bundle(f32, model, cfg)
+    save_bundle(i8, model, cfg, dtype="int8")
+
+    def data_bytes(path: Path) -> int:  # the tensors, without the JSON header
+        raw = path.read_bytes()
+        return len(raw) - 8 - struct.unpack("<Q", raw[:8])[0]
+
+    assert data_bytes(i8) < 0.3 * data_bytes(f32)
+    with safe_open(str(i8), "pt") as fh:
+        stored = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 - not a dict
+    assert any(t.dtype == torch.int8 for t in stored.values())
+    assert all(t.dtype != torch.float32 for k, t in stored.items() if "__int8_scale__" not in k)
+    loaded = load_bundle(i8)
+    assert loaded.config.weights_dtype == "int8"
+    assert all(
+        t.dtype == torch.float32
+        for t in loaded.model.state_dict().values()
+        if t.is_floating_point()
+    )
+    x = torch.rand(3, 1, 64, 64)
+    with torch.no_grad():
+        ref, got = model(x), loaded.model(x)
+    assert (got - ref).abs().max() < 0.05 * ref.abs().max() + 1e-3
+
+    key = next(k for k, t in stored.items() if t.dtype == torch.int8)
+    del stored[key]
+    save_file(stored, str(tmp_path / "bad.safetensors"), metadata={CONFIG_KEY: cfg.to_json()})
+    with pytest.raises(ModelFormatError, match="could not be read"):
+        load_bundle(tmp_path / "bad.safetensors")
 
 
 def test_timm_cnn_bundle(tmp_path: Path) -> None:
