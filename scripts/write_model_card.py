@@ -132,13 +132,32 @@ def card(path: Path) -> str:
                     f"- member {i}: balanced accuracy {mem['balanced_accuracy']:.3f}"
                     + (f" (95 % CI {mci['low']:.3f}-{mci['high']:.3f})" if mci else "")
                 )
-        lines += [
-            "",
-            "Caveat: each member's checkpoint (best epoch) and the temperature were chosen on these "
-            "same validation patients, so the figures above are somewhat optimistic; the project's "
-            "independent evaluation on held-back Kermany patients is the real measure.",
-            "",
-        ]
+        stored = m.get("stored_weights") or {}
+        if stored:
+            lines += [
+                "",
+                f"Stored weights ({stored['dtype']}): {stored['agreement']} of {stored['n']} "
+                "validation predictions identical to the float32 ensemble (largest logit "
+                f"difference {stored['max_abs_logit_diff']:.3f}).",
+            ]
+        if prov.get("member_weights") == "last":
+            caveat = (
+                "How these figures were obtained: every member is its run's **final epoch** (fixed "
+                "schedule, no early stopping), so the validation patients chose no checkpoint; "
+                "only the temperature (which leaves the predicted class of a single model "
+                "unchanged) was fitted on them. The recipe itself was settled on these same "
+                "patients in a handful of pilot runs, so a small optimism remains; the "
+                "project's independent evaluation on held-back Kermany patients is the real "
+                "measure."
+            )
+        else:
+            caveat = (
+                "Caveat: each member's checkpoint (best epoch) and the temperature were chosen on "
+                "these same validation patients, so the figures above are somewhat optimistic; the "
+                "project's independent evaluation on held-back Kermany patients is the real "
+                "measure."
+            )
+        lines += ["", caveat, ""]
     lines += [
         "## Known limits",
         "",

@@ -19,7 +19,7 @@ from training.run import run_training
 KERMANY_SMALL = Path(__file__).parent / "data" / "kermany_small"
 
 
-def _member(tmp_path: Path, seed: int, split_seed: int = 0, epochs: int = 1) -> Path:
+def _member(tmp_path: Path, seed: int, split_seed: int = 0, epochs: int = 1, **kw: object) -> Path:
     cfg = TrainConfig(
         data=str(KERMANY_SMALL),
         run_dir=str(tmp_path / f"m{seed}-{split_seed}"),
@@ -33,6 +33,7 @@ def _member(tmp_path: Path, seed: int, split_seed: int = 0, epochs: int = 1) -> 
         plots=False,
         seed=seed,
         split_seed=split_seed,
+        **kw,  # type: ignore[arg-type]
     )
     res = run_training(cfg, argv=["octviewer-train", "member"])
     assert res.bundle is not None
@@ -119,6 +120,41 @@ def test_member_weights_last_takes_each_final_epoch(tmp_path: Path) -> None:
     (b.parent / "last.pt").unlink()
     with pytest.raises(TrainingError, match=r"needs .*last\.pt"):
         run_ensemble(build_parser().parse_args([*argv, "--run-dir", str(tmp_path / "f")]), argv)
+
+
+def test_cross_validated_members_give_out_of_fold_metrics(tmp_path: Path) -> None:
+    """One run per patient fold: every image is scored once, by the member that never saw it,
+    and the bundle still averages all members."""
+    import torch
+
+    from octviewer.core.model.bundle import read_bundle_config
+    from training.ensemble import build_parser, run_ensemble
+
+    torch.set_num_threads(1)
+    runs = [_member(tmp_path, k, folds=3, fold=k) for k in (1, 2, 3)]
+    vals = [
+        {
+            r.split(",")[1]
+            for r in (b.parent / "split.csv").read_text().splitlines()
+            if r.startswith("val,")
+        }
+        for b in runs
+    ]
+    assert not (vals[0] & vals[1] or vals[0] & vals[2] or vals[1] & vals[2])
+    assert sum(map(len, vals)) == 12  # every image validated exactly once
+    argv = [*map(str, runs), "--data", str(KERMANY_SMALL), "--bootstrap", "20", "--no-plots"]
+    res = run_ensemble(build_parser().parse_args([*argv, "--run-dir", str(tmp_path / "cv")]), argv)
+    val = res.metrics["validation"]
+    assert val["n"] == 12 and val["evaluation"].startswith("out-of-fold: 3 patient folds")
+    assert [m["images"] for m in res.metrics["members"]] == [len(v) for v in vals]
+    cfg = read_bundle_config(res.bundle)
+    assert len(cfg.arch_kwargs["members"]) == 3
+    assert cfg.provenance["split"]["cross_validation"] is True
+    assert cfg.provenance["split"]["validation"]["images"] == 12
+
+    with pytest.raises(TrainingError, match="exactly one run per fold"):
+        args = [str(runs[0]), str(runs[1]), "--data", str(KERMANY_SMALL)]
+        run_ensemble(build_parser().parse_args([*args, "--run-dir", str(tmp_path / "x")]), args)
 
 
 def test_members_on_different_splits_are_refused(tmp_path: Path) -> None:

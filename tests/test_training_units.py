@@ -110,6 +110,24 @@ def test_patient_split_is_disjoint_stratified_and_reproducible() -> None:
     assert all(2 <= n <= 3 for n in per_class.values()), per_class
 
 
+def test_patient_folds_partition_the_patients() -> None:
+    from training.split import patient_fold
+
+    samples = _samples(40, 5, 4)
+    names = ("a", "b", "c", "d")
+    folds = [patient_fold(samples, names, n_folds=4, fold=k, seed=3) for k in range(1, 5)]
+    vals = [f.val_patients for f in folds]
+    assert set().union(*vals) == {s.patient for s in samples}
+    assert sum(map(len, vals)) == 40  # disjoint
+    for f in folds:
+        assert not f.val_patients & f.train_patients and f.fold is not None
+        assert sorted({s.label for s in f.val}) == [0, 1, 2, 3]  # stratified
+    again = patient_fold(samples, names, n_folds=4, fold=2, seed=3)
+    assert again.val == folds[1].val
+    with pytest.raises(TrainingError, match="does not exist"):
+        patient_fold(samples, names, n_folds=4, fold=5)
+
+
 def test_kermany_names_give_patients_and_split_keeps_them_together() -> None:
     ds = discover(KERMANY_SMALL)
     assert ds.class_names == ("CNV", "DME", "DRUSEN", "NORMAL")
@@ -159,3 +177,11 @@ def test_config_file_and_validation(tmp_path: Path) -> None:
     with pytest.raises(TrainingError, match="--mode"):
         TrainConfig(data="d", run_dir="r", mode="fast")
     assert TrainConfig(data="d", run_dir="r", architecture="timm/resnet18").input_size == 224
+
+
+def test_fold_options_go_together(tmp_path: Path) -> None:
+    with pytest.raises(TrainingError, match="go together"):
+        TrainConfig(data=str(tmp_path), run_dir="r", folds=4)
+    with pytest.raises(TrainingError, match="between 1 and --folds"):
+        TrainConfig(data=str(tmp_path), run_dir="r", folds=4, fold=0)
+    assert TrainConfig(data=str(tmp_path), run_dir="r", folds=4, fold=4).fold == 4

@@ -107,6 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
         "same --split-seed and different --seed to train ensemble members on one split.",
     )
     g.add_argument(
+        "--folds",
+        type=int,
+        help="Patient-level cross-validation: deal the patients (stratified, --split-seed) into "
+        "this many folds and validate on --fold. Train one run per fold, then combine them with "
+        "`octviewer-train ensemble` for out-of-fold metrics over every image.",
+    )
+    g.add_argument("--fold", type=int, help="Which fold (1..--folds) this run validates on.")
+    g.add_argument(
         "--workers", type=int, help="DataLoader worker processes for decoding (default 2)."
     )
     g.add_argument(

@@ -55,6 +55,8 @@ class TrainConfig:
     seed: int = 0
     split_seed: int | None = None  # None = seed; set it to train several models on one split
     val_fraction: float = 0.2
+    folds: int | None = None  # cross-validation: validate on fold `fold` of `folds` (by patient)
+    fold: int | None = None
     workers: int = 2
     cache: str = "auto"
     cache_limit_gb: float = 4.0
@@ -92,6 +94,14 @@ class TrainConfig:
             raise bad("--epochs, --batch-size and --accum-steps must be at least 1.")
         if not 0.0 < self.val_fraction < 1.0:
             raise bad("--val-fraction must be between 0 and 1.")
+        if (self.folds is None) != (self.fold is None):
+            raise bad("--folds and --fold go together (e.g. --folds 4 --fold 1).")
+        if (
+            self.folds is not None
+            and self.fold is not None
+            and (self.folds < 2 or not 1 <= self.fold <= self.folds)
+        ):
+            raise bad("--folds must be at least 2 and --fold between 1 and --folds.")
         if self.img_size is not None and self.img_size < 16:
             raise bad("--img-size must be at least 16 pixels.")
         if (

@@ -53,9 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--split",
-        required=True,
         type=Path,
-        help="split.csv of one member's run directory (all members must share it).",
+        help="split.csv of one member's run directory (all members must share it). Not needed "
+        "for cross-validation members (--folds/--fold): each is scored on its own fold.",
     )
     p.add_argument("--run-dir", required=True, type=Path, help="Folder for metrics and plots.")
     p.add_argument("--output", type=Path, help="Bundle path (default RUN_DIR/model.safetensors).")
@@ -181,13 +181,29 @@ def run_ensemble(args: argparse.Namespace, argv: list[str]) -> EnsembleResult:
             f"{', '.join(sorted(seeds))}): their validation patients are not unseen by all. "
             "Train them with the same --split-seed."
         )
+    folds = _cv_folds(loaded, args.members)
+    if folds is None and args.split is None:
+        raise TrainingError(
+            "Give --split (one member's split.csv): the members share one validation set."
+        )
     names = first.class_names
     k = len(names)
     pre = first.preprocess
 
     source = discover(args.data, class_names=names)
-    split = load_split(args.split, list(source.samples), names, 0, 0.0)
-    val_ds = FrameDataset(split.val, pre)
+    if folds is not None:  # cross-validation: each member is scored on its own held-out fold
+        splits = [
+            load_split(path.parent / "split.csv", list(source.samples), names, 0, 0.0)
+            for path in args.members
+        ]
+        eval_samples = [s for sp in splits for s in sp.val]
+        eval_sets = [FrameDataset(sp.val, pre) for sp in splits]
+        if len(eval_samples) != len(set(eval_samples)):
+            raise TrainingError("The members' validation folds overlap: they are not one CV.")
+    else:
+        split = load_split(args.split, list(source.samples), names, 0, 0.0)
+        eval_samples = list(split.val)
+        eval_sets = [FrameDataset(split.val, pre)] * len(loaded)
     single = DistInfo()
     device = torch.device("cpu")
 
@@ -197,24 +213,41 @@ def run_ensemble(args: argparse.Namespace, argv: list[str]) -> EnsembleResult:
     def prepare_mirrored(x: torch.Tensor) -> torch.Tensor:
         return eval_batch(x.flip(-1), pre)
 
-    def member_predict(model: torch.nn.Module, prep: Any, desc: str) -> tuple[Any, Any]:
+    def member_predict(
+        model: torch.nn.Module, ds: FrameDataset, prep: Any, desc: str
+    ) -> tuple[Any, Any]:
         lg, lab, _, bad = engine.predict(
-            model, val_ds, prep, device, single, batch_size=args.batch_size, workers=0, desc=desc
+            model, ds, prep, device, single, batch_size=args.batch_size, workers=0, desc=desc
         )
         if bad:
             raise TrainingError(f"{len(bad)} validation image(s) could not be read.")
         return lg, lab
 
-    member_logits, mirrored_logits = [], []
-    for m, path in zip(loaded, args.members, strict=True):
-        lg, labels = member_predict(m.model, prepare, path.stem)
+    member_logits, mirrored_logits, member_labels = [], [], []
+    for m, path, ds in zip(loaded, args.members, eval_sets, strict=True):
+        lg, lab = member_predict(m.model, ds, prepare, path.stem)
         member_logits.append(lg)
+        member_labels.append(lab)
         if args.hflip_tta:
             mirrored_logits.append(
-                member_predict(m.model, prepare_mirrored, f"{path.stem} flipped")[0]
+                member_predict(m.model, ds, prepare_mirrored, f"{path.stem} flipped")[0]
             )
-    plain_logits = np.mean(member_logits, axis=0)
-    logits = np.mean(member_logits + mirrored_logits, axis=0) if args.hflip_tta else plain_logits
+    if folds is not None:  # out-of-fold: one prediction per image, from the member that held it out
+        labels = np.concatenate(member_labels)
+        plain_logits = np.concatenate(member_logits)
+        logits = (
+            np.concatenate(
+                [(a + b) / 2 for a, b in zip(member_logits, mirrored_logits, strict=True)]
+            )
+            if args.hflip_tta
+            else plain_logits
+        )
+    else:
+        labels = member_labels[0]
+        plain_logits = np.mean(member_logits, axis=0)
+        logits = (
+            np.mean(member_logits + mirrored_logits, axis=0) if args.hflip_tta else plain_logits
+        )
 
     arch_kwargs = {
         "members": [
@@ -227,11 +260,13 @@ def run_ensemble(args: argparse.Namespace, argv: list[str]) -> EnsembleResult:
     for dst, m in zip(model.members, loaded, strict=True):
         dst.load_state_dict(m.model.state_dict(), strict=True)
     model.eval()
-    # The stored module must compute exactly what was evaluated: check on a few images.
+    # The stored module must compute exactly the members' mean: check on a few images.
     with torch.no_grad():
-        xs = torch.stack([val_ds[i][0] for i in range(min(4, len(val_ds)))])
+        xs = torch.stack([eval_sets[0][i][0] for i in range(min(4, len(eval_sets[0])))])
+        views = [prepare(xs)] + ([prepare_mirrored(xs)] if args.hflip_tta else [])
+        expected = torch.stack([m.model(v) for m in loaded for v in views]).mean(0).numpy()
         direct = model(prepare(xs)).numpy()
-    if not np.allclose(direct, logits[: len(xs)], atol=1e-3):
+    if not np.allclose(direct, expected, atol=1e-3):
         raise TrainingError(
             "Internal check failed: the ensemble module disagrees with its members."
         )
@@ -239,21 +274,30 @@ def run_ensemble(args: argparse.Namespace, argv: list[str]) -> EnsembleResult:
     cal = fit_temperature(logits, labels)
     probs = softmax(logits, cal.temperature)
     preds = probs.argmax(1)
-    patients = [s.patient for s in split.val]
+    patients = [s.patient for s in eval_samples]
     report = classification_report(labels, probs, names)
+    report["evaluation"] = (
+        f"out-of-fold: {folds} patient folds, each image predicted by the member that did not "
+        "train on it"
+        if folds is not None
+        else "validation patients shared by all members, predicted by the whole ensemble"
+    )
     report["balanced_accuracy_ci95"] = bootstrap_balanced_accuracy(
         labels, preds, patients, k, n=args.bootstrap
     )
     members_report = []
-    for m, lg, path in zip(loaded, member_logits, args.members, strict=True):
-        r = classification_report(labels, softmax(lg, m.config.temperature), names)
+    for m, lg, lab, ds, path in zip(
+        loaded, member_logits, member_labels, eval_sets, args.members, strict=True
+    ):
+        r = classification_report(lab, softmax(lg, m.config.temperature), names)
         members_report.append(
             {
                 "bundle": path.name,
                 "sha256": m.identity.sha256,
+                "images": len(lab),
                 "balanced_accuracy": r["balanced_accuracy"],
                 "ci95": bootstrap_balanced_accuracy(
-                    labels, lg.argmax(1), patients, k, n=args.bootstrap
+                    lab, lg.argmax(1), [s.patient for s in ds.samples], k, n=args.bootstrap
                 ),
             }
         )
@@ -311,7 +355,12 @@ def run_ensemble(args: argparse.Namespace, argv: list[str]) -> EnsembleResult:
         "data": (first.provenance or {}).get("data"),
         "split": {
             **((first.provenance or {}).get("split") or {}),
-            "validation": describe(split.val, names),
+            "validation": describe(eval_samples, names),
+            **(
+                {"cross_validation": True, "folds": folds, "fold": None, "train": None}
+                if folds is not None
+                else {}
+            ),
         },
         "git_commit": git_commit(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -342,7 +391,15 @@ def run_ensemble(args: argparse.Namespace, argv: list[str]) -> EnsembleResult:
     out = args.output or run_dir / "model.safetensors"
     dtype = "int8" if args.int8_weights else "float16" if args.fp16_weights else "float32"
     save_bundle(out, model, config, dtype=dtype)
-    stored = _check_stored(out, logits, lambda m, p, d: member_predict(m, p, d)[0], prepare)
+    check_set = eval_sets[0]
+    reference = (
+        logits
+        if folds is None
+        else member_predict(model, check_set, prepare, "float32 ensemble")[0]
+    )
+    stored = _check_stored(
+        out, reference, lambda m, p, d: member_predict(m, check_set, p, d)[0], prepare
+    )
     metrics["stored_weights"] = {"dtype": dtype, **stored}
     # the same weights again, now with the check in the bundle's own metrics
     sha = save_bundle(out, model, dataclasses.replace(config, metrics=metrics), dtype=dtype)
@@ -370,6 +427,32 @@ def run_ensemble(args: argparse.Namespace, argv: list[str]) -> EnsembleResult:
         plots.roc(labels, probs, names, run_dir / "roc_val.png", "ROC one-vs-rest (validation)")
     log.info("Ensemble bundle %s (sha256 %s)", out, sha)
     return EnsembleResult(out, sha, metrics)
+
+
+def _cv_folds(loaded: list[Any], paths: list[Path]) -> int | None:
+    """The fold count when the members are the folds of one cross-validation, else ``None``.
+
+    Refuses a mix of fold and non-fold members, unequal fold counts, or a fold twice: the
+    out-of-fold predictions must cover each image exactly once.
+    """
+    info = [((m.config.provenance or {}).get("split") or {}) for m in loaded]
+    in_cv = [("folds" in i and "fold" in i) for i in info]
+    if not any(in_cv):
+        return None
+    if not all(in_cv):
+        raise TrainingError(
+            "Some members were trained on cross-validation folds (--folds/--fold) and some on a "
+            "single split: combine one kind only."
+        )
+    counts = {int(i["folds"]) for i in info}
+    got = sorted(int(i["fold"]) for i in info)
+    if len(counts) != 1 or got != list(range(1, counts.pop() + 1)):
+        raise TrainingError(
+            "Cross-validation members must be exactly one run per fold of the same --folds "
+            f"(got folds {got} of {sorted({int(i['folds']) for i in info})}): "
+            + ", ".join(p.name for p in paths)
+        )
+    return len(got)
 
 
 def _check_stored(out: Path, logits: Any, predict: Any, prepare: Any) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from training.data import (
     discover,
     discover_test,
 )
-from training.split import load_split, patient_split, save_split
+from training.split import load_split, patient_fold, patient_split, save_split
 
 log = logging.getLogger(__name__)
 
@@ -314,10 +314,18 @@ def _run(
         )
 
     split_csv = run_dir / "split.csv"
+    fold = (cfg.fold, cfg.folds) if cfg.folds and cfg.fold else None
     if cfg.resume and split_csv.is_file():
         split = load_split(
             split_csv, list(samples), names, cfg.effective_split_seed, cfg.val_fraction
         )
+        split = dataclasses.replace(split, fold=fold)
+    elif fold is not None:
+        split = patient_fold(
+            samples, names, n_folds=fold[1], fold=fold[0], seed=cfg.effective_split_seed
+        )
+        if dist.is_main:
+            save_split(split, names, split_csv)
     else:
         split = patient_split(
             samples, names, val_fraction=cfg.val_fraction, seed=cfg.effective_split_seed
@@ -329,8 +337,9 @@ def _run(
     val_ds = FrameDataset(split.val, pre, _subset_cache(cache, pos, split.val))
     del cache
     log.info(
-        "Split (seed %d): train %s; validation %s",
+        "Split (seed %d%s): train %s; validation %s",
         cfg.effective_split_seed,
+        f", fold {fold[0]} of {fold[1]}" if fold else "",
         describe(split.train, names),
         describe(split.val, names),
     )
@@ -553,8 +562,9 @@ def _run(
         },
         "split": {
             "seed": cfg.effective_split_seed,
-            "val_fraction": cfg.val_fraction,
+            "val_fraction": cfg.val_fraction if fold is None else split.val_fraction,
             "by": "patient",
+            **({"fold": fold[0], "folds": fold[1]} if fold else {}),
             "train": describe(split.train, names),
             "validation": describe(split.val, names),
         },

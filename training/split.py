@@ -4,6 +4,10 @@ Every patient goes wholly to one side. Patients are stratified by their most fre
 (a Kermany patient may have images in two classes): within each class, a seeded shuffle of
 that class's patients sends ``round(val_fraction * n)`` of them (at least one when the class
 has two or more patients) to validation.
+
+Cross-validation (:func:`patient_fold`): the same seeded per-class shuffle deals the patients
+round-robin into ``n_folds`` folds, so every patient is in exactly one fold and every fold has
+about ``1 / n_folds`` of each class; fold ``k`` is the validation side of the k-th model.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ class Split:
     val: tuple[Sample, ...]
     seed: int
     val_fraction: float
+    fold: tuple[int, int] | None = None  # (k, n): validation = fold k (1-based) of n
 
     @property
     def train_patients(self) -> set[str]:
@@ -84,6 +89,57 @@ def patient_split(
     if missing:
         log.warning("Validation set has no images of: %s (too few patients)", ", ".join(missing))
     return Split(train=train, val=val, seed=seed, val_fraction=val_fraction)
+
+
+def _primary_labels(samples: list[Sample] | tuple[Sample, ...]) -> dict[int, list[str]]:
+    """Patients grouped by their most frequent label (ties: lowest class index), sorted."""
+    by_patient: dict[str, list[Sample]] = defaultdict(list)
+    for s in samples:
+        by_patient[s.patient].append(s)
+    primary: dict[int, list[str]] = defaultdict(list)
+    for patient in sorted(by_patient):
+        counts = Counter(s.label for s in by_patient[patient])
+        primary[min(counts, key=lambda c: (-counts[c], c))].append(patient)
+    return primary
+
+
+def patient_fold(
+    samples: list[Sample] | tuple[Sample, ...],
+    class_names: tuple[str, ...],
+    *,
+    n_folds: int,
+    fold: int,
+    seed: int = 0,
+) -> Split:
+    """Fold ``fold`` (1-based) of ``n_folds`` as validation, the other folds as training."""
+    if n_folds < 2 or not 1 <= fold <= n_folds:
+        raise TrainingError(
+            f"Fold {fold} of {n_folds} does not exist: use 1 <= fold <= folds, folds >= 2."
+        )
+    rng = np.random.default_rng(seed)
+    val_patients: set[str] = set()
+    dealt = 0  # continue the round-robin across classes so small classes do not pile up in fold 1
+    for label, patients in sorted(_primary_labels(samples).items()):
+        order = rng.permutation(len(patients))
+        for j, i in enumerate(order):
+            if (dealt + j) % n_folds == fold - 1:
+                val_patients.add(patients[i])
+        dealt += len(patients)
+        if len(patients) < n_folds:
+            log.warning(
+                "Class %s has %d patients for %d folds: some folds have none of it",
+                class_names[label],
+                len(patients),
+                n_folds,
+            )
+    train = tuple(s for s in samples if s.patient not in val_patients)
+    val = tuple(s for s in samples if s.patient in val_patients)
+    if not val or not train:
+        raise TrainingError(
+            f"Not enough patients for {n_folds} folds: add images from more patients or use "
+            "fewer --folds."
+        )
+    return Split(train, val, seed=seed, val_fraction=len(val) / len(samples), fold=(fold, n_folds))
 
 
 def save_split(split: Split, class_names: tuple[str, ...], path: Path) -> None:
