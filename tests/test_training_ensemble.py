@@ -70,12 +70,13 @@ def test_ensemble_of_two_members_runs_in_the_engine(tmp_path: Path) -> None:
             "--name",
             "ens-test",
             "--hflip-tta",
+            "--int8-weights",
         ]
     )
     assert rc == 0 and out.is_file()
     cfg = read_bundle_config(out)
     assert cfg.architecture == "ensemble" and cfg.cam_target_layer == "stack"
-    assert cfg.arch_kwargs["hflip_tta"] is True
+    assert cfg.arch_kwargs["hflip_tta"] is True and cfg.weights_dtype == "int8"
     assert "without_hflip_tta" in cfg.metrics["validation"]
     assert len(cfg.provenance["members"]) == 2
     ci = cfg.metrics["validation"]["balanced_accuracy_ci95"]
