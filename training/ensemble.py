@@ -414,9 +414,8 @@ def run_ensemble(args: argparse.Namespace, argv: list[str]) -> EnsembleResult:
     if args.plots:
         from training import plots
 
-        plots.confusion(
-            report["confusion_matrix"], names, run_dir / "confusion_val.png", "Validation"
-        )
+        what = f"Out of fold ({folds}-fold patient CV)" if folds is not None else "Validation"
+        plots.confusion(report["confusion_matrix"], names, run_dir / "confusion_val.png", what)
         plots.reliability(
             softmax(logits),
             probs,
@@ -424,7 +423,7 @@ def run_ensemble(args: argparse.Namespace, argv: list[str]) -> EnsembleResult:
             run_dir / "reliability_val.png",
             (cal.ece_before, cal.ece_after),
         )
-        plots.roc(labels, probs, names, run_dir / "roc_val.png", "ROC one-vs-rest (validation)")
+        plots.roc(labels, probs, names, run_dir / "roc_val.png", f"ROC one-vs-rest: {what}")
     log.info("Ensemble bundle %s (sha256 %s)", out, sha)
     return EnsembleResult(out, sha, metrics)
 
