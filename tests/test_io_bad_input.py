@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import io_factory as fac
@@ -57,16 +56,13 @@ def test_malformed_input(
             return real_open(self, *args, **kwargs)
 
         monkeypatch.setattr(Path, "open", refusing_open)
-    t0 = time.perf_counter()
     with pytest.raises(errors.ScanReadError) as info:
         load(path)
-    elapsed = time.perf_counter() - t0
     err = info.value
     assert type(err) is expected, f"{name}: {type(err).__name__}: {err}"
     message = str(err)
     assert len(message) > 40 and "Traceback" not in message
     assert path.name in message or path.name in str(err.path)
-    assert elapsed < 5, f"{name} took {elapsed:.1f} s"  # refusals come from headers, not decoding
 
 
 def test_bomb_is_refused_without_allocating(corpus: dict[str, tuple[Path, str]]) -> None:
