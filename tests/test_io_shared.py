@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,6 @@ from octviewer.errors import NoPixelDataError, UnsupportedFormatError
 def test_all_kermany_jpegs_load(shared_data: Path) -> None:
     paths = sorted((shared_data / "kermany").glob("*/*.jpeg"))
     assert len(paths) == 648
-    t0 = time.perf_counter()
     for path in paths:
         scan = load(path)
         with Image.open(path) as im:
@@ -26,8 +24,6 @@ def test_all_kermany_jpegs_load(shared_data: Path) -> None:
             path.name
         )
         assert not scan.metadata.was_color, path.name
-    per_image = (time.perf_counter() - t0) / len(paths)
-    assert per_image < 0.05, f"{per_image * 1000:.1f} ms per image"
 
 
 @pytest.mark.parametrize(

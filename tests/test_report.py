@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -296,14 +295,6 @@ def test_non_png_suffix_gets_png(tmp_path: Path, bscan) -> None:
     assert out.name == "report.jpg.png"
     with Image.open(out) as im:
         assert im.format == "PNG"
-
-
-def test_render_is_fast(bscan) -> None:
-    scan, res = bscan
-    report.render_report(scan, res)  # warm the font cache
-    t = time.perf_counter()
-    report.render_report(scan, res)
-    assert time.perf_counter() - t < 0.5
 
 
 def test_summary_csv_and_json(tmp_path: Path, bscan) -> None:
