@@ -292,7 +292,7 @@ def run_ensemble(args: argparse.Namespace, argv: list[str]) -> EnsembleResult:
         r = classification_report(lab, softmax(lg, m.config.temperature), names)
         members_report.append(
             {
-                "bundle": path.name,
+                "bundle": f"{path.parent.name}/{path.name}",
                 "sha256": m.identity.sha256,
                 "images": len(lab),
                 "balanced_accuracy": r["balanced_accuracy"],
@@ -338,7 +338,7 @@ def run_ensemble(args: argparse.Namespace, argv: list[str]) -> EnsembleResult:
         "mode": "ensemble",
         "members": [
             {
-                "bundle": path.name,
+                "bundle": f"{path.parent.name}/{path.name}",
                 "sha256": m.identity.sha256,
                 "name": m.config.name,
                 "command": (m.config.provenance or {}).get("command"),
