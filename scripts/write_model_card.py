@@ -118,6 +118,14 @@ def card(path: Path) -> str:
             f"- accuracy {val.get('accuracy', 0):.3f}, macro-F1 {val.get('macro_f1', 0):.3f}, "
             f"MCC {val.get('mcc', 0):.3f}, macro AUROC {val.get('auroc_macro_ovr') or 0:.3f}",
         ]
+        plain = val.get("without_hflip_tta") or {}
+        if plain:
+            pci = plain.get("ci95") or {}
+            lines.append(
+                f"- the same without the mirrored view (test-time augmentation off): balanced "
+                f"accuracy {plain['balanced_accuracy']:.3f}"
+                + (f" (95 % CI {pci['low']:.3f}-{pci['high']:.3f})" if pci else "")
+            )
         if any(r is not None for r in recall):
             lines.append(
                 "- recall per class: "
