@@ -192,7 +192,9 @@ def test_cli_help_and_error_exit(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_cnn_trains_in_bf16_channels_last_on_the_cpu(tmp_path: Path) -> None:
+def test_cnn_trains_in_bf16_channels_last_on_the_cpu(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """--precision bf16 on a CPU (autocast) with a channels_last CNN still gives a normal bundle."""
     import torch
     from safetensors.torch import load_file
@@ -208,20 +210,17 @@ def test_cnn_trains_in_bf16_channels_last_on_the_cpu(tmp_path: Path) -> None:
         seen.append(real(model))
         return seen[-1]
 
-    run_mod._use_channels_last = spy  # type: ignore[assignment]
-    try:
-        res = run_training(
-            _cfg(
-                tmp_path,
-                "bf16",
-                architecture="timm/resnet10t",
-                arch_kwargs={},
-                precision="bf16",
-                device="cpu",
-            )
+    monkeypatch.setattr(run_mod, "_use_channels_last", spy)
+    res = run_training(
+        _cfg(
+            tmp_path,
+            "bf16",
+            architecture="timm/resnet10t",
+            arch_kwargs={},
+            precision="bf16",
+            device="cpu",
         )
-    finally:
-        run_mod._use_channels_last = real  # type: ignore[assignment]
+    )
     assert seen == [True]
     tensors = load_file(str(res.bundle))
     assert all(t.is_contiguous() for t in tensors.values())

@@ -398,7 +398,7 @@ def run_ensemble(args: argparse.Namespace, argv: list[str]) -> EnsembleResult:
         else member_predict(model, check_set, prepare, "float32 ensemble")[0]
     )
     stored = _check_stored(
-        out, reference, lambda m, p, d: member_predict(m, check_set, p, d)[0], prepare
+        out, reference, lambda m: member_predict(m, check_set, prepare, "stored bundle")[0]
     )
     metrics["stored_weights"] = {"dtype": dtype, **stored}
     # the same weights again, now with the check in the bundle's own metrics
@@ -443,23 +443,21 @@ def _cv_folds(loaded: list[Any], paths: list[Path]) -> int | None:
             "Some members were trained on cross-validation folds (--folds/--fold) and some on a "
             "single split: combine one kind only."
         )
-    counts = {int(i["folds"]) for i in info}
+    counts = sorted({int(i["folds"]) for i in info})
     got = sorted(int(i["fold"]) for i in info)
-    if len(counts) != 1 or got != list(range(1, counts.pop() + 1)):
+    if counts != [len(got)] or got != list(range(1, len(got) + 1)):
         raise TrainingError(
             "Cross-validation members must be exactly one run per fold of the same --folds "
-            f"(got folds {got} of {sorted({int(i['folds']) for i in info})}): "
-            + ", ".join(p.name for p in paths)
+            f"(got folds {got} of {counts}): " + ", ".join(p.name for p in paths)
         )
     return len(got)
 
 
-def _check_stored(out: Path, logits: Any, predict: Any, prepare: Any) -> dict[str, Any]:
-    """Re-read the written bundle and compare its validation logits with the float32 ones."""
+def _check_stored(out: Path, logits: Any, predict: Any) -> dict[str, Any]:
+    """Re-read the written bundle and compare its logits (``predict(model)``) with ``logits``."""
     from octviewer.core.model.bundle import load_bundle
 
-    again = load_bundle(out)
-    lg = predict(again.model, prepare, "stored bundle")
+    lg = predict(load_bundle(out).model)
     return {
         "n": len(lg),
         "agreement": int((lg.argmax(1) == logits.argmax(1)).sum()),

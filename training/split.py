@@ -43,6 +43,18 @@ class Split:
         return {s.patient for s in self.val}
 
 
+def _primary_labels(samples: list[Sample] | tuple[Sample, ...]) -> dict[int, list[str]]:
+    """Patients grouped by their most frequent label (ties: lowest class index), sorted."""
+    by_patient: dict[str, list[Sample]] = defaultdict(list)
+    for s in samples:
+        by_patient[s.patient].append(s)
+    primary: dict[int, list[str]] = defaultdict(list)
+    for patient in sorted(by_patient):
+        counts = Counter(s.label for s in by_patient[patient])
+        primary[min(counts, key=lambda c: (-counts[c], c))].append(patient)
+    return primary
+
+
 def patient_split(
     samples: list[Sample] | tuple[Sample, ...],
     class_names: tuple[str, ...],
@@ -54,15 +66,7 @@ def patient_split(
         raise TrainingError(
             f"The validation fraction must be between 0 and 1 (got {val_fraction})."
         )
-    by_patient: dict[str, list[Sample]] = defaultdict(list)
-    for s in samples:
-        by_patient[s.patient].append(s)
-    primary: dict[int, list[str]] = defaultdict(list)
-    for patient in sorted(by_patient):
-        counts = Counter(s.label for s in by_patient[patient])
-        # most frequent label; ties go to the lowest class index so the result is stable
-        label = min(counts, key=lambda c: (-counts[c], c))
-        primary[label].append(patient)
+    primary = _primary_labels(samples)
     rng = np.random.default_rng(seed)
     val_patients: set[str] = set()
     for label in sorted(primary):
@@ -89,18 +93,6 @@ def patient_split(
     if missing:
         log.warning("Validation set has no images of: %s (too few patients)", ", ".join(missing))
     return Split(train=train, val=val, seed=seed, val_fraction=val_fraction)
-
-
-def _primary_labels(samples: list[Sample] | tuple[Sample, ...]) -> dict[int, list[str]]:
-    """Patients grouped by their most frequent label (ties: lowest class index), sorted."""
-    by_patient: dict[str, list[Sample]] = defaultdict(list)
-    for s in samples:
-        by_patient[s.patient].append(s)
-    primary: dict[int, list[str]] = defaultdict(list)
-    for patient in sorted(by_patient):
-        counts = Counter(s.label for s in by_patient[patient])
-        primary[min(counts, key=lambda c: (-counts[c], c))].append(patient)
-    return primary
 
 
 def patient_fold(
