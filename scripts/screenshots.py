@@ -84,11 +84,10 @@ def main(argv: list[str] | None = None) -> int:
             win.grab().save(str(path))
             log.info("wrote %s", path)
 
-        shot("empty")
-
         c = win.controller
         win.load_model(_model(args.model, tmp))
         _wait(app, lambda: c.engine is not None)
+        shot("empty")  # first launch as a user sees it a moment later: the model is loaded
         samples = samples_dir()
         bscans = sorted(samples.glob("*.jpeg")) or sorted(samples.glob("*.png"))
         (uid,) = win.open_paths([bscans[0]])
