@@ -12,10 +12,19 @@ RESEARCH_ONLY = "Research use only — not for diagnosis"
 
 
 class ResultFlag(str, enum.Enum):
-    """Reasons a result must not be read as a plain classification."""
+    """Reasons a result must not be read as a plain classification.
+
+    Two flags make a frame *not assessed* (:data:`ABSTAIN_FLAGS`): no class is presented
+    anywhere (window, report, CLI summary, API ``presented_class``), only the reason. The others
+    qualify a class that is still shown. A frame can carry several; :data:`FLAG_PRECEDENCE`
+    orders them, most serious first, and :attr:`FrameResult.reason` names the first one.
+    """
 
     NOT_OCT = "not an OCT B-scan"
+    OUT_OF_DISTRIBUTION = "unlike the training data"
     LOW_CONFIDENCE = "low confidence"
+    OTHER_DEVICE = "device not in the training data"
+    OOD_CHECK_UNAVAILABLE = "out-of-distribution check unavailable"
     COLOR_INPUT = "colour image converted to grayscale"
     DOWNSAMPLED = "image was downsampled for safety"
 
@@ -24,15 +33,49 @@ class ResultFlag(str, enum.Enum):
         """A plain-words sentence for the UI and reports."""
         return _WARNINGS[self]
 
+    @property
+    def abstains(self) -> bool:
+        """True when this flag withholds the class (the frame is *not assessed*)."""
+        return self in ABSTAIN_FLAGS
+
+
+#: Flags under which no class is presented.
+ABSTAIN_FLAGS = frozenset({ResultFlag.NOT_OCT, ResultFlag.OUT_OF_DISTRIBUTION})
+
+#: Most serious first: the order in which flags are listed and the first names the reason.
+FLAG_PRECEDENCE: tuple[ResultFlag, ...] = (
+    ResultFlag.NOT_OCT,
+    ResultFlag.OUT_OF_DISTRIBUTION,
+    ResultFlag.LOW_CONFIDENCE,
+    ResultFlag.OTHER_DEVICE,
+    ResultFlag.OOD_CHECK_UNAVAILABLE,
+    ResultFlag.COLOR_INPUT,
+    ResultFlag.DOWNSAMPLED,
+)
+
+#: The headline of a frame whose class is withheld.
+NOT_ASSESSED = "Not assessed"
 
 _WARNINGS = {
-    ResultFlag.NOT_OCT: "This image does not look like an OCT B-scan (e.g. a fundus/SLO or colour "
-    "photo). The model was trained on OCT B-scans only: its output here is meaningless.",
+    ResultFlag.NOT_OCT: "Not assessed: this image is not an OCT B-scan (it looks like an "
+    "en-face image such as an SLO/infrared, OCT-angiography or fundus photo). The model reads "
+    "OCT B-scans only.",
+    ResultFlag.OUT_OF_DISTRIBUTION: "Not assessed: this B-scan is unlike the scans the model "
+    "was trained on (another device, region or scan type), so its answer cannot be trusted.",
     ResultFlag.LOW_CONFIDENCE: "Uncertain: the model's confidence is below its threshold. "
     "Do not rely on this classification.",
+    ResultFlag.OTHER_DEVICE: "Caution: this scan comes from a device the model was not "
+    "trained on; its answer may be less reliable.",
+    ResultFlag.OOD_CHECK_UNAVAILABLE: "This model carries no out-of-distribution statistics: "
+    "octviewer cannot tell whether the scan is like its training data.",
     ResultFlag.COLOR_INPUT: "The input was a colour image and was converted to grayscale.",
     ResultFlag.DOWNSAMPLED: "The image was very large and was downsampled before analysis.",
 }
+
+
+def ordered_flags(flags: frozenset[ResultFlag] | set[ResultFlag]) -> list[ResultFlag]:
+    """``flags`` in :data:`FLAG_PRECEDENCE` order (most serious first)."""
+    return [f for f in FLAG_PRECEDENCE if f in flags]
 
 
 @dataclass(frozen=True)
@@ -59,7 +102,14 @@ class FrameResult:
 
     ``probabilities`` are calibrated (temperature-scaled softmax), shape ``(n_classes,)``.
     ``cam`` is an attention map on the *original* frame grid (rows, cols), float32 in [0, 1],
-    for class ``cam_class``; None when not requested.
+    for class ``cam_class``; None when not requested. ``ood_score`` is the bundle's
+    out-of-distribution score of this frame (higher = less like the training data) and
+    ``ood_threshold`` the value above which the frame is flagged ``OUT_OF_DISTRIBUTION``; both
+    None when the bundle carries no statistics.
+
+    The model's raw answer (``predicted_class``, ``probabilities``, ``cam``) is always kept for
+    an expert who asks; what is *presented* follows ``assessable``: a frame flagged
+    ``NOT_OCT`` or ``OUT_OF_DISTRIBUTION`` has ``presented_class`` None and a ``reason``.
     """
 
     frame_index: int
@@ -69,6 +119,8 @@ class FrameResult:
     flags: frozenset[ResultFlag] = frozenset()
     cam: np.ndarray | None = None
     cam_class: int | None = None
+    ood_score: float | None = None
+    ood_threshold: float | None = None
 
     @property
     def predicted_index(self) -> int:
@@ -76,6 +128,8 @@ class FrameResult:
 
     @property
     def predicted_class(self) -> str:
+        """The model's top class, whether or not the frame is assessable (see
+        :attr:`presented_class`)."""
         return self.class_names[self.predicted_index]
 
     @property
@@ -83,8 +137,39 @@ class FrameResult:
         return float(self.probabilities[self.predicted_index])
 
     @property
+    def assessable(self) -> bool:
+        """False when a flag withholds the class (:data:`ABSTAIN_FLAGS`)."""
+        return not (self.flags & ABSTAIN_FLAGS)
+
+    @property
+    def presented_class(self) -> str | None:
+        """The class to show a user: None when the frame is not assessed."""
+        return self.predicted_class if self.assessable else None
+
+    @property
+    def reason(self) -> str | None:
+        """Why the class is withheld, one plain sentence; None when assessable."""
+        for f in FLAG_PRECEDENCE:
+            if f in self.flags and f.abstains:
+                return f.warning
+        return None
+
+    @property
+    def headline(self) -> str:
+        """What a screen or report shows in large type: ``"CNV 92.1 %"`` or ``Not assessed``."""
+        if not self.assessable:
+            return NOT_ASSESSED
+        return f"{self.predicted_class} {100 * self.confidence:.1f} %"
+
+    @property
+    def ordered_flags(self) -> list[ResultFlag]:
+        """The flags, most serious first."""
+        return ordered_flags(self.flags)
+
+    @property
     def is_flagged(self) -> bool:
-        return bool(self.flags & {ResultFlag.NOT_OCT, ResultFlag.LOW_CONFIDENCE})
+        """Not assessed, or assessed with low confidence."""
+        return not self.assessable or ResultFlag.LOW_CONFIDENCE in self.flags
 
     def probability_of(self, class_name: str) -> float:
         return float(self.probabilities[self.class_names.index(class_name)])
@@ -114,12 +199,21 @@ class ScanResult:
         """(n_frames, n_classes) calibrated probabilities, in frame order."""
         return np.stack([f.probabilities for f in self.frames])
 
+    @property
+    def assessable_frames(self) -> tuple[FrameResult, ...]:
+        """The frames whose class may be presented."""
+        return tuple(f for f in self.frames if f.assessable)
+
     def most_suspicious_frame(self, normal_class: str = "NORMAL") -> int:
-        """Frame index with the lowest probability of ``normal_class`` (or the highest
-        confidence when the model has no such class)."""
+        """Among *assessable* frames, the index with the lowest probability of
+        ``normal_class`` (or the highest confidence when the model has no such class). Frames
+        that are not assessed are skipped; when none is assessable, the first analysed frame."""
+        pool = self.assessable_frames
+        if not pool:
+            return self.frames[0].frame_index
         if normal_class in self.class_names:
             i = self.class_names.index(normal_class)
-            best = min(self.frames, key=lambda f: float(f.probabilities[i]))
+            best = min(pool, key=lambda f: float(f.probabilities[i]))
         else:
-            best = max(self.frames, key=lambda f: f.confidence)
+            best = max(pool, key=lambda f: f.confidence)
         return best.frame_index
