@@ -88,11 +88,38 @@ class Settings:
 
     @property
     def physical_aspect(self) -> bool:
-        return str(self._s.value("view/physical_aspect", "true")).lower() in ("true", "1")
+        """Draw B-scans in physical proportions; off by default: the device's pixel grid, as
+        the device software and its exported images show them."""
+        return str(self._s.value("view/physical_aspect", "false")).lower() in ("true", "1")
 
     @physical_aspect.setter
     def physical_aspect(self, value: bool) -> None:
         self._s.setValue("view/physical_aspect", "true" if value else "false")
+
+    @property
+    def disease_map(self) -> bool:
+        return str(self._s.value("view/disease_map", "true")).lower() in ("true", "1")
+
+    @disease_map.setter
+    def disease_map(self, value: bool) -> None:
+        self._s.setValue("view/disease_map", "true" if value else "false")
+
+    @property
+    def map_attention(self) -> bool:
+        return str(self._s.value("view/map_attention", "false")).lower() in ("true", "1")
+
+    @map_attention.setter
+    def map_attention(self, value: bool) -> None:
+        self._s.setValue("view/map_attention", "true" if value else "false")
+
+    @property
+    def localizer_split(self) -> object:
+        """The saved state of the localizer / B-scan splitter (QByteArray) or None."""
+        return self._s.value("view/localizer_split")
+
+    @localizer_split.setter
+    def localizer_split(self, state: object) -> None:
+        self._s.setValue("view/localizer_split", state)
 
     # --- export ----------------------------------------------------------------------------------
     @property

@@ -1,0 +1,171 @@
+"""The reading view (offscreen): aspect and scale bar, localizer split and clicks, disease map."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers_models import make_tiny_bundle
+from ui_helpers import KERMANY, kermany_volume
+
+pytestmark = pytest.mark.gui
+
+from PySide6.QtCore import QPoint, Qt  # noqa: E402
+
+from octviewer.core import disease_map as dm  # noqa: E402
+from octviewer.core.scan import PixelSpacing  # noqa: E402
+from octviewer.ui.image_view import scale_bar_um  # noqa: E402
+from octviewer.ui.main_window import MainWindow  # noqa: E402
+from octviewer.ui.settings import Settings  # noqa: E402
+
+TIMEOUT = 60000
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory):
+    from octviewer.core.engine import Engine
+
+    bundle = make_tiny_bundle(tmp_path_factory.mktemp("model") / "tiny.safetensors")
+    return Engine(bundle, device="cpu")
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    w = MainWindow(Settings.at(tmp_path / "settings.ini"))
+    qtbot.addWidget(w)
+    w.resize(1360, 860)
+    w.show()
+    yield w
+    w.close()
+
+
+def _open(qtbot, window, engine, scan) -> int:
+    c = window.controller
+    c.set_engine(engine)
+    with qtbot.waitSignal(c.result_ready, timeout=TIMEOUT):
+        uid = c.add_scan(scan)
+    window.show_entry(uid)
+    return uid
+
+
+def _bscan_with_spacing():
+    from octviewer.core.io import load
+
+    scan = load(KERMANY[0])
+    md = dataclasses.replace(scan.metadata, spacing=PixelSpacing(row=0.0039, col=0.0117))
+    return dataclasses.replace(scan, metadata=md)
+
+
+def test_bscans_open_on_the_pixel_grid_and_physical_aspect_is_one_key_away(
+    qtbot, window, engine, tmp_path
+) -> None:
+    scan = _bscan_with_spacing()
+    _open(qtbot, window, engine, scan)
+    view = window.image_view
+    rows, cols = scan.shape
+    rect = view._item.sceneBoundingRect()
+    assert not window.act_aspect.isChecked()
+    assert (rect.width(), rect.height()) == (cols, rows)  # the device's pixel grid
+    assert window.act_aspect.shortcut().toString() == "A"
+    window.act_aspect.trigger()
+    rect = view._item.sceneBoundingRect()
+    assert rect.height() == pytest.approx(rows * 0.0039 / 0.0117)  # physical proportions
+    # remembered
+    w2 = MainWindow(Settings.at(tmp_path / "settings.ini"))
+    qtbot.addWidget(w2)
+    assert w2.act_aspect.isChecked()
+    w2.close()
+    window.act_aspect.trigger()
+    assert view._item.sceneBoundingRect().height() == rows
+
+
+def test_scale_bar_in_both_modes_only_when_the_spacing_is_known(qtbot, window, engine) -> None:
+    scan = _bscan_with_spacing()
+    _open(qtbot, window, engine, scan)
+    view = window.image_view
+    (hu, hpx), (vu, vpx) = view.scale_bars()
+    z = view.zoom_factor()
+    assert hpx == pytest.approx(hu / 11.7 * z) and vpx == pytest.approx(vu / 3.9 * z)
+    window.act_aspect.trigger()  # physical: the axial bar is drawn with the stretched rows
+    (hu2, hpx2), (vu2, vpx2) = view.scale_bars()
+    z2 = view.zoom_factor()
+    assert vpx2 == pytest.approx(vu2 / 3.9 * z2 * (3.9 / 11.7))
+    assert hpx2 / hu2 == pytest.approx(vpx2 / vu2)  # one µm is as long both ways
+    window.act_aspect.trigger()
+    # the same pixels without a spacing: no bar
+    plain = dataclasses.replace(
+        scan, metadata=dataclasses.replace(scan.metadata, spacing=None, source_paths=(Path("p"),))
+    )
+    _open(qtbot, window, engine, plain)
+    assert view.scale_bars() is None
+    assert scale_bar_um(11.7) == (1000, 1000 / 11.7)
+    assert scale_bar_um(0.0) is None and scale_bar_um(float("nan")) is None
+
+
+def test_disease_map_click_to_frame_and_current_line(qtbot, window, engine) -> None:
+    scan = kermany_volume(9, with_localizer=True)
+    uid = _open(qtbot, window, engine, scan)
+    lv = window.localizer
+    assert lv.isVisible() and window.act_map.isChecked()
+    m = lv.map
+    res = window.controller.entry(uid).result
+    assert m is not None and len(m.lines) == 9
+    for line, fr, pos in zip(m.lines, res.frames, scan.localizer.positions, strict=True):
+        assert line.start == pytest.approx(tuple(pos[:2]))
+        assert line.color == dm.class_rgb(fr.predicted_index, fr.class_names)
+        assert line.strength == pytest.approx(fr.confidence)
+    assert not window.map_note.isVisible()
+    # click next to line 6 (not on it): the nearest B-scan is shown and highlighted
+    x0, y0, x1, _ = scan.localizer.positions[6]
+    target, s = lv._target()
+    click = QPoint(round(target.left() + (x0 + x1) / 2 * s), round(target.top() + (y0 + 3) * s))
+    qtbot.mouseClick(lv, Qt.MouseButton.LeftButton, pos=click)
+    assert window.current_frame == 6 and lv._current == 6
+    before = lv.grab().toImage()
+    window.act_map.trigger()  # off: lines only, remembered
+    assert not lv.map_visible and not window.settings.disease_map
+    after = lv.grab().toImage()
+    assert before != after
+    # the current line is green in both modes
+    cx = round(target.left() + (x0 + x1) / 2 * s)
+    cy = round(target.top() + y0 * s)
+    px = after.pixelColor(cx, cy)
+    assert px.green() > 200 and px.red() < 120
+
+
+def test_localizer_split_is_remembered(qtbot, window, engine, tmp_path) -> None:
+    _open(qtbot, window, engine, kermany_volume(4, with_localizer=True))
+    split = window.view_split
+    total = sum(split.sizes())
+    split.moveSplitter(round(total * 0.55), 1)
+    wanted = split.sizes()
+    assert wanted[0] > total * 0.5
+    window.close()
+    w2 = MainWindow(Settings.at(tmp_path / "settings.ini"))
+    qtbot.addWidget(w2)
+    w2.resize(window.size())
+    w2.show()
+    _open(qtbot, w2, engine, kermany_volume(4, with_localizer=True))
+    assert w2.view_split.sizes()[0] > total * 0.45
+    w2.close()
+
+
+def test_volume_without_positions_keeps_the_strip_and_says_why(qtbot, window, engine) -> None:
+    _open(qtbot, window, engine, kermany_volume(4))
+    assert window.volume_box.isVisible() and not window.localizer.isVisible()
+    assert window.map_note.isVisible() and "without a localizer" in window.map_note.text()
+
+
+def test_attention_along_lines_uses_the_computed_heatmaps(qtbot, window, engine) -> None:
+    scan = kermany_volume(5, with_localizer=True)
+    uid = _open(qtbot, window, engine, scan)
+    qtbot.waitUntil(lambda: window.image_view.overlay_shown, timeout=TIMEOUT)
+    window.act_map_attention.trigger()
+    m = window.localizer.map
+    shown = window.current_frame
+    entry = window.controller.entry(uid)
+    cam = entry.cams[(shown, entry.result.frame(shown).predicted_index)]
+    np.testing.assert_allclose(m.line(shown).attention, dm.attention_profile(cam))
+    assert all(m.line(i).attention is None for i in range(5) if i != shown)
