@@ -169,3 +169,22 @@ def test_attention_along_lines_uses_the_computed_heatmaps(qtbot, window, engine)
     cam = entry.cams[(shown, entry.result.frame(shown).predicted_index)]
     np.testing.assert_allclose(m.line(shown).attention, dm.attention_profile(cam))
     assert all(m.line(i).attention is None for i in range(5) if i != shown)
+
+
+def test_window_overlay_is_the_core_blend_with_the_chosen_contours(qtbot, window, engine) -> None:
+    from octviewer.core import overlay
+
+    scan = _bscan_with_spacing()
+    uid = _open(qtbot, window, engine, scan)
+    qtbot.waitUntil(lambda: window.image_view.overlay_shown, timeout=TIMEOUT)
+    fr = window.controller.entry(uid).result.frames[0]
+    cam = window.controller.entry(uid).cams[(0, fr.predicted_index)]
+    rp = window.result_panel
+    frame = scan.frame_as_uint8(0)
+    args = (rp.colormap.currentText(), rp.opacity.value() / 100.0)
+    np.testing.assert_array_equal(window.image_view.rendered, overlay.blend(frame, cam, *args))
+    window.contour_actions[(0.5, 0.8)].trigger()
+    assert window.settings.overlay_contours == (0.5, 0.8)
+    np.testing.assert_array_equal(
+        window.image_view.rendered, overlay.blend(frame, cam, *args, contours=(0.5, 0.8))
+    )

@@ -91,6 +91,7 @@ class ImageView(QGraphicsView):
         self._colormap = "inferno"
         self._opacity = 0.45
         self._overlay_visible = True
+        self._contours: tuple[float, ...] = ()
         self._window, self._level = 255.0, 127.5
         self._aspect = 1.0
         self._spacing_um: tuple[float, float] | None = None  # (axial, lateral) µm per pixel
@@ -126,14 +127,22 @@ class ImageView(QGraphicsView):
             self.fit()
 
     def set_overlay(
-        self, cam: np.ndarray | None, colormap: str, opacity: float, visible: bool
+        self,
+        cam: np.ndarray | None,
+        colormap: str,
+        opacity: float,
+        visible: bool,
+        contours: tuple[float, ...] = (),
     ) -> None:
+        """The heatmap: attention-weighted colour (see ``core.overlay.blend``), ``opacity`` at
+        the highest attention, iso-lines at ``contours`` (attention levels in (0, 1])."""
         self._cam, self._colormap, self._opacity, self._overlay_visible = (
             cam,
             colormap,
             opacity,
             visible,
         )
+        self._contours = tuple(contours)
         self._render()
 
     def set_window_level(self, window: float, level: float) -> None:
@@ -159,10 +168,14 @@ class ImageView(QGraphicsView):
             self.rendered = None
             return
         shown = apply_window_level(self._frame, self._window, self._level)
-        if self._cam is not None and self._overlay_visible and self._opacity > 0:
+        if (
+            self._cam is not None
+            and self._overlay_visible
+            and (self._opacity > 0 or self._contours)
+        ):
             from octviewer.core.overlay import blend
 
-            shown = blend(shown, self._cam, self._colormap, self._opacity)
+            shown = blend(shown, self._cam, self._colormap, self._opacity, self._contours)
         self.rendered = shown
         self._item.setPixmap(QPixmap.fromImage(to_qimage(shown)))
         self._item.setTransform(QTransform.fromScale(1.0, self._aspect))

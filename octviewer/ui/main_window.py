@@ -61,6 +61,12 @@ from octviewer.ui.style import STYLE_SHEET
 log = logging.getLogger(__name__)
 
 COLORMAPS = ("inferno", "jet", "viridis")
+CONTOUR_CHOICES: tuple[tuple[str, tuple[float, ...]], ...] = (
+    ("No contour lines", ()),
+    ("Contour at 50 % attention", (0.5,)),
+    ("Contours at 50 % and 80 %", (0.5, 0.8)),
+    ("Contours at 25, 50 and 75 %", (0.25, 0.5, 0.75)),
+)
 SCAN_FILTER = "Scans (*.dcm *.dicom *.png *.jpg *.jpeg *.tif *.tiff *.bmp *.vol *.e2e *.E2E *.fda);;All files (*)"
 
 
@@ -342,6 +348,17 @@ class MainWindow(QMainWindow):
         self.act_aspect.setChecked(self.settings.physical_aspect)
         self.act_aspect.toggled.connect(self._on_aspect)
         self.addAction(self.act_aspect)
+        self.contour_group = QActionGroup(self)
+        self.contour_actions: dict[tuple[float, ...], QAction] = {}
+        saved = self.settings.overlay_contours
+        for label, levels in CONTOUR_CHOICES:
+            a = QAction(label, self, checkable=True)
+            a.setChecked(
+                levels == saved or (not levels and saved not in dict(CONTOUR_CHOICES).values())
+            )
+            a.triggered.connect(lambda _=False, lv=levels: self._on_contours(lv))
+            self.contour_group.addAction(a)
+            self.contour_actions[levels] = a
         self.act_map = QAction("Disease &map on the localizer", self)
         self.act_map.setCheckable(True)
         self.act_map.setShortcut(QKeySequence("M"))
@@ -420,6 +437,8 @@ class MainWindow(QMainWindow):
         v.addActions([self.act_fit, self.act_actual, self.act_zoom_in, self.act_zoom_out])
         v.addSeparator()
         v.addActions([self.act_reset_wl, self.act_aspect, self.act_overlay])
+        cm = v.addMenu("Heatmap &contour lines")
+        cm.addActions(list(self.contour_actions.values()))
         v.addActions([self.act_map, self.act_map_attention])
         v.addSeparator()
         v.addActions(
@@ -817,7 +836,11 @@ class MainWindow(QMainWindow):
             cam = self.controller.cam_for(entry.uid, self._frame, cls)
         rp = self.result_panel
         self.image_view.set_overlay(
-            cam, rp.colormap.currentText(), rp.opacity.value() / 100.0, visible
+            cam,
+            rp.colormap.currentText(),
+            rp.opacity.value() / 100.0,
+            visible,
+            self.settings.overlay_contours,
         )
 
     def _on_cam_ready(self, uid: int, frame: int, cls: int) -> None:
@@ -865,6 +888,10 @@ class MainWindow(QMainWindow):
 
     def _on_colormap(self, name: str) -> None:
         self.settings.overlay_colormap = name
+        self._refresh_overlay()
+
+    def _on_contours(self, levels: tuple[float, ...]) -> None:
+        self.settings.overlay_contours = levels
         self._refresh_overlay()
 
     def _on_aspect(self, on: bool) -> None:

@@ -87,6 +87,20 @@ class Settings:
         self._s.setValue("overlay/visible", "true" if value else "false")
 
     @property
+    def overlay_contours(self) -> tuple[float, ...]:
+        """Attention levels (0..1) at which the heatmap draws iso-lines; () = none."""
+        raw = self._str("overlay/contours", "")
+        try:
+            levels = tuple(float(x) for x in raw.split(",") if x.strip())
+        except ValueError:
+            return ()
+        return tuple(v for v in levels if 0.0 < v <= 1.0)
+
+    @overlay_contours.setter
+    def overlay_contours(self, levels: tuple[float, ...]) -> None:
+        self._s.setValue("overlay/contours", ",".join(f"{v:g}" for v in levels))
+
+    @property
     def physical_aspect(self) -> bool:
         """Draw B-scans in physical proportions; off by default: the device's pixel grid, as
         the device software and its exported images show them."""
