@@ -203,7 +203,10 @@ class ImageView(QGraphicsView):
         painter.save()
         painter.resetTransform()  # viewport coordinates
         vp = self.viewport().rect()
-        x0, y0 = 18.0, vp.height() - 22.0
+        img = self.mapFromScene(self._item.sceneBoundingRect()).boundingRect()
+        # inside the image's lower-left corner when it is on screen, else the viewport's
+        x0 = float(max(18, min(img.left() + 16, vp.width() - hpx - 18)))
+        y0 = float(min(vp.height() - 22, max(img.bottom() - 22, vpx + 12)))
         f = QFont(painter.font())
         f.setPointSizeF(9.0)
         painter.setFont(f)
