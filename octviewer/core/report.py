@@ -5,9 +5,11 @@ by side (full resolution, small frames upscaled), the predicted class and every 
 probability as bars, the warnings of the result in plain words, the source file name,
 non-identifying scan metadata, the model's name/version/short SHA-256, the app version, the
 date and time, and "Research use only — not for diagnosis". For a volume a per-frame
-probability strip follows. The same facts are stored for machines in PNG text chunks
+probability strip follows, then the disease map on the localizer (``report_volume``; or why
+there is none). The same facts are stored for machines in PNG text chunks
 (``octviewer:version``, ``octviewer:model``, ``octviewer:model_sha256``,
-``octviewer:result`` (JSON), ``octviewer:disclaimer``).
+``octviewer:result`` (JSON), ``octviewer:disclaimer``, and for volumes
+``octviewer:disease_map`` (JSON)).
 
 Patient name, ID, birth date and sex appear only with ``include_identity=True`` (then also in
 the ``octviewer:patient`` chunk). Without it, identity strings are also blanked out of the
@@ -30,7 +32,7 @@ from PIL import Image, ImageDraw
 from PIL.PngImagePlugin import PngInfo
 
 from octviewer._version import __version__
-from octviewer.core import overlay
+from octviewer.core import overlay, report_volume
 from octviewer.core.fonts import font
 from octviewer.core.report_charts import (
     INK,
@@ -275,7 +277,13 @@ def render_report(
     margin = round(32 * u) if u > 1 else 32
     gap = width - 2 * margin - 2 * pw
     inner = width - 2 * margin
+    volume_panel = (
+        report_volume.map_panel(scan, result, inner, fr.frame_index, f)
+        if scan.is_volume and len(result.frames) > 1
+        else None
+    )
     height_bound = ph + round(1600 * max(1.0, u)) + (380 if len(result.frames) > 1 else 0)
+    height_bound += 0 if volume_panel is None else volume_panel.height + 40
     img = Image.new("RGB", (width, height_bound), "white")
     d = ImageDraw.Draw(img)
     lh = line_height(f.body)
@@ -410,6 +418,9 @@ def render_report(
             f.small,
         )
         y += strip_h + round(lh * 0.5)
+    if volume_panel is not None:
+        img.paste(volume_panel, (margin, y))
+        y += volume_panel.height + round(lh * 0.5)
 
     # footer
     d.line((margin, y, width - margin, y), fill=(200, 200, 200), width=1)
@@ -430,6 +441,8 @@ def render_report(
     out.info.update(
         text_chunks(scan, result, fr, include_identity=include_identity, created=created)
     )
+    if volume_panel is not None:
+        out.info[report_volume.CHUNK_KEY] = report_volume.map_chunk(scan, result)
     return out
 
 
