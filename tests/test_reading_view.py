@@ -188,3 +188,13 @@ def test_window_overlay_is_the_core_blend_with_the_chosen_contours(qtbot, window
     np.testing.assert_array_equal(
         window.image_view.rendered, overlay.blend(frame, cam, *args, contours=(0.5, 0.8))
     )
+
+
+def test_window_map_colours_are_the_strip_colours() -> None:
+    from PySide6.QtGui import QColor
+
+    from octviewer.ui.style import class_color
+
+    for names in (("CNV", "DME", "DRUSEN", "NORMAL"), ("NORMAL", "AMD"), tuple("ABCDEFGHI")):
+        for k in range(len(names)):
+            assert QColor(*dm.class_rgb(k, names)) == class_color(k, names), (names, k)

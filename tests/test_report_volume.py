@@ -15,6 +15,7 @@ from octviewer.core import disease_map as dm
 from octviewer.core import report_volume
 from octviewer.core.io import load
 from octviewer.core.report import render_report, save_report
+from octviewer.core.report_charts import class_color
 from octviewer.core.results import FrameResult, ModelIdentity, ResultFlag, ScanResult
 
 FUNDUS = fac.IO_DATA / "dicom" / "example-dcms__fundus.dcm"
@@ -78,7 +79,8 @@ def test_volume_report_has_the_map_panel_and_names_it_in_a_text_chunk(volume, tm
 
 def test_map_image_draws_each_line_in_its_class_colour(volume) -> None:
     res = _result([0, 0, 3, None, 2, 3])
-    m = dm.build_disease_map(volume, res)
+    m = report_volume._build(volume, res)
+    assert m.line(0).color == class_color(0) and m.legend[3].color == class_color(3)
     pic = np.asarray(report_volume.map_image(m, volume, 768, current=None)).astype(int)
     base = np.asarray(report_volume._localizer_rgb(volume)).astype(int)
     for ln in m.lines:
