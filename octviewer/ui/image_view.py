@@ -206,10 +206,17 @@ class ImageView(QGraphicsView):
         img = self.mapFromScene(self._item.sceneBoundingRect()).boundingRect()
         # inside the image's lower-left corner when it is on screen, else the viewport's
         x0 = float(max(18, min(img.left() + 16, vp.width() - hpx - 18)))
-        y0 = float(min(vp.height() - 22, max(img.bottom() - 22, vpx + 12)))
+        y0 = float(min(vp.height() - 22, max(img.bottom() - 30, vpx + 12)))
         f = QFont(painter.font())
         f.setPointSizeF(9.0)
         painter.setFont(f)
+        # a dark plate keeps the bar legible on bright tissue and on white padding
+        fm = painter.fontMetrics()
+        wide = max(hpx, fm.horizontalAdvance(f"{hu} µm") + 4, fm.horizontalAdvance(f"{vu} µm") + 6)
+        plate = QRectF(x0 - 8, y0 - vpx - 6, wide + 16, vpx + 26)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor(0, 0, 0, 120))
+        painter.drawRoundedRect(plate, 4, 4)
         for color, width in ((QColor(0, 0, 0, 170), 5.0), (QColor(255, 255, 255), 2.0)):
             pen = QPen(color, width)
             pen.setCapStyle(Qt.PenCapStyle.FlatCap)
