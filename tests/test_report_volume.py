@@ -93,6 +93,11 @@ def test_map_image_draws_each_line_in_its_class_colour(volume) -> None:
             assert np.abs(pic[y, x] - expected).max() <= 3
     # off the lines the localizer is unchanged
     assert np.array_equal(pic[10, 10], base[10, 10])
+    # the frame shown in the report is outlined in green
+    marked = np.asarray(report_volume.map_image(m, volume, 768, current=2))
+    ln = m.line(2)
+    x, y = round((ln.start[0] + ln.end[0]) / 2), round(ln.start[1])
+    assert tuple(marked[y, x]) == report_volume.CURRENT
 
 
 def test_single_bscan_report_has_no_map_section(volume) -> None:

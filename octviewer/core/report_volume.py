@@ -77,9 +77,9 @@ def map_image(m: dm.DiseaseMap, scan: Scan, size: int, current: int | None) -> I
             d.line((*p0, *p1), fill=(*ln.color, 150), width=1)
     if current is not None and 0 <= current < len(m.lines):
         ln = m.lines[current]
-        d.line(
-            (ln.start[0] * s, ln.start[1] * s, ln.end[0] * s, ln.end[1] * s), fill=CURRENT, width=2
-        )
+        xy = (ln.start[0] * s, ln.start[1] * s, ln.end[0] * s, ln.end[1] * s)
+        d.line(xy, fill=(0, 0, 0, 230), width=max(4, w // 2 + 4))  # dark edge, as in the window
+        d.line(xy, fill=(*CURRENT, 255), width=max(2, w // 2))
     return Image.alpha_composite(base.convert("RGBA"), layer).convert("RGB")
 
 
