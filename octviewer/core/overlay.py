@@ -9,7 +9,7 @@ and the PNG show identical colours and the same attention-weighted transparency.
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, lru_cache
 
 import numpy as np
 
@@ -108,12 +108,22 @@ def attention_alpha(cam: np.ndarray, opacity: float = DEFAULT_OPACITY) -> np.nda
     return (c * c * (3.0 - 2.0 * c) * a).astype(np.float32)
 
 
+@lru_cache(maxsize=64)
+def _alpha_weights(opacity: float) -> np.ndarray:
+    """``round(256 * attention_alpha)`` for each of the 256 CAM steps (uint16, read-only)."""
+    w = np.round(attention_alpha(np.arange(256, dtype=np.float32) / 255.0, opacity) * 256.0)
+    out = w.astype(np.uint16)
+    out.setflags(write=False)
+    return out
+
+
 def _as_rgb(frame_u8: np.ndarray) -> np.ndarray:
+    """The frame checked: 2-D gray is returned as is (blending broadcasts it), RGB too."""
     frame = np.asarray(frame_u8)
     if frame.dtype != np.uint8:
         raise ReportError(f"The B-scan must be 8-bit for blending, got {frame.dtype}.")
     if frame.ndim == 2:
-        return np.repeat(frame[:, :, None], 3, axis=2)
+        return frame
     if frame.ndim != 3 or frame.shape[2] != 3:
         raise ReportError(f"The B-scan must be grayscale or RGB, got shape {frame.shape}.")
     return frame
@@ -152,13 +162,19 @@ def blend(
     uint8. The window and the report both draw with this function.
     """
     frame = _as_rgb(frame_u8)
+    gray = frame.ndim == 2
     cam = np.asarray(cam)
     if cam.ndim == 2 and cam.shape != frame.shape[:2]:
         cam = _resize_cam(cam, frame.shape[:2])
-    color = lut(colormap)[_cam_to_index(cam)]
-    alpha = attention_alpha(cam, opacity)[:, :, None]
-    out = frame.astype(np.float32) * (1.0 - alpha) + color.astype(np.float32) * alpha
-    out = (out + 0.5).astype(np.uint8)
+    idx = _cam_to_index(cam)
+    color = lut(colormap)[idx]
+    # integer blend with the alpha of the 256 colour steps: (f * (256 - w) + c * w) / 256,
+    # w = round(256 * alpha) (0 where the CAM is 0, 256 at full opacity); about twice as fast
+    # as float32 on a 512 x 496 frame, which the window blends on the GUI thread
+    w = _alpha_weights(float(opacity) if np.isfinite(opacity) else 0.0)[idx][:, :, None]
+    f16 = (frame[:, :, None] if gray else frame).astype(np.uint16)
+    out = f16 * (256 - w) + color.astype(np.uint16) * w + 128
+    out = (out >> 8).astype(np.uint8)
     if contours:
         levels = tuple(float(t) for t in contours if 0.0 < t <= 1.0)
         for t in levels:
