@@ -128,7 +128,10 @@ class LocalizerView(QWidget):
                 draw_scan_lines(p, self._positions, to_widget, lambda i: self._map_pen(i, width))
                 if self.attention_visible:
                     self._draw_attention(p, to_widget, width)
-                self._draw_legend(p, shown)
+                if any(ln.status != "pending" for ln in shown.lines):
+                    # no legend before the first result: its first text costs ~15 ms of
+                    # glyph loading, which would add to the stall of opening the scan
+                    self._draw_legend(p, shown)
             else:
                 draw_scan_lines(p, self._positions, to_widget, lambda i: QPen(BASE_PEN, 1))
             cur = self._current
