@@ -4,7 +4,9 @@ States: ``empty`` (first launch), ``bscan`` (a real B-scan with its heatmap), ``
 sample OCT volume with the per-frame strip), ``error`` (the dialog for a damaged file), and
 when ``../shared/data`` is present ``vol`` (a Spectralis .vol line scan with its SLO) and
 ``topcon`` (the Topcon OPT B-scan); ``map`` (a DICOM OPT volume built from the sample volume's
-B-scans with the sample Heidelberg IR image as its localizer, showing the disease map).
+B-scans with the sample Heidelberg IR image as its localizer, showing the disease map);
+``contours`` (the B-scan with contour lines at 50 and 80 % attention) and ``map-attention``
+(the disease map with each frame's attention along its line, after visiting every frame).
 
     python scripts/screenshots.py [--model BUNDLE] [--out docs/screenshots] [--suffix=-after]
         [--only bscan,map]
@@ -119,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
         bscans = sorted(samples.glob("*.jpeg")) or sorted(samples.glob("*.png"))
         if wanted("bscan"):
             show(bscans[0], "bscan")
+        if wanted("contours") and hasattr(win, "contour_actions"):
+            win.contour_actions[(0.5, 0.8)].trigger()
+            show(bscans[0], "contours")
+            win.contour_actions[()].trigger()
         vols = [p for p in samples.glob("*.dcm") if "volume" in p.name]
         if vols and wanted("volume"):
             show(vols[0], "volume", volume=True)
@@ -131,8 +137,18 @@ def main(argv: list[str] | None = None) -> int:
         ):
             if (shared / rel).is_file() and wanted(name):
                 show(shared / rel, name)
-        if vols and wanted("map"):
+        if vols and (wanted("map") or wanted("attention")):
             show(_map_volume(vols[0], samples, tmp), "map", volume=True)
+            if wanted("attention") and hasattr(win, "act_map_attention"):
+                # the attention of every frame whose heatmap is computed: visit each frame
+                win.act_map_attention.setChecked(True)
+                for f in range(c.entry(win._uid).scan.n_frames):
+                    win.set_frame(f)
+                    _wait(app, lambda: win.image_view.overlay_shown)
+                win.go_most_suspicious()
+                _wait(app, lambda: win.image_view.overlay_shown)
+                shot("map-attention")
+                win.act_map_attention.setChecked(False)
         if not wanted("error"):
             win.close()
             return 0
