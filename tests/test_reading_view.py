@@ -198,3 +198,37 @@ def test_window_map_colours_are_the_strip_colours() -> None:
     for names in (("CNV", "DME", "DRUSEN", "NORMAL"), ("NORMAL", "AMD"), tuple("ABCDEFGHI")):
         for k in range(len(names)):
             assert QColor(*dm.class_rgb(k, names)) == class_color(k, names), (names, k)
+
+
+def test_exported_report_draws_the_heatmap_as_the_window_shows_it(qtbot, window, engine, tmp_path):
+    from PIL import Image
+
+    from octviewer.core import overlay
+
+    base = _bscan_with_spacing()
+    wide = np.pad(base.frames, ((0, 0), (0, 0), (0, 768 - base.shape[1])))  # no upscaling
+    scan = dataclasses.replace(base, frames=wide)
+    uid = _open(qtbot, window, engine, scan)
+    qtbot.waitUntil(lambda: window.image_view.overlay_shown, timeout=TIMEOUT)
+    window.result_panel.opacity.setValue(80)
+    window.contour_actions[(0.5,)].trigger()
+    window.result_panel.colormap.setCurrentText("viridis")
+    with qtbot.waitSignal(window.controller.export_finished, timeout=TIMEOUT):
+        assert window.export_current(tmp_path / "r.png")
+    entry = window.controller.entry(uid)
+    cam = entry.cams[(0, entry.result.frames[0].predicted_index)]
+    assert cam.max() > 0.5  # a real heatmap, so opacity, colours and contours show
+    shown = window.image_view.rendered
+    assert np.array_equal(shown, overlay.blend(scan.frames[0], cam, "viridis", 0.8, (0.5,)))
+    arr = np.asarray(Image.open(tmp_path / "r.png").convert("RGB"))
+    rows, cols = scan.shape
+    # the window's rendering appears unchanged in the report (the heatmap panel)
+    first = shown[0]
+    ys, xs = np.nonzero(np.all(arr == first[0], axis=-1))
+    hit = any(
+        y + rows <= arr.shape[0]
+        and x + cols <= arr.shape[1]
+        and np.array_equal(arr[y : y + rows, x : x + cols], shown)
+        for y, x in zip(ys, xs, strict=True)
+    )
+    assert hit, "the report's heatmap panel differs from the window's"

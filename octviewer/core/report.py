@@ -228,7 +228,7 @@ def text_chunks(
 
 # --- rendering ----------------------------------------------------------------------------
 def _panels(
-    scan: Scan, fr: FrameResult, colormap: str, opacity: float
+    scan: Scan, fr: FrameResult, colormap: str, opacity: float, contours: tuple[float, ...] = ()
 ) -> tuple[Image.Image, Image.Image | None]:
     frame = scan.frame_as_uint8(fr.frame_index)
     rows, cols = frame.shape
@@ -237,7 +237,7 @@ def _panels(
     left = Image.fromarray(frame, "L").convert("RGB")
     right = None
     if fr.cam is not None:
-        right = Image.fromarray(overlay.blend(frame, fr.cam, colormap, opacity), "RGB")
+        right = Image.fromarray(overlay.blend(frame, fr.cam, colormap, opacity, contours), "RGB")
     if scale > 1.0:
         left = left.resize(size, Image.Resampling.BICUBIC)
         right = right.resize(size, Image.Resampling.BICUBIC) if right is not None else None
@@ -257,6 +257,7 @@ def render_report(
     include_identity: bool = False,
     colormap: str = overlay.DEFAULT_COLORMAP,
     opacity: float = overlay.DEFAULT_OPACITY,
+    contours: tuple[float, ...] = (),
     created: _dt.datetime | None = None,
 ) -> Image.Image:
     """Render the report of one frame (default: the most suspicious analysed frame).
@@ -269,7 +270,7 @@ def render_report(
             f"The result refers to frame {fr.frame_index}, but the scan has {scan.n_frames} frame(s)."
         )
     created = created or _dt.datetime.now().astimezone()
-    left, right = _panels(scan, fr, colormap, opacity)
+    left, right = _panels(scan, fr, colormap, opacity, contours)
     pw, ph = left.size
     width = max(1280, 2 * pw + 3 * 32)
     u = width / 1600
@@ -455,6 +456,7 @@ def save_report(
     include_identity: bool = False,
     colormap: str = overlay.DEFAULT_COLORMAP,
     opacity: float = overlay.DEFAULT_OPACITY,
+    contours: tuple[float, ...] = (),
     created: _dt.datetime | None = None,
 ) -> Path:
     """Render the report and write it as PNG (with its text chunks) to ``path``; returns it.
@@ -472,6 +474,7 @@ def save_report(
         include_identity=include_identity,
         colormap=colormap,
         opacity=opacity,
+        contours=contours,
         created=created,
     )
     info = PngInfo()

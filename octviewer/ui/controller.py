@@ -443,7 +443,13 @@ class Controller(QObject):
 
     # --- reports -----------------------------------------------------------------------------------
     def _report_job(
-        self, uid: int, frame: int, class_index: int | None, path: Path, include_identity: bool
+        self,
+        uid: int,
+        frame: int,
+        class_index: int | None,
+        path: Path,
+        include_identity: bool,
+        look: dict[str, Any] | None = None,
     ):
         entry = self._entries[uid]
         scan, result, engine = entry.scan, entry.result, self.engine
@@ -464,7 +470,12 @@ class Controller(QObject):
             )
             res = dataclasses.replace(result, frames=frames)
             return save_report(
-                scan, res, path, frame_index=frame, include_identity=include_identity
+                scan,
+                res,
+                path,
+                frame_index=frame,
+                include_identity=include_identity,
+                **(look or {}),
             )
 
         return run
@@ -477,9 +488,11 @@ class Controller(QObject):
         *,
         class_index: int | None = None,
         include_identity: bool = False,
+        look: dict[str, Any] | None = None,
     ) -> None:
-        """Write the PNG report of one scan/frame in the background (``export_finished``)."""
-        run = self._report_job(uid, frame, class_index, Path(path), include_identity)
+        """Write the PNG report of one scan/frame in the background (``export_finished``).
+        ``look``: the heatmap as the window shows it (``colormap``, ``opacity``, ``contours``)."""
+        run = self._report_job(uid, frame, class_index, Path(path), include_identity, look)
         self.model_jobs.submit(
             "export",
             lambda ctx: [run()],
@@ -488,7 +501,13 @@ class Controller(QObject):
             supersede=False,
         )
 
-    def export_all(self, directory: str | Path, *, include_identity: bool = False) -> list[int]:
+    def export_all(
+        self,
+        directory: str | Path,
+        *,
+        include_identity: bool = False,
+        look: dict[str, Any] | None = None,
+    ) -> list[int]:
         """One report per analysed scan (its most suspicious frame for volumes) into ``directory``."""
         out = Path(directory)
         todo = [e for e in self._entries.values() if e.result is not None and e.scan is not None]
@@ -505,7 +524,7 @@ class Controller(QObject):
             while name in used:
                 name = name.replace(".png", "_.png")
             used.add(name)
-            jobs.append(self._report_job(e.uid, frame, None, out / name, include_identity))
+            jobs.append(self._report_job(e.uid, frame, None, out / name, include_identity, look))
 
         def run(ctx: JobContext) -> list[Path]:
             written = []

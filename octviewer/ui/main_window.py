@@ -960,8 +960,18 @@ class MainWindow(QMainWindow):
             path,
             class_index=cls,
             include_identity=self.act_identity.isChecked(),
+            look=self._overlay_look(),
         )
         return True
+
+    def _overlay_look(self) -> dict:
+        """The heatmap as the window shows it, for the report (same core blend)."""
+        rp = self.result_panel
+        return {
+            "colormap": rp.colormap.currentText(),
+            "opacity": rp.opacity.value() / 100.0,
+            "contours": self.settings.overlay_contours,
+        }
 
     def export_all(self, directory: str | Path | None = None) -> bool:
         if directory is None:
@@ -971,7 +981,9 @@ class MainWindow(QMainWindow):
             if not directory:
                 return False
             self.settings.export_dir = str(directory)
-        uids = self.controller.export_all(directory, include_identity=self.act_identity.isChecked())
+        uids = self.controller.export_all(
+            directory, include_identity=self.act_identity.isChecked(), look=self._overlay_look()
+        )
         if not uids:
             self.show_error("Nothing to export", "No scan has been analysed yet.")
             return False
