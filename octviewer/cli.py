@@ -157,6 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument(
         "--opacity", type=float, default=0.45, help="heatmap opacity, 0..1 (default: 0.45)"
     )
+    a.add_argument(
+        "--contours",
+        default="",
+        metavar="LEVELS",
+        help="heatmap contour lines at these attention levels, e.g. 0.5,0.8 (default: none)",
+    )
     a.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
     m = sub.add_parser(
@@ -304,6 +310,7 @@ def analyze_one(
             include_identity=args.include_identity,
             colormap=args.colormap,
             opacity=args.opacity,
+            contours=args.contour_levels,
         )
         written[idx] = out.name
         out_paths.append(out)
@@ -355,6 +362,13 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
     if not 0.0 <= args.opacity <= 1.0:
         _say("octviewer-cli: --opacity must be between 0 and 1.", sys.stderr)
+        return EXIT_USAGE
+    try:
+        args.contour_levels = tuple(float(v) for v in args.contours.split(",") if v.strip())
+    except ValueError:
+        args.contour_levels = (-1.0,)
+    if any(not 0.0 < v <= 1.0 for v in args.contour_levels):
+        _say("octviewer-cli: --contours takes levels between 0 and 1, e.g. 0.5,0.8.", sys.stderr)
         return EXIT_USAGE
     if args.batch_size < 1 or (args.threads is not None and args.threads < 1):
         _say("octviewer-cli: --batch-size and --threads must be at least 1.", sys.stderr)

@@ -104,3 +104,30 @@ def test_single_bscan_report_has_no_map_section(volume) -> None:
     single = dataclasses.replace(volume, frames=volume.frames[:1])
     img = render_report(single, _result([0]))
     assert report_volume.CHUNK_KEY not in img.info
+
+
+def test_cli_writes_the_map_and_draws_contours(volume, tmp_path) -> None:
+    from helpers_models import make_tiny_bundle
+
+    from octviewer import cli
+
+    bundle = make_tiny_bundle(tmp_path / "tiny.safetensors")
+    src = volume.metadata.source_paths[0]
+
+    def run(out: str, *extra: str) -> int:
+        args = ["analyze", str(src), "--model", str(bundle), "--out", str(tmp_path / out)]
+        return cli.main([*args, "--device", "cpu", "--no-progress", "--summary", "none", *extra])
+
+    assert run("plain") == 0 and run("lines", "--contours", "0.5,0.8") == 0
+    (plain,) = (tmp_path / "plain").glob("*.png")
+    (lines,) = (tmp_path / "lines").glob("*.png")
+    with Image.open(plain) as a, Image.open(lines) as b:
+        data = json.loads(a.text[report_volume.CHUNK_KEY])
+        assert data["available"] and len(data["frames"]) == volume.n_frames
+        pa, pb = np.asarray(a.convert("RGB")), np.asarray(b.convert("RGB"))
+    assert pa.shape == pb.shape
+    differs = np.any(pa != pb, axis=-1)
+    # only the heatmap panel changed (the footer's time may differ too): the contour lines
+    assert differs[: pa.shape[0] // 3].sum() > 50
+    assert run("bad", "--contours", "half") == cli.EXIT_USAGE
+    assert run("bad", "--contours", "0,2") == cli.EXIT_USAGE
