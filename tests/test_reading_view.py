@@ -232,3 +232,28 @@ def test_exported_report_draws_the_heatmap_as_the_window_shows_it(qtbot, window,
         for y, x in zip(ys, xs, strict=True)
     )
     assert hit, "the report's heatmap panel differs from the window's"
+
+
+def test_not_assessed_frames_are_dashed_and_pending_frames_thin(qtbot) -> None:
+    from octviewer.core.results import FrameResult, ModelIdentity, ResultFlag, ScanResult
+    from octviewer.ui.localizer_view import LocalizerView
+
+    scan = kermany_volume(4, with_localizer=True)
+    names = ("CNV", "DME", "DRUSEN", "NORMAL")
+    p = np.array([0.7, 0.1, 0.1, 0.1], np.float32)
+    frames = (
+        FrameResult(0, names, p, np.log(p)),
+        FrameResult(1, names, p, np.log(p), flags=frozenset({ResultFlag.NOT_OCT})),
+        FrameResult(2, names, p[::-1].copy(), np.log(p[::-1])),
+    )
+    res = ScanResult(frames, ModelIdentity("m", "1", "0" * 64, "t"), "cpu")
+    lv = LocalizerView()
+    qtbot.addWidget(lv)
+    lv.set_localizer(scan.localizer.image, scan.localizer.positions)
+    lv.show_map(scan, res)
+    solid, dashed, thin = lv._map_pen(0, 6.0), lv._map_pen(1, 6.0), lv._map_pen(3, 6.0)
+    assert solid.style() == Qt.PenStyle.SolidLine and solid.widthF() == 6.0
+    assert solid.color().alpha() == round(255 * (0.25 + 0.75 * 0.7))
+    assert dashed.style() == Qt.PenStyle.DashLine
+    assert thin.widthF() == 1.0 and lv.map.line(3).status == "pending"
+    assert lv._map_pen(2, 6.0).color().getRgb()[:3] == dm.NORMAL_GREEN
