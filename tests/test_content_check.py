@@ -11,12 +11,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import io_factory as fac
 import numpy as np
 import pytest
+from helpers_models import make_tiny_bundle
 from PIL import Image, ImageDraw
 
-from octviewer import load
+from octviewer import Modality, load
 from octviewer.core.content import ContentVerdict, check_frame, check_frames, sample_indices
+from octviewer.core.io import judge_content
+from octviewer.core.results import ResultFlag
+from octviewer.core.scan import Scan, ScanMetadata
 
 DATA = Path(__file__).resolve().parent / "data"
 CIRRUS = DATA / "content" / "cirrus-onh-bscan-im0100.png"
@@ -189,3 +194,97 @@ def test_verdict_is_a_typed_dataclass() -> None:
     v = check_frame(bscan_like())
     assert isinstance(v, ContentVerdict) and isinstance(v.score, float)
     assert all(isinstance(x, float) for x in v.features.values())
+
+
+# --- load() sets the modality from the pixels -------------------------------------------
+def test_grey_en_face_png_loads_as_en_face_with_the_reason(tmp_path: Path) -> None:
+    path = tmp_path / "slo.png"
+    Image.fromarray(slo_like(seed=3)).save(path)
+    scan = load(path)
+    assert scan.metadata.modality is Modality.EN_FACE and not scan.is_oct
+    assert any(n.startswith("Not an OCT B-scan") for n in scan.metadata.notes)
+    octa = tmp_path / "octa.tif"
+    Image.fromarray(octa_like(seed=3)).save(octa)
+    assert load(octa).metadata.modality is Modality.EN_FACE
+
+
+def test_bscan_png_stays_oct_without_a_note(tmp_path: Path) -> None:
+    path = tmp_path / "b.png"
+    Image.fromarray(bscan_like(seed=5)).save(path)
+    scan = load(path)
+    assert scan.metadata.modality is Modality.OCT_BSCAN and scan.metadata.notes == ()
+
+
+def test_blank_png_is_not_oct(tmp_path: Path) -> None:
+    path = tmp_path / "blank.png"
+    Image.fromarray(np.zeros((496, 512), np.uint8)).save(path)
+    scan = load(path)
+    assert scan.metadata.modality is Modality.UNKNOWN
+    assert any("blank" in n for n in scan.metadata.notes)
+
+
+def test_dicom_oct_metadata_does_not_override_en_face_pixels(tmp_path: Path) -> None:
+    """An OPT object (metadata: OCT) whose frames are SLO-like is not analysed as OCT."""
+    frames = np.stack([slo_like(256, seed=s) for s in range(3)])
+    scan = load(fac.write(fac.opt_dataset(frames), tmp_path / "odd.dcm"))
+    assert scan.metadata.modality is Modality.EN_FACE
+    real = load(fac.write(fac.opt_dataset(fac.kermany_stack()), tmp_path / "real.dcm"))
+    assert real.metadata.modality is Modality.OCT_VOLUME
+
+
+def test_bscan_pixels_do_not_make_a_photograph_oct() -> None:
+    meta = ScanMetadata(
+        source_paths=(Path("x.png"),), format="PNG", modality=Modality.FUNDUS, was_color=True
+    )
+    scan = judge_content(Scan(frames=bscan_like(seed=6), metadata=meta))
+    assert scan.metadata.modality is Modality.FUNDUS
+    assert "look like an OCT B-scan, but it is a colour image" in scan.metadata.notes[-1]
+
+
+def test_engine_flags_not_oct_for_a_loaded_en_face_image(tmp_path: Path) -> None:
+    from octviewer.core.engine import Engine
+
+    path = tmp_path / "slo.png"
+    Image.fromarray(slo_like(seed=4)).save(path)
+    engine = Engine(make_tiny_bundle(tmp_path / "tiny.safetensors"), device="cpu")
+    en_face = engine.analyze(load(path), cam=False).frames[0]
+    assert ResultFlag.NOT_OCT in en_face.flags
+    Image.fromarray(bscan_like(seed=4)).save(tmp_path / "b.png")
+    bscan = engine.analyze(load(tmp_path / "b.png"), cam=False).frames[0]
+    assert ResultFlag.NOT_OCT not in bscan.flags
+
+
+# --- the development set, when ../shared/data is present ----------------------------------
+SHARED_EXPECTED = {
+    "ood/slo-ir-macula_768.png": False,
+    "ood/octa-enface-angio3superf.tif": False,
+    "ood/fundus-colour-DRIVE_22.png": False,
+    "ood/bioptigen-bscan-test.tif": True,
+    "ood/cirrus-onh-bscan-im0100.png": True,
+    "ood/edi-bscan-choroidalyzer-image1.png": True,
+    **{f"ood/onh-radial-OCT-0_{i}.png": True for i in range(9)},
+    "dicom/example-dcms__fundus.dcm": False,
+    "dicom/cataract__eye.dcm": False,
+    "dicom/topcon_bscan_opt.dcm": True,
+    "vendor/Willis_B_716_0.vol": True,
+    "vendor/TEST_T_2707_0.vol": True,
+    "vendor/TEST_T_2710_0.vol": True,
+}
+
+
+def test_development_set_verdicts(shared_data: Path) -> None:
+    wrong = []
+    for rel, expected in SHARED_EXPECTED.items():
+        scan = load(shared_data / rel)
+        if check_frames(scan.frames).is_bscan != expected or scan.is_oct != expected:
+            wrong.append(rel)
+        if scan.localizer is not None and check_frame(scan.localizer.image).is_bscan:
+            wrong.append(rel + " (SLO)")
+    assert wrong == []
+
+
+def test_no_kermany_image_is_rejected(shared_data: Path) -> None:
+    paths = sorted((shared_data / "kermany").glob("*/*.jpeg"))
+    assert len(paths) == 648
+    rejected = [p.name for p in paths if not check_frame(np.asarray(Image.open(p))).is_bscan]
+    assert rejected == []
