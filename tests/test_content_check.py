@@ -107,7 +107,7 @@ def octa_like(size: int = 320, *, seed: int = 0) -> np.ndarray:
 def test_generated_bscans_pass(frame: np.ndarray) -> None:
     v = check_frame(frame)
     assert v.is_bscan and v.kind == "B-scan" and v.score > 0, v
-    assert set(v.features) == {"skew", "polarity", "lateral"}
+    assert {"skew", "polarity", "lateral", "left_skew", "right_lateral"} <= set(v.features)
 
 
 @pytest.mark.parametrize(
@@ -125,6 +125,21 @@ def test_generated_en_face_images_fail(frame: np.ndarray, because: str) -> None:
     v = check_frame(frame)
     assert not v.is_bscan and v.kind == "en-face" and v.score < 0, v
     assert v.reason.startswith("not an OCT B-scan") and because in v.reason
+
+
+def _side_by_side(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    rows = right.shape[0]
+    left = np.asarray(Image.fromarray(left).resize((rows, rows)))
+    return np.concatenate([left, np.zeros((rows, 16), np.uint8), right], axis=1)
+
+
+def test_screen_export_with_an_slo_beside_the_bscan_is_a_composite() -> None:
+    v = check_frame(_side_by_side(slo_like(seed=2), bscan_like(seed=2)))
+    assert not v.is_bscan and v.kind == "composite" and "right side" in v.reason, v
+    vol = load(VOL)  # the real SLO beside its real B-scan, as a viewer's screen shows them
+    real = check_frame(_side_by_side(vol.localizer.image, vol.frames[0]))
+    assert not real.is_bscan and real.kind == "composite", real
+    assert check_frame(bscan_like(seed=2)[:, :300]).is_bscan  # a part of a B-scan is one
 
 
 def test_upside_down_bscan_is_still_a_bscan() -> None:

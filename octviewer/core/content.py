@@ -24,8 +24,12 @@ fill is masked out), stretched to its 1st-99th percentile, and three features ar
     sideways and survive it; speckle-free capillary networks (OCT angiography) and noise do not.
 
 Each feature is turned into a margin, ``(value - threshold) / scale``, and the frame is a B-scan
-when every margin is positive; ``score`` is the smallest margin (the weakest evidence), so
-``score > 0`` means B-scan and ``reason`` names the feature that decided. Thresholds sit between
+when every margin is positive, for the whole frame and (``skew`` and ``lateral`` only) for its
+left and right halves: a half of a B-scan is still a B-scan, while a screen export that puts an
+SLO beside the B-scan fails on the SLO's half (kind ``"composite"``). Polarity is not asked of
+the halves: the nasal half of a healthy retina has a faint surface under a bright RPE (0.07 on
+Kermany). ``score`` is the smallest margin (the weakest evidence), so ``score > 0`` means B-scan,
+and ``reason`` names the feature that decided. Thresholds sit between
 the lowest value over the 648 Kermany images (and the other B-scans of the development set:
 optic-nerve-head, Bioptigen, Cirrus, EDI, Topcon, Spectralis ``.vol``) and the highest over the
 real en-face negatives; ``benchmarks/bench_content_check.py`` reproduces the figures.
@@ -37,9 +41,10 @@ Limits (by construction):
 - It checks "cross-section of layered tissue", not "retina": an anterior-segment OCT, a skin
   OCT or an ultrasound B-mode image will pass. It says nothing about device, region or quality:
   that is the model's out-of-distribution score.
-- A screen export that shows a B-scan as its largest element next to an SLO can pass; a
-  composite whose B-scan is small, or an en-face image with a black frame above a bright field,
-  can be misjudged. Colour and DICOM metadata stay as further evidence (:mod:`octviewer.core.io`).
+- A B-scan export with a small SLO inset in a corner can pass (the inset does not fill a half);
+  an SLO stacked above a B-scan is rejected as "en-face", not named a composite.
+- A B-scan cropped tightly to the tissue (no dark background), or shown inverted (dark tissue
+  on white), loses its skew and is rejected. Colour and DICOM metadata stay as further evidence (:mod:`octviewer.core.io`).
 
 Cost: a few milliseconds per frame (Pillow resize plus NumPy on 16 k pixels); only numpy and
 Pillow are used, so the check runs inside every reader's ``load``.
@@ -62,6 +67,7 @@ GRID = 128  #: frames are judged on a GRID x GRID copy
 MIN_SIDE = 32  #: smaller frames cannot be judged
 BLANK_RANGE = 1e-3  #: (p99 - p1) / full range under which a frame counts as blank
 PAD_BLOCK = 0.5  #: a grid cell is padding when over half of its pixels are at the maximum
+COMPOSITE_MARGIN = 0.5  #: a rejected frame is a "composite" when one half clearly is a B-scan
 
 
 @dataclass(frozen=True)
@@ -104,7 +110,7 @@ class ContentVerdict:
     """What the pixels show. ``score`` > 0 means B-scan; its size is the weakest margin."""
 
     is_bscan: bool
-    kind: str  # "B-scan", "en-face", "blank", "too small"
+    kind: str  # "B-scan", "en-face", "composite", "blank", "too small"
     score: float
     reason: str
     features: dict[str, float] = field(default_factory=dict)
@@ -117,7 +123,9 @@ def _grid(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray] | str:
         f = f[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
     if f.ndim != 2 or min(f.shape) < MIN_SIDE:
         return "too small"
-    f = np.nan_to_num(f.astype(np.float32, copy=False))
+    f = f.astype(np.float32, copy=False)
+    if not np.isfinite(f).all():
+        f = np.nan_to_num(f, posinf=0.0, neginf=0.0)
     top = float(f.max())
     span = top - float(f.min())
     if span <= 0:
@@ -130,10 +138,10 @@ def _grid(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray] | str:
     lo, hi = np.percentile(keep, [1, 99])
     if hi - lo <= BLANK_RANGE * span:
         return "blank"
-    img = np.clip((img - lo) / (hi - lo), 0.0, 1.0)
+    img = np.clip((img - lo) / (hi - lo), 0.0, 1.0, dtype=np.float32)
     # fill padding with the background so its border makes no edge
     background = float(np.clip((np.percentile(keep, 5) - lo) / (hi - lo), 0.0, 1.0))
-    return np.where(pad, background, img), pad
+    return np.where(pad, np.float32(background), img), pad
 
 
 def _touching_border(mask: np.ndarray) -> np.ndarray:
@@ -177,28 +185,54 @@ def _box(a: np.ndarray, length: int, axis: int) -> np.ndarray:
     return (c[:, length:] - c[:, :-length])[:, :n] / length
 
 
-def features(img: np.ndarray, pad: np.ndarray) -> dict[str, float]:
-    """The three features of a GRID x GRID frame (see the module docstring)."""
-    valid = ~_dilate(pad, 3)
+def _skew(img: np.ndarray, valid: np.ndarray) -> float:
     v = img[valid]
     centred = v - v.mean()
     std = float(centred.std())
-    skew = float((centred**3).mean() / std**3) if std > 0 else 0.0
+    return float((centred * centred * centred).mean() / std**3) if std > 0 else 0.0
 
+
+def _polarity(img: np.ndarray, valid: np.ndarray) -> float:
     smooth = _box(_box(img, 3, 0), 3, 1)
     step = np.zeros_like(smooth)
     step[2:-2] = smooth[4:] - smooth[:-4]  # brighter below = positive
     inner = valid.copy()
     inner[:2] = inner[-2:] = False
     d = step[inner]
-    up, down = float((np.maximum(d, 0) ** 3).sum()), float((np.maximum(-d, 0) ** 3).sum())
-    polarity = (up - down) / (up + down) if up + down > 0 else 0.0
+    pos, neg = np.maximum(d, 0), np.maximum(-d, 0)
+    up, down = float((pos * pos * pos).sum()), float((neg * neg * neg).sum())
+    return abs(up - down) / (up + down) if up + down > 0 else 0.0
 
-    zero_mean = img - v.mean()
+
+def _lateral(img: np.ndarray, valid: np.ndarray) -> float:
+    zero_mean = img - img[valid].mean()
     lateral_part = _box(zero_mean, GRID // 8, 1)[valid]
     total = float((zero_mean[valid] ** 2).mean())
-    lateral = float((lateral_part**2).mean() / total) if total > 0 else 0.0
-    return {"skew": skew, "polarity": abs(polarity), "lateral": lateral}
+    return float((lateral_part**2).mean() / total) if total > 0 else 0.0
+
+
+def features(img: np.ndarray, pad: np.ndarray) -> dict[str, float]:
+    """The features of a GRID x GRID frame (see the module docstring): ``skew``, ``polarity``,
+    ``lateral`` of the whole frame, then ``left_*`` and ``right_*`` of each half (a half that is
+    mostly padding is left out)."""
+    valid = ~_dilate(pad, 3)
+    out: dict[str, float] = {}
+    for prefix, part in (("", np.s_[:, :]), ("left_", np.s_[:, : GRID // 2])):
+        if prefix and valid[part].mean() < 0.25:
+            continue
+        out[prefix + "skew"] = _skew(img[part], valid[part])
+        out[prefix + "polarity"] = _polarity(img[part], valid[part])
+        out[prefix + "lateral"] = _lateral(img[part], valid[part])
+    right = np.s_[:, GRID // 2 :]
+    if valid[right].mean() >= 0.25:
+        out["right_skew"] = _skew(img[right], valid[right])
+        out["right_polarity"] = _polarity(img[right], valid[right])
+        out["right_lateral"] = _lateral(img[right], valid[right])
+    return out
+
+
+def _margins(feats: dict[str, float], prefix: str = "") -> list[tuple[float, Rule]]:
+    return [((feats[prefix + r.feature] - r.threshold) / r.scale, r) for r in RULES]
 
 
 def check_frame(frame: np.ndarray) -> ContentVerdict:
@@ -212,12 +246,24 @@ def check_frame(frame: np.ndarray) -> ContentVerdict:
         )
         return ContentVerdict(False, prepared, -1.0, why)
     feats = features(*prepared)
-    margins = [((feats[r.feature] - r.threshold) / r.scale, r) for r in RULES]
-    worst, rule = min(margins, key=lambda m: m[0])
-    if worst > 0:
+    whole = _margins(feats)
+    sides = {s: _margins(feats, s + "_") for s in ("left", "right") if s + "_skew" in feats}
+    # each half must look like a B-scan too (a screen export puts an SLO beside the B-scan);
+    # not its polarity: the nasal half of a healthy retina has a faint surface, a bright RPE
+    halves = [m for ms in sides.values() for m in ms if m[1].feature != "polarity"]
+    score = float(min(m for m, _ in whole + halves))
+    if score > 0:
         reason = "dark background with a bright, laterally layered band: looks like an OCT B-scan"
-        return ContentVerdict(True, "B-scan", float(worst), reason, feats)
-    return ContentVerdict(False, "en-face", float(worst), f"not an OCT B-scan: {rule.fails}", feats)
+        return ContentVerdict(True, "B-scan", score, reason, feats)
+    good = [s for s, ms in sides.items() if min(m for m, _ in ms) > COMPOSITE_MARGIN]
+    if good:
+        reason = (
+            f"not an OCT B-scan as a whole: only its {good[0]} side looks like one (a screen "
+            "export or a composite of several pictures); open the B-scan itself"
+        )
+        return ContentVerdict(False, "composite", score, reason, feats)
+    rule = min(whole if min(m for m, _ in whole) <= 0 else halves, key=lambda m: m[0])[1]
+    return ContentVerdict(False, "en-face", score, f"not an OCT B-scan: {rule.fails}", feats)
 
 
 def sample_indices(n_frames: int, k: int = 3) -> list[int]:
