@@ -92,8 +92,8 @@ RULES: tuple[Rule, ...] = (
         "polarity",
         0.12,
         0.10,
-        "it has no top and bottom: no tissue surface under a dark background, as an en-face "
-        "picture looked at from the front",
+        "it has no top and bottom (no tissue surface under a dark background), like an "
+        "en-face picture looked at from the front",
     ),
     Rule(
         "lateral",
