@@ -37,11 +37,16 @@ def _has_class_word(s: str) -> bool:
 
 
 class FlaggingEngine:
-    """The real engine, with ``OUT_OF_DISTRIBUTION`` added to the frames in ``flagged``
-    (all frames when ``flagged`` is None)."""
+    """The real engine, with ``flag`` (default ``OUT_OF_DISTRIBUTION``) added to the frames in
+    ``flagged`` (all frames when ``flagged`` is None)."""
 
-    def __init__(self, engine: Any, flagged: set[int] | None) -> None:
-        self._engine, self.flagged = engine, flagged
+    def __init__(
+        self,
+        engine: Any,
+        flagged: set[int] | None,
+        flag: ResultFlag = ResultFlag.OUT_OF_DISTRIBUTION,
+    ) -> None:
+        self._engine, self.flagged, self.flag = engine, flagged, flag
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._engine, name)
@@ -49,7 +54,7 @@ class FlaggingEngine:
     def analyze(self, scan: Any, **kwargs: Any) -> Any:
         res = self._engine.analyze(scan, **kwargs)
         frames = tuple(
-            dataclasses.replace(f, flags=f.flags | {ResultFlag.OUT_OF_DISTRIBUTION})
+            dataclasses.replace(f, flags=f.flags | {self.flag})
             if self.flagged is None or f.frame_index in self.flagged
             else f
             for f in res.frames
@@ -176,3 +181,15 @@ def test_volume_with_no_assessable_frame_says_so(qtbot, window, engine) -> None:
     item = window.scan_list.item(window.scan_list.currentRow()).text()
     assert "not assessed" in item and not _has_class_word(item.split("\n", 1)[1])
     assert len(window.strip.not_assessed_frames()) == 5
+
+
+@pytest.mark.parametrize("flag", [ResultFlag.OTHER_DEVICE, ResultFlag.OOD_CHECK_UNAVAILABLE])
+def test_cautions_keep_the_class_and_are_visible(qtbot, window, engine, flag) -> None:
+    window.controller.set_engine(FlaggingEngine(engine, None, flag))
+    entry = _open(qtbot, window, KERMANY[1])
+    fr = entry.result.frames[0]
+    rp = window.result_panel
+    assert fr.assessable and rp.prediction.text() == fr.predicted_class
+    assert rp.warning.isVisible() and flag.warning in rp.warning.text()
+    assert rp.bars.isVisible() and not rp.show_anyway.isVisible()
+    assert fr.predicted_class in window.scan_list.item(window.scan_list.currentRow()).text()

@@ -35,7 +35,10 @@ class ProbabilityStrip(QWidget):
         self.setMinimumHeight(86)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setCursor(Qt.CursorShape.PointingHandCursor)
-        self.setToolTip("Probability of each class for every frame. Click to show that frame.")
+        self.setToolTip(
+            "Probability of each class for every frame. Click to show that frame.\n"
+            "Hatched grey: frames that are not assessed (no class is given for them)."
+        )
         self._probs: np.ndarray | None = None  # (n_frames, n_classes)
         self._frames: list[int] = []
         self._names: tuple[str, ...] = ()
