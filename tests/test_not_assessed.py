@@ -284,3 +284,23 @@ def test_cli_on_the_fundus_sample_says_not_assessed(tmp_path: Path, capsys) -> N
         rec = json.loads(im.text["octviewer:result"])
     assert rec["class"] is None and set(rec["probabilities"]) == set(CLASSES)
     assert rec["cam_class"] is not None  # the heatmap was computed and drawn
+
+
+def test_ood_score_is_shown_small_with_its_threshold(monkeypatch, data_dir: Path) -> None:
+    scan = _scan(_frames(data_dir))
+    flagged = _fr(
+        0,
+        [0.81, 0.1, 0.06, 0.03],
+        {ResultFlag.OUT_OF_DISTRIBUTION},
+        ood_score=12.5,
+        ood_threshold=10.0,
+    )
+    ok = dataclasses.replace(flagged, flags=frozenset(), ood_score=4.25)
+    assert flagged.ood_text == "out-of-distribution score 12.5, threshold 10"
+    for fr, word in ((flagged, "NOT ASSESSED"), (ok, "CNV  81.0 %")):
+        res = ScanResult((fr,), MODEL, "cpu")
+        drawn = _drawn(monkeypatch, lambda res=res: report.render_report(scan, res))
+        sizes = {s: size for s, size in drawn}
+        line = fr.ood_text.capitalize() + "."
+        assert word in sizes and line in sizes and sizes[line] < sizes[word]
+    assert _fr(0, [0.81, 0.1, 0.06, 0.03]).ood_text is None

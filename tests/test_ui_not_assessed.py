@@ -51,10 +51,15 @@ class FlaggingEngine:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._engine, name)
 
+    def _score(self) -> dict[str, float]:
+        if self.flag is ResultFlag.OUT_OF_DISTRIBUTION:
+            return {"ood_score": 9.5, "ood_threshold": 5.0}
+        return {}
+
     def analyze(self, scan: Any, **kwargs: Any) -> Any:
         res = self._engine.analyze(scan, **kwargs)
         frames = tuple(
-            dataclasses.replace(f, flags=f.flags | {self.flag})
+            dataclasses.replace(f, flags=f.flags | {self.flag}, **self._score())
             if self.flagged is None or f.frame_index in self.flagged
             else f
             for f in res.frames
@@ -158,6 +163,7 @@ def test_volume_strip_marks_and_most_suspicious_skips_flagged_frames(qtbot, wind
     rp = window.result_panel
     window.set_frame(worst)
     assert rp.prediction.text() == "Not assessed" and not rp.bars.isVisible()
+    assert "trusted. Out-of-distribution score 9.5, threshold 5." in rp.confidence.text()
     rp.show_anyway.setChecked(True)
     assert rp.bars.isVisible()
     other = next(iter(flagged - {worst}))

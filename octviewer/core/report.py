@@ -318,10 +318,14 @@ def _draw_answer(
         h += draw_probability_bars(
             d, x, y + h, width, fr.class_names, fr.probabilities, fr.predicted_index, f.body, f.bold
         )
+        if fr.ood_text:
+            h += draw_wrapped(d, x, y + h, fr.ood_text.capitalize() + ".", f.small, width, MUTED)
         return h + round(lh * 0.5)
     text(d, (x, y + h), NOT_ASSESSED_HEADLINE, f.h1, ALERT)
     h += line_height(f.h1) + 4
     h += draw_wrapped(d, x, y + h, fr.reason_text or "", f.body, width) + round(lh * 0.4)
+    if fr.ood_text:
+        h += draw_wrapped(d, x, y + h, fr.ood_text.capitalize() + ".", f.small, width, MUTED)
     if show_unreliable:
         text(d, (x, y + h), UNRELIABLE_CAPTION, f.small, ALERT)
         h += line_height(f.small)

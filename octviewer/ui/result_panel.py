@@ -274,11 +274,13 @@ class ResultPanel(QFrame):
         else:
             self.prediction.setText(fr.headline)
             self.prediction.setStyleSheet(f"color: {NOT_ASSESSED_COLOR};")
-            self.confidence.setText(f"{fr.reason_text}{suffix}")
+            ood = f" {fr.ood_text.capitalize()}." if fr.ood_text else ""
+            self.confidence.setText(f"{fr.reason_text}{ood}{suffix}")
         warnings = [flag.warning for flag in fr.cautions]
         self.warning.setText("⚠  " + "\n\n⚠  ".join(warnings) if warnings else "")
         self.warning.setVisible(bool(warnings))
         self.show_anyway.setVisible(not fr.assessable)
+        self.prediction.setToolTip(fr.ood_text[:1].upper() + fr.ood_text[1:] if fr.ood_text else "")
         self._show_output(fr)
 
     def _show_output(self, fr: FrameResult) -> None:
