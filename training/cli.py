@@ -284,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--ood-false-flag-rate",
         type=float,
         help="Out-of-distribution statistics: share of held-out in-domain scans allowed above "
-        "the threshold (default 0.02; 0 = no statistics).",
+        "the threshold (default 0.015; 0 = no statistics).",
     )
     g.add_argument(
         "--training-domain",

@@ -67,7 +67,7 @@ class TrainConfig:
     fp16_weights: bool = False
     # Out-of-distribution statistics: share of held-out in-domain scans allowed above the
     # threshold (0 = no statistics); training_domain: devices/scan type, stored in the bundle.
-    ood_false_flag_rate: float = 0.02
+    ood_false_flag_rate: float = 0.015
     training_domain: dict[str, Any] = field(default_factory=dict)
     name: str = "octviewer-model"
     version: str = "1.0.0"

@@ -104,9 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--ood-false-flag-rate",
         type=float,
-        default=0.02,
+        default=0.015,
         help="Out-of-distribution statistics: share of held-out in-domain scans allowed above "
-        "the threshold (default 0.02; 0 = none). Each member's statistics come from its own "
+        "the threshold (default 0.015; 0 = none). Each member's statistics come from its own "
         "training images.",
     )
     p.add_argument(

@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--false-flag-rate",
         type=float,
         default=DEFAULTS["rate"],
-        help="share of in-domain held-out scans allowed above the threshold (default 0.02)",
+        help="share of in-domain held-out scans allowed above the threshold (default 0.015)",
     )
     p.add_argument("--shrinkage", type=float, default=DEFAULTS["shrinkage"])
     p.add_argument(
