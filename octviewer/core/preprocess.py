@@ -62,9 +62,9 @@ def to_float01(frame: np.ndarray) -> np.ndarray:
 
     Rule for non-finite pixels (NaN, +-Inf, only possible in float images): they take the
     frame's lowest finite value, i.e. they are treated as background and do not stretch the
-    contrast; a frame without any finite pixel cannot be analysed (:class:`AnalysisError`).
-    The readers apply the same rule when they open a float image and say so in the scan's
-    notes, so what is shown is what is analysed.
+    contrast; a frame without any finite pixel is blank (all 0). The readers apply the same
+    rule when they open a float image and say so in the scan's notes (and refuse a file whose
+    frame has no finite pixel at all), so what is shown is what is analysed.
     """
     _check_frame(frame)
     if frame.dtype == np.bool_:
@@ -77,11 +77,8 @@ def to_float01(frame: np.ndarray) -> np.ndarray:
         return (frame.astype(np.float64) / float((1 << bits) - 1)).astype(np.float32)
     if np.issubdtype(frame.dtype, np.integer) or np.issubdtype(frame.dtype, np.floating):
         f = replace_nonfinite(frame.astype(np.float64, copy=True))
-        if f is None:
-            raise AnalysisError(
-                "This image cannot be analysed: none of its pixels is a number (all NaN or "
-                "infinite). Export the scan again."
-            )
+        if f is None:  # no finite pixel: a blank frame
+            return np.zeros(frame.shape, np.float32)
         lo, hi = float(f.min()), float(f.max())
         if hi - lo <= _EPS:
             return np.zeros(f.shape, np.float32)
