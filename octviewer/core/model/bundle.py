@@ -325,7 +325,11 @@ def _header_shapes(header: _Header, p: Path) -> dict[str, tuple[int, ...]]:
             elif v["dtype"] != "F32":
                 problem = f"int8 scale '{k}' is not float32"
             del shapes[k]
-        elif v["dtype"] == "I8" and _SCALE_PREFIX + k not in header.tensors:
+        elif (
+            v["dtype"] == "I8"
+            and not k.startswith("ood.")
+            and _SCALE_PREFIX + k not in header.tensors
+        ):
             problem = f"int8 tensor '{k}' has no scale"
         if problem:
             raise ModelFormatError(
