@@ -444,6 +444,30 @@ def _unreadable(p: Path, exc: BaseException) -> ModelFormatError:
     )
 
 
+#: Largest weight magnitude accepted. Trained weights, norms and running statistics of
+#: networks fed [0, 1] images stay far below; a flipped exponent bit gives about 1e38.
+MAX_WEIGHT = 1e8
+
+
+def _check_values(t: torch.Tensor, name: str, p: Path) -> None:
+    """A damaged bundle is refused, not run: NaN/Inf or absurd magnitudes in a weight."""
+    import torch
+
+    if not t.is_floating_point() or t.numel() == 0:
+        return
+    if not bool(torch.isfinite(t).all()):
+        problem = "values that are not numbers (NaN or infinite"
+    elif float(t.abs().max()) > MAX_WEIGHT:
+        problem = f"absurdly large values (above {MAX_WEIGHT:g}"
+    else:
+        return
+    raise ModelFormatError(
+        f"The weights in the model bundle contain {problem}, in '{name}'): the file is "
+        "damaged. Copy it again or re-create it with octviewer-train.",
+        path=p,
+    )
+
+
 UnitHook = Callable[[str, "torch.nn.Module", "torch.nn.Module"], None]
 
 
@@ -492,13 +516,7 @@ def load_bundle(
                         t = dequantise_int8(t, fh.get_tensor(_SCALE_PREFIX + k))
                     if t.is_floating_point() and want.is_floating_point and t.dtype != want:
                         t = t.to(want)
-                    if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-                        raise ModelFormatError(
-                            f"The weights in the model bundle contain values that are not numbers "
-                            f"(NaN or infinite, in '{k}'): the file is damaged. Copy it again or "
-                            "re-create it with octviewer-train.",
-                            path=p,
-                        )
+                    _check_values(t, k, p)
                     part[k[len(prefix) + 1 :] if prefix else k] = t
                 if prefix:
                     unit.load_state_dict(part, strict=True, assign=True)
