@@ -182,16 +182,16 @@ def test_optional_mappings_of_the_lead_are_accepted(
         c["ood"] = {"method": "mahalanobis", "threshold": 3.2, "rates": [0.01, 0.05]}
         c["training_domain"] = {"manufacturers": ["Heidelberg"], "scan_type": "b-scan"}
 
-    def extra_tensor(h: dict[str, Any]) -> None:  # an `ood.` statistic stored after the weights
+    def extra_tensor(h: dict[str, Any]) -> None:  # an `__ood__.` statistic stored after the weights
         end = max(v["data_offsets"][1] for k, v in h.items() if k != "__metadata__")
-        h["ood.mean"] = {"dtype": "F32", "shape": [2], "data_offsets": [end, end + 8]}
+        h["__ood__.mean"] = {"dtype": "F32", "shape": [2], "data_offsets": [end, end + 8]}
 
     p = rewrite(bundles["float32"], tmp_path / "ood.safetensors", config=edit)
     assert read_bundle_config(p).name == "tiny-test-model"
     q = rewrite(p, tmp_path / "ood2.safetensors", header=extra_tensor, body=lambda b: b + bytes(8))
     assert read_bundle_config(q).name == "tiny-test-model"  # the header checks pass it
     head = _read_header(q)
-    assert head.tensors["ood.mean"]["shape"] == [2]
+    assert head.tensors["__ood__.mean"]["shape"] == [2]
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), 3e38])

@@ -18,6 +18,10 @@ per output channel, scales in float32 under ``__int8_scale__.<name>``), the 1-D 
 float32, so the network computes in float32 as usual (only the rounding of the stored weights
 differs, measured per bundle by ``octviewer-train ensemble``).
 
+Out-of-distribution statistics (:mod:`octviewer.core.ood`) travel in the same file: tensors
+named ``__ood__.*`` beside the weights and a JSON object in ``ModelConfig.ood``. They are not
+weights: :func:`load_bundle` reads them into ``LoadedModel.ood`` (None for bundles without them).
+
 Only tensors are read: there is no pickle anywhere in this format.
 """
 
@@ -36,11 +40,15 @@ from typing import TYPE_CHECKING, Any
 
 from octviewer.core.model.config import BUNDLE_FORMAT, ModelConfig
 from octviewer.core.model.schema import SchemaError, loads_bounded, validate_config
+from octviewer.core.ood import TENSOR_PREFIX as _OOD_PREFIX
 from octviewer.core.results import ModelIdentity
 from octviewer.errors import ModelFormatError, ModelMismatchError
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
+
+    from octviewer.core.ood import OODModel
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +74,7 @@ class LoadedModel:
     model: torch.nn.Module
     config: ModelConfig
     identity: ModelIdentity
+    ood: OODModel | None = None  # out-of-distribution statistics, when the bundle has them
 
 
 @dataclass(frozen=True)
@@ -140,7 +149,7 @@ def _read_header(path: str | Path) -> _Header:
 def _entry_problem(info: Any) -> str | None:
     """What is wrong with one tensor entry of a safetensors header (None: nothing).
 
-    Every tensor is checked, the ``ood.`` statistics and int8 scales included: a dtype
+    Every tensor is checked, the ``__ood__.`` statistics and int8 scales included: a dtype
     safetensors knows, a shape of at most 8 whole non-negative sizes, and offsets that are two
     whole numbers spanning exactly ``prod(shape) * itemsize`` bytes."""
     if not isinstance(info, dict):
@@ -222,12 +231,18 @@ def read_bundle_config(path: str | Path) -> ModelConfig:
 
 
 def save_bundle(
-    path: str | Path, model: torch.nn.Module, config: ModelConfig, *, dtype: str = "float32"
+    path: str | Path,
+    model: torch.nn.Module,
+    config: ModelConfig,
+    *,
+    dtype: str = "float32",
+    ood: OODModel | None = None,
 ) -> str:
     """Write ``model``'s weights and ``config`` as one bundle (atomically); returns its SHA-256.
 
     ``dtype="float16"`` halves the file, ``"int8"`` quarters it (see the module docstring);
-    loading restores float32 on CPU.
+    loading restores float32 on CPU. ``ood`` adds out-of-distribution statistics (float32
+    tensors, and their JSON in ``config.ood``); without it, the config's ``ood`` is cleared.
     """
     import torch
     from safetensors.torch import save_file
@@ -235,8 +250,9 @@ def save_bundle(
     if dtype not in _DTYPES:
         raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
     _validate_config(config)
+    ood_meta, ood_tensors = ood.to_bundle() if ood is not None else ({}, {})
+    config = dataclasses.replace(config, weights_dtype=dtype, ood=ood_meta)
     validate_config(json.loads(config.to_json()))  # what load_bundle will check, refused now
-    config = dataclasses.replace(config, weights_dtype=dtype)
     target = torch.float16 if dtype == "int8" else getattr(torch, dtype)
     state: dict[str, torch.Tensor] = {}
     for k, v in model.state_dict().items():
@@ -247,6 +263,8 @@ def save_bundle(
         if t.is_floating_point():
             t = t.to(target)
         state[k] = t.contiguous().clone()
+    for k, a in ood_tensors.items():
+        state[k] = torch.from_numpy(a.copy())
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(p.name + ".partial")
@@ -314,10 +332,15 @@ def _check_state(
 
 
 def _header_shapes(header: _Header, p: Path) -> dict[str, tuple[int, ...]]:
-    """Tensor shapes from the (already checked) header; int8 tensors must have their scales."""
-    shapes = {k: tuple(v["shape"]) for k, v in header.tensors.items()}
+    """Tensor shapes from the (already checked) header; int8 tensors must have their scales.
+    The out-of-distribution statistics (``__ood__.*``) are not weights: left out here."""
+    shapes = {
+        k: tuple(v["shape"]) for k, v in header.tensors.items() if not k.startswith(_OOD_PREFIX)
+    }
     for k, v in header.tensors.items():
         problem = None
+        if k.startswith(_OOD_PREFIX):
+            continue
         if k.startswith(_SCALE_PREFIX):
             weight = shapes.get(k[len(_SCALE_PREFIX) :])
             if weight is None or len(shapes[k]) != 1 or not weight or weight[0] != shapes[k][0]:
@@ -325,11 +348,7 @@ def _header_shapes(header: _Header, p: Path) -> dict[str, tuple[int, ...]]:
             elif v["dtype"] != "F32":
                 problem = f"int8 scale '{k}' is not float32"
             del shapes[k]
-        elif (
-            v["dtype"] == "I8"
-            and not k.startswith("ood.")
-            and _SCALE_PREFIX + k not in header.tensors
-        ):
+        elif v["dtype"] == "I8" and _SCALE_PREFIX + k not in header.tensors:
             problem = f"int8 tensor '{k}' has no scale"
         if problem:
             raise ModelFormatError(
@@ -533,6 +552,7 @@ def load_bundle(
             done.update(keys)
             if on_unit is not None:
                 on_unit(prefix, unit, model)
+        ood = _read_ood(fh, header, config, p)
     leftovers = sorted(set(expected) - done)
     leftovers += [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
     if leftovers:
@@ -550,4 +570,25 @@ def load_bundle(
         licence=config.licence,
     )
     log.info("loaded model %s on %s", identity, device)
-    return LoadedModel(model=model, config=config, identity=identity)
+    return LoadedModel(model=model, config=config, identity=identity, ood=ood)
+
+
+def _read_ood(fh: Any, header: _Header, config: ModelConfig, p: Path) -> OODModel | None:
+    """The bundle's out-of-distribution statistics, or None when it has none."""
+    from safetensors import SafetensorError
+
+    from octviewer.core.ood import OODModel
+
+    names = [k for k in header.tensors if k.startswith(_OOD_PREFIX)]
+    if not config.ood and not names:
+        return None
+    tensors: dict[str, np.ndarray] = {}
+    try:
+        for k in names:
+            tensors[k] = fh.get_tensor(k).float().numpy()
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise _unreadable(p, exc) from exc
+    try:
+        return OODModel.from_bundle(config.ood, tensors)
+    except ModelFormatError as exc:
+        raise ModelFormatError(str(exc), path=p) from exc

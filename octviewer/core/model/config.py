@@ -66,6 +66,12 @@ class ModelConfig:
     weights_dtype: str = "float32"
     provenance: dict[str, Any] = field(default_factory=dict)  # command, data, split, seed, date...
     metrics: dict[str, Any] = field(default_factory=dict)  # validation/test metrics
+    # Out-of-distribution score model (octviewer.core.ood): method, threshold, measured rates.
+    # Empty for bundles made before it existed: the engine then says the check is unavailable.
+    ood: dict[str, Any] = field(default_factory=dict)
+    # What the model was trained on: {"manufacturers": [...], "devices": [...], "scan_type":
+    # "..."}; a scan whose metadata names another manufacturer carries a caution.
+    training_domain: dict[str, Any] = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
