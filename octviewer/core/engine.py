@@ -53,6 +53,20 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: What a forward or CAM pass raises on a network that does not fit its input (shapes, dtypes,
+#: an assertion in timm), besides running out of memory.
+_INFERENCE_ERRORS = (
+    RuntimeError,
+    ValueError,
+    MemoryError,
+    AssertionError,
+    TypeError,
+    IndexError,
+    ZeroDivisionError,
+    OverflowError,
+    NotImplementedError,
+)
+
 ProgressFn = Callable[[int, int], None]
 CancelFn = Callable[[], bool]
 
@@ -63,6 +77,22 @@ def calibrated_probabilities(logits: np.ndarray, temperature: float) -> np.ndarr
     z = z - z.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+def _require_finite(probs: np.ndarray | None, grids: np.ndarray | None, idx: list[int]) -> None:
+    """A NaN/Inf probability or heatmap is an error, never a result (the input is finite:
+    :mod:`octviewer.core.preprocess` guarantees it, so the network or its weights are at fault)."""
+    for what, arr in (("class probabilities", probs), ("attention map", grids)):
+        if arr is None:
+            continue
+        bad = ~np.isfinite(arr.reshape(len(idx), -1)).all(axis=1)
+        if bad.any():
+            frames = ", ".join(str(i + 1) for i, b in zip(idx, bad, strict=True) if b)
+            raise AnalysisError(
+                f"The model produced invalid {what} (not numbers) for frame(s) {frames}: no "
+                "result is shown. The model bundle is probably damaged or unsuited to this "
+                "scan: try another model."
+            )
 
 
 class Engine:
@@ -316,14 +346,17 @@ class Engine:
             yield
         except (AnalysisError, AnalysisCancelled):
             raise
-        except (RuntimeError, ValueError, MemoryError) as exc:
+        except _INFERENCE_ERRORS as exc:
             log.exception("inference failed on %s", self.device)
             hint = (
                 " The computer ran out of memory: close other programs or analyse fewer frames."
                 if "memory" in str(exc).lower() or isinstance(exc, MemoryError)
-                else ""
+                else " The model bundle may not fit this scan or be damaged: try another model."
             )
-            raise AnalysisError(f"The analysis failed ({type(exc).__name__}).{hint}") from exc
+            cause = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+            raise AnalysisError(
+                f"The analysis failed ({type(exc).__name__}{': ' + cause if cause else ''}).{hint}"
+            ) from exc
 
     # --- public API ---------------------------------------------------------------------
     def predict_logits(self, x: torch.Tensor) -> np.ndarray:
@@ -383,6 +416,7 @@ class Engine:
                     logits = self._predict(x, tap)
                 scores = self._ood_scores(tap, len(idx))
             probs = calibrated_probabilities(logits, self.config.temperature)
+            _require_finite(probs, grids, idx)
             for j, fi in enumerate(idx):
                 results.append(
                     FrameResult(
@@ -430,6 +464,7 @@ class Engine:
                 self._cam_cache = (key, scan.frames, cp)
             cp = self._cam_cache[2]
             grid = self._cam.cams(cp, [ci], retain_graph=True)[0].cpu().numpy()
+        _require_finite(None, grid[None], [fi])
         return upsample_cam(grid, scan.shape)
 
     def clear_cache(self) -> None:

@@ -124,6 +124,12 @@ def load(path: str | Path, *, series: str | None = None) -> Scan:
 
 
 def _load(p: Path, series: str | None) -> Scan:
+    if not p.exists() and p.is_symlink():
+        raise ScanNotFoundError(
+            "This is a link (shortcut) that leads nowhere: its target is missing, or it points "
+            "back to itself. Open the scan itself, or fix the link.",
+            path=p,
+        )
     if not p.exists():
         raise ScanNotFoundError(
             "The file or folder does not exist (moved, renamed or on a disconnected drive).",

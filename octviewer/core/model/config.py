@@ -90,6 +90,11 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        """Build from a decoded bundle configuration, checked against the schema first
+        (:func:`octviewer.core.model.schema.validate_config`: raises its ``SchemaError``)."""
+        from octviewer.core.model.schema import validate_config
+
+        validate_config(d)
         d = dict(d)
         d.pop("format", None)
         d.pop("format_version", None)
