@@ -257,3 +257,25 @@ def test_not_assessed_frames_are_dashed_and_pending_frames_thin(qtbot) -> None:
     assert dashed.style() == Qt.PenStyle.DashLine
     assert thin.widthF() == 1.0 and lv.map.line(3).status == "pending"
     assert lv._map_pen(2, 6.0).color().getRgb()[:3] == dm.NORMAL_GREEN
+
+
+def test_localizer_of_the_first_file_opened_is_drawn(qtbot, window, engine, tmp_path) -> None:
+    """The first file is selected while it still loads; its localizer must appear once the
+    scan arrives (it stayed black before)."""
+    import shutil
+
+    import io_factory as fac
+    import pydicom
+
+    fundus = fac.IO_DATA / "dicom" / "example-dcms__fundus.dcm"
+    shutil.copy(fundus, tmp_path / "localizer.dcm")
+    uid = str(pydicom.dcmread(fundus, stop_before_pixels=True).SOPInstanceUID)
+    stack = fac.kermany_stack()
+    ds = fac.opt_dataset(stack, localizer_uid=uid, positions=fac.localizer_positions(3))
+    path = fac.write(ds, tmp_path / "vol.dcm")
+    window.controller.set_engine(engine)
+    with qtbot.waitSignal(window.controller.result_ready, timeout=TIMEOUT):
+        window.open_paths([path])
+    lv = window.localizer
+    assert lv.isVisible() and lv._pixmap is not None and lv.has_positions
+    assert lv.map is not None and len(lv.map.lines) == 3

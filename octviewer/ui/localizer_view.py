@@ -49,6 +49,7 @@ class LocalizerView(QWidget):
         self._pixmap: QPixmap | None = None
         self._positions: np.ndarray | None = None
         self._current = 0
+        self._shown: object = None  # the Localizer object on screen
         self.map: dm.DiseaseMap | None = None
         self.map_visible = True
         self.attention_visible = False
@@ -59,6 +60,17 @@ class LocalizerView(QWidget):
 
     def sizeHint(self) -> QSize:
         return QSize(360, 360)
+
+    def show_localizer(self, localizer) -> None:
+        """Show a scan's :class:`~octviewer.core.scan.Localizer` (or None); a no-op when it is
+        already on screen, so callers may pass it on every refresh."""
+        if localizer is self._shown:
+            return
+        self._shown = localizer
+        if localizer is None:
+            self.set_localizer(None, None)
+        else:
+            self.set_localizer(localizer.image, localizer.positions)
 
     def set_localizer(self, image: np.ndarray | None, positions: np.ndarray | None) -> None:
         self.map = None

@@ -737,10 +737,9 @@ class MainWindow(QMainWindow):
                 self.strip.set_data(None, [], (), scan.n_frames)
             self.strip.set_current(self._frame)
         loc = scan.localizer
-        if new_scan:
-            self.localizer.set_localizer(
-                None if loc is None else loc.image, None if loc is None else loc.positions
-            )
+        # on every refresh, not only for a new entry: the first file opened is selected before
+        # its scan has loaded, and its localizer arrives with a later update
+        self.localizer.show_localizer(loc)
         self.localizer.setVisible(loc is not None)
         self._show_map(entry)
         self.localizer.set_current(self._frame)
