@@ -109,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
             _wait(app, lambda: c.entry(uid).result is not None)
             if volume:
                 win.go_most_suspicious()
-            _wait(app, lambda: win.image_view.overlay_shown)
+            fr = c.entry(uid).result.frame(win.current_frame)
+            if getattr(fr, "assessable", True):  # a frame not assessed shows no heatmap
+                _wait(app, lambda: win.image_view.overlay_shown)
             shot(name)
 
         c = win.controller
@@ -142,11 +144,13 @@ def main(argv: list[str] | None = None) -> int:
             if wanted("attention") and hasattr(win, "act_map_attention"):
                 # the attention of every frame whose heatmap is computed: visit each frame
                 win.act_map_attention.setChecked(True)
-                for f in range(c.entry(win._uid).scan.n_frames):
+                entry = c.entry(win._uid)
+                for f in range(entry.scan.n_frames):
                     win.set_frame(f)
-                    _wait(app, lambda: win.image_view.overlay_shown)
+                    if getattr(entry.result.frame(f), "assessable", True):
+                        _wait(app, lambda: win.image_view.overlay_shown)
                 win.go_most_suspicious()
-                _wait(app, lambda: win.image_view.overlay_shown)
+                _wait(app, lambda: True)
                 shot("map-attention")
                 win.act_map_attention.setChecked(False)
         if not wanted("error"):
