@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             win.grab().save(str(path))
             log.info("wrote %s", path)
 
-        def show(path: Path, name: str, volume: bool = False) -> None:
+        def show(path: Path, name: str, volume: bool = False) -> int:
             (uid,) = win.open_paths([path])
             _wait(app, lambda: c.entry(uid).scan is not None)
             win.show_entry(uid)
@@ -113,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             if getattr(fr, "assessable", True):  # a frame not assessed shows no heatmap
                 _wait(app, lambda: win.image_view.overlay_shown)
             shot(name)
+            return uid
 
         c = win.controller
         win.load_model(_model(args.model, tmp))
@@ -121,12 +122,14 @@ def main(argv: list[str] | None = None) -> int:
             shot("empty")  # first launch as a user sees it a moment later: the model is loaded
         samples = samples_dir()
         bscans = sorted(samples.glob("*.jpeg")) or sorted(samples.glob("*.png"))
-        if wanted("bscan"):
-            show(bscans[0], "bscan")
-        if wanted("contours") and hasattr(win, "contour_actions"):
-            win.contour_actions[(0.5, 0.8)].trigger()
-            show(bscans[0], "contours")
-            win.contour_actions[()].trigger()
+        if wanted("bscan") or wanted("contours"):
+            buid = show(bscans[0], "bscan")
+            if wanted("contours") and hasattr(win, "contour_actions"):
+                win.contour_actions[(0.5, 0.8)].trigger()
+                _wait(app, lambda: win.image_view.overlay_shown)
+                shot("contours")
+                win.contour_actions[()].trigger()
+                win.show_entry(buid)
         vols = [p for p in samples.glob("*.dcm") if "volume" in p.name]
         if vols and wanted("volume"):
             show(vols[0], "volume", volume=True)
