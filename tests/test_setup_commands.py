@@ -250,6 +250,27 @@ def test_app_without_display_exits_3_with_the_cause_on_stderr_and_in_the_log(
     assert logs and "there is no display" in logs[0].read_text()
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="elsewhere a native dialog")
+def test_start_failure_dialog_uses_the_first_dialog_tool_there_is(monkeypatch, capsys) -> None:
+    tried = []
+
+    def popen(cmd, **kw):
+        tried.append(cmd[0])
+        if cmd[0] != "xmessage":
+            raise FileNotFoundError(cmd[0])
+
+    monkeypatch.setattr(app.subprocess, "Popen", popen)
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    app.report_start_failure("no window for you")
+    assert tried == []  # no display: log and stderr only
+    monkeypatch.setenv("DISPLAY", ":0")
+    app.report_start_failure("no window for you")
+    assert tried == ["zenity", "kdialog", "xmessage"]
+    assert "no window for you" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="elsewhere a native dialog")
 def test_fatal_qt_error_exits_3_not_a_core_dump(tmp_path: Path) -> None:
     r = _app(tmp_path, QT_QPA_PLATFORM="no-such-platform")
     assert r.returncode == app.EXIT_QT_FAILED, (r.returncode, r.stderr)

@@ -97,24 +97,38 @@ def qt_start_problem() -> str | None:
 def report_start_failure(message: str, details: str = "", *, dialog: bool = True) -> None:
     """Log and stderr always; a dialog where a display exists (Qt itself may not be usable)."""
     log.critical("%s%s", message, f"\n{details}" if details else "")
-    if not any(
-        isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+    if not any(  # a handler that already writes to stderr (setup_logging adds one)
+        getattr(h, "stream", None) in (sys.stderr, sys.__stderr__)
         for h in logging.getLogger().handlers
     ):
         sys.stderr.write(f"octviewer: {message}\n")
-    if not dialog or not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        return
     text = f"octviewer could not start.\n\n{message}"
-    for cmd in (
-        ["zenity", "--error", "--title=octviewer", "--no-markup", f"--text={text}"],
-        ["kdialog", "--title", "octviewer", "--error", text],
-        ["xmessage", "-center", text],
-    ):
+    if dialog and sys.platform == "win32":  # the windowed .exe has no console to read stderr in
+        import ctypes
+
+        ctypes.windll.user32.MessageBoxW(None, text, "octviewer", 0x10)  # MB_ICONERROR
+        return
+    if dialog and sys.platform == "darwin":
+        escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+        cmds = [["osascript", "-e", f'display alert "octviewer" message "{escaped}" as critical']]
+    elif dialog and (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        cmds = _linux_dialogs(text)
+    else:
+        return
+    for cmd in cmds:
         try:  # not waited for: the dialog stays up after this process has exited
             subprocess.Popen(cmd, start_new_session=True, stdin=subprocess.DEVNULL)
             return
         except OSError:
             continue
+
+
+def _linux_dialogs(text: str) -> list[list[str]]:
+    return [
+        ["zenity", "--error", "--title=octviewer", "--no-markup", f"--text={text}"],
+        ["kdialog", "--title", "octviewer", "--error", text],
+        ["xmessage", "-center", text],
+    ]
 
 
 def _fatal_qt_handler(msg_type: object, _context: object, message: str) -> None:
