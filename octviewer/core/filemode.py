@@ -32,3 +32,9 @@ def apply_umask(fd: int) -> None:
     """Set the mode of the open file ``fd`` to ``0o666 & ~umask`` (POSIX; no-op on Windows)."""
     if hasattr(os, "fchmod"):
         os.fchmod(fd, 0o666 & ~current_umask())
+
+
+def apply_umask_to(path: str | Path) -> None:
+    """The same for a file written by a library that chose its own mode (safetensors: 0600)."""
+    if hasattr(os, "chmod") and os.name == "posix":
+        Path(path).chmod(0o666 & ~current_umask())
