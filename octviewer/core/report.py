@@ -41,6 +41,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from octviewer._version import __version__
 from octviewer.core import overlay, report_volume
+from octviewer.core.filemode import apply_umask
 from octviewer.core.fonts import font
 from octviewer.core.report_charts import (
     INK,
@@ -592,6 +593,7 @@ def save_report(
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".octviewer-", suffix=".png", dir=path.parent)
         try:
+            apply_umask(fd)  # mkstemp makes it 0600; a report gets the user's normal mode
             with os.fdopen(fd, "wb") as fh:
                 img.save(fh, format="PNG", pnginfo=info, compress_level=3)
             Path(tmp).replace(path)

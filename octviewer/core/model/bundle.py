@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from octviewer.core.filemode import apply_umask_to
 from octviewer.core.model.config import BUNDLE_FORMAT, ModelConfig
 from octviewer.core.model.schema import SchemaError, loads_bounded, validate_config
 from octviewer.core.ood import TENSOR_PREFIX as _OOD_PREFIX
@@ -269,6 +270,7 @@ def save_bundle(
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(p.name + ".partial")
     save_file(state, str(tmp), metadata={CONFIG_KEY: config.to_json(), "format": "pt"})
+    apply_umask_to(tmp)  # safetensors writes 0600; a bundle is shared like any other file
     tmp.replace(p)
     sha = file_sha256(p)
     log.info("wrote model bundle %s (%s, sha256 %s)", p.name, config.architecture, sha[:12])
