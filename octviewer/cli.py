@@ -168,6 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="in reports of frames that are not assessed, draw the model's probabilities and "
         "heatmap anyway, marked unreliable (left out by default)",
     )
+    a.add_argument(
+        "--contours",
+        default="",
+        metavar="LEVELS",
+        help="heatmap contour lines at these attention levels, e.g. 0.5,0.8 (default: none)",
+    )
     a.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
     m = sub.add_parser(
@@ -318,6 +324,7 @@ def analyze_one(
             include_identity=args.include_identity,
             colormap=args.colormap,
             opacity=args.opacity,
+            contours=args.contour_levels,
             show_unreliable=args.show_unreliable,
         )
         written[idx] = out.name
@@ -375,6 +382,13 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
     if not 0.0 <= args.opacity <= 1.0:
         _say("octviewer-cli: --opacity must be between 0 and 1.", sys.stderr)
+        return EXIT_USAGE
+    try:
+        args.contour_levels = tuple(float(v) for v in args.contours.split(",") if v.strip())
+    except ValueError:
+        args.contour_levels = (-1.0,)
+    if any(not 0.0 < v <= 1.0 for v in args.contour_levels):
+        _say("octviewer-cli: --contours takes levels between 0 and 1, e.g. 0.5,0.8.", sys.stderr)
         return EXIT_USAGE
     if args.batch_size < 1 or (args.threads is not None and args.threads < 1):
         _say("octviewer-cli: --batch-size and --threads must be at least 1.", sys.stderr)

@@ -1,9 +1,18 @@
 """Render the viewer's main states to docs/screenshots/*.png (offscreen, QWidget.grab()).
 
 States: ``empty`` (first launch), ``bscan`` (a real B-scan with its heatmap), ``volume`` (the
-sample OCT volume with the per-frame strip), ``error`` (the dialog for a damaged file).
+sample OCT volume with the per-frame strip), ``error`` (the dialog for a damaged file), and
+when ``../shared/data`` is present ``vol`` (a Spectralis .vol line scan with its SLO) and
+``topcon`` (the Topcon OPT B-scan); ``map`` (a DICOM OPT volume built from the sample volume's
+B-scans with the sample Heidelberg IR image as its localizer, showing the disease map);
+``contours`` (the B-scan with contour lines at 50 and 80 % attention) and ``map-attention``
+(the disease map with each frame's attention along its line, after visiting every frame).
 
-    python scripts/screenshots.py [--model BUNDLE] [--out docs/screenshots]
+    python scripts/screenshots.py [--model BUNDLE] [--out docs/screenshots] [--suffix=-after]
+        [--only bscan,map]
+
+``--suffix`` is appended to every file name (``bscan-before.png``); run it once with
+``PYTHONPATH`` pointing at an older checkout to make the "before" pictures.
 
 Without ``--model`` the bundled default model is used when installed, else a tiny randomly
 initialised test model (its heatmaps are meaningless, and often empty — say so if you publish).
@@ -18,6 +27,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("screenshots")
@@ -55,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", help="model bundle to use")
     ap.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
     ap.add_argument("--size", default="1440x900", help="window size WxH")
+    ap.add_argument("--suffix", default="", help="appended to each file name, e.g. -before")
+    ap.add_argument("--only", default="", help="comma-separated states (default: all)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -79,30 +92,73 @@ def main(argv: list[str] | None = None) -> int:
         win.show()
         _wait(app, lambda: True)
 
+        only = {x for x in args.only.split(",") if x}
+
+        def wanted(name: str) -> bool:
+            return not only or name in only
+
         def shot(name: str) -> None:
-            path = out / f"{name}.png"
+            path = out / f"{name}{args.suffix}.png"
             win.grab().save(str(path))
             log.info("wrote %s", path)
+
+        def show(path: Path, name: str, volume: bool = False) -> int:
+            (uid,) = win.open_paths([path])
+            _wait(app, lambda: c.entry(uid).scan is not None)
+            win.show_entry(uid)
+            _wait(app, lambda: c.entry(uid).result is not None)
+            if volume:
+                win.go_most_suspicious()
+            fr = c.entry(uid).result.frame(win.current_frame)
+            if getattr(fr, "assessable", True):  # a frame not assessed shows no heatmap
+                _wait(app, lambda: win.image_view.overlay_shown)
+            shot(name)
+            return uid
 
         c = win.controller
         win.load_model(_model(args.model, tmp))
         _wait(app, lambda: c.engine is not None)
-        shot("empty")  # first launch as a user sees it a moment later: the model is loaded
+        if wanted("empty"):
+            shot("empty")  # first launch as a user sees it a moment later: the model is loaded
         samples = samples_dir()
         bscans = sorted(samples.glob("*.jpeg")) or sorted(samples.glob("*.png"))
-        (uid,) = win.open_paths([bscans[0]])
-        _wait(app, lambda: c.entry(uid).result is not None and win.image_view.overlay_shown)
-        shot("bscan")
-
+        if wanted("bscan") or wanted("contours"):
+            buid = show(bscans[0], "bscan")
+            if wanted("contours") and hasattr(win, "contour_actions"):
+                win.contour_actions[(0.5, 0.8)].trigger()
+                _wait(app, lambda: win.image_view.overlay_shown)
+                shot("contours")
+                win.contour_actions[()].trigger()
+                win.show_entry(buid)
         vols = [p for p in samples.glob("*.dcm") if "volume" in p.name]
-        if vols:
-            (vid,) = win.open_paths([vols[0]])
-            _wait(app, lambda: c.entry(vid).scan is not None)
-            win.show_entry(vid)
-            _wait(app, lambda: c.entry(vid).result is not None)
-            win.go_most_suspicious()
-            _wait(app, lambda: win.image_view.overlay_shown)
-            shot("volume")
+        if vols and wanted("volume"):
+            show(vols[0], "volume", volume=True)
+        shared = ROOT.parent / "shared" / "data"
+        if not shared.is_dir():
+            shared = Path("/work/shared/data")
+        for name, rel in (
+            ("vol", "vendor/Willis_B_716_0.vol"),
+            ("topcon", "dicom/topcon_bscan_opt.dcm"),
+        ):
+            if (shared / rel).is_file() and wanted(name):
+                show(shared / rel, name)
+        if vols and (wanted("map") or wanted("attention")):
+            show(_map_volume(vols[0], samples, tmp), "map", volume=True)
+            if wanted("attention") and hasattr(win, "act_map_attention"):
+                # the attention of every frame whose heatmap is computed: visit each frame
+                win.act_map_attention.setChecked(True)
+                entry = c.entry(win._uid)
+                for f in range(entry.scan.n_frames):
+                    win.set_frame(f)
+                    if getattr(entry.result.frame(f), "assessable", True):
+                        _wait(app, lambda: win.image_view.overlay_shown)
+                win.go_most_suspicious()
+                _wait(app, lambda: True)
+                shot("map-attention")
+                win.act_map_attention.setChecked(False)
+        if not wanted("error"):
+            win.close()
+            return 0
 
         bad = tmp / "damaged-scan.dcm"
         bad.write_bytes(b"\x00" * 128 + b"DICM" + b"\x02\x00\x10\x00" * 16)
@@ -121,10 +177,32 @@ def main(argv: list[str] | None = None) -> int:
             QPoint((canvas.width() - dlg.width()) // 2, (canvas.height() - dlg.height()) // 3), dlg
         )
         p.end()
-        canvas.save(str(out / "error.png"))
-        log.info("wrote %s", out / "error.png")
+        canvas.save(str(out / f"error{args.suffix}.png"))
+        log.info("wrote %s", out / f"error{args.suffix}.png")
         win.close()
     return 0
+
+
+def _map_volume(sample_volume: Path, samples: Path, tmp: Path) -> Path:
+    """A DICOM OPT volume (the sample volume's B-scans, cycled to 21 frames) that references
+    the sample Heidelberg IR image as its localizer, with evenly spaced horizontal lines."""
+    import shutil
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    import io_factory as fac
+    import pydicom
+
+    from octviewer.core.io import load
+
+    frames = load(sample_volume).frames
+    stack = np.stack([frames[i % len(frames)] for i in range(21)]).astype(np.uint8)
+    folder = tmp / "map-volume"
+    folder.mkdir()
+    ir = samples / "heidelberg-ir-fundus-not-oct.dcm"
+    shutil.copy(ir, folder / "localizer.dcm")
+    uid = str(pydicom.dcmread(ir, stop_before_pixels=True).SOPInstanceUID)
+    ds = fac.opt_dataset(stack, localizer_uid=uid, positions=fac.localizer_positions(len(stack)))
+    return fac.write(ds, folder / "opt-volume-with-localizer.dcm")
 
 
 def QColor_dim():

@@ -82,5 +82,55 @@ def test_blend_resizes_cam_to_frame_and_keeps_location() -> None:
 
 def test_blend_accepts_rgb_frame() -> None:
     frame = np.zeros((3, 3, 3), np.uint8)
-    out = overlay.blend(frame, np.zeros((3, 3)), "viridis", 1.0)
-    assert np.all(out == overlay.lut("viridis")[0])
+    frame[..., 1] = 90
+    assert np.array_equal(overlay.blend(frame, np.zeros((3, 3)), "viridis", 1.0), frame)
+    out = overlay.blend(frame, np.ones((3, 3)), "viridis", 1.0)
+    assert np.all(out == overlay.lut("viridis")[255])
+
+
+def test_attention_alpha_is_zero_at_zero_and_rises_monotonically() -> None:
+    cam = np.linspace(0.0, 1.0, 101, dtype=np.float32)[None, :]
+    a = overlay.attention_alpha(cam, 0.8)[0]
+    assert a[0] == 0.0
+    assert np.all(np.diff(a) > 0)  # strictly rising
+    assert a[-1] == pytest.approx(0.8)  # the slider sets the opacity at the highest attention
+    assert a[10] < 0.1 * a[-1]  # faint attention adds almost no colour
+    # the slider scales it, NaN and values outside [0, 1] are handled
+    np.testing.assert_allclose(overlay.attention_alpha(cam, 0.4)[0], a / 2, rtol=1e-6)
+    odd = overlay.attention_alpha(np.array([[np.nan, -2.0, 3.0]]), 1.0)[0]
+    assert tuple(odd) == (0.0, 0.0, 1.0)
+    assert np.all(overlay.attention_alpha(cam, 0.0) == 0)
+
+
+def test_blend_leaves_the_scan_alone_where_attention_is_zero() -> None:
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (20, 30), dtype=np.uint8)
+    cam = np.zeros((20, 30), np.float32)
+    cam[5:15, 10:20] = np.linspace(0.1, 1.0, 10)[None, :]
+    out = overlay.blend(frame, cam, "inferno", 0.6).astype(np.int32)
+    gray = np.repeat(frame[:, :, None], 3, axis=2).astype(np.int32)
+    zero = cam == 0
+    assert np.array_equal(out[zero], gray[zero])  # no colour, no dimming
+    # the colour's weight grows with attention along the hot row
+    top = overlay.lut("inferno")[255].astype(np.float32)
+    row = out[10, 10:20].astype(np.float32)
+    dev = np.abs(row - gray[10, 10:20]).sum(axis=1)
+    assert dev[-1] > dev[0]
+    expected = 0.4 * gray[10, 19] + 0.6 * top
+    assert np.abs(row[-1] - expected).max() <= 1.0
+
+
+def test_contours_are_drawn_at_the_chosen_levels() -> None:
+    frame = np.full((40, 40), 100, np.uint8)
+    yy, xx = np.mgrid[0:40, 0:40]
+    cam = np.clip(1.0 - np.hypot(yy - 20, xx - 20) / 20.0, 0, 1).astype(np.float32)
+    plain = overlay.blend(frame, cam, "jet", 0.5)
+    lined = overlay.blend(frame, cam, "jet", 0.5, contours=(0.5,))
+    changed = np.any(plain != lined, axis=-1)
+    mask = overlay.contour_mask(cam, (0.5,))
+    assert np.array_equal(changed, mask & np.any(plain != overlay.lut("jet")[128], axis=-1))
+    ys, xs = np.nonzero(mask)
+    r = np.hypot(ys - 20, xs - 20)
+    assert r.min() >= 8.5 and r.max() <= 10.5  # a ring at half attention (radius 10)
+    assert np.all(lined[mask] == overlay.lut("jet")[128])
+    assert not overlay.contour_mask(cam, ()).any()

@@ -5,9 +5,11 @@ by side (full resolution, small frames upscaled), the predicted class and every 
 probability as bars, the warnings of the result in plain words, the source file name,
 non-identifying scan metadata, the model's name/version/short SHA-256, the app version, the
 date and time, and "Research use only — not for diagnosis". For a volume a per-frame
-probability strip follows. The same facts are stored for machines in PNG text chunks
+probability strip follows, then the disease map on the localizer (``report_volume``; or why
+there is none). The same facts are stored for machines in PNG text chunks
 (``octviewer:version``, ``octviewer:model``, ``octviewer:model_sha256``,
-``octviewer:result`` (JSON), ``octviewer:disclaimer``).
+``octviewer:result`` (JSON), ``octviewer:disclaimer``, and for volumes
+``octviewer:disease_map`` (JSON)).
 
 Patient name, ID, birth date and sex appear only with ``include_identity=True`` (then also in
 the ``octviewer:patient`` chunk). Without it, identity strings are also blanked out of the
@@ -38,7 +40,7 @@ from PIL import Image, ImageDraw
 from PIL.PngImagePlugin import PngInfo
 
 from octviewer._version import __version__
-from octviewer.core import overlay
+from octviewer.core import overlay, report_volume
 from octviewer.core.filemode import apply_umask
 from octviewer.core.fonts import font
 from octviewer.core.report_charts import (
@@ -271,7 +273,7 @@ def text_chunks(
 
 # --- rendering ----------------------------------------------------------------------------
 def _panels(
-    scan: Scan, fr: FrameResult, colormap: str, opacity: float
+    scan: Scan, fr: FrameResult, colormap: str, opacity: float, contours: tuple[float, ...] = ()
 ) -> tuple[Image.Image, Image.Image | None]:
     frame = scan.frame_as_uint8(fr.frame_index)
     rows, cols = frame.shape
@@ -280,7 +282,7 @@ def _panels(
     left = Image.fromarray(frame, "L").convert("RGB")
     right = None
     if fr.cam is not None:
-        right = Image.fromarray(overlay.blend(frame, fr.cam, colormap, opacity), "RGB")
+        right = Image.fromarray(overlay.blend(frame, fr.cam, colormap, opacity, contours), "RGB")
     if scale > 1.0:
         left = left.resize(size, Image.Resampling.BICUBIC)
         right = right.resize(size, Image.Resampling.BICUBIC) if right is not None else None
@@ -354,6 +356,7 @@ def render_report(
     include_identity: bool = False,
     colormap: str = overlay.DEFAULT_COLORMAP,
     opacity: float = overlay.DEFAULT_OPACITY,
+    contours: tuple[float, ...] = (),
     created: _dt.datetime | None = None,
     show_unreliable: bool = False,
 ) -> Image.Image:
@@ -370,7 +373,9 @@ def render_report(
         )
     created = created or _dt.datetime.now().astimezone()
     revealed = fr.assessable or show_unreliable
-    left, right = _panels(scan, fr if revealed else replace(fr, cam=None), colormap, opacity)
+    left, right = _panels(
+        scan, fr if revealed else replace(fr, cam=None), colormap, opacity, contours
+    )
     pw, ph = left.size
     width = max(1280, 2 * pw + 3 * 32)
     u = width / 1600
@@ -378,7 +383,13 @@ def render_report(
     margin = round(32 * u) if u > 1 else 32
     gap = width - 2 * margin - 2 * pw
     inner = width - 2 * margin
+    volume_panel = (
+        report_volume.map_panel(scan, result, inner, fr.frame_index, f)
+        if scan.is_volume and len(result.frames) > 1
+        else None
+    )
     height_bound = ph + round(1600 * max(1.0, u)) + (380 if len(result.frames) > 1 else 0)
+    height_bound += 0 if volume_panel is None else volume_panel.height + 40
     img = Image.new("RGB", (width, height_bound), "white")
     d = ImageDraw.Draw(img)
     lh = line_height(f.body)
@@ -507,6 +518,9 @@ def render_report(
             assessable=[fr_.assessable for fr_ in result.frames],
         )
         y += strip_h + round(lh * 0.5)
+    if volume_panel is not None:
+        img.paste(volume_panel, (margin, y))
+        y += volume_panel.height + round(lh * 0.5)
 
     # footer
     d.line((margin, y, width - margin, y), fill=(200, 200, 200), width=1)
@@ -534,6 +548,8 @@ def render_report(
             show_unreliable=show_unreliable,
         )
     )
+    if volume_panel is not None:
+        out.info[report_volume.CHUNK_KEY] = report_volume.map_chunk(scan, result)
     return out
 
 
@@ -546,6 +562,7 @@ def save_report(
     include_identity: bool = False,
     colormap: str = overlay.DEFAULT_COLORMAP,
     opacity: float = overlay.DEFAULT_OPACITY,
+    contours: tuple[float, ...] = (),
     created: _dt.datetime | None = None,
     show_unreliable: bool = False,
 ) -> Path:
@@ -564,6 +581,7 @@ def save_report(
         include_identity=include_identity,
         colormap=colormap,
         opacity=opacity,
+        contours=contours,
         created=created,
         show_unreliable=show_unreliable,
     )

@@ -456,6 +456,7 @@ class Controller(QObject):
         path: Path,
         include_identity: bool,
         show_unreliable: bool = False,
+        look: dict[str, Any] | None = None,
     ):
         entry = self._entries[uid]
         scan, result, engine = entry.scan, entry.result, self.engine
@@ -483,6 +484,7 @@ class Controller(QObject):
                 frame_index=frame,
                 include_identity=include_identity,
                 show_unreliable=show_unreliable,
+                **(look or {}),
             )
 
         return run
@@ -496,11 +498,13 @@ class Controller(QObject):
         class_index: int | None = None,
         include_identity: bool = False,
         show_unreliable: bool = False,
+        look: dict[str, Any] | None = None,
     ) -> None:
         """Write the PNG report of one scan/frame in the background (``export_finished``).
-        ``show_unreliable``: draw a not-assessed frame's probabilities and heatmap anyway."""
+        ``show_unreliable``: draw a not-assessed frame's probabilities and heatmap anyway;
+        ``look``: the heatmap as the window shows it (``colormap``, ``opacity``, ``contours``)."""
         run = self._report_job(
-            uid, frame, class_index, Path(path), include_identity, show_unreliable
+            uid, frame, class_index, Path(path), include_identity, show_unreliable, look
         )
         self.model_jobs.submit(
             "export",
@@ -510,7 +514,13 @@ class Controller(QObject):
             supersede=False,
         )
 
-    def export_all(self, directory: str | Path, *, include_identity: bool = False) -> list[int]:
+    def export_all(
+        self,
+        directory: str | Path,
+        *,
+        include_identity: bool = False,
+        look: dict[str, Any] | None = None,
+    ) -> list[int]:
         """One report per analysed scan (its most suspicious frame for volumes) into ``directory``."""
         out = Path(directory)
         todo = [e for e in self._entries.values() if e.result is not None and e.scan is not None]
@@ -527,7 +537,9 @@ class Controller(QObject):
             while name in used:
                 name = name.replace(".png", "_.png")
             used.add(name)
-            jobs.append(self._report_job(e.uid, frame, None, out / name, include_identity))
+            jobs.append(
+                self._report_job(e.uid, frame, None, out / name, include_identity, look=look)
+            )
 
         def run(ctx: JobContext) -> list[Path]:
             written = []

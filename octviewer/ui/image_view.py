@@ -1,4 +1,8 @@
-"""The B-scan view: zoom around the cursor, drag to pan, fit / 1:1, window/level, heatmap.
+"""The B-scan view: zoom around the cursor, drag to pan, fit / 1:1, window/level, heatmap,
+and a scale bar in µm (lateral and axial) when the pixel spacing is known.
+
+B-scans are drawn on the device's pixel grid by default (as device software shows them); in
+physical proportions each row is stretched by the pixel aspect (axial / lateral spacing).
 
 Mouse: left-drag pans; right-drag adjusts brightness/contrast (horizontal = contrast / window
 width, vertical = brightness / level); the wheel zooms around the cursor (on volumes the wheel
@@ -8,12 +12,14 @@ steps through frames and Ctrl+wheel zooms, as in clinical stack viewers).
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QPoint, QRectF, Qt, Signal
+from PySide6.QtCore import QPoint, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import (
     QColor,
+    QFont,
     QImage,
     QMouseEvent,
     QPainter,
+    QPen,
     QPixmap,
     QResizeEvent,
     QTransform,
@@ -23,6 +29,18 @@ from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsScene, QGrap
 
 ZOOM_STEP = 1.15
 MIN_ZOOM, MAX_ZOOM = 0.05, 40.0
+SCALE_STEPS_UM = (10, 20, 50, 100, 200, 250, 500, 1000, 2000, 5000)
+
+
+def scale_bar_um(um_per_screen_px: float, max_px: float = 140.0) -> tuple[int, float] | None:
+    """The longest round length (µm) whose bar fits in ``max_px`` screen pixels, and its length
+    in screen pixels; None when even the shortest does not fit or the scale is unknown."""
+    if not (um_per_screen_px > 0 and np.isfinite(um_per_screen_px)):
+        return None
+    fitting = [u for u in SCALE_STEPS_UM if u / um_per_screen_px <= max_px]
+    if not fitting or fitting[-1] / um_per_screen_px < 12:
+        return None
+    return fitting[-1], fitting[-1] / um_per_screen_px
 
 
 def apply_window_level(frame_u8: np.ndarray, window: float, level: float) -> np.ndarray:
@@ -62,6 +80,8 @@ class ImageView(QGraphicsView):
             QPainter.RenderHint.SmoothPixmapTransform | QPainter.RenderHint.Antialiasing
         )
         self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
+        # the scale bar sits still in the viewport: repaint it whole rather than scroll pixels
+        self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.FullViewportUpdate)
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
         self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
@@ -71,8 +91,10 @@ class ImageView(QGraphicsView):
         self._colormap = "inferno"
         self._opacity = 0.45
         self._overlay_visible = True
+        self._contours: tuple[float, ...] = ()
         self._window, self._level = 255.0, 127.5
         self._aspect = 1.0
+        self._spacing_um: tuple[float, float] | None = None  # (axial, lateral) µm per pixel
         self._fit_mode = True
         self._wl_anchor: QPoint | None = None
         self._wl_start = (self._window, self._level)
@@ -80,9 +102,17 @@ class ImageView(QGraphicsView):
 
     # --- content ------------------------------------------------------------------------------
     def set_frame(
-        self, frame_u8: np.ndarray | None, aspect: float = 1.0, *, reset_view: bool = False
+        self,
+        frame_u8: np.ndarray | None,
+        aspect: float = 1.0,
+        *,
+        reset_view: bool = False,
+        spacing_um: tuple[float, float] | None = None,
     ) -> None:
+        """Show a frame. ``aspect`` stretches rows (1 = the device's pixel grid);
+        ``spacing_um`` (axial, lateral µm per pixel) draws the scale bar; None: no bar."""
         self._frame = frame_u8
+        self._spacing_um = spacing_um if spacing_um and all(v > 0 for v in spacing_um) else None
         new_aspect = float(aspect) if aspect and np.isfinite(aspect) and aspect > 0 else 1.0
         geometry_changed = (
             self._item.pixmap().isNull()
@@ -97,14 +127,22 @@ class ImageView(QGraphicsView):
             self.fit()
 
     def set_overlay(
-        self, cam: np.ndarray | None, colormap: str, opacity: float, visible: bool
+        self,
+        cam: np.ndarray | None,
+        colormap: str,
+        opacity: float,
+        visible: bool,
+        contours: tuple[float, ...] = (),
     ) -> None:
+        """The heatmap: attention-weighted colour (see ``core.overlay.blend``), ``opacity`` at
+        the highest attention, iso-lines at ``contours`` (attention levels in (0, 1])."""
         self._cam, self._colormap, self._opacity, self._overlay_visible = (
             cam,
             colormap,
             opacity,
             visible,
         )
+        self._contours = tuple(contours)
         self._render()
 
     def set_window_level(self, window: float, level: float) -> None:
@@ -130,14 +168,65 @@ class ImageView(QGraphicsView):
             self.rendered = None
             return
         shown = apply_window_level(self._frame, self._window, self._level)
-        if self._cam is not None and self._overlay_visible and self._opacity > 0:
+        if (
+            self._cam is not None
+            and self._overlay_visible
+            and (self._opacity > 0 or self._contours)
+        ):
             from octviewer.core.overlay import blend
 
-            shown = blend(shown, self._cam, self._colormap, self._opacity)
+            shown = blend(shown, self._cam, self._colormap, self._opacity, self._contours)
         self.rendered = shown
         self._item.setPixmap(QPixmap.fromImage(to_qimage(shown)))
         self._item.setTransform(QTransform.fromScale(1.0, self._aspect))
         self.scene().setSceneRect(self._item.sceneBoundingRect())
+        self.viewport().update()
+
+    # --- scale bar --------------------------------------------------------------------------------
+    def scale_bars(self) -> tuple[tuple[int, float], tuple[int, float]] | None:
+        """((µm, screen px) lateral, (µm, screen px) axial) at the current zoom, or None."""
+        if self._spacing_um is None or self._frame is None:
+            return None
+        z = self.zoom_factor()
+        if z <= 0:
+            return None
+        axial, lateral = self._spacing_um
+        h = scale_bar_um(lateral / z)
+        v = scale_bar_um(axial / (z * self._aspect))
+        return (h, v) if h and v else None
+
+    def drawForeground(self, painter: QPainter, rect: QRectF) -> None:
+        bars = self.scale_bars()
+        if bars is None:
+            return
+        (hu, hpx), (vu, vpx) = bars
+        painter.save()
+        painter.resetTransform()  # viewport coordinates
+        vp = self.viewport().rect()
+        img = self.mapFromScene(self._item.sceneBoundingRect()).boundingRect()
+        # inside the image's lower-left corner when it is on screen, else the viewport's
+        x0 = float(max(18, min(img.left() + 16, vp.width() - hpx - 18)))
+        y0 = float(min(vp.height() - 22, max(img.bottom() - 30, vpx + 12)))
+        f = QFont(painter.font())
+        f.setPointSizeF(9.0)
+        painter.setFont(f)
+        # a dark plate keeps the bar legible on bright tissue and on white padding
+        fm = painter.fontMetrics()
+        wide = max(hpx, fm.horizontalAdvance(f"{hu} µm") + 4, fm.horizontalAdvance(f"{vu} µm") + 6)
+        plate = QRectF(x0 - 8, y0 - vpx - 6, wide + 16, vpx + 26)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor(0, 0, 0, 120))
+        painter.drawRoundedRect(plate, 4, 4)
+        for color, width in ((QColor(0, 0, 0, 170), 5.0), (QColor(255, 255, 255), 2.0)):
+            pen = QPen(color, width)
+            pen.setCapStyle(Qt.PenCapStyle.FlatCap)
+            painter.setPen(pen)
+            painter.drawLine(QPointF(x0, y0), QPointF(x0 + hpx, y0))
+            painter.drawLine(QPointF(x0, y0), QPointF(x0, y0 - vpx))
+        painter.setPen(QColor(255, 255, 255))
+        painter.drawText(QPointF(x0 + 4, y0 + 15), f"{hu} µm")
+        painter.drawText(QPointF(x0 + 6, y0 - vpx + 10), f"{vu} µm")
+        painter.restore()
 
     # --- zoom -------------------------------------------------------------------------------------
     def zoom_factor(self) -> float:
@@ -163,6 +252,7 @@ class ImageView(QGraphicsView):
         factor = float(np.clip(current * factor, MIN_ZOOM, MAX_ZOOM)) / max(current, 1e-9)
         self._fit_mode = False
         self.scale(factor, factor)
+        self.viewport().update()
         self._emit_info()
 
     def _emit_info(self) -> None:

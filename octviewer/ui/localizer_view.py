@@ -1,13 +1,42 @@
-"""The en-face localizer (SLO / fundus) with the B-scan lines; click a line to show that B-scan."""
+"""The en-face localizer (SLO / fundus) with the B-scan lines and the disease map.
+
+Click anywhere on the image to show the B-scan whose line passes nearest. The current B-scan's
+line is highlighted. With the disease map on (volumes with positions), each line takes the
+colour of its frame's presented class, with the confidence as opacity; frames that are not
+assessed are dashed white, frames not analysed yet thin grey; optionally the attention of each
+frame's heatmap along its line. All lines go through :func:`draw_scan_lines`.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Mapping
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent, QPen, QPixmap
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from octviewer.core import disease_map as dm
+from octviewer.core.overlay import attention_alpha, lut
 from octviewer.ui.image_view import to_qimage
+
+BASE_PEN = QColor(120, 200, 255, 70)
+CURRENT = QColor("#39FF88")
+
+
+def draw_scan_lines(
+    p: QPainter,
+    positions: np.ndarray,
+    to_widget: Callable[[float, float], QPointF],
+    pen_for: Callable[[int], QPen | None],
+) -> None:
+    """Draw each B-scan line ``(x0, y0, x1, y1)`` (localizer pixels) with ``pen_for(i)``
+    (None: not drawn). The one place lines are drawn, for the plain view and the map."""
+    for i, (x0, y0, x1, y1) in enumerate(positions):
+        pen = pen_for(i)
+        if pen is not None:
+            p.setPen(pen)
+            p.drawLine(to_widget(x0, y0), to_widget(x1, y1))
 
 
 class LocalizerView(QWidget):
@@ -16,18 +45,35 @@ class LocalizerView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setMinimumSize(160, 160)
-        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self._pixmap: QPixmap | None = None
         self._positions: np.ndarray | None = None
         self._current = 0
+        self._shown: object = None  # the Localizer object on screen
+        self.map: dm.DiseaseMap | None = None
+        self.map_visible = True
+        self.attention_visible = False
+        self.colormap = "inferno"
         self.setToolTip(
-            "Localizer: the line shows where the current B-scan was taken. Click a line to show it."
+            "Localizer: the highlighted line is the current B-scan. Click to show the nearest B-scan."
         )
 
     def sizeHint(self) -> QSize:
-        return QSize(280, 280)
+        return QSize(360, 360)
+
+    def show_localizer(self, localizer) -> None:
+        """Show a scan's :class:`~octviewer.core.scan.Localizer` (or None); a no-op when it is
+        already on screen, so callers may pass it on every refresh."""
+        if localizer is self._shown:
+            return
+        self._shown = localizer
+        if localizer is None:
+            self.set_localizer(None, None)
+        else:
+            self.set_localizer(localizer.image, localizer.positions)
 
     def set_localizer(self, image: np.ndarray | None, positions: np.ndarray | None) -> None:
+        self.map = None
         if image is None:
             self._pixmap, self._positions = None, None
         else:
@@ -49,6 +95,12 @@ class LocalizerView(QWidget):
         )
         self.update()
 
+    def show_map(self, scan, result, cams: Mapping[int, np.ndarray] | None = None) -> None:
+        """Build the disease map of ``scan`` from ``result`` (None: lines only). ``cams``: frame
+        -> heatmap of its predicted class, projected along the line when attention is shown."""
+        self.map = dm.build_disease_map(scan, result, cams if self.attention_visible else None)
+        self.update()
+
     @property
     def has_positions(self) -> bool:
         return self._positions is not None and len(self._positions) > 0
@@ -64,6 +116,7 @@ class LocalizerView(QWidget):
         w, h = pw * s, ph * s
         return QRectF((self.width() - w) / 2, (self.height() - h) / 2, w, h), s
 
+    # --- painting -------------------------------------------------------------------------------
     def paintEvent(self, event: QPaintEvent) -> None:
         p = QPainter(self)
         p.fillRect(self.rect(), QColor(12, 14, 18))
@@ -77,15 +130,86 @@ class LocalizerView(QWidget):
         if self.has_positions:
             assert self._positions is not None
             ox, oy = target.left(), target.top()
-            p.setPen(QPen(QColor(120, 200, 255, 70), 1))
-            for x0, y0, x1, y1 in self._positions:
-                p.drawLine(QPointF(ox + x0 * s, oy + y0 * s), QPointF(ox + x1 * s, oy + y1 * s))
-            if 0 <= self._current < len(self._positions):
-                x0, y0, x1, y1 = self._positions[self._current]
-                p.setPen(QPen(QColor("#39FF88"), 2.2))
-                p.drawLine(QPointF(ox + x0 * s, oy + y0 * s), QPointF(ox + x1 * s, oy + y1 * s))
+
+            def to_widget(x: float, y: float) -> QPointF:
+                return QPointF(ox + x * s, oy + y * s)
+
+            shown = self.map if self.map_visible else None
+            if shown is not None:
+                width = max(1.5, shown.line_width * s)
+                draw_scan_lines(p, self._positions, to_widget, lambda i: self._map_pen(i, width))
+                if self.attention_visible:
+                    self._draw_attention(p, to_widget, width)
+                if any(ln.status != "pending" for ln in shown.lines):
+                    # no legend before the first result: its first text costs ~15 ms of
+                    # glyph loading, which would add to the stall of opening the scan
+                    self._draw_legend(p, shown)
+            else:
+                draw_scan_lines(p, self._positions, to_widget, lambda i: QPen(BASE_PEN, 1))
+            cur = self._current
+            if 0 <= cur < len(self._positions):
+                w = 2.2 if shown is None else max(2.2, shown.line_width * s * 0.5)
+                for color, width in ((QColor(0, 0, 0, 200), w + 2.5), (CURRENT, w)):
+                    draw_scan_lines(
+                        p,
+                        self._positions,
+                        to_widget,
+                        lambda i, c=color, w_=width: QPen(c, w_) if i == cur else None,
+                    )
         p.end()
 
+    def _map_pen(self, i: int, width: float) -> QPen:
+        assert self.map is not None
+        line = self.map.lines[i]
+        if line.status == "assessed":
+            c = QColor(*line.color, round(255 * (0.25 + 0.75 * line.strength)))
+            pen = QPen(c, width)
+            pen.setCapStyle(Qt.PenCapStyle.FlatCap)
+            return pen
+        if line.status == "not assessed":
+            pen = QPen(QColor(*line.color, 230), max(1.5, width * 0.6))
+            pen.setStyle(Qt.PenStyle.DashLine)
+            return pen
+        return QPen(QColor(*line.color, 150), 1.0)
+
+    def _draw_attention(self, p: QPainter, to_widget, width: float) -> None:
+        assert self.map is not None
+        table = lut(self.colormap)
+        for line in self.map.lines:
+            if line.attention is None:
+                continue
+            att = line.attention
+            alpha = attention_alpha(att[None, :], 1.0)[0]
+            (x0, y0), (x1, y1) = line.start, line.end
+            ts = np.linspace(0.0, 1.0, len(att) + 1)
+            for k in range(len(att)):
+                if alpha[k] <= 0.02:
+                    continue
+                r, g, b = (int(v) for v in table[min(255, round(float(att[k]) * 255))])
+                p.setPen(QPen(QColor(r, g, b, round(255 * alpha[k])), width * 1.6))
+                a, c = ts[k], ts[k + 1]
+                p.drawLine(
+                    to_widget(x0 + (x1 - x0) * a, y0 + (y1 - y0) * a),
+                    to_widget(x0 + (x1 - x0) * c, y0 + (y1 - y0) * c),
+                )
+
+    def _draw_legend(self, p: QPainter, m: dm.DiseaseMap) -> None:
+        fm = p.fontMetrics()
+        lh = fm.height()
+        w = max(fm.horizontalAdvance(e.label) for e in m.legend) + 34 if m.legend else 0
+        box = QRectF(6, 6, w, lh * len(m.legend) + 8)
+        p.fillRect(box, QColor(0, 0, 0, 160))
+        for k, e in enumerate(m.legend):
+            y = box.top() + 4 + k * lh + lh / 2
+            pen = QPen(QColor(*e.color), 4 if not e.dashed else 2)
+            if e.dashed:
+                pen.setStyle(Qt.PenStyle.DashLine)
+            p.setPen(pen)
+            p.drawLine(QPointF(box.left() + 6, y), QPointF(box.left() + 24, y))
+            p.setPen(QColor(240, 240, 240))
+            p.drawText(QPointF(box.left() + 30, y + fm.ascent() / 2 - 1), e.label)
+
+    # --- picking ----------------------------------------------------------------------------------
     def frame_at(self, x: float, y: float) -> int | None:
         """The frame whose line passes closest to the widget point (x, y)."""
         if self._pixmap is None or not self.has_positions:

@@ -61,6 +61,12 @@ from octviewer.ui.style import STYLE_SHEET
 log = logging.getLogger(__name__)
 
 COLORMAPS = ("inferno", "jet", "viridis")
+CONTOUR_CHOICES: tuple[tuple[str, tuple[float, ...]], ...] = (
+    ("No contour lines", ()),
+    ("Contour at 50 % attention", (0.5,)),
+    ("Contours at 50 % and 80 %", (0.5, 0.8)),
+    ("Contours at 25, 50 and 75 %", (0.25, 0.5, 0.75)),
+)
 SUSPICIOUS_TIP = (
     "Show the frame with the lowest probability of NORMAL; frames that are not assessed "
     "(not a B-scan, unlike the training data) are skipped"
@@ -145,7 +151,9 @@ class MainWindow(QMainWindow):
         self.view_split.addWidget(self.localizer)
         self.view_split.addWidget(self.stack)
         self.view_split.setStretchFactor(0, 1)
-        self.view_split.setStretchFactor(1, 3)
+        self.view_split.setStretchFactor(1, 2)
+        self.view_split.setChildrenCollapsible(False)
+        self.view_split.setSizes([380, 700])
 
         # volume controls
         self.volume_bar = QWidget()
@@ -169,11 +177,16 @@ class MainWindow(QMainWindow):
         vb.addWidget(self.frame_label)
         vb.addWidget(self.suspicious_btn)
         self.strip = ProbabilityStrip()
+        self.map_note = QLabel("")  # why a volume has no disease map
+        self.map_note.setObjectName("muted")
+        self.map_note.setWordWrap(True)
+        self.map_note.hide()
         self.volume_box = QWidget()
         vl = QVBoxLayout(self.volume_box)
         vl.setContentsMargins(0, 0, 0, 0)
         vl.setSpacing(2)
         vl.addWidget(self.volume_bar)
+        vl.addWidget(self.map_note)
         vl.addWidget(self.strip)
         self.volume_box.hide()
 
@@ -334,8 +347,34 @@ class MainWindow(QMainWindow):
         )
         self.act_aspect = QAction("&Physical proportions (pixel spacing)", self)
         self.act_aspect.setCheckable(True)
+        self.act_aspect.setShortcut(QKeySequence("A"))
+        self.act_aspect.setStatusTip(
+            "Off: the device's pixel grid, as the device shows B-scans. On: true proportions."
+        )
         self.act_aspect.setChecked(self.settings.physical_aspect)
         self.act_aspect.toggled.connect(self._on_aspect)
+        self.addAction(self.act_aspect)
+        self.contour_group = QActionGroup(self)
+        self.contour_actions: dict[tuple[float, ...], QAction] = {}
+        saved = self.settings.overlay_contours
+        for label, levels in CONTOUR_CHOICES:
+            a = QAction(label, self, checkable=True)
+            a.setChecked(
+                levels == saved or (not levels and saved not in dict(CONTOUR_CHOICES).values())
+            )
+            a.triggered.connect(lambda _=False, lv=levels: self._on_contours(lv))
+            self.contour_group.addAction(a)
+            self.contour_actions[levels] = a
+        self.act_map = QAction("Disease &map on the localizer", self)
+        self.act_map.setCheckable(True)
+        self.act_map.setShortcut(QKeySequence("M"))
+        self.act_map.setChecked(self.settings.disease_map)
+        self.act_map.toggled.connect(self._on_map)
+        self.addAction(self.act_map)
+        self.act_map_attention = QAction("Attention along the B-scan &lines", self)
+        self.act_map_attention.setCheckable(True)
+        self.act_map_attention.setChecked(self.settings.map_attention)
+        self.act_map_attention.toggled.connect(self._on_map)
         self.act_overlay = QAction("Show &heatmap", self)
         self.act_overlay.setCheckable(True)
         self.act_overlay.setShortcut(QKeySequence("H"))
@@ -404,6 +443,9 @@ class MainWindow(QMainWindow):
         v.addActions([self.act_fit, self.act_actual, self.act_zoom_in, self.act_zoom_out])
         v.addSeparator()
         v.addActions([self.act_reset_wl, self.act_aspect, self.act_overlay])
+        cm = v.addMenu("Heatmap &contour lines")
+        cm.addActions(list(self.contour_actions.values()))
+        v.addActions([self.act_map, self.act_map_attention])
         v.addSeparator()
         v.addActions(
             [self.act_prev, self.act_next, self.act_first, self.act_last, self.act_suspicious]
@@ -454,6 +496,9 @@ class MainWindow(QMainWindow):
         self.suspicious_btn.clicked.connect(self.go_most_suspicious)
         self.strip.frame_clicked.connect(self.set_frame)
         self.localizer.frame_picked.connect(self.set_frame)
+        self.view_split.splitterMoved.connect(
+            lambda *_: setattr(self.settings, "localizer_split", self.view_split.saveState())
+        )
         rp = self.result_panel
         rp.overlay_box.setChecked(self.settings.overlay_visible)
         rp.opacity.setValue(round(self.settings.overlay_opacity * 100))
@@ -472,6 +517,9 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geom)
         if state is not None:
             self.restoreState(state)
+        split = self.settings.localizer_split
+        if split is not None:
+            self.view_split.restoreState(split)
 
     # --- start-up ---------------------------------------------------------------------------------
     def start(
@@ -662,8 +710,12 @@ class MainWindow(QMainWindow):
         self.stack.setCurrentWidget(self.image_view)
         self._frame = max(0, min(self._frame, scan.n_frames - 1))
         self.image_view.wheel_steps_frames = scan.is_volume
+        sp = scan.metadata.spacing
         self.image_view.set_frame(
-            scan.frame_as_uint8(self._frame), self._aspect(scan), reset_view=new_scan
+            scan.frame_as_uint8(self._frame),
+            self._aspect(scan),
+            reset_view=new_scan,
+            spacing_um=(sp.row * 1000, sp.col * 1000) if sp and sp.unit == "mm" else None,
         )
         self.volume_box.setVisible(scan.is_volume)
         if scan.is_volume:
@@ -685,15 +737,40 @@ class MainWindow(QMainWindow):
                 self.strip.set_data(None, [], (), scan.n_frames)
             self.strip.set_current(self._frame)
         loc = scan.localizer
-        if new_scan:
-            self.localizer.set_localizer(
-                None if loc is None else loc.image, None if loc is None else loc.positions
-            )
+        # on every refresh, not only for a new entry: the first file opened is selected before
+        # its scan has loaded, and its localizer arrives with a later update
+        self.localizer.show_localizer(loc)
         self.localizer.setVisible(loc is not None)
+        self._show_map(entry)
         self.localizer.set_current(self._frame)
         rp.scan_info.setText(self._scan_text(entry))
         self._show_result()
         self._refresh_overlay()
+
+    def _show_map(self, entry) -> None:
+        from octviewer.core.disease_map import unavailable_reason
+
+        scan, res, lv = entry.scan, entry.result, self.localizer
+        lv.map_visible = self.act_map.isChecked()
+        lv.attention_visible = self.act_map_attention.isChecked()
+        lv.colormap = self.result_panel.colormap.currentText()
+        cams = {}
+        if res is not None and lv.attention_visible:
+            for fr in res.frames:
+                cam = entry.cams.get((fr.frame_index, fr.predicted_index))
+                if cam is not None:
+                    cams[fr.frame_index] = cam
+        lv.show_map(scan, res, cams)
+        reason = unavailable_reason(scan) if scan.is_volume else None
+        self.map_note.setText(reason or "")
+        self.map_note.setVisible(bool(reason) and self.act_map.isChecked())
+
+    def _on_map(self, _: bool = False) -> None:
+        self.settings.disease_map = self.act_map.isChecked()
+        self.settings.map_attention = self.act_map_attention.isChecked()
+        entry = self.current_entry()
+        if entry is not None and entry.scan is not None:
+            self._show_map(entry)
 
     def _scan_text(self, entry) -> str:
         md = entry.scan.metadata
@@ -770,12 +847,18 @@ class MainWindow(QMainWindow):
             cam = self.controller.cam_for(entry.uid, self._frame, cls)
         rp = self.result_panel
         self.image_view.set_overlay(
-            cam, rp.colormap.currentText(), rp.opacity.value() / 100.0, visible
+            cam,
+            rp.colormap.currentText(),
+            rp.opacity.value() / 100.0,
+            visible,
+            self.settings.overlay_contours,
         )
 
     def _on_cam_ready(self, uid: int, frame: int, cls: int) -> None:
         if uid == self._uid and frame == self._frame and cls == self._cam_class():
             self._refresh_overlay()
+        if uid == self._uid and self.act_map_attention.isChecked():
+            self._on_map()
 
     # --- frames --------------------------------------------------------------------------------------
     def set_frame(self, frame: int) -> None:
@@ -819,6 +902,10 @@ class MainWindow(QMainWindow):
 
     def _on_colormap(self, name: str) -> None:
         self.settings.overlay_colormap = name
+        self._refresh_overlay()
+
+    def _on_contours(self, levels: tuple[float, ...]) -> None:
+        self.settings.overlay_contours = levels
         self._refresh_overlay()
 
     def _on_aspect(self, on: bool) -> None:
@@ -887,9 +974,19 @@ class MainWindow(QMainWindow):
             path,
             class_index=cls,
             include_identity=self.act_identity.isChecked(),
+            look=self._overlay_look(),
             show_unreliable=self.result_panel.show_anyway.isChecked(),
         )
         return True
+
+    def _overlay_look(self) -> dict:
+        """The heatmap as the window shows it, for the report (same core blend)."""
+        rp = self.result_panel
+        return {
+            "colormap": rp.colormap.currentText(),
+            "opacity": rp.opacity.value() / 100.0,
+            "contours": self.settings.overlay_contours,
+        }
 
     def export_all(self, directory: str | Path | None = None) -> bool:
         if directory is None:
@@ -899,7 +996,9 @@ class MainWindow(QMainWindow):
             if not directory:
                 return False
             self.settings.export_dir = str(directory)
-        uids = self.controller.export_all(directory, include_identity=self.act_identity.isChecked())
+        uids = self.controller.export_all(
+            directory, include_identity=self.act_identity.isChecked(), look=self._overlay_look()
+        )
         if not uids:
             self.show_error("Nothing to export", "No scan has been analysed yet.")
             return False

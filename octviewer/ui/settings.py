@@ -87,12 +87,53 @@ class Settings:
         self._s.setValue("overlay/visible", "true" if value else "false")
 
     @property
+    def overlay_contours(self) -> tuple[float, ...]:
+        """Attention levels (0..1) at which the heatmap draws iso-lines; () = none."""
+        raw = self._str("overlay/contours", "")
+        try:
+            levels = tuple(float(x) for x in raw.split(",") if x.strip())
+        except ValueError:
+            return ()
+        return tuple(v for v in levels if 0.0 < v <= 1.0)
+
+    @overlay_contours.setter
+    def overlay_contours(self, levels: tuple[float, ...]) -> None:
+        self._s.setValue("overlay/contours", ",".join(f"{v:g}" for v in levels))
+
+    @property
     def physical_aspect(self) -> bool:
-        return str(self._s.value("view/physical_aspect", "true")).lower() in ("true", "1")
+        """Draw B-scans in physical proportions; off by default: the device's pixel grid, as
+        the device software and its exported images show them."""
+        return str(self._s.value("view/physical_aspect", "false")).lower() in ("true", "1")
 
     @physical_aspect.setter
     def physical_aspect(self, value: bool) -> None:
         self._s.setValue("view/physical_aspect", "true" if value else "false")
+
+    @property
+    def disease_map(self) -> bool:
+        return str(self._s.value("view/disease_map", "true")).lower() in ("true", "1")
+
+    @disease_map.setter
+    def disease_map(self, value: bool) -> None:
+        self._s.setValue("view/disease_map", "true" if value else "false")
+
+    @property
+    def map_attention(self) -> bool:
+        return str(self._s.value("view/map_attention", "false")).lower() in ("true", "1")
+
+    @map_attention.setter
+    def map_attention(self, value: bool) -> None:
+        self._s.setValue("view/map_attention", "true" if value else "false")
+
+    @property
+    def localizer_split(self) -> object:
+        """The saved state of the localizer / B-scan splitter (QByteArray) or None."""
+        return self._s.value("view/localizer_split")
+
+    @localizer_split.setter
+    def localizer_split(self, state: object) -> None:
+        self._s.setValue("view/localizer_split", state)
 
     # --- export ----------------------------------------------------------------------------------
     @property

@@ -1,0 +1,106 @@
+"""The disease map (octviewer.core.disease_map) on a generated DICOM OPT volume with a localizer."""
+
+from __future__ import annotations
+
+import shutil
+
+import io_factory as fac
+import numpy as np
+import pytest
+
+from octviewer.core import disease_map as dm
+from octviewer.core.io import load
+from octviewer.core.results import FrameResult, ModelIdentity, ResultFlag, ScanResult
+
+FUNDUS = fac.IO_DATA / "dicom" / "example-dcms__fundus.dcm"
+NAMES = ("CNV", "DME", "DRUSEN", "NORMAL")
+
+
+@pytest.fixture(scope="module")
+def volume(tmp_path_factory: pytest.TempPathFactory):
+    """Five real B-scans in an OPT volume that references a real IR image as its localizer."""
+    import pydicom
+
+    if not FUNDUS.is_file():
+        pytest.skip(f"{FUNDUS.name} is missing from tests/data/io")
+    folder = tmp_path_factory.mktemp("map_volume")
+    shutil.copy(FUNDUS, folder / "localizer.dcm")
+    uid = str(pydicom.dcmread(FUNDUS, stop_before_pixels=True).SOPInstanceUID)
+    stack = fac.kermany_stack()
+    frames = np.concatenate([stack, stack[:2]])
+    positions = fac.localizer_positions(len(frames))
+    fac.write(fac.opt_dataset(frames, localizer_uid=uid, positions=positions), folder / "vol.dcm")
+    return load(folder / "vol.dcm"), positions
+
+
+def _result(classes: list[int | None], conf: float = 0.7) -> ScanResult:
+    frames = []
+    for i, k in enumerate(classes):
+        p = np.full(4, (1 - conf) / 3, np.float32)
+        flags = frozenset()
+        if k is None:
+            k, flags = 0, frozenset({ResultFlag.OUT_OF_DISTRIBUTION})
+        p[k] = conf
+        frames.append(FrameResult(i, NAMES, p, np.log(p), flags=flags))
+    return ScanResult(tuple(frames), ModelIdentity("m", "1", "0" * 64, "test"), "cpu")
+
+
+def test_lines_sit_at_the_dicom_positions_in_the_class_colours(volume) -> None:
+    scan, positions = volume
+    assert scan.localizer is not None and dm.unavailable_reason(scan) is None
+    res = _result([0, 3, 1, None, 2], conf=0.9)
+    m = dm.build_disease_map(scan, res)
+    assert m is not None and len(m.lines) == 5 and m.image_shape == (768, 768)
+    for line, (x0, y0, x1, y1) in zip(m.lines, positions, strict=True):
+        assert line.start == pytest.approx((x0, y0)) and line.end == pytest.approx((x1, y1))
+    assert [ln.class_name for ln in m.lines] == ["CNV", "NORMAL", "DME", None, "DRUSEN"]
+    assert m.line(1).color == dm.NORMAL_GREEN
+    assert m.line(0).color == dm.class_rgb(0, NAMES) != m.line(2).color
+    assert len({m.line(i).color for i in (0, 1, 2, 4)}) == 4  # one colour per class
+    assert m.line(0).strength == pytest.approx(0.9)
+    na = m.line(3)
+    assert na.status == "not assessed" and na.strength == 0 and na.color == dm.NOT_ASSESSED_RGB
+    labels = [e.label for e in m.legend]
+    assert labels == [*NAMES, "Not assessed"] and m.legend[-1].dashed
+    assert 1.5 <= m.line_width <= 0.012 * 768
+
+
+def test_confidence_is_the_strength_and_frames_without_a_result_are_pending(volume) -> None:
+    scan, _ = volume
+    partial = _result([2, 2], conf=0.55)
+    m = dm.build_disease_map(scan, partial)
+    assert [ln.status for ln in m.lines] == ["assessed"] * 2 + ["pending"] * 3
+    assert m.line(0).strength == pytest.approx(0.55)
+    assert m.legend[-1].label == "not analysed yet"
+    assert all(ln.status == "pending" for ln in dm.build_disease_map(scan, None).lines)
+
+
+def test_attention_is_projected_along_the_line(volume) -> None:
+    scan, _ = volume
+    cam = np.zeros(scan.shape, np.float32)
+    cam[200:260, -128:] = 1.0  # hot at the right end of the B-scan (the line's end)
+    m = dm.build_disease_map(scan, _result([0] * 5), cams={2: cam})
+    att = m.line(2).attention
+    assert att is not None and att.shape == (dm.ATTENTION_SAMPLES,)
+    assert att[-1] == pytest.approx(1.0) and att[0] == 0.0
+    assert np.all(np.diff(att) >= 0)
+    assert m.line(1).attention is None
+
+
+def test_volumes_without_positions_say_why_there_is_no_map(volume) -> None:
+    import dataclasses
+
+    from octviewer.core.scan import Localizer
+
+    scan, _ = volume
+    no_loc = dataclasses.replace(scan, localizer=None)
+    assert "without a localizer" in dm.unavailable_reason(no_loc)
+    assert dm.build_disease_map(no_loc, _result([0] * 5)) is None
+    no_pos = dataclasses.replace(scan, localizer=Localizer(scan.localizer.image, None))
+    assert "no B-scan positions" in dm.unavailable_reason(no_pos)
+    wrong = dataclasses.replace(
+        scan, localizer=Localizer(scan.localizer.image, scan.localizer.positions[:3])
+    )
+    assert "3 B-scan position(s) for 5 frames" in dm.unavailable_reason(wrong)
+    single = dataclasses.replace(scan, frames=scan.frames[:1])
+    assert "single B-scan" in dm.unavailable_reason(single)
