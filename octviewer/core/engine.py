@@ -7,8 +7,10 @@
     heat = engine.cam(scan, frame_index=3, class_index="DME")
 
 Plain blocking code, safe to call from one worker thread at a time (calls are serialised by a
-lock). On CUDA the forward runs under autocast (bf16 when supported, else fp16). On CPU the
-thread policy of :mod:`octviewer.core.device` applies, and ``quantize=True`` switches the
+lock). On CUDA the forward runs under autocast (bf16 when supported, else fp16); on a CPU with
+native bf16 (AVX512-BF16 or AMX) under bf16 autocast, CNNs in channels-last layout
+(``precision="fp32"`` turns both off; calibration and the OOD statistics are unchanged). On CPU
+the thread policy of :mod:`octviewer.core.device` applies, and ``quantize=True`` (fp32) switches the
 Linear layers to dynamic int8: the layers after the CAM target keep an fp32 copy that is
 swapped in for CAM passes, because quantised Linear layers have no backward.
 
@@ -34,6 +36,7 @@ import numpy as np
 
 from octviewer.core.device import (
     autocast_dtype,
+    check_precision,
     choose_device,
     configure_threads,
     prepare_environment,
@@ -75,6 +78,7 @@ class Engine:
         device: str = "auto",
         quantize: bool = False,
         threads: int | None = None,
+        precision: str = "auto",
     ) -> None:
         prepare_environment()
         from octviewer.core.cam import OnePassCam
@@ -93,6 +97,7 @@ class Engine:
             path = Path(bundle)
         self.path = path
         self._device = choose_device(device)
+        self.precision = check_precision(precision)
         self.threads = configure_threads(threads) if self._device.type == "cpu" else None
         t0 = time.perf_counter()
         self.quantized = False
@@ -111,20 +116,23 @@ class Engine:
         self.config = loaded.config
         self.identity: ModelIdentity = loaded.identity
         self.ood: OODModel | None = loaded.ood
-        self._amp = autocast_dtype(self._device)
-        if self._tail_names is None:  # not resolved by the int8 hook
-            self.cam_target = self._cam_target_of(self.model)
         if int8:
             self._int8_tail = {n: self.model.get_submodule(n) for n in self._fp32_tail}
             self.quantized = True
+        # int8 layers take fp32 inputs: an int8 model stays out of autocast
+        self._amp = None if self.quantized else autocast_dtype(self._device, self.precision)
+        self._use_channels_last()
+        if self._tail_names is None:  # not resolved by the int8 hook
+            self.cam_target = self._cam_target_of(self.model)
         self._cam = OnePassCam(self.model, self.cam_target)
         self._lock = threading.RLock()
         self._cam_cache: tuple[tuple[int, int], np.ndarray, CamPass] | None = None
         log.info(
-            "engine ready: %s on %s%s in %.2f s",
+            "engine ready: %s on %s%s%s in %.2f s",
             self.identity,
             self.device,
             " (int8)" if self.quantized else "",
+            f" ({self.compute_dtype})" if self._amp is not None else "",
             time.perf_counter() - t0,
         )
 
@@ -134,11 +142,19 @@ class Engine:
         return str(self._device)
 
     @property
+    def compute_dtype(self) -> str:
+        """What the forward computes in: "bfloat16", "float16" (autocast) or "float32"."""
+        return str(self._amp).removeprefix("torch.") if self._amp is not None else "float32"
+
+    @property
     def class_names(self) -> tuple[str, ...]:
         return self.config.class_names
 
     def __repr__(self) -> str:
-        return f"Engine({self.identity}, device={self.device}, quantized={self.quantized})"
+        return (
+            f"Engine({self.identity}, device={self.device}, quantized={self.quantized}, "
+            f"compute={self.compute_dtype})"
+        )
 
     def _cam_target_of(self, model: torch.nn.Module) -> str:
         """The bundle's CAM layer, or the architecture's default when the bundle's is absent."""
@@ -156,6 +172,18 @@ class Engine:
                 target,
             )
             return target
+
+    def _use_channels_last(self) -> None:
+        """CNNs under CPU bf16: channels-last weights, oneDNN's fast layout (measured on
+        ResNet-18, batch 8: bf16 1.6x faster than fp32 in NCHW, 2.8x in channels-last)."""
+        import torch
+
+        from octviewer.core.model.architectures import is_token_model
+
+        if self._amp is None or self._device.type != "cpu" or is_token_model(self.model):
+            return
+        if any(p.ndim == 4 for p in self.model.parameters()):
+            self.model.to(memory_format=torch.channels_last)
 
     # --- int8 ---------------------------------------------------------------------------
     def _quantize_unit(self, prefix: str, unit: torch.nn.Module, model: torch.nn.Module) -> None:
@@ -408,6 +436,7 @@ class Engine:
             elapsed_s=elapsed,
             extra={
                 "quantized": str(self.quantized).lower(),
+                "compute": self.compute_dtype,
                 "threads": str(self.threads) if self.threads is not None else "",
                 "cam_layer": self.cam_target if cam else "",
             },
