@@ -236,7 +236,9 @@ class Controller(QObject):
         return msg
 
     # --- model ----------------------------------------------------------------------------------
-    def load_model(self, path: str | Path | None, device: str = "auto") -> None:
+    def load_model(
+        self, path: str | Path | None, device: str = "auto", precision: str = "auto"
+    ) -> None:
         """Load a bundle in the background (None = the bundled default, if present)."""
         from octviewer.resources import default_model_path
 
@@ -256,7 +258,7 @@ class Controller(QObject):
         def job(ctx: JobContext) -> Engine:
             from octviewer.core.engine import Engine
 
-            return Engine(bundle, device=device)
+            return Engine(bundle, device=device, precision=precision)
 
         self.model_jobs.submit(
             "model",
