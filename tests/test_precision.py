@@ -140,3 +140,14 @@ def test_cli_precision_option(native_bf16, tmp_path: Path, monkeypatch) -> None:
              str(tmp_path / choice), "--device", "cpu", "--no-progress", "--precision", choice]
         )  # fmt: skip
         assert code == cli.EXIT_OK and engines[-1].compute_dtype == dtype
+
+
+def test_app_setting_round_trips(tmp_path: Path) -> None:
+    from octviewer.ui.settings import Settings
+
+    s = Settings.at(tmp_path / "s.ini")
+    assert s.precision == "auto"  # bf16 allowed by default, where the hardware has it
+    s.precision = "fp32"
+    assert Settings.at(tmp_path / "s.ini").precision == "fp32"
+    s.precision = "anything else"
+    assert s.precision == "auto"
