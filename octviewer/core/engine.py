@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from octviewer.core.cam import CamPass
     from octviewer.core.model.config import ModelConfig
     from octviewer.core.ood import OODModel
+    from octviewer.core.volume_rule import VolumeShortcut
 
 log = logging.getLogger(__name__)
 
@@ -376,14 +377,24 @@ class Engine:
         batch_size: int = 8,
         progress: ProgressFn | None = None,
         cancel: CancelFn | None = None,
+        shortcut: VolumeShortcut | None = None,
+        full_frames: Sequence[int] = (),
     ) -> ScanResult:
         """Classify frames of ``scan`` (all by default), with the CAM of the predicted class
-        (or ``cam_class``) when ``cam`` is true. ``cancel()`` is checked between batches."""
+        (or ``cam_class``) when ``cam`` is true. ``cancel()`` is checked between batches.
+
+        ``shortcut`` (predictions of several frames of a model with a mirrored view): the
+        mirrored view only where :mod:`octviewer.core.volume_rule` says it can change the
+        answer, and always for ``full_frames``."""
         from octviewer.core.cam import upsample_cam
 
         t0 = time.perf_counter()
         self._check_scan(scan)
         indices = self._frame_indices(scan, frames)
+        if shortcut is not None and not cam and len(indices) > 1 and self._has_mirror():
+            return self._analyze_shortcut(
+                scan, indices, shortcut, full_frames, batch_size, progress, cancel
+            )
         fixed_class = self.class_index(cam_class) if cam_class is not None else None
         bs = max(1, int(batch_size))
         results: list[FrameResult] = []
@@ -440,6 +451,58 @@ class Engine:
                 "threads": str(self.threads) if self.threads is not None else "",
                 "cam_layer": self.cam_target if cam else "",
             },
+        )
+
+    def _has_mirror(self) -> bool:
+        return bool(getattr(self.model, "hflip_tta", False))
+
+    def _analyze_shortcut(
+        self,
+        scan: Scan,
+        indices: list[int],
+        rule: VolumeShortcut,
+        keep: Sequence[int],
+        batch_size: int,
+        progress: ProgressFn | None,
+        cancel: CancelFn | None,
+    ) -> ScanResult:
+        """The cheap pass (no mirrored view) on every frame, then the full pass where needed."""
+        t0 = time.perf_counter()
+        n = len(indices)
+
+        def cheap_progress(done: int, _total: int) -> None:
+            if progress is not None:
+                progress(min(done, n - 1), n)
+
+        with self._lock:
+            self.model.hflip_tta = False
+            try:
+                cheap = self.analyze(
+                    scan, frames=indices, cam=False, batch_size=batch_size,
+                    progress=cheap_progress, cancel=cancel,
+                )  # fmt: skip
+            finally:
+                self.model.hflip_tta = True
+            refine = rule.frames_to_refine(cheap.frames, self.config.confidence_threshold, keep)
+            full = (
+                self.analyze(scan, frames=refine, cam=False, batch_size=batch_size, cancel=cancel)
+                if refine
+                else None
+            )
+        by_index = {f.frame_index: f for f in cheap.frames}
+        if full is not None:
+            by_index.update({f.frame_index: f for f in full.frames})
+        if progress is not None:
+            progress(n, n)
+        elapsed = time.perf_counter() - t0
+        log.info("volume shortcut: mirrored view on %d of %d frame(s)", len(refine), n)
+        extra = dict(cheap.extra, volume_rule=f"mirrored view on {len(refine)} of {n} frames")
+        return ScanResult(
+            frames=tuple(by_index[i] for i in indices),
+            model=self.identity,
+            device=self.device,
+            elapsed_s=elapsed,
+            extra=extra,
         )
 
     def cam(self, scan: Scan, frame_index: int, class_index: int | str) -> np.ndarray:
