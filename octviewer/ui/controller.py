@@ -339,10 +339,17 @@ class Controller(QObject):
         started = time.perf_counter()
 
         def job(ctx: JobContext) -> ScanResult:
-            # B-scan: prediction and CAM in one pass. Volume: predictions for every frame, then
-            # the CAM of the frame on screen on request (cam_for).
+            # B-scan: prediction and CAM in one pass. Volume: predictions for every frame (the
+            # mirrored view only where it can change the answer, core/volume_rule.py), then the
+            # CAM of the frame on screen on request (cam_for).
+            from octviewer.core.volume_rule import VolumeShortcut
+
             return engine.analyze(
-                scan, cam=not scan.is_volume, progress=ctx.progress, cancel=ctx.cancelled
+                scan,
+                cam=not scan.is_volume,
+                progress=ctx.progress,
+                cancel=ctx.cancelled,
+                shortcut=VolumeShortcut() if scan.is_volume else None,
             )
 
         self.model_jobs.submit(
