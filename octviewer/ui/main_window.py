@@ -842,8 +842,8 @@ class MainWindow(QMainWindow):
         self.model_label.setText(text)
         eng = self.controller.engine
         if state == ModelState.READY.value and eng is not None:
-            bf16 = " (bf16)" if eng.compute_dtype == "bfloat16" else ""
-            self.device_label.setText(f"Device: {eng.device}{bf16}")
+            self.device_label.setText(f"Device: {eng.device}")
+            self.device_label.setToolTip(f"Computes in {eng.compute_dtype}")
             self.result_panel.show_model(eng.identity, eng.device)
         else:
             self.device_label.setText("")
