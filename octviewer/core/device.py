@@ -140,16 +140,27 @@ _BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
 @cache
 def cpu_flags() -> frozenset[str]:
-    """The CPU feature flags of the first processor in ``/proc/cpuinfo`` (empty elsewhere)."""
+    """CPU feature flags: those of ``/proc/cpuinfo`` (Linux) and those torch's cpuinfo reports
+    as present (``avx512_bf16``, ``amx_bf16``... on Windows and macOS too). Empty when neither
+    answers, and then no bf16 (fp32 is always correct)."""
+    found: set[str] = set()
     try:
         with Path("/proc/cpuinfo").open(encoding="ascii", errors="replace") as fh:
             for line in fh:
                 key, _, value = line.partition(":")
                 if key.strip() in ("flags", "Features"):
-                    return frozenset(value.split())
-    except OSError:  # not Linux: no flags known, so no bf16 (fp32 is always correct)
+                    found.update(value.split())
+                    break
+    except OSError:  # not Linux
         pass
-    return frozenset()
+    try:
+        import torch
+
+        caps = torch._C._cpu._get_cpu_capability()  # private: guarded, optional
+        found.update(k for k, v in caps.items() if v is True)
+    except (AttributeError, RuntimeError, TypeError):
+        pass
+    return frozenset(found)
 
 
 def cpu_has_native_bf16() -> bool:
