@@ -17,7 +17,11 @@ Every target gets a PASS/FAIL line, each against a baseline measured in the same
     (build.spec excludes it);
 [4] int8 dynamic quantisation vs fp32 forward (>= 2.5x), same process and thread count,
     measured alternately so load from other processes hits both arms alike; with
-    --bundle/--images the top-1 agreement of int8 with fp32 on real images (>= 99 %).
+    --bundle/--images the top-1 agreement of int8 with fp32 on real images (>= 99 %);
+[5] bf16 (``precision="auto"`` on a CPU with AVX512-BF16/AMX) against a bare fp32 forward: one
+    B-scan with CAM (MIRAGE <= 0.6x; default model <= 100 ms), a volume (MIRAGE <= 0.55x;
+    default model 49 frames <= 5 s); ``benchmarks/bench_precision.py`` has its agreement,
+    probability and OOD-score change on real images.
 
 Timings on a shared machine: every figure is a median of alternating repeats, printed with the
 load average at the time. Peak RSS is the process's own high-water mark (``VmHWM``):
@@ -282,12 +286,12 @@ def main() -> None:
     ap.add_argument("--no-stock", action="store_true", help="skip the pytorch-grad-cam reference")
     ap.add_argument(
         "--only",
-        choices=("speed", "volume", "rss", "int8", "agreement"),
+        choices=("speed", "volume", "rss", "int8", "agreement", "bf16"),
         action="append",
         help="run only these parts (repeatable)",
     )
     args = ap.parse_args()
-    parts = set(args.only or ("speed", "volume", "rss", "int8", "agreement"))
+    parts = set(args.only or ("speed", "volume", "rss", "int8", "agreement", "bf16"))
     if args.bundle == "default":
         from octviewer.resources import default_model_path
 
@@ -324,6 +328,10 @@ def main() -> None:
 
         if "rss" in parts:  # first, while this process is small
             bench_rss(bundle, threads)
+        if "bf16" in parts:  # bf16 where the CPU has it, vs a bare fp32 forward
+            from benchmarks.bench_precision import bench_bf16
+
+            bench_bf16(bundle, args, verdict, paired, timed, make_scan)
         if not parts & {"speed", "volume", "int8"}:
             if "agreement" in parts:
                 run_agreement(args, threads)

@@ -124,6 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="CPU fast path: dynamic int8 quantisation of Linear layers",
     )
     a.add_argument(
+        "--precision",
+        choices=("auto", "fp32"),
+        default="auto",
+        help="auto (default): bf16 arithmetic on GPUs and on CPUs with native bf16 "
+        "(AVX512-BF16/AMX); fp32: full precision everywhere",
+    )
+    a.add_argument(
         "--threads",
         type=int,
         metavar="N",
@@ -399,7 +406,11 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     try:
         engine = octviewer.load_model(
-            args.model, device=args.device, quantize=args.int8, threads=args.threads
+            args.model,
+            device=args.device,
+            quantize=args.int8,
+            threads=args.threads,
+            precision=args.precision,
         )
         cam_class = _resolve_cam_class(engine, args.cam_class)
     except OCTViewerError as e:
@@ -412,7 +423,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
             sys.stderr,
         )
         return EXIT_USAGE
-    log.info("Model %s on %s", engine.identity, engine.device)
+    log.info("Model %s on %s (%s)", engine.identity, engine.device, engine.compute_dtype)
 
     inputs = expand_inputs(args.paths, args.recursive)
     if not inputs:

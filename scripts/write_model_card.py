@@ -23,6 +23,15 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f} %"
 
 
+#: The volume rule's measured agreement with the full computation (docs/SPEED.md).
+VOLUME_RULE_CHECK = (
+    "the 648 Kermany images as volumes of 49 frames, the full computation ran on 77 frames "
+    "(0.62x the forwards) and every frame kept the full computation's class (648/648), "
+    "OUT_OF_DISTRIBUTION and LOW_CONFIDENCE decisions (0 flips, with OOD statistics fitted for "
+    "the check; the full computation's score exceeded the cheap pass's by at most 0.45)"
+)
+
+
 def card(path: Path) -> str:
     cfg = read_bundle_config(path)
     sha = file_sha256(path)
@@ -205,6 +214,22 @@ def card(path: Path) -> str:
             )
         lines += ["", caveat, ""]
     lines += _ood_section(cfg)
+    if cfg.arch_kwargs.get("hflip_tta"):
+        lines += [
+            "## How the app runs it on volumes",
+            "",
+            "For a volume the app first runs every frame **without the mirrored view** (half the "
+            "forwards), then the full computation (both views) for each frame where the mirrored "
+            "view could change the answer: top-1 minus top-2 probability below 0.3, top "
+            "probability within 0.1 of the confidence threshold, out-of-distribution score above "
+            "the threshold minus 1 (the mirrored view lowers the score: it averages two views), "
+            "and the 3 frames least likely NORMAL. Every frame keeps its OOD score and flags. "
+            f"Replayed on {VOLUME_RULE_CHECK} (`benchmarks/bench_precision.py --volume-rule`). "
+            "Single B-scans and the CLI always use the full computation; on CPUs with native "
+            "bf16 (AVX512-BF16/AMX) inference runs in bf16 (`--precision fp32` to opt out; "
+            "docs/SPEED.md).",
+            "",
+        ]
     lines += [
         "## Known limits",
         "",

@@ -9,12 +9,17 @@ forward 6x slower, while one thread or passive OpenMP waiting stayed near 2x. So
 - by default never all cores: 1 thread up to 2 usable CPUs, n-1 up to 4, then half the logical
   CPUs (about the physical cores) capped at 4; an explicit ``threads`` or ``OMP_NUM_THREADS``
   wins.
+
+Precision: bf16 autocast on CUDA, and on CPUs that compute bf16 natively (AVX512-BF16 or
+AMX, read from the CPU flags); plain fp32 elsewhere and whenever ``precision="fp32"``.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from functools import cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from octviewer.errors import AnalysisError
@@ -126,10 +131,71 @@ def choose_device(preference: str = "auto") -> torch.device:
     return dev
 
 
-def autocast_dtype(device: torch.device) -> torch.dtype | None:
-    """Mixed precision for a device: bf16 on CUDA when supported, else fp16; none on CPU/MPS."""
+PRECISIONS = ("auto", "fp32")
+#: CPU flags (``/proc/cpuinfo``) of native bf16 arithmetic: AVX512-BF16 (Cooper Lake, Zen 4
+#: and later) or AMX (Sapphire Rapids and later). Without them oneDNN emulates bf16 with
+#: AVX512/AVX2 conversions, which is slower than fp32, so bf16 is not used there.
+_BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+@cache
+def cpu_flags() -> frozenset[str]:
+    """CPU feature flags: those of ``/proc/cpuinfo`` (Linux) and those torch's cpuinfo reports
+    as present (``avx512_bf16``, ``amx_bf16``... on Windows and macOS too). Empty when neither
+    answers, and then no bf16 (fp32 is always correct)."""
+    found: set[str] = set()
+    try:
+        with Path("/proc/cpuinfo").open(encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key.strip() in ("flags", "Features"):
+                    found.update(value.split())
+                    break
+    except OSError:  # not Linux
+        pass
+    try:
+        import torch
+
+        caps = torch._C._cpu._get_cpu_capability()  # private: guarded, optional
+        found.update(k for k, v in caps.items() if v is True)
+    except (AttributeError, RuntimeError, TypeError):
+        pass
+    return frozenset(found)
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when this CPU computes bf16 natively (AVX512-BF16 or AMX) and torch can use it."""
     import torch
 
+    if not _BF16_CPU_FLAGS & cpu_flags():
+        return False
+    mkldnn = getattr(torch.backends, "mkldnn", None)
+    return bool(mkldnn is not None and mkldnn.is_available())
+
+
+def check_precision(precision: str) -> str:
+    """``precision`` normalised ("auto" or "fp32"); AnalysisError for anything else."""
+    p = (precision or "auto").strip().lower()
+    if p not in PRECISIONS:
+        raise AnalysisError(
+            f"'{precision}' is not a precision setting. Use 'auto' (bf16 where the hardware "
+            "computes it natively) or 'fp32' (always full precision)."
+        )
+    return p
+
+
+def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
+    """Mixed precision for a device, ``None`` for plain fp32.
+
+    ``"auto"``: bf16 on CUDA when supported, else fp16; bf16 on a CPU with native bf16
+    (:func:`cpu_has_native_bf16`); fp32 on other CPUs and on MPS. ``"fp32"``: never.
+    """
+    import torch
+
+    if check_precision(precision) == "fp32":
+        return None
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and cpu_has_native_bf16():
+        return torch.bfloat16
     return None

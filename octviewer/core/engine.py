@@ -7,8 +7,10 @@
     heat = engine.cam(scan, frame_index=3, class_index="DME")
 
 Plain blocking code, safe to call from one worker thread at a time (calls are serialised by a
-lock). On CUDA the forward runs under autocast (bf16 when supported, else fp16). On CPU the
-thread policy of :mod:`octviewer.core.device` applies, and ``quantize=True`` switches the
+lock). On CUDA the forward runs under autocast (bf16 when supported, else fp16); on a CPU with
+native bf16 (AVX512-BF16 or AMX) under bf16 autocast, CNNs in channels-last layout
+(``precision="fp32"`` turns both off; calibration and the OOD statistics are unchanged). On CPU
+the thread policy of :mod:`octviewer.core.device` applies, and ``quantize=True`` (fp32) switches the
 Linear layers to dynamic int8: the layers after the CAM target keep an fp32 copy that is
 swapped in for CAM passes, because quantised Linear layers have no backward.
 
@@ -34,6 +36,7 @@ import numpy as np
 
 from octviewer.core.device import (
     autocast_dtype,
+    check_precision,
     choose_device,
     configure_threads,
     prepare_environment,
@@ -50,6 +53,7 @@ if TYPE_CHECKING:
     from octviewer.core.cam import CamPass
     from octviewer.core.model.config import ModelConfig
     from octviewer.core.ood import OODModel
+    from octviewer.core.volume_rule import VolumeShortcut
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +109,7 @@ class Engine:
         device: str = "auto",
         quantize: bool = False,
         threads: int | None = None,
+        precision: str = "auto",
     ) -> None:
         prepare_environment()
         from octviewer.core.cam import OnePassCam
@@ -123,6 +128,7 @@ class Engine:
             path = Path(bundle)
         self.path = path
         self._device = choose_device(device)
+        self.precision = check_precision(precision)
         self.threads = configure_threads(threads) if self._device.type == "cpu" else None
         t0 = time.perf_counter()
         self.quantized = False
@@ -141,20 +147,23 @@ class Engine:
         self.config = loaded.config
         self.identity: ModelIdentity = loaded.identity
         self.ood: OODModel | None = loaded.ood
-        self._amp = autocast_dtype(self._device)
-        if self._tail_names is None:  # not resolved by the int8 hook
-            self.cam_target = self._cam_target_of(self.model)
         if int8:
             self._int8_tail = {n: self.model.get_submodule(n) for n in self._fp32_tail}
             self.quantized = True
+        # int8 layers take fp32 inputs: an int8 model stays out of autocast
+        self._amp = None if self.quantized else autocast_dtype(self._device, self.precision)
+        self._use_channels_last()
+        if self._tail_names is None:  # not resolved by the int8 hook
+            self.cam_target = self._cam_target_of(self.model)
         self._cam = OnePassCam(self.model, self.cam_target)
         self._lock = threading.RLock()
         self._cam_cache: tuple[tuple[int, int], np.ndarray, CamPass] | None = None
         log.info(
-            "engine ready: %s on %s%s in %.2f s",
+            "engine ready: %s on %s%s%s in %.2f s",
             self.identity,
             self.device,
             " (int8)" if self.quantized else "",
+            f" ({self.compute_dtype})" if self._amp is not None else "",
             time.perf_counter() - t0,
         )
 
@@ -164,11 +173,19 @@ class Engine:
         return str(self._device)
 
     @property
+    def compute_dtype(self) -> str:
+        """What the forward computes in: "bfloat16", "float16" (autocast) or "float32"."""
+        return str(self._amp).removeprefix("torch.") if self._amp is not None else "float32"
+
+    @property
     def class_names(self) -> tuple[str, ...]:
         return self.config.class_names
 
     def __repr__(self) -> str:
-        return f"Engine({self.identity}, device={self.device}, quantized={self.quantized})"
+        return (
+            f"Engine({self.identity}, device={self.device}, quantized={self.quantized}, "
+            f"compute={self.compute_dtype})"
+        )
 
     def _cam_target_of(self, model: torch.nn.Module) -> str:
         """The bundle's CAM layer, or the architecture's default when the bundle's is absent."""
@@ -186,6 +203,18 @@ class Engine:
                 target,
             )
             return target
+
+    def _use_channels_last(self) -> None:
+        """CNNs under CPU bf16: channels-last weights, oneDNN's fast layout (measured on
+        ResNet-18, batch 8: bf16 1.6x faster than fp32 in NCHW, 2.8x in channels-last)."""
+        import torch
+
+        from octviewer.core.model.architectures import is_token_model
+
+        if self._amp is None or self._device.type != "cpu" or is_token_model(self.model):
+            return
+        if any(p.ndim == 4 for p in self.model.parameters()):
+            self.model.to(memory_format=torch.channels_last)
 
     # --- int8 ---------------------------------------------------------------------------
     def _quantize_unit(self, prefix: str, unit: torch.nn.Module, model: torch.nn.Module) -> None:
@@ -381,14 +410,24 @@ class Engine:
         batch_size: int = 8,
         progress: ProgressFn | None = None,
         cancel: CancelFn | None = None,
+        shortcut: VolumeShortcut | None = None,
+        full_frames: Sequence[int] = (),
     ) -> ScanResult:
         """Classify frames of ``scan`` (all by default), with the CAM of the predicted class
-        (or ``cam_class``) when ``cam`` is true. ``cancel()`` is checked between batches."""
+        (or ``cam_class``) when ``cam`` is true. ``cancel()`` is checked between batches.
+
+        ``shortcut`` (predictions of several frames of a model with a mirrored view): the
+        mirrored view only where :mod:`octviewer.core.volume_rule` says it can change the
+        answer, and always for ``full_frames``."""
         from octviewer.core.cam import upsample_cam
 
         t0 = time.perf_counter()
         self._check_scan(scan)
         indices = self._frame_indices(scan, frames)
+        if shortcut is not None and not cam and len(indices) > 1 and self._has_mirror():
+            return self._analyze_shortcut(
+                scan, indices, shortcut, full_frames, batch_size, progress, cancel
+            )
         fixed_class = self.class_index(cam_class) if cam_class is not None else None
         bs = max(1, int(batch_size))
         results: list[FrameResult] = []
@@ -442,9 +481,62 @@ class Engine:
             elapsed_s=elapsed,
             extra={
                 "quantized": str(self.quantized).lower(),
+                "compute": self.compute_dtype,
                 "threads": str(self.threads) if self.threads is not None else "",
                 "cam_layer": self.cam_target if cam else "",
             },
+        )
+
+    def _has_mirror(self) -> bool:
+        return bool(getattr(self.model, "hflip_tta", False))
+
+    def _analyze_shortcut(
+        self,
+        scan: Scan,
+        indices: list[int],
+        rule: VolumeShortcut,
+        keep: Sequence[int],
+        batch_size: int,
+        progress: ProgressFn | None,
+        cancel: CancelFn | None,
+    ) -> ScanResult:
+        """The cheap pass (no mirrored view) on every frame, then the full pass where needed."""
+        t0 = time.perf_counter()
+        n = len(indices)
+
+        def cheap_progress(done: int, _total: int) -> None:
+            if progress is not None:
+                progress(min(done, n - 1), n)
+
+        with self._lock:
+            self.model.hflip_tta = False
+            try:
+                cheap = self.analyze(
+                    scan, frames=indices, cam=False, batch_size=batch_size,
+                    progress=cheap_progress, cancel=cancel,
+                )  # fmt: skip
+            finally:
+                self.model.hflip_tta = True
+            refine = rule.frames_to_refine(cheap.frames, self.config.confidence_threshold, keep)
+            full = (
+                self.analyze(scan, frames=refine, cam=False, batch_size=batch_size, cancel=cancel)
+                if refine
+                else None
+            )
+        by_index = {f.frame_index: f for f in cheap.frames}
+        if full is not None:
+            by_index.update({f.frame_index: f for f in full.frames})
+        if progress is not None:
+            progress(n, n)
+        elapsed = time.perf_counter() - t0
+        log.info("volume shortcut: mirrored view on %d of %d frame(s)", len(refine), n)
+        extra = dict(cheap.extra, volume_rule=f"mirrored view on {len(refine)} of {n} frames")
+        return ScanResult(
+            frames=tuple(by_index[i] for i in indices),
+            model=self.identity,
+            device=self.device,
+            elapsed_s=elapsed,
+            extra=extra,
         )
 
     def cam(self, scan: Scan, frame_index: int, class_index: int | str) -> np.ndarray:

@@ -242,7 +242,9 @@ class Controller(QObject):
         return msg
 
     # --- model ----------------------------------------------------------------------------------
-    def load_model(self, path: str | Path | None, device: str = "auto") -> None:
+    def load_model(
+        self, path: str | Path | None, device: str = "auto", precision: str = "auto"
+    ) -> None:
         """Load a bundle in the background (None = the bundled default, if present)."""
         from octviewer.resources import default_model_path
 
@@ -262,7 +264,7 @@ class Controller(QObject):
         def job(ctx: JobContext) -> Engine:
             from octviewer.core.engine import Engine
 
-            return Engine(bundle, device=device)
+            return Engine(bundle, device=device, precision=precision)
 
         self.model_jobs.submit(
             "model",
@@ -343,10 +345,17 @@ class Controller(QObject):
         started = time.perf_counter()
 
         def job(ctx: JobContext) -> ScanResult:
-            # B-scan: prediction and CAM in one pass. Volume: predictions for every frame, then
-            # the CAM of the frame on screen on request (cam_for).
+            # B-scan: prediction and CAM in one pass. Volume: predictions for every frame (the
+            # mirrored view only where it can change the answer, core/volume_rule.py), then the
+            # CAM of the frame on screen on request (cam_for).
+            from octviewer.core.volume_rule import VolumeShortcut
+
             return engine.analyze(
-                scan, cam=not scan.is_volume, progress=ctx.progress, cancel=ctx.cancelled
+                scan,
+                cam=not scan.is_volume,
+                progress=ctx.progress,
+                cancel=ctx.cancelled,
+                shortcut=VolumeShortcut() if scan.is_volume else None,
             )
 
         self.model_jobs.submit(

@@ -420,6 +420,13 @@ class MainWindow(QMainWindow):
             a.triggered.connect(lambda _=False, dev=d: self.set_device(dev))
             self.device_group.addAction(a)
             self.device_actions[d] = a
+        self.act_bf16 = QAction("Faster &bf16 arithmetic where the processor supports it", self)
+        self.act_bf16.setCheckable(True)
+        self.act_bf16.setChecked(self.settings.precision == "auto")
+        self.act_bf16.setStatusTip(
+            "bf16 on CPUs with AVX512-BF16/AMX and on GPUs; off: full fp32 precision everywhere"
+        )
+        self.act_bf16.toggled.connect(self.set_bf16)
 
         self.act_about = self._act("&About octviewer", self.show_about)
         self.act_logs = self._act("Show &log folder", self.show_log_folder)
@@ -456,6 +463,8 @@ class MainWindow(QMainWindow):
         mm.addActions([self.act_load_model, self.act_model_card, self.act_mirage])
         dm = mm.addMenu("&Device")
         dm.addActions(list(self.device_actions.values()))
+        dm.addSeparator()
+        dm.addAction(self.act_bf16)
         h = mb.addMenu("&Help")
         h.addActions([self.act_shortcuts, self.act_logs, self.act_about])
 
@@ -537,7 +546,7 @@ class MainWindow(QMainWindow):
             self.open_paths(files)
         if model is None and self.settings.last_model and Path(self.settings.last_model).is_file():
             model = self.settings.last_model
-        self.controller.load_model(model, self.settings.device)
+        self.controller.load_model(model, self.settings.device, self.settings.precision)
 
     # --- opening ---------------------------------------------------------------------------------------
     def open_paths(self, paths: Sequence[str | Path]) -> list[int]:
@@ -936,6 +945,7 @@ class MainWindow(QMainWindow):
         eng = self.controller.engine
         if state == ModelState.READY.value and eng is not None:
             self.device_label.setText(f"Device: {eng.device}")
+            self.device_label.setToolTip(f"Computes in {eng.compute_dtype}")
             self.result_panel.show_model(eng.identity, eng.device)
         else:
             self.device_label.setText("")
@@ -1035,14 +1045,21 @@ class MainWindow(QMainWindow):
 
     def load_model(self, path: str | Path) -> None:
         self.settings.last_model = str(path)
-        self.controller.load_model(path, self.settings.device)
+        self.controller.load_model(path, self.settings.device, self.settings.precision)
 
     def set_device(self, device: str) -> None:
         self.settings.device = device
         eng = self.controller.engine
         if eng is not None:
             path = self.settings.last_model or None
-            self.controller.load_model(path, device)
+            self.controller.load_model(path, device, self.settings.precision)
+
+    def set_bf16(self, on: bool) -> None:
+        """Allow bf16 ("auto") or force fp32; reloads a loaded model."""
+        self.settings.precision = "auto" if on else "fp32"
+        if self.controller.engine is not None:
+            path = self.settings.last_model or None
+            self.controller.load_model(path, self.settings.device, self.settings.precision)
 
     def show_model_card(self) -> None:
         eng = self.controller.engine

@@ -58,6 +58,15 @@ class Settings:
     def device(self, value: str) -> None:
         self._s.setValue("model/device", value if value in DEVICES else "auto")
 
+    @property
+    def precision(self) -> str:
+        """ "auto" (bf16 where the hardware computes it natively) or "fp32"."""
+        return "fp32" if self._str("model/precision", "auto") == "fp32" else "auto"
+
+    @precision.setter
+    def precision(self, value: str) -> None:
+        self._s.setValue("model/precision", "fp32" if value == "fp32" else "auto")
+
     # --- overlay -------------------------------------------------------------------------------
     @property
     def overlay_opacity(self) -> float:

@@ -1,0 +1,358 @@
+"""bf16 against fp32 on real B-scans: top-1 agreement, probability change, OOD score change.
+
+    .venv/bin/python benchmarks/bench_precision.py --images ../shared/data/kermany \\
+        --out /tmp/prec.npz                      # default model, every image, 1 thread
+
+Two engines on the same bundle, ``precision="fp32"`` and ``precision="auto"`` (bf16 where the
+CPU computes it natively), see every image in the same batches, alternately (so machine load
+hits both alike). Per image: the calibrated probabilities and the pre-logit features of every
+network (what the OOD score reads). The OOD statistics are fitted here, from the fp32 features,
+as ``octviewer-train ood`` does (class means and shrunk covariance on one half of the patients,
+scale and 2 % false-flag threshold on the other half), then both precisions' features are
+scored with them: the change of score and the number of OUT_OF_DISTRIBUTION decisions that flip.
+The default bundle carries no OOD statistics, hence the fit here. Partial results are saved
+every few batches to ``--out``, and ``--report-only`` prints them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+
+
+def image_files(folder: Path) -> list[Path]:
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".jpeg", ".jpg", ".png"))
+    order = np.random.default_rng(0).permutation(len(files))  # partial runs cover all classes
+    return [files[i] for i in order]
+
+
+def run(args: argparse.Namespace) -> None:
+    import torch
+    from PIL import Image
+
+    from octviewer.core.engine import Engine, calibrated_probabilities
+    from octviewer.core.ood import FeatureTap
+    from octviewer.core.preprocess import preprocess_frames
+
+    torch.set_num_threads(args.threads)
+    files = image_files(args.images)[: args.max_images or None]
+    ref = Engine(args.bundle, threads=args.threads, precision="fp32")
+    fast = Engine(args.bundle, threads=args.threads, precision="auto")
+    if args.plain_view:  # the cheap pass of the volume rule: no mirrored view, both precisions
+        for e in (ref, fast):
+            e.model.hflip_tta = False
+    print(f"{len(files)} images; fp32 engine {ref!r}; auto engine {fast!r}; {load()}")
+    if fast.compute_dtype == "float32":
+        print("this CPU has no native bf16: 'auto' is fp32 here, nothing to compare")
+    out: dict[str, list] = {k: [] for k in ("p32", "p16", "f32", "f16", "t32", "t16")}
+    names: list[str] = []
+    for start in range(0, len(files), args.batch_size):
+        chunk = files[start : start + args.batch_size]
+        x = torch.cat(
+            [
+                preprocess_frames(
+                    np.asarray(Image.open(f).convert("L"))[None], ref.config.preprocess
+                )
+                for f in chunk
+            ]
+        )
+        arms = [("32", ref), ("16", fast)]
+        for tag, eng in arms if (start // args.batch_size) % 2 == 0 else arms[::-1]:
+            tap = FeatureTap()
+            t = time.perf_counter()
+            logits = eng._predict(x, tap)
+            out["t" + tag].append(time.perf_counter() - t)
+            out["p" + tag].append(calibrated_probabilities(logits, eng.config.temperature))
+            out["f" + tag].append(np.stack(tap.features(), 1))  # (B, networks, D)
+        names += [f.name for f in chunk]
+        if (start // args.batch_size) % 5 == 4 or start + args.batch_size >= len(files):
+            save(args.out, names, out)
+            print(f"  {len(names)}/{len(files)} images, {load()}", flush=True)
+    report(args.out)
+
+
+def save(path: Path, names: list[str], out: dict[str, list]) -> None:
+    arrays = {k: np.concatenate(v) if k[0] in "pf" else np.asarray(v) for k, v in out.items()}
+    np.savez(path, names=np.asarray(names), **arrays)
+
+
+def ood_fit(names: np.ndarray, feats: np.ndarray, labels: np.ndarray, classes: int):
+    """Statistics from fp32 features: fit on half the patients, scale on the other half."""
+    from octviewer.core.ood import NetworkStats, OODModel, fit_network, scale_of, threshold_at
+
+    patients = np.asarray([n.split("-")[1] for n in names])
+    uniq = np.unique(patients)
+    held = set(np.random.default_rng(1).permutation(uniq)[: len(uniq) // 2])
+    h = np.asarray([p in held for p in patients])
+    nets = []
+    for k in range(feats.shape[1]):
+        means, whiten = fit_network(feats[~h, k], labels[~h], classes)
+        probe = NetworkStats(means, whiten, 0.0, 1.0)
+        center, spread = scale_of(probe.distance(feats[h, k]))
+        nets.append(NetworkStats(means, whiten, center, spread))
+    model = OODModel(tuple(nets), 0.0)
+    thr = threshold_at(model.score(list(feats[h].transpose(1, 0, 2))), 0.02)
+    return OODModel(tuple(nets), thr)
+
+
+def report(path: Path) -> None:
+    d = np.load(path)
+    names, p32, p16 = d["names"], d["p32"], d["p16"]
+    n = len(names)
+    classes = sorted({s.split("-")[0] for s in names})
+    labels = np.asarray([classes.index(s.split("-")[0]) for s in names])
+    same = int((p32.argmax(1) == p16.argmax(1)).sum())
+    dp = np.abs(p32 - p16).max(1)
+    acc32 = float((p32.argmax(1) == labels).mean())
+    acc16 = float((p16.argmax(1) == labels).mean())
+    print(f"\nbf16 vs fp32 on {n} images ({load()}):")
+    print(f"  top-1 agreement {same}/{n} = {100 * same / n:.2f} %")
+    print(
+        f"  max |prob diff| {dp.max():.4f}, median {np.median(dp):.5f}, 99th pct "
+        f"{np.percentile(dp, 99):.4f}"
+    )
+    print(f"  accuracy vs folder label: fp32 {acc32:.4f}, bf16 {acc16:.4f}")
+    t32, t16 = d["t32"], d["t16"]
+    r = statistics.median((t16 / t32).tolist())
+    print(
+        f"  forward per batch: fp32 median {np.median(t32):.2f} s, bf16 {np.median(t16):.2f} s,"
+        f" median paired ratio bf16/fp32 {r:.2f}x ({len(t32)} batches)"
+    )
+    ood = ood_fit(names, d["f32"], labels, len(classes))
+    s32 = ood.score(list(d["f32"].transpose(1, 0, 2)))
+    s16 = ood.score(list(d["f16"].transpose(1, 0, 2)))
+    ds = np.abs(s32 - s16)
+    flips = int(((s32 > ood.threshold) != (s16 > ood.threshold)).sum())
+    print(
+        f"  OOD score (fitted here, threshold {ood.threshold:.3f}; scores median "
+        f"{np.median(s32):.3f}, IQR {np.subtract(*np.percentile(s32, [75, 25])):.3f}):"
+    )
+    print(
+        f"    |score change| max {ds.max():.4f}, median {np.median(ds):.4f}; flagged fp32 "
+        f"{int((s32 > ood.threshold).sum())}, bf16 {int((s16 > ood.threshold).sum())}; "
+        f"decisions flipped {flips}/{n}"
+    )
+    ok = same / n >= 0.99
+    print(f"  => {'PASS' if ok else 'FAIL'}  bf16 top-1 agreement with fp32 >= 99 %")
+
+
+def volume_rule_report(full_path: Path, plain_path: Path, frames: int, bundle: Path) -> None:
+    """The volume shortcut replayed on real images: volumes of ``frames`` Kermany B-scans, the
+    cheap pass (no mirrored view) for every frame, the full pass where the rule says; per-frame
+    class, OOD decision and LOW_CONFIDENCE flag against the full computation (same precision,
+    and fp32 full)."""
+    from octviewer.core.model.bundle import read_bundle_config
+    from octviewer.core.results import FrameResult
+    from octviewer.core.volume_rule import VolumeShortcut
+
+    cfg = read_bundle_config(bundle)
+    full, plain = np.load(full_path), np.load(plain_path)
+    n = min(len(full["names"]), len(plain["names"]))
+    assert (full["names"][:n] == plain["names"][:n]).all()
+    names = full["names"][:n]
+    classes = sorted({s.split("-")[0] for s in names})
+    labels = np.asarray([classes.index(s.split("-")[0]) for s in names])
+    ood = ood_fit(names, full["f32"][:n], labels, len(classes))
+    conf = float(cfg.confidence_threshold)
+    rule = VolumeShortcut()
+    print(f"\nvolume rule {rule} on {n} images in volumes of {frames} ({load()}):")
+    for tag in ("16", "32"):
+        pf, pc = full["p" + tag][:n], plain["p" + tag][:n]
+        sf = ood.score(list(full["f" + tag][:n].transpose(1, 0, 2)))
+        sc = ood.score(list(plain["f" + tag][:n].transpose(1, 0, 2)))
+        final_p, final_s, refined = pc.copy(), sc.copy(), 0
+        for v0 in range(0, n, frames):
+            idx = range(v0, min(n, v0 + frames))
+            cheap = [
+                FrameResult(i, tuple(cfg.class_names), pc[i], np.log(pc[i] + 1e-12),
+                            ood_score=float(sc[i]), ood_threshold=ood.threshold)
+                for i in idx
+            ]  # fmt: skip
+            for i in rule.frames_to_refine(cheap, conf):
+                final_p[i], final_s[i] = pf[i], sf[i]
+                refined += 1
+        same = int((final_p.argmax(1) == pf.argmax(1)).sum())
+        same_plain = int((pc.argmax(1) == pf.argmax(1)).sum())
+        vs32 = int((final_p.argmax(1) == full["p32"][:n].argmax(1)).sum())
+        t = ood.threshold
+        ood_flips = int(((final_s > t) != (sf > t)).sum())
+        low_flips = int(((final_p.max(1) < conf) != (pf.max(1) < conf)).sum())
+        cost = (0.5 * n + refined) / n
+        print(
+            f"  {'bf16' if tag == '16' else 'fp32'}: full pass on {refined}/{n} frames "
+            f"(forwards {cost:.2f}x the full computation); top-1 = full {same}/{n} "
+            f"({100 * same / n:.2f} %; cheap pass alone {100 * same_plain / n:.2f} %); vs fp32 "
+            f"full {100 * vs32 / n:.2f} %; OOD decision flips {ood_flips}, LOW_CONFIDENCE "
+            f"flips {low_flips}; |cheap - full OOD score| median "
+            f"{np.median(np.abs(sc - sf)):.3f}, max {np.abs(sc - sf).max():.3f}"
+        )
+        ok = same / n >= 0.99 and ood_flips == 0
+        print(f"  => {'PASS' if ok else 'FAIL'}  volume rule agreement >= 99 % and no OOD flip")
+
+
+# --- speed: called by bench_engine.py --only bf16 --------------------------------------------
+
+
+def bench_bf16(bundle: Path, args: argparse.Namespace, verdict, paired, timed, make_scan) -> None:
+    """[5] bf16 ("auto") Engine against a bare fp32 forward of the same weights, same run.
+
+    Goals (issue 17): MIRAGE-B one B-scan prediction + CAM <= 0.6x one bare fp32 forward, a
+    49-frame volume <= 0.55x 49 bare fp32 forwards, top-1 agreement >= 99 %; the default model
+    one B-scan with heatmap <= 100 ms and a 49-frame volume <= 5 s. The volume runs alternate
+    batch by batch with the bare forwards (load hits both alike).
+    """
+    import torch
+
+    from octviewer.core.engine import Engine
+    from octviewer.core.preprocess import preprocess_frames
+
+    threads = torch.get_num_threads()
+    ref = Engine(bundle, threads=threads, precision="fp32")
+    fast = Engine(bundle, threads=threads, precision="auto")
+    default = ref.config.architecture == "ensemble"
+    print(f"\n[5] bf16 ('auto': {fast.compute_dtype}) vs bare fp32, {ref.config.name}, {load()}")
+    model, one = ref.model, make_scan(1)
+    x1 = preprocess_frames(one.frames, ref.config.preprocess)
+
+    def bare1() -> None:
+        with torch.inference_mode():
+            model(x1)
+
+    t_bare, t_fast, r1 = paired(bare1, lambda: fast.analyze(one, cam=True), args.repeats)
+    print(
+        f"    one B-scan: bare fp32 forward {t_bare * 1000:.0f} ms, bf16 Engine prediction+CAM "
+        f"{t_fast * 1000:.0f} ms (median paired ratio {r1:.2f}x)"
+    )
+    if default:
+        verdict(
+            "default model, one B-scan with heatmap (bf16)",
+            t_fast <= 0.1,
+            f"{t_fast * 1000:.0f} ms (target <= 100 ms; {r1:.2f}x a bare fp32 forward)",
+        )
+    else:
+        verdict(
+            "bf16 prediction+CAM vs bare fp32 forward", r1 <= 0.6, f"{r1:.2f}x (target <= 0.6x)"
+        )
+    vol, bs = make_scan(args.frames), args.batch_size
+    xs = preprocess_frames(vol.frames, ref.config.preprocess)
+    batches = [list(range(i, min(i + bs, args.frames))) for i in range(0, args.frames, bs)]
+    totals, same = [], 0
+    for rep in range(max(1, args.repeats // 3)):
+        tb = tf = 0.0
+        top32, top16 = [], []
+        for k, idx in enumerate(batches):
+
+            def bare_b(idx: list[int] = idx, top: list[int] = top32) -> None:
+                with torch.inference_mode():
+                    top.extend(model(xs[idx[0] : idx[-1] + 1]).argmax(1).tolist())
+
+            def fast_b(idx: list[int] = idx, top: list[int] = top16) -> None:
+                r = fast.analyze(vol, frames=idx, cam=False, batch_size=bs)
+                top.extend(f.predicted_index for f in r.frames)
+
+            first, second = (bare_b, fast_b) if (k + rep) % 2 == 0 else (fast_b, bare_b)
+            t1, t2 = timed(first), timed(second)
+            tb, tf = (tb + t1, tf + t2) if first is bare_b else (tb + t2, tf + t1)
+        totals.append((tb, tf))
+        same = sum(a == b for a, b in zip(top32, top16, strict=True))
+    t_bv = statistics.median(t[0] for t in totals)
+    t_fv = statistics.median(t[1] for t in totals)
+    rv = statistics.median(t[1] / t[0] for t in totals)
+    print(
+        f"    {args.frames}-frame volume, batch {bs}: bare fp32 {t_bv:.2f} s, bf16 Engine "
+        f"predictions {t_fv:.2f} s ({rv:.2f}x, {len(totals)} alternating runs), {load()}"
+    )
+    if default:
+        verdict(
+            f"default model, {args.frames}-frame volume (bf16)",
+            t_fv <= 5.0,
+            f"{t_fv:.2f} s (target <= 5 s; {rv:.2f}x bare fp32)",
+        )
+    else:
+        verdict("bf16 volume vs bare fp32 forwards", rv <= 0.55, f"{rv:.2f}x (target <= 0.55x)")
+    if fast._has_mirror():  # the volume rule on top (whole volume: it picks frames per volume)
+        from octviewer.core.volume_rule import VolumeShortcut
+
+        def rule_run() -> object:
+            return fast.analyze(vol, cam=False, batch_size=bs, shortcut=VolumeShortcut())
+
+        def full_run() -> object:
+            return fast.analyze(vol, cam=False, batch_size=bs)
+
+        t_full, t_sc, r_sc = paired(full_run, rule_run, max(2, args.repeats // 3))
+        what = rule_run().extra["volume_rule"]
+        t_est = t_fv * r_sc  # the rule's paired ratio applied to the bf16 volume time above
+        print(
+            f"    + volume rule ({what}): {t_sc:.2f} s vs {t_full:.2f} s without it (median "
+            f"paired ratio {r_sc:.2f}x), so about {t_est / t_bv:.2f}x the bare fp32 forwards, "
+            f"{load()}"
+        )
+        verdict(
+            f"default model, {args.frames}-frame volume (bf16 + volume rule)",
+            t_sc <= 5.0,
+            f"{t_sc:.2f} s (target <= 5 s; {r_sc:.2f}x bf16 without the rule)",
+        )
+    n = args.frames
+    verdict(
+        "bf16 top-1 agreement with fp32 (random frames)",
+        same / n >= 0.99,
+        f"{same}/{n} (random pixels; real images: benchmarks/bench_precision.py)",
+    )
+
+
+def load() -> str:
+    a, b, c = os.getloadavg()
+    return f"load {a:.2f} {b:.2f} {c:.2f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--bundle", default=None, help="default: the bundled model")
+    ap.add_argument("--images", type=Path, required=False)
+    ap.add_argument("--out", type=Path, default=Path("precision_results.npz"))
+    ap.add_argument("--max-images", type=int, default=0)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--report-only", action="store_true")
+    ap.add_argument(
+        "--volume-rule",
+        type=Path,
+        metavar="PLAIN_NPZ",
+        help="replay the volume shortcut: --out (full pass) against this --plain-view run",
+    )
+    ap.add_argument("--frames", type=int, default=49, help="frames per volume (--volume-rule)")
+    ap.add_argument(
+        "--plain-view", action="store_true", help="ensembles: without the mirrored view"
+    )
+    args = ap.parse_args()
+    if args.volume_rule:
+        from octviewer.resources import default_model_path
+
+        return volume_rule_report(
+            args.out, args.volume_rule, args.frames, Path(args.bundle or default_model_path())
+        )
+    if args.report_only:
+        return report(args.out)
+    if args.images is None:
+        ap.error("--images is required")
+    if args.bundle is None:
+        from octviewer.resources import default_model_path
+
+        args.bundle = default_model_path()
+    run(args)
+
+
+if __name__ == "__main__":
+    main()
