@@ -62,9 +62,12 @@ def test_shared_vendor_files(shared_data: Path) -> None:
     assert (
         load(shared_data / "vendor" / "Willis_B_716_0.vol").metadata.modality is Modality.OCT_BSCAN
     )
-    for name in ("e2e_minimized.E2E", "fda_minimized.fda"):
-        with pytest.raises(UnsupportedFormatError):
-            load(shared_data / "vendor" / name)
+    for name in ("circular-valid.vol", "TEST_T_2707_0.vol", "TEST_T_2710_0.vol"):
+        assert load(shared_data / "vendor" / name).localizer is not None
+    for name in ("fda_minimized.fda", "fds_minimized.fds"):
+        assert load(shared_data / "vendor" / name).metadata.manufacturer == "Topcon"
+    with pytest.raises(UnsupportedFormatError, match="No B-scan could be read"):
+        load(shared_data / "vendor" / "e2e_minimized.E2E")
 
 
 def test_kermany_class_folder_of_mixed_sizes_is_refused(shared_data: Path) -> None:
