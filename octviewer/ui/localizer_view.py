@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent, QPen, QPixmap
+from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent, QPen, QPixmap, QPolygonF
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from octviewer.core.scan import outline_of
 from octviewer.ui.image_view import to_qimage
 
 
@@ -19,6 +20,7 @@ class LocalizerView(QWidget):
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
         self._pixmap: QPixmap | None = None
         self._positions: np.ndarray | None = None
+        self._pattern = "line"
         self._current = 0
         self.setToolTip(
             "Localizer: the line shows where the current B-scan was taken. Click a line to show it."
@@ -27,7 +29,11 @@ class LocalizerView(QWidget):
     def sizeHint(self) -> QSize:
         return QSize(280, 280)
 
-    def set_localizer(self, image: np.ndarray | None, positions: np.ndarray | None) -> None:
+    def set_localizer(
+        self, image: np.ndarray | None, positions: np.ndarray | None, pattern: str = "line"
+    ) -> None:
+        """``pattern`` as :class:`octviewer.core.scan.Localizer` ("line", "radial", "circle")."""
+        self._pattern = pattern
         if image is None:
             self._pixmap, self._positions = None, None
         else:
@@ -78,13 +84,18 @@ class LocalizerView(QWidget):
             assert self._positions is not None
             ox, oy = target.left(), target.top()
             p.setPen(QPen(QColor(120, 200, 255, 70), 1))
-            for x0, y0, x1, y1 in self._positions:
-                p.drawLine(QPointF(ox + x0 * s, oy + y0 * s), QPointF(ox + x1 * s, oy + y1 * s))
+            for row in self._positions:
+                p.drawPolyline(self._path(row, ox, oy, s))
             if 0 <= self._current < len(self._positions):
-                x0, y0, x1, y1 = self._positions[self._current]
                 p.setPen(QPen(QColor("#39FF88"), 2.2))
-                p.drawLine(QPointF(ox + x0 * s, oy + y0 * s), QPointF(ox + x1 * s, oy + y1 * s))
+                p.drawPolyline(self._path(self._positions[self._current], ox, oy, s))
         p.end()
+
+    def _path(self, row: np.ndarray, ox: float, oy: float, s: float) -> QPolygonF:
+        """One B-scan's line (or circle) on the widget."""
+        return QPolygonF(
+            [QPointF(ox + x * s, oy + y * s) for x, y in outline_of(row, self._pattern)]
+        )
 
     def frame_at(self, x: float, y: float) -> int | None:
         """The frame whose line passes closest to the widget point (x, y)."""
@@ -94,6 +105,9 @@ class LocalizerView(QWidget):
         target, s = self._target()
         px, py = (x - target.left()) / s, (y - target.top()) / s
         a, b = self._positions[:, :2], self._positions[:, 2:]
+        if self._pattern == "circle":  # rows are (start point, centre): distance to the circle
+            r = np.hypot(*(a - b).T)
+            return int(np.argmin(np.abs(np.hypot(px - b[:, 0], py - b[:, 1]) - r)))
         ab = b - a
         t = np.clip(
             ((px - a[:, 0]) * ab[:, 0] + (py - a[:, 1]) * ab[:, 1])

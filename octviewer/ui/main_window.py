@@ -679,7 +679,9 @@ class MainWindow(QMainWindow):
         loc = scan.localizer
         if new_scan:
             self.localizer.set_localizer(
-                None if loc is None else loc.image, None if loc is None else loc.positions
+                None if loc is None else loc.image,
+                None if loc is None else loc.positions,
+                "line" if loc is None else loc.pattern,
             )
         self.localizer.setVisible(loc is not None)
         self.localizer.set_current(self._frame)
