@@ -69,6 +69,14 @@ class AmbiguousSeriesError(ScanReadError):
         self.series = series
 
 
+class MissingReferencedFilesError(ScanReadError):
+    """An index (a DICOMDIR) whose referenced files are not there; ``missing`` lists them."""
+
+    def __init__(self, message: str, *, missing: list[Path], path: str | Path | None = None):
+        super().__init__(message, path=path)
+        self.missing = list(missing)
+
+
 class MissingDependencyError(OCTViewerError):
     """An optional feature needs a package that is not installed; the message names the extra."""
 

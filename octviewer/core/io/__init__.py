@@ -141,4 +141,9 @@ def _load(p: Path, series: str | None) -> Scan:
         what = _NOT_A_SCAN.get(kind, "not a format octviewer recognises")
         raise UnsupportedFormatError(f"The file is {what}. octviewer opens {_SUPPORTED}.", path=p)
     logger.debug("opening %s as %s", p.name, kind.value)
+    if kind is FileKind.DICOM:
+        from octviewer.core.io.dicomdir import file_is_dicomdir, read_dicomdir
+
+        if file_is_dicomdir(p):  # a media index, not an image: list / open its series
+            return read_dicomdir(p, series=series)
     return _resolve(reader)(p)
