@@ -153,6 +153,16 @@ def test_topcon_patient_fields_go_to_the_identity_only() -> None:
     assert scan.metadata.notes == () and "O" not in {scan.metadata.device_model}
 
 
+def test_topcon_file_without_an_oct_chunk_says_so(tmp_path: Path) -> None:
+    raw = (fac.IO_DATA / "vendor" / "fda_minimized.fda").read_bytes()
+    path = tmp_path / "photo_only.fda"
+    path.write_bytes(raw.replace(b"@IMG_JPEG", b"@IMG_XPEG"))
+    with pytest.raises(UnsupportedFormatError) as info:
+        load(path)
+    assert "holds no OCT B-scans" in str(info.value) and "DICOM" in str(info.value)
+    assert "damaged" not in str(info.value)
+
+
 def test_numpy_compat_layer_is_scoped() -> None:
     from octviewer.core.io.octconverter_compat import numpy_fromstring_for_bytes
 

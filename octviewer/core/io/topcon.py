@@ -38,6 +38,8 @@ _EXPORT = (
 #: en-face images smaller than this (the minimised test files hold 2 x 3 pixel thumbnails)
 #: are not useful as a localizer
 MIN_LOCALIZER_SIDE = 16
+#: the OCT image chunks oct-converter reads (other variants hold no B-scans it can decode)
+OCT_CHUNKS = {"FDA": {b"@IMG_JPEG", b"@IMG_MOT_COMP_03"}, "FDS": {b"@IMG_SCAN_03"}}
 
 
 def topcon_variant(path: Path) -> str:
@@ -63,6 +65,8 @@ def read_topcon(path: Path) -> Scan:
     try:
         with compat.numpy_fromstring_for_bytes(), contextlib.redirect_stdout(quiet):
             reader = getattr(readers, variant)(str(path))
+            if not OCT_CHUNKS[variant] & set(getattr(reader, "chunk_dict", {})):
+                raise ValueError("Could not find OCT header: no OCT image chunk")
             volume = reader.read_oct_volume()
             fundus = _fundus(reader)
         frames = np.stack([np.asarray(f) for f in volume.volume])
