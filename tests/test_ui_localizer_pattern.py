@@ -55,3 +55,17 @@ def test_line_scan_is_drawn_as_its_line(qtbot) -> None:
     for x in (20, 150, 300):
         assert _is_current(image, x, y)
     assert not _is_current(image, 150, y + 60)
+
+
+def test_window_shows_the_circle_of_a_vol_opened_from_disk(qtbot, tmp_path) -> None:
+    from octviewer.ui.main_window import MainWindow
+    from octviewer.ui.settings import Settings
+
+    w = MainWindow(Settings.at(tmp_path / "settings.ini"))
+    qtbot.addWidget(w)
+    w.show()
+    w.controller.open_paths([fac.IO_DATA / "vendor" / "circular-valid.vol"])
+    # the entry is shown while it opens; its localizer must appear once the scan has loaded
+    qtbot.waitUntil(lambda: w.localizer._pixmap is not None, timeout=60_000)
+    assert w.localizer.isVisible() and w.localizer._pattern == "circle"
+    w.close()

@@ -677,7 +677,9 @@ class MainWindow(QMainWindow):
                 self.strip.set_data(None, [], (), scan.n_frames)
             self.strip.set_current(self._frame)
         loc = scan.localizer
-        if new_scan:
+        # also when the shown entry's scan has just finished loading (it was shown while opening)
+        if new_scan or getattr(self, "_localizer_scan", None) is not scan:
+            self._localizer_scan = scan
             self.localizer.set_localizer(
                 None if loc is None else loc.image,
                 None if loc is None else loc.positions,
