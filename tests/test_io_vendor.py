@@ -256,3 +256,15 @@ def test_importing_readers_loads_no_heavy_decoder() -> None:
         [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120
     )
     assert r.returncode == 0, r.stderr
+
+
+def test_installed_but_incomplete_reader_is_not_called_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # what a frozen app that lost one of eyepy's modules did: eyepy is there, a part is not
+    monkeypatch.setitem(sys.modules, "eyepy.io.he.vol_reader", None)
+    with pytest.raises(MissingReaderError) as info:
+        load(VOL)
+    message = str(info.value)
+    assert "it is installed but part of it could not be loaded" in message
+    assert "which is not installed" not in message and "damaged" not in message

@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 
 from octviewer.core.io import octconverter_compat as compat
-from octviewer.core.io.errors import MissingReaderError
 from octviewer.core.scan import (
     Laterality,
     Localizer,
@@ -56,11 +55,9 @@ def read_topcon(path: Path) -> Scan:
     try:
         readers = compat.import_readers()
     except ImportError as exc:
-        raise MissingReaderError(
-            f"Opening {what} files needs the optional package 'oct-converter', which is not "
-            'installed. Install it with: pip install "octviewer[vendor]"',
-            path=path,
-        ) from exc
+        from octviewer.core.io.vendor import _missing
+
+        raise _missing("oct-converter", what, path, exc) from exc
     quiet = io.StringIO()  # oct-converter prints progress and chunk notes to stdout
     try:
         with compat.numpy_fromstring_for_bytes(), contextlib.redirect_stdout(quiet):

@@ -32,12 +32,33 @@ _EXPORT_DICOM = (
 )
 
 
-def _missing(package: str, what: str, path: Path) -> MissingReaderError:
+def _missing(
+    package: str, what: str, path: Path, exc: ImportError | None = None
+) -> MissingReaderError:
+    """Not installed, or installed but a part of it cannot be imported (an incomplete build)."""
+    if exc is not None and _installed(package):
+        logger.warning("the %s reader is installed but cannot be imported: %s", package, exc)
+        return MissingReaderError(
+            f"Opening {what} files needs the package '{package}'; it is installed but part of "
+            f"it could not be loaded ({type(exc).__name__}: {exc}). Reinstall octviewer with "
+            'pip install "octviewer[vendor]", or report this if it is the packaged app.',
+            path=path,
+        )
     return MissingReaderError(
         f"Opening {what} files needs the optional package '{package}', which is not installed. "
         'Install it with: pip install "octviewer[vendor]"',
         path=path,
     )
+
+
+def _installed(package: str) -> bool:
+    import importlib.util
+
+    module = {"oct-converter": "oct_converter"}.get(package, package)
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError, AttributeError):  # blocked or half-imported
+        return False
 
 
 #: Heidelberg .vol scan patterns (file header ``ScanPattern``) -> localizer pattern
@@ -62,7 +83,7 @@ def read_heidelberg_vol(path: Path) -> Scan:
         from eyepy.core.utils import from_vol_intensity
         from eyepy.io.he.vol_reader import HeVolReader
     except ImportError as exc:
-        raise _missing("eyepy", "Heidelberg .vol", path) from exc
+        raise _missing("eyepy", "Heidelberg .vol", path, exc) from exc
 
     try:
         parsed = HeVolReader(path).parsed_file
@@ -159,12 +180,12 @@ def read_heidelberg_e2e(path: Path) -> Scan:
     for package, read in (("eyepy", _e2e_with_eyepy), ("oct-converter", _e2e_with_oct_converter)):
         try:
             return read(path)
-        except ImportError:
-            missing.append(package)
+        except ImportError as exc:
+            missing.append((package, exc))
         except _NothingFound as exc:
             tried.append(f"{package} {exc}")
     if missing:  # the reader that is not installed might read it
-        error = _missing(missing[0], "Heidelberg .E2E", path)
+        error = _missing(missing[0][0], "Heidelberg .E2E", path, missing[0][1])
         if tried:
             error.message = f"No B-scan could be read from this file ({'; '.join(tried)}). " + (
                 error.message
@@ -187,7 +208,7 @@ class _NothingFound(Exception):
 
 
 def _e2e_with_eyepy(path: Path) -> Scan:
-    from eyepy.io.he import HeE2eReader
+    from eyepy.io.he.e2e_reader import HeE2eReader  # the module itself: PyInstaller sees it
 
     try:
         with HeE2eReader(path) as reader:
