@@ -86,3 +86,13 @@ def test_damaged_dicomdir_says_it_is_an_index(tmp_path: Path) -> None:
     with pytest.raises(ScanReadError) as info:
         load(index)
     assert "DICOMDIR" in str(info.value) or "index" in str(info.value)
+
+
+def test_export_folder_with_a_dicomdir_opens_through_it(tmp_path: Path) -> None:
+    # a typical disc / USB export: DICOMDIR next to the folder of files it indexes
+    index, uids = _export(tmp_path)
+    with pytest.raises(AmbiguousSeriesError) as info:
+        load(index.parent)
+    assert set(info.value.series) == set(uids)
+    for uid, n in uids.items():  # the window's choice comes back with the folder's path
+        assert load(index.parent, series=uid).n_frames == n

@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 VENDOR_KINDS = frozenset({FileKind.HEIDELBERG_VOL, FileKind.HEIDELBERG_E2E, FileKind.TOPCON_FDA})
 IMAGES_KEY = series_io.IMAGES_KEY
+DICOMDIR_KEY = "file:DICOMDIR"
 Decision = Literal["one", "several", "ask"]
 _LAST_NUMBER = re.compile(r"^(.*?)(\d+)(\D*)$")
 
@@ -108,7 +109,7 @@ def plan_folder(folder: str | Path) -> FolderPlan:
     folder = Path(folder)
     files = _files(folder)
     if len(files) == 1 and files[0].name.lower() == "dicomdir":
-        item = FolderItem("file:DICOMDIR", "DICOMDIR (index of a DICOM export)", (files[0],))
+        item = FolderItem(DICOMDIR_KEY, "DICOMDIR (index of a DICOM export)", (files[0],))
         return FolderPlan(folder, "one", (item,), "a DICOMDIR only")
     kinds: dict[Path, FileKind] = {}
     for path in files:
@@ -188,6 +189,10 @@ def _single(path: Path) -> FolderItem:
 def read_planned(folder: Path, *, series: str | None = None) -> Scan:
     """Open a folder by its plan: the one scan it is, or the item ``series`` names."""
     plan = plan_folder(folder)
+    if plan.items[0].key == DICOMDIR_KEY:  # an export folder: its index lists the series
+        from octviewer.core.io import load
+
+        return load(plan.items[0].paths[0], series=series)
     if series is None and plan.decision == "one":
         return _open_item(folder, plan.items[0])
     if series is None:
