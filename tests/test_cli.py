@@ -279,6 +279,10 @@ def test_folder_of_independent_scans_gives_one_report_each(
     out = tmp_path / "out"
     assert _analyze(bundle, out, folder) == cli.EXIT_OK
     assert sorted(p.name for p in out.glob("*.png")) == ["Willis_B_716_0.png", "circular-valid.png"]
+    # the circular .vol's header holds a birth date (1938-07-31): not in its report, nor summary
+    chunks = _chunks(out / "circular-valid.png")
+    assert not any("1938" in v for v in chunks.values())
+    assert "1938" not in (out / "summary.csv").read_text("utf-8")
 
 
 def test_unclear_folder_names_the_flag(tmp_path: Path, inputs: Path, bundle: Path, capsys) -> None:
