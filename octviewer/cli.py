@@ -13,6 +13,11 @@ B-scans of one size, with their SLO when there is exactly one), and each scan on
 they are independent (vendor files, several series, unrelated or mixed-size images). When the
 folder is unclear, the error names ``--recursive`` (every file inside as its own scan).
 
+Each analysed input gets one console line: its reported frame's class and probability, or
+"not assessed: <reason>" for a frame the model must not classify (not an OCT B-scan, unlike
+the training data); such frames have no class in the summary either, and their reports leave
+the probabilities and heatmap out unless ``--show-unreliable``.
+
 Exit status: 0 all inputs analysed, 1 some inputs failed, 2 usage or model error.
 Patient identifiers never appear in log lines; reports include them only with
 ``--include-identity``.
@@ -161,6 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument(
         "--opacity", type=float, default=0.45, help="heatmap opacity, 0..1 (default: 0.45)"
     )
+    a.add_argument(
+        "--show-unreliable",
+        action="store_true",
+        help="in reports of frames that are not assessed, draw the model's probabilities and "
+        "heatmap anyway, marked unreliable (left out by default)",
+    )
     a.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
     m = sub.add_parser(
@@ -256,6 +267,7 @@ class BatchOutcome:
     rows: list[SummaryRow] = field(default_factory=list)
     reports: list[Path] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)  # one console line per analysed input
 
 
 def _resolve_cam_class(engine: Engine, name: str | None) -> int | None:
@@ -291,11 +303,12 @@ def analyze_one(
     cam_class: int | None,
     used: set[str],
     series: str | None = None,
-) -> tuple[list[SummaryRow], list[Path]]:
-    """Load, analyse and report one input. Raises OCTViewerError for a bad input."""
+) -> tuple[list[SummaryRow], list[Path], list[str]]:
+    """Load, analyse and report one input: its summary rows, reports and console line.
+    Raises OCTViewerError for a bad input."""
     import octviewer
     from octviewer.core.report import redact, save_report
-    from octviewer.core.summary import rows_for_result
+    from octviewer.core.summary import result_line, rows_for_result
 
     scan = octviewer.load(path, series=series)
     if args.frame is not None and not 0 <= args.frame < scan.n_frames:
@@ -322,7 +335,8 @@ def analyze_one(
     written: dict[int, str] = {}
     out_paths: list[Path] = []
     for idx in to_report:
-        result = _with_cam(engine, scan, result, idx, cam_class)
+        if result.frame(idx).assessable or args.show_unreliable:  # no heatmap drawn otherwise
+            result = _with_cam(engine, scan, result, idx, cam_class)
         name = f"{stem}_frame{idx:03d}.png" if scan.is_volume else f"{stem}.png"
         out = save_report(
             scan,
@@ -332,11 +346,16 @@ def analyze_one(
             include_identity=args.include_identity,
             colormap=args.colormap,
             opacity=args.opacity,
+            show_unreliable=args.show_unreliable,
         )
         written[idx] = out.name
         out_paths.append(out)
     label = str(path) if args.include_identity else redact(str(path), scan.identity)
-    return rows_for_result(label, result, scan.n_frames, written), out_paths
+    lines = [result_line(label, result.frame(i), scan.n_frames) for i in to_report[:1]]
+    if len(to_report) > 1:
+        skipped = len(to_report) - sum(result.frame(i).assessable for i in to_report)
+        lines = [f"{label}: {len(to_report)} frames reported, {skipped} not assessed"]
+    return rows_for_result(label, result, scan.n_frames, written), out_paths, lines
 
 
 def run_batch(
@@ -362,7 +381,7 @@ def run_batch(
         path, series = item if isinstance(item, tuple) else (item, None)
         shown = str(path) if series is None else f"{path} [{series}]"
         try:
-            rows, reports = analyze_one(engine, path, args, cam_class, used, series=series)
+            rows, reports, lines = analyze_one(engine, path, args, cam_class, used, series=series)
         except OCTViewerError as e:
             log.info("Skipped %s: %s", path.name, e)
             msg = str(e)
@@ -381,6 +400,7 @@ def run_batch(
             engine.clear_cache()  # the graph kept for CAMs of this scan
         outcome.rows.extend(rows)
         outcome.reports.extend(reports)
+        outcome.lines.extend(lines)
     bar.close()
     return outcome
 
@@ -441,6 +461,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         return EXIT_SOME_FAILED
 
     n_ok = len(inputs) - len(outcome.failures)
+    for line in outcome.lines:
+        _say(line)
     _say(
         f"Analysed {n_ok} of {len(inputs)} input(s) in {time.perf_counter() - t0:.1f} s "
         f"with {engine.identity} on {engine.device}."

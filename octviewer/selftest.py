@@ -347,6 +347,8 @@ def _check_result(scan: Scan, result: Any, engine: Engine, case: CaseOutcome) ->
                 f"frame {fr.frame_index}: NOT_OCT flag is {flagged} but the scan's modality is "
                 f"{scan.metadata.modality.value}"
             )
+        if flagged and (fr.assessable or fr.presented_class is not None):
+            case.fail(f"frame {fr.frame_index}: flagged NOT_OCT but presented as a class")
 
 
 def _check_cam(cam: Any, scan: Scan, case: CaseOutcome, frame: int) -> None:
@@ -382,9 +384,14 @@ def _check_report(path: Path, engine: Engine, case: CaseOutcome) -> None:
     if chunks["octviewer:version"] != __version__:
         case.fail(f"report {path.name} names version {chunks['octviewer:version']}")
     try:
-        json.loads(chunks["octviewer:result"])
+        record = json.loads(chunks["octviewer:result"])
     except ValueError:
         case.fail(f"report {path.name}: octviewer:result is not JSON")
+        return
+    if "NOT_OCT" in record.get("flags", ()) and (
+        record.get("assessable") is not False or record.get("class") is not None
+    ):
+        case.fail(f"report {path.name}: a non-OCT frame is reported with a class")
 
 
 def analyse_case(
@@ -436,7 +443,8 @@ def analyse_case(
         case.report = report
         _check_report(report, engine, case)
         top = result.frame(k)
-        case.notes.append(f"frame {k}: {top.predicted_class} {top.confidence:.2f}")
+        answer = f"{top.predicted_class} {top.confidence:.2f}" if top.assessable else "not assessed"
+        case.notes.append(f"frame {k}: {answer}")
     except OCTViewerError as exc:
         case.fail(f"analysis or report failed: {type(exc).__name__}: {exc}")
     except Exception as exc:  # an engine/report bug: record it, go on with the other samples

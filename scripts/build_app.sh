@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Build the packaged octviewer app from this checkout and prove it works (run by .ci/run).
 #
+#   0. Linux: the system libraries Qt's xcb plugin needs, BEFORE the build so that PyInstaller
+#      bundles them (python -m octviewer.ui.qt_syslibs --install: apt-get as root; else the
+#      build fails with the exact install line)
 #   1. pyinstaller --noconfirm --clean build.spec  -> build/ and dist/
-#   2. the frozen app's own self-test:  dist/octviewer/octviewer --self-test
+#   2. the frozen app's own self-test:  dist/octviewer/octviewer --self-test; its --help lists
+#      every subcommand (octviewer.cli.SUBCOMMANDS) and --self-test
 #   3. bundle size, its 15 largest items, and checks that nothing unused is inside
 #   4. cold start to window shown under Xvfb (installs xvfb + xdotool with apt-get when root)
 #
@@ -47,6 +51,16 @@ flavour = f"GPU (CUDA {torch.version.cuda})" if torch.version.cuda else "CPU-onl
 print(f"octviewer {octviewer.__version__}; Python {platform.python_version()}; torch {torch.__version__} "
       f"[{flavour} flavour]; PySide6 {PySide6.__version__}; PyInstaller {PyInstaller.__version__}")
 EOF
+
+# --- 0. Qt's system libraries, before the build ---------------------------------------------------
+if [ "$(uname -s)" = Linux ]; then
+    say "0. Qt system libraries (xcb platform plugin)"
+    "$PY" -m octviewer.ui.qt_syslibs --install || {
+        echo "FAILED: Qt's xcb plugin lacks system libraries (install line above): the bundle" \
+            "would carry an incomplete set and open no window" >&2
+        exit 1
+    }
+fi
 
 # --- 1. build ----------------------------------------------------------------------------------
 if [ "${OCTVIEWER_SKIP_BUILD:-0}" = "1" ] && [ -x "$EXE" ]; then
@@ -103,6 +117,13 @@ else
     SELFTEST="FAILED"
 fi
 
+say "2c. $EXE --help lists every subcommand"
+QT_QPA_PLATFORM=offscreen "$EXE" --help >build/frozen-help.txt 2>&1 || fail "$EXE --help failed (build/frozen-help.txt)"
+for cmd in $("$PY" -c 'from octviewer.cli import SUBCOMMANDS; print(*SUBCOMMANDS)') --self-test; do
+    grep -qE "^  $cmd( |$)" build/frozen-help.txt || fail "$EXE --help does not list '$cmd' (build/frozen-help.txt)"
+done
+sed -n '/^subcommands/,$p' build/frozen-help.txt
+
 # --- 3. size and contents --------------------------------------------------------------------------
 say "3. bundle size and contents"
 INTERNAL="$BUNDLE"
@@ -146,10 +167,9 @@ if [ "$(uname -s)" != Linux ]; then
 else
     if ! command -v Xvfb >/dev/null || ! command -v xdotool >/dev/null; then
         if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-            echo "installing xvfb, xdotool and the xcb libraries Qt needs (apt-get)"
+            echo "installing xvfb and xdotool (apt-get; Qt's own libraries were checked in step 0)"
             apt-get -o DPkg::Lock::Timeout=180 install -y -q --no-install-recommends xvfb xdotool \
-                libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 \
-                libxcb-xkb1 libxkbcommon-x11-0 libegl1 libfontconfig1 libdbus-1-3 >build/apt.log 2>&1 ||
+                </dev/null >build/apt.log 2>&1 ||
                 { tail -n 20 build/apt.log; warn "apt-get install failed (log: build/apt.log)"; }
         fi
     fi
@@ -158,8 +178,9 @@ else
         STARTUP="NOT measured (no Xvfb/xdotool)"
     else
         XCB="$(find "$INTERNAL" -name libqxcb.so | head -n 1)"
-        if [ -n "$XCB" ] && LD_LIBRARY_PATH="$INTERNAL/PySide6/Qt/lib" ldd "$XCB" | grep -q "not found"; then
-            warn "Qt's xcb plugin lacks system libraries:"; ldd "$XCB" | grep "not found" >&2 || true
+        if [ -n "$XCB" ] && LD_LIBRARY_PATH="$INTERNAL" ldd "$XCB" | grep -q "not found"; then
+            fail "the bundled xcb plugin lacks system libraries:"
+            LD_LIBRARY_PATH="$INTERNAL" ldd "$XCB" | grep "not found" >&2 || true
         fi
         DISPLAY_NUM=":$((90 + RANDOM % 9))"
         Xvfb "$DISPLAY_NUM" -screen 0 1600x1000x24 -nolisten tcp >build/xvfb.log 2>&1 &

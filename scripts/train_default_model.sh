@@ -35,8 +35,15 @@ members=()
 for k in "${FOLDS[@]}"; do members+=("runs/cv4-fold$k/model.safetensors"); done
 octviewer-train ensemble "${members[@]}" --data "$DATA" \
     --run-dir runs/ensemble --overwrite --member-weights last --hflip-tta --int8-weights \
-    --output resources/models/octviewer-demo-kermany.safetensors \
+    --ood-false-flag-rate 0 --output resources/models/octviewer-demo-kermany.safetensors \
     --name octviewer-demo-kermany --model-version 2.0.0 \
     --licence "CC BY 4.0 (trained on Kermany et al. 2018, CC BY 4.0); research use only" \
     --description "Demo model: an ensemble of four ResNet-18 networks (4-fold patient cross-validation) trained from scratch by octviewer-train on 648 public OCT B-scans (Kermany 2018). Not MIRAGE weights. Research use only, not for diagnosis."
+# 2.1.0: the same weights plus out-of-distribution statistics (threshold on held-out folds)
+octviewer-train ood resources/models/octviewer-demo-kermany.safetensors --data "$DATA" \
+    --output resources/models/octviewer-demo-kermany.safetensors --model-version 2.1.0 \
+    --training-domain '{"manufacturers": ["Heidelberg Engineering"], "devices": ["Spectralis"], "scan_type": "macular B-scans through the fovea (Kermany 2018 exports)"}' \
+    --ood-dev ../shared/data/ood ../shared/data/dicom/topcon_bscan_opt.dcm \
+    ../shared/data/vendor/TEST_T_2707_0.vol ../shared/data/vendor/TEST_T_2710_0.vol \
+    ../shared/data/vendor/Willis_B_716_0.vol --threads 1
 python scripts/write_model_card.py resources/models/octviewer-demo-kermany.safetensors

@@ -204,6 +204,7 @@ def card(path: Path) -> str:
                 "measure."
             )
         lines += ["", caveat, ""]
+    lines += _ood_section(cfg)
     lines += [
         "## Known limits",
         "",
@@ -228,11 +229,60 @@ def card(path: Path) -> str:
     if cmds:
         lines += ["Members:", "", "```bash", *cmds, "```", "", "Ensemble:", ""]
     lines += ["```bash", str(prov.get("command", "")), "```", ""]
+    if (prov.get("ood") or {}).get("command"):
+        lines += [
+            "Out-of-distribution statistics:",
+            "",
+            "```bash",
+            prov["ood"]["command"],
+            "```",
+            "",
+        ]
     if prov.get("git_commit"):
         lines.append(
             f"Code: octviewer commit `{prov['git_commit']}`; versions {prov.get('versions')}."
         )
     return "\n".join(lines) + "\n"
+
+
+def _ood_section(cfg: Any) -> list[str]:
+    """What the out-of-distribution check is, its threshold and its measured rates."""
+    ood: dict[str, Any] = (cfg.metrics or {}).get("ood") or {}
+    domain = cfg.training_domain or {}
+    lines = ["## Out-of-distribution check", ""]
+    if domain:
+        lines += [
+            "Training domain (a scan whose DICOM/vendor header names another manufacturer gets "
+            f"a caution): {', '.join(f'{k}: {v}' for k, v in sorted(domain.items()))}.",
+            "",
+        ]
+    if not ood:
+        return [*lines, "This bundle carries no out-of-distribution statistics.", ""]
+    lines += [
+        f"Method: {ood.get('method')} (shared covariance, shrinkage {ood.get('shrinkage')}), "
+        "each member's statistics from the images it trained on; the frame's score is the mean "
+        "of the members' distances scaled by their held-out spread. Above the threshold "
+        f"(**{ood.get('threshold', float('nan')):.3f}**) a frame is *not assessed*: no class is "
+        "shown.",
+        "",
+        f"- Threshold chosen at a {_pct(ood.get('false_flag_target'))} false-flag target on "
+        f"held-out patients ({ood.get('evaluation')}).",
+        f"- Measured false-flag rate on in-domain held-out scans: "
+        f"**{_pct(ood.get('heldout_false_flag_rate'))}** "
+        f"({ood.get('heldout_false_flags')} of {ood.get('heldout_images')}).",
+    ]
+    dev = ood.get("development_ood_set")
+    if dev:
+        lines.append(
+            f"- Development out-of-domain set: **{dev['flagged']} of {dev['images']}** flagged "
+            "by this score alone (the pixel check that stops en-face images before the model "
+            "is separate):"
+        )
+        lines += [
+            f"  - `{r['file']}`: score {r['score']:.2f}{' (flagged)' if r['flagged'] else ''}"
+            for r in dev["files"]
+        ]
+    return [*lines, ""]
 
 
 def main(argv: list[str] | None = None) -> int:

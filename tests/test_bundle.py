@@ -249,3 +249,16 @@ def test_non_persistent_buffers_come_from_a_normal_build(tmp_path: Path) -> None
     x = torch.rand(2, 1, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(loaded.model(x), model(x))
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes")
+def test_bundle_gets_the_users_normal_file_mode(tmp_path: Path) -> None:
+    """safetensors writes 0600; a bundle is shared like any other file (0644 under umask 022)."""
+    import os
+
+    old = os.umask(0o022)
+    try:
+        p = make_tiny_bundle(tmp_path / "shared.safetensors")
+    finally:
+        os.umask(old)
+    assert p.stat().st_mode & 0o777 == 0o644

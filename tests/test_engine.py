@@ -55,7 +55,8 @@ def test_analyze_real_bscans(engine: Engine, data_dir: Path) -> None:
         )
         assert fr.cam.shape == (496, 512) and fr.cam.dtype == np.float32
         assert fr.cam.min() >= 0.0 and fr.cam.max() <= 1.0
-        assert fr.cam_class == fr.predicted_index and not fr.flags
+        assert fr.cam_class == fr.predicted_index
+        assert fr.flags == {ResultFlag.OOD_CHECK_UNAVAILABLE}  # a bundle without statistics
     single = engine.analyze(scan, frames=[2], cam=False, batch_size=1).frames[0]
     np.testing.assert_allclose(single.logits, res.frames[2].logits, atol=1e-4)
     assert single.cam is None
@@ -79,6 +80,7 @@ def test_flags(tmp_path: Path, data_dir: Path) -> None:
         ResultFlag.LOW_CONFIDENCE,
         ResultFlag.COLOR_INPUT,
         ResultFlag.DOWNSAMPLED,
+        ResultFlag.OOD_CHECK_UNAVAILABLE,
     }
     assert fr.is_flagged
 

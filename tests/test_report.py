@@ -207,7 +207,7 @@ def test_warnings_are_drawn_in_plain_words(monkeypatch, bscan) -> None:
             _fr(
                 0,
                 [0.3, 0.3, 0.2, 0.2],
-                flags={ResultFlag.LOW_CONFIDENCE, ResultFlag.NOT_OCT},
+                flags={ResultFlag.COLOR_INPUT, ResultFlag.LOW_CONFIDENCE},
                 cam=None,
             ),
         ),
@@ -216,13 +216,14 @@ def test_warnings_are_drawn_in_plain_words(monkeypatch, bscan) -> None:
     )
     drawn = " ".join(_drawn_strings(monkeypatch, lambda: report.render_report(scan, res)))
     flat = " ".join(drawn.split())
-    for flag in (ResultFlag.LOW_CONFIDENCE, ResultFlag.NOT_OCT):
+    for flag in (ResultFlag.LOW_CONFIDENCE, ResultFlag.COLOR_INPUT):
         first_words = " ".join(flag.warning.split()[:6])
         assert first_words in flat
     assert "UNCERTAIN" in flat
     assert "No heatmap was computed" in flat
     img = report.render_report(scan, res)
-    assert json.loads(img.info["octviewer:result"])["flags"] == ["LOW_CONFIDENCE", "NOT_OCT"]
+    # most serious first (FLAG_PRECEDENCE); NOT_OCT frames are covered in test_not_assessed.py
+    assert json.loads(img.info["octviewer:result"])["flags"] == ["LOW_CONFIDENCE", "COLOR_INPUT"]
 
 
 def test_report_states_the_required_facts(monkeypatch, bscan) -> None:

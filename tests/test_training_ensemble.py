@@ -152,6 +152,10 @@ def test_cross_validated_members_give_out_of_fold_metrics(tmp_path: Path) -> Non
     assert len(cfg.arch_kwargs["members"]) == 3
     assert cfg.provenance["split"]["cross_validation"] is True
     assert cfg.provenance["split"]["validation"]["images"] == 12
+    ood = res.metrics["ood"]  # each member's statistics from its own folds, scored out of fold
+    assert ood["evaluation"].startswith("out of fold") and ood["heldout_images"] == 12
+    assert [f["n"] for f in ood["per_fold"]] == [len(v) for v in vals]
+    assert cfg.ood["networks"] == 3 and len(cfg.ood["center"]) == 3
 
     with pytest.raises(TrainingError, match="exactly one run per fold"):
         args = [str(runs[0]), str(runs[1]), "--data", str(KERMANY_SMALL)]

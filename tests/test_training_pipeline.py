@@ -92,6 +92,11 @@ def test_smoke_run_writes_a_bundle_the_viewer_engine_analyses(tmp_path: Path) ->
     fr = result.frames[0]
     assert fr.class_names == cfg.class_names
     assert fr.probabilities.shape == (4,) and abs(float(fr.probabilities.sum()) - 1) < 1e-4
+    # out-of-distribution statistics from the run's own training images, threshold from validation
+    assert cfg.ood["method"] == "mahalanobis" and cfg.ood["networks"] == 1
+    assert cfg.metrics["ood"]["heldout_images"] == prov["split"]["validation"]["images"]
+    assert engine.ood is not None and fr.ood_score is not None
+    assert fr.ood_threshold == pytest.approx(cfg.ood["threshold"])
 
 
 def test_cached_features_mode_and_resume_equals_uninterrupted(tmp_path: Path) -> None:

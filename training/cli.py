@@ -281,6 +281,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="Store the bundle's weights in float16 (half the size).",
     )
     g.add_argument(
+        "--ood-false-flag-rate",
+        type=float,
+        help="Out-of-distribution statistics: share of held-out in-domain scans allowed above "
+        "the threshold (default 0.015; 0 = no statistics).",
+    )
+    g.add_argument(
+        "--training-domain",
+        type=_json_dict,
+        help='What the data is, stored in the bundle, e.g. \'{"manufacturers": '
+        '["Heidelberg Engineering"], "devices": ["Spectralis"], "scan_type": "macular B-scan"}\'; '
+        "scans naming another manufacturer get a caution.",
+    )
+    g.add_argument(
         "--plots", action=argparse.BooleanOptionalAction, help="Write PNG plots (default on)."
     )
     g.add_argument("--name", help="Model name in the bundle (default octviewer-model).")
@@ -320,6 +333,10 @@ def main(argv: list[str] | None = None) -> int:
         from training.ensemble import main as ensemble_main
 
         return ensemble_main(args[1:])
+    if args[:1] == ["ood"]:
+        from training.ood_cli import main as ood_main
+
+        return ood_main(args[1:])
     verbose = "-v" in args or "--verbose" in args
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,

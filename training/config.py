@@ -65,6 +65,10 @@ class TrainConfig:
     calibrate: bool = True
     confidence_threshold: float = 0.5
     fp16_weights: bool = False
+    # Out-of-distribution statistics: share of held-out in-domain scans allowed above the
+    # threshold (0 = no statistics); training_domain: devices/scan type, stored in the bundle.
+    ood_false_flag_rate: float = 0.015
+    training_domain: dict[str, Any] = field(default_factory=dict)
     name: str = "octviewer-model"
     version: str = "1.0.0"
     licence: str = ""
@@ -94,6 +98,8 @@ class TrainConfig:
             raise bad("--epochs, --batch-size and --accum-steps must be at least 1.")
         if not 0.0 < self.val_fraction < 1.0:
             raise bad("--val-fraction must be between 0 and 1.")
+        if not 0.0 <= self.ood_false_flag_rate < 0.5:
+            raise bad("--ood-false-flag-rate must be within [0, 0.5) (0 = no OOD statistics).")
         if (self.folds is None) != (self.fold is None):
             raise bad("--folds and --fold go together (e.g. --folds 4 --fold 1).")
         if (

@@ -101,6 +101,19 @@ def build_parser() -> argparse.ArgumentParser:
         "final epoch from last.pt beside each bundle, so the validation patients chose nothing "
         "and the ensemble's validation metrics are not optimistic (default best).",
     )
+    p.add_argument(
+        "--ood-false-flag-rate",
+        type=float,
+        default=0.015,
+        help="Out-of-distribution statistics: share of held-out in-domain scans allowed above "
+        "the threshold (default 0.015; 0 = none). Each member's statistics come from its own "
+        "training images.",
+    )
+    p.add_argument(
+        "--training-domain",
+        type=json.loads,
+        help="JSON object stored in the bundle (devices, scan type); default: the first member's.",
+    )
     p.add_argument("--batch-size", type=int, default=32, help="Images per forward (default 32).")
     p.add_argument("--threads", type=int, help="CPU threads for torch.")
     p.add_argument("--plots", action=argparse.BooleanOptionalAction, default=True)
@@ -271,6 +284,8 @@ def run_ensemble(args: argparse.Namespace, argv: list[str]) -> EnsembleResult:
             "Internal check failed: the ensemble module disagrees with its members."
         )
 
+    ood_model, ood_report = _fit_ood(args, model, splits if folds is not None else [split], k, pre)
+
     cal = fit_temperature(logits, labels)
     probs = softmax(logits, cal.temperature)
     preds = probs.argmax(1)
@@ -316,6 +331,8 @@ def run_ensemble(args: argparse.Namespace, argv: list[str]) -> EnsembleResult:
         "calibration": cal.to_dict(),
         "members": members_report,
     }
+    if ood_report is not None:
+        metrics["ood"] = ood_report
     log.info(
         "Ensemble of %d: validation balanced accuracy %.4f (95%% CI %.3f-%.3f, by patient); "
         "members %s; temperature %.3f, ECE %.4f -> %.4f",
@@ -387,10 +404,11 @@ def run_ensemble(args: argparse.Namespace, argv: list[str]) -> EnsembleResult:
         or f"Ensemble of {len(loaded)} {first.architecture} models; research use only.",
         provenance=provenance,
         metrics=metrics,
+        training_domain=dict(args.training_domain or first.training_domain),
     )
     out = args.output or run_dir / "model.safetensors"
     dtype = "int8" if args.int8_weights else "float16" if args.fp16_weights else "float32"
-    save_bundle(out, model, config, dtype=dtype)
+    save_bundle(out, model, config, dtype=dtype, ood=ood_model)
     check_set = eval_sets[0]
     reference = (
         logits
@@ -402,7 +420,9 @@ def run_ensemble(args: argparse.Namespace, argv: list[str]) -> EnsembleResult:
     )
     metrics["stored_weights"] = {"dtype": dtype, **stored}
     # the same weights again, now with the check in the bundle's own metrics
-    sha = save_bundle(out, model, dataclasses.replace(config, metrics=metrics), dtype=dtype)
+    sha = save_bundle(
+        out, model, dataclasses.replace(config, metrics=metrics), dtype=dtype, ood=ood_model
+    )
     log.info(
         "Stored %s weights: %d/%d validation predictions as in float32 (max |logit diff| %.4f)",
         dtype,
@@ -426,6 +446,28 @@ def run_ensemble(args: argparse.Namespace, argv: list[str]) -> EnsembleResult:
         plots.roc(labels, probs, names, run_dir / "roc_val.png", f"ROC one-vs-rest: {what}")
     log.info("Ensemble bundle %s (sha256 %s)", out, sha)
     return EnsembleResult(out, sha, metrics)
+
+
+def _fit_ood(
+    args: argparse.Namespace, model: Any, splits: list[Any], n_classes: int, pre: Any
+) -> tuple[Any, dict[str, Any] | None]:
+    """OOD statistics: one split per member (cross-validation) or one shared split."""
+    if not args.ood_false_flag_rate:
+        return None, None
+    from training.ood import DEFAULTS, extract, fit_cross_validated, fit_shared_split
+
+    opts = {"rate": args.ood_false_flag_rate, "shrinkage": DEFAULTS["shrinkage"]}
+    if len(splits) == 1:
+        sp = splits[0]
+        return fit_shared_split(
+            extract(model, sp.train, pre, desc="OOD train features"),
+            extract(model, sp.val, pre, desc="OOD validation features"),
+            n_classes,
+            **opts,
+        )
+    samples = [s for sp in splits for s in sp.val]
+    fold_of = np.array([k for k, sp in enumerate(splits) for _ in sp.val])
+    return fit_cross_validated(extract(model, samples, pre), fold_of, n_classes, **opts)
 
 
 def _cv_folds(loaded: list[Any], paths: list[Path]) -> int | None:

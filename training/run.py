@@ -542,6 +542,8 @@ def _run(
             tlab.size,
         )
 
+    ood_model = _fit_ood(cfg, model, split, pre, metrics, len(names))
+
     # --- bundle ---------------------------------------------------------------------------
     import timm
 
@@ -619,10 +621,12 @@ def _run(
         description=description,
         provenance=provenance,
         metrics=metrics,
+        training_domain=dict(cfg.training_domain),
     )
     out = Path(cfg.output).expanduser() if cfg.output else run_dir / "model.safetensors"
     try:
-        sha = save_bundle(out, model, mc, dtype="float16" if cfg.fp16_weights else "float32")
+        dtype = "float16" if cfg.fp16_weights else "float32"
+        sha = save_bundle(out, model, mc, dtype=dtype, ood=ood_model)
     except (OSError, ValueError) as exc:
         raise TrainingError(f"Cannot write the model bundle {out}: {exc}", path=out) from exc
 
@@ -656,6 +660,26 @@ def _run(
         time.perf_counter() - t_start,
     )
     return RunResult(run_dir, out, sha, metrics, tuple(sorted({str(s.path) for s in unreadable})))
+
+
+def _fit_ood(
+    cfg: TrainConfig, model: Any, split: Any, pre: Any, metrics: dict[str, Any], n_classes: int
+) -> Any:
+    """Out-of-distribution statistics from the training split, threshold from validation."""
+    if not cfg.ood_false_flag_rate:
+        return None
+    from training.ood import DEFAULTS, extract, fit_shared_split
+
+    model.cpu().eval()
+    ood, report = fit_shared_split(
+        extract(model, split.train, pre, desc="OOD train features"),
+        extract(model, split.val, pre, desc="OOD validation features"),
+        n_classes,
+        rate=cfg.ood_false_flag_rate,
+        shrinkage=DEFAULTS["shrinkage"],
+    )
+    metrics["ood"] = report
+    return ood
 
 
 def _plots(

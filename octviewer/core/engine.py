@@ -11,6 +11,12 @@ lock). On CUDA the forward runs under autocast (bf16 when supported, else fp16).
 thread policy of :mod:`octviewer.core.device` applies, and ``quantize=True`` switches the
 Linear layers to dynamic int8: the layers after the CAM target keep an fp32 copy that is
 swapped in for CAM passes, because quantised Linear layers have no backward.
+
+Every analysed frame also gets the bundle's out-of-distribution score
+(:mod:`octviewer.core.ood`) from the same forward pass: hooks on the classifier layers read the
+pre-logit features on their way through. Flags: ``OUT_OF_DISTRIBUTION`` above the bundle's
+threshold, ``OOD_CHECK_UNAVAILABLE`` for bundles without statistics, ``OTHER_DEVICE`` when the
+scan's manufacturer is not among the bundle's ``training_domain`` manufacturers.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from octviewer.core.device import (
     prepare_environment,
     release_free_memory,
 )
+from octviewer.core.ood import FeatureTap
 from octviewer.core.results import FrameResult, ModelIdentity, ResultFlag, ScanResult
 from octviewer.core.scan import Scan
 from octviewer.errors import AnalysisCancelled, AnalysisError, ModelError, ModelFormatError
@@ -42,8 +49,23 @@ if TYPE_CHECKING:
 
     from octviewer.core.cam import CamPass
     from octviewer.core.model.config import ModelConfig
+    from octviewer.core.ood import OODModel
 
 log = logging.getLogger(__name__)
+
+#: What a forward or CAM pass raises on a network that does not fit its input (shapes, dtypes,
+#: an assertion in timm), besides running out of memory.
+_INFERENCE_ERRORS = (
+    RuntimeError,
+    ValueError,
+    MemoryError,
+    AssertionError,
+    TypeError,
+    IndexError,
+    ZeroDivisionError,
+    OverflowError,
+    NotImplementedError,
+)
 
 ProgressFn = Callable[[int, int], None]
 CancelFn = Callable[[], bool]
@@ -55,6 +77,22 @@ def calibrated_probabilities(logits: np.ndarray, temperature: float) -> np.ndarr
     z = z - z.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+def _require_finite(probs: np.ndarray | None, grids: np.ndarray | None, idx: list[int]) -> None:
+    """A NaN/Inf probability or heatmap is an error, never a result (the input is finite:
+    :mod:`octviewer.core.preprocess` guarantees it, so the network or its weights are at fault)."""
+    for what, arr in (("class probabilities", probs), ("attention map", grids)):
+        if arr is None:
+            continue
+        bad = ~np.isfinite(arr.reshape(len(idx), -1)).all(axis=1)
+        if bad.any():
+            frames = ", ".join(str(i + 1) for i, b in zip(idx, bad, strict=True) if b)
+            raise AnalysisError(
+                f"The model produced invalid {what} (not numbers) for frame(s) {frames}: no "
+                "result is shown. The model bundle is probably damaged or unsuited to this "
+                "scan: try another model."
+            )
 
 
 class Engine:
@@ -102,6 +140,7 @@ class Engine:
         self.model: torch.nn.Module = loaded.model
         self.config = loaded.config
         self.identity: ModelIdentity = loaded.identity
+        self.ood: OODModel | None = loaded.ood
         self._amp = autocast_dtype(self._device)
         if self._tail_names is None:  # not resolved by the int8 hook
             self.cam_target = self._cam_target_of(self.model)
@@ -255,18 +294,45 @@ class Engine:
             raise AnalysisError("No frame was selected for analysis.")
         return out
 
-    def _flags(self, scan: Scan, probs: np.ndarray) -> frozenset[ResultFlag]:
+    def _flags(
+        self, scan: Scan, probs: np.ndarray, ood_score: float | None
+    ) -> frozenset[ResultFlag]:
         flags = set()
         md = scan.metadata
         if not md.modality.is_oct:
             flags.add(ResultFlag.NOT_OCT)
+        if self.ood is None:
+            flags.add(ResultFlag.OOD_CHECK_UNAVAILABLE)
+        elif ood_score is not None and ood_score > self.ood.threshold:
+            flags.add(ResultFlag.OUT_OF_DISTRIBUTION)
         if float(probs.max()) < float(self.config.confidence_threshold):
             flags.add(ResultFlag.LOW_CONFIDENCE)
+        if self._other_device(md.manufacturer):
+            flags.add(ResultFlag.OTHER_DEVICE)
         if md.was_color:
             flags.add(ResultFlag.COLOR_INPUT)
         if md.downsampled_from is not None:
             flags.add(ResultFlag.DOWNSAMPLED)
         return frozenset(flags)
+
+    def _other_device(self, manufacturer: str | None) -> bool:
+        """True when the scan names a manufacturer outside the bundle's training domain."""
+        known = self.config.training_domain.get("manufacturers") or []
+        if not manufacturer or not known:
+            return False
+        m = manufacturer.casefold()
+        return not any(str(k).casefold() in m or m in str(k).casefold() for k in known)
+
+    def _ood_scores(self, tap: FeatureTap, n: int) -> list[float | None]:
+        if self.ood is None:
+            return [None] * n
+        try:
+            return [float(v) for v in self.ood.score(tap.features())]
+        except ValueError as exc:  # features that do not fit the statistics: a bundle fault
+            raise ModelFormatError(
+                f"The model's out-of-distribution statistics do not fit its network ({exc}). "
+                "Re-create them with `octviewer-train ood`."
+            ) from exc
 
     def _inputs(self, scan: Scan, idx: list[int]) -> torch.Tensor:
         from octviewer.core.preprocess import preprocess_frames
@@ -280,22 +346,30 @@ class Engine:
             yield
         except (AnalysisError, AnalysisCancelled):
             raise
-        except (RuntimeError, ValueError, MemoryError) as exc:
+        except _INFERENCE_ERRORS as exc:
             log.exception("inference failed on %s", self.device)
             hint = (
                 " The computer ran out of memory: close other programs or analyse fewer frames."
                 if "memory" in str(exc).lower() or isinstance(exc, MemoryError)
-                else ""
+                else " The model bundle may not fit this scan or be damaged: try another model."
             )
-            raise AnalysisError(f"The analysis failed ({type(exc).__name__}).{hint}") from exc
+            cause = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+            raise AnalysisError(
+                f"The analysis failed ({type(exc).__name__}{': ' + cause if cause else ''}).{hint}"
+            ) from exc
 
     # --- public API ---------------------------------------------------------------------
     def predict_logits(self, x: torch.Tensor) -> np.ndarray:
         """Logits (N, K) for preprocessed inputs (N, 1, H, W); no CAM."""
+        return self._predict(x, FeatureTap())
+
+    def _predict(self, x: torch.Tensor, tap: FeatureTap) -> np.ndarray:
         import torch
 
         with self._lock, self._failures(), torch.inference_mode(), self._autocast():
-            return self.model(x.to(self._device)).float().cpu().numpy()
+            with tap.recording(self.model):
+                out = self.model(x.to(self._device))
+            return out.float().cpu().numpy()
 
     def analyze(
         self,
@@ -322,13 +396,15 @@ class Engine:
             if cancel is not None and cancel():
                 raise AnalysisCancelled("The analysis was cancelled.")
             idx = indices[start : start + bs]
+            tap = FeatureTap()
             with self._failures():
                 x = self._inputs(scan, idx)
                 grids: np.ndarray | None = None
                 classes: list[int] | None = None
                 if cam:
                     with self._lock, self._cam_ready(), self._autocast():
-                        cp = self._cam.forward(x)
+                        with tap.recording(self.model):
+                            cp = self._cam.forward(x)
                         logits = cp.logits.cpu().numpy()
                         classes = (
                             [fixed_class] * len(idx)
@@ -337,8 +413,10 @@ class Engine:
                         )
                         grids = self._cam.cams(cp, classes).cpu().numpy()
                 else:
-                    logits = self.predict_logits(x)
+                    logits = self._predict(x, tap)
+                scores = self._ood_scores(tap, len(idx))
             probs = calibrated_probabilities(logits, self.config.temperature)
+            _require_finite(probs, grids, idx)
             for j, fi in enumerate(idx):
                 results.append(
                     FrameResult(
@@ -346,9 +424,11 @@ class Engine:
                         class_names=self.config.class_names,
                         probabilities=probs[j],
                         logits=logits[j].astype(np.float32),
-                        flags=self._flags(scan, probs[j]),
+                        flags=self._flags(scan, probs[j], scores[j]),
                         cam=upsample_cam(grids[j], scan.shape) if grids is not None else None,
                         cam_class=classes[j] if classes is not None else None,
+                        ood_score=scores[j],
+                        ood_threshold=self.ood.threshold if self.ood is not None else None,
                     )
                 )
             if progress is not None:
@@ -384,6 +464,7 @@ class Engine:
                 self._cam_cache = (key, scan.frames, cp)
             cp = self._cam_cache[2]
             grid = self._cam.cams(cp, [ci], retain_graph=True)[0].cpu().numpy()
+        _require_finite(None, grid[None], [fi])
         return upsample_cam(grid, scan.shape)
 
     def clear_cache(self) -> None:

@@ -26,7 +26,14 @@ from octviewer.errors import AnalysisError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["normalize", "preprocess_frame", "preprocess_frames", "resize", "to_float01"]
+__all__ = [
+    "normalize",
+    "preprocess_frame",
+    "preprocess_frames",
+    "replace_nonfinite",
+    "resize",
+    "to_float01",
+]
 
 _INTERPOLATIONS = ("bilinear", "bicubic", "nearest", "area")
 _EPS = 1e-8
@@ -50,7 +57,14 @@ def to_float01(frame: np.ndarray) -> np.ndarray:
     ``uint8`` is divided by 255; ``uint16`` (and other unsigned integers) by the full range of
     the smallest common bit depth (8, 10, 12, 14 or 16 bits) that holds the frame's maximum, so
     12-bit data stored in 16-bit words is not crushed to black; signed integers and floats are
-    min-max scaled. Non-finite values become 0.
+    min-max scaled, in float64 (so values near the float32 limits, e.g. +-3.4e38, do not
+    overflow to NaN).
+
+    Rule for non-finite pixels (NaN, +-Inf, only possible in float images): they take the
+    frame's lowest finite value, i.e. they are treated as background and do not stretch the
+    contrast; a frame without any finite pixel is blank (all 0). The readers apply the same
+    rule when they open a float image and say so in the scan's notes (and refuse a file whose
+    frame has no finite pixel at all), so what is shown is what is analysed.
     """
     _check_frame(frame)
     if frame.dtype == np.bool_:
@@ -62,15 +76,26 @@ def to_float01(frame: np.ndarray) -> np.ndarray:
         bits = next((b for b in (8, 10, 12, 14, 16, 32, 64) if peak <= (1 << b) - 1), 64)
         return (frame.astype(np.float64) / float((1 << bits) - 1)).astype(np.float32)
     if np.issubdtype(frame.dtype, np.integer) or np.issubdtype(frame.dtype, np.floating):
-        f = frame.astype(np.float32, copy=True)
-        finite = np.isfinite(f)
-        if not finite.all():
-            f[~finite] = 0.0
+        f = replace_nonfinite(frame.astype(np.float64, copy=True))
+        if f is None:  # no finite pixel: a blank frame
+            return np.zeros(frame.shape, np.float32)
         lo, hi = float(f.min()), float(f.max())
         if hi - lo <= _EPS:
             return np.zeros(f.shape, np.float32)
         return ((f - lo) / (hi - lo)).astype(np.float32)
     raise AnalysisError(f"This image cannot be analysed: unsupported pixel type {frame.dtype}.")
+
+
+def replace_nonfinite(f: np.ndarray) -> np.ndarray | None:
+    """NaN/Inf pixels of a float array set, in place, to its lowest finite value (the rule of
+    :func:`to_float01`); returns the array, or None when no pixel is finite."""
+    finite = np.isfinite(f)
+    if finite.all():
+        return f
+    if not finite.any():
+        return None
+    f[~finite] = f[finite].min()
+    return f
 
 
 def _interp_kwargs(cfg: PreprocessConfig, src: tuple[int, int]) -> dict[str, Any]:

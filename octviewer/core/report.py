@@ -12,6 +12,14 @@ probability strip follows. The same facts are stored for machines in PNG text ch
 Patient name, ID, birth date and sex appear only with ``include_identity=True`` (then also in
 the ``octviewer:patient`` chunk). Without it, identity strings are also blanked out of the
 file name shown.
+
+A frame that is *not assessed* (``FrameResult.assessable`` False: not an OCT B-scan, or unlike
+the training data) gets the headline NOT ASSESSED and its reason, and no class anywhere: its
+probabilities and heatmap are left out of the picture and of ``octviewer:result`` unless the
+caller passes ``show_unreliable=True``, which draws them small under the caption "Model output
+(unreliable, not assessed)". ``octviewer:assessable``, ``octviewer:reason`` and
+``octviewer:flags`` (most serious first) state the decision; the JSON also carries
+``ood_score``/``ood_threshold``. A non-OCT image is called an "image", its spacing "per pixel".
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ import json
 import logging
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +39,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from octviewer._version import __version__
 from octviewer.core import overlay
+from octviewer.core.filemode import apply_umask
 from octviewer.core.fonts import font
 from octviewer.core.report_charts import (
     INK,
@@ -58,6 +67,13 @@ WARN_FILL = (255, 243, 205)
 WARN_EDGE = (204, 140, 0)
 ALERT = (176, 0, 32)
 REDACTED = "[redacted]"
+NOT_ASSESSED_HEADLINE = "NOT ASSESSED"
+UNRELIABLE_CAPTION = "Model output (unreliable, not assessed)"
+WITHHELD = (
+    "The model's probabilities and heatmap are left out because this frame is not assessed "
+    "(export with 'Show model output anyway' / --show-unreliable to include them, marked "
+    "unreliable)."
+)
 
 
 @dataclass(frozen=True)
@@ -121,6 +137,10 @@ def _spacing_text(meta: ScanMetadata) -> str | None:
     sp = meta.spacing
     if sp is None:
         return None
+    if not meta.modality.is_oct:  # an en-face image has no axial direction, no B-scans
+        if sp.unit == "mm":
+            return f"{sp.col * 1000:.2f} × {sp.row * 1000:.2f} µm per pixel"
+        return f"{sp.col:g} × {sp.row:g} {sp.unit} per pixel"
     if sp.unit == "mm":
         s = f"{sp.row * 1000:.2f} µm axial × {sp.col * 1000:.2f} µm lateral"
         if sp.frame:
@@ -174,20 +194,33 @@ def result_record(
     *,
     include_identity: bool = False,
     created: _dt.datetime | None = None,
+    show_unreliable: bool = False,
 ) -> dict[str, Any]:
-    """The machine-readable facts of a report (stored as JSON in ``octviewer:result``)."""
+    """The machine-readable facts of a report (stored as JSON in ``octviewer:result``).
+
+    For a frame that is not assessed ``class`` and ``confidence`` are None, and the
+    probabilities and heatmap class are left out (None) unless ``show_unreliable``, as in the
+    picture; ``unreliable_output_shown`` says which."""
+    revealed = fr.assessable or show_unreliable
     return {
         "file": source_label(scan, include_identity=include_identity),
         "frame": fr.frame_index,
         "n_frames": scan.n_frames,
-        "class": fr.predicted_class,
-        "confidence": round(fr.confidence, 6),
+        "assessable": fr.assessable,
+        "reason": fr.reason,
+        "class": fr.presented_class,
+        "confidence": round(fr.confidence, 6) if fr.assessable else None,
         "probabilities": {
             n: round(float(p), 6) for n, p in zip(fr.class_names, fr.probabilities, strict=True)
-        },
-        "flags": sorted(f.name for f in fr.flags),
+        }
+        if revealed
+        else None,
+        "unreliable_output_shown": bool(show_unreliable and not fr.assessable),
+        "flags": [f.name for f in fr.ordered_flags],
+        "ood_score": fr.ood_score,
+        "ood_threshold": fr.ood_threshold,
         "cam_class": fr.class_names[fr.cam_class]
-        if fr.cam is not None and fr.cam_class is not None
+        if revealed and fr.cam is not None and fr.cam_class is not None
         else None,
         "model": {
             "name": result.model.name,
@@ -207,8 +240,16 @@ def text_chunks(
     *,
     include_identity: bool = False,
     created: _dt.datetime | None = None,
+    show_unreliable: bool = False,
 ) -> dict[str, str]:
-    record = result_record(scan, result, fr, include_identity=include_identity, created=created)
+    record = result_record(
+        scan,
+        result,
+        fr,
+        include_identity=include_identity,
+        created=created,
+        show_unreliable=show_unreliable,
+    )
     chunks = {
         "Software": f"octviewer {__version__}",
         "octviewer:version": __version__,
@@ -216,7 +257,11 @@ def text_chunks(
         "octviewer:model_sha256": result.model.sha256,
         "octviewer:result": json.dumps(record, ensure_ascii=False, sort_keys=True),
         "octviewer:disclaimer": DISCLAIMER,
+        "octviewer:assessable": "yes" if fr.assessable else "no",
+        "octviewer:flags": ",".join(f.name for f in fr.ordered_flags),
     }
+    if fr.reason:
+        chunks["octviewer:reason"] = fr.reason
     if include_identity:
         chunks["octviewer:patient"] = json.dumps(
             dict(identity_rows(scan.identity)), ensure_ascii=False
@@ -247,6 +292,60 @@ def _colorbar(colormap: str, width: int, height: int) -> Image.Image:
     return Image.fromarray(overlay.colorize(ramp, colormap)[..., :3], "RGB")
 
 
+def _draw_answer(
+    d: ImageDraw.ImageDraw,
+    x: float,
+    y: float,
+    width: float,
+    fr: FrameResult,
+    f: _Fonts,
+    show_unreliable: bool,
+) -> int:
+    """The headline and the probabilities; returns the height used.
+
+    Assessable: the class and its probability in large type, bars. Not assessed: NOT ASSESSED
+    and the reason, then the probabilities only small and captioned unreliable when asked."""
+    lh = line_height(f.body)
+    h = 0
+    text(d, (x, y), "Model output", f.h2)
+    h += line_height(f.h2)
+    if fr.assessable:
+        headline = f"{fr.predicted_class}  {100 * fr.confidence:.1f} %"
+        if fr.is_flagged:
+            text(d, (x, y + h), "UNCERTAIN — " + headline, f.h1, WARN_EDGE)
+        else:
+            text(d, (x, y + h), headline, f.h1, INK)
+        h += line_height(f.h1) + 4
+        h += draw_probability_bars(
+            d, x, y + h, width, fr.class_names, fr.probabilities, fr.predicted_index, f.body, f.bold
+        )
+        if fr.ood_text:
+            h += draw_wrapped(d, x, y + h, fr.ood_text.capitalize() + ".", f.small, width, MUTED)
+        return h + round(lh * 0.5)
+    text(d, (x, y + h), NOT_ASSESSED_HEADLINE, f.h1, ALERT)
+    h += line_height(f.h1) + 4
+    h += draw_wrapped(d, x, y + h, fr.reason_text or "", f.body, width) + round(lh * 0.4)
+    if fr.ood_text:
+        h += draw_wrapped(d, x, y + h, fr.ood_text.capitalize() + ".", f.small, width, MUTED)
+    if show_unreliable:
+        text(d, (x, y + h), UNRELIABLE_CAPTION, f.small, ALERT)
+        h += line_height(f.small)
+        h += draw_probability_bars(
+            d,
+            x,
+            y + h,
+            width * 0.7,
+            fr.class_names,
+            fr.probabilities,
+            fr.predicted_index,
+            f.small,
+            f.small,
+        )
+    else:
+        h += draw_wrapped(d, x, y + h, WITHHELD, f.small, width, MUTED)
+    return h + round(lh * 0.5)
+
+
 def render_report(
     scan: Scan,
     result: ScanResult,
@@ -256,9 +355,12 @@ def render_report(
     colormap: str = overlay.DEFAULT_COLORMAP,
     opacity: float = overlay.DEFAULT_OPACITY,
     created: _dt.datetime | None = None,
+    show_unreliable: bool = False,
 ) -> Image.Image:
     """Render the report of one frame (default: the most suspicious analysed frame).
 
+    ``show_unreliable``: for a frame that is not assessed, draw its probabilities and heatmap
+    anyway (marked unreliable); by default they are left out.
     Returns an RGB image whose ``info`` holds the text chunks :func:`save_report` writes.
     """
     fr = choose_frame(result, frame_index)
@@ -267,7 +369,8 @@ def render_report(
             f"The result refers to frame {fr.frame_index}, but the scan has {scan.n_frames} frame(s)."
         )
     created = created or _dt.datetime.now().astimezone()
-    left, right = _panels(scan, fr, colormap, opacity)
+    revealed = fr.assessable or show_unreliable
+    left, right = _panels(scan, fr if revealed else replace(fr, cam=None), colormap, opacity)
     pw, ph = left.size
     width = max(1280, 2 * pw + 3 * 32)
     u = width / 1600
@@ -282,7 +385,7 @@ def render_report(
 
     # header: title left, disclaimer banner right
     y = margin
-    text(d, (margin, y), "OCT analysis report", f.h1)
+    text(d, (margin, y), "OCT analysis report" if scan.is_oct else "Image analysis report", f.h1)
     banner = DISCLAIMER.upper()
     bw = text_width(banner, f.h2) + 2 * f.h2.size
     bh = line_height(f.h2) + f.h2.size * 0.4
@@ -301,8 +404,16 @@ def render_report(
 
     # images
     cam_name = fr.class_names[fr.cam_class] if fr.cam_class is not None else fr.predicted_class
-    text(d, (margin, y), "B-scan", f.bold)
-    text(d, (margin + pw + gap, y), f"Heatmap for class {cam_name}" if right else "Heatmap", f.bold)
+    text(d, (margin, y), "B-scan" if scan.is_oct else "Image", f.bold)
+    if right is not None and not fr.assessable:
+        text(d, (margin + pw + gap, y), f"Heatmap for {cam_name} — UNRELIABLE", f.bold, ALERT)
+    else:
+        text(
+            d,
+            (margin + pw + gap, y),
+            f"Heatmap for class {cam_name}" if right else "Heatmap",
+            f.bold,
+        )
     y += lh
     img.paste(left, (margin, y))
     d.rectangle((margin - 1, y - 1, margin + pw, y + ph), outline=(190, 190, 190))
@@ -313,7 +424,11 @@ def render_report(
         )
     else:
         d.rectangle((margin + pw + gap, y, margin + 2 * pw + gap, y + ph), fill=(238, 238, 238))
-        msg = "No heatmap was computed for this frame."
+        msg = (
+            "No heatmap was computed for this frame."
+            if revealed
+            else "No heatmap: this frame is not assessed."
+        )
         text(
             d,
             (margin + pw + gap + (pw - text_width(msg, f.body)) / 2, y + ph / 2 - lh / 2),
@@ -337,27 +452,8 @@ def render_report(
     col_w = (inner - gap) / 2
     x_left, x_right = margin, margin + col_w + gap
     y_left = y_right = y
-    text(d, (x_left, y_left), "Model output", f.h2)
-    y_left += line_height(f.h2)
-    headline = f"{fr.predicted_class}  {100 * fr.confidence:.1f} %"
-    if fr.is_flagged:
-        text(d, (x_left, y_left), "UNCERTAIN — " + headline, f.h1, WARN_EDGE)
-    else:
-        text(d, (x_left, y_left), headline, f.h1, INK)
-    y_left += line_height(f.h1) + 4
-    y_left += draw_probability_bars(
-        d,
-        x_left,
-        y_left,
-        col_w,
-        fr.class_names,
-        fr.probabilities,
-        fr.predicted_index,
-        f.body,
-        f.bold,
-    )
-    y_left += round(lh * 0.5)
-    for flag in sorted(fr.flags, key=lambda fl: fl.name):
+    y_left += _draw_answer(d, x_left, y_left, col_w, fr, f, show_unreliable)
+    for flag in fr.cautions:
         lines_h = len(
             wrap(flag.warning, f.body, col_w - 2 * f.body.size - text_width("Warning: ", f.bold))
         )
@@ -408,6 +504,7 @@ def render_report(
             result.probability_matrix(),
             fr.frame_index,
             f.small,
+            assessable=[fr_.assessable for fr_ in result.frames],
         )
         y += strip_h + round(lh * 0.5)
 
@@ -428,7 +525,14 @@ def render_report(
 
     out = img.crop((0, 0, width, min(y, height_bound)))
     out.info.update(
-        text_chunks(scan, result, fr, include_identity=include_identity, created=created)
+        text_chunks(
+            scan,
+            result,
+            fr,
+            include_identity=include_identity,
+            created=created,
+            show_unreliable=show_unreliable,
+        )
     )
     return out
 
@@ -443,6 +547,7 @@ def save_report(
     colormap: str = overlay.DEFAULT_COLORMAP,
     opacity: float = overlay.DEFAULT_OPACITY,
     created: _dt.datetime | None = None,
+    show_unreliable: bool = False,
 ) -> Path:
     """Render the report and write it as PNG (with its text chunks) to ``path``; returns it.
 
@@ -460,6 +565,7 @@ def save_report(
         colormap=colormap,
         opacity=opacity,
         created=created,
+        show_unreliable=show_unreliable,
     )
     info = PngInfo()
     for k, v in img.info.items():
@@ -469,6 +575,7 @@ def save_report(
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".octviewer-", suffix=".png", dir=path.parent)
         try:
+            apply_umask(fd)  # mkstemp makes it 0600; a report gets the user's normal mode
             with os.fdopen(fd, "wb") as fh:
                 img.save(fh, format="PNG", pnginfo=info, compress_level=3)
             Path(tmp).replace(path)

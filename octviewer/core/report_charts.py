@@ -132,6 +132,23 @@ def draw_probability_bars(
     return lh * len(class_names)
 
 
+HATCH_FILL: RGB = (232, 232, 232)
+HATCH_LINE: RGB = (165, 165, 165)
+
+
+def _hatch(draw: ImageDraw.ImageDraw, box: tuple[float, float, float, float]) -> None:
+    """A grey box with diagonal lines: the mark of frames that are not assessed."""
+    x0, y0, x1, y1 = box
+    draw.rectangle(box, fill=HATCH_FILL)
+    step = 6
+    h = y1 - y0
+    for s in np.arange(x0 - h, x1, step):
+        # the segment from (s, y1) to (s + h, y0), clipped to [x0, x1]
+        a, b = max(s, x0), min(s + h, x1)
+        if a < b:
+            draw.line((a, y1 - (a - s), b, y1 - (b - s)), fill=HATCH_LINE, width=1)
+
+
 def draw_probability_strip(
     draw: ImageDraw.ImageDraw,
     box: tuple[float, float, float, float],
@@ -141,12 +158,15 @@ def draw_probability_strip(
     probs: np.ndarray,
     chosen: int,
     font: Font,
+    assessable: Sequence[bool] | None = None,
 ) -> None:
     """Each class probability (0..1) against the frame number, the chosen frame marked.
 
     ``probs`` is ``(len(frame_indices), n_classes)``. Frame numbers on the axis are 1-based,
-    as a reader counts B-scans.
+    as a reader counts B-scans. Frames whose ``assessable`` entry is False are drawn as grey
+    hatched bands without points, and the class lines break there.
     """
+    ok = [True] * len(frame_indices) if assessable is None else [bool(a) for a in assessable]
     x0, y0, x1, y1 = box
     lh = line_height(font)
     axis_w = text_width("100 %", font) + font.size * 0.6
@@ -173,6 +193,10 @@ def draw_probability_strip(
     for i in range(0, n_frames, step):
         label = str(i + 1)
         text(draw, (fx(i) - text_width(label, font) / 2, py1 + lh * 0.15), label, font, MUTED)
+    half = max(2.0, (px1 - px0) / span / 2)
+    for k, fi in enumerate(frame_indices):
+        if not ok[k]:
+            _hatch(draw, (max(px0, fx(int(fi)) - half), py0, min(px1, fx(int(fi)) + half), py1))
     cx = fx(chosen)
     for yy in np.arange(py0, py1, 8):
         draw.line((cx, yy, cx, min(yy + 4, py1)), fill=INK, width=2)
@@ -181,16 +205,27 @@ def draw_probability_strip(
     dot = 2 if len(xs) > 60 else 3
     for c in range(len(class_names)):
         ys = [py1 - float(np.clip(probs[k, c], 0, 1)) * (py1 - py0) for k in order]
-        pts = list(zip(xs, ys, strict=True))
-        if len(pts) > 1:
-            draw.line(pts, fill=class_color(c), width=2, joint="curve")
-        for px, py in pts:
-            draw.ellipse((px - dot, py - dot, px + dot, py + dot), fill=class_color(c))
+        runs: list[list[tuple[float, float]]] = [[]]
+        for k, px, py in zip(order, xs, ys, strict=True):
+            if ok[k]:
+                runs[-1].append((px, py))
+            elif runs[-1]:
+                runs.append([])
+        for pts in runs:
+            if len(pts) > 1:
+                draw.line(pts, fill=class_color(c), width=2, joint="curve")
+            for px, py in pts:
+                draw.ellipse((px - dot, py - dot, px + dot, py + dot), fill=class_color(c))
     draw.rectangle((px0, py0, px1, py1), outline=MUTED)
     label = f"shown: frame {chosen + 1}"
     lx = min(max(cx + 4, px0 + 2), px1 - text_width(label, font) - 2)
     text(draw, (lx, py0 + 2), label, font, INK)
-    text(draw, (px0, py1 + lh * 0.75), "Frame (B-scan number)", font, MUTED)
+    axis = "Frame (B-scan number)"
+    text(draw, (px0, py1 + lh * 0.75), axis, font, MUTED)
+    if not all(ok):
+        hx = px0 + text_width(axis, font) + font.size * 1.5
+        _hatch(draw, (hx, py1 + lh * 0.9, hx + font.size * 1.2, py1 + lh * 1.3))
+        text(draw, (hx + font.size * 1.6, py1 + lh * 0.75), "not assessed", font, MUTED)
     # legend, right-aligned under the plot
     lx = px1
     for c in reversed(range(len(class_names))):

@@ -155,6 +155,29 @@ class FrameResult:
         return None
 
     @property
+    def reason_text(self) -> str | None:
+        """:attr:`reason` without its leading "Not assessed: ", for a line under a headline
+        that already says so; None when assessable."""
+        r = self.reason
+        if r is None:
+            return None
+        r = r.removeprefix(NOT_ASSESSED + ": ")
+        return r[:1].upper() + r[1:]
+
+    @property
+    def ood_text(self) -> str | None:
+        """``"out-of-distribution score 12.3, threshold 10"``; None without a score."""
+        if self.ood_score is None:
+            return None
+        t = f", threshold {self.ood_threshold:.3g}" if self.ood_threshold is not None else ""
+        return f"out-of-distribution score {self.ood_score:.3g}{t}"
+
+    @property
+    def cautions(self) -> list[ResultFlag]:
+        """The flags to show as warnings besides the reason, most serious first."""
+        return [f for f in self.ordered_flags if not f.abstains or f.warning != self.reason]
+
+    @property
     def headline(self) -> str:
         """What a screen or report shows in large type: ``"CNV 92.1 %"`` or ``Not assessed``."""
         if not self.assessable:

@@ -16,6 +16,7 @@ class Modality(str, enum.Enum):
     OCT_BSCAN = "OCT B-scan"
     OCT_VOLUME = "OCT volume"
     FUNDUS = "fundus / SLO photograph"
+    EN_FACE = "en-face image (SLO / infrared / OCT-A)"  # judged from the pixels (core/content.py)
     UNKNOWN = "unknown"
 
     @property

@@ -4,6 +4,12 @@ A row names the input (as the user gave it, patient name/ID parts blanked unless
 its confidence, each class probability, the result flags, the model SHA-256, the device and
 the report written. Inputs that failed get one row with ``status = "failed"`` and the message,
 so a spreadsheet of the summary shows every input that was asked for.
+
+A frame that is *not assessed* (``FrameResult.assessable`` False) has ``class`` and
+``confidence`` empty, ``assessable`` false and its ``reason``; ``flags`` lists every flag, most
+serious first, and ``ood_score``/``ood_threshold`` give the out-of-distribution score (empty
+when the model carries no statistics). The ``p_<class>`` columns keep the model's raw output
+for an expert, whether or not the frame is assessed.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from typing import Any
 
 from octviewer._version import __version__
 from octviewer.core.results import RESEARCH_ONLY as DISCLAIMER
-from octviewer.core.results import ModelIdentity, ScanResult
+from octviewer.core.results import FrameResult, ModelIdentity, ScanResult
 from octviewer.errors import ReportError
 
 
@@ -33,6 +39,10 @@ class SummaryRow:
     confidence: float | None
     probabilities: dict[str, float] = field(default_factory=dict)
     flags: tuple[str, ...] = ()
+    assessable: bool | None = None
+    reason: str = ""
+    ood_score: float | None = None
+    ood_threshold: float | None = None
     model_sha256: str = ""
     device: str = ""
     report: str = ""
@@ -47,7 +57,11 @@ class SummaryRow:
             "class": self.predicted_class,
             "confidence": self.confidence,
             "probabilities": dict(self.probabilities),
+            "assessable": self.assessable,
+            "reason": self.reason,
             "flags": list(self.flags),
+            "ood_score": self.ood_score,
+            "ood_threshold": self.ood_threshold,
             "model_sha256": self.model_sha256,
             "device": self.device,
             "report": self.report,
@@ -68,19 +82,37 @@ def rows_for_result(
                 file=file,
                 frame=fr.frame_index,
                 n_frames=n_frames,
-                predicted_class=fr.predicted_class,
-                confidence=round(fr.confidence, 6),
+                predicted_class=fr.presented_class,
+                confidence=round(fr.confidence, 6) if fr.assessable else None,
                 probabilities={
                     n: round(float(p), 6)
                     for n, p in zip(fr.class_names, fr.probabilities, strict=True)
                 },
-                flags=tuple(sorted(f.name for f in fr.flags)),
+                flags=tuple(f.name for f in fr.ordered_flags),
+                assessable=fr.assessable,
+                reason=fr.reason or "",
+                ood_score=_rounded(fr.ood_score),
+                ood_threshold=_rounded(fr.ood_threshold),
                 model_sha256=result.model.sha256,
                 device=result.device,
                 report=reports.get(fr.frame_index, ""),
             )
         )
     return rows
+
+
+def _rounded(v: float | None) -> float | None:
+    return None if v is None else round(float(v), 6)
+
+
+def result_line(file: str, fr: FrameResult, n_frames: int = 1) -> str:
+    """One console line for a reported frame: ``file: CNV 92.1 %`` or
+    ``file: not assessed: <reason>`` (never a class for a frame that is not assessed)."""
+    where = f" (frame {fr.frame_index})" if n_frames > 1 else ""
+    if not fr.assessable:
+        return f"{file}{where}: not assessed: {fr.reason_text}"
+    cautions = [f.value for f in fr.ordered_flags]
+    return f"{file}{where}: {fr.headline}" + (f" ({'; '.join(cautions)})" if cautions else "")
 
 
 def failed_row(file: str, message: str, model_sha256: str = "") -> SummaryRow:
@@ -104,7 +136,11 @@ def csv_columns(class_names: Sequence[str]) -> list[str]:
         "class",
         "confidence",
         *(f"p_{n}" for n in class_names),
+        "assessable",
+        "reason",
         "flags",
+        "ood_score",
+        "ood_threshold",
         "model_sha256",
         "device",
         "report",
@@ -137,6 +173,8 @@ def write_csv(rows: Iterable[SummaryRow], path: str | Path, class_names: Sequenc
             d = r.to_dict()
             probs = d.pop("probabilities")
             d["flags"] = ";".join(d["flags"])
+            if d["assessable"] is not None:
+                d["assessable"] = "true" if d["assessable"] else "false"
             for n in class_names:
                 d[f"p_{n}"] = probs.get(n, "")
             w.writerow({k: "" if d.get(k) is None else d[k] for k in cols})

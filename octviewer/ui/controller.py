@@ -82,10 +82,16 @@ class ScanEntry:
         """One line for the side list: status, or the answer when done."""
         if self.status is EntryStatus.DONE and self.result is not None:
             if self.scan is not None and self.scan.is_volume:
-                fr = self.result.frame(self.result.most_suspicious_frame())
                 n = len(self.result.frames)
-                return f"{fr.predicted_class} {fr.confidence:.0%} (most suspicious of {n} frames)"
+                if not self.result.assessable_frames:
+                    return f"not assessed (none of {n} frames)"
+                fr = self.result.frame(self.result.most_suspicious_frame())
+                skipped = n - len(self.result.assessable_frames)
+                more = f"; {skipped} not assessed" if skipped else ""
+                return f"{fr.predicted_class} {fr.confidence:.0%} (most suspicious of {n} frames{more})"
             fr = self.result.frames[0]
+            if not fr.assessable:
+                return f"not assessed: {next(f for f in fr.ordered_flags if f.abstains).value}"
             warn = " ⚠" if fr.is_flagged else ""
             return f"{fr.predicted_class} {fr.confidence:.0%}{warn}"
         if self.status is EntryStatus.ANALYSING and self.progress[1] > 1:
@@ -456,7 +462,13 @@ class Controller(QObject):
 
     # --- reports -----------------------------------------------------------------------------------
     def _report_job(
-        self, uid: int, frame: int, class_index: int | None, path: Path, include_identity: bool
+        self,
+        uid: int,
+        frame: int,
+        class_index: int | None,
+        path: Path,
+        include_identity: bool,
+        show_unreliable: bool = False,
     ):
         entry = self._entries[uid]
         scan, result, engine = entry.scan, entry.result, self.engine
@@ -469,7 +481,8 @@ class Controller(QObject):
             fr = result.frame(frame)
             cls = fr.predicted_index if class_index is None else class_index
             cam = cams.get((frame, cls))
-            if cam is None and engine is not None:
+            drawn = fr.assessable or show_unreliable  # no heatmap for a frame not assessed
+            if cam is None and engine is not None and drawn:
                 cam = engine.cam(scan, frame, cls)
             frames = tuple(
                 dataclasses.replace(f, cam=cam, cam_class=cls) if f.frame_index == frame else f
@@ -477,7 +490,12 @@ class Controller(QObject):
             )
             res = dataclasses.replace(result, frames=frames)
             return save_report(
-                scan, res, path, frame_index=frame, include_identity=include_identity
+                scan,
+                res,
+                path,
+                frame_index=frame,
+                include_identity=include_identity,
+                show_unreliable=show_unreliable,
             )
 
         return run
@@ -490,9 +508,13 @@ class Controller(QObject):
         *,
         class_index: int | None = None,
         include_identity: bool = False,
+        show_unreliable: bool = False,
     ) -> None:
-        """Write the PNG report of one scan/frame in the background (``export_finished``)."""
-        run = self._report_job(uid, frame, class_index, Path(path), include_identity)
+        """Write the PNG report of one scan/frame in the background (``export_finished``).
+        ``show_unreliable``: draw a not-assessed frame's probabilities and heatmap anyway."""
+        run = self._report_job(
+            uid, frame, class_index, Path(path), include_identity, show_unreliable
+        )
         self.model_jobs.submit(
             "export",
             lambda ctx: [run()],
@@ -560,5 +582,5 @@ def default_report_name(entry: ScanEntry, frame: int) -> str:
         parts.append(f"frame{frame + 1:03d}")
     if entry.result is not None:
         with contextlib.suppress(KeyError):
-            parts.append(entry.result.frame(frame).predicted_class)
+            parts.append(entry.result.frame(frame).presented_class or "not-assessed")
     return "_".join(parts) + "_report.png"

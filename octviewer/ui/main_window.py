@@ -61,6 +61,11 @@ from octviewer.ui.style import STYLE_SHEET
 log = logging.getLogger(__name__)
 
 COLORMAPS = ("inferno", "jet", "viridis")
+SUSPICIOUS_TIP = (
+    "Show the frame with the lowest probability of NORMAL; frames that are not assessed "
+    "(not a B-scan, unlike the training data) are skipped"
+)
+NONE_ASSESSABLE = "No frame of this volume could be assessed, so none is the most suspicious."
 SCAN_FILTER = "Scans (*.dcm *.dicom *.png *.jpg *.jpeg *.tif *.tiff *.bmp *.vol *.e2e *.E2E *.fda);;All files (*)"
 
 
@@ -157,6 +162,7 @@ class MainWindow(QMainWindow):
         self.frame_label = QLabel("Frame 1 / 1")
         self.frame_label.setMinimumWidth(110)
         self.suspicious_btn = QPushButton("Most suspicious frame  (S)")
+        self.suspicious_btn.setToolTip(SUSPICIOUS_TIP)
         vb.addWidget(self.prev_btn)
         vb.addWidget(self.slider, 1)
         vb.addWidget(self.next_btn)
@@ -346,7 +352,7 @@ class MainWindow(QMainWindow):
             "Most &suspicious frame",
             self.go_most_suspicious,
             "S",
-            "Show the frame with the lowest probability of NORMAL",
+            SUSPICIOUS_TIP,
         )
 
         self.act_reanalyse = self._act(
@@ -458,6 +464,7 @@ class MainWindow(QMainWindow):
         rp.opacity_changed.connect(self._on_opacity)
         rp.colormap_changed.connect(self._on_colormap)
         rp.cam_class_changed.connect(lambda _: self._refresh_overlay())
+        rp.show_anyway_toggled.connect(lambda _: self._refresh_overlay())
 
     def _restore(self) -> None:
         geom, state = self.settings.window_state()
@@ -672,6 +679,7 @@ class MainWindow(QMainWindow):
                     [f.frame_index for f in res.frames],
                     res.class_names,
                     scan.n_frames,
+                    assessable=[f.assessable for f in res.frames],
                 )
             else:
                 self.strip.set_data(None, [], (), scan.n_frames)
@@ -737,10 +745,13 @@ class MainWindow(QMainWindow):
             return
         text = ""
         if entry.scan.is_volume:
-            ms = entry.result.most_suspicious_frame()
-            sfr = entry.result.frame(ms)
-            text = f"frame {self._frame + 1} of {entry.scan.n_frames}\nmost suspicious: frame {ms + 1} ({sfr.predicted_class} {sfr.confidence:.0%})"
-        rp.show_result(fr, text)
+            text = f"frame {self._frame + 1} of {entry.scan.n_frames}\n"
+            if entry.result.assessable_frames:
+                ms = entry.result.most_suspicious_frame()
+                text += f"most suspicious: frame {ms + 1} ({entry.result.frame(ms).headline})"
+            else:
+                text += NONE_ASSESSABLE
+        rp.show_result(fr, text, key=(entry.uid, self._frame))
 
     def _cam_class(self) -> int | None:
         entry = self.current_entry()
@@ -756,7 +767,8 @@ class MainWindow(QMainWindow):
     def _refresh_overlay(self) -> None:
         entry = self.current_entry()
         cam = None
-        visible = self.act_overlay.isChecked()
+        # a frame that is not assessed gets its heatmap only after "Show model output anyway"
+        visible = self.act_overlay.isChecked() and self.result_panel.output_revealed
         cls = self._cam_class()
         if entry is not None and cls is not None and visible:
             cam = self.controller.cam_for(entry.uid, self._frame, cls)
@@ -790,6 +802,9 @@ class MainWindow(QMainWindow):
     def go_most_suspicious(self) -> None:
         entry = self.current_entry()
         if entry is not None and entry.result is not None:
+            if not entry.result.assessable_frames:
+                self.statusBar().showMessage(NONE_ASSESSABLE, 8000)
+                return
             self.set_frame(entry.result.most_suspicious_frame())
 
     # --- overlay settings ------------------------------------------------------------------------------
@@ -876,6 +891,7 @@ class MainWindow(QMainWindow):
             path,
             class_index=cls,
             include_identity=self.act_identity.isChecked(),
+            show_unreliable=self.result_panel.show_anyway.isChecked(),
         )
         return True
 

@@ -1,13 +1,30 @@
-"""Per-frame probability plot of a volume: one line per class against frame; click -> frame."""
+"""Per-frame probability plot of a volume: one line per class against frame; click -> frame.
+
+Frames that are not assessed (``FrameResult.assessable`` False) are drawn as grey hatched bands
+and the class lines break there: their probabilities are not shown as an answer.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QMouseEvent, QPainter, QPainterPath, QPaintEvent, QPen
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QFont,
+    QMouseEvent,
+    QPainter,
+    QPainterPath,
+    QPaintEvent,
+    QPen,
+)
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from octviewer.ui.style import class_color
+
+NOT_ASSESSED_LEGEND = "not assessed"
+NOT_ASSESSED_FILL = "#E5E7EB"
+NOT_ASSESSED_HATCH = "#9CA3AF"
 
 
 class ProbabilityStrip(QWidget):
@@ -18,10 +35,14 @@ class ProbabilityStrip(QWidget):
         self.setMinimumHeight(86)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setCursor(Qt.CursorShape.PointingHandCursor)
-        self.setToolTip("Probability of each class for every frame. Click to show that frame.")
+        self.setToolTip(
+            "Probability of each class for every frame. Click to show that frame.\n"
+            "Hatched grey: frames that are not assessed (no class is given for them)."
+        )
         self._probs: np.ndarray | None = None  # (n_frames, n_classes)
         self._frames: list[int] = []
         self._names: tuple[str, ...] = ()
+        self._assessable: list[bool] = []
         self._current = 0
         self._n_frames = 0
 
@@ -34,8 +55,13 @@ class ProbabilityStrip(QWidget):
         frame_indices: list[int],
         class_names: tuple[str, ...],
         n_frames: int,
+        assessable: list[bool] | None = None,
     ) -> None:
+        """``assessable[k]`` says whether frame ``frame_indices[k]`` is assessed (default: all)."""
         self._probs = None if probs is None else np.asarray(probs, np.float32)
+        self._assessable = (
+            [True] * len(frame_indices) if assessable is None else [bool(a) for a in assessable]
+        )
         self._frames, self._names, self._n_frames = (
             list(frame_indices),
             tuple(class_names),
@@ -87,14 +113,22 @@ class ProbabilityStrip(QWidget):
             return
         order = np.argsort(self._frames)
         xs = [self._x(self._frames[i], r) for i in order]
+        self._paint_not_assessed(p, r, order)
         for c in range(self._probs.shape[1]):
             path = QPainterPath()
+            pen_down = False
             for k, i in enumerate(order):
+                if not self._assessable[i]:
+                    pen_down = False  # the line breaks at a frame that is not assessed
+                    continue
                 pt = QPointF(xs[k], r.bottom() - float(self._probs[i, c]) * r.height())
-                if k == 0:
-                    path.moveTo(pt)
-                else:
+                if pen_down:
                     path.lineTo(pt)
+                else:
+                    path.moveTo(pt)
+                    path.addEllipse(pt, 0.9, 0.9)  # a lone assessable frame stays visible
+                    path.moveTo(pt)
+                    pen_down = True
             p.setPen(QPen(class_color(c, self._names), 1.8))
             p.drawPath(path)
         # current frame marker
@@ -110,12 +144,34 @@ class ProbabilityStrip(QWidget):
             w = p.fontMetrics().horizontalAdvance(name)
             p.drawText(QPointF(lx + 16, self.height() - 4), name)
             lx += 16 + w + 14
+        if not all(self._assessable):
+            self._paint_hatch(p, QRectF(lx, self.height() - 13, 12, 10))
+            p.setPen(QColor("#374151"))
+            p.drawText(QPointF(lx + 16, self.height() - 4), NOT_ASSESSED_LEGEND)
         p.setPen(QColor("#6B7280"))
         label = f"frame {self._current + 1} / {self._n_frames}"
         p.drawText(
             QRectF(r.left(), self.height() - 16, r.width(), 14), Qt.AlignmentFlag.AlignRight, label
         )
         p.end()
+
+    @staticmethod
+    def _paint_hatch(p: QPainter, rect: QRectF) -> None:
+        p.fillRect(rect, QColor(NOT_ASSESSED_FILL))
+        p.fillRect(rect, QBrush(QColor(NOT_ASSESSED_HATCH), Qt.BrushStyle.BDiagPattern))
+
+    def _paint_not_assessed(self, p: QPainter, r: QRectF, order: np.ndarray) -> None:
+        """A grey hatched band over each frame that is not assessed."""
+        half = max(1.5, r.width() / max(self._n_frames - 1, 1) / 2)
+        for i in order:
+            if not self._assessable[i]:
+                x = self._x(self._frames[i], r)
+                band = QRectF(x - half, r.top(), 2 * half, r.height())
+                self._paint_hatch(p, band.intersected(r))
+
+    def not_assessed_frames(self) -> list[int]:
+        """The frame indices drawn as not assessed."""
+        return [f for f, a in zip(self._frames, self._assessable, strict=True) if not a]
 
     def frame_at(self, x: float) -> int:
         r = self._plot_rect()

@@ -1,4 +1,10 @@
-"""The result panel: predicted class, every class probability, warnings, heatmap controls, model."""
+"""The result panel: predicted class, every class probability, warnings, heatmap controls, model.
+
+A frame that is *not assessed* (:attr:`FrameResult.assessable` False) shows "Not assessed" and
+its reason instead of a class; its probabilities and heatmap stay hidden until the user ticks
+"Show model output anyway", and are then captioned as unreliable. The tick is cleared whenever
+another frame or scan is shown.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +28,10 @@ from octviewer.ui.style import class_color
 
 LEGEND = "Heatmap: where the model looked — not a lesion outline."
 PREDICTED = -1
+SHOW_ANYWAY = "Show model output anyway"
+UNRELIABLE = "UNRELIABLE — not assessed. The model's output for this frame cannot be trusted."
+NOT_ASSESSED_COLOR = "#6B7280"
+ALERT_COLOR = "#B00020"
 
 
 class ProbabilityBars(QWidget):
@@ -92,6 +102,7 @@ class ResultPanel(QFrame):
     opacity_changed = Signal(float)
     colormap_changed = Signal(str)
     cam_class_changed = Signal(int)  # class index, or PREDICTED (-1)
+    show_anyway_toggled = Signal(bool)
 
     def __init__(self, colormaps: tuple[str, ...], parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -112,8 +123,28 @@ class ResultPanel(QFrame):
         self.warning.setObjectName("warning")
         self.warning.setWordWrap(True)
         self.warning.hide()
+        self.show_anyway = QCheckBox(SHOW_ANYWAY)
+        self.show_anyway.setToolTip(
+            "Show the probabilities and the heatmap of a frame that is not assessed. "
+            "They are unreliable: the model was not made for this image."
+        )
+        self.show_anyway.toggled.connect(self._on_show_anyway)
+        self.show_anyway.hide()
+        self.unreliable = QLabel(UNRELIABLE)
+        self.unreliable.setObjectName("unreliable")
+        self.unreliable.setWordWrap(True)
+        self.unreliable.setStyleSheet(f"color: {ALERT_COLOR}; font-weight: bold;")
+        self.unreliable.hide()
         self.bars = ProbabilityBars()
-        for w in (self.heading, self.prediction, self.confidence, self.warning, self.bars):
+        for w in (
+            self.heading,
+            self.prediction,
+            self.confidence,
+            self.warning,
+            self.show_anyway,
+            self.unreliable,
+            self.bars,
+        ):
             lay.addWidget(w)
 
         lay.addSpacing(6)
@@ -170,6 +201,8 @@ class ResultPanel(QFrame):
         lay.addWidget(self.model_info)
         lay.addStretch(1)
         self._class_names: tuple[str, ...] = ()
+        self._shown: FrameResult | None = None
+        self._shown_key: object = None
 
     # --- updates --------------------------------------------------------------------------------
     def _on_cam_class(self, idx: int) -> None:
@@ -202,20 +235,62 @@ class ResultPanel(QFrame):
         self.prediction.setText(title)
         self.confidence.setText(text)
         self.warning.hide()
+        self._shown, self._shown_key = None, None
+        self._reset_show_anyway()
+        self.show_anyway.hide()
+        self.unreliable.hide()
         self.bars.set_probabilities((), None)
 
-    def show_result(self, fr: FrameResult, frame_text: str = "") -> None:
-        self.prediction.setText(fr.predicted_class)
-        self.prediction.setStyleSheet(
-            f"color: {class_color(fr.predicted_index, fr.class_names).darker(140).name()};"
-        )
-        conf = f"{fr.confidence * 100:.1f} % probability"
-        self.confidence.setText(conf + (f"  ·  {frame_text}" if frame_text else ""))
-        warnings = [flag.warning for flag in sorted(fr.flags, key=lambda f: f.value)]
+    @property
+    def output_revealed(self) -> bool:
+        """Whether the shown frame's probabilities and heatmap may be displayed: always for an
+        assessable frame, only after "Show model output anyway" for one that is not."""
+        fr = self._shown
+        return fr is not None and (fr.assessable or self.show_anyway.isChecked())
+
+    def _reset_show_anyway(self) -> None:
+        self.show_anyway.blockSignals(True)
+        self.show_anyway.setChecked(False)
+        self.show_anyway.blockSignals(False)
+
+    def _on_show_anyway(self, on: bool) -> None:
+        if self._shown is not None:
+            self._show_output(self._shown)
+        self.show_anyway_toggled.emit(on)
+
+    def show_result(self, fr: FrameResult, frame_text: str = "", key: object = None) -> None:
+        """Show ``fr``. ``key`` names the frame on screen (e.g. scan and frame number): when it
+        changes, "Show model output anyway" is cleared."""
+        if key != self._shown_key or key is None:
+            self._reset_show_anyway()
+        self._shown, self._shown_key = fr, key
+        suffix = f"  ·  {frame_text}" if frame_text else ""
+        if fr.assessable:
+            self.prediction.setText(fr.predicted_class)
+            self.prediction.setStyleSheet(
+                f"color: {class_color(fr.predicted_index, fr.class_names).darker(140).name()};"
+            )
+            self.confidence.setText(f"{fr.confidence * 100:.1f} % probability{suffix}")
+        else:
+            self.prediction.setText(fr.headline)
+            self.prediction.setStyleSheet(f"color: {NOT_ASSESSED_COLOR};")
+            ood = f" {fr.ood_text.capitalize()}." if fr.ood_text else ""
+            self.confidence.setText(f"{fr.reason_text}{ood}{suffix}")
+        warnings = [flag.warning for flag in fr.cautions]
         self.warning.setText("⚠  " + "\n\n⚠  ".join(warnings) if warnings else "")
         self.warning.setVisible(bool(warnings))
-        self.bars.set_probabilities(fr.class_names, fr.probabilities)
-        self.set_class_names(fr.class_names, fr.predicted_class)
+        self.show_anyway.setVisible(not fr.assessable)
+        self.prediction.setToolTip(fr.ood_text[:1].upper() + fr.ood_text[1:] if fr.ood_text else "")
+        self._show_output(fr)
+
+    def _show_output(self, fr: FrameResult) -> None:
+        """The probabilities and the class selector, hidden for a frame not assessed unless
+        the user asked to see them."""
+        revealed = self.output_revealed
+        self.unreliable.setVisible(revealed and not fr.assessable)
+        self.bars.setVisible(revealed)
+        self.bars.set_probabilities(fr.class_names, fr.probabilities if revealed else None)
+        self.set_class_names(fr.class_names, fr.predicted_class if revealed else None)
 
     def show_model(self, identity: ModelIdentity | None, device: str = "", extra: str = "") -> None:
         if identity is None:

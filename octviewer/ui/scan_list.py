@@ -1,9 +1,13 @@
-"""The side list of opened scans, each with its status or result."""
+"""The side list of opened scans, each with its status or result.
+
+A scan whose shown frame is *not assessed* says so (``ScanEntry.summary``: "not assessed: ...",
+never a class) and gets a grey ring instead of a coloured dot.
+"""
 
 from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
+from PySide6.QtGui import QColor, QIcon, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QListWidget, QListWidgetItem, QWidget
 
 from octviewer.ui.controller import EntryStatus, ScanEntry
@@ -20,11 +24,20 @@ _STATUS_COLORS = {
 }
 
 
-def _dot(color: str, flagged: bool = False) -> QIcon:
+NOT_ASSESSED_RING = "#6B7280"
+
+
+def _dot(color: str, flagged: bool = False, not_assessed: bool = False) -> QIcon:
     pm = QPixmap(32, 32)
     pm.fill(Qt.GlobalColor.transparent)
     p = QPainter(pm)
     p.setRenderHint(QPainter.RenderHint.Antialiasing)
+    if not_assessed:
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        p.setPen(QPen(QColor(NOT_ASSESSED_RING), 5))
+        p.drawEllipse(8, 8, 16, 16)
+        p.end()
+        return QIcon(pm)
     p.setBrush(QColor("#D97706" if flagged else color))
     p.setPen(Qt.PenStyle.NoPen)
     p.drawEllipse(6, 6, 20, 20)
@@ -60,8 +73,18 @@ class ScanList(QListWidget):
             it.setData(Qt.ItemDataRole.UserRole, entry.uid)
             self.addItem(it)
         it.setText(f"{entry.name}\n{entry.summary}")
-        flagged = bool(entry.result and any(f.is_flagged for f in entry.result.frames[:1]))
-        it.setIcon(_dot(_STATUS_COLORS[entry.status], flagged and entry.status is EntryStatus.DONE))
+        done = entry.status is EntryStatus.DONE and entry.result is not None
+        shown = None
+        if done:
+            res = entry.result
+            shown = res.frame(res.most_suspicious_frame()) if len(res.frames) > 1 else res.frames[0]
+        it.setIcon(
+            _dot(
+                _STATUS_COLORS[entry.status],
+                flagged=shown is not None and shown.is_flagged,
+                not_assessed=shown is not None and not shown.assessable,
+            )
+        )
         tip = str(entry.path)
         if entry.error:
             tip += "\n\n" + entry.error

@@ -2,6 +2,10 @@
 
 Importing this package is cheap: pydicom, pylibjpeg, eyepy and oct-converter are imported by
 the reader that needs them, when a file of that kind is opened.
+
+Whatever the reader, :func:`load` then looks at the pixels (:mod:`octviewer.core.content`): a
+scan is an OCT B-scan / volume only when the reader's evidence (colour, DICOM SOP class) *and*
+the pixels say so; the content check's reason goes into ``metadata.notes``.
 """
 
 from __future__ import annotations
@@ -11,11 +15,13 @@ import importlib
 import logging
 import stat
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
+from octviewer.core.content import ContentVerdict, check_frames
 from octviewer.core.io.errors import MissingReaderError, ScanNotFoundError, ScanPermissionError
 from octviewer.core.io.sniff import FileKind, sniff
-from octviewer.core.scan import Scan
+from octviewer.core.scan import Modality, Scan
 from octviewer.errors import (
     CorruptFileError,
     EmptyFileError,
@@ -33,6 +39,7 @@ __all__ = [
     "MissingReaderError",
     "ScanNotFoundError",
     "ScanPermissionError",
+    "judge_content",
     "load",
     "plan_folder",
     "register_reader",
@@ -92,7 +99,7 @@ def load(path: str | Path, *, series: str | None = None) -> Scan:
     """
     p = Path(path).expanduser()
     try:
-        return _load(p, series)
+        return judge_content(_load(p, series))
     except OCTViewerError:
         raise
     except PermissionError as exc:
@@ -128,6 +135,12 @@ def load(path: str | Path, *, series: str | None = None) -> Scan:
 
 
 def _load(p: Path, series: str | None) -> Scan:
+    if not p.exists() and p.is_symlink():
+        raise ScanNotFoundError(
+            "This is a link (shortcut) that leads nowhere: its target is missing, or it points "
+            "back to itself. Open the scan itself, or fix the link.",
+            path=p,
+        )
     if not p.exists():
         raise ScanNotFoundError(
             "The file or folder does not exist (moved, renamed or on a disconnected drive).",
@@ -158,3 +171,43 @@ def _load(p: Path, series: str | None) -> Scan:
         if file_is_dicomdir(p):  # a media index, not an image: list / open its series
             return read_dicomdir(p, series=series)
     return _resolve(reader)(p)
+
+
+def judge_content(scan: Scan) -> Scan:
+    """Set ``scan.metadata.modality`` from the pixels as well as from the reader's evidence.
+
+    OCT only when both agree. Pixels that are not a B-scan turn a reader's "OCT" into
+    :attr:`Modality.EN_FACE` (UNKNOWN for a blank or tiny image); a reader's FUNDUS or UNKNOWN
+    stays. B-scan pixels never turn a colour photo or a DICOM photograph into OCT, but say so in
+    a note.
+    """
+    verdict = check_frames(scan.frames)
+    md = scan.metadata
+    if verdict.is_bscan and md.modality.is_oct:
+        return scan
+    if verdict.is_bscan:
+        said = (
+            "it is a colour image"
+            if md.was_color
+            else f"the file is a DICOM {md.sop_class}"
+            if md.sop_class
+            else f"the file describes it as {md.modality.value}"
+        )
+        note = f"the pixels look like an OCT B-scan, but {said}: not analysed as OCT"
+        modality = md.modality
+    else:
+        note = _verdict_note(verdict)
+        modality = _pixel_modality(md.modality, verdict)
+    logger.info("content check: %s -> %s (%s)", md.modality.value, modality.value, verdict.kind)
+    scan.metadata = replace(md, modality=modality, notes=(*md.notes, note))
+    return scan
+
+
+def _verdict_note(verdict: ContentVerdict) -> str:
+    return verdict.reason[0].upper() + verdict.reason[1:]
+
+
+def _pixel_modality(reader_said: Modality, verdict: ContentVerdict) -> Modality:
+    if not reader_said.is_oct:
+        return reader_said  # the reader's FUNDUS / UNKNOWN is already "not OCT" and says more
+    return Modality.EN_FACE if verdict.kind == "en-face" else Modality.UNKNOWN

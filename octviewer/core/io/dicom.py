@@ -8,7 +8,9 @@ stays cheap. Frames are decoded one at a time (``pydicom.pixels.iter_pixels``), 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -63,6 +65,38 @@ _DECODER_PACKAGES = (
 )
 
 
+#: What reading a malformed metadata value raises (a wrong VR, NaN, a sequence where a number
+#: belongs, several values, a deferred value that cannot be read back).
+_METADATA_ERRORS = (
+    TypeError,
+    ValueError,
+    AttributeError,
+    IndexError,
+    KeyError,
+    OverflowError,
+    NotImplementedError,
+    OSError,
+)
+
+
+def tolerant(default: Any) -> Any:
+    """Decorator for the metadata helpers: a malformed value means the information is
+    unknown (``default``), logged, never a failure to open the scan. The pixels decide."""
+
+    def wrap(func: Any) -> Any:
+        @functools.wraps(func)
+        def inner(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return func(*args, **kwargs)
+            except _METADATA_ERRORS as exc:
+                logger.info("ignoring malformed DICOM metadata in %s: %s", func.__name__, exc)
+                return default
+
+        return inner
+
+    return wrap
+
+
 def decoder_package(transfer_syntax_name: str) -> str:
     """The package that decodes a transfer syntax, as named in MissingDecoderError messages."""
     for fragment, package in _DECODER_PACKAGES:
@@ -79,6 +113,13 @@ def read_header(path: Path, *, stop_before_pixels: bool = False, force: bool = T
     import pydicom
     from pydicom.errors import InvalidDicomError
 
+    if _blank_dataset(path):
+        raise CorruptFileError(
+            "The DICOM file is damaged: where its image description should begin it holds only "
+            "zero bytes (the copy or the export was not written completely). Copy or export it "
+            "again from the device.",
+            path=path,
+        )
     try:
         ds = pydicom.dcmread(
             path, stop_before_pixels=stop_before_pixels, defer_size="4 KB", force=force
@@ -89,12 +130,12 @@ def read_header(path: Path, *, stop_before_pixels: bool = False, force: bool = T
             "DICOM, or open the image file itself.",
             path=path,
         ) from exc
-    except PermissionError:
+    except (PermissionError, MemoryError):
         raise
     except Exception as exc:  # pydicom raises many types on damaged headers
         raise CorruptFileError(
-            "The DICOM file is damaged or incomplete and its header cannot be read. Copy or "
-            "export it again from the device.",
+            f"The DICOM file is damaged or incomplete and its header cannot be read ({_cause(exc)})."
+            " Copy or export it again from the device.",
             path=path,
         ) from exc
     if "SOPClassUID" not in ds and "Rows" not in ds and "PatientID" not in ds:
@@ -110,6 +151,22 @@ def read_header(path: Path, *, stop_before_pixels: bool = False, force: bool = T
             path=path,
         )
     return ds
+
+
+def _blank_dataset(path: Path) -> bool:
+    """True when the data set (after the preamble and the file meta group) starts with 64 zero
+    bytes: pydicom would read those as millions of empty elements, for seconds, to conclude
+    nothing."""
+    with path.open("rb") as fh:
+        head = fh.read(144)
+        start = 0
+        if head[128:132] == b"DICM":
+            start = 132
+            if head[132:134] == b"\x02\x00" and head[136:138] == b"UL":
+                start = 144 + int.from_bytes(head[140:144], "little")
+        fh.seek(start)
+        window = fh.read(64)
+    return len(window) == 64 and not any(window)
 
 
 def _has_preamble(path: Path) -> bool:
@@ -136,6 +193,7 @@ def has_pixels(ds: Dataset) -> bool:
     return any(kw in ds for kw in _PIXEL_KEYWORDS) and "Rows" in ds
 
 
+@tolerant("unknown object")
 def sop_class_name(ds: Dataset) -> str:
     from pydicom.uid import UID
 
@@ -160,53 +218,160 @@ class DecodedDicom:
     frames: np.ndarray  # (n, rows, cols), display-ready
     bit_depth: int
     was_color: bool
+    notes: tuple[str, ...] = ()  # e.g. frames declared but not in the file
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """The header attributes that size the pixel buffer, parsed and bounded."""
+
+    rows: int
+    cols: int
+    frames: int
+    itemsize: int
+    samples: int
+    palette: bool
 
 
 def decode_frames(path: Path, ds: Dataset) -> DecodedDicom:
-    """Decode every frame of ``path`` one by one, applying the intensity chain to each."""
+    """Decode every frame of ``path`` one by one, applying the intensity chain to each.
+
+    A file that holds fewer frames than its Number of Frames declares opens with the frames it
+    holds, and says so in ``notes`` (never with uninitialised memory for the others)."""
     from pydicom.pixels import apply_color_lut, iter_pixels
 
     require_pixels(ds, path)
-    rows, cols = int(ds.Rows), int(ds.Columns)
-    n = int(ds.get("NumberOfFrames") or 1)
-    safety.check_frame_size(rows, cols, path)
-    itemsize = 1 if int(ds.get("BitsAllocated", 8)) <= 8 else 2
-    safety.check_scan_bytes(n, rows, cols, itemsize, path)
+    lay = _layout(ds, path)
+    safety.check_frame_size(lay.rows, lay.cols, path)
+    safety.check_scan_bytes(lay.frames, lay.rows, lay.cols, lay.itemsize, path)
     _check_decoder(ds, path)
-    palette = str(ds.get("PhotometricInterpretation", "")) == "PALETTE COLOR"
-    colour = int(ds.get("SamplesPerPixel", 1)) > 1 or palette
+    _check_stream_sizes(ds, path, lay)
+    colour = lay.samples > 1 or lay.palette
     out: np.ndarray | None = None
-    bits = 8
+    bits, count = 8, 0
     try:
         for i, raw in enumerate(iter_pixels(path, **_bare_file_options(ds))):
-            if palette:
+            if i >= lay.frames:
+                break
+            if lay.palette:
                 frame, bits = _rgb_to_grey(apply_color_lut(raw, ds)), 8
             elif colour:
                 frame, bits = _rgb_to_grey(raw), 8
             else:
                 frame, bits = apply_intensity_chain(raw, pixel_view(ds, i))
             if out is None:
-                out = np.empty((n, *frame.shape), dtype=frame.dtype)
+                out = np.empty((lay.frames, *frame.shape), dtype=frame.dtype)
             out[i] = frame
+            count = i + 1
     except ScanReadError:
         raise
-    except Exception as exc:
+    except MemoryError:
+        raise
+    except Exception as exc:  # pydicom and its decoder plugins raise many types
         raise CorruptFileError(
             "The image data in this DICOM file is damaged or incomplete and cannot be decoded "
-            f"({type(exc).__name__}). Export it again from the device.",
+            f"({_cause(exc)}). Export it again from the device.",
             path=path,
         ) from exc
     if out is None:
         raise CorruptFileError("The DICOM file declares an image but holds no frames.", path=path)
-    return DecodedDicom(out, bits, colour)
+    notes: tuple[str, ...] = ()
+    if count < lay.frames:
+        logger.warning("%s declares %d frames but holds %d", path.name, lay.frames, count)
+        out = out[:count].copy()
+        notes = (f"the file declares {lay.frames} frames but holds only {count}: those are shown",)
+    from octviewer.core.io.images import finite_frames
+
+    out, note = finite_frames(out, path)
+    return DecodedDicom(out, bits, colour, notes + note)
+
+
+def _cause(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def header_int(
+    ds: Dataset, kw: str, path: Path, *, default: int | None = None, lo: int = 0, hi: int = 1 << 31
+) -> int:
+    """A whole-number attribute of the header (Rows, Number of Frames...), or
+    :class:`CorruptFileError` naming it when it is absent, not a whole number (a wrong VR,
+    NaN, several values, a sequence) or outside ``[lo, hi]``."""
+    try:
+        value = ds.get(kw)
+    except Exception as exc:  # pydicom converts raw values lazily: a bad VR fails here
+        raise _bad_attr(kw, f"cannot be read ({_cause(exc)})", path) from exc
+    if value is None or (isinstance(value, (str, bytes)) and not value.strip()):
+        if default is None:
+            raise _bad_attr(kw, "is missing", path)
+        return default
+    if not isinstance(value, (str, bytes, int, float)) and hasattr(value, "__len__"):
+        if len(value) != 1:
+            raise _bad_attr(kw, f"has {len(value)} values instead of one", path)
+        value = value[0]
+    try:
+        text = value.decode("ascii", "replace") if isinstance(value, bytes) else value
+        number = float(text)
+    except (TypeError, ValueError, OverflowError):
+        raise _bad_attr(kw, f"({str(value)[:20]!r}) is not a whole number", path) from None
+    if not (math.isfinite(number) and number == int(number) and lo <= number <= hi):
+        raise _bad_attr(kw, f"({str(value)[:20]!r}) is not a whole number in [{lo}, {hi}]", path)
+    return int(number)
+
+
+def _bad_attr(kw: str, problem: str, path: Path) -> CorruptFileError:
+    return CorruptFileError(
+        f"The DICOM header is damaged: its {kw} {problem}. Export the scan again from the device.",
+        path=path,
+    )
+
+
+def _layout(ds: Dataset, path: Path) -> _Layout:
+    rows = header_int(ds, "Rows", path, lo=1, hi=65535)
+    cols = header_int(ds, "Columns", path, lo=1, hi=65535)
+    frames = header_int(ds, "NumberOfFrames", path, default=1, lo=1)
+    bits = header_int(ds, "BitsAllocated", path, default=8, lo=1, hi=64)
+    samples = header_int(ds, "SamplesPerPixel", path, default=1, lo=1, hi=4)
+    try:
+        palette = str(ds.get("PhotometricInterpretation", "")) == "PALETTE COLOR"
+    except Exception as exc:  # a bad VR, converted lazily
+        raise _bad_attr("PhotometricInterpretation", "cannot be read", path) from exc
+    return _Layout(rows, cols, frames, 1 if bits <= 8 else 2, samples, palette)
+
+
+def _check_stream_sizes(ds: Dataset, path: Path, lay: _Layout) -> None:
+    """For compressed pixel data: the size each fragment's own header declares, before the
+    decoder allocates for it (:func:`octviewer.core.io.safety.stream_size`)."""
+    from pydicom.encaps import generate_fragments
+
+    if not _transfer_syntax(ds).is_encapsulated:
+        return
+    try:
+        data = ds.PixelData
+        fragments = generate_fragments(data)
+        for fragment in fragments:
+            size = safety.stream_size(bytes(fragment[:65536]))
+            if size is not None:
+                safety.check_stream_size(size, lay.rows, lay.cols, lay.samples, path)
+    except ScanReadError:
+        raise
+    except MemoryError:
+        raise
+    except Exception as exc:  # the encapsulation itself (item tags, lengths) is damaged
+        raise CorruptFileError(
+            "The compressed image data in this DICOM file is damaged (its fragments cannot be "
+            f"read: {_cause(exc)}). Export it again from the device.",
+            path=path,
+        ) from exc
 
 
 def _transfer_syntax(ds: Dataset) -> Any:
-    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+    from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
     fm = getattr(ds, "file_meta", None)
     if fm is not None and fm.get("TransferSyntaxUID"):
-        return fm.TransferSyntaxUID
+        value = fm.TransferSyntaxUID
+        return UID(value.decode("ascii", "replace") if isinstance(value, bytes) else str(value))
     implicit, little = getattr(ds, "original_encoding", (False, True))
     if implicit:
         return ImplicitVRLittleEndian
@@ -225,6 +390,13 @@ def _check_decoder(ds: Dataset, path: Path) -> None:
     from pydicom.pixels import get_decoder
 
     ts = _transfer_syntax(ds)
+    if not ts.is_transfer_syntax:
+        raise UnsupportedFormatError(
+            f"The DICOM file declares the transfer syntax '{str(ts)[:64]}', which is not a DICOM "
+            "transfer syntax octviewer knows, so its pixels cannot be interpreted. Export it "
+            "again (uncompressed, or JPEG / JPEG 2000 / RLE).",
+            path=path,
+        )
     if not ts.is_compressed:
         return
     try:
@@ -349,6 +521,9 @@ def apply_intensity_chain(arr: np.ndarray, view: Dataset) -> tuple[np.ndarray, i
 
 
 # --- metadata ---------------------------------------------------------------------------------
+
+
+@tolerant(Modality.UNKNOWN)
 def modality_of(ds: Dataset, n_frames: int) -> Modality:
     sop = str(ds.get("SOPClassUID", ""))
     dicom_modality = str(ds.get("Modality", "")).upper()
@@ -359,6 +534,7 @@ def modality_of(ds: Dataset, n_frames: int) -> Modality:
     return Modality.UNKNOWN
 
 
+@tolerant(Laterality.UNKNOWN)
 def laterality_of(ds: Dataset) -> Laterality:
     candidates = [ds.get("ImageLaterality"), ds.get("Laterality")]
     shared = ds.get("SharedFunctionalGroupsSequence")
@@ -373,6 +549,7 @@ def laterality_of(ds: Dataset) -> Laterality:
     return Laterality.UNKNOWN
 
 
+@tolerant(None)
 def _date_of(ds: Dataset) -> dt.date | None:
     for kw in ("AcquisitionDateTime", "AcquisitionDate", "ContentDate", "SeriesDate", "StudyDate"):
         value = str(ds.get(kw) or "")[:8]
@@ -391,6 +568,7 @@ def _first_item(ds: Dataset, group_kw: str, seq_kw: str) -> Dataset | None:
     return None
 
 
+@tolerant(None)
 def spacing_of(ds: Dataset) -> PixelSpacing | None:
     """Pixel spacing (mm) from the functional groups, else the top level; B-scan distance from
     Spacing Between Slices or the per-frame plane positions."""
@@ -411,21 +589,26 @@ def spacing_of(ds: Dataset) -> PixelSpacing | None:
             steps = np.linalg.norm(np.diff(positions, axis=0), axis=1)
             if steps.size and float(np.median(steps)) > 0:
                 frame = float(np.median(steps))
-    try:
-        return PixelSpacing(row=float(spacing[0]), col=float(spacing[1]), unit="mm", frame=frame)
-    except (TypeError, ValueError):
+    row, col = float(spacing[0]), float(spacing[1])
+    if not all(math.isfinite(v) and v > 0 for v in (row, col)):
         return None
+    if frame is not None and not math.isfinite(frame):
+        frame = None
+    return PixelSpacing(row=row, col=col, unit="mm", frame=frame)
 
 
+@tolerant(None)
 def instance_position(ds: Dataset) -> np.ndarray | None:
     """Image Position (Patient) of a single-frame instance: top level or its functional groups."""
     value = ds.get("ImagePositionPatient")
     if value is None:
         positions = plane_positions(ds)
         return positions[0] if positions is not None else None
-    return np.asarray([float(v) for v in value]) if len(value) == 3 else None
+    position = np.asarray([float(v) for v in value]) if len(value) == 3 else None
+    return position if position is not None and np.isfinite(position).all() else None
 
 
+@tolerant(None)
 def instance_orientation(ds: Dataset) -> np.ndarray | None:
     value = ds.get("ImageOrientationPatient")
     if value is None:
@@ -434,6 +617,7 @@ def instance_orientation(ds: Dataset) -> np.ndarray | None:
     return np.asarray([float(v) for v in value]) if value is not None and len(value) == 6 else None
 
 
+@tolerant(None)
 def plane_positions(ds: Dataset) -> np.ndarray | None:
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
     if not per_frame:
@@ -444,9 +628,11 @@ def plane_positions(ds: Dataset) -> np.ndarray | None:
         if not seq or seq[0].get("ImagePositionPatient") is None:
             return None
         out.append([float(v) for v in seq[0].ImagePositionPatient])
-    return np.asarray(out)
+    positions = np.asarray(out, dtype=np.float64)
+    return positions if positions.ndim == 2 and np.isfinite(positions).all() else None
 
 
+@tolerant((None, None))
 def frame_locations(ds: Dataset) -> tuple[str | None, np.ndarray | None]:
     """(referenced localizer SOP Instance UID, (n, 4) positions x0, y0, x1, y1) from the
     Ophthalmic Frame Location Sequence (0022,0031), per frame or at the top level."""
@@ -466,7 +652,10 @@ def frame_locations(ds: Dataset) -> tuple[str | None, np.ndarray | None]:
         # (row, column) pairs: the first and last point of the B-scan on the localizer
         rows.append([coords[1], coords[0], coords[-1], coords[-2]])
         ref_uid = ref_uid or (str(loc.get("ReferencedSOPInstanceUID") or "") or None)
-    return ref_uid, np.asarray(rows, dtype=np.float32)
+    positions = np.asarray(rows, dtype=np.float64)
+    if not np.isfinite(positions).all() or np.abs(positions).max() > 1e6:
+        return None, None
+    return ref_uid, positions.astype(np.float32)
 
 
 def find_localizer(
@@ -509,10 +698,18 @@ def find_localizer(
     )
 
 
+def _text_of(ds: Dataset, kw: str) -> str | None:
+    """A text attribute, stripped; None when absent, empty or unreadable (a bad VR)."""
+    try:
+        value = str(ds.get(kw) or "").strip()
+    except _METADATA_ERRORS:
+        return None
+    return value[:256] or None
+
+
 def identity_of(ds: Dataset) -> PatientIdentity:
     def text(kw: str) -> str | None:
-        value = str(ds.get(kw) or "").strip()
-        return value or None
+        return _text_of(ds, kw)
 
     return PatientIdentity(
         name=text("PatientName"),
@@ -533,10 +730,10 @@ def build_metadata(
 ) -> ScanMetadata:
     n_frames = int(decoded.frames.shape[0])
     extra = ("converted from colour to greyscale",) if decoded.was_color else ()
+    extra += decoded.notes
 
     def text(kw: str) -> str | None:
-        value = str(ds.get(kw) or "").strip()
-        return value or None
+        return _text_of(ds, kw)
 
     return ScanMetadata(
         source_paths=paths,

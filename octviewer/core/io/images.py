@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,22 @@ from octviewer.core.scan import Modality, Scan, ScanMetadata
 from octviewer.errors import CorruptFileError, ImageTooLargeError, ScanReadError
 
 logger = logging.getLogger(__name__)
+
+#: What Pillow raises on damaged files besides its own errors (its TIFF plugin lets TypeError,
+#: KeyError and SyntaxError out of damaged tag directories, the PNG one struct.error...).
+_PILLOW_ERRORS = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    IndexError,
+    TypeError,
+    KeyError,
+    AttributeError,
+    ZeroDivisionError,
+    OverflowError,
+    struct.error,
+)
 
 #: Mean channel difference (0..255) above which an RGB image really is in colour, not grey.
 CHROMA_THRESHOLD = 4.0
@@ -68,11 +85,11 @@ def decode_image(path: Path, kind: FileKind) -> DecodedImage:
         raise
     except Image.DecompressionBombError as exc:
         raise _bomb(path) from exc
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError) as exc:
+    except _PILLOW_ERRORS as exc:
         if kind is FileKind.TIFF:
             logger.info("Pillow could not decode the TIFF (%s); trying tifffile", exc)
             return _decode_tiff_with_tifffile(path, exc)
-        raise _corrupt(path, kind) from exc
+        raise _corrupt(path, kind, exc) from exc
 
 
 class _opened:
@@ -97,10 +114,10 @@ class _opened:
                 self.im = Image.open(self.path, formats=[fmt[self.kind]])
         except Image.DecompressionBombError as exc:
             raise _bomb(self.path) from exc
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+        except (UnidentifiedImageError, *_PILLOW_ERRORS) as exc:
             if isinstance(exc, PermissionError):
                 raise
-            raise _corrupt(self.path, self.kind) from exc
+            raise _corrupt(self.path, self.kind, exc) from exc
         return self.im
 
     def __exit__(self, *exc: object) -> None:
@@ -115,10 +132,12 @@ def _bomb(path: Path) -> ImageTooLargeError:
     )
 
 
-def _corrupt(path: Path, kind: FileKind) -> CorruptFileError:
+def _corrupt(path: Path, kind: FileKind, cause: BaseException | None = None) -> CorruptFileError:
+    detail = str(cause).strip().splitlines()[0][:120] if cause is not None and str(cause) else ""
+    detail = f" (the decoder says: {detail})" if detail else ""
     return CorruptFileError(
         f"The {kind.value} file is damaged or incomplete (perhaps cut short while copying) and "
-        "cannot be decoded. Copy or export it again from the device.",
+        f"cannot be decoded{detail}. Copy or export it again from the device.",
         path=path,
     )
 
@@ -165,7 +184,34 @@ def _decode_opened(im, path: Path, kind: FileKind) -> DecodedImage:  # type: ign
     if skipped:
         notes.append(f"{skipped} page(s) of a different size were left out")
     bit_depth = 16 if stack.dtype == np.uint16 else (32 if stack.dtype == np.float32 else 8)
+    stack, note = finite_frames(stack, path)
+    notes.extend(note)
     return DecodedImage(stack, was_color, modality, bit_depth, downsampled, tuple(notes))
+
+
+def finite_frames(frames: np.ndarray, path: Path) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Float frames with NaN/Inf pixels: those pixels take the frame's lowest finite value (the
+    rule of :func:`octviewer.core.preprocess.to_float01`), said in a note; a frame with no
+    finite pixel at all is damaged."""
+    from octviewer.core.preprocess import replace_nonfinite
+
+    if frames.dtype.kind != "f":
+        return frames, ()
+    bad = int(np.count_nonzero(~np.isfinite(frames)))
+    if not bad:
+        return frames, ()
+    frames = frames.copy()
+    for i, frame in enumerate(frames):
+        if replace_nonfinite(frame) is None:
+            raise CorruptFileError(
+                f"Frame {i + 1} of this image holds no valid pixel (all are NaN or infinite): "
+                "the export is damaged. Export the scan again from the device.",
+                path=path,
+            )
+    logger.info("%d non-finite pixel(s) replaced by the frame minimum", bad)
+    return frames, (
+        f"{bad} pixel(s) were not numbers (NaN or infinite) and are shown as background",
+    )
 
 
 def _page_to_array(page) -> tuple[np.ndarray, bool, bool]:  # type: ignore[no-untyped-def]
@@ -221,11 +267,11 @@ def _decode_tiff_with_tifffile(path: Path, pillow_error: Exception) -> DecodedIm
             n = int(np.prod(shape)) // (rows * cols * max(series.samplesperpixel, 1))
             safety.check_scan_bytes(n, int(rows), int(cols), series.dtype.itemsize, path)
             data = series.asarray()
-    except ImageTooLargeError:
+    except (ImageTooLargeError, MemoryError):
         raise
-    except Exception as exc:
+    except Exception as exc:  # tifffile raises many types on damaged files
         logger.info("tifffile could not decode it either: %s (Pillow: %s)", exc, pillow_error)
-        raise _corrupt(path, FileKind.TIFF) from exc
+        raise _corrupt(path, FileKind.TIFF, pillow_error) from exc
     was_color = series.samplesperpixel > 1
     if was_color:
         data = data[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
@@ -239,7 +285,8 @@ def _decode_tiff_with_tifffile(path: Path, pillow_error: Exception) -> DecodedIm
     )
     notes = ("converted from colour to greyscale",) if was_color else ()
     bit_depth = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16}.get(data.dtype, 32)
-    return DecodedImage(data, was_color, modality, bit_depth, None, notes)
+    data, note = finite_frames(data, path)
+    return DecodedImage(data, was_color, modality, bit_depth, None, notes + note)
 
 
 def read_png(path: Path) -> Scan:

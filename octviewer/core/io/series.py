@@ -146,7 +146,10 @@ def _classify(folder: Path, files: list[Path]) -> dict[str, _Group]:
 
 def _describe_dicom_group(group: _Group) -> str:
     h = group.headers[0]
-    frames = sum(int(x.get("NumberOfFrames") or 1) for x in group.headers)
+    frames = sum(
+        dicom.header_int(x, "NumberOfFrames", p, default=1, lo=1)
+        for x, p in zip(group.headers, group.paths, strict=True)
+    )
     what = dicom.modality_of(h, frames).value
     label = " ".join(
         str(v) for v in (h.get("SeriesNumber"), h.get("SeriesDescription")) if v not in (None, "")
@@ -157,9 +160,10 @@ def _describe_dicom_group(group: _Group) -> str:
 
 def _order(group: _Group) -> list[tuple[Path, Dataset]]:
     pairs = list(zip(group.paths, group.headers, strict=True))
-    numbers = [h.get("InstanceNumber") for h in group.headers]
-    if all(n is not None for n in numbers) and len(set(map(int, numbers))) == len(numbers):
-        return sorted(pairs, key=lambda ph: int(ph[1].InstanceNumber))
+    numbers = [_instance_number(h, p) for p, h in pairs]
+    if all(n is not None for n in numbers) and len(set(numbers)) == len(numbers):
+        by_number = dict(zip(group.paths, numbers, strict=True))
+        return sorted(pairs, key=lambda ph: by_number[ph[0]])
     positions = [dicom.instance_position(h) for h in group.headers]
     orientation = dicom.instance_orientation(group.headers[0])
     if all(p is not None for p in positions) and orientation is not None:
@@ -169,9 +173,20 @@ def _order(group: _Group) -> list[tuple[Path, Dataset]]:
     return pairs  # natural file-name order
 
 
+def _instance_number(header: Dataset, path: Path) -> int | None:
+    """Instance Number, or None when absent or malformed (then positions or names order)."""
+    try:
+        return dicom.header_int(header, "InstanceNumber", path, lo=-(1 << 31))
+    except ScanReadError:
+        return None
+
+
 def _read_dicom_series(folder: Path, group: _Group) -> Scan:
     ordered = _order(group)
-    sizes = {(int(h.Rows), int(h.Columns)) for _, h in ordered}
+    sizes = {
+        (dicom.header_int(h, "Rows", p, lo=1), dicom.header_int(h, "Columns", p, lo=1))
+        for p, h in ordered
+    }
     if len(sizes) > 1:
         raise UnsupportedFormatError(
             f"The images of this series have different sizes ({', '.join(f'{c} x {r}' for r, c in sorted(sizes))}); "
@@ -179,16 +194,17 @@ def _read_dicom_series(folder: Path, group: _Group) -> Scan:
             path=folder,
         )
     rows, cols = sizes.pop()
-    n_total = sum(int(h.get("NumberOfFrames") or 1) for _, h in ordered)
-    bits_alloc = max(int(h.get("BitsAllocated", 8)) for _, h in ordered)
+    n_total = sum(dicom.header_int(h, "NumberOfFrames", p, default=1, lo=1) for p, h in ordered)
+    bits_alloc = max(dicom.header_int(h, "BitsAllocated", p, default=8, lo=1) for p, h in ordered)
     safety.check_scan_bytes(n_total, rows, cols, 1 if bits_alloc <= 8 else 2, folder)
 
     parts, positions, was_color, bit_depth = [], [], False, 8
-    ref_uid = None
+    ref_uid, notes = None, []
     for path, _ in ordered:
         ds = dicom.read_header(path)
         decoded = dicom.decode_frames(path, ds)
         parts.append(decoded.frames)
+        notes.extend(f"{path.name}: {n}" for n in decoded.notes)
         was_color |= decoded.was_color
         bit_depth = max(bit_depth, decoded.bit_depth)
         uid, pos = dicom.frame_locations(ds)
@@ -202,7 +218,7 @@ def _read_dicom_series(folder: Path, group: _Group) -> Scan:
     spacing = dicom.spacing_of(first)
     if spacing is not None and spacing.frame is None and len(ordered) > 1:
         spacing = _with_instance_distance(spacing, [h for _, h in ordered])
-    localizer, notes = None, []
+    localizer = None
     if ref_uid and all(p is not None for p in positions):
         all_positions = np.concatenate(positions)
         localizer, note = dicom.find_localizer(folder, ref_uid, all_positions)

@@ -68,9 +68,20 @@ def mirage_vit(num_classes: int, **kw: Any) -> torch.nn.Module:
             act_layer=torch.nn.GELU,
             **args,
         )
-    except (TypeError, ValueError, AssertionError) as exc:
+    except (
+        TypeError,
+        ValueError,
+        AssertionError,
+        RuntimeError,
+        ZeroDivisionError,
+        IndexError,
+        OverflowError,
+        KeyError,
+        MemoryError,
+    ) as exc:
         raise ModelFormatError(
-            f"The model configuration is invalid for a MIRAGE-type network ({exc}). "
+            f"The model configuration is invalid for a MIRAGE-type network "
+            f"({type(exc).__name__}: {str(exc)[:200]}). "
             "Re-create the model bundle with octviewer-train."
         ) from exc
 
@@ -99,6 +110,7 @@ def create_model(
                 num_classes,
                 arch_kwargs.get("members"),
                 hflip_tta=bool(arch_kwargs.get("hflip_tta", False)),
+                meta=meta,
             )
         else:
             raise ModelFormatError(
@@ -119,9 +131,21 @@ def _timm_model(name: str, num_classes: int, kw: dict[str, Any]) -> torch.nn.Mod
     kw = {k: v for k, v in kw.items() if k not in ("in_chans", "num_classes", "pretrained")}
     try:
         return timm.create_model(name, pretrained=False, in_chans=1, num_classes=num_classes, **kw)
-    except (TypeError, ValueError, AssertionError, RuntimeError) as exc:
+    except (
+        TypeError,
+        ValueError,
+        AssertionError,
+        RuntimeError,
+        ZeroDivisionError,
+        IndexError,
+        OverflowError,
+        KeyError,
+        AttributeError,
+        MemoryError,
+    ) as exc:
         raise ModelFormatError(
-            f"The timm network '{name}' could not be built with the bundle's settings ({exc}). "
+            f"The timm network '{name}' could not be built with the bundle's settings "
+            f"({type(exc).__name__}: {str(exc)[:200]}). "
             "Re-create the model bundle with octviewer-train."
         ) from exc
 
@@ -154,19 +178,28 @@ def default_cam_target(architecture: str, model: torch.nn.Module) -> str:
 
 
 def get_submodule(model: torch.nn.Module, dotted: str) -> torch.nn.Module:
-    """Resolve a dotted path with negative indices (``blocks.-1.norm1``)."""
+    """Resolve a dotted path with negative indices (``blocks.-1.norm1``).
+
+    Only registered child modules are followed (never other attributes such as ``__class__``
+    or ``forward``), so what resolves is always a layer of the network."""
+    import torch
+
     module = model
-    for part in dotted.split("."):
-        try:
-            is_index = part.lstrip("-").isdigit()
-            module = module[int(part)] if is_index else getattr(module, part)  # type: ignore[index]
-        except (AttributeError, IndexError, TypeError, KeyError) as exc:
+    parts = dotted.split(".") if isinstance(dotted, str) and dotted else None
+    for part in parts or [""]:
+        is_index = part.lstrip("-").isdigit() and len(part) < 6
+        child = None
+        if is_index and isinstance(module, (torch.nn.ModuleList, torch.nn.Sequential)):
+            i = int(part)
+            child = module[i] if -len(module) <= i < len(module) else None
+        elif not is_index:
+            child = module._modules.get(part)
+        if not isinstance(child, torch.nn.Module):
             raise ModelFormatError(
-                f"The model has no layer '{dotted}' for the attention map. "
+                f"The model has no layer '{str(dotted)[:80]}' for the attention map. "
                 "Fix cam_target_layer in the bundle configuration."
-            ) from exc
-    if not hasattr(module, "register_forward_hook"):
-        raise ModelFormatError(f"'{dotted}' is not a layer of the model (cam_target_layer).")
+            )
+        module = child
     return module
 
 

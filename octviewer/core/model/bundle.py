@@ -18,6 +18,10 @@ per output channel, scales in float32 under ``__int8_scale__.<name>``), the 1-D 
 float32, so the network computes in float32 as usual (only the rounding of the stored weights
 differs, measured per bundle by ``octviewer-train ensemble``).
 
+Out-of-distribution statistics (:mod:`octviewer.core.ood`) travel in the same file: tensors
+named ``__ood__.*`` beside the weights and a JSON object in ``ModelConfig.ood``. They are not
+weights: :func:`load_bundle` reads them into ``LoadedModel.ood`` (None for bundles without them).
+
 Only tensors are read: there is no pickle anywhere in this format.
 """
 
@@ -27,23 +31,32 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from octviewer.core.filemode import apply_umask_to
 from octviewer.core.model.config import BUNDLE_FORMAT, ModelConfig
+from octviewer.core.model.schema import SchemaError, loads_bounded, validate_config
+from octviewer.core.ood import TENSOR_PREFIX as _OOD_PREFIX
 from octviewer.core.results import ModelIdentity
 from octviewer.errors import ModelFormatError, ModelMismatchError
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
+
+    from octviewer.core.ood import OODModel
 
 log = logging.getLogger(__name__)
 
 CONFIG_KEY = "octviewer.config"
-_MAX_HEADER = 100 * 1024 * 1024
+_MAX_HEADER = 16 * 1024 * 1024  # a MIRAGE-Large int8 bundle's header is about 60 KB
+_ITEMSIZE = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1,
+             "U64": 8, "U32": 4, "U16": 2, "U8": 1, "BOOL": 1}  # fmt: skip
 _DTYPES = {"float32", "float16", "bfloat16", "int8"}
 _SCALE_PREFIX = "__int8_scale__."
 _INT8_MIN_ELEMENTS = 256  # smaller tensors are not worth a scale vector: float16
@@ -62,6 +75,7 @@ class LoadedModel:
     model: torch.nn.Module
     config: ModelConfig
     identity: ModelIdentity
+    ood: OODModel | None = None  # out-of-distribution statistics, when the bundle has them
 
 
 @dataclass(frozen=True)
@@ -103,31 +117,58 @@ def _read_header(path: str | Path) -> _Header:
             f"The model file could not be read: {exc.strerror or exc}.", path=p
         ) from exc
     try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        header = loads_bounded(raw, what="the header", max_bytes=_MAX_HEADER)
+    except SchemaError as exc:
         raise ModelFormatError(
-            f"{what}: its header is not valid (not a .safetensors file, or damaged).", path=p
+            f"{what}: its header is not valid ({exc}; not a .safetensors file, or damaged).",
+            path=p,
         ) from exc
     if not isinstance(header, dict):
         raise ModelFormatError(f"{what}: its header is not valid.", path=p)
     metadata = header.pop("__metadata__", None) or {}
-    if not isinstance(metadata, dict):
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
         raise ModelFormatError(f"{what}: its header metadata is not valid.", path=p)
     tensors: dict[str, dict[str, Any]] = {}
     end = 0
     for name, info in header.items():
-        offs = info.get("data_offsets") if isinstance(info, dict) else None
-        if not (isinstance(offs, list) and len(offs) == 2 and "shape" in info and "dtype" in info):
-            raise ModelFormatError(f"{what}: entry '{name}' of its header is damaged.", path=p)
+        problem = _entry_problem(info)
+        if problem:
+            raise ModelFormatError(
+                f"{what}: entry '{name[:80]}' of its header is damaged ({problem}).", path=p
+            )
         tensors[name] = info
-        end = max(end, int(offs[1]))
+        end = max(end, info["data_offsets"][1])
     if 8 + n + end > size:
         raise ModelFormatError(
             f"The model file is truncated ({size} bytes, {8 + n + end} expected): it was probably "
             "not copied or downloaded completely. Copy it again.",
             path=p,
         )
-    return _Header(tensors, {str(k): str(v) for k, v in metadata.items()}, 8 + n, size)
+    return _Header(tensors, {str(k): v for k, v in metadata.items()}, 8 + n, size)
+
+
+def _entry_problem(info: Any) -> str | None:
+    """What is wrong with one tensor entry of a safetensors header (None: nothing).
+
+    Every tensor is checked, the ``__ood__.`` statistics and int8 scales included: a dtype
+    safetensors knows, a shape of at most 8 whole non-negative sizes, and offsets that are two
+    whole numbers spanning exactly ``prod(shape) * itemsize`` bytes."""
+    if not isinstance(info, dict):
+        return "not an object"
+    dtype, shape, offs = info.get("dtype"), info.get("shape"), info.get("data_offsets")
+    if not isinstance(dtype, str) or dtype not in _ITEMSIZE:
+        return f"unknown dtype {str(dtype)[:20]!r}"
+    if not (isinstance(shape, list) and len(shape) <= 8 and all(_whole(d) for d in shape)):
+        return "shape is not a list of whole sizes"
+    if not (isinstance(offs, list) and len(offs) == 2 and all(_whole(o) for o in offs)):
+        return "data_offsets are not two whole numbers"
+    if offs[1] < offs[0] or offs[1] - offs[0] != math.prod(shape) * _ITEMSIZE[dtype]:
+        return "its data_offsets do not fit its shape and dtype"
+    return None
+
+
+def _whole(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 1 << 48
 
 
 def _looks_like_mirage(names: Any) -> bool:
@@ -147,7 +188,7 @@ def _config_from_header(header: _Header, path: Path) -> ModelConfig:
             path=path,
         )
     try:
-        d = json.loads(raw)
+        d = loads_bounded(raw, what="the configuration")
         if not isinstance(d, dict):
             raise TypeError("configuration is not a JSON object")
         fmt = d.get("format", BUNDLE_FORMAT)
@@ -191,12 +232,18 @@ def read_bundle_config(path: str | Path) -> ModelConfig:
 
 
 def save_bundle(
-    path: str | Path, model: torch.nn.Module, config: ModelConfig, *, dtype: str = "float32"
+    path: str | Path,
+    model: torch.nn.Module,
+    config: ModelConfig,
+    *,
+    dtype: str = "float32",
+    ood: OODModel | None = None,
 ) -> str:
     """Write ``model``'s weights and ``config`` as one bundle (atomically); returns its SHA-256.
 
     ``dtype="float16"`` halves the file, ``"int8"`` quarters it (see the module docstring);
-    loading restores float32 on CPU.
+    loading restores float32 on CPU. ``ood`` adds out-of-distribution statistics (float32
+    tensors, and their JSON in ``config.ood``); without it, the config's ``ood`` is cleared.
     """
     import torch
     from safetensors.torch import save_file
@@ -204,7 +251,9 @@ def save_bundle(
     if dtype not in _DTYPES:
         raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
     _validate_config(config)
-    config = dataclasses.replace(config, weights_dtype=dtype)
+    ood_meta, ood_tensors = ood.to_bundle() if ood is not None else ({}, {})
+    config = dataclasses.replace(config, weights_dtype=dtype, ood=ood_meta)
+    validate_config(json.loads(config.to_json()))  # what load_bundle will check, refused now
     target = torch.float16 if dtype == "int8" else getattr(torch, dtype)
     state: dict[str, torch.Tensor] = {}
     for k, v in model.state_dict().items():
@@ -215,10 +264,13 @@ def save_bundle(
         if t.is_floating_point():
             t = t.to(target)
         state[k] = t.contiguous().clone()
+    for k, a in ood_tensors.items():
+        state[k] = torch.from_numpy(a.copy())
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(p.name + ".partial")
     save_file(state, str(tmp), metadata={CONFIG_KEY: config.to_json(), "format": "pt"})
+    apply_umask_to(tmp)  # safetensors writes 0600; a bundle is shared like any other file
     tmp.replace(p)
     sha = file_sha256(p)
     log.info("wrote model bundle %s (%s, sha256 %s)", p.name, config.architecture, sha[:12])
@@ -282,23 +334,31 @@ def _check_state(
 
 
 def _header_shapes(header: _Header, p: Path) -> dict[str, tuple[int, ...]]:
-    try:
-        shapes = {k: tuple(int(d) for d in v["shape"]) for k, v in header.tensors.items()}
-        for k, v in header.tensors.items():
-            if k.startswith(_SCALE_PREFIX):
-                weight = header.tensors.get(k[len(_SCALE_PREFIX) :])
-                if weight is None or int(weight["shape"][0]) != shapes[k][0]:
-                    raise ValueError(f"int8 scale {k} has no matching weight")
-                del shapes[k]
-            elif v.get("dtype") == "I8" and _SCALE_PREFIX + k not in header.tensors:
-                raise ValueError(f"int8 tensor {k} has no scale")
-        return shapes
-    except (TypeError, ValueError) as exc:
-        raise ModelFormatError(
-            "The weights in the model bundle could not be read (damaged header). "
-            "Copy it again or re-create it with octviewer-train.",
-            path=p,
-        ) from exc
+    """Tensor shapes from the (already checked) header; int8 tensors must have their scales.
+    The out-of-distribution statistics (``__ood__.*``) are not weights: left out here."""
+    shapes = {
+        k: tuple(v["shape"]) for k, v in header.tensors.items() if not k.startswith(_OOD_PREFIX)
+    }
+    for k, v in header.tensors.items():
+        problem = None
+        if k.startswith(_OOD_PREFIX):
+            continue
+        if k.startswith(_SCALE_PREFIX):
+            weight = shapes.get(k[len(_SCALE_PREFIX) :])
+            if weight is None or len(shapes[k]) != 1 or not weight or weight[0] != shapes[k][0]:
+                problem = f"int8 scale '{k}' does not match a weight"
+            elif v["dtype"] != "F32":
+                problem = f"int8 scale '{k}' is not float32"
+            del shapes[k]
+        elif v["dtype"] == "I8" and _SCALE_PREFIX + k not in header.tensors:
+            problem = f"int8 tensor '{k}' has no scale"
+        if problem:
+            raise ModelFormatError(
+                f"The weights in the model bundle could not be read (damaged header: {problem}). "
+                "Copy it again or re-create it with octviewer-train.",
+                path=p,
+            )
+    return shapes
 
 
 def load_units(model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
@@ -333,15 +393,98 @@ def _materialise_nonpersistent(model: torch.nn.Module, config: ModelConfig) -> N
 
 
 def create_model_for(config: ModelConfig, *, meta: bool) -> torch.nn.Module:
+    """The network ``config`` describes; a build that fails is a :class:`ModelFormatError`."""
     from octviewer.core.model.architectures import create_model
+    from octviewer.errors import ModelError
 
-    return create_model(config.architecture, config.num_classes, meta=meta, **config.arch_kwargs)
+    try:
+        return create_model(
+            config.architecture, config.num_classes, meta=meta, **config.arch_kwargs
+        )
+    except ModelError:
+        raise
+    except _BUILD_ERRORS as exc:
+        log.info("building %s failed", config.architecture, exc_info=True)
+        raise ModelFormatError(
+            f"The network '{config.architecture}' could not be built from the bundle's "
+            f"configuration ({type(exc).__name__}: {str(exc)[:200]}). "
+            "Re-create the model bundle with octviewer-train."
+        ) from exc
+
+
+#: What torch/timm raise on settings they cannot build (a zero width, a huge ratio...).
+_BUILD_ERRORS = (
+    TypeError,
+    ValueError,
+    AssertionError,
+    RuntimeError,
+    ZeroDivisionError,
+    IndexError,
+    KeyError,
+    AttributeError,
+    OverflowError,
+    MemoryError,
+)
+
+
+def check_input_size(model: torch.nn.Module, config: ModelConfig, p: Path) -> None:
+    """One forward pass on the ``meta`` device (shapes only, no memory, no arithmetic) with the
+    input size the bundle's preprocessing produces: the network must accept it and give one
+    logit per class. Catches a ``preprocess.size`` that the network cannot take at load time,
+    instead of at the first analysis."""
+    import torch
+
+    rows, cols = config.preprocess.size
+    try:
+        with torch.inference_mode(), torch.device("meta"):  # constants made in forward too
+            out = model(torch.empty((1, 1, rows, cols)))
+    except NotImplementedError:  # an operation without a meta kernel: checked at analysis
+        log.debug("meta forward of %s not possible; input size not checked", config.architecture)
+        return
+    except _BUILD_ERRORS as exc:
+        raise ModelMismatchError(
+            f"The network '{config.architecture}' does not accept the {rows}x{cols} input its "
+            f"bundle's preprocessing produces ({type(exc).__name__}: {str(exc)[:200]}). "
+            "The bundle is inconsistent: re-create it with octviewer-train.",
+            path=p,
+        ) from exc
+    if tuple(getattr(out, "shape", ())) != (1, config.num_classes):
+        raise ModelMismatchError(
+            f"The network '{config.architecture}' gives outputs of shape "
+            f"{tuple(getattr(out, 'shape', ()))} for one image, not one per class "
+            f"({config.num_classes}). Re-create the bundle with octviewer-train.",
+            path=p,
+        )
 
 
 def _unreadable(p: Path, exc: BaseException) -> ModelFormatError:
     return ModelFormatError(
         f"The weights in the model bundle could not be read ({exc}). The file is damaged: "
         "copy it again or re-create it with octviewer-train.",
+        path=p,
+    )
+
+
+#: Largest weight magnitude accepted. Trained weights, norms and running statistics of
+#: networks fed [0, 1] images stay far below; a flipped exponent bit gives about 1e38.
+MAX_WEIGHT = 1e8
+
+
+def _check_values(t: torch.Tensor, name: str, p: Path) -> None:
+    """A damaged bundle is refused, not run: NaN/Inf or absurd magnitudes in a weight."""
+    import torch
+
+    if not t.is_floating_point() or t.numel() == 0:
+        return
+    if not bool(torch.isfinite(t).all()):
+        problem = "values that are not numbers (NaN or infinite"
+    elif float(t.abs().max()) > MAX_WEIGHT:
+        problem = f"absurdly large values (above {MAX_WEIGHT:g}"
+    else:
+        return
+    raise ModelFormatError(
+        f"The weights in the model bundle contain {problem}, in '{name}'): the file is "
+        "damaged. Copy it again or re-create it with octviewer-train.",
         path=p,
     )
 
@@ -368,6 +511,7 @@ def load_bundle(
     config = read_bundle_config(p)
     header = _read_header(p)
     model = create_model_for(config, meta=True)
+    check_input_size(model, config, p)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     _check_state(_header_shapes(header, p), expected, config, p)
     _materialise_nonpersistent(model, config)
@@ -393,6 +537,7 @@ def load_bundle(
                         t = dequantise_int8(t, fh.get_tensor(_SCALE_PREFIX + k))
                     if t.is_floating_point() and want.is_floating_point and t.dtype != want:
                         t = t.to(want)
+                    _check_values(t, k, p)
                     part[k[len(prefix) + 1 :] if prefix else k] = t
                 if prefix:
                     unit.load_state_dict(part, strict=True, assign=True)
@@ -409,6 +554,7 @@ def load_bundle(
             done.update(keys)
             if on_unit is not None:
                 on_unit(prefix, unit, model)
+        ood = _read_ood(fh, header, config, p)
     leftovers = sorted(set(expected) - done)
     leftovers += [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
     if leftovers:
@@ -426,4 +572,25 @@ def load_bundle(
         licence=config.licence,
     )
     log.info("loaded model %s on %s", identity, device)
-    return LoadedModel(model=model, config=config, identity=identity)
+    return LoadedModel(model=model, config=config, identity=identity, ood=ood)
+
+
+def _read_ood(fh: Any, header: _Header, config: ModelConfig, p: Path) -> OODModel | None:
+    """The bundle's out-of-distribution statistics, or None when it has none."""
+    from safetensors import SafetensorError
+
+    from octviewer.core.ood import OODModel
+
+    names = [k for k in header.tensors if k.startswith(_OOD_PREFIX)]
+    if not config.ood and not names:
+        return None
+    tensors: dict[str, np.ndarray] = {}
+    try:
+        for k in names:
+            tensors[k] = fh.get_tensor(k).float().numpy()
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise _unreadable(p, exc) from exc
+    try:
+        return OODModel.from_bundle(config.ood, tensors)
+    except ModelFormatError as exc:
+        raise ModelFormatError(str(exc), path=p) from exc

@@ -66,6 +66,12 @@ class ModelConfig:
     weights_dtype: str = "float32"
     provenance: dict[str, Any] = field(default_factory=dict)  # command, data, split, seed, date...
     metrics: dict[str, Any] = field(default_factory=dict)  # validation/test metrics
+    # Out-of-distribution score model (octviewer.core.ood): method, threshold, measured rates.
+    # Empty for bundles made before it existed: the engine then says the check is unavailable.
+    ood: dict[str, Any] = field(default_factory=dict)
+    # What the model was trained on: {"manufacturers": [...], "devices": [...], "scan_type":
+    # "..."}; a scan whose metadata names another manufacturer carries a caution.
+    training_domain: dict[str, Any] = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
@@ -84,6 +90,11 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        """Build from a decoded bundle configuration, checked against the schema first
+        (:func:`octviewer.core.model.schema.validate_config`: raises its ``SchemaError``)."""
+        from octviewer.core.model.schema import validate_config
+
+        validate_config(d)
         d = dict(d)
         d.pop("format", None)
         d.pop("format_version", None)

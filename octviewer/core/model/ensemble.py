@@ -36,9 +36,10 @@ ENSEMBLE_CAM_TARGET = "stack"
 
 
 def build_ensemble(
-    num_classes: int, members: list[dict[str, Any]], *, hflip_tta: bool = False
+    num_classes: int, members: list[dict[str, Any]], *, hflip_tta: bool = False, meta: bool = False
 ) -> torch.nn.Module:
-    """Build an :class:`Ensemble` from member specs (called by ``create_model``)."""
+    """Build an :class:`Ensemble` from member specs (called by ``create_model``); ``meta``
+    builds the members on the ``meta`` device too."""
     from octviewer.core.model.architectures import create_model
 
     if not isinstance(members, list) or len(members) < 2:
@@ -54,7 +55,14 @@ def build_ensemble(
                 f"An ensemble member is not a valid network ({spec!r}). "
                 "Re-create the model bundle with octviewer-train ensemble."
             )
-        net = create_model(arch, num_classes, **dict(spec.get("arch_kwargs") or {}))
+        kwargs = spec.get("arch_kwargs") or {}
+        if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+            raise ModelFormatError(
+                f"The settings of the ensemble member '{arch}' are not a JSON object "
+                f"({type(kwargs).__name__}). Re-create the model bundle with octviewer-train "
+                "ensemble."
+            )
+        net = create_model(arch, num_classes, meta=meta, **kwargs)
         if not (hasattr(net, "forward_features") and hasattr(net, "forward_head")):
             raise ModelFormatError(
                 f"The network '{arch}' cannot be an ensemble member (it has no separate "

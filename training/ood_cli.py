@@ -1,0 +1,201 @@
+"""``octviewer-train ood BUNDLE --data DIR --output OUT``: add out-of-distribution statistics
+to an existing bundle (weights unchanged), using the patient split its provenance records.
+
+Single runs and ``octviewer-train ensemble`` compute the statistics themselves; this command is
+for bundles made before they existed, or to refit them at another false-flag rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as _dt
+import json
+import logging
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from octviewer.errors import OCTViewerError, TrainingError
+
+log = logging.getLogger(__name__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from training.ood import DEFAULTS
+
+    p = argparse.ArgumentParser(
+        prog="octviewer-train ood",
+        description="Fit out-of-distribution statistics for a bundle on its own training "
+        "images (threshold from held-out patients) and write a new bundle with them.",
+    )
+    p.add_argument("bundle", type=Path, help="the bundle (.safetensors) to add statistics to")
+    p.add_argument("--data", required=True, help="the labelled dataset the bundle was trained on")
+    p.add_argument("--output", type=Path, required=True, help="where to write the new bundle")
+    p.add_argument(
+        "--false-flag-rate",
+        type=float,
+        default=DEFAULTS["rate"],
+        help="share of in-domain held-out scans allowed above the threshold (default 0.015)",
+    )
+    p.add_argument("--shrinkage", type=float, default=DEFAULTS["shrinkage"])
+    p.add_argument(
+        "--ood-dev",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="out-of-domain files or folders to report detection on (not used for fitting)",
+    )
+    p.add_argument("--model-version", dest="version", help="version of the new bundle")
+    p.add_argument(
+        "--training-domain",
+        type=json.loads,
+        help='JSON, e.g. \'{"manufacturers": ["Heidelberg Engineering"], "scan_type": "..."}\'',
+    )
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--threads", type=int, default=0)
+    return p
+
+
+def _fold_of_members(config: Any) -> list[int] | None:
+    """1-based held-out fold of each ensemble member, from the members' recorded commands."""
+    members = (config.provenance or {}).get("members") or []
+    folds = []
+    for m in members:
+        found = re.search(r"--fold[ =](\d+)", str(m.get("command") or ""))
+        if not found:
+            return None
+        folds.append(int(found.group(1)))
+    return folds or None
+
+
+def fit_for_bundle(args: argparse.Namespace, model: Any, config: Any) -> tuple[Any, dict]:
+    """The OOD model and its report for a loaded bundle."""
+    from training.data import discover
+    from training.ood import extract, fit_cross_validated, fit_shared_split
+    from training.split import patient_fold, patient_split
+
+    split = (config.provenance or {}).get("split") or {}
+    if "seed" not in split:
+        raise TrainingError(
+            "The bundle records no patient split, so its held-out patients are unknown: "
+            "statistics need the split it was trained with."
+        )
+    source = discover(args.data, class_names=config.class_names)
+    samples = list(source.samples)
+    names = config.class_names
+    seed = int(split["seed"])
+    n_nets = len(getattr(model, "members", [model]))
+    if split.get("cross_validation"):
+        folds = int(split["folds"])
+        order = _fold_of_members(config) or list(range(1, n_nets + 1))
+        if len(order) != n_nets or sorted(order) != list(range(1, folds + 1)):
+            raise TrainingError(
+                f"The ensemble's {n_nets} members do not map one to one onto its {folds} folds."
+            )
+        fold_of = np.full(len(samples), -1)
+        index = {s: i for i, s in enumerate(samples)}
+        for k, fold in enumerate(order):
+            for s in patient_fold(samples, names, n_folds=folds, fold=fold, seed=seed).val:
+                fold_of[index[s]] = k
+        feats = extract(model, samples, config.preprocess)
+        return fit_cross_validated(
+            feats, fold_of, len(names), rate=args.false_flag_rate, shrinkage=args.shrinkage
+        )
+    if split.get("fold"):
+        sp = patient_fold(
+            samples, names, n_folds=int(split["folds"]), fold=int(split["fold"]), seed=seed
+        )
+    else:
+        sp = patient_split(samples, names, val_fraction=float(split["val_fraction"]), seed=seed)
+    return fit_shared_split(
+        extract(model, sp.train, config.preprocess, desc="train features"),
+        extract(model, sp.val, config.preprocess, desc="validation features"),
+        len(names),
+        rate=args.false_flag_rate,
+        shrinkage=args.shrinkage,
+    )
+
+
+def dev_files(paths: list[Path]) -> list[Path]:
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            out += sorted(q for q in p.iterdir() if q.is_file() and not q.name.startswith("."))
+        else:
+            out.append(p)
+    return [p for p in out if p.suffix.lower() not in (".md", ".txt", ".tsv")]
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        run(args, argv)
+    except OCTViewerError as exc:
+        log.error("%s", exc)
+        return 2
+    return 0
+
+
+def run(args: argparse.Namespace, argv: list[str]) -> Path:
+    import torch
+
+    from octviewer.core.model.bundle import load_bundle, save_bundle
+    from training.ood import score_dev_set
+    from training.run import git_commit
+
+    if not 0.0 < args.false_flag_rate < 0.5:
+        raise TrainingError("--false-flag-rate must be between 0 and 0.5 (e.g. 0.02).")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    loaded = load_bundle(args.bundle)
+    model, config = loaded.model, loaded.config
+    ood, report = fit_for_bundle(args, model, config)
+    if args.ood_dev:
+        report["development_ood_set"] = score_dev_set(
+            model, ood, dev_files(args.ood_dev), config.preprocess
+        )
+        dev = report["development_ood_set"]
+        log.info("OOD development set: %d of %d flagged", dev["flagged"], dev["images"])
+    provenance = dict(config.provenance or {})
+    provenance["ood"] = {
+        "command": "octviewer-train ood " + shlex.join(argv),
+        "from_bundle": {
+            "name": config.name,
+            "version": config.version,
+            "sha256": loaded.identity.sha256,
+        },
+        "git_commit": git_commit(),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    new = dataclasses.replace(
+        config,
+        version=args.version or config.version,
+        training_domain=args.training_domain or config.training_domain,
+        metrics={**config.metrics, "ood": report},
+        provenance=provenance,
+    )
+    sha = save_bundle(args.output, model, new, dtype=config.weights_dtype, ood=ood)
+    _check_weights_unchanged(args.output, model)
+    log.info("Wrote %s (sha256 %s) with OOD statistics", args.output, sha[:12])
+    return Path(args.output)
+
+
+def _check_weights_unchanged(path: Path, model: Any) -> None:
+    """The re-written bundle must compute what the original did."""
+    import torch
+
+    from octviewer.core.model.bundle import load_bundle
+
+    again = load_bundle(path)
+    x = torch.rand(2, 1, *again.config.preprocess.size)
+    with torch.inference_mode():
+        a, b = model(x), again.model(x)
+    diff = float((a - b).abs().max())
+    if diff > 1e-3:
+        raise TrainingError(f"Re-written bundle differs from the original (max logit diff {diff}).")
+    log.info("Re-written weights: max |logit diff| %.2e against the original", diff)
