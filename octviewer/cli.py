@@ -243,7 +243,8 @@ def _folder_inputs(folder: Path) -> list[Path | tuple[Path, str]]:
         return [folder]  # loading it reports the reason
     if plan.decision != "several":
         return [folder]
-    return [(folder, item.key) for item in plan.items]
+    # a one-file scan is given as its file (its report and console line carry its name)
+    return [item.paths[0] if len(item.paths) == 1 else (folder, item.key) for item in plan.items]
 
 
 def _unique_stem(stem: str, used: set[str]) -> str:
