@@ -57,6 +57,7 @@ __all__ = [
     "analyze",
     "load",
     "load_model",
+    "plan_folder",
     "save_report",
 ]
 
@@ -66,6 +67,14 @@ def load(path: str | Path, **kwargs: Any) -> Scan:
     from octviewer.core.io import load as _load
 
     return _load(path, **kwargs)
+
+
+def plan_folder(path: str | Path) -> Any:
+    """What ``load(folder)`` will do: ``FolderPlan(decision="one"|"several"|"ask", items)``;
+    open an item with ``load(folder, series=item.key)``."""
+    from octviewer.core.io import plan_folder as _plan
+
+    return _plan(path)
 
 
 def load_model(path: str | Path | None = None, **kwargs: Any) -> Engine:

@@ -7,9 +7,11 @@ Subcommands (``octviewer-cli SUBCOMMAND --help`` explains each option):
   not stop the batch: they are listed at the end with the reason.
 - ``model-info`` prints the model card facts of a bundle (no torch needed).
 
-A folder given as a PATH is ONE scan (a DICOM series, or an image stack read as a volume in
-natural file-name order), exactly as the viewer opens it. To analyse every file of a folder as
-its own scan (e.g. a folder of unrelated B-scans) add ``--recursive``.
+A folder given as a PATH is opened by the same rules as in the viewer
+(``octviewer.core.io.plan_folder``): ONE scan when its files are one (a DICOM series, numbered
+B-scans of one size, with their SLO when there is exactly one), and each scan on its own when
+they are independent (vendor files, several series, unrelated or mixed-size images). When the
+folder is unclear, the error names ``--recursive`` (every file inside as its own scan).
 
 Each analysed input gets one console line: its reported frame's class and probability, or
 "not assessed: <reason>" for a frame the model must not classify (not an OCT B-scan, unlike
@@ -36,7 +38,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from octviewer._version import __version__
 from octviewer.core.results import RESEARCH_ONLY as DISCLAIMER
-from octviewer.errors import OCTViewerError
+from octviewer.errors import AmbiguousSeriesError, OCTViewerError
 
 if TYPE_CHECKING:
     from octviewer.core.engine import Engine
@@ -80,8 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="analyse scans and write reports + a summary",
         description="Analyse OCT scans: one PNG report per scan (the most suspicious frame of a "
         "volume unless --frame or --per-frame) and one summary with a row per analysed frame. "
-        "A folder is ONE scan (a DICOM series, or an image stack read as a volume); use "
-        "--recursive to analyse each file in folders separately. Bad files are skipped and "
+        "A folder is ONE scan when its files are one (a DICOM series, numbered B-scans of one "
+        "size, with their SLO), else each scan in it on its own (vendor files, several series, "
+        "unrelated images); use --recursive to analyse every file in folders (and sub-folders) "
+        "separately. Bad files are skipped and "
         "listed at the end (exit status 1).",
     )
     a.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="scan files or folders")
@@ -218,15 +222,18 @@ def _configure_logging(verbosity: int) -> None:
 
 
 # --- inputs ---------------------------------------------------------------------------------
-def expand_inputs(paths: Sequence[Path], recursive: bool) -> list[Path]:
-    """The scans to open: files as given; folders as one scan, or (recursive) every file inside
-    them in natural order, skipping hidden files. Missing paths stay in the list so that they
+def expand_inputs(paths: Sequence[Path], recursive: bool) -> list[Path | tuple[Path, str]]:
+    """The scans to open: files as given; folders by the viewer's folder rules (one scan, or
+    ``(folder, key)`` per independent scan), or (recursive) every file inside them in natural
+    order, skipping hidden files. Missing paths stay in the list so that they
     are reported as failures."""
     from natsort import os_sorted
 
-    out: list[Path] = []
+    out: list[Path | tuple[Path, str]] = []
     for p in paths:
-        if recursive and p.is_dir():
+        if not recursive and p.is_dir():
+            out.extend(_folder_inputs(p))
+        elif recursive and p.is_dir():
             files = [
                 f
                 for f in p.rglob("*")
@@ -236,6 +243,21 @@ def expand_inputs(paths: Sequence[Path], recursive: bool) -> list[Path]:
         else:
             out.append(p)
     return out
+
+
+def _folder_inputs(folder: Path) -> list[Path | tuple[Path, str]]:
+    """A folder as the viewer opens it: itself when it is one scan (or unclear: its error
+    names the flag), else (folder, key) for each of its independent scans."""
+    from octviewer.core.io import plan_folder
+
+    try:
+        plan = plan_folder(folder)
+    except OCTViewerError:
+        return [folder]  # loading it reports the reason
+    if plan.decision != "several":
+        return [folder]
+    # a one-file scan is given as its file (its report and console line carry its name)
+    return [item.paths[0] if len(item.paths) == 1 else (folder, item.key) for item in plan.items]
 
 
 def _unique_stem(stem: str, used: set[str]) -> str:
@@ -289,7 +311,12 @@ def _with_cam(
 
 
 def analyze_one(
-    engine: Engine, path: Path, args: argparse.Namespace, cam_class: int | None, used: set[str]
+    engine: Engine,
+    path: Path,
+    args: argparse.Namespace,
+    cam_class: int | None,
+    used: set[str],
+    series: str | None = None,
 ) -> tuple[list[SummaryRow], list[Path], list[str]]:
     """Load, analyse and report one input: its summary rows, reports and console line.
     Raises OCTViewerError for a bad input."""
@@ -297,7 +324,7 @@ def analyze_one(
     from octviewer.core.report import redact, save_report
     from octviewer.core.summary import result_line, rows_for_result
 
-    scan = octviewer.load(path)
+    scan = octviewer.load(path, series=series)
     if args.frame is not None and not 0 <= args.frame < scan.n_frames:
         raise OCTViewerError(
             f"Frame {args.frame} does not exist: this scan has {scan.n_frames} frame(s) "
@@ -305,8 +332,10 @@ def analyze_one(
             path=path,
         )
     frames = [args.frame] if args.frame is not None else None
-    shown_name = path.name if args.include_identity else redact(path.name, scan.identity)
-    stem = _unique_stem(_safe_stem(shown_name, path.is_dir()), used)
+    is_file_item = series is not None and series.startswith("file:")
+    source = series[5:] if is_file_item else path.name
+    shown_name = source if args.include_identity else redact(source, scan.identity)
+    stem = _unique_stem(_safe_stem(shown_name, path.is_dir() and not is_file_item), used)
     # CAMs for every analysed frame only when each gets a report (or there is only one frame).
     cam_all = args.per_frame or args.frame is not None or not scan.is_volume
     result = engine.analyze(
@@ -345,7 +374,10 @@ def analyze_one(
 
 
 def run_batch(
-    engine: Engine, inputs: Sequence[Path], args: argparse.Namespace, cam_class: int | None
+    engine: Engine,
+    inputs: Sequence[Path | tuple[Path, str]],
+    args: argparse.Namespace,
+    cam_class: int | None,
 ) -> BatchOutcome:
     from tqdm import tqdm
 
@@ -360,19 +392,24 @@ def run_batch(
         file=sys.stderr,
         disable=True if args.no_progress else None,
     )
-    for path in bar:
+    for item in bar:
+        path, series = item if isinstance(item, tuple) else (item, None)
+        shown = str(path) if series is None else f"{path} [{series}]"
         try:
-            rows, reports, lines = analyze_one(engine, path, args, cam_class, used)
+            rows, reports, lines = analyze_one(engine, path, args, cam_class, used, series=series)
         except OCTViewerError as e:
             log.info("Skipped %s: %s", path.name, e)
-            outcome.failures.append((str(path), str(e)))
-            outcome.rows.append(failed_row(str(path), str(e), engine.identity.sha256))
+            msg = str(e)
+            if isinstance(e, AmbiguousSeriesError) and path.is_dir():
+                msg += " With octviewer-cli, add --recursive to analyse each file of the folder as its own scan."
+            outcome.failures.append((shown, msg))
+            outcome.rows.append(failed_row(shown, msg, engine.identity.sha256))
             continue
         except Exception as e:  # a bug or an environment problem: keep the batch going
             log.exception("Unexpected error while analysing %s", path.name)
             msg = f"unexpected error ({type(e).__name__}: {e}); the traceback is in the log"
-            outcome.failures.append((str(path), msg))
-            outcome.rows.append(failed_row(str(path), msg, engine.identity.sha256))
+            outcome.failures.append((shown, msg))
+            outcome.rows.append(failed_row(shown, msg, engine.identity.sha256))
             continue
         finally:
             engine.clear_cache()  # the graph kept for CAMs of this scan

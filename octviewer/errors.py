@@ -62,11 +62,29 @@ class AmbiguousSeriesError(ScanReadError):
     """A folder holding several series; the caller must pick one.
 
     ``series`` maps a series key to a short human description so a UI can ask.
+    ``independent`` is True when the choices are separate scans (vendor files, unrelated
+    images, several series) that a caller should rather open one by one, each with its key.
     """
 
-    def __init__(self, message: str, *, series: dict[str, str], path: str | Path | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        series: dict[str, str],
+        path: str | Path | None = None,
+        independent: bool = False,
+    ):
         super().__init__(message, path=path)
         self.series = series
+        self.independent = independent
+
+
+class MissingReferencedFilesError(ScanReadError):
+    """An index (a DICOMDIR) whose referenced files are not there; ``missing`` lists them."""
+
+    def __init__(self, message: str, *, missing: list[Path], path: str | Path | None = None):
+        super().__init__(message, path=path)
+        self.missing = list(missing)
 
 
 class MissingDependencyError(OCTViewerError):

@@ -57,6 +57,11 @@ REPORT_CHUNKS = (
 JPEG_LOSSLESS_SV1 = "1.2.840.10008.1.2.4.70"
 OPHTHALMIC_PHOTOGRAPHY_8BIT = "1.2.840.10008.5.1.4.1.1.77.1.5.1"
 OPHTHALMIC_TOMOGRAPHY = "1.2.840.10008.5.1.4.1.1.77.1.5.4"
+DECODED_LABELS = {
+    "generated_jpeg_lossless_photo": "DICOM JPEG lossless",
+    "generated_jpeg2000_oct": "DICOM JPEG 2000 lossless",
+    "generated_rle_oct": "DICOM RLE lossless",
+}
 
 
 @dataclass
@@ -87,6 +92,17 @@ class SelfTestRun:
     elapsed_s: float = 0.0
     decoders_checked: bool = False
     torch_info: dict[str, Any] = field(default_factory=dict)
+    readers: list[Any] = field(default_factory=list)  # selftest_readers.ReaderOutcome
+
+    def readers_line(self) -> str:
+        """One line naming every reader checked (the summary line stays as it was)."""
+        good = [r.label for r in self.readers if r.ok]
+        bad = [r.label for r in self.readers if not r.ok]
+        return (
+            f"self-test: readers {len(good)}/{len(self.readers)} open: "
+            + ", ".join(good)
+            + (f"; FAILED: {', '.join(bad)}" if bad else "")
+        )
 
     @property
     def ok(self) -> bool:
@@ -125,6 +141,7 @@ class SelfTestRun:
             "elapsed_s": round(self.elapsed_s, 3),
             "torch": self.torch_info,
             "failures": self.failures,
+            "readers": [dataclasses.asdict(r) for r in self.readers],
             "cases": [
                 {
                     "name": c.name,
@@ -508,12 +525,25 @@ def run_selftest(
             log.warning("self-test: no OCT sample loaded; generated DICOMs use a test pattern")
             source = synthetic_bscan()
         run.decoders_checked = True
+        from octviewer.selftest_readers import ReaderOutcome
+
         for path, is_oct in check_decoders(source, out_dir / "dicom", run):
             case = CaseOutcome(path.name)
             run.cases.append(case)
             analyse_case(path, engine, out_dir, case, {} if is_oct else {"not_oct": True})
+            label = DECODED_LABELS.get(path.stem, path.stem)
+            run.readers.append(ReaderOutcome(label, case.loaded, "; ".join(case.failures)))
     else:
         log.warning("self-test: compressed-DICOM decoder check NOT run (--skip-decoders)")
+    from octviewer.selftest_readers import check_readers
+
+    checked = check_readers(source, out_dir / "readers")
+    run.readers = checked + run.readers  # + the compressed DICOMs decoded above
+    for r in checked:
+        if r.ok:
+            log.info("self-test: reader %s: %s", r.label, r.detail)
+        else:
+            run.fail(f"reader {r.label}: {r.detail}")
     if not any(c.not_oct_flagged for c in run.cases):
         run.fail("no non-OCT scan was analysed and flagged NOT_OCT: that check did not run")
     return run
@@ -582,6 +612,8 @@ def main(argv: list[str] | None = None) -> int:
     run.elapsed_s = time.perf_counter() - t0
     if args.json:
         Path(args.json).write_text(json.dumps(run.to_json(), indent=1), encoding="utf-8")
+    if run.readers:
+        _emit(run.readers_line())
     _emit(run.summary())
     return 0 if run.ok else 1
 

@@ -342,7 +342,7 @@ def malformed_corpus(root: Path) -> dict[str, tuple[Path, str]]:
     sizes.mkdir()
     (sizes / "1.jpeg").write_bytes(jpeg.read_bytes())
     (sizes / "2.jpeg").write_bytes((IO_DATA / "kermany" / "DME-9557298-1.jpeg").read_bytes())
-    out["different_sizes"] = (sizes, "UnsupportedFormatError")
+    out["different_sizes"] = (sizes, "AmbiguousSeriesError")  # two independent scans
 
     out["missing.dcm"] = (root / "missing.dcm", "ScanNotFoundError")
     out["missing_folder/scan.jpg"] = (root / "missing_folder" / "scan.jpg", "ScanNotFoundError")

@@ -266,3 +266,34 @@ def test_identity_stays_out_of_names_summary_and_logs(
     assert _analyze(bundle, tmp_path / "id", named, "--include-identity") == cli.EXIT_OK
     png = tmp_path / "id" / "Zyxwood_Q_PX99817.png"
     assert "PX99817" in _chunks(png)["octviewer:patient"]
+
+
+def test_folder_of_independent_scans_gives_one_report_each(
+    tmp_path: Path, bundle: Path, capsys
+) -> None:
+    vendor = Path(__file__).parent / "data" / "io" / "vendor"
+    folder = tmp_path / "export"
+    folder.mkdir()
+    for name in ("Willis_B_716_0.vol", "circular-valid.vol"):
+        shutil.copy(vendor / name, folder / name)
+    out = tmp_path / "out"
+    assert _analyze(bundle, out, folder) == cli.EXIT_OK
+    assert sorted(p.name for p in out.glob("*.png")) == ["Willis_B_716_0.png", "circular-valid.png"]
+    # the circular .vol's header holds a birth date (1938-07-31): not in its report, nor summary
+    chunks = _chunks(out / "circular-valid.png")
+    assert not any("1938" in v for v in chunks.values())
+    assert "1938" not in (out / "summary.csv").read_text("utf-8")
+
+
+def test_unclear_folder_names_the_flag(tmp_path: Path, inputs: Path, bundle: Path, capsys) -> None:
+    from PIL import Image
+
+    folder = tmp_path / "unclear"
+    folder.mkdir()
+    for k in range(2):
+        shutil.copy(inputs / GOOD[0], folder / f"oct_{k + 1}.jpeg")
+    for name, side in (("slo.png", 300), ("fundus.png", 400)):
+        Image.new("L", (side, side), 90).save(folder / name)
+    assert _analyze(bundle, tmp_path / "out", folder) == cli.EXIT_SOME_FAILED
+    err = capsys.readouterr().err
+    assert "cannot tell" in err and "--recursive" in err

@@ -10,7 +10,7 @@ from PIL import Image
 
 from octviewer import Modality
 from octviewer.core.io import load
-from octviewer.errors import NoPixelDataError, UnsupportedFormatError
+from octviewer.errors import AmbiguousSeriesError, NoPixelDataError, UnsupportedFormatError
 
 
 def test_all_kermany_jpegs_load(shared_data: Path) -> None:
@@ -62,11 +62,25 @@ def test_shared_vendor_files(shared_data: Path) -> None:
     assert (
         load(shared_data / "vendor" / "Willis_B_716_0.vol").metadata.modality is Modality.OCT_BSCAN
     )
-    for name in ("e2e_minimized.E2E", "fda_minimized.fda"):
-        with pytest.raises(UnsupportedFormatError):
-            load(shared_data / "vendor" / name)
+    for name in ("circular-valid.vol", "TEST_T_2707_0.vol", "TEST_T_2710_0.vol"):
+        assert load(shared_data / "vendor" / name).localizer is not None
+    for name in ("fda_minimized.fda", "fds_minimized.fds"):
+        assert load(shared_data / "vendor" / name).metadata.manufacturer == "Topcon"
+    with pytest.raises(UnsupportedFormatError, match="No B-scan could be read"):
+        load(shared_data / "vendor" / "e2e_minimized.E2E")
 
 
-def test_kermany_class_folder_of_mixed_sizes_is_refused(shared_data: Path) -> None:
-    with pytest.raises(UnsupportedFormatError, match="different sizes"):
+def test_kermany_class_folder_is_many_independent_scans(shared_data: Path) -> None:
+    # B-scans of many patients and sizes: never one volume; each opens on its own
+    with pytest.raises(AmbiguousSeriesError, match="independent scans") as info:
         load(shared_data / "kermany" / "CNV")
+    assert info.value.independent and len(info.value.series) > 100
+
+
+def test_shared_vendor_folder_opens_as_separate_scans(shared_data: Path) -> None:
+    with pytest.raises(AmbiguousSeriesError) as info:
+        load(shared_data / "vendor")
+    assert info.value.independent and len(info.value.series) == 7
+    assert load(shared_data / "vendor", series="file:circular-valid.vol").localizer.pattern == (
+        "circle"
+    )

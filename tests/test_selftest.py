@@ -194,3 +194,38 @@ def test_jpeg_lossless_encoder_round_trips_through_libjpeg() -> None:
 def test_help_and_usage_errors_return_codes(capsys: pytest.CaptureFixture[str]) -> None:
     assert selftest.main(["--help"]) == 0
     assert selftest.main(["--no-such-option"]) == 2
+
+
+def test_every_reader_is_checked_and_a_lost_one_fails(
+    bundle: Path, samples: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from octviewer import selftest_readers
+
+    report = tmp_path / "st.json"
+    rc, _ = _run(capsys, "--model", str(bundle), "--samples", str(samples), "--json", str(report))
+    assert rc == 0
+    labels = {r["label"] for r in json.loads(report.read_text())["readers"]}
+    assert {c.label for c in selftest_readers.READER_CHECKS} <= labels
+    assert {"DICOMDIR", "DICOM explicit VR little endian", "DICOM JPEG 2000 lossless"} <= labels
+
+    # a bundle that lost eyepy (as the frozen app did without skimage's stubs) must fail
+    import sys
+
+    for mod in ("eyepy", "eyepy.io", "eyepy.io.he", "eyepy.io.he.vol_reader", "eyepy.core.utils"):
+        monkeypatch.setitem(sys.modules, mod, None)
+    rc, line = _run(
+        capsys, "--model", str(bundle), "--samples", str(samples), "--json", str(report)
+    )
+    assert rc == 1 and "FAILED" in line
+    failures = json.loads(report.read_text())["failures"]
+    assert any("Heidelberg .vol circle scan" in f and "eyepy" in f for f in failures)
+
+
+def test_missing_reader_sample_fails(
+    bundle: Path, samples: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from octviewer import selftest_readers
+
+    monkeypatch.setattr(selftest_readers, "selftest_dir", lambda: tmp_path / "nothing")
+    rc, line = _run(capsys, "--model", str(bundle), "--samples", str(samples))
+    assert rc == 1 and "FAILED" in line

@@ -61,16 +61,48 @@ class PatientIdentity:
         return not any((self.name, self.patient_id, self.birth_date, self.sex))
 
 
+#: scan patterns a localizer can show: B-scan lines (single line, volume raster, radial star)
+#: or one circle per B-scan (the RNFL circle scan around the optic disc)
+LOCALIZER_PATTERNS = ("line", "radial", "circle")
+
+
 @dataclass(frozen=True)
 class Localizer:
     """An en-face image (SLO / fundus) with the position of each B-scan drawn on it.
 
-    ``positions`` has one row per frame: ``(x0, y0, x1, y1)`` in localizer pixel coordinates
-    (column, row), the start and end of the B-scan line.
+    ``positions`` has one row per frame, in localizer pixel coordinates (column, row):
+
+    * ``pattern`` "line" (single line or volume raster) and "radial" (star): ``(x0, y0, x1,
+      y1)``, the start and end of the B-scan line;
+    * ``pattern`` "circle": ``(xs, ys, cx, cy)``, the point where the circular B-scan starts
+      and the centre of the circle (as Heidelberg stores it); the radius is their distance.
     """
 
     image: np.ndarray
     positions: np.ndarray | None = None
+    pattern: str = "line"
+
+    def __post_init__(self) -> None:
+        if self.pattern not in LOCALIZER_PATTERNS:
+            raise ValueError(f"pattern must be one of {LOCALIZER_PATTERNS}, got {self.pattern!r}")
+
+    def outline(self, index: int, segments: int = 96) -> np.ndarray:
+        """The path of B-scan ``index`` on the localizer: ``(k, 2)`` points (column, row),
+        two for a line, ``segments + 1`` (closed, from the start point) for a circle."""
+        if self.positions is None:
+            raise ValueError("this localizer has no B-scan positions")
+        return outline_of(self.positions[index], self.pattern, segments)
+
+
+def outline_of(position: np.ndarray, pattern: str, segments: int = 96) -> np.ndarray:
+    """The path of one B-scan from its ``positions`` row (see :class:`Localizer`)."""
+    x0, y0, x1, y1 = (float(v) for v in position)
+    if pattern != "circle":
+        return np.asarray([[x0, y0], [x1, y1]], np.float64)
+    r = float(np.hypot(x0 - x1, y0 - y1))
+    start = float(np.arctan2(y0 - y1, x0 - x1))
+    t = start + np.linspace(0.0, 2 * np.pi, segments + 1)
+    return np.stack([x1 + r * np.cos(t), y1 + r * np.sin(t)], axis=1)
 
 
 @dataclass(frozen=True)

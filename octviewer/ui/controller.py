@@ -217,6 +217,19 @@ class Controller(QObject):
         entry = self._entries.get(uid)
         if entry is None:
             return
+        if isinstance(exc, AmbiguousSeriesError) and exc.independent and exc.series:
+            # a folder of separate scans (vendor files, unrelated images): one entry each
+            keys = list(exc.series)
+            entry.series, entry.status, entry.error = keys[0], EntryStatus.OPENING, None
+            self.entry_updated.emit(uid)
+            self._load(entry)
+            for key in keys[1:]:
+                self._next_uid += 1
+                other = ScanEntry(self._next_uid, entry.path, series=key)
+                self._entries[other.uid] = other
+                self.entry_added.emit(other.uid)
+                self._load(other)
+            return
         if isinstance(exc, AmbiguousSeriesError):
             entry.status, entry.error = EntryStatus.FAILED, str(exc)
             self.entry_updated.emit(uid)

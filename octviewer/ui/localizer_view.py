@@ -13,11 +13,12 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent, QPen, QPixmap
+from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent, QPen, QPixmap, QPolygonF
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from octviewer.core import disease_map as dm
 from octviewer.core.overlay import attention_alpha, lut
+from octviewer.core.scan import outline_of
 from octviewer.ui.image_view import to_qimage
 
 BASE_PEN = QColor(120, 200, 255, 70)
@@ -29,14 +30,16 @@ def draw_scan_lines(
     positions: np.ndarray,
     to_widget: Callable[[float, float], QPointF],
     pen_for: Callable[[int], QPen | None],
+    pattern: str = "line",
 ) -> None:
-    """Draw each B-scan line ``(x0, y0, x1, y1)`` (localizer pixels) with ``pen_for(i)``
-    (None: not drawn). The one place lines are drawn, for the plain view and the map."""
-    for i, (x0, y0, x1, y1) in enumerate(positions):
+    """Draw each B-scan's path (its ``positions`` row in localizer pixels: a line, or a circle
+    for ``pattern="circle"``, see :func:`octviewer.core.scan.outline_of`) with ``pen_for(i)``
+    (None: not drawn). The one place scan paths are drawn, for the plain view and the map."""
+    for i, row in enumerate(positions):
         pen = pen_for(i)
         if pen is not None:
             p.setPen(pen)
-            p.drawLine(to_widget(x0, y0), to_widget(x1, y1))
+            p.drawPolyline(QPolygonF([to_widget(x, y) for x, y in outline_of(row, pattern)]))
 
 
 class LocalizerView(QWidget):
@@ -48,6 +51,7 @@ class LocalizerView(QWidget):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self._pixmap: QPixmap | None = None
         self._positions: np.ndarray | None = None
+        self._pattern = "line"
         self._current = 0
         self._shown: object = None  # the Localizer object on screen
         self.map: dm.DiseaseMap | None = None
@@ -70,9 +74,13 @@ class LocalizerView(QWidget):
         if localizer is None:
             self.set_localizer(None, None)
         else:
-            self.set_localizer(localizer.image, localizer.positions)
+            self.set_localizer(localizer.image, localizer.positions, localizer.pattern)
 
-    def set_localizer(self, image: np.ndarray | None, positions: np.ndarray | None) -> None:
+    def set_localizer(
+        self, image: np.ndarray | None, positions: np.ndarray | None, pattern: str = "line"
+    ) -> None:
+        """``pattern`` as :class:`octviewer.core.scan.Localizer` ("line", "radial", "circle")."""
+        self._pattern = pattern
         self.map = None
         if image is None:
             self._pixmap, self._positions = None, None
@@ -137,7 +145,9 @@ class LocalizerView(QWidget):
             shown = self.map if self.map_visible else None
             if shown is not None:
                 width = max(1.5, shown.line_width * s)
-                draw_scan_lines(p, self._positions, to_widget, lambda i: self._map_pen(i, width))
+                draw_scan_lines(
+                    p, self._positions, to_widget, lambda i: self._map_pen(i, width), self._pattern
+                )
                 if self.attention_visible:
                     self._draw_attention(p, to_widget, width)
                 if any(ln.status != "pending" for ln in shown.lines):
@@ -145,7 +155,9 @@ class LocalizerView(QWidget):
                     # glyph loading, which would add to the stall of opening the scan
                     self._draw_legend(p, shown)
             else:
-                draw_scan_lines(p, self._positions, to_widget, lambda i: QPen(BASE_PEN, 1))
+                draw_scan_lines(
+                    p, self._positions, to_widget, lambda i: QPen(BASE_PEN, 1), self._pattern
+                )
             cur = self._current
             if 0 <= cur < len(self._positions):
                 w = 2.2 if shown is None else max(2.2, shown.line_width * s * 0.5)
@@ -155,6 +167,7 @@ class LocalizerView(QWidget):
                         self._positions,
                         to_widget,
                         lambda i, c=color, w_=width: QPen(c, w_) if i == cur else None,
+                        self._pattern,
                     )
         p.end()
 
@@ -218,6 +231,9 @@ class LocalizerView(QWidget):
         target, s = self._target()
         px, py = (x - target.left()) / s, (y - target.top()) / s
         a, b = self._positions[:, :2], self._positions[:, 2:]
+        if self._pattern == "circle":  # rows are (start point, centre): distance to the circle
+            r = np.hypot(*(a - b).T)
+            return int(np.argmin(np.abs(np.hypot(px - b[:, 0], py - b[:, 1]) - r)))
         ab = b - a
         t = np.clip(
             ((px - a[:, 0]) * ab[:, 0] + (py - a[:, 1]) * ab[:, 1])

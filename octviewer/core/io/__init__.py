@@ -41,6 +41,7 @@ __all__ = [
     "ScanPermissionError",
     "judge_content",
     "load",
+    "plan_folder",
     "register_reader",
 ]
 
@@ -58,13 +59,23 @@ READERS: dict[FileKind, str | Reader] = {
     FileKind.TOPCON_FDA: "octviewer.core.io.vendor:read_topcon_fda",
 }
 
-_SUPPORTED = "PNG, JPEG, TIFF, BMP, DICOM, Heidelberg .vol, or a folder of these"
+_SUPPORTED = (
+    "PNG, JPEG, TIFF, BMP, DICOM (and DICOMDIR), Heidelberg .vol / .E2E, Topcon .fda / .fds, "
+    "or a folder of these"
+)
 _NOT_A_SCAN = {
     FileKind.TEXT: "a text file, not an image",
     FileKind.PDF: "a PDF document, not an image (export the scan itself, not a printout)",
     FileKind.ZIP: "a ZIP archive; unpack it first and open the folder",
     FileKind.OTHER_IMAGE: "an image format octviewer does not read (GIF, WebP or JPEG 2000)",
 }
+
+
+def plan_folder(path: str | Path):  # -> octviewer.core.io.folders.FolderPlan
+    """What a folder is: one scan, several independent scans, or a question for the user."""
+    from octviewer.core.io.folders import plan_folder as _plan
+
+    return _plan(Path(path).expanduser())
 
 
 def register_reader(kind: FileKind, reader: str | Reader) -> None:
@@ -136,9 +147,9 @@ def _load(p: Path, series: str | None) -> Scan:
             path=p,
         )
     if p.is_dir():
-        from octviewer.core.io.series import read_folder
+        from octviewer.core.io.folders import read_planned
 
-        return read_folder(p, series=series)
+        return read_planned(p, series=series)
     mode = p.stat().st_mode
     if not stat.S_ISREG(mode):
         raise UnsupportedFormatError("This is not a regular file (a device or a pipe).", path=p)
@@ -154,6 +165,11 @@ def _load(p: Path, series: str | None) -> Scan:
         what = _NOT_A_SCAN.get(kind, "not a format octviewer recognises")
         raise UnsupportedFormatError(f"The file is {what}. octviewer opens {_SUPPORTED}.", path=p)
     logger.debug("opening %s as %s", p.name, kind.value)
+    if kind is FileKind.DICOM:
+        from octviewer.core.io.dicomdir import file_is_dicomdir, read_dicomdir
+
+        if file_is_dicomdir(p):  # a media index, not an image: list / open its series
+            return read_dicomdir(p, series=series)
     return _resolve(reader)(p)
 
 

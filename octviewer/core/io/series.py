@@ -86,6 +86,16 @@ def read_folder(folder: Path, *, series: str | None = None) -> Scan:
     return _read_dicom_series(folder, group)
 
 
+def read_dicom_files(folder: Path, paths: list[Path]) -> Scan:
+    """Open DICOM files named by an index (a DICOMDIR) as one series scan (one file: as is)."""
+    if len(paths) == 1:
+        return dicom.read_dicom(paths[0])
+    headers = [dicom.read_header(p, stop_before_pixels=True) for p in paths]
+    key = str(headers[0].get("SeriesInstanceUID") or "series")
+    group = _Group(key, key, list(paths), headers)
+    return _read_dicom_series(folder, group)
+
+
 def _classify(folder: Path, files: list[Path]) -> dict[str, _Group]:
     image_paths: list[tuple[Path, FileKind]] = []
     dicom_files: list[tuple[Path, Dataset]] = []

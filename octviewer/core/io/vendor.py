@@ -1,4 +1,4 @@
-"""Vendor raw formats: Heidelberg .vol (eyepy), Heidelberg .E2E and Topcon .fda (oct-converter).
+"""Vendor raw formats: Heidelberg .vol and .E2E (eyepy, oct-converter), Topcon .fda/.fds.
 
 The optional readers (``pip install "octviewer[vendor]"``) are imported only when such a file
 is opened; oct-converter pulls in OpenCV, so it must never load at start-up.
@@ -32,7 +32,18 @@ _EXPORT_DICOM = (
 )
 
 
-def _missing(package: str, what: str, path: Path) -> MissingReaderError:
+def _missing(
+    package: str, what: str, path: Path, exc: ImportError | None = None
+) -> MissingReaderError:
+    """Not installed, or installed but a part of it cannot be imported (an incomplete build)."""
+    if exc is not None and _installed(package):
+        logger.warning("the %s reader is installed but cannot be imported: %s", package, exc)
+        return MissingReaderError(
+            f"Opening {what} files needs the package '{package}'; it is installed but part of "
+            f"it could not be loaded ({type(exc).__name__}: {exc}). Reinstall octviewer with "
+            'pip install "octviewer[vendor]", or report this if it is the packaged app.',
+            path=path,
+        )
     return MissingReaderError(
         f"Opening {what} files needs the optional package '{package}', which is not installed. "
         'Install it with: pip install "octviewer[vendor]"',
@@ -40,66 +51,107 @@ def _missing(package: str, what: str, path: Path) -> MissingReaderError:
     )
 
 
-def read_heidelberg_vol(path: Path) -> Scan:
-    """Heidelberg Spectralis .vol (HSF-OCT-1xx): B-scans, SLO localizer and B-scan positions."""
+def _installed(package: str) -> bool:
+    import importlib.util
+
+    module = {"oct-converter": "oct_converter"}.get(package, package)
     try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError, AttributeError):  # blocked or half-imported
+        return False
+
+
+#: Heidelberg .vol scan patterns (file header ``ScanPattern``) -> localizer pattern
+VOL_PATTERNS = {
+    0: ("unknown pattern", "line"),
+    1: ("single line scan", "line"),
+    2: ("circular scan", "circle"),
+    3: ("volume scan (ART mode)", "line"),
+    4: ("fast volume scan", "line"),
+    5: ("radial scan", "radial"),
+}
+
+
+def read_heidelberg_vol(path: Path) -> Scan:
+    """Heidelberg Spectralis .vol (HSF-OCT-1xx), every scan pattern (line, volume, circle,
+    radial): B-scans, SLO localizer and B-scan positions.
+
+    Built from eyepy's parsed file (``HeVolReader.parsed_file``), not its ``EyeVolume``, which
+    refuses circular and radial scans although the file parses.
+    """
+    try:
+        from eyepy.core.utils import from_vol_intensity
         from eyepy.io.he.vol_reader import HeVolReader
     except ImportError as exc:
-        raise _missing("eyepy", "Heidelberg .vol", path) from exc
+        raise _missing("eyepy", "Heidelberg .vol", path, exc) from exc
 
     try:
-        reader = HeVolReader(path)
-        parsed = reader.parsed_file
-        volume = reader.volume  # applies the .vol intensity transform (float -> uint8 display)
-        data = np.asarray(volume.data)
+        parsed = HeVolReader(path).parsed_file
+        raw = [np.asarray(b.data, dtype=np.float32) for b in parsed.bscans]
         slo = np.asarray(parsed.localizer)
     except PermissionError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # construct raises StreamError / ConstError for cut or odd files
+        logger.info("eyepy could not parse a .vol file: %s", type(exc).__name__)
         raise CorruptFileError(
-            "The Heidelberg .vol file is damaged, incomplete or of an unsupported variant "
-            f"(eyepy: {type(exc).__name__}). {_EXPORT_DICOM}",
+            "The Heidelberg .vol file could not be parsed: it ends early or its header does not "
+            f"match the HSF-OCT format (eyepy: {type(exc).__name__}). Copy or export it again. "
+            f"{_EXPORT_DICOM}",
             path=path,
         ) from exc
-    if data.ndim == 2:
-        data = data[np.newaxis]
-
-    positions = None
-    sx, sy = float(parsed.scale_x_slo or 0), float(parsed.scale_y_slo or 0)
-    if sx > 0 and sy > 0:
-        positions = np.asarray(
-            [[b.start_x / sx, b.start_y / sy, b.end_x / sx, b.end_y / sy] for b in parsed.bscans],
-            dtype=np.float32,
+    pattern_no = int(parsed.scan_pattern or 0)
+    pattern_name, pattern = VOL_PATTERNS.get(pattern_no, (f"scan pattern {pattern_no}", "line"))
+    if not raw or len({r.shape for r in raw}) != 1:
+        raise UnsupportedFormatError(
+            f"This Heidelberg .vol file ({pattern_name}) holds "
+            + ("no B-scan" if not raw else "B-scans of different sizes")
+            + f", which octviewer cannot show. {_EXPORT_DICOM}",
+            path=path,
         )
+    # the .vol intensity transform of Heyex (float reflectivity -> 8-bit display); in place
+    data = np.stack([from_vol_intensity(r.copy()) for r in raw])
+    return Scan(
+        frames=np.ascontiguousarray(data),
+        metadata=_vol_metadata(parsed, path, len(data), pattern_name),
+        identity=PatientIdentity(
+            patient_id=str(parsed.patient_id or "").strip() or None,
+            birth_date=_as_date_text(parsed.dob),
+        ),
+        localizer=Localizer(image=slo, positions=_vol_positions(parsed), pattern=pattern),
+    )
+
+
+def _vol_positions(parsed: object) -> np.ndarray | None:
+    """B-scan start/end (circle: start and centre) in SLO pixels, from millimetres."""
+    sx, sy = float(parsed.scale_x_slo or 0), float(parsed.scale_y_slo or 0)
+    if sx <= 0 or sy <= 0:
+        return None
+    return np.asarray(
+        [[b.start_x / sx, b.start_y / sy, b.end_x / sx, b.end_y / sy] for b in parsed.bscans],
+        dtype=np.float32,
+    )
+
+
+def _vol_metadata(parsed: object, path: Path, n: int, pattern_name: str) -> ScanMetadata:
     distance = float(parsed.distance or 0)
     spacing = PixelSpacing(
         row=float(parsed.scale_y),
         col=float(parsed.scale_x),
         unit="mm",
-        frame=distance if distance > 0 and len(data) > 1 else None,
+        frame=distance if distance > 0 and n > 1 else None,
     )
     lat = str(parsed.scan_position or "").strip().upper()
-    laterality = {"OD": Laterality.RIGHT, "OS": Laterality.LEFT}.get(lat, Laterality.UNKNOWN)
-    meta = ScanMetadata(
+    return ScanMetadata(
         source_paths=(path,),
         format="Heidelberg VOL",
-        modality=Modality.OCT_VOLUME if len(data) > 1 else Modality.OCT_BSCAN,
-        laterality=laterality,
+        modality=Modality.OCT_VOLUME if n > 1 else Modality.OCT_BSCAN,
+        laterality={"OD": Laterality.RIGHT, "OS": Laterality.LEFT}.get(lat, Laterality.UNKNOWN),
         spacing=spacing,
         manufacturer="Heidelberg Engineering",
         device_model="Spectralis",
         acquisition_date=_as_date(parsed.visit_date),
         bit_depth=8,
-    )
-    identity = PatientIdentity(
-        patient_id=str(parsed.patient_id or "").strip() or None,
-        birth_date=_as_date_text(parsed.dob),
-    )
-    return Scan(
-        frames=np.ascontiguousarray(data),
-        metadata=meta,
-        identity=identity,
-        localizer=Localizer(image=slo, positions=positions),
+        notes=(f"Heidelberg {pattern_name}",) if int(parsed.scan_pattern or 0) != 1 else (),
     )
 
 
@@ -122,66 +174,100 @@ def _as_date_text(value: object) -> str | None:
 
 
 def read_heidelberg_e2e(path: Path) -> Scan:
-    """Heidelberg .E2E through oct-converter, where it can parse the file."""
-    return _read_with_oct_converter(
-        path,
-        "E2E",
-        "Heidelberg .E2E",
-        "Heidelberg E2E",
-        "Heidelberg Engineering",
-        "it cannot parse minimised and many newer E2E exports",
+    """Heidelberg .E2E: eyepy's E2E reader first, then oct-converter; where neither finds a
+    B-scan, the refusal says so and what to export instead."""
+    tried, missing = [], []
+    for package, read in (("eyepy", _e2e_with_eyepy), ("oct-converter", _e2e_with_oct_converter)):
+        try:
+            return read(path)
+        except ImportError as exc:
+            missing.append((package, exc))
+        except _NothingFound as exc:
+            tried.append(f"{package} {exc}")
+    if missing:  # the reader that is not installed might read it
+        error = _missing(missing[0][0], "Heidelberg .E2E", path, missing[0][1])
+        if tried:
+            error.message = f"No B-scan could be read from this file ({'; '.join(tried)}). " + (
+                error.message
+            )
+            error.args = (error.message,)
+        raise error
+    raise UnsupportedFormatError(
+        "No B-scan could be read from this Heidelberg .E2E file: "
+        + "; ".join(tried)
+        + ". Heidelberg does not document the E2E format and minimised or newer E2E exports "
+        "are not understood by the available readers. In Heyex, export the scan as DICOM "
+        "(Ophthalmic Tomography) or as a .vol file (Heyex 1: Export > Raw data) and open that "
+        "file instead.",
+        path=path,
     )
 
 
-def read_topcon_fda(path: Path) -> Scan:
-    """Topcon .fda through oct-converter, where it can parse the file."""
-    return _read_with_oct_converter(
-        path,
-        "FDA",
-        "Topcon .fda",
-        "Topcon FDA",
-        "Topcon",
-        "its Topcon reader does not work with NumPy 2",
-    )
+class _NothingFound(Exception):
+    """A reader parsed (or failed to parse) an E2E file and found no B-scan; text says which."""
 
 
-def _read_with_oct_converter(
-    path: Path, cls_name: str, what: str, fmt: str, maker: str, limitation: str
-) -> Scan:
+def _e2e_with_eyepy(path: Path) -> Scan:
+    from eyepy.io.he.e2e_reader import HeE2eReader  # the module itself: PyInstaller sees it
+
     try:
-        from oct_converter import readers
-    except ImportError as exc:
-        raise _missing("oct-converter", what, path) from exc
-    try:
-        reader = getattr(readers, cls_name)(str(path))
-        result = reader.read_oct_volume()
-        volumes = result if isinstance(result, list) else [result]
-        volume = next(
-            v for v in volumes if getattr(v, "volume", None) is not None and len(v.volume)
-        )
-        data = np.asarray(np.stack([np.asarray(f) for f in volume.volume]))
+        with HeE2eReader(path) as reader:
+            volumes = reader.volumes
     except Exception as exc:
-        logger.info("oct-converter could not read %s: %r", fmt, exc)
-        raise UnsupportedFormatError(
-            f"This {what} file could not be read: the only available reader, oct-converter, "
-            f"failed on it ({limitation}). {_EXPORT_DICOM}",
-            path=path,
-        ) from exc
-    if data.dtype not in (np.uint8, np.uint16):
-        data = data.astype(np.float32)
-    lat = str(getattr(volume, "laterality", "") or "").upper()
-    laterality = {
-        "R": Laterality.RIGHT,
-        "OD": Laterality.RIGHT,
-        "L": Laterality.LEFT,
-        "OS": Laterality.LEFT,
-    }
+        logger.info("eyepy could not read an E2E file: %s", type(exc).__name__)
+        raise _NothingFound(f"could not parse it ({type(exc).__name__})") from exc
+    volumes = [v for v in volumes if np.asarray(v.data).size]
+    if not volumes:
+        raise _NothingFound("found no series with B-scans in it")
+    vol = volumes[0]
+    data = np.asarray(vol.data)
+    data = data[np.newaxis] if data.ndim == 2 else data
+    lat = str(vol.laterality or "").strip().upper()
     meta = ScanMetadata(
         source_paths=(path,),
-        format=fmt,
+        format="Heidelberg E2E",
         modality=Modality.OCT_VOLUME if len(data) > 1 else Modality.OCT_BSCAN,
-        laterality=laterality.get(lat, Laterality.UNKNOWN),
-        manufacturer=maker,
+        laterality={"OD": Laterality.RIGHT, "OS": Laterality.LEFT}.get(lat, Laterality.UNKNOWN),
+        spacing=PixelSpacing(row=float(vol.scale_y), col=float(vol.scale_x), unit="mm"),
+        manufacturer="Heidelberg Engineering",
+        bit_depth=8,
+    )
+    return Scan(frames=np.ascontiguousarray(data), metadata=meta)
+
+
+def _e2e_with_oct_converter(path: Path) -> Scan:
+    import contextlib
+    import io
+
+    from octviewer.core.io.octconverter_compat import import_readers
+
+    readers = import_readers()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            result = readers.E2E(str(path)).read_oct_volume()
+    except Exception as exc:
+        logger.info("oct-converter could not read an E2E file: %s", type(exc).__name__)
+        raise _NothingFound(f"could not parse it ({type(exc).__name__})") from exc
+    volumes = [v for v in (result if isinstance(result, list) else [result]) if v.volume]
+    if not volumes:
+        raise _NothingFound("found no B-scans in it")
+    data = np.stack([np.asarray(f) for f in volumes[0].volume])
+    if data.dtype not in (np.uint8, np.uint16):
+        data = data.astype(np.float32)
+    lat = {"R": Laterality.RIGHT, "L": Laterality.LEFT}
+    meta = ScanMetadata(
+        source_paths=(path,),
+        format="Heidelberg E2E",
+        modality=Modality.OCT_VOLUME if len(data) > 1 else Modality.OCT_BSCAN,
+        laterality=lat.get(str(volumes[0].laterality or "").upper()[:1], Laterality.UNKNOWN),
+        manufacturer="Heidelberg Engineering",
         bit_depth=16 if data.dtype == np.uint16 else 8,
     )
     return Scan(frames=data, metadata=meta)
+
+
+def read_topcon_fda(path: Path) -> Scan:
+    """Topcon .fda / .fds (see :mod:`octviewer.core.io.topcon`)."""
+    from octviewer.core.io.topcon import read_topcon
+
+    return read_topcon(path)
