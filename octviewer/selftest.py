@@ -349,6 +349,8 @@ def _check_result(scan: Scan, result: Any, engine: Engine, case: CaseOutcome) ->
             )
         if flagged and (fr.assessable or fr.presented_class is not None):
             case.fail(f"frame {fr.frame_index}: flagged NOT_OCT but presented as a class")
+        if engine.ood is not None and not (fr.ood_score is not None and np.isfinite(fr.ood_score)):
+            case.fail(f"frame {fr.frame_index}: no out-of-distribution score ({fr.ood_score!r})")
 
 
 def _check_cam(cam: Any, scan: Scan, case: CaseOutcome, frame: int) -> None:
@@ -509,6 +511,10 @@ def run_selftest(
     run.torch_info = torch_info()
     run.model = f"{engine.identity.name} {engine.identity.short_sha}"
     log.info("self-test: model %s on %s", engine.identity, engine.device)
+    from octviewer.resources import default_model_path
+
+    if engine.ood is None and model.resolve() == default_model_path().resolve():
+        run.fail("the bundled default model carries no out-of-distribution statistics")
 
     samples, expected = find_samples(samples_dir)
     if not samples:
