@@ -10,8 +10,9 @@ network (what the OOD score reads). The OOD statistics are fitted here, from the
 as ``octviewer-train ood`` does (class means and shrunk covariance on one half of the patients,
 scale and 2 % false-flag threshold on the other half), then both precisions' features are
 scored with them: the change of score and the number of OUT_OF_DISTRIBUTION decisions that flip.
-The default bundle carries no OOD statistics, hence the fit here. Partial results are saved
-every few batches to ``--out``, and ``--report-only`` prints them.
+When the bundle carries OOD statistics (the default model does since 2.1.0) its own statistics
+and threshold are used instead of the fit. Partial results are saved every few batches to
+``--out``, and ``--report-only`` prints them.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def run(args: argparse.Namespace) -> None:
         if (start // args.batch_size) % 5 == 4 or start + args.batch_size >= len(files):
             save(args.out, names, out)
             print(f"  {len(names)}/{len(files)} images, {load()}", flush=True)
-    report(args.out)
+    report(args.out, Path(args.bundle) if args.bundle else None)
 
 
 def save(path: Path, names: list[str], out: dict[str, list]) -> None:
@@ -105,7 +106,18 @@ def ood_fit(names: np.ndarray, feats: np.ndarray, labels: np.ndarray, classes: i
     return OODModel(tuple(nets), thr)
 
 
-def report(path: Path) -> None:
+def stats_for(bundle: Path | None, names: np.ndarray, feats: np.ndarray, labels, classes: int):
+    """(the bundle's own OOD statistics, "bundle") or, without them, (a fit here, "fitted")."""
+    from octviewer.core.model.bundle import load_bundle
+    from octviewer.resources import default_model_path
+
+    own = load_bundle(bundle or default_model_path()).ood
+    if own is not None:
+        return own, "the bundle's own"
+    return ood_fit(names, feats, labels, classes), "fitted here"
+
+
+def report(path: Path, bundle: Path | None = None) -> None:
     d = np.load(path)
     names, p32, p16 = d["names"], d["p32"], d["p16"]
     n = len(names)
@@ -128,13 +140,13 @@ def report(path: Path) -> None:
         f"  forward per batch: fp32 median {np.median(t32):.2f} s, bf16 {np.median(t16):.2f} s,"
         f" median paired ratio bf16/fp32 {r:.2f}x ({len(t32)} batches)"
     )
-    ood = ood_fit(names, d["f32"], labels, len(classes))
+    ood, origin = stats_for(bundle, names, d["f32"], labels, len(classes))
     s32 = ood.score(list(d["f32"].transpose(1, 0, 2)))
     s16 = ood.score(list(d["f16"].transpose(1, 0, 2)))
     ds = np.abs(s32 - s16)
     flips = int(((s32 > ood.threshold) != (s16 > ood.threshold)).sum())
     print(
-        f"  OOD score (fitted here, threshold {ood.threshold:.3f}; scores median "
+        f"  OOD score ({origin} statistics, threshold {ood.threshold:.3f}; scores median "
         f"{np.median(s32):.3f}, IQR {np.subtract(*np.percentile(s32, [75, 25])):.3f}):"
     )
     print(
@@ -162,10 +174,11 @@ def volume_rule_report(full_path: Path, plain_path: Path, frames: int, bundle: P
     names = full["names"][:n]
     classes = sorted({s.split("-")[0] for s in names})
     labels = np.asarray([classes.index(s.split("-")[0]) for s in names])
-    ood = ood_fit(names, full["f32"][:n], labels, len(classes))
+    ood, origin = stats_for(bundle, names, full["f32"][:n], labels, len(classes))
     conf = float(cfg.confidence_threshold)
     rule = VolumeShortcut()
     print(f"\nvolume rule {rule} on {n} images in volumes of {frames} ({load()}):")
+    print(f"  OOD statistics: {origin} (threshold {ood.threshold:.3f})")
     for tag in ("16", "32"):
         pf, pc = full["p" + tag][:n], plain["p" + tag][:n]
         sf = ood.score(list(full["f" + tag][:n].transpose(1, 0, 2)))
@@ -344,7 +357,7 @@ def main() -> None:
             args.out, args.volume_rule, args.frames, Path(args.bundle or default_model_path())
         )
     if args.report_only:
-        return report(args.out)
+        return report(args.out, Path(args.bundle) if args.bundle else None)
     if args.images is None:
         ap.error("--images is required")
     if args.bundle is None:
