@@ -232,3 +232,15 @@ def test_ood_command_adds_statistics_to_an_existing_bundle(tmp_path: Path) -> No
     x = torch.rand(1, 1, 64, 64)
     with torch.inference_mode():
         torch.testing.assert_close(new.model(x), load_bundle(res.bundle).model(x))
+
+
+def test_a_score_that_is_not_a_number_withholds_the_class(tmp_path: Path) -> None:
+    """A NaN score must never read as 'in distribution' (NaN > threshold is False)."""
+    from octviewer.core.engine import Engine
+
+    path, _ = _bundle_with_stats(tmp_path)
+    engine = Engine(path, device="cpu")
+    scan = octviewer.load(KERMANY_SMALL / "CNV" / "CNV-451136-1.jpeg")
+    probs = np.full(4, 0.25, np.float32)
+    assert ResultFlag.OUT_OF_DISTRIBUTION in engine._flags(scan, probs, float("nan"))
+    assert ResultFlag.OUT_OF_DISTRIBUTION not in engine._flags(scan, probs, -1.0)

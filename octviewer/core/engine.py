@@ -332,7 +332,7 @@ class Engine:
             flags.add(ResultFlag.NOT_OCT)
         if self.ood is None:
             flags.add(ResultFlag.OOD_CHECK_UNAVAILABLE)
-        elif ood_score is not None and ood_score > self.ood.threshold:
+        elif ood_score is not None and not ood_score <= self.ood.threshold:  # NaN: flagged
             flags.add(ResultFlag.OUT_OF_DISTRIBUTION)
         if float(probs.max()) < float(self.config.confidence_threshold):
             flags.add(ResultFlag.LOW_CONFIDENCE)
