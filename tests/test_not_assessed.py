@@ -97,6 +97,9 @@ def test_api_withholds_the_class() -> None:
         fr.reason_text
     )
     assert fr.cautions == [ResultFlag.OTHER_DEVICE]  # the reason is not repeated as a warning
+    both = _fr(0, [0.81, 0.1, 0.06, 0.03], {ResultFlag.NOT_OCT, ResultFlag.OUT_OF_DISTRIBUTION})
+    assert both.reason == ResultFlag.NOT_OCT.warning
+    assert both.cautions == []  # a fundus photo is not also called "this B-scan is unlike..."
     ok = _fr(0, [0.81, 0.1, 0.06, 0.03], {ResultFlag.OOD_CHECK_UNAVAILABLE})
     assert ok.assessable and ok.reason_text is None and ok.headline == "CNV 81.0 %"
 

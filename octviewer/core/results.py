@@ -174,8 +174,10 @@ class FrameResult:
 
     @property
     def cautions(self) -> list[ResultFlag]:
-        """The flags to show as warnings besides the reason, most serious first."""
-        return [f for f in self.ordered_flags if not f.abstains or f.warning != self.reason]
+        """The flags to show as warnings besides the reason, most serious first: those that
+        qualify a class. A second withholding flag is not repeated (the reason names the first;
+        on a fundus photo "this B-scan is unlike the training data" would only confuse)."""
+        return [f for f in self.ordered_flags if not f.abstains]
 
     @property
     def headline(self) -> str:
