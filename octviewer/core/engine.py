@@ -27,7 +27,6 @@ import contextlib
 import logging
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -223,10 +222,8 @@ class Engine:
         about the int8 model, not float32 + int8 copies). The Linear layers after the CAM target
         also stay as float32 modules, swapped in for CAM passes (int8 layers have no backward).
         """
-        import torch
-        from torch.ao.quantization import quantize_dynamic
-
         from octviewer.core.model.architectures import resolve_module_name
+        from octviewer.core.model.int8 import quantize_linears
 
         if self._tail_names is None:  # first call: the network is complete, still on meta
             self.cam_target = self._cam_target_of(model)
@@ -235,27 +232,7 @@ class Engine:
             self._tail_names = set(names[names.index(target) + 1 :])
         if not prefix:  # the root piece: only the root's own tensors are filled
             return
-        for name, layer in list(unit.named_modules()):
-            if type(layer) is not torch.nn.Linear:  # quantize_dynamic's own rule (exact type)
-                continue
-            full = f"{prefix}.{name}" if name else prefix
-            holder = torch.nn.Sequential(layer).eval()
-            with warnings.catch_warnings():  # deprecated in torch 2.14 (torchao), still works
-                warnings.filterwarnings("ignore", message=".*quantiz.*", category=UserWarning)
-                warnings.filterwarnings(
-                    "ignore",
-                    message="torch.ao.quantization is deprecated",
-                    category=DeprecationWarning,
-                )
-                quantize_dynamic(holder, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
-            model.set_submodule(full, holder[0])
-            if full in self._tail_names:
-                self._fp32_tail[full] = layer.eval()
-            else:
-                # quantize_dynamic leaves the float layer in a reference cycle: free its
-                # weights now rather than at the next garbage collection.
-                for pname in [n for n, _ in layer.named_parameters(recurse=False)]:
-                    delattr(layer, pname)
+        self._fp32_tail.update(quantize_linears(prefix, unit, model, self._tail_names))
         release_free_memory()  # else the freed float32 weights stay in the C heap (~300 MB)
 
     @contextlib.contextmanager

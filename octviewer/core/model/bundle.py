@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from octviewer.core.filemode import apply_umask_to
 from octviewer.core.model.config import BUNDLE_FORMAT, ModelConfig
+from octviewer.core.model.int8 import SCALE_PREFIX, dequantise_int8, quantisable, quantise_int8
 from octviewer.core.model.schema import SchemaError, loads_bounded, validate_config
 from octviewer.core.ood import TENSOR_PREFIX as _OOD_PREFIX
 from octviewer.core.results import ModelIdentity
@@ -58,8 +59,6 @@ _MAX_HEADER = 16 * 1024 * 1024  # a MIRAGE-Large int8 bundle's header is about 6
 _ITEMSIZE = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1,
              "U64": 8, "U32": 4, "U16": 2, "U8": 1, "BOOL": 1}  # fmt: skip
 _DTYPES = {"float32", "float16", "bfloat16", "int8"}
-_SCALE_PREFIX = "__int8_scale__."
-_INT8_MIN_ELEMENTS = 256  # smaller tensors are not worth a scale vector: float16
 _MIRAGE_HINTS = ("input_adapters.", "global_tokens", "output_adapters.", "encoder.0.")
 _FINETUNE_HINT = (
     "This looks like a MIRAGE foundation-model weight file, not an octviewer model bundle: "
@@ -258,8 +257,8 @@ def save_bundle(
     state: dict[str, torch.Tensor] = {}
     for k, v in model.state_dict().items():
         t = v.detach().to("cpu")
-        if dtype == "int8" and t.is_floating_point() and _quantisable(t):
-            state[k], state[_SCALE_PREFIX + k] = quantise_int8(t)
+        if dtype == "int8" and t.is_floating_point() and quantisable(t):
+            state[k], state[SCALE_PREFIX + k] = quantise_int8(t)
             continue
         if t.is_floating_point():
             t = t.to(target)
@@ -275,24 +274,6 @@ def save_bundle(
     sha = file_sha256(p)
     log.info("wrote model bundle %s (%s, sha256 %s)", p.name, config.architecture, sha[:12])
     return sha
-
-
-def _quantisable(t: torch.Tensor) -> bool:
-    return t.ndim >= 2 and t.numel() >= _INT8_MIN_ELEMENTS
-
-
-def quantise_int8(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Symmetric per-output-channel int8: ``(q, scale)`` with ``t ~= q * scale[:, None, ...]``."""
-    import torch
-
-    flat = t.detach().float().reshape(t.shape[0], -1)
-    scale = flat.abs().amax(dim=1).clamp_min(1e-12) / 127.0
-    q = torch.round(flat / scale[:, None]).clamp_(-127, 127).to(torch.int8)
-    return q.reshape(t.shape).contiguous(), scale.contiguous()
-
-
-def dequantise_int8(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    return (q.float().reshape(q.shape[0], -1) * scale.float()[:, None]).reshape(q.shape)
 
 
 def _check_state(
@@ -343,14 +324,14 @@ def _header_shapes(header: _Header, p: Path) -> dict[str, tuple[int, ...]]:
         problem = None
         if k.startswith(_OOD_PREFIX):
             continue
-        if k.startswith(_SCALE_PREFIX):
-            weight = shapes.get(k[len(_SCALE_PREFIX) :])
+        if k.startswith(SCALE_PREFIX):
+            weight = shapes.get(k[len(SCALE_PREFIX) :])
             if weight is None or len(shapes[k]) != 1 or not weight or weight[0] != shapes[k][0]:
                 problem = f"int8 scale '{k}' does not match a weight"
             elif v["dtype"] != "F32":
                 problem = f"int8 scale '{k}' is not float32"
             del shapes[k]
-        elif v["dtype"] == "I8" and _SCALE_PREFIX + k not in header.tensors:
+        elif v["dtype"] == "I8" and SCALE_PREFIX + k not in header.tensors:
             problem = f"int8 tensor '{k}' has no scale"
         if problem:
             raise ModelFormatError(
@@ -534,7 +515,7 @@ def load_bundle(
                     t = fh.get_tensor(k)
                     want = dtypes[k]
                     if t.dtype == torch.int8 and want.is_floating_point:
-                        t = dequantise_int8(t, fh.get_tensor(_SCALE_PREFIX + k))
+                        t = dequantise_int8(t, fh.get_tensor(SCALE_PREFIX + k))
                     if t.is_floating_point() and want.is_floating_point and t.dtype != want:
                         t = t.to(want)
                     _check_values(t, k, p)
