@@ -197,6 +197,50 @@ def create_model_for(config: ModelConfig, *, meta: bool) -> torch.nn.Module:
 UnitHook = Callable[[str, "torch.nn.Module", "torch.nn.Module"], None]
 
 
+def _fill_unit(
+    fh: Any,
+    model: torch.nn.Module,
+    prefix: str,
+    unit: torch.nn.Module,
+    dtypes: dict[str, torch.dtype],
+    config: ModelConfig,
+    p: Path,
+) -> list[str]:
+    """Read one :func:`load_units` piece's tensors from the open file into it (int8 ones
+    dequantised, each value-checked); returns the names it filled."""
+    import torch
+    from safetensors import SafetensorError
+
+    if prefix:
+        keys = [f"{prefix}.{k}" for k in unit.state_dict()]
+    else:  # the root's own parameters and buffers (first: nothing is swapped yet)
+        keys = [n for n, _ in model.named_parameters(recurse=False)]
+        keys += [n for n, _ in model.named_buffers(recurse=False) if n in dtypes]
+    try:
+        part: dict[str, torch.Tensor] = {}
+        for k in keys:
+            t = fh.get_tensor(k)
+            want = dtypes[k]
+            if t.dtype == torch.int8 and want.is_floating_point:
+                t = dequantise_int8(t, fh.get_tensor(SCALE_PREFIX + k))
+            if t.is_floating_point() and want.is_floating_point and t.dtype != want:
+                t = t.to(want)
+            _check_values(t, k, p)
+            part[k[len(prefix) + 1 :] if prefix else k] = t
+        if prefix:
+            unit.load_state_dict(part, strict=True, assign=True)
+        else:
+            model.load_state_dict(part, strict=False, assign=True)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise _unreadable(p, exc) from exc
+    except RuntimeError as exc:
+        raise ModelMismatchError(
+            f"The weights do not fit the architecture '{config.architecture}' ({exc}).",
+            path=p,
+        ) from exc
+    return keys
+
+
 def load_bundle(
     path: str | Path, *, device: str = "cpu", on_unit: UnitHook | None = None
 ) -> LoadedModel:
@@ -228,34 +272,7 @@ def load_bundle(
         raise _unreadable(p, exc) from exc
     with fh:
         for prefix, unit in load_units(model):
-            if prefix:
-                keys = [f"{prefix}.{k}" for k in unit.state_dict()]
-            else:  # the root's own parameters and buffers (first: nothing is swapped yet)
-                keys = [n for n, _ in model.named_parameters(recurse=False)]
-                keys += [n for n, _ in model.named_buffers(recurse=False) if n in expected]
-            try:
-                part: dict[str, torch.Tensor] = {}
-                for k in keys:
-                    t = fh.get_tensor(k)
-                    want = dtypes[k]
-                    if t.dtype == torch.int8 and want.is_floating_point:
-                        t = dequantise_int8(t, fh.get_tensor(SCALE_PREFIX + k))
-                    if t.is_floating_point() and want.is_floating_point and t.dtype != want:
-                        t = t.to(want)
-                    _check_values(t, k, p)
-                    part[k[len(prefix) + 1 :] if prefix else k] = t
-                if prefix:
-                    unit.load_state_dict(part, strict=True, assign=True)
-                else:
-                    model.load_state_dict(part, strict=False, assign=True)
-            except (SafetensorError, OSError, ValueError) as exc:
-                raise _unreadable(p, exc) from exc
-            except RuntimeError as exc:
-                raise ModelMismatchError(
-                    f"The weights do not fit the architecture '{config.architecture}' ({exc}).",
-                    path=p,
-                ) from exc
-            del part
+            keys = _fill_unit(fh, model, prefix, unit, dtypes, config, p)
             done.update(keys)
             if on_unit is not None:
                 on_unit(prefix, unit, model)
