@@ -396,7 +396,6 @@ class Engine:
         ``shortcut`` (predictions of several frames of a model with a mirrored view): the
         mirrored view only where :mod:`octviewer.core.volume_rule` says it can change the
         answer, and always for ``full_frames``."""
-        from octviewer.core.cam import upsample_cam
 
         t0 = time.perf_counter()
         self._check_scan(scan)
@@ -412,41 +411,7 @@ class Engine:
             if cancel is not None and cancel():
                 raise AnalysisCancelled("The analysis was cancelled.")
             idx = indices[start : start + bs]
-            tap = FeatureTap()
-            with self._failures():
-                x = self._inputs(scan, idx)
-                grids: np.ndarray | None = None
-                classes: list[int] | None = None
-                if cam:
-                    with self._lock, self._cam_ready(), self._autocast():
-                        with tap.recording(self.model):
-                            cp = self._cam.forward(x)
-                        logits = cp.logits.cpu().numpy()
-                        classes = (
-                            [fixed_class] * len(idx)
-                            if fixed_class is not None
-                            else logits.argmax(1).tolist()
-                        )
-                        grids = self._cam.cams(cp, classes).cpu().numpy()
-                else:
-                    logits = self._predict(x, tap)
-                scores = self._ood_scores(tap, len(idx))
-            probs = calibrated_probabilities(logits, self.config.temperature)
-            _require_finite(probs, grids, idx)
-            for j, fi in enumerate(idx):
-                results.append(
-                    FrameResult(
-                        frame_index=fi,
-                        class_names=self.config.class_names,
-                        probabilities=probs[j],
-                        logits=logits[j].astype(np.float32),
-                        flags=self._flags(scan, probs[j], scores[j]),
-                        cam=upsample_cam(grids[j], scan.shape) if grids is not None else None,
-                        cam_class=classes[j] if classes is not None else None,
-                        ood_score=scores[j],
-                        ood_threshold=self.ood.threshold if self.ood is not None else None,
-                    )
-                )
+            results.extend(self._analyze_batch(scan, idx, cam, fixed_class))
             if progress is not None:
                 progress(len(results), len(indices))
         elapsed = time.perf_counter() - t0
@@ -463,6 +428,49 @@ class Engine:
                 "cam_layer": self.cam_target if cam else "",
             },
         )
+
+    def _analyze_batch(
+        self, scan: Scan, idx: list[int], cam: bool, fixed_class: int | None
+    ) -> list[FrameResult]:
+        """One batch of :meth:`analyze`: predictions, OOD scores and (``cam``) the CAMs of the
+        predicted class, or of ``fixed_class``, for frames ``idx``."""
+        from octviewer.core.cam import upsample_cam
+
+        tap = FeatureTap()
+        with self._failures():
+            x = self._inputs(scan, idx)
+            grids: np.ndarray | None = None
+            classes: list[int] | None = None
+            if cam:
+                with self._lock, self._cam_ready(), self._autocast():
+                    with tap.recording(self.model):
+                        cp = self._cam.forward(x)
+                    logits = cp.logits.cpu().numpy()
+                    classes = (
+                        [fixed_class] * len(idx)
+                        if fixed_class is not None
+                        else logits.argmax(1).tolist()
+                    )
+                    grids = self._cam.cams(cp, classes).cpu().numpy()
+            else:
+                logits = self._predict(x, tap)
+            scores = self._ood_scores(tap, len(idx))
+        probs = calibrated_probabilities(logits, self.config.temperature)
+        _require_finite(probs, grids, idx)
+        return [
+            FrameResult(
+                frame_index=fi,
+                class_names=self.config.class_names,
+                probabilities=probs[j],
+                logits=logits[j].astype(np.float32),
+                flags=self._flags(scan, probs[j], scores[j]),
+                cam=upsample_cam(grids[j], scan.shape) if grids is not None else None,
+                cam_class=classes[j] if classes is not None else None,
+                ood_score=scores[j],
+                ood_threshold=self.ood.threshold if self.ood is not None else None,
+            )
+            for j, fi in enumerate(idx)
+        ]
 
     def _has_mirror(self) -> bool:
         return bool(getattr(self.model, "hflip_tta", False))
