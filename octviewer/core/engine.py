@@ -39,7 +39,6 @@ from octviewer.core.device import (
     choose_device,
     configure_threads,
     prepare_environment,
-    release_free_memory,
 )
 from octviewer.core.ood import FeatureTap
 from octviewer.core.results import FrameResult, ModelIdentity, ResultFlag, ScanResult
@@ -113,6 +112,7 @@ class Engine:
         prepare_environment()
         from octviewer.core.cam import OnePassCam
         from octviewer.core.model.bundle import load_bundle, read_bundle_config
+        from octviewer.core.model.int8 import DynamicInt8
 
         if bundle is None:
             from octviewer.resources import default_model_path
@@ -131,29 +131,29 @@ class Engine:
         self.threads = configure_threads(threads) if self._device.type == "cpu" else None
         t0 = time.perf_counter()
         self.quantized = False
-        self._fp32_tail: dict[str, torch.nn.Module] = {}
-        self._int8_tail: dict[str, torch.nn.Module] = {}
-        self._tail_names: set[str] | None = None
         self.config: ModelConfig = read_bundle_config(path)
         self.cam_target = self.config.cam_target_layer
         int8 = bool(quantize) and self._device.type == "cpu"
         if quantize and not int8:
             log.warning("int8 quantisation is a CPU option; ignored on %s", self._device)
+        self._int8 = DynamicInt8(self._cam_target_of) if int8 else None
         loaded = load_bundle(
-            path, device=str(self._device), on_unit=self._quantize_unit if int8 else None
+            path, device=str(self._device), on_unit=self._int8.on_unit if self._int8 else None
         )
         self.model: torch.nn.Module = loaded.model
         self.config = loaded.config
         self.identity: ModelIdentity = loaded.identity
         self.ood: OODModel | None = loaded.ood
-        if int8:
-            self._int8_tail = {n: self.model.get_submodule(n) for n in self._fp32_tail}
+        if self._int8 is not None:
+            self._int8.finish(self.model)
             self.quantized = True
         # int8 layers take fp32 inputs: an int8 model stays out of autocast
         self._amp = None if self.quantized else autocast_dtype(self._device, self.precision)
         self._use_channels_last()
-        if self._tail_names is None:  # not resolved by the int8 hook
+        if self._int8 is None or self._int8.cam_target is None:  # not resolved by the int8 hook
             self.cam_target = self._cam_target_of(self.model)
+        else:
+            self.cam_target = self._int8.cam_target
         self._cam = OnePassCam(self.model, self.cam_target)
         self._lock = threading.RLock()
         self._cam_cache: tuple[tuple[int, int], np.ndarray, CamPass] | None = None
@@ -216,38 +216,16 @@ class Engine:
             self.model.to(memory_format=torch.channels_last)
 
     # --- int8 ---------------------------------------------------------------------------
-    def _quantize_unit(self, prefix: str, unit: torch.nn.Module, model: torch.nn.Module) -> None:
-        """``load_bundle`` hook: swap each ``nn.Linear`` of a freshly loaded piece for a dynamic
-        int8 one, so its float32 weights are freed before the next piece is read (peak memory
-        about the int8 model, not float32 + int8 copies). The Linear layers after the CAM target
-        also stay as float32 modules, swapped in for CAM passes (int8 layers have no backward).
-        """
-        from octviewer.core.model.architectures import resolve_module_name
-        from octviewer.core.model.int8 import quantize_linears
+    @property
+    def _fp32_tail(self) -> dict[str, torch.nn.Module]:
+        """The float32 layers an int8 model keeps for CAM passes (empty without int8)."""
+        return self._int8.fp32_tail if self._int8 is not None else {}
 
-        if self._tail_names is None:  # first call: the network is complete, still on meta
-            self.cam_target = self._cam_target_of(model)
-            target = resolve_module_name(model, self.cam_target)
-            names = [n for n, _ in model.named_modules()]
-            self._tail_names = set(names[names.index(target) + 1 :])
-        if not prefix:  # the root piece: only the root's own tensors are filled
-            return
-        self._fp32_tail.update(quantize_linears(prefix, unit, model, self._tail_names))
-        release_free_memory()  # else the freed float32 weights stay in the C heap (~300 MB)
-
-    @contextlib.contextmanager
-    def _cam_ready(self) -> Iterator[None]:
+    def _cam_ready(self) -> contextlib.AbstractContextManager[Any]:
         """For a CAM pass on an int8 model, put the fp32 layers after the target in place."""
-        if not self._fp32_tail:
-            yield
-            return
-        for n, m in self._fp32_tail.items():
-            self.model.set_submodule(n, m)
-        try:
-            yield
-        finally:
-            for n, m in self._int8_tail.items():
-                self.model.set_submodule(n, m)
+        if self._int8 is None:
+            return contextlib.nullcontext()
+        return self._int8.cam_ready(self.model)
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         import torch

@@ -13,7 +13,9 @@ torch is imported inside the functions: the bundle header code imports this modu
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -73,3 +75,55 @@ def quantize_linears(
             for pname in [n for n, _ in layer.named_parameters(recurse=False)]:
                 delattr(layer, pname)
     return kept
+
+
+class DynamicInt8:
+    """The int8 state of ``Engine(quantize=True)``: :meth:`on_unit` is the ``load_bundle`` hook,
+    :meth:`cam_ready` puts the kept float32 layers in place for a CAM pass.
+
+    ``cam_target_of(model)`` names the CAM layer; the Linear layers after it (``fp32_tail``)
+    keep a float32 copy, because int8 layers have no backward."""
+
+    def __init__(self, cam_target_of: Callable[[torch.nn.Module], str]) -> None:
+        self._cam_target_of = cam_target_of
+        self.cam_target: str | None = None  # resolved on the first on_unit call
+        self.tail_names: set[str] | None = None
+        self.fp32_tail: dict[str, torch.nn.Module] = {}
+        self.int8_tail: dict[str, torch.nn.Module] = {}
+
+    def on_unit(self, prefix: str, unit: torch.nn.Module, model: torch.nn.Module) -> None:
+        """``load_bundle`` hook: swap each ``nn.Linear`` of a freshly loaded piece for a dynamic
+        int8 one, so its float32 weights are freed before the next piece is read (peak memory
+        about the int8 model, not float32 + int8 copies). The Linear layers after the CAM target
+        also stay as float32 modules, swapped in for CAM passes (int8 layers have no backward).
+        """
+        from octviewer.core.device import release_free_memory
+        from octviewer.core.model.architectures import resolve_module_name
+
+        if self.tail_names is None:  # first call: the network is complete, still on meta
+            self.cam_target = self._cam_target_of(model)
+            target = resolve_module_name(model, self.cam_target)
+            names = [n for n, _ in model.named_modules()]
+            self.tail_names = set(names[names.index(target) + 1 :])
+        if not prefix:  # the root piece: only the root's own tensors are filled
+            return
+        self.fp32_tail.update(quantize_linears(prefix, unit, model, self.tail_names))
+        release_free_memory()  # else the freed float32 weights stay in the C heap (~300 MB)
+
+    def finish(self, model: torch.nn.Module) -> None:
+        """After loading: remember the int8 layers the float32 tail replaces during CAM passes."""
+        self.int8_tail = {n: model.get_submodule(n) for n in self.fp32_tail}
+
+    @contextlib.contextmanager
+    def cam_ready(self, model: torch.nn.Module) -> Iterator[None]:
+        """For a CAM pass on an int8 model, put the fp32 layers after the target in place."""
+        if not self.fp32_tail:
+            yield
+            return
+        for n, m in self.fp32_tail.items():
+            model.set_submodule(n, m)
+        try:
+            yield
+        finally:
+            for n, m in self.int8_tail.items():
+                model.set_submodule(n, m)
