@@ -27,7 +27,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,9 +40,18 @@ from octviewer.core.device import (
     configure_threads,
     prepare_environment,
 )
+from octviewer.core.inference import (
+    _require_finite,
+    calibrated_probabilities,
+    check_scan,
+    frame_indices,
+    inference_failures,
+    result_flags,
+)
 from octviewer.core.ood import FeatureTap
 from octviewer.core.results import FrameResult, ModelIdentity, ResultFlag, ScanResult
 from octviewer.core.scan import Scan
+from octviewer.core.volume_pass import analyze_with_shortcut
 from octviewer.errors import AnalysisCancelled, AnalysisError, ModelError, ModelFormatError
 
 if TYPE_CHECKING:
@@ -55,46 +64,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: What a forward or CAM pass raises on a network that does not fit its input (shapes, dtypes,
-#: an assertion in timm), besides running out of memory.
-_INFERENCE_ERRORS = (
-    RuntimeError,
-    ValueError,
-    MemoryError,
-    AssertionError,
-    TypeError,
-    IndexError,
-    ZeroDivisionError,
-    OverflowError,
-    NotImplementedError,
-)
+__all__ = ["CancelFn", "Engine", "ProgressFn", "calibrated_probabilities"]
 
 ProgressFn = Callable[[int, int], None]
 CancelFn = Callable[[], bool]
-
-
-def calibrated_probabilities(logits: np.ndarray, temperature: float) -> np.ndarray:
-    """softmax(logits / T) along the last axis, float32 (computed in float64)."""
-    z = np.asarray(logits, dtype=np.float64) / float(temperature)
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
-
-
-def _require_finite(probs: np.ndarray | None, grids: np.ndarray | None, idx: list[int]) -> None:
-    """A NaN/Inf probability or heatmap is an error, never a result (the input is finite:
-    :mod:`octviewer.core.preprocess` guarantees it, so the network or its weights are at fault)."""
-    for what, arr in (("class probabilities", probs), ("attention map", grids)):
-        if arr is None:
-            continue
-        bad = ~np.isfinite(arr.reshape(len(idx), -1)).all(axis=1)
-        if bad.any():
-            frames = ", ".join(str(i + 1) for i, b in zip(idx, bad, strict=True) if b)
-            raise AnalysisError(
-                f"The model produced invalid {what} (not numbers) for frame(s) {frames}: no "
-                "result is shown. The model bundle is probably damaged or unsuited to this "
-                "scan: try another model."
-            )
 
 
 class Engine:
@@ -251,61 +224,10 @@ class Engine:
             )
         return i
 
-    def _check_scan(self, scan: Scan) -> None:
-        if not isinstance(scan, Scan):
-            raise AnalysisError(
-                f"Expected a Scan (from octviewer.load), got {type(scan).__name__}."
-            )
-        f = scan.frames
-        if f.ndim != 3 or f.shape[0] < 1 or f.shape[1] < 2 or f.shape[2] < 2:
-            raise AnalysisError(
-                f"This scan has no analysable image (frames of shape {f.shape}). "
-                "Open a B-scan or a volume."
-            )
-
-    def _frame_indices(self, scan: Scan, frames: Sequence[int] | None) -> list[int]:
-        if frames is None:
-            return list(range(scan.n_frames))
-        out: list[int] = []
-        for i in frames:
-            j = int(i)
-            if not 0 <= j < scan.n_frames:
-                raise AnalysisError(
-                    f"Frame {j} does not exist: this scan has {scan.n_frames} frame(s)."
-                )
-            out.append(j)
-        if not out:
-            raise AnalysisError("No frame was selected for analysis.")
-        return out
-
     def _flags(
         self, scan: Scan, probs: np.ndarray, ood_score: float | None
     ) -> frozenset[ResultFlag]:
-        flags = set()
-        md = scan.metadata
-        if not md.modality.is_oct:
-            flags.add(ResultFlag.NOT_OCT)
-        if self.ood is None:
-            flags.add(ResultFlag.OOD_CHECK_UNAVAILABLE)
-        elif ood_score is not None and not ood_score <= self.ood.threshold:  # NaN: flagged
-            flags.add(ResultFlag.OUT_OF_DISTRIBUTION)
-        if float(probs.max()) < float(self.config.confidence_threshold):
-            flags.add(ResultFlag.LOW_CONFIDENCE)
-        if self._other_device(md.manufacturer):
-            flags.add(ResultFlag.OTHER_DEVICE)
-        if md.was_color:
-            flags.add(ResultFlag.COLOR_INPUT)
-        if md.downsampled_from is not None:
-            flags.add(ResultFlag.DOWNSAMPLED)
-        return frozenset(flags)
-
-    def _other_device(self, manufacturer: str | None) -> bool:
-        """True when the scan names a manufacturer outside the bundle's training domain."""
-        known = self.config.training_domain.get("manufacturers") or []
-        if not manufacturer or not known:
-            return False
-        m = manufacturer.casefold()
-        return not any(str(k).casefold() in m or m in str(k).casefold() for k in known)
+        return result_flags(scan, probs, ood_score, self.config, self.ood)
 
     def _ood_scores(self, tap: FeatureTap, n: int) -> list[float | None]:
         if self.ood is None:
@@ -324,24 +246,6 @@ class Engine:
         x = preprocess_frames(scan.frames[idx], self.config.preprocess)
         return x.to(self._device, non_blocking=True)
 
-    @contextlib.contextmanager
-    def _failures(self) -> Iterator[None]:
-        try:
-            yield
-        except (AnalysisError, AnalysisCancelled):
-            raise
-        except _INFERENCE_ERRORS as exc:
-            log.exception("inference failed on %s", self.device)
-            hint = (
-                " The computer ran out of memory: close other programs or analyse fewer frames."
-                if "memory" in str(exc).lower() or isinstance(exc, MemoryError)
-                else " The model bundle may not fit this scan or be damaged: try another model."
-            )
-            cause = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-            raise AnalysisError(
-                f"The analysis failed ({type(exc).__name__}{': ' + cause if cause else ''}).{hint}"
-            ) from exc
-
     # --- public API ---------------------------------------------------------------------
     def predict_logits(self, x: torch.Tensor) -> np.ndarray:
         """Logits (N, K) for preprocessed inputs (N, 1, H, W); no CAM."""
@@ -350,7 +254,7 @@ class Engine:
     def _predict(self, x: torch.Tensor, tap: FeatureTap) -> np.ndarray:
         import torch
 
-        with self._lock, self._failures(), torch.inference_mode(), self._autocast():
+        with self._lock, inference_failures(self.device), torch.inference_mode(), self._autocast():
             with tap.recording(self.model):
                 out = self.model(x.to(self._device))
             return out.float().cpu().numpy()
@@ -376,11 +280,11 @@ class Engine:
         answer, and always for ``full_frames``."""
 
         t0 = time.perf_counter()
-        self._check_scan(scan)
-        indices = self._frame_indices(scan, frames)
+        check_scan(scan)
+        indices = frame_indices(scan, frames)
         if shortcut is not None and not cam and len(indices) > 1 and self._has_mirror():
-            return self._analyze_shortcut(
-                scan, indices, shortcut, full_frames, batch_size, progress, cancel
+            return analyze_with_shortcut(
+                self, scan, indices, shortcut, full_frames, batch_size, progress, cancel
             )
         fixed_class = self.class_index(cam_class) if cam_class is not None else None
         bs = max(1, int(batch_size))
@@ -415,7 +319,7 @@ class Engine:
         from octviewer.core.cam import upsample_cam
 
         tap = FeatureTap()
-        with self._failures():
+        with inference_failures(self.device):
             x = self._inputs(scan, idx)
             grids: np.ndarray | None = None
             classes: list[int] | None = None
@@ -453,64 +357,15 @@ class Engine:
     def _has_mirror(self) -> bool:
         return bool(getattr(self.model, "hflip_tta", False))
 
-    def _analyze_shortcut(
-        self,
-        scan: Scan,
-        indices: list[int],
-        rule: VolumeShortcut,
-        keep: Sequence[int],
-        batch_size: int,
-        progress: ProgressFn | None,
-        cancel: CancelFn | None,
-    ) -> ScanResult:
-        """The cheap pass (no mirrored view) on every frame, then the full pass where needed."""
-        t0 = time.perf_counter()
-        n = len(indices)
-
-        def cheap_progress(done: int, _total: int) -> None:
-            if progress is not None:
-                progress(min(done, n - 1), n)
-
-        with self._lock:
-            self.model.hflip_tta = False
-            try:
-                cheap = self.analyze(
-                    scan, frames=indices, cam=False, batch_size=batch_size,
-                    progress=cheap_progress, cancel=cancel,
-                )  # fmt: skip
-            finally:
-                self.model.hflip_tta = True
-            refine = rule.frames_to_refine(cheap.frames, self.config.confidence_threshold, keep)
-            full = (
-                self.analyze(scan, frames=refine, cam=False, batch_size=batch_size, cancel=cancel)
-                if refine
-                else None
-            )
-        by_index = {f.frame_index: f for f in cheap.frames}
-        if full is not None:
-            by_index.update({f.frame_index: f for f in full.frames})
-        if progress is not None:
-            progress(n, n)
-        elapsed = time.perf_counter() - t0
-        log.info("volume shortcut: mirrored view on %d of %d frame(s)", len(refine), n)
-        extra = dict(cheap.extra, volume_rule=f"mirrored view on {len(refine)} of {n} frames")
-        return ScanResult(
-            frames=tuple(by_index[i] for i in indices),
-            model=self.identity,
-            device=self.device,
-            elapsed_s=elapsed,
-            extra=extra,
-        )
-
     def cam(self, scan: Scan, frame_index: int, class_index: int | str) -> np.ndarray:
         """The CAM of ``class_index`` (index or name) for one frame: (rows, cols) float32 in
         [0, 1]. Asking another class of the same frame reuses the last forward pass."""
         from octviewer.core.cam import upsample_cam
 
-        self._check_scan(scan)
-        (fi,) = self._frame_indices(scan, [frame_index])
+        check_scan(scan)
+        (fi,) = frame_indices(scan, [frame_index])
         ci = self.class_index(class_index)
-        with self._lock, self._failures(), self._cam_ready(), self._autocast():
+        with self._lock, inference_failures(self.device), self._cam_ready(), self._autocast():
             key = (id(scan.frames), fi)
             if self._cam_cache is None or self._cam_cache[0] != key:
                 self._cam_cache = None
