@@ -27,8 +27,7 @@ import contextlib
 import logging
 import threading
 import time
-import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,11 +39,19 @@ from octviewer.core.device import (
     choose_device,
     configure_threads,
     prepare_environment,
-    release_free_memory,
+)
+from octviewer.core.inference import (
+    _require_finite,
+    calibrated_probabilities,
+    check_scan,
+    frame_indices,
+    inference_failures,
+    result_flags,
 )
 from octviewer.core.ood import FeatureTap
 from octviewer.core.results import FrameResult, ModelIdentity, ResultFlag, ScanResult
 from octviewer.core.scan import Scan
+from octviewer.core.volume_pass import analyze_with_shortcut
 from octviewer.errors import AnalysisCancelled, AnalysisError, ModelError, ModelFormatError
 
 if TYPE_CHECKING:
@@ -57,46 +64,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: What a forward or CAM pass raises on a network that does not fit its input (shapes, dtypes,
-#: an assertion in timm), besides running out of memory.
-_INFERENCE_ERRORS = (
-    RuntimeError,
-    ValueError,
-    MemoryError,
-    AssertionError,
-    TypeError,
-    IndexError,
-    ZeroDivisionError,
-    OverflowError,
-    NotImplementedError,
-)
+__all__ = ["CancelFn", "Engine", "ProgressFn", "calibrated_probabilities"]
 
 ProgressFn = Callable[[int, int], None]
 CancelFn = Callable[[], bool]
-
-
-def calibrated_probabilities(logits: np.ndarray, temperature: float) -> np.ndarray:
-    """softmax(logits / T) along the last axis, float32 (computed in float64)."""
-    z = np.asarray(logits, dtype=np.float64) / float(temperature)
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
-
-
-def _require_finite(probs: np.ndarray | None, grids: np.ndarray | None, idx: list[int]) -> None:
-    """A NaN/Inf probability or heatmap is an error, never a result (the input is finite:
-    :mod:`octviewer.core.preprocess` guarantees it, so the network or its weights are at fault)."""
-    for what, arr in (("class probabilities", probs), ("attention map", grids)):
-        if arr is None:
-            continue
-        bad = ~np.isfinite(arr.reshape(len(idx), -1)).all(axis=1)
-        if bad.any():
-            frames = ", ".join(str(i + 1) for i, b in zip(idx, bad, strict=True) if b)
-            raise AnalysisError(
-                f"The model produced invalid {what} (not numbers) for frame(s) {frames}: no "
-                "result is shown. The model bundle is probably damaged or unsuited to this "
-                "scan: try another model."
-            )
 
 
 class Engine:
@@ -114,6 +85,7 @@ class Engine:
         prepare_environment()
         from octviewer.core.cam import OnePassCam
         from octviewer.core.model.bundle import load_bundle, read_bundle_config
+        from octviewer.core.model.int8 import DynamicInt8
 
         if bundle is None:
             from octviewer.resources import default_model_path
@@ -132,29 +104,29 @@ class Engine:
         self.threads = configure_threads(threads) if self._device.type == "cpu" else None
         t0 = time.perf_counter()
         self.quantized = False
-        self._fp32_tail: dict[str, torch.nn.Module] = {}
-        self._int8_tail: dict[str, torch.nn.Module] = {}
-        self._tail_names: set[str] | None = None
         self.config: ModelConfig = read_bundle_config(path)
         self.cam_target = self.config.cam_target_layer
         int8 = bool(quantize) and self._device.type == "cpu"
         if quantize and not int8:
             log.warning("int8 quantisation is a CPU option; ignored on %s", self._device)
+        self._int8 = DynamicInt8(self._cam_target_of) if int8 else None
         loaded = load_bundle(
-            path, device=str(self._device), on_unit=self._quantize_unit if int8 else None
+            path, device=str(self._device), on_unit=self._int8.on_unit if self._int8 else None
         )
         self.model: torch.nn.Module = loaded.model
         self.config = loaded.config
         self.identity: ModelIdentity = loaded.identity
         self.ood: OODModel | None = loaded.ood
-        if int8:
-            self._int8_tail = {n: self.model.get_submodule(n) for n in self._fp32_tail}
+        if self._int8 is not None:
+            self._int8.finish(self.model)
             self.quantized = True
         # int8 layers take fp32 inputs: an int8 model stays out of autocast
         self._amp = None if self.quantized else autocast_dtype(self._device, self.precision)
         self._use_channels_last()
-        if self._tail_names is None:  # not resolved by the int8 hook
+        if self._int8 is None or self._int8.cam_target is None:  # not resolved by the int8 hook
             self.cam_target = self._cam_target_of(self.model)
+        else:
+            self.cam_target = self._int8.cam_target
         self._cam = OnePassCam(self.model, self.cam_target)
         self._lock = threading.RLock()
         self._cam_cache: tuple[tuple[int, int], np.ndarray, CamPass] | None = None
@@ -217,60 +189,16 @@ class Engine:
             self.model.to(memory_format=torch.channels_last)
 
     # --- int8 ---------------------------------------------------------------------------
-    def _quantize_unit(self, prefix: str, unit: torch.nn.Module, model: torch.nn.Module) -> None:
-        """``load_bundle`` hook: swap each ``nn.Linear`` of a freshly loaded piece for a dynamic
-        int8 one, so its float32 weights are freed before the next piece is read (peak memory
-        about the int8 model, not float32 + int8 copies). The Linear layers after the CAM target
-        also stay as float32 modules, swapped in for CAM passes (int8 layers have no backward).
-        """
-        import torch
-        from torch.ao.quantization import quantize_dynamic
+    @property
+    def _fp32_tail(self) -> dict[str, torch.nn.Module]:
+        """The float32 layers an int8 model keeps for CAM passes (empty without int8)."""
+        return self._int8.fp32_tail if self._int8 is not None else {}
 
-        from octviewer.core.model.architectures import resolve_module_name
-
-        if self._tail_names is None:  # first call: the network is complete, still on meta
-            self.cam_target = self._cam_target_of(model)
-            target = resolve_module_name(model, self.cam_target)
-            names = [n for n, _ in model.named_modules()]
-            self._tail_names = set(names[names.index(target) + 1 :])
-        if not prefix:  # the root piece: only the root's own tensors are filled
-            return
-        for name, layer in list(unit.named_modules()):
-            if type(layer) is not torch.nn.Linear:  # quantize_dynamic's own rule (exact type)
-                continue
-            full = f"{prefix}.{name}" if name else prefix
-            holder = torch.nn.Sequential(layer).eval()
-            with warnings.catch_warnings():  # deprecated in torch 2.14 (torchao), still works
-                warnings.filterwarnings("ignore", message=".*quantiz.*", category=UserWarning)
-                warnings.filterwarnings(
-                    "ignore",
-                    message="torch.ao.quantization is deprecated",
-                    category=DeprecationWarning,
-                )
-                quantize_dynamic(holder, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
-            model.set_submodule(full, holder[0])
-            if full in self._tail_names:
-                self._fp32_tail[full] = layer.eval()
-            else:
-                # quantize_dynamic leaves the float layer in a reference cycle: free its
-                # weights now rather than at the next garbage collection.
-                for pname in [n for n, _ in layer.named_parameters(recurse=False)]:
-                    delattr(layer, pname)
-        release_free_memory()  # else the freed float32 weights stay in the C heap (~300 MB)
-
-    @contextlib.contextmanager
-    def _cam_ready(self) -> Iterator[None]:
+    def _cam_ready(self) -> contextlib.AbstractContextManager[Any]:
         """For a CAM pass on an int8 model, put the fp32 layers after the target in place."""
-        if not self._fp32_tail:
-            yield
-            return
-        for n, m in self._fp32_tail.items():
-            self.model.set_submodule(n, m)
-        try:
-            yield
-        finally:
-            for n, m in self._int8_tail.items():
-                self.model.set_submodule(n, m)
+        if self._int8 is None:
+            return contextlib.nullcontext()
+        return self._int8.cam_ready(self.model)
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         import torch
@@ -296,61 +224,10 @@ class Engine:
             )
         return i
 
-    def _check_scan(self, scan: Scan) -> None:
-        if not isinstance(scan, Scan):
-            raise AnalysisError(
-                f"Expected a Scan (from octviewer.load), got {type(scan).__name__}."
-            )
-        f = scan.frames
-        if f.ndim != 3 or f.shape[0] < 1 or f.shape[1] < 2 or f.shape[2] < 2:
-            raise AnalysisError(
-                f"This scan has no analysable image (frames of shape {f.shape}). "
-                "Open a B-scan or a volume."
-            )
-
-    def _frame_indices(self, scan: Scan, frames: Sequence[int] | None) -> list[int]:
-        if frames is None:
-            return list(range(scan.n_frames))
-        out: list[int] = []
-        for i in frames:
-            j = int(i)
-            if not 0 <= j < scan.n_frames:
-                raise AnalysisError(
-                    f"Frame {j} does not exist: this scan has {scan.n_frames} frame(s)."
-                )
-            out.append(j)
-        if not out:
-            raise AnalysisError("No frame was selected for analysis.")
-        return out
-
     def _flags(
         self, scan: Scan, probs: np.ndarray, ood_score: float | None
     ) -> frozenset[ResultFlag]:
-        flags = set()
-        md = scan.metadata
-        if not md.modality.is_oct:
-            flags.add(ResultFlag.NOT_OCT)
-        if self.ood is None:
-            flags.add(ResultFlag.OOD_CHECK_UNAVAILABLE)
-        elif ood_score is not None and not ood_score <= self.ood.threshold:  # NaN: flagged
-            flags.add(ResultFlag.OUT_OF_DISTRIBUTION)
-        if float(probs.max()) < float(self.config.confidence_threshold):
-            flags.add(ResultFlag.LOW_CONFIDENCE)
-        if self._other_device(md.manufacturer):
-            flags.add(ResultFlag.OTHER_DEVICE)
-        if md.was_color:
-            flags.add(ResultFlag.COLOR_INPUT)
-        if md.downsampled_from is not None:
-            flags.add(ResultFlag.DOWNSAMPLED)
-        return frozenset(flags)
-
-    def _other_device(self, manufacturer: str | None) -> bool:
-        """True when the scan names a manufacturer outside the bundle's training domain."""
-        known = self.config.training_domain.get("manufacturers") or []
-        if not manufacturer or not known:
-            return False
-        m = manufacturer.casefold()
-        return not any(str(k).casefold() in m or m in str(k).casefold() for k in known)
+        return result_flags(scan, probs, ood_score, self.config, self.ood)
 
     def _ood_scores(self, tap: FeatureTap, n: int) -> list[float | None]:
         if self.ood is None:
@@ -369,24 +246,6 @@ class Engine:
         x = preprocess_frames(scan.frames[idx], self.config.preprocess)
         return x.to(self._device, non_blocking=True)
 
-    @contextlib.contextmanager
-    def _failures(self) -> Iterator[None]:
-        try:
-            yield
-        except (AnalysisError, AnalysisCancelled):
-            raise
-        except _INFERENCE_ERRORS as exc:
-            log.exception("inference failed on %s", self.device)
-            hint = (
-                " The computer ran out of memory: close other programs or analyse fewer frames."
-                if "memory" in str(exc).lower() or isinstance(exc, MemoryError)
-                else " The model bundle may not fit this scan or be damaged: try another model."
-            )
-            cause = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-            raise AnalysisError(
-                f"The analysis failed ({type(exc).__name__}{': ' + cause if cause else ''}).{hint}"
-            ) from exc
-
     # --- public API ---------------------------------------------------------------------
     def predict_logits(self, x: torch.Tensor) -> np.ndarray:
         """Logits (N, K) for preprocessed inputs (N, 1, H, W); no CAM."""
@@ -395,7 +254,7 @@ class Engine:
     def _predict(self, x: torch.Tensor, tap: FeatureTap) -> np.ndarray:
         import torch
 
-        with self._lock, self._failures(), torch.inference_mode(), self._autocast():
+        with self._lock, inference_failures(self.device), torch.inference_mode(), self._autocast():
             with tap.recording(self.model):
                 out = self.model(x.to(self._device))
             return out.float().cpu().numpy()
@@ -419,14 +278,13 @@ class Engine:
         ``shortcut`` (predictions of several frames of a model with a mirrored view): the
         mirrored view only where :mod:`octviewer.core.volume_rule` says it can change the
         answer, and always for ``full_frames``."""
-        from octviewer.core.cam import upsample_cam
 
         t0 = time.perf_counter()
-        self._check_scan(scan)
-        indices = self._frame_indices(scan, frames)
+        check_scan(scan)
+        indices = frame_indices(scan, frames)
         if shortcut is not None and not cam and len(indices) > 1 and self._has_mirror():
-            return self._analyze_shortcut(
-                scan, indices, shortcut, full_frames, batch_size, progress, cancel
+            return analyze_with_shortcut(
+                self, scan, indices, shortcut, full_frames, batch_size, progress, cancel
             )
         fixed_class = self.class_index(cam_class) if cam_class is not None else None
         bs = max(1, int(batch_size))
@@ -435,41 +293,7 @@ class Engine:
             if cancel is not None and cancel():
                 raise AnalysisCancelled("The analysis was cancelled.")
             idx = indices[start : start + bs]
-            tap = FeatureTap()
-            with self._failures():
-                x = self._inputs(scan, idx)
-                grids: np.ndarray | None = None
-                classes: list[int] | None = None
-                if cam:
-                    with self._lock, self._cam_ready(), self._autocast():
-                        with tap.recording(self.model):
-                            cp = self._cam.forward(x)
-                        logits = cp.logits.cpu().numpy()
-                        classes = (
-                            [fixed_class] * len(idx)
-                            if fixed_class is not None
-                            else logits.argmax(1).tolist()
-                        )
-                        grids = self._cam.cams(cp, classes).cpu().numpy()
-                else:
-                    logits = self._predict(x, tap)
-                scores = self._ood_scores(tap, len(idx))
-            probs = calibrated_probabilities(logits, self.config.temperature)
-            _require_finite(probs, grids, idx)
-            for j, fi in enumerate(idx):
-                results.append(
-                    FrameResult(
-                        frame_index=fi,
-                        class_names=self.config.class_names,
-                        probabilities=probs[j],
-                        logits=logits[j].astype(np.float32),
-                        flags=self._flags(scan, probs[j], scores[j]),
-                        cam=upsample_cam(grids[j], scan.shape) if grids is not None else None,
-                        cam_class=classes[j] if classes is not None else None,
-                        ood_score=scores[j],
-                        ood_threshold=self.ood.threshold if self.ood is not None else None,
-                    )
-                )
+            results.extend(self._analyze_batch(scan, idx, cam, fixed_class))
             if progress is not None:
                 progress(len(results), len(indices))
         elapsed = time.perf_counter() - t0
@@ -487,67 +311,61 @@ class Engine:
             },
         )
 
+    def _analyze_batch(
+        self, scan: Scan, idx: list[int], cam: bool, fixed_class: int | None
+    ) -> list[FrameResult]:
+        """One batch of :meth:`analyze`: predictions, OOD scores and (``cam``) the CAMs of the
+        predicted class, or of ``fixed_class``, for frames ``idx``."""
+        from octviewer.core.cam import upsample_cam
+
+        tap = FeatureTap()
+        with inference_failures(self.device):
+            x = self._inputs(scan, idx)
+            grids: np.ndarray | None = None
+            classes: list[int] | None = None
+            if cam:
+                with self._lock, self._cam_ready(), self._autocast():
+                    with tap.recording(self.model):
+                        cp = self._cam.forward(x)
+                    logits = cp.logits.cpu().numpy()
+                    classes = (
+                        [fixed_class] * len(idx)
+                        if fixed_class is not None
+                        else logits.argmax(1).tolist()
+                    )
+                    grids = self._cam.cams(cp, classes).cpu().numpy()
+            else:
+                logits = self._predict(x, tap)
+            scores = self._ood_scores(tap, len(idx))
+        probs = calibrated_probabilities(logits, self.config.temperature)
+        _require_finite(probs, grids, idx)
+        return [
+            FrameResult(
+                frame_index=fi,
+                class_names=self.config.class_names,
+                probabilities=probs[j],
+                logits=logits[j].astype(np.float32),
+                flags=self._flags(scan, probs[j], scores[j]),
+                cam=upsample_cam(grids[j], scan.shape) if grids is not None else None,
+                cam_class=classes[j] if classes is not None else None,
+                ood_score=scores[j],
+                ood_threshold=self.ood.threshold if self.ood is not None else None,
+            )
+            for j, fi in enumerate(idx)
+        ]
+
     def _has_mirror(self) -> bool:
         return bool(getattr(self.model, "hflip_tta", False))
-
-    def _analyze_shortcut(
-        self,
-        scan: Scan,
-        indices: list[int],
-        rule: VolumeShortcut,
-        keep: Sequence[int],
-        batch_size: int,
-        progress: ProgressFn | None,
-        cancel: CancelFn | None,
-    ) -> ScanResult:
-        """The cheap pass (no mirrored view) on every frame, then the full pass where needed."""
-        t0 = time.perf_counter()
-        n = len(indices)
-
-        def cheap_progress(done: int, _total: int) -> None:
-            if progress is not None:
-                progress(min(done, n - 1), n)
-
-        with self._lock:
-            self.model.hflip_tta = False
-            try:
-                cheap = self.analyze(
-                    scan, frames=indices, cam=False, batch_size=batch_size,
-                    progress=cheap_progress, cancel=cancel,
-                )  # fmt: skip
-            finally:
-                self.model.hflip_tta = True
-            refine = rule.frames_to_refine(cheap.frames, self.config.confidence_threshold, keep)
-            full = (
-                self.analyze(scan, frames=refine, cam=False, batch_size=batch_size, cancel=cancel)
-                if refine
-                else None
-            )
-        by_index = {f.frame_index: f for f in cheap.frames}
-        if full is not None:
-            by_index.update({f.frame_index: f for f in full.frames})
-        if progress is not None:
-            progress(n, n)
-        elapsed = time.perf_counter() - t0
-        log.info("volume shortcut: mirrored view on %d of %d frame(s)", len(refine), n)
-        extra = dict(cheap.extra, volume_rule=f"mirrored view on {len(refine)} of {n} frames")
-        return ScanResult(
-            frames=tuple(by_index[i] for i in indices),
-            model=self.identity,
-            device=self.device,
-            elapsed_s=elapsed,
-            extra=extra,
-        )
 
     def cam(self, scan: Scan, frame_index: int, class_index: int | str) -> np.ndarray:
         """The CAM of ``class_index`` (index or name) for one frame: (rows, cols) float32 in
         [0, 1]. Asking another class of the same frame reuses the last forward pass."""
         from octviewer.core.cam import upsample_cam
 
-        self._check_scan(scan)
-        (fi,) = self._frame_indices(scan, [frame_index])
+        check_scan(scan)
+        (fi,) = frame_indices(scan, [frame_index])
         ci = self.class_index(class_index)
-        with self._lock, self._failures(), self._cam_ready(), self._autocast():
+        with self._lock, inference_failures(self.device), self._cam_ready(), self._autocast():
             key = (id(scan.frames), fi)
             if self._cam_cache is None or self._cam_cache[0] != key:
                 self._cam_cache = None

@@ -1,0 +1,218 @@
+"""``octviewer-cli analyze``'s batch: which scans the PATHs hold, and analysing and reporting
+each one (a bad input is recorded as a failure and the batch goes on)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from octviewer.cli.common import log
+from octviewer.errors import AmbiguousSeriesError, OCTViewerError
+
+if TYPE_CHECKING:
+    from octviewer.core.engine import Engine
+    from octviewer.core.results import ScanResult
+    from octviewer.core.scan import Scan
+    from octviewer.core.summary import SummaryRow
+
+
+def expand_inputs(paths: Sequence[Path], recursive: bool) -> list[Path | tuple[Path, str]]:
+    """The scans to open: files as given; folders by the viewer's folder rules (one scan, or
+    ``(folder, key)`` per independent scan), or (recursive) every file inside them in natural
+    order, skipping hidden files. Missing paths stay in the list so that they
+    are reported as failures."""
+    from natsort import os_sorted
+
+    out: list[Path | tuple[Path, str]] = []
+    for p in paths:
+        if not recursive and p.is_dir():
+            out.extend(_folder_inputs(p))
+        elif recursive and p.is_dir():
+            files = [
+                f
+                for f in p.rglob("*")
+                if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts)
+            ]
+            out.extend(os_sorted(files))
+        else:
+            out.append(p)
+    return out
+
+
+def _folder_inputs(folder: Path) -> list[Path | tuple[Path, str]]:
+    """A folder as the viewer opens it: itself when it is one scan (or unclear: its error
+    names the flag), else (folder, key) for each of its independent scans."""
+    from octviewer.core.io import plan_folder
+
+    try:
+        plan = plan_folder(folder)
+    except OCTViewerError:
+        return [folder]  # loading it reports the reason
+    if plan.decision != "several":
+        return [folder]
+    # a one-file scan is given as its file (its report and console line carry its name)
+    return [item.paths[0] if len(item.paths) == 1 else (folder, item.key) for item in plan.items]
+
+
+def _unique_stem(stem: str, used: set[str]) -> str:
+    candidate, k = stem, 2
+    while candidate.lower() in used:
+        candidate, k = f"{stem}_{k}", k + 1
+    used.add(candidate.lower())
+    return candidate
+
+
+def _safe_stem(name: str, is_dir: bool) -> str:
+    """A file-system-safe report name from an input name (suffix dropped for files)."""
+    name = name if is_dir else Path(name).stem
+    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("._")
+    return cleaned or "scan"
+
+
+@dataclass
+class BatchOutcome:
+    rows: list[SummaryRow] = field(default_factory=list)
+    reports: list[Path] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)  # one console line per analysed input
+
+
+def _resolve_cam_class(engine: Engine, name: str | None) -> int | None:
+    if name is None:
+        return None
+    names = list(engine.config.class_names)
+    lowered = [n.lower() for n in names]
+    if name.lower() not in lowered:
+        raise OCTViewerError(
+            f"--cam-class {name!r} is not a class of this model. Its classes are: {', '.join(names)}."
+        )
+    return lowered.index(name.lower())
+
+
+def _with_cam(
+    engine: Engine, scan: Scan, result: ScanResult, frame: int, cam_class: int | None
+) -> ScanResult:
+    """``result`` with the CAM of ``frame`` filled in (volumes are analysed without CAMs)."""
+    fr = result.frame(frame)
+    if fr.cam is not None:
+        return result
+    cls = fr.predicted_index if cam_class is None else cam_class
+    cam = engine.cam(scan, frame, cls)
+    new = dataclasses.replace(fr, cam=cam, cam_class=cls)
+    frames = tuple(new if f.frame_index == frame else f for f in result.frames)
+    return dataclasses.replace(result, frames=frames)
+
+
+def analyze_one(
+    engine: Engine,
+    path: Path,
+    args: argparse.Namespace,
+    cam_class: int | None,
+    used: set[str],
+    series: str | None = None,
+) -> tuple[list[SummaryRow], list[Path], list[str]]:
+    """Load, analyse and report one input: its summary rows, reports and console line.
+    Raises OCTViewerError for a bad input."""
+    import octviewer
+    from octviewer.core.report import redact, save_report
+    from octviewer.core.summary import result_line, rows_for_result
+
+    scan = octviewer.load(path, series=series)
+    if args.frame is not None and not 0 <= args.frame < scan.n_frames:
+        raise OCTViewerError(
+            f"Frame {args.frame} does not exist: this scan has {scan.n_frames} frame(s) "
+            f"(indices 0 to {scan.n_frames - 1}).",
+            path=path,
+        )
+    frames = [args.frame] if args.frame is not None else None
+    is_file_item = series is not None and series.startswith("file:")
+    source = series[5:] if is_file_item else path.name
+    shown_name = source if args.include_identity else redact(source, scan.identity)
+    stem = _unique_stem(_safe_stem(shown_name, path.is_dir() and not is_file_item), used)
+    # CAMs for every analysed frame only when each gets a report (or there is only one frame).
+    cam_all = args.per_frame or args.frame is not None or not scan.is_volume
+    result = engine.analyze(
+        scan, frames=frames, cam=cam_all, cam_class=cam_class, batch_size=args.batch_size
+    )
+    to_report = (
+        [f.frame_index for f in result.frames]
+        if args.per_frame
+        else [args.frame if args.frame is not None else result.most_suspicious_frame()]
+    )
+    written: dict[int, str] = {}
+    out_paths: list[Path] = []
+    for idx in to_report:
+        if result.frame(idx).assessable or args.show_unreliable:  # no heatmap drawn otherwise
+            result = _with_cam(engine, scan, result, idx, cam_class)
+        name = f"{stem}_frame{idx:03d}.png" if scan.is_volume else f"{stem}.png"
+        out = save_report(
+            scan,
+            result,
+            args.out / name,
+            frame_index=idx,
+            include_identity=args.include_identity,
+            colormap=args.colormap,
+            opacity=args.opacity,
+            contours=args.contour_levels,
+            show_unreliable=args.show_unreliable,
+        )
+        written[idx] = out.name
+        out_paths.append(out)
+    label = str(path) if args.include_identity else redact(str(path), scan.identity)
+    lines = [result_line(label, result.frame(i), scan.n_frames) for i in to_report[:1]]
+    if len(to_report) > 1:
+        skipped = len(to_report) - sum(result.frame(i).assessable for i in to_report)
+        lines = [f"{label}: {len(to_report)} frames reported, {skipped} not assessed"]
+    return rows_for_result(label, result, scan.n_frames, written), out_paths, lines
+
+
+def run_batch(
+    engine: Engine,
+    inputs: Sequence[Path | tuple[Path, str]],
+    args: argparse.Namespace,
+    cam_class: int | None,
+) -> BatchOutcome:
+    from tqdm import tqdm
+
+    from octviewer.core.summary import failed_row
+
+    outcome = BatchOutcome()
+    used: set[str] = set()
+    bar = tqdm(
+        inputs,
+        desc="Analysing",
+        unit="scan",
+        file=sys.stderr,
+        disable=True if args.no_progress else None,
+    )
+    for item in bar:
+        path, series = item if isinstance(item, tuple) else (item, None)
+        shown = str(path) if series is None else f"{path} [{series}]"
+        try:
+            rows, reports, lines = analyze_one(engine, path, args, cam_class, used, series=series)
+        except OCTViewerError as e:
+            log.info("Skipped %s: %s", path.name, e)
+            msg = str(e)
+            if isinstance(e, AmbiguousSeriesError) and path.is_dir():
+                msg += " With octviewer-cli, add --recursive to analyse each file of the folder as its own scan."
+            outcome.failures.append((shown, msg))
+            outcome.rows.append(failed_row(shown, msg, engine.identity.sha256))
+            continue
+        except Exception as e:  # a bug or an environment problem: keep the batch going
+            log.exception("Unexpected error while analysing %s", path.name)
+            msg = f"unexpected error ({type(e).__name__}: {e}); the traceback is in the log"
+            outcome.failures.append((shown, msg))
+            outcome.rows.append(failed_row(shown, msg, engine.identity.sha256))
+            continue
+        finally:
+            engine.clear_cache()  # the graph kept for CAMs of this scan
+        outcome.rows.extend(rows)
+        outcome.reports.extend(reports)
+        outcome.lines.extend(lines)
+    bar.close()
+    return outcome

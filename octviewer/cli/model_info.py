@@ -1,0 +1,63 @@
+"""``octviewer-cli model-info``: a bundle's model card facts, read without loading weights."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from octviewer.cli.common import EXIT_OK, EXIT_USAGE, _say
+from octviewer.errors import OCTViewerError
+
+
+def _cmd_model_info(args: argparse.Namespace) -> int:
+    from octviewer.core.model.bundle import file_sha256, read_bundle_config
+    from octviewer.resources import default_model_path
+
+    path = args.model or default_model_path()
+    if not path.is_file():
+        which = "The default model" if args.model is None else "The model file"
+        _say(
+            f"octviewer-cli: {which} was not found at {path}. Give a bundle with --model.",
+            sys.stderr,
+        )
+        return EXIT_USAGE
+    try:
+        cfg = read_bundle_config(path)
+        sha = file_sha256(path)
+    except OCTViewerError as e:
+        _say(f"octviewer-cli: {e}", sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        d = cfg.to_dict()
+        d["sha256"] = sha
+        d["file"] = str(path)
+        _say(json.dumps(d, indent=1, sort_keys=True, default=str))
+        return EXIT_OK
+    size = cfg.preprocess.size
+    rows = [
+        ("File", str(path)),
+        ("Name", cfg.name),
+        ("Version", cfg.version),
+        ("Architecture", cfg.architecture + (f" {cfg.arch_kwargs}" if cfg.arch_kwargs else "")),
+        ("Classes", ", ".join(cfg.class_names)),
+        (
+            "Input",
+            f"{size[0]} x {size[1]}, {cfg.preprocess.interpolation}, {cfg.preprocess.normalization}",
+        ),
+        ("Temperature", f"{cfg.temperature:g}"),
+        ("Confidence threshold", f"{cfg.confidence_threshold:g}"),
+        ("Weights", cfg.weights_dtype),
+        ("Licence", cfg.licence or "not stated"),
+        ("SHA-256", sha),
+    ]
+    if cfg.description:
+        rows.append(("Description", cfg.description))
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        _say(f"{k + ':':<{width + 2}}{v}")
+    for title, d in (("Metrics", cfg.metrics), ("Provenance", cfg.provenance)):
+        _say(f"{title}:" + ("" if d else " none recorded"))
+        for k, v in d.items():
+            _say(f"  {k}: {json.dumps(v, default=str) if isinstance(v, dict | list) else v}")
+    return EXIT_OK

@@ -1,0 +1,161 @@
+"""The argument parser of ``octviewer-cli`` (declarative: every option and its help)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from octviewer._version import __version__
+from octviewer.core.results import RESEARCH_ONLY as DISCLAIMER
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="octviewer-cli",
+        description="Classify retinal OCT scans with a MIRAGE model, write PNG reports with "
+        f"Grad-CAM heatmaps and a CSV/JSON summary. {DISCLAIMER}.",
+        epilog="Exit status: 0 all inputs analysed, 1 some inputs failed, 2 usage or model error.",
+    )
+    p.add_argument("--version", action="version", version=f"octviewer {__version__}")
+    p.add_argument(
+        "-v",
+        "--verbose",
+        dest="verbose_global",
+        action="count",
+        default=0,
+        help="more log output (-v info, -vv debug)",
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    a = sub.add_parser(
+        "analyze",
+        aliases=["analyse"],
+        help="analyse scans and write reports + a summary",
+        description="Analyse OCT scans: one PNG report per scan (the most suspicious frame of a "
+        "volume unless --frame or --per-frame) and one summary with a row per analysed frame. "
+        "A folder is ONE scan when its files are one (a DICOM series, numbered B-scans of one "
+        "size, with their SLO), else each scan in it on its own (vendor files, several series, "
+        "unrelated images); use --recursive to analyse every file in folders (and sub-folders) "
+        "separately. Bad files are skipped and "
+        "listed at the end (exit status 1).",
+    )
+    a.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="scan files or folders")
+    a.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more log output (-v info, -vv debug)"
+    )
+    _model_arg(a)
+    a.add_argument(
+        "-o",
+        "--out",
+        type=Path,
+        default=Path("octviewer-reports"),
+        help="output folder (default: ./octviewer-reports)",
+    )
+    a.add_argument(
+        "--per-frame",
+        action="store_true",
+        help="one report per frame of a volume (each with its heatmap)",
+    )
+    a.add_argument(
+        "--frame",
+        type=int,
+        metavar="N",
+        help="analyse and report only frame N (0-based index, as in the summary) of each scan",
+    )
+    a.add_argument(
+        "--cam-class",
+        metavar="NAME",
+        help="class whose heatmap is drawn (default: the predicted class of each frame)",
+    )
+    a.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda", "mps"),
+        default="auto",
+        help="compute device (default: auto = CUDA, then Apple MPS, then CPU)",
+    )
+    a.add_argument(
+        "--int8",
+        action="store_true",
+        help="CPU fast path: dynamic int8 quantisation of Linear layers",
+    )
+    a.add_argument(
+        "--precision",
+        choices=("auto", "fp32"),
+        default="auto",
+        help="auto (default): bf16 arithmetic on GPUs and on CPUs with native bf16 "
+        "(AVX512-BF16/AMX); fp32: full precision everywhere",
+    )
+    a.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="CPU threads for inference (default: engine's choice)",
+    )
+    a.add_argument(
+        "--batch-size",
+        type=int,
+        default=8,
+        metavar="N",
+        help="frames per forward pass (default: 8)",
+    )
+    a.add_argument(
+        "--include-identity",
+        action="store_true",
+        help="print patient name/ID/birth date/sex in the reports (left out by default)",
+    )
+    a.add_argument(
+        "--summary",
+        choices=("csv", "json", "both", "none"),
+        default="both",
+        help="summary file(s) written to the output folder (default: both)",
+    )
+    a.add_argument(
+        "-r",
+        "--recursive",
+        action="store_true",
+        help="treat every file inside given folders (and their subfolders) as its own scan",
+    )
+    a.add_argument(
+        "--colormap",
+        choices=("inferno", "jet", "viridis"),
+        default="inferno",
+        help="heatmap colours (default: inferno)",
+    )
+    a.add_argument(
+        "--opacity", type=float, default=0.45, help="heatmap opacity, 0..1 (default: 0.45)"
+    )
+    a.add_argument(
+        "--show-unreliable",
+        action="store_true",
+        help="in reports of frames that are not assessed, draw the model's probabilities and "
+        "heatmap anyway, marked unreliable (left out by default)",
+    )
+    a.add_argument(
+        "--contours",
+        default="",
+        metavar="LEVELS",
+        help="heatmap contour lines at these attention levels, e.g. 0.5,0.8 (default: none)",
+    )
+    a.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+    m = sub.add_parser(
+        "model-info",
+        help="print a model bundle's card (name, version, classes, metrics, licence, sha256)",
+        description="Print the facts of a model bundle without loading its weights.",
+    )
+    m.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more log output (-v info, -vv debug)"
+    )
+    _model_arg(m)
+    m.add_argument("--json", action="store_true", help="print the full configuration as JSON")
+    return p
+
+
+def _model_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-m",
+        "--model",
+        type=Path,
+        metavar="BUNDLE",
+        help="model bundle (.safetensors); default: the bundled default model",
+    )

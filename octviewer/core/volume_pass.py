@@ -1,0 +1,69 @@
+"""The volume shortcut of :meth:`Engine.analyze <octviewer.core.engine.Engine.analyze>`: for a
+model with a mirrored view (``hflip_tta``), a cheap pass without it on every frame, then the
+full pass only on the frames :mod:`octviewer.core.volume_rule` says it can change."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from octviewer.core.results import ScanResult
+
+if TYPE_CHECKING:
+    from octviewer.core.engine import CancelFn, Engine, ProgressFn
+    from octviewer.core.scan import Scan
+    from octviewer.core.volume_rule import VolumeShortcut
+
+log = logging.getLogger("octviewer.core.engine")  # the name these messages always had
+
+
+def analyze_with_shortcut(
+    engine: Engine,
+    scan: Scan,
+    indices: list[int],
+    rule: VolumeShortcut,
+    keep: Sequence[int],
+    batch_size: int,
+    progress: ProgressFn | None,
+    cancel: CancelFn | None,
+) -> ScanResult:
+    """The cheap pass (no mirrored view) on every frame, then the full pass where needed."""
+    t0 = time.perf_counter()
+    n = len(indices)
+
+    def cheap_progress(done: int, _total: int) -> None:
+        if progress is not None:
+            progress(min(done, n - 1), n)
+
+    with engine._lock:
+        engine.model.hflip_tta = False
+        try:
+            cheap = engine.analyze(
+                scan, frames=indices, cam=False, batch_size=batch_size,
+                progress=cheap_progress, cancel=cancel,
+            )  # fmt: skip
+        finally:
+            engine.model.hflip_tta = True
+        refine = rule.frames_to_refine(cheap.frames, engine.config.confidence_threshold, keep)
+        full = (
+            engine.analyze(scan, frames=refine, cam=False, batch_size=batch_size, cancel=cancel)
+            if refine
+            else None
+        )
+    by_index = {f.frame_index: f for f in cheap.frames}
+    if full is not None:
+        by_index.update({f.frame_index: f for f in full.frames})
+    if progress is not None:
+        progress(n, n)
+    elapsed = time.perf_counter() - t0
+    log.info("volume shortcut: mirrored view on %d of %d frame(s)", len(refine), n)
+    extra = dict(cheap.extra, volume_rule=f"mirrored view on {len(refine)} of {n} frames")
+    return ScanResult(
+        frames=tuple(by_index[i] for i in indices),
+        model=engine.identity,
+        device=engine.device,
+        elapsed_s=elapsed,
+        extra=extra,
+    )

@@ -1,0 +1,176 @@
+"""The checks on one scan: load it, analyse it with the CAM, render its report and check each."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from octviewer._version import __version__
+from octviewer.errors import OCTViewerError
+from octviewer.selftest.outcome import CaseOutcome
+
+if TYPE_CHECKING:
+    from octviewer.core.engine import Engine
+    from octviewer.core.scan import Scan
+
+log = logging.getLogger("octviewer.selftest")  # one logger name for the whole self-test
+
+REPORT_CHUNKS = (
+    "octviewer:version",
+    "octviewer:model",
+    "octviewer:model_sha256",
+    "octviewer:result",
+    "octviewer:disclaimer",
+)
+
+
+def torch_info() -> dict[str, Any]:
+    """Which torch the app carries and whether it sees a GPU (for the JSON report)."""
+    import torch
+
+    info: dict[str, Any] = {
+        "version": torch.__version__,
+        "cuda_build": torch.version.cuda,
+        "cuda_available": torch.cuda.is_available(),
+    }
+    try:
+        info["cudnn"] = torch.backends.cudnn.version() if torch.version.cuda else None
+    except Exception as exc:  # a GPU build whose cuDNN did not load: worth seeing, not fatal
+        info["cudnn"] = f"error: {exc}"
+    if info["cuda_available"]:
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def _check_result(scan: Scan, result: Any, engine: Engine, case: CaseOutcome) -> None:
+    from octviewer.core.results import ResultFlag
+
+    n_classes = engine.config.num_classes
+    if len(result.frames) != scan.n_frames:
+        case.fail(f"{len(result.frames)} frame results for {scan.n_frames} frames")
+    for fr in result.frames:
+        p = np.asarray(fr.probabilities, dtype=np.float64)
+        if p.shape != (n_classes,) or not np.all(np.isfinite(p)):
+            case.fail(
+                f"frame {fr.frame_index}: probabilities {p!r} are not {n_classes} finite numbers"
+            )
+        elif abs(p.sum() - 1.0) > 1e-3 or p.min() < 0 or p.max() > 1:
+            case.fail(f"frame {fr.frame_index}: probabilities sum to {p.sum():.6f}, not 1")
+        flagged = ResultFlag.NOT_OCT in fr.flags
+        case.not_oct_flagged |= flagged and not scan.is_oct
+        if flagged != (not scan.is_oct):
+            case.fail(
+                f"frame {fr.frame_index}: NOT_OCT flag is {flagged} but the scan's modality is "
+                f"{scan.metadata.modality.value}"
+            )
+        if flagged and (fr.assessable or fr.presented_class is not None):
+            case.fail(f"frame {fr.frame_index}: flagged NOT_OCT but presented as a class")
+        if engine.ood is not None and not (fr.ood_score is not None and np.isfinite(fr.ood_score)):
+            case.fail(f"frame {fr.frame_index}: no out-of-distribution score ({fr.ood_score!r})")
+
+
+def _check_cam(cam: Any, scan: Scan, case: CaseOutcome, frame: int) -> None:
+    if cam is None:
+        case.fail(f"frame {frame}: no CAM although one was requested")
+        return
+    cam = np.asarray(cam)
+    if cam.shape != scan.shape:
+        case.fail(f"frame {frame}: CAM shape {cam.shape} is not the frame grid {scan.shape}")
+    elif not np.issubdtype(cam.dtype, np.floating) or not np.all(np.isfinite(cam)):
+        case.fail(f"frame {frame}: CAM is not finite floating point ({cam.dtype})")
+    elif cam.min() < 0 or cam.max() > 1 + 1e-6:
+        case.fail(f"frame {frame}: CAM outside [0, 1] ({cam.min():.3g}..{cam.max():.3g})")
+
+
+def _check_report(path: Path, engine: Engine, case: CaseOutcome) -> None:
+    from PIL import Image
+
+    if not path.is_file() or path.stat().st_size == 0:
+        case.fail(f"report {path.name} was not written")
+        return
+    with Image.open(path) as im:
+        im.load()
+        chunks = dict(getattr(im, "text", {}) or {})
+        if im.format != "PNG":
+            case.fail(f"report {path.name} is {im.format}, not PNG")
+    missing = [k for k in REPORT_CHUNKS if not chunks.get(k)]
+    if missing:
+        case.fail(f"report {path.name} lacks text chunks {missing}")
+        return
+    if chunks["octviewer:model_sha256"] != engine.identity.sha256:
+        case.fail(f"report {path.name} names model sha256 {chunks['octviewer:model_sha256'][:12]}")
+    if chunks["octviewer:version"] != __version__:
+        case.fail(f"report {path.name} names version {chunks['octviewer:version']}")
+    try:
+        record = json.loads(chunks["octviewer:result"])
+    except ValueError:
+        case.fail(f"report {path.name}: octviewer:result is not JSON")
+        return
+    if "NOT_OCT" in record.get("flags", ()) and (
+        record.get("assessable") is not False or record.get("class") is not None
+    ):
+        case.fail(f"report {path.name}: a non-OCT frame is reported with a class")
+
+
+def analyse_case(
+    path: Path, engine: Engine, out_dir: Path, case: CaseOutcome, expect: dict[str, Any]
+) -> Scan | None:
+    """Load, analyse (with CAM), check and report one scan. Returns the scan when it loaded."""
+    from octviewer.core.io import load
+    from octviewer.core.report import save_report
+
+    want_error = expect.get("error")
+    try:
+        scan = load(path)
+    except OCTViewerError as exc:
+        names = {c.__name__ for c in type(exc).__mro__}
+        if want_error and want_error in names:
+            case.notes.append(f"failed as expected: {type(exc).__name__}: {exc}")
+            log.info("self-test: %s failed as expected (%s)", case.name, type(exc).__name__)
+        else:
+            case.fail(f"could not be opened: {type(exc).__name__}: {exc}")
+        return None
+    except Exception as exc:  # a reader bug: record it, go on with the other samples
+        log.exception("self-test: unexpected error opening %s", case.name)
+        case.fail(f"unexpected error while opening: {type(exc).__name__}: {exc}")
+        return None
+    case.loaded = True
+    if want_error:
+        case.fail(f"opened although {want_error} was expected")
+    if expect.get("not_oct") and scan.is_oct:
+        case.fail("is a non-OCT sample but was read as an OCT")
+    try:
+        if scan.is_volume:  # the viewer's way: predictions for all, the CAM for the shown frame
+            result = engine.analyze(scan, cam=False)
+            k = result.most_suspicious_frame()
+            fr = result.frame(k)
+            cam = engine.cam(scan, k, fr.predicted_index)
+            frames = tuple(
+                dataclasses.replace(f, cam=cam, cam_class=fr.predicted_index) if f is fr else f
+                for f in result.frames
+            )
+            result = dataclasses.replace(result, frames=frames)
+        else:
+            result = engine.analyze(scan, cam=True)
+            k = result.frames[0].frame_index
+        case.analysed = True
+        _check_result(scan, result, engine, case)
+        _check_cam(result.frame(k).cam, scan, case, k)
+        report = out_dir / f"{len(list(out_dir.glob('*.png'))):02d}_{path.stem}.png"
+        save_report(scan, result, report, frame_index=k)
+        case.report = report
+        _check_report(report, engine, case)
+        top = result.frame(k)
+        answer = f"{top.predicted_class} {top.confidence:.2f}" if top.assessable else "not assessed"
+        case.notes.append(f"frame {k}: {answer}")
+    except OCTViewerError as exc:
+        case.fail(f"analysis or report failed: {type(exc).__name__}: {exc}")
+    except Exception as exc:  # an engine/report bug: record it, go on with the other samples
+        log.exception("self-test: unexpected error analysing %s", case.name)
+        case.fail(f"unexpected error in analysis or report: {type(exc).__name__}: {exc}")
+    return scan
