@@ -81,6 +81,12 @@ def test_bundle_round_trip_and_engine(tmp_path: Path) -> None:
     assert fr.cam is not None and fr.cam.shape == (50, 70)
     assert float(fr.cam.min()) >= 0.0 and float(fr.cam.max()) <= 1.0
     assert abs(float(fr.probabilities.sum()) - 1.0) < 1e-5
+    # int8: each member's classifier runs after "stack" although it is registered before it,
+    # so it must keep a float32 copy for the CAM backward (it failed on the default model)
+    q = Engine(path, device="cpu", quantize=True)
+    assert {f"members.{k}.fc" for k in range(2)} <= set(q._fp32_tail)
+    qfr = q.analyze(scan, cam=True).frames[0]
+    assert qfr.cam is not None and qfr.predicted_index == fr.predicted_index
 
 
 def test_hflip_tta_averages_both_views_and_keeps_the_cam_aligned() -> None:

@@ -109,7 +109,9 @@ class Engine:
         int8 = bool(quantize) and self._device.type == "cpu"
         if quantize and not int8:
             log.warning("int8 quantisation is a CPU option; ignored on %s", self._device)
-        self._int8 = DynamicInt8(self._cam_target_of) if int8 else None
+        self._int8 = (
+            DynamicInt8(self._cam_target_of, tuple(self.config.preprocess.size)) if int8 else None
+        )
         loaded = load_bundle(
             path, device=str(self._device), on_unit=self._int8.on_unit if self._int8 else None
         )

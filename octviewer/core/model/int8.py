@@ -5,8 +5,9 @@ Linear layers of ``Engine(quantize=True)``.
   least ``INT8_MIN_ELEMENTS`` values is kept as symmetric per-output-channel int8, its float32
   scales under ``SCALE_PREFIX + name``; loading dequantises to float32.
 - Dynamic (CPU fast path): :func:`quantize_linears` swaps each ``nn.Linear`` of a freshly
-  loaded piece of the network for a dynamic int8 one; the layers after the CAM target are
-  kept as float32 modules for CAM passes (int8 layers have no backward).
+  loaded piece of the network for a dynamic int8 one; the layers that run after the CAM target
+  (traced on the meta device, :func:`modules_run_after`) are kept as float32 modules for CAM
+  passes (int8 layers have no backward).
 
 torch is imported inside the functions: the bundle header code imports this module without it.
 """
@@ -14,12 +15,15 @@ torch is imported inside the functions: the bundle header code imports this modu
 from __future__ import annotations
 
 import contextlib
+import logging
 import warnings
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import torch
+
+log = logging.getLogger(__name__)
 
 SCALE_PREFIX = "__int8_scale__."
 INT8_MIN_ELEMENTS = 256  # smaller tensors are not worth a scale vector: float16
@@ -77,6 +81,42 @@ def quantize_linears(
     return kept
 
 
+def modules_run_after(
+    model: torch.nn.Module, target: str, size: tuple[int, int]
+) -> set[str] | None:
+    """Names of the modules whose forward starts after ``target``'s has finished, traced by
+    one forward of the (still meta-device) network on a meta input of ``size``; None when the
+    network cannot be traced on meta (then the registration order is all there is).
+
+    The registration order alone is wrong for an ensemble: its CAM layer ``stack`` is
+    registered after the members, but each member's classifier runs after it."""
+    import torch
+
+    names = {m: n for n, m in model.named_modules()}
+    finished = [False]
+    after: set[str] = set()
+
+    def pre(module: torch.nn.Module, _inp: object) -> None:
+        if finished[0]:
+            after.add(names[module])
+
+    def post(_m: torch.nn.Module, _inp: object, _out: object) -> None:
+        finished[0] = True
+
+    handles = [m.register_forward_pre_hook(pre) for m in names]
+    handles.append(model.get_submodule(target).register_forward_hook(post))
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 1, *size, device="meta"))
+    except (RuntimeError, NotImplementedError, TypeError, ValueError) as exc:
+        log.debug("int8: the network could not be traced on meta (%s)", exc)
+        return None
+    finally:
+        for h in handles:
+            h.remove()
+    return after if finished[0] else None
+
+
 class DynamicInt8:
     """The int8 state of ``Engine(quantize=True)``: :meth:`on_unit` is the ``load_bundle`` hook,
     :meth:`cam_ready` puts the kept float32 layers in place for a CAM pass.
@@ -84,8 +124,11 @@ class DynamicInt8:
     ``cam_target_of(model)`` names the CAM layer; the Linear layers after it (``fp32_tail``)
     keep a float32 copy, because int8 layers have no backward."""
 
-    def __init__(self, cam_target_of: Callable[[torch.nn.Module], str]) -> None:
+    def __init__(
+        self, cam_target_of: Callable[[torch.nn.Module], str], input_size: tuple[int, int]
+    ) -> None:
         self._cam_target_of = cam_target_of
+        self._input_size = input_size
         self.cam_target: str | None = None  # resolved on the first on_unit call
         self.tail_names: set[str] | None = None
         self.fp32_tail: dict[str, torch.nn.Module] = {}
@@ -105,6 +148,7 @@ class DynamicInt8:
             target = resolve_module_name(model, self.cam_target)
             names = [n for n, _ in model.named_modules()]
             self.tail_names = set(names[names.index(target) + 1 :])
+            self.tail_names |= modules_run_after(model, target, self._input_size) or set()
         if not prefix:  # the root piece: only the root's own tensors are filled
             return
         self.fp32_tail.update(quantize_linears(prefix, unit, model, self.tail_names))
