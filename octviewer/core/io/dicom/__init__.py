@@ -1,0 +1,80 @@
+"""DICOM through pydicom 3: single-frame, multi-frame Ophthalmic Tomography, intensity chain.
+
+pydicom (and through it pylibjpeg) is imported inside the functions, so importing this module
+stays cheap. Frames are decoded one at a time (``pydicom.pixels.iter_pixels``), never with
+``ds.pixel_array`` on a whole volume.
+
+The rooms: :mod:`.header` (parsing and header checks), :mod:`.decode` (size guards, decoders,
+frames), :mod:`.intensity` (the intensity chain), :mod:`.metadata` (non-pixel facts) and
+:mod:`.localizer` (frame locations, the localizer lookup). Their public names are re-exported
+here, so ``octviewer.core.io.dicom.<name>`` keeps working.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from octviewer.core.io.dicom.decode import DecodedDicom, decode_frames, decoder_package
+from octviewer.core.io.dicom.header import (
+    OPT_SOP,
+    has_pixels,
+    header_int,
+    read_header,
+    require_pixels,
+    sop_class_name,
+    tolerant,
+)
+from octviewer.core.io.dicom.intensity import apply_intensity_chain, pixel_view
+from octviewer.core.io.dicom.localizer import find_localizer, frame_locations
+from octviewer.core.io.dicom.metadata import (
+    build_metadata,
+    identity_of,
+    instance_orientation,
+    instance_position,
+    laterality_of,
+    modality_of,
+    plane_positions,
+    spacing_of,
+)
+from octviewer.core.scan import Scan
+
+__all__ = [
+    "OPT_SOP",
+    "DecodedDicom",
+    "apply_intensity_chain",
+    "build_metadata",
+    "decode_frames",
+    "decoder_package",
+    "find_localizer",
+    "frame_locations",
+    "has_pixels",
+    "header_int",
+    "identity_of",
+    "instance_orientation",
+    "instance_position",
+    "laterality_of",
+    "modality_of",
+    "pixel_view",
+    "plane_positions",
+    "read_dicom",
+    "read_header",
+    "require_pixels",
+    "sop_class_name",
+    "spacing_of",
+    "tolerant",
+]
+
+
+def read_dicom(path: Path) -> Scan:
+    """Open one DICOM file (any pixel-bearing SOP class; multi-frame OPT = a volume)."""
+    ds = read_header(path)
+    decoded = decode_frames(path, ds)
+    ref_uid, positions = frame_locations(ds)
+    localizer = None
+    notes: list[str] = []
+    if ref_uid is not None and positions is not None:
+        localizer, note = find_localizer(path.parent, ref_uid, positions, exclude=path)
+        if note:
+            notes.append(note)
+    meta = build_metadata(ds, (path,), decoded, fmt="DICOM", notes=tuple(notes))
+    return Scan(frames=decoded.frames, metadata=meta, identity=identity_of(ds), localizer=localizer)

@@ -1,0 +1,211 @@
+"""Decoding the pixels of a DICOM file frame by frame, after the size guards (frame size,
+scan bytes, compressed fragment sizes) and the decoder check."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from octviewer.core.io import safety
+from octviewer.core.io.dicom.header import (
+    _bad_attr,
+    _bare_file_options,
+    _cause,
+    _transfer_syntax,
+    header_int,
+    require_pixels,
+)
+from octviewer.core.io.dicom.intensity import apply_intensity_chain, pixel_view
+from octviewer.errors import (
+    CorruptFileError,
+    MissingDecoderError,
+    ScanReadError,
+    UnsupportedFormatError,
+)
+
+if TYPE_CHECKING:
+    from pydicom import Dataset
+
+logger = logging.getLogger(__name__)
+
+
+# Transfer syntax name fragment -> what to install when its decoder is missing
+_DECODER_PACKAGES = (
+    ("JPEG-LS", "pyjpegls  (pip install pyjpegls)"),
+    ("JPEG 2000", "pylibjpeg-openjpeg  (pip install pylibjpeg pylibjpeg-openjpeg)"),
+    ("High-Throughput JPEG 2000", "pylibjpeg-openjpeg  (pip install pylibjpeg pylibjpeg-openjpeg)"),
+    ("RLE", "pylibjpeg-rle  (pip install pylibjpeg pylibjpeg-rle)"),
+    (
+        "JPEG",
+        'pylibjpeg-libjpeg  (pip install "octviewer[jpeg]", i.e. pylibjpeg pylibjpeg-libjpeg)',
+    ),
+)
+
+
+def decoder_package(transfer_syntax_name: str) -> str:
+    """The package that decodes a transfer syntax, as named in MissingDecoderError messages."""
+    for fragment, package in _DECODER_PACKAGES:
+        if fragment in transfer_syntax_name:
+            return package
+    return (
+        "a pydicom pixel data plugin (pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg)"
+    )
+
+
+@dataclass(frozen=True)
+class DecodedDicom:
+    frames: np.ndarray  # (n, rows, cols), display-ready
+    bit_depth: int
+    was_color: bool
+    notes: tuple[str, ...] = ()  # e.g. frames declared but not in the file
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """The header attributes that size the pixel buffer, parsed and bounded."""
+
+    rows: int
+    cols: int
+    frames: int
+    itemsize: int
+    samples: int
+    palette: bool
+
+
+def decode_frames(path: Path, ds: Dataset) -> DecodedDicom:
+    """Decode every frame of ``path`` one by one, applying the intensity chain to each.
+
+    A file that holds fewer frames than its Number of Frames declares opens with the frames it
+    holds, and says so in ``notes`` (never with uninitialised memory for the others)."""
+    from pydicom.pixels import apply_color_lut, iter_pixels
+
+    require_pixels(ds, path)
+    lay = _layout(ds, path)
+    safety.check_frame_size(lay.rows, lay.cols, path)
+    safety.check_scan_bytes(lay.frames, lay.rows, lay.cols, lay.itemsize, path)
+    _check_decoder(ds, path)
+    _check_stream_sizes(ds, path, lay)
+    colour = lay.samples > 1 or lay.palette
+    out: np.ndarray | None = None
+    bits, count = 8, 0
+    try:
+        for i, raw in enumerate(iter_pixels(path, **_bare_file_options(ds))):
+            if i >= lay.frames:
+                break
+            if lay.palette:
+                frame, bits = _rgb_to_grey(apply_color_lut(raw, ds)), 8
+            elif colour:
+                frame, bits = _rgb_to_grey(raw), 8
+            else:
+                frame, bits = apply_intensity_chain(raw, pixel_view(ds, i))
+            if out is None:
+                out = np.empty((lay.frames, *frame.shape), dtype=frame.dtype)
+            out[i] = frame
+            count = i + 1
+    except ScanReadError:
+        raise
+    except MemoryError:
+        raise
+    except Exception as exc:  # pydicom and its decoder plugins raise many types
+        raise CorruptFileError(
+            "The image data in this DICOM file is damaged or incomplete and cannot be decoded "
+            f"({_cause(exc)}). Export it again from the device.",
+            path=path,
+        ) from exc
+    if out is None:
+        raise CorruptFileError("The DICOM file declares an image but holds no frames.", path=path)
+    notes: tuple[str, ...] = ()
+    if count < lay.frames:
+        logger.warning("%s declares %d frames but holds %d", path.name, lay.frames, count)
+        out = out[:count].copy()
+        notes = (f"the file declares {lay.frames} frames but holds only {count}: those are shown",)
+    from octviewer.core.io.images import finite_frames
+
+    out, note = finite_frames(out, path)
+    return DecodedDicom(out, bits, colour, notes + note)
+
+
+def _layout(ds: Dataset, path: Path) -> _Layout:
+    rows = header_int(ds, "Rows", path, lo=1, hi=65535)
+    cols = header_int(ds, "Columns", path, lo=1, hi=65535)
+    frames = header_int(ds, "NumberOfFrames", path, default=1, lo=1)
+    bits = header_int(ds, "BitsAllocated", path, default=8, lo=1, hi=64)
+    samples = header_int(ds, "SamplesPerPixel", path, default=1, lo=1, hi=4)
+    try:
+        palette = str(ds.get("PhotometricInterpretation", "")) == "PALETTE COLOR"
+    except Exception as exc:  # a bad VR, converted lazily
+        raise _bad_attr("PhotometricInterpretation", "cannot be read", path) from exc
+    return _Layout(rows, cols, frames, 1 if bits <= 8 else 2, samples, palette)
+
+
+def _check_stream_sizes(ds: Dataset, path: Path, lay: _Layout) -> None:
+    """For compressed pixel data: the size each fragment's own header declares, before the
+    decoder allocates for it (:func:`octviewer.core.io.safety.stream_size`)."""
+    from pydicom.encaps import generate_fragments
+
+    if not _transfer_syntax(ds).is_encapsulated:
+        return
+    try:
+        data = ds.PixelData
+        fragments = generate_fragments(data)
+        for fragment in fragments:
+            size = safety.stream_size(bytes(fragment[:65536]))
+            if size is not None:
+                safety.check_stream_size(size, lay.rows, lay.cols, lay.samples, path)
+    except ScanReadError:
+        raise
+    except MemoryError:
+        raise
+    except Exception as exc:  # the encapsulation itself (item tags, lengths) is damaged
+        raise CorruptFileError(
+            "The compressed image data in this DICOM file is damaged (its fragments cannot be "
+            f"read: {_cause(exc)}). Export it again from the device.",
+            path=path,
+        ) from exc
+
+
+def _check_decoder(ds: Dataset, path: Path) -> None:
+    from pydicom.pixels import get_decoder
+
+    ts = _transfer_syntax(ds)
+    if not ts.is_transfer_syntax:
+        raise UnsupportedFormatError(
+            f"The DICOM file declares the transfer syntax '{str(ts)[:64]}', which is not a DICOM "
+            "transfer syntax octviewer knows, so its pixels cannot be interpreted. Export it "
+            "again (uncompressed, or JPEG / JPEG 2000 / RLE).",
+            path=path,
+        )
+    if not ts.is_compressed:
+        return
+    try:
+        decoder = get_decoder(ts)
+    except NotImplementedError as exc:
+        raise UnsupportedFormatError(
+            f"The image is compressed with '{ts.name}', which octviewer cannot decode. Export "
+            "it again uncompressed or with JPEG / JPEG 2000 / RLE compression.",
+            path=path,
+        ) from exc
+    if not decoder.is_available:
+        raise _missing_decoder(ds, path)
+
+
+def _missing_decoder(ds: Dataset, path: Path) -> MissingDecoderError:
+    ts = _transfer_syntax(ds)
+    return MissingDecoderError(
+        f"This DICOM image is compressed with '{ts.name}' and the decoder for it is not "
+        f"installed. Install {decoder_package(ts.name)} and open the file again.",
+        path=path,
+    )
+
+
+def _rgb_to_grey(rgb: np.ndarray) -> np.ndarray:
+    weights = np.array([0.299, 0.587, 0.114], np.float32)
+    grey = rgb[..., :3].astype(np.float32) @ weights
+    if rgb.dtype != np.uint8:
+        top = 65535.0 if rgb.dtype == np.uint16 else float(rgb.max() or 1)
+        grey *= 255.0 / top
+    return np.clip(grey.round(), 0, 255).astype(np.uint8)

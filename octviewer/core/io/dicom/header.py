@@ -1,0 +1,217 @@
+"""Reading a DICOM header: the parse itself, the checks that it is an image, the
+whole-number attributes that size the pixels, the transfer syntax, and the ``tolerant``
+decorator of the metadata helpers."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from octviewer.errors import (
+    CorruptFileError,
+    NoPixelDataError,
+    UnsupportedFormatError,
+)
+
+if TYPE_CHECKING:
+    from pydicom import Dataset
+
+logger = logging.getLogger(__name__)
+
+
+OPT_SOP = "1.2.840.10008.5.1.4.1.1.77.1.5.4"  # Ophthalmic Tomography Image Storage
+_OCT_SOPS = {OPT_SOP, "1.2.840.10008.5.1.4.1.1.77.1.5.8"}  # + OCT B-scan Volume Analysis
+_PHOTO_SOPS = {
+    "1.2.840.10008.5.1.4.1.1.77.1.5.1",  # Ophthalmic Photography 8 Bit
+    "1.2.840.10008.5.1.4.1.1.77.1.5.2",  # Ophthalmic Photography 16 Bit
+    "1.2.840.10008.5.1.4.1.1.77.1.5.3",  # Stereometric Relationship
+    "1.2.840.10008.5.1.4.1.1.77.1.5.5",  # Wide Field Ophthalmic Photography Stereographic
+    "1.2.840.10008.5.1.4.1.1.77.1.5.6",  # Wide Field Ophthalmic Photography 3D Coordinates
+    "1.2.840.10008.5.1.4.1.1.77.1.5.7",  # Ophthalmic OCT En Face (an en-face, not a B-scan)
+}
+_PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+
+#: What reading a malformed metadata value raises (a wrong VR, NaN, a sequence where a number
+#: belongs, several values, a deferred value that cannot be read back).
+_METADATA_ERRORS = (
+    TypeError,
+    ValueError,
+    AttributeError,
+    IndexError,
+    KeyError,
+    OverflowError,
+    NotImplementedError,
+    OSError,
+)
+
+
+def tolerant(default: Any) -> Any:
+    """Decorator for the metadata helpers: a malformed value means the information is
+    unknown (``default``), logged, never a failure to open the scan. The pixels decide."""
+
+    def wrap(func: Any) -> Any:
+        @functools.wraps(func)
+        def inner(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return func(*args, **kwargs)
+            except _METADATA_ERRORS as exc:
+                logger.info("ignoring malformed DICOM metadata in %s: %s", func.__name__, exc)
+                return default
+
+        return inner
+
+    return wrap
+
+
+def read_header(path: Path, *, stop_before_pixels: bool = False, force: bool = True) -> Dataset:
+    """Parse a DICOM file; large values (the pixels) are left on disk until needed."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    if _blank_dataset(path):
+        raise CorruptFileError(
+            "The DICOM file is damaged: where its image description should begin it holds only "
+            "zero bytes (the copy or the export was not written completely). Copy or export it "
+            "again from the device.",
+            path=path,
+        )
+    try:
+        ds = pydicom.dcmread(
+            path, stop_before_pixels=stop_before_pixels, defer_size="4 KB", force=force
+        )
+    except InvalidDicomError as exc:
+        raise UnsupportedFormatError(
+            "The file is not a DICOM file (it has no DICOM header). Export the scan again as "
+            "DICOM, or open the image file itself.",
+            path=path,
+        ) from exc
+    except (PermissionError, MemoryError):
+        raise
+    except Exception as exc:  # pydicom raises many types on damaged headers
+        raise CorruptFileError(
+            f"The DICOM file is damaged or incomplete and its header cannot be read ({_cause(exc)})."
+            " Copy or export it again from the device.",
+            path=path,
+        ) from exc
+    if "SOPClassUID" not in ds and "Rows" not in ds and "PatientID" not in ds:
+        # force=True parses almost any bytes; a real DICOM object has at least some of these
+        if _has_preamble(path):
+            raise CorruptFileError(
+                "The DICOM file is cut short: its header ends before the image description. "
+                "Copy or export it again from the device.",
+                path=path,
+            )
+        raise UnsupportedFormatError(
+            "The file does not contain a DICOM image. Export the scan again as DICOM.",
+            path=path,
+        )
+    return ds
+
+
+def _blank_dataset(path: Path) -> bool:
+    """True when the data set (after the preamble and the file meta group) starts with 64 zero
+    bytes: pydicom would read those as millions of empty elements, for seconds, to conclude
+    nothing."""
+    with path.open("rb") as fh:
+        head = fh.read(144)
+        start = 0
+        if head[128:132] == b"DICM":
+            start = 132
+            if head[132:134] == b"\x02\x00" and head[136:138] == b"UL":
+                start = 144 + int.from_bytes(head[140:144], "little")
+        fh.seek(start)
+        window = fh.read(64)
+    return len(window) == 64 and not any(window)
+
+
+def _has_preamble(path: Path) -> bool:
+    with path.open("rb") as fh:
+        return fh.read(132)[128:132] == b"DICM"
+
+
+def has_pixels(ds: Dataset) -> bool:
+    return any(kw in ds for kw in _PIXEL_KEYWORDS) and "Rows" in ds
+
+
+@tolerant("unknown object")
+def sop_class_name(ds: Dataset) -> str:
+    from pydicom.uid import UID
+
+    uid = ds.get("SOPClassUID") or getattr(
+        ds.get("file_meta", None), "MediaStorageSOPClassUID", None
+    )
+    return UID(str(uid)).name if uid else "unknown object"
+
+
+def require_pixels(ds: Dataset, path: Path) -> None:
+    if not has_pixels(ds):
+        raise NoPixelDataError(
+            f"This DICOM file is a '{sop_class_name(ds)}' object and holds no image to show "
+            "(for example raw device data or a report). Open the image export of the "
+            "examination instead (an OCT or photography DICOM).",
+            path=path,
+        )
+
+
+def _cause(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def header_int(
+    ds: Dataset, kw: str, path: Path, *, default: int | None = None, lo: int = 0, hi: int = 1 << 31
+) -> int:
+    """A whole-number attribute of the header (Rows, Number of Frames...), or
+    :class:`CorruptFileError` naming it when it is absent, not a whole number (a wrong VR,
+    NaN, several values, a sequence) or outside ``[lo, hi]``."""
+    try:
+        value = ds.get(kw)
+    except Exception as exc:  # pydicom converts raw values lazily: a bad VR fails here
+        raise _bad_attr(kw, f"cannot be read ({_cause(exc)})", path) from exc
+    if value is None or (isinstance(value, (str, bytes)) and not value.strip()):
+        if default is None:
+            raise _bad_attr(kw, "is missing", path)
+        return default
+    if not isinstance(value, (str, bytes, int, float)) and hasattr(value, "__len__"):
+        if len(value) != 1:
+            raise _bad_attr(kw, f"has {len(value)} values instead of one", path)
+        value = value[0]
+    try:
+        text = value.decode("ascii", "replace") if isinstance(value, bytes) else value
+        number = float(text)
+    except (TypeError, ValueError, OverflowError):
+        raise _bad_attr(kw, f"({str(value)[:20]!r}) is not a whole number", path) from None
+    if not (math.isfinite(number) and number == int(number) and lo <= number <= hi):
+        raise _bad_attr(kw, f"({str(value)[:20]!r}) is not a whole number in [{lo}, {hi}]", path)
+    return int(number)
+
+
+def _bad_attr(kw: str, problem: str, path: Path) -> CorruptFileError:
+    return CorruptFileError(
+        f"The DICOM header is damaged: its {kw} {problem}. Export the scan again from the device.",
+        path=path,
+    )
+
+
+def _transfer_syntax(ds: Dataset) -> Any:
+    from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    fm = getattr(ds, "file_meta", None)
+    if fm is not None and fm.get("TransferSyntaxUID"):
+        value = fm.TransferSyntaxUID
+        return UID(value.decode("ascii", "replace") if isinstance(value, bytes) else str(value))
+    implicit, little = getattr(ds, "original_encoding", (False, True))
+    if implicit:
+        return ImplicitVRLittleEndian
+    return ExplicitVRLittleEndian if little is not False else ExplicitVRBigEndian
+
+
+def _bare_file_options(ds: Dataset) -> dict[str, Any]:
+    """A file written without the DICOM file meta (no preamble): tell pydicom its encoding."""
+    fm = getattr(ds, "file_meta", None)
+    if fm is not None and fm.get("TransferSyntaxUID"):
+        return {}
+    return {"transfer_syntax_uid": _transfer_syntax(ds)}
