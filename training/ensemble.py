@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime as _dt
 import json
 import logging
-import platform
 import shlex
 import time
 from dataclasses import dataclass
@@ -155,7 +153,7 @@ def run_ensemble(args: argparse.Namespace, argv: list[str]) -> EnsembleResult:
     from training.data import FrameDataset, describe, discover
     from training.distributed import DistInfo
     from training.metrics import classification_report
-    from training.run import git_commit
+    from training.rundir import prepare_ensemble_run_dir, provenance_stamp
     from training.split import load_split
 
     t0 = time.perf_counter()
@@ -163,14 +161,7 @@ def run_ensemble(args: argparse.Namespace, argv: list[str]) -> EnsembleResult:
         raise TrainingError("An ensemble needs at least two member bundles.")
     if args.threads:
         torch.set_num_threads(args.threads)
-    run_dir = args.run_dir
-    if run_dir.exists() and any(run_dir.iterdir()) and not args.overwrite:
-        raise TrainingError(
-            f"The run directory {run_dir} already exists and is not empty. Choose a new --run-dir "
-            "or add --overwrite.",
-            path=run_dir,
-        )
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = prepare_ensemble_run_dir(args.run_dir, args.overwrite)
 
     loaded = [load_bundle(p) for p in args.members]
     last_epochs: list[int] = []
@@ -346,10 +337,6 @@ def run_ensemble(args: argparse.Namespace, argv: list[str]) -> EnsembleResult:
         cal.ece_after,
     )
 
-    import timm
-
-    import octviewer
-
     provenance = {
         "command": shlex.join(argv),
         "mode": "ensemble",
@@ -379,15 +366,7 @@ def run_ensemble(args: argparse.Namespace, argv: list[str]) -> EnsembleResult:
                 else {}
             ),
         },
-        "git_commit": git_commit(),
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "versions": {
-            "octviewer": octviewer.__version__,
-            "torch": torch.__version__,
-            "timm": timm.__version__,
-            "python": platform.python_version(),
-        },
-        "run_seconds": round(time.perf_counter() - t0, 1),
+        **provenance_stamp(t0),
     }
     config = ModelConfig(
         name=args.name,

@@ -6,13 +6,9 @@
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
 import json
 import logging
-import platform
 import shlex
-import shutil
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -36,11 +32,27 @@ from training.data import (
     discover,
     discover_test,
 )
+from training.rundir import (  # RUN_MARKERS, git_commit, prepare_run_dir: re-exported
+    RUN_MARKERS,
+    attach_log,
+    git_commit,
+    prepare_run_dir,
+    provenance_stamp,
+)
 from training.split import load_split, patient_fold, patient_split, save_split
 
 log = logging.getLogger(__name__)
 
-RUN_MARKERS = ("config.json", "train.log", "last.pt", "split.csv")
+_attach_log = attach_log  # the old private name
+
+__all__ = [
+    "RUN_MARKERS",
+    "RunResult",
+    "git_commit",
+    "main_entry",
+    "prepare_run_dir",
+    "run_training",
+]
 
 
 @dataclass(frozen=True)
@@ -50,70 +62,6 @@ class RunResult:
     sha256: str | None
     metrics: dict[str, Any]
     unreadable: tuple[str, ...]
-
-
-# --- run directory and logging ---------------------------------------------------------------
-def prepare_run_dir(cfg: TrainConfig) -> Path:
-    run_dir = Path(cfg.run_dir).expanduser()
-    has_content = run_dir.is_dir() and any(run_dir.iterdir())
-    if run_dir.exists() and not run_dir.is_dir():
-        raise TrainingError(
-            f"The run directory {run_dir} is a file; choose another --run-dir.", path=run_dir
-        )
-    if cfg.resume:
-        if not has_content:
-            raise TrainingError(f"Cannot resume: {run_dir} holds no earlier run.", path=run_dir)
-        return run_dir
-    if has_content:
-        if not cfg.overwrite:
-            raise TrainingError(
-                f"The run directory {run_dir} already exists and is not empty. Choose a new "
-                "--run-dir, add --resume to continue that run, or --overwrite to replace it.",
-                path=run_dir,
-            )
-        if not any((run_dir / m).exists() for m in RUN_MARKERS):
-            raise TrainingError(
-                f"{run_dir} does not look like an octviewer-train run directory; refusing to "
-                "delete it even with --overwrite. Choose another --run-dir.",
-                path=run_dir,
-            )
-        log.warning("Overwriting the earlier run in %s", run_dir)
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
-
-
-def _attach_log(run_dir: Path) -> logging.Handler:
-    handler = logging.FileHandler(run_dir / "train.log", encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.setLevel(logging.INFO)
-    root = logging.getLogger()
-    root.addHandler(handler)
-    if root.level > logging.INFO or root.level == logging.NOTSET:
-        root.setLevel(logging.INFO)
-    return handler
-
-
-def git_commit() -> str | None:
-    repo = Path(__file__).resolve().parent.parent
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(repo), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        dirty = subprocess.run(
-            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if out.returncode != 0:
-        return None
-    return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -222,7 +170,7 @@ def run_training(
         shutdown(dist)
         raise TrainingError(str(refusal))
     run_dir = Path(cfg.run_dir).expanduser()
-    handler = _attach_log(run_dir) if dist.is_main else None
+    handler = attach_log(run_dir) if dist.is_main else None
     if not dist.is_main:  # one console log per run, not one per GPU
         logging.getLogger().setLevel(logging.WARNING)
     try:
@@ -545,9 +493,6 @@ def _run(
     ood_model = _fit_ood(cfg, model, split, pre, metrics, len(names))
 
     # --- bundle ---------------------------------------------------------------------------
-    import timm
-
-    import octviewer
     from octviewer.core.model.bundle import save_bundle
 
     model.cpu().eval()
@@ -592,15 +537,7 @@ def _run(
             "world_size": dist.world_size,
             "train_seconds": round(train_seconds, 1),
         },
-        "git_commit": git_commit(),
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "versions": {
-            "octviewer": octviewer.__version__,
-            "torch": torch.__version__,
-            "timm": timm.__version__,
-            "python": platform.python_version(),
-        },
-        "run_seconds": round(time.perf_counter() - t_start, 1),
+        **provenance_stamp(t_start),
     }
     licence = cfg.licence or built.licence_hint
     description = cfg.description or (
