@@ -147,7 +147,7 @@ def run_ensemble(args: argparse.Namespace, argv: list[str]) -> EnsembleResult:
     from octviewer.core.model.bundle import load_bundle, save_bundle
     from octviewer.core.model.config import ModelConfig
     from octviewer.core.model.ensemble import ENSEMBLE, ENSEMBLE_CAM_TARGET
-    from training import engine
+    from training import loop
     from training.augment import eval_batch
     from training.calibrate import fit_temperature, softmax
     from training.data import FrameDataset, describe, discover
@@ -220,7 +220,7 @@ def run_ensemble(args: argparse.Namespace, argv: list[str]) -> EnsembleResult:
     def member_predict(
         model: torch.nn.Module, ds: FrameDataset, prep: Any, desc: str
     ) -> tuple[Any, Any]:
-        lg, lab, _, bad = engine.predict(
+        lg, lab, _, bad = loop.predict(
             model, ds, prep, device, single, batch_size=args.batch_size, workers=0, desc=desc
         )
         if bad:

@@ -207,7 +207,7 @@ def _run(
     import torch
 
     from octviewer.core.model.architectures import default_cam_target
-    from training import engine
+    from training import loop
     from training.augment import AugmentConfig, augment_batch, eval_batch
     from training.model_setup import build_model, freeze_backbone, param_groups
 
@@ -347,8 +347,8 @@ def _run(
         head = model.get_classifier()
         trainable: torch.nn.Module = head
         fit_train, fit_val = feats["train"], feats["val"]
-        prepare_train: engine.Prepare = lambda x, g: x  # noqa: E731
-        prepare_eval: engine.EvalPrepare = lambda x: x  # noqa: E731
+        prepare_train: loop.Prepare = lambda x, g: x  # noqa: E731
+        prepare_eval: loop.EvalPrepare = lambda x: x  # noqa: E731
         unreadable += [
             split.train[i] for i in range(len(split.train)) if not bool(feats["train"].ok[i])
         ]
@@ -371,7 +371,7 @@ def _run(
             }
         ]
     )
-    lc = engine.LoopConfig(
+    lc = loop.LoopConfig(
         epochs=cfg.epochs,
         lr_groups=groups,
         warmup_epochs=cfg.warmup,
@@ -401,7 +401,7 @@ def _run(
         cfg.base_lr,
     )
     t_train = time.perf_counter()
-    result = engine.fit(
+    result = loop.fit(
         trainable,
         fit_train,
         fit_val,
@@ -428,7 +428,7 @@ def _run(
     trainable.load_state_dict(result.best_state)
     model.to(device).eval()
     single = dataclasses.replace(dist, rank=0, world_size=1)
-    val_logits, val_labels, _, _ = engine.predict(
+    val_logits, val_labels, _, _ = loop.predict(
         trainable,
         fit_val,
         prepare_eval,
@@ -469,7 +469,7 @@ def _run(
                 len(overlap),
             )
         test_ds = FrameDataset(test_samples, pre)
-        tl, tlab, _, tbad = engine.predict(
+        tl, tlab, _, tbad = loop.predict(
             model,
             test_ds,
             prep_eval,
