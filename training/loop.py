@@ -238,6 +238,35 @@ def _state_cpu(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
 
 
+@dataclass
+class _Trainer:
+    """What one fit trains with: the model (and its DDP wrapper), optimiser, schedule, scaler, EMA."""
+
+    model: torch.nn.Module
+    ddp_model: torch.nn.Module
+    opt: torch.optim.Optimizer
+    sched: Any
+    scaler: Any
+    ema: Any
+    micro: int  # micro-batches per epoch
+
+    def eval_model(self) -> torch.nn.Module:
+        return self.ema.module if self.ema is not None else self.model
+
+
+@dataclass
+class _Progress:
+    """What a checkpoint restores: epoch, best score so far, history, skipped images."""
+
+    best_state: dict[str, torch.Tensor]
+    start_epoch: int = 0
+    best_score: float = -1.0
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    bad_indices: set[int] = field(default_factory=set)
+
+
 def fit(
     model: torch.nn.Module,
     train_set: torch.utils.data.Dataset,
@@ -256,6 +285,68 @@ def fit(
     """Train ``model`` in place; returns the best (by validation balanced accuracy) weights."""
     from tqdm.auto import tqdm
 
+    tr = _setup(model, len(train_set), lc, device, dist)
+    pg = _Progress(best_state=_state_cpu(model))
+    last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
+    if resume:
+        _restore(tr, pg, run_dir, last_path, best_path)
+
+    stopped_early = False
+    epochs_bar = tqdm(
+        range(pg.start_epoch, lc.epochs),
+        desc="epochs",
+        unit="epoch",
+        disable=not dist.is_main,
+        initial=pg.start_epoch,
+        total=lc.epochs,
+    )
+    for epoch in epochs_bar:
+        if pg.bad_epochs >= lc.patience:
+            stopped_early = True
+            break
+        t0 = time.perf_counter()
+        loss_sum, seen = _train_epoch(
+            tr, train_set, epoch, lc, prepare_train, len(class_names), device, dist, pg.bad_indices
+        )
+        train_time = time.perf_counter() - t0
+        rep, val_loss = _validate(
+            tr, val_set, class_names, lc, prepare_eval, device, dist, pg.bad_indices
+        )
+        tr_loss = loss_sum / max(seen, 1)
+        if dist.enabled:
+            tr_loss = float(np.mean(all_gather_objects(tr_loss, dist)))  # type: ignore[arg-type]
+        row = _history_row(epoch, tr_loss, val_loss, rep, tr, train_time, t0, seen, dist)
+        pg.history.append(row)
+        score = row["val_balanced_accuracy"]
+        improved = score > pg.best_score + 1e-9
+        if improved:
+            pg.best_score, pg.best_epoch, pg.bad_epochs = score, epoch, 0
+            pg.best_state = _state_cpu(tr.eval_model())
+        else:
+            pg.bad_epochs += 1
+        if dist.is_main:
+            _checkpoint(tr, pg, epoch, improved, run_dir, last_path, best_path)
+        _log_epoch(epoch, lc, tr_loss, val_loss, score, row, improved)
+        epochs_bar.set_postfix(val_bacc=f"{score:.3f}", best=f"{pg.best_score:.3f}")
+        if epoch_callback is not None:
+            epoch_callback(epoch, row)
+        if pg.bad_epochs >= lc.patience and epoch + 1 < lc.epochs:
+            log.info(
+                "Early stopping: no better validation balanced accuracy for %d epochs",
+                pg.bad_epochs,
+            )
+            stopped_early = True
+            break
+    epochs_bar.close()
+    # every rank saw the same gathered validation metrics, so all hold the same best_state
+    return FitResult(
+        pg.best_state, pg.best_epoch, pg.best_score, pg.history, pg.bad_indices, stopped_early
+    )
+
+
+def _setup(
+    model: torch.nn.Module, n_train: int, lc: LoopConfig, device: torch.device, dist: DistInfo
+) -> _Trainer:
     model.to(device)
     ddp_model: torch.nn.Module = model
     if dist.enabled:
@@ -263,7 +354,6 @@ def fit(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
     opt = torch.optim.AdamW(lc.lr_groups)
-    n_train = len(train_set)
     per_rank = math.ceil(n_train / dist.world_size)
     micro = per_rank // lc.batch_size if per_rank > lc.batch_size else 1
     if lc.max_steps_per_epoch:
@@ -280,199 +370,244 @@ def fit(
         from timm.utils import ModelEmaV3
 
         ema = ModelEmaV3(model, decay=lc.ema_decay)
-    eval_model = (lambda: ema.module) if ema is not None else (lambda: model)
+    return _Trainer(model, ddp_model, opt, sched, scaler, ema, micro)
 
-    k = len(class_names)
-    start_epoch, best_score, best_epoch, bad_epochs = 0, -1.0, -1, 0
-    history: list[dict[str, Any]] = []
-    best_state: dict[str, torch.Tensor] = _state_cpu(model)
-    bad_indices: set[int] = set()
-    last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
-    if resume:
-        if not last_path.is_file():
-            raise TrainingError(
-                f"Nothing to resume in {run_dir}: there is no last.pt (the run never finished an "
-                "epoch). Start again with --overwrite.",
-                path=run_dir,
-            )
-        ck = torch.load(last_path, map_location="cpu", weights_only=True)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        scaler.load_state_dict(ck["scaler"])
-        if ema is not None and ck.get("ema") is not None:
-            ema.load_state_dict(ck["ema"])
-        start_epoch = int(ck["epoch"]) + 1
-        best_score, best_epoch, bad_epochs = (
-            float(ck["best_score"]),
-            int(ck["best_epoch"]),
-            int(ck["bad_epochs"]),
-        )
-        history = list(ck["history"])
-        bad_indices = set(ck.get("bad_indices", []))
-        if best_path.is_file():
-            best_state = torch.load(best_path, map_location="cpu", weights_only=True)
-        log.info(
-            "Resumed from %s at epoch %d (best %.4f at epoch %d)",
-            last_path,
-            start_epoch + 1,
-            best_score,
-            best_epoch + 1,
-        )
 
-    stopped_early = False
-    epochs_bar = tqdm(
-        range(start_epoch, lc.epochs),
-        desc="epochs",
-        unit="epoch",
-        disable=not dist.is_main,
-        initial=start_epoch,
-        total=lc.epochs,
+def _restore(tr: _Trainer, pg: _Progress, run_dir: Path, last_path: Path, best_path: Path) -> None:
+    """Continue from ``last.pt`` (and ``best.pt``): weights, optimiser, schedule, progress."""
+    if not last_path.is_file():
+        raise TrainingError(
+            f"Nothing to resume in {run_dir}: there is no last.pt (the run never finished an "
+            "epoch). Start again with --overwrite.",
+            path=run_dir,
+        )
+    ck = torch.load(last_path, map_location="cpu", weights_only=True)
+    tr.model.load_state_dict(ck["model"])
+    tr.opt.load_state_dict(ck["optimizer"])
+    tr.sched.load_state_dict(ck["scheduler"])
+    tr.scaler.load_state_dict(ck["scaler"])
+    if tr.ema is not None and ck.get("ema") is not None:
+        tr.ema.load_state_dict(ck["ema"])
+    pg.start_epoch = int(ck["epoch"]) + 1
+    pg.best_score, pg.best_epoch, pg.bad_epochs = (
+        float(ck["best_score"]),
+        int(ck["best_epoch"]),
+        int(ck["bad_epochs"]),
     )
-    for epoch in epochs_bar:
-        if bad_epochs >= lc.patience:
-            stopped_early = True
-            break
-        t0 = time.perf_counter()
-        g = seed_epoch(lc.seed, epoch)
-        idx = epoch_indices(n_train, g, dist, lc.sample_weights)
-        loader = make_loader(train_set, idx, lc.batch_size, lc.workers, drop_last=True)
-        model.train()
-        _freeze_frozen_norms(model)
-        opt.zero_grad(set_to_none=True)
-        loss_sum, seen = 0.0, 0
-        steps_bar = tqdm(
-            total=micro,
-            desc=f"epoch {epoch + 1}",
-            unit="batch",
-            leave=False,
-            disable=not dist.is_main,
-        )
-        for micro_done, (x, y, bidx, ok) in enumerate(loader):
-            if micro_done >= micro:
-                break
-            bad_indices.update(int(i) for i in bidx[~ok])
-            x, y = x[ok], y[ok]
-            boundary = (micro_done + 1) % lc.accum_steps == 0 or micro_done + 1 == micro
-            if x.shape[0] > 0:
-                x = prepare_train(x.to(device, non_blocking=True), g)
-                y = y.to(device)
-                targets = (
-                    F.one_hot(y, k).float() * (1 - lc.label_smoothing) + lc.label_smoothing / k
-                )
-                if lc.mixup > 0:
-                    from training.augment import mixup
+    pg.history = list(ck["history"])
+    pg.bad_indices = set(ck.get("bad_indices", []))
+    if best_path.is_file():
+        pg.best_state = torch.load(best_path, map_location="cpu", weights_only=True)
+    log.info(
+        "Resumed from %s at epoch %d (best %.4f at epoch %d)",
+        last_path,
+        pg.start_epoch + 1,
+        pg.best_score,
+        pg.best_epoch + 1,
+    )
 
-                    x, targets = mixup(x, targets, lc.mixup, g)
-                sync = nullcontext() if (boundary or not dist.enabled) else ddp_model.no_sync()
-                with sync:
-                    with autocast_ctx(device, lc.precision):
-                        logits = ddp_model(x)
-                    loss = soft_cross_entropy(logits, targets, lc.class_weights)
-                    scaler.scale(loss / lc.accum_steps).backward()
-                if not torch.isfinite(loss):
-                    raise TrainingError(
-                        f"The training loss became {loss.item()} at epoch {epoch + 1}: lower --lr "
-                        "or use --precision fp32/bf16."
-                    )
-                loss_sum += float(loss.detach()) * x.shape[0]
-                seen += x.shape[0]
-            if boundary:
-                if lc.clip_grad:
-                    scaler.unscale_(opt)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), lc.clip_grad)
-                scaler.step(opt)
-                scaler.update()
-                opt.zero_grad(set_to_none=True)
-                sched.step()
-                if ema is not None:
-                    ema.update(model)
-            steps_bar.update(1)
-            steps_bar.set_postfix(loss=f"{loss_sum / max(seen, 1):.4f}")
-        steps_bar.close()
-        train_time = time.perf_counter() - t0
-        logits, labels, _, vbad = predict(
-            eval_model(),
-            val_set,
-            prepare_eval,
-            device,
-            dist,
-            batch_size=lc.batch_size,
-            workers=lc.workers,
-            precision=lc.precision,
-            desc="validate",
-        )
-        bad_indices.update(-1 - b for b in vbad)  # negative = validation index
-        if labels.size == 0:
-            raise TrainingError("No validation image could be read: check the dataset.")
-        rep = classification_report(labels, softmax(logits), class_names)
-        val_loss = float(F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels).long()))
-        tr_loss = loss_sum / max(seen, 1)
-        if dist.enabled:
-            tr_loss = float(np.mean(all_gather_objects(tr_loss, dist)))  # type: ignore[arg-type]
-        row = {
-            "epoch": epoch + 1,
-            "train_loss": tr_loss,
-            "val_loss": val_loss,
-            "val_accuracy": rep["accuracy"],
-            "val_balanced_accuracy": rep["balanced_accuracy"],
-            "val_macro_f1": rep["macro_f1"],
-            "val_mcc": rep["mcc"],
-            "val_auroc_macro": rep["auroc_macro_ovr"],
-            "lr": opt.param_groups[-1]["lr"],
-            "train_seconds": train_time,
-            "epoch_seconds": time.perf_counter() - t0,
-            "train_images_per_s": seen * dist.world_size / train_time if train_time > 0 else None,
-            "val_confusion_matrix": rep["confusion_matrix"],
-        }
-        history.append(row)
-        score = rep["balanced_accuracy"]
-        improved = score > best_score + 1e-9
-        if improved:
-            best_score, best_epoch, bad_epochs = score, epoch, 0
-            best_state = _state_cpu(eval_model())
-        else:
-            bad_epochs += 1
-        if dist.is_main:
-            if improved:
-                torch.save(best_state, best_path)
-            ck = {
-                "model": _state_cpu(model),
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(),
-                "scaler": scaler.state_dict(),
-                "ema": _state_cpu(ema) if ema is not None else None,
-                "epoch": epoch,
-                "best_score": best_score,
-                "best_epoch": best_epoch,
-                "bad_epochs": bad_epochs,
-                "history": history,
-                "bad_indices": sorted(bad_indices),
-                "torch_rng": torch.get_rng_state(),
-            }
-            tmp = last_path.with_suffix(".pt.partial")
-            torch.save(ck, tmp)
-            tmp.replace(last_path)
-            _write_history(history, run_dir)
-        log.info(
-            "epoch %d/%d  train loss %.4f  val loss %.4f  val bal.acc %.4f  (%.1f s)%s",
-            epoch + 1,
-            lc.epochs,
-            tr_loss,
-            val_loss,
-            score,
-            row["epoch_seconds"],
-            "  *best*" if improved else "",
-        )
-        epochs_bar.set_postfix(val_bacc=f"{score:.3f}", best=f"{best_score:.3f}")
-        if epoch_callback is not None:
-            epoch_callback(epoch, row)
-        if bad_epochs >= lc.patience and epoch + 1 < lc.epochs:
-            log.info(
-                "Early stopping: no better validation balanced accuracy for %d epochs", bad_epochs
-            )
-            stopped_early = True
+
+def _train_epoch(
+    tr: _Trainer,
+    train_set: torch.utils.data.Dataset,
+    epoch: int,
+    lc: LoopConfig,
+    prepare_train: Prepare,
+    k: int,
+    device: torch.device,
+    dist: DistInfo,
+    bad_indices: set[int],
+) -> tuple[float, int]:
+    """One epoch of optimiser steps; returns the summed loss and the images it saw."""
+    from tqdm.auto import tqdm
+
+    g = seed_epoch(lc.seed, epoch)
+    idx = epoch_indices(len(train_set), g, dist, lc.sample_weights)
+    loader = make_loader(train_set, idx, lc.batch_size, lc.workers, drop_last=True)
+    tr.model.train()
+    _freeze_frozen_norms(tr.model)
+    tr.opt.zero_grad(set_to_none=True)
+    loss_sum, seen = 0.0, 0
+    steps_bar = tqdm(
+        total=tr.micro,
+        desc=f"epoch {epoch + 1}",
+        unit="batch",
+        leave=False,
+        disable=not dist.is_main,
+    )
+    for micro_done, (x, y, bidx, ok) in enumerate(loader):
+        if micro_done >= tr.micro:
             break
-    epochs_bar.close()
-    # every rank saw the same gathered validation metrics, so all hold the same best_state
-    return FitResult(best_state, best_epoch, best_score, history, bad_indices, stopped_early)
+        bad_indices.update(int(i) for i in bidx[~ok])
+        x, y = x[ok], y[ok]
+        boundary = (micro_done + 1) % lc.accum_steps == 0 or micro_done + 1 == tr.micro
+        if x.shape[0] > 0:
+            loss = _forward_backward(
+                tr, x, y, g, boundary, epoch, lc, prepare_train, k, device, dist
+            )
+            loss_sum += loss * x.shape[0]
+            seen += x.shape[0]
+        if boundary:
+            _optimizer_step(tr, lc)
+        steps_bar.update(1)
+        steps_bar.set_postfix(loss=f"{loss_sum / max(seen, 1):.4f}")
+    steps_bar.close()
+    return loss_sum, seen
+
+
+def _forward_backward(
+    tr: _Trainer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    g: torch.Generator,
+    boundary: bool,
+    epoch: int,
+    lc: LoopConfig,
+    prepare_train: Prepare,
+    k: int,
+    device: torch.device,
+    dist: DistInfo,
+) -> float:
+    """Loss and gradients of one micro-batch (DDP syncs only on an accumulation boundary)."""
+    x = prepare_train(x.to(device, non_blocking=True), g)
+    y = y.to(device)
+    targets = F.one_hot(y, k).float() * (1 - lc.label_smoothing) + lc.label_smoothing / k
+    if lc.mixup > 0:
+        from training.augment import mixup
+
+        x, targets = mixup(x, targets, lc.mixup, g)
+    sync = nullcontext() if (boundary or not dist.enabled) else tr.ddp_model.no_sync()
+    with sync:
+        with autocast_ctx(device, lc.precision):
+            logits = tr.ddp_model(x)
+        loss = soft_cross_entropy(logits, targets, lc.class_weights)
+        tr.scaler.scale(loss / lc.accum_steps).backward()
+    if not torch.isfinite(loss):
+        raise TrainingError(
+            f"The training loss became {loss.item()} at epoch {epoch + 1}: lower --lr "
+            "or use --precision fp32/bf16."
+        )
+    return float(loss.detach())
+
+
+def _optimizer_step(tr: _Trainer, lc: LoopConfig) -> None:
+    if lc.clip_grad:
+        tr.scaler.unscale_(tr.opt)
+        torch.nn.utils.clip_grad_norm_(tr.model.parameters(), lc.clip_grad)
+    tr.scaler.step(tr.opt)
+    tr.scaler.update()
+    tr.opt.zero_grad(set_to_none=True)
+    tr.sched.step()
+    if tr.ema is not None:
+        tr.ema.update(tr.model)
+
+
+def _validate(
+    tr: _Trainer,
+    val_set: torch.utils.data.Dataset,
+    class_names: tuple[str, ...],
+    lc: LoopConfig,
+    prepare_eval: EvalPrepare,
+    device: torch.device,
+    dist: DistInfo,
+    bad_indices: set[int],
+) -> tuple[dict[str, Any], float]:
+    """The validation report and loss of the model being evaluated (EMA when on)."""
+    logits, labels, _, vbad = predict(
+        tr.eval_model(),
+        val_set,
+        prepare_eval,
+        device,
+        dist,
+        batch_size=lc.batch_size,
+        workers=lc.workers,
+        precision=lc.precision,
+        desc="validate",
+    )
+    bad_indices.update(-1 - b for b in vbad)  # negative = validation index
+    if labels.size == 0:
+        raise TrainingError("No validation image could be read: check the dataset.")
+    rep = classification_report(labels, softmax(logits), class_names)
+    val_loss = float(F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels).long()))
+    return rep, val_loss
+
+
+def _history_row(
+    epoch: int,
+    tr_loss: float,
+    val_loss: float,
+    rep: dict[str, Any],
+    tr: _Trainer,
+    train_time: float,
+    t0: float,
+    seen: int,
+    dist: DistInfo,
+) -> dict[str, Any]:
+    return {
+        "epoch": epoch + 1,
+        "train_loss": tr_loss,
+        "val_loss": val_loss,
+        "val_accuracy": rep["accuracy"],
+        "val_balanced_accuracy": rep["balanced_accuracy"],
+        "val_macro_f1": rep["macro_f1"],
+        "val_mcc": rep["mcc"],
+        "val_auroc_macro": rep["auroc_macro_ovr"],
+        "lr": tr.opt.param_groups[-1]["lr"],
+        "train_seconds": train_time,
+        "epoch_seconds": time.perf_counter() - t0,
+        "train_images_per_s": seen * dist.world_size / train_time if train_time > 0 else None,
+        "val_confusion_matrix": rep["confusion_matrix"],
+    }
+
+
+def _checkpoint(
+    tr: _Trainer,
+    pg: _Progress,
+    epoch: int,
+    improved: bool,
+    run_dir: Path,
+    last_path: Path,
+    best_path: Path,
+) -> None:
+    """best.pt when improved; last.pt (written atomically) and the history every epoch."""
+    if improved:
+        torch.save(pg.best_state, best_path)
+    ck = {
+        "model": _state_cpu(tr.model),
+        "optimizer": tr.opt.state_dict(),
+        "scheduler": tr.sched.state_dict(),
+        "scaler": tr.scaler.state_dict(),
+        "ema": _state_cpu(tr.ema) if tr.ema is not None else None,
+        "epoch": epoch,
+        "best_score": pg.best_score,
+        "best_epoch": pg.best_epoch,
+        "bad_epochs": pg.bad_epochs,
+        "history": pg.history,
+        "bad_indices": sorted(pg.bad_indices),
+        "torch_rng": torch.get_rng_state(),
+    }
+    tmp = last_path.with_suffix(".pt.partial")
+    torch.save(ck, tmp)
+    tmp.replace(last_path)
+    _write_history(pg.history, run_dir)
+
+
+def _log_epoch(
+    epoch: int,
+    lc: LoopConfig,
+    tr_loss: float,
+    val_loss: float,
+    score: float,
+    row: dict[str, Any],
+    improved: bool,
+) -> None:
+    log.info(
+        "epoch %d/%d  train loss %.4f  val loss %.4f  val bal.acc %.4f  (%.1f s)%s",
+        epoch + 1,
+        lc.epochs,
+        tr_loss,
+        val_loss,
+        score,
+        row["epoch_seconds"],
+        "  *best*" if improved else "",
+    )
