@@ -12,11 +12,7 @@ remaining epochs exactly as an uninterrupted run would (on the same device).
 
 from __future__ import annotations
 
-import csv
-import json
 import logging
-import math
-import random
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -29,14 +25,45 @@ import torch
 import torch.nn.functional as F
 
 from octviewer.errors import TrainingError
+from training.batches import (
+    EvalPrepare,
+    Prepare,
+    autocast_ctx,
+    epoch_indices,
+    lr_lambda_factory,
+    make_loader,
+    predict,
+    seed_epoch,
+    soft_cross_entropy,
+)
 from training.calibrate import softmax
 from training.distributed import DistInfo, all_gather_objects
+from training.fit_state import (
+    Progress,
+    Trainer,
+    restore,
+    save_checkpoint,
+    setup_trainer,
+    state_cpu,
+)
 from training.metrics import classification_report
 
 log = logging.getLogger(__name__)
 
-Prepare = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
-EvalPrepare = Callable[[torch.Tensor], torch.Tensor]
+__all__ = [  # batches and fit_state re-exported: training.loop (and training.engine) keep them
+    "EvalPrepare",
+    "FitResult",
+    "LoopConfig",
+    "Prepare",
+    "autocast_ctx",
+    "epoch_indices",
+    "fit",
+    "lr_lambda_factory",
+    "make_loader",
+    "predict",
+    "seed_epoch",
+    "soft_cross_entropy",
+]
 
 
 @dataclass
@@ -70,201 +97,12 @@ class FitResult:
     stopped_early: bool = False
 
 
-class _IndexSampler(torch.utils.data.Sampler[int]):
-    def __init__(self, indices: list[int]) -> None:
-        self.indices = indices
-
-    def __iter__(self):  # type: ignore[override]
-        return iter(self.indices)
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-
-def seed_epoch(seed: int, epoch: int) -> torch.Generator:
-    s = (seed * 100_003 + epoch * 7_919 + 17) % (2**31)
-    torch.manual_seed(s)
-    np.random.seed(s)
-    random.seed(s)
-    return torch.Generator().manual_seed(s)
-
-
-def epoch_indices(
-    n: int, g: torch.Generator, dist: DistInfo, sample_weights: torch.Tensor | None
-) -> list[int]:
-    """This rank's sample order for one epoch (shuffled or class-balanced, then sharded)."""
-    if sample_weights is not None:
-        order = torch.multinomial(sample_weights, n, replacement=True, generator=g)
-    else:
-        order = torch.randperm(n, generator=g)
-    idx = order.tolist()
-    if dist.enabled:  # same as DistributedSampler: pad to a multiple of the world, then stride
-        pad = (-len(idx)) % dist.world_size
-        idx = (idx + idx[:pad])[dist.rank :: dist.world_size]
-    return idx
-
-
-def make_loader(
-    dataset: torch.utils.data.Dataset,
-    indices: list[int],
-    batch_size: int,
-    workers: int,
-    *,
-    drop_last: bool,
-) -> torch.utils.data.DataLoader:
-    return torch.utils.data.DataLoader(
-        dataset,
-        batch_size=batch_size,
-        sampler=_IndexSampler(indices),
-        num_workers=workers,
-        drop_last=drop_last and len(indices) > batch_size,
-        pin_memory=torch.cuda.is_available(),
-        persistent_workers=False,
-    )
-
-
-def soft_cross_entropy(
-    logits: torch.Tensor, targets: torch.Tensor, class_weights: torch.Tensor | None
-) -> torch.Tensor:
-    """Cross-entropy against soft targets; class weights scale each class's term and the mean
-    is normalised by the weight mass (as ``F.cross_entropy(weight=...)`` does)."""
-    logp = F.log_softmax(logits.float(), dim=1)
-    if class_weights is None:
-        return -(targets * logp).sum(dim=1).mean()
-    w = class_weights.to(logits.device)
-    per = -(targets * logp * w).sum(dim=1)
-    return per.sum() / (targets * w).sum().clamp_min(1e-12)
-
-
-def lr_lambda_factory(
-    total_steps: int, warmup_steps: int, min_ratio: float
-) -> Callable[[int], float]:
-    def fn(step: int) -> float:
-        if warmup_steps > 0 and step < warmup_steps:
-            return (step + 1) / warmup_steps
-        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        progress = min(max(progress, 0.0), 1.0)
-        return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-    return fn
-
-
-def autocast_ctx(device: torch.device, precision: str):
-    """Mixed precision: fp16/bf16 on a GPU; bf16 also on a CPU (oneDNN, about 2x with AVX512-BF16)."""
-    if precision == "fp32" or device.type not in ("cuda", "cpu"):
-        return nullcontext()
-    if device.type == "cpu":
-        if precision != "bf16":
-            return nullcontext()
-        return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type="cuda", dtype=dtype)
-
-
-@torch.no_grad()
-def predict(
-    model: torch.nn.Module,
-    dataset: torch.utils.data.Dataset,
-    prepare: EvalPrepare,
-    device: torch.device,
-    dist: DistInfo,
-    *,
-    batch_size: int,
-    workers: int,
-    precision: str = "fp32",
-    desc: str = "eval",
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int]]:
-    """Logits for the whole dataset (gathered across ranks): (logits, labels, indices, bad)."""
-    from tqdm.auto import tqdm
-
-    n = len(dataset)
-    mine = list(range(dist.rank, n, dist.world_size))
-    loader = make_loader(dataset, mine, batch_size, workers, drop_last=False)
-    was_training = model.training
-    model.eval()
-    logits, labels, indices, bad = [], [], [], []
-    for x, y, idx, ok in tqdm(loader, desc=desc, leave=False, disable=not dist.is_main):
-        bad.extend(int(i) for i in idx[~ok])
-        if not ok.any():
-            continue
-        x, y, idx = x[ok], y[ok], idx[ok]
-        with autocast_ctx(device, precision):
-            out = model(prepare(x.to(device, non_blocking=True)))
-        logits.append(out.float().cpu().numpy())
-        labels.append(y.numpy())
-        indices.append(idx.numpy())
-    model.train(was_training)
-    k = _num_outputs(model)
-    part = (
-        np.concatenate(logits) if logits else np.zeros((0, k), np.float32),
-        np.concatenate(labels) if labels else np.zeros(0, np.int64),
-        np.concatenate(indices) if indices else np.zeros(0, np.int64),
-        bad,
-    )
-    parts = all_gather_objects(part, dist)
-    lg = np.concatenate([p[0] for p in parts])  # type: ignore[index]
-    lb = np.concatenate([p[1] for p in parts])  # type: ignore[index]
-    ix = np.concatenate([p[2] for p in parts])  # type: ignore[index]
-    all_bad = sorted({b for p in parts for b in p[3]})  # type: ignore[index]
-    order = np.argsort(ix, kind="stable")
-    return lg[order], lb[order], ix[order], all_bad
-
-
-def _num_outputs(model: torch.nn.Module) -> int:
-    m = model.module if hasattr(model, "module") else model
-    head = m.get_classifier() if hasattr(m, "get_classifier") else m
-    return int(getattr(head, "out_features", 0))
-
-
-def _write_history(history: list[dict[str, Any]], run_dir: Path) -> None:
-    (run_dir / "metrics.json").write_text(json.dumps(history, indent=1), encoding="utf-8")
-    keys = [k for k in history[0] if not isinstance(history[0][k], (dict, list))]
-    with (run_dir / "metrics.csv").open("w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=keys, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(history)
-
-
 def _freeze_frozen_norms(model: torch.nn.Module) -> None:
     """Layers whose parameters are all frozen (linear probe) keep eval mode: no BatchNorm drift."""
     for m in model.modules():
         own = list(m.parameters(recurse=False))
         if own and not any(p.requires_grad for p in own):
             m.eval()
-
-
-def _state_cpu(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    # contiguous(): a channels_last model's conv weights must be saved in the standard layout
-    return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
-
-
-@dataclass
-class _Trainer:
-    """What one fit trains with: the model (and its DDP wrapper), optimiser, schedule, scaler, EMA."""
-
-    model: torch.nn.Module
-    ddp_model: torch.nn.Module
-    opt: torch.optim.Optimizer
-    sched: Any
-    scaler: Any
-    ema: Any
-    micro: int  # micro-batches per epoch
-
-    def eval_model(self) -> torch.nn.Module:
-        return self.ema.module if self.ema is not None else self.model
-
-
-@dataclass
-class _Progress:
-    """What a checkpoint restores: epoch, best score so far, history, skipped images."""
-
-    best_state: dict[str, torch.Tensor]
-    start_epoch: int = 0
-    best_score: float = -1.0
-    best_epoch: int = -1
-    bad_epochs: int = 0
-    history: list[dict[str, Any]] = field(default_factory=list)
-    bad_indices: set[int] = field(default_factory=set)
 
 
 def fit(
@@ -285,11 +123,11 @@ def fit(
     """Train ``model`` in place; returns the best (by validation balanced accuracy) weights."""
     from tqdm.auto import tqdm
 
-    tr = _setup(model, len(train_set), lc, device, dist)
-    pg = _Progress(best_state=_state_cpu(model))
+    tr = setup_trainer(model, len(train_set), lc, device, dist)
+    pg = Progress(best_state=state_cpu(model))
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
     if resume:
-        _restore(tr, pg, run_dir, last_path, best_path)
+        restore(tr, pg, run_dir, last_path, best_path)
 
     stopped_early = False
     epochs_bar = tqdm(
@@ -321,11 +159,11 @@ def fit(
         improved = score > pg.best_score + 1e-9
         if improved:
             pg.best_score, pg.best_epoch, pg.bad_epochs = score, epoch, 0
-            pg.best_state = _state_cpu(tr.eval_model())
+            pg.best_state = state_cpu(tr.eval_model())
         else:
             pg.bad_epochs += 1
         if dist.is_main:
-            _checkpoint(tr, pg, epoch, improved, run_dir, last_path, best_path)
+            save_checkpoint(tr, pg, epoch, improved, run_dir, last_path, best_path)
         _log_epoch(epoch, lc, tr_loss, val_loss, score, row, improved)
         epochs_bar.set_postfix(val_bacc=f"{score:.3f}", best=f"{pg.best_score:.3f}")
         if epoch_callback is not None:
@@ -344,71 +182,8 @@ def fit(
     )
 
 
-def _setup(
-    model: torch.nn.Module, n_train: int, lc: LoopConfig, device: torch.device, dist: DistInfo
-) -> _Trainer:
-    model.to(device)
-    ddp_model: torch.nn.Module = model
-    if dist.enabled:
-        ddp_model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    opt = torch.optim.AdamW(lc.lr_groups)
-    per_rank = math.ceil(n_train / dist.world_size)
-    micro = per_rank // lc.batch_size if per_rank > lc.batch_size else 1
-    if lc.max_steps_per_epoch:
-        micro = min(micro, lc.max_steps_per_epoch * lc.accum_steps)
-    steps_per_epoch = max(1, math.ceil(micro / lc.accum_steps))
-    total = steps_per_epoch * lc.epochs
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lr_lambda_factory(total, round(lc.warmup_epochs * steps_per_epoch), lc.min_lr_ratio)
-    )
-    use_scaler = device.type == "cuda" and lc.precision == "fp16"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
-    ema = None
-    if lc.ema_decay:
-        from timm.utils import ModelEmaV3
-
-        ema = ModelEmaV3(model, decay=lc.ema_decay)
-    return _Trainer(model, ddp_model, opt, sched, scaler, ema, micro)
-
-
-def _restore(tr: _Trainer, pg: _Progress, run_dir: Path, last_path: Path, best_path: Path) -> None:
-    """Continue from ``last.pt`` (and ``best.pt``): weights, optimiser, schedule, progress."""
-    if not last_path.is_file():
-        raise TrainingError(
-            f"Nothing to resume in {run_dir}: there is no last.pt (the run never finished an "
-            "epoch). Start again with --overwrite.",
-            path=run_dir,
-        )
-    ck = torch.load(last_path, map_location="cpu", weights_only=True)
-    tr.model.load_state_dict(ck["model"])
-    tr.opt.load_state_dict(ck["optimizer"])
-    tr.sched.load_state_dict(ck["scheduler"])
-    tr.scaler.load_state_dict(ck["scaler"])
-    if tr.ema is not None and ck.get("ema") is not None:
-        tr.ema.load_state_dict(ck["ema"])
-    pg.start_epoch = int(ck["epoch"]) + 1
-    pg.best_score, pg.best_epoch, pg.bad_epochs = (
-        float(ck["best_score"]),
-        int(ck["best_epoch"]),
-        int(ck["bad_epochs"]),
-    )
-    pg.history = list(ck["history"])
-    pg.bad_indices = set(ck.get("bad_indices", []))
-    if best_path.is_file():
-        pg.best_state = torch.load(best_path, map_location="cpu", weights_only=True)
-    log.info(
-        "Resumed from %s at epoch %d (best %.4f at epoch %d)",
-        last_path,
-        pg.start_epoch + 1,
-        pg.best_score,
-        pg.best_epoch + 1,
-    )
-
-
 def _train_epoch(
-    tr: _Trainer,
+    tr: Trainer,
     train_set: torch.utils.data.Dataset,
     epoch: int,
     lc: LoopConfig,
@@ -456,7 +231,7 @@ def _train_epoch(
 
 
 def _forward_backward(
-    tr: _Trainer,
+    tr: Trainer,
     x: torch.Tensor,
     y: torch.Tensor,
     g: torch.Generator,
@@ -490,7 +265,7 @@ def _forward_backward(
     return float(loss.detach())
 
 
-def _optimizer_step(tr: _Trainer, lc: LoopConfig) -> None:
+def _optimizer_step(tr: Trainer, lc: LoopConfig) -> None:
     if lc.clip_grad:
         tr.scaler.unscale_(tr.opt)
         torch.nn.utils.clip_grad_norm_(tr.model.parameters(), lc.clip_grad)
@@ -503,7 +278,7 @@ def _optimizer_step(tr: _Trainer, lc: LoopConfig) -> None:
 
 
 def _validate(
-    tr: _Trainer,
+    tr: Trainer,
     val_set: torch.utils.data.Dataset,
     class_names: tuple[str, ...],
     lc: LoopConfig,
@@ -537,7 +312,7 @@ def _history_row(
     tr_loss: float,
     val_loss: float,
     rep: dict[str, Any],
-    tr: _Trainer,
+    tr: Trainer,
     train_time: float,
     t0: float,
     seen: int,
@@ -558,38 +333,6 @@ def _history_row(
         "train_images_per_s": seen * dist.world_size / train_time if train_time > 0 else None,
         "val_confusion_matrix": rep["confusion_matrix"],
     }
-
-
-def _checkpoint(
-    tr: _Trainer,
-    pg: _Progress,
-    epoch: int,
-    improved: bool,
-    run_dir: Path,
-    last_path: Path,
-    best_path: Path,
-) -> None:
-    """best.pt when improved; last.pt (written atomically) and the history every epoch."""
-    if improved:
-        torch.save(pg.best_state, best_path)
-    ck = {
-        "model": _state_cpu(tr.model),
-        "optimizer": tr.opt.state_dict(),
-        "scheduler": tr.sched.state_dict(),
-        "scaler": tr.scaler.state_dict(),
-        "ema": _state_cpu(tr.ema) if tr.ema is not None else None,
-        "epoch": epoch,
-        "best_score": pg.best_score,
-        "best_epoch": pg.best_epoch,
-        "bad_epochs": pg.bad_epochs,
-        "history": pg.history,
-        "bad_indices": sorted(pg.bad_indices),
-        "torch_rng": torch.get_rng_state(),
-    }
-    tmp = last_path.with_suffix(".pt.partial")
-    torch.save(ck, tmp)
-    tmp.replace(last_path)
-    _write_history(pg.history, run_dir)
 
 
 def _log_epoch(
