@@ -7,7 +7,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from octviewer.core.model.config import PreprocessConfig
 from octviewer.errors import TrainingError
@@ -78,7 +78,8 @@ def class_weights(train: tuple[Sample, ...], k: int) -> tuple[list[float], list[
     return [total / (k * c) if c else 0.0 for c in n], n
 
 
-class _Inputs(NamedTuple):
+@dataclass(frozen=True)
+class _Inputs:
     trainable: Any  # torch.nn.Module: the whole model, or its head on cached features
     fit_train: Any
     fit_val: Any
@@ -90,17 +91,9 @@ class _Inputs(NamedTuple):
 
 
 @dataclass(frozen=True)
-class Plan:
+class Plan(_Inputs):
     """The loop's inputs and its configuration."""
 
-    trainable: Any
-    fit_train: Any
-    fit_val: Any
-    prepare_train: loop.Prepare
-    prepare_eval: loop.EvalPrepare
-    batch_size: int
-    workers: int
-    unreadable: list[Sample]
     loop_config: loop.LoopConfig
 
 
@@ -139,7 +132,7 @@ def plan_training(
         workers=inputs.workers,
         seed=cfg.seed,
     )
-    return Plan(**inputs._asdict(), loop_config=lc)
+    return Plan(**vars(inputs), loop_config=lc)
 
 
 def _balance(
