@@ -35,7 +35,7 @@ class Validation:
 
 
 @dataclass(frozen=True)
-class TestScore:
+class ScoredTest:
     root: str | None
     samples: tuple[Sample, ...]
     out: tuple[np.ndarray, np.ndarray] | None  # labels, calibrated probabilities
@@ -102,13 +102,13 @@ def score_test(
     dist: DistInfo,
     precision: str,
     val: Validation,
-) -> TestScore:
+) -> ScoredTest:
     """Score the test set (``--test`` or the dataset's own) into ``val.metrics["test"]``."""
     from training import loop
 
     test_root = cfg.test or (str(source.test_root) if source.test_root else None)
     if not test_root:
-        return TestScore(None, (), None, [])
+        return ScoredTest(None, (), None, [])
     test_samples = discover_test(test_root, names, regex)
     overlap = {s.patient for s in test_samples} & (split.train_patients | split.val_patients)
     if overlap and source.patients_from != "image":
@@ -137,7 +137,7 @@ def score_test(
         metrics["test"]["balanced_accuracy"],
         tlab.size,
     )
-    return TestScore(test_root, test_samples, test_out, [test_samples[i] for i in tbad])
+    return ScoredTest(test_root, test_samples, test_out, [test_samples[i] for i in tbad])
 
 
 def _eval_batch(x: Any, pre: PreprocessConfig) -> Any:

@@ -20,7 +20,7 @@ from training.split import requested_fold
 if TYPE_CHECKING:
     from training.config import TrainConfig
     from training.distributed import DistInfo
-    from training.evaluate import TestScore, Validation
+    from training.evaluate import ScoredTest, Validation
     from training.loop import FitResult
     from training.model_setup import BuiltModel
     from training.split import Split
@@ -46,7 +46,7 @@ def training_provenance(
     source: DatasetSource,
     samples: tuple[Sample, ...],
     split: Split,
-    test: TestScore,
+    test: ScoredTest,
     facts: TrainingFacts,
     n_unreadable: int,
     t_start: float,
