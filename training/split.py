@@ -13,15 +13,20 @@ about ``1 / n_folds`` of each class; fold ``k`` is the validation side of the k-
 from __future__ import annotations
 
 import csv
+import dataclasses
 import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from octviewer.errors import TrainingError
 from training.data import Sample
+
+if TYPE_CHECKING:
+    from training.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -174,3 +179,35 @@ def load_split(
             "directory instead of resuming."
         )
     return Split(train=tuple(train), val=tuple(val), seed=seed, val_fraction=val_fraction)
+
+
+def requested_fold(cfg: TrainConfig) -> tuple[int, int] | None:
+    """``(fold, folds)`` when ``cfg`` asks for one cross-validation fold, else ``None``."""
+    return (cfg.fold, cfg.folds) if cfg.folds and cfg.fold else None
+
+
+def choose_split(
+    cfg: TrainConfig,
+    samples: tuple[Sample, ...],
+    names: tuple[str, ...],
+    split_csv: Path,
+    is_main: bool,
+) -> Split:
+    """The run's split: the saved one on resume, else a new fold or split (saved by rank 0)."""
+    fold = requested_fold(cfg)
+    if cfg.resume and split_csv.is_file():
+        split = load_split(
+            split_csv, list(samples), names, cfg.effective_split_seed, cfg.val_fraction
+        )
+        return dataclasses.replace(split, fold=fold)
+    if fold is not None:
+        split = patient_fold(
+            samples, names, n_folds=fold[1], fold=fold[0], seed=cfg.effective_split_seed
+        )
+    else:
+        split = patient_split(
+            samples, names, val_fraction=cfg.val_fraction, seed=cfg.effective_split_seed
+        )
+    if is_main:
+        save_split(split, names, split_csv)
+    return split
