@@ -18,7 +18,6 @@ from PySide6.QtGui import (
     QDesktopServices,
     QDragEnterEvent,
     QDropEvent,
-    QIcon,
     QKeySequence,
 )
 from PySide6.QtWidgets import (
@@ -50,6 +49,7 @@ from octviewer.ui.controller import (
     ModelState,
     default_report_name,
 )
+from octviewer.ui.empty_state import EmptyState
 from octviewer.ui.image_view import ImageView
 from octviewer.ui.localizer_view import LocalizerView
 from octviewer.ui.probability_strip import ProbabilityStrip
@@ -73,40 +73,6 @@ SUSPICIOUS_TIP = (
 )
 NONE_ASSESSABLE = "No frame of this volume could be assessed, so none is the most suspicious."
 SCAN_FILTER = "Scans (*.dcm *.dicom *.png *.jpg *.jpeg *.tif *.tiff *.bmp *.vol *.e2e *.E2E *.fda);;All files (*)"
-
-
-class EmptyState(QWidget):
-    """What the window shows before a scan is opened: an invitation to drop one."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("emptyState")
-        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
-        self.setStyleSheet(
-            "QWidget#emptyState { background: #0C0E12; } QLabel { background: transparent; }"
-        )
-        lay = QVBoxLayout(self)
-        lay.addStretch(2)
-        icon = QLabel()
-        from octviewer.resources import icon_path
-
-        pm = QIcon(str(icon_path())).pixmap(QSize(96, 96))
-        icon.setPixmap(pm)
-        icon.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        title = QLabel("Drop OCT scans here")
-        title.setObjectName("emptyTitle")
-        text = QLabel(
-            "or use File > Open files… (Ctrl+O), File > Open folder… (Ctrl+Shift+O)\n"
-            "or try one of the sample scans: File > Open sample\n\n"
-            "DICOM B-scans, volumes and series folders · PNG · JPEG · TIFF · BMP\n"
-            "Heidelberg .vol (with its SLO)"
-        )
-        text.setObjectName("empty")
-        text.setWordWrap(True)
-        for w in (icon, title, text):
-            w.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            lay.addWidget(w)
-        lay.addStretch(3)
 
 
 class MainWindow(QMainWindow):
