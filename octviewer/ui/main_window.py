@@ -12,8 +12,6 @@ from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, QUrl
 from PySide6.QtGui import (
-    QAction,
-    QActionGroup,
     QCloseEvent,
     QDesktopServices,
     QDragEnterEvent,
@@ -34,7 +32,6 @@ from PySide6.QtWidgets import (
     QSlider,
     QSplitter,
     QStackedWidget,
-    QStyle,
     QToolBar,
     QVBoxLayout,
     QWidget,
@@ -42,6 +39,7 @@ from PySide6.QtWidgets import (
 
 import octviewer
 from octviewer.ui import dialogs
+from octviewer.ui.actions import CONTOUR_CHOICES, SUSPICIOUS_TIP, build_actions  # noqa: F401
 from octviewer.ui.controller import (
     NO_MODEL_TEXT,
     Controller,
@@ -55,22 +53,12 @@ from octviewer.ui.localizer_view import LocalizerView
 from octviewer.ui.probability_strip import ProbabilityStrip
 from octviewer.ui.result_panel import PREDICTED, ResultPanel
 from octviewer.ui.scan_list import ScanList
-from octviewer.ui.settings import DEVICES, Settings
+from octviewer.ui.settings import Settings
 from octviewer.ui.style import STYLE_SHEET
 
 log = logging.getLogger(__name__)
 
 COLORMAPS = ("inferno", "jet", "viridis")
-CONTOUR_CHOICES: tuple[tuple[str, tuple[float, ...]], ...] = (
-    ("No contour lines", ()),
-    ("Contour at 50 % attention", (0.5,)),
-    ("Contours at 50 % and 80 %", (0.5, 0.8)),
-    ("Contours at 25, 50 and 75 %", (0.25, 0.5, 0.75)),
-)
-SUSPICIOUS_TIP = (
-    "Show the frame with the lowest probability of NORMAL; frames that are not assessed "
-    "(not a B-scan, unlike the training data) are skipped"
-)
 NONE_ASSESSABLE = "No frame of this volume could be assessed, so none is the most suspicious."
 SCAN_FILTER = "Scans (*.dcm *.dicom *.png *.jpg *.jpeg *.tif *.tiff *.bmp *.vol *.e2e *.E2E *.fda);;All files (*)"
 
@@ -91,7 +79,7 @@ class MainWindow(QMainWindow):
         self.resize(1360, 860)
         self.setStyleSheet(STYLE_SHEET)
         self._build_widgets()
-        self._build_actions()
+        build_actions(self)
         self._build_menus()
         self._connect()
         self._restore()
@@ -218,185 +206,6 @@ class MainWindow(QMainWindow):
         sb.addPermanentWidget(self.view_label)
         sb.addPermanentWidget(self.model_label)
         sb.addPermanentWidget(self.device_label)
-
-    def _act(
-        self,
-        text: str,
-        slot,
-        shortcut: str | QKeySequence | None = None,
-        tip: str = "",
-        icon: QStyle.StandardPixmap | None = None,
-    ) -> QAction:
-        a = QAction(text, self)
-        if shortcut:
-            a.setShortcut(QKeySequence(shortcut))
-        if tip:
-            a.setStatusTip(tip)
-            a.setToolTip(
-                f"{tip} ({a.shortcut().toString(QKeySequence.SequenceFormat.NativeText)})"
-                if shortcut
-                else tip
-            )
-        if icon is not None:
-            a.setIcon(self.style().standardIcon(icon))
-        a.triggered.connect(slot)
-        self.addAction(a)
-        return a
-
-    def _build_actions(self) -> None:
-        SP = QStyle.StandardPixmap
-        self.act_open = self._act(
-            "&Open files…",
-            lambda: self.open_files_dialog(),
-            QKeySequence.StandardKey.Open,
-            "Open scan files",
-            SP.SP_DialogOpenButton,
-        )
-        self.act_open_folder = self._act(
-            "Open &folder…",
-            lambda: self.open_folder_dialog(),
-            "Ctrl+Shift+O",
-            "Open a DICOM series or image stack folder",
-            SP.SP_DirOpenIcon,
-        )
-        self.act_export = self._act(
-            "&Export report…",
-            lambda: self.export_current(),
-            "Ctrl+E",
-            "Save the PNG report of the current scan/frame",
-            SP.SP_DialogSaveButton,
-        )
-        self.act_export_all = self._act(
-            "Export &all reports…",
-            lambda: self.export_all(),
-            "Ctrl+Shift+E",
-            "Save a PNG report for every analysed scan",
-        )
-        self.act_identity = QAction("Include patient identifiers in reports", self)
-        self.act_identity.setCheckable(True)
-        self.act_identity.setChecked(self.settings.include_identity)
-        self.act_identity.toggled.connect(self._on_identity)
-        self.act_close = self._act(
-            "&Close scan",
-            lambda: self.close_current(),
-            QKeySequence.StandardKey.Close,
-            "Remove the current scan from the list",
-        )
-        self.act_load_model = self._act(
-            "Load &model…",
-            lambda: self.load_model_dialog(),
-            "Ctrl+M",
-            "Load a model bundle (.safetensors)",
-        )
-        self.act_quit = self._act("&Quit", self.close, QKeySequence.StandardKey.Quit)
-
-        self.act_fit = self._act(
-            "&Fit to window", self.image_view.fit, "F", "Fit the image to the window"
-        )
-        self.act_actual = self._act(
-            "&1:1 (actual pixels)",
-            self.image_view.actual_size,
-            "1",
-            "One image pixel per screen pixel",
-        )
-        self.act_zoom_in = self._act(
-            "Zoom &in", lambda: self.image_view.zoom(1.25), QKeySequence.StandardKey.ZoomIn
-        )
-        self.act_zoom_out = self._act(
-            "Zoom &out", lambda: self.image_view.zoom(0.8), QKeySequence.StandardKey.ZoomOut
-        )
-        self.act_reset_wl = self._act(
-            "&Reset brightness/contrast",
-            self.image_view.reset_window_level,
-            "R",
-            "Reset window/level (right-drag on the image adjusts it)",
-        )
-        self.act_aspect = QAction("&Physical proportions (pixel spacing)", self)
-        self.act_aspect.setCheckable(True)
-        self.act_aspect.setShortcut(QKeySequence("A"))
-        self.act_aspect.setStatusTip(
-            "Off: the device's pixel grid, as the device shows B-scans. On: true proportions."
-        )
-        self.act_aspect.setChecked(self.settings.physical_aspect)
-        self.act_aspect.toggled.connect(self._on_aspect)
-        self.addAction(self.act_aspect)
-        self.contour_group = QActionGroup(self)
-        self.contour_actions: dict[tuple[float, ...], QAction] = {}
-        saved = self.settings.overlay_contours
-        for label, levels in CONTOUR_CHOICES:
-            a = QAction(label, self, checkable=True)
-            a.setChecked(
-                levels == saved or (not levels and saved not in dict(CONTOUR_CHOICES).values())
-            )
-            a.triggered.connect(lambda _=False, lv=levels: self._on_contours(lv))
-            self.contour_group.addAction(a)
-            self.contour_actions[levels] = a
-        self.act_map = QAction("Disease &map on the localizer", self)
-        self.act_map.setCheckable(True)
-        self.act_map.setShortcut(QKeySequence("M"))
-        self.act_map.setChecked(self.settings.disease_map)
-        self.act_map.toggled.connect(self._on_map)
-        self.addAction(self.act_map)
-        self.act_map_attention = QAction("Attention along the B-scan &lines", self)
-        self.act_map_attention.setCheckable(True)
-        self.act_map_attention.setChecked(self.settings.map_attention)
-        self.act_map_attention.toggled.connect(self._on_map)
-        self.act_overlay = QAction("Show &heatmap", self)
-        self.act_overlay.setCheckable(True)
-        self.act_overlay.setShortcut(QKeySequence("H"))
-        self.act_overlay.setChecked(self.settings.overlay_visible)
-        self.act_overlay.toggled.connect(self.set_overlay_visible)
-        self.addAction(self.act_overlay)
-        self.act_next = self._act("&Next frame", lambda: self.step_frame(1), "Right")
-        self.act_prev = self._act("&Previous frame", lambda: self.step_frame(-1), "Left")
-        self.act_next10 = self._act("Forward 10 frames", lambda: self.step_frame(10), "PgDown")
-        self.act_prev10 = self._act("Back 10 frames", lambda: self.step_frame(-10), "PgUp")
-        self.act_first = self._act("First frame", lambda: self.set_frame(0), "Home")
-        self.act_last = self._act("Last frame", lambda: self.set_frame(10**9), "End")
-        self.act_suspicious = self._act(
-            "Most &suspicious frame",
-            self.go_most_suspicious,
-            "S",
-            SUSPICIOUS_TIP,
-        )
-
-        self.act_reanalyse = self._act(
-            "&Analyse again",
-            self.reanalyse_current,
-            "Ctrl+R",
-            "Run the model on the current scan again",
-        )
-        self.act_cancel = self._act(
-            "&Cancel analysis", self.controller.cancel_analysis, "Esc", "Stop the running analysis"
-        )
-
-        self.act_model_card = self._act("About this &model…", self.show_model_card)
-        self.act_mirage = self._act("Use &MIRAGE weights…", self.show_mirage_dialog)
-        self.device_group = QActionGroup(self)
-        self.device_actions: dict[str, QAction] = {}
-        labels = {
-            "auto": "Automatic (GPU if available)",
-            "cpu": "CPU",
-            "cuda": "NVIDIA GPU (CUDA)",
-            "mps": "Apple GPU (MPS)",
-        }
-        for d in DEVICES:
-            a = QAction(labels[d], self, checkable=True)
-            a.setChecked(d == self.settings.device)
-            a.triggered.connect(lambda _=False, dev=d: self.set_device(dev))
-            self.device_group.addAction(a)
-            self.device_actions[d] = a
-        self.act_bf16 = QAction("Faster &bf16 arithmetic where the processor supports it", self)
-        self.act_bf16.setCheckable(True)
-        self.act_bf16.setChecked(self.settings.precision == "auto")
-        self.act_bf16.setStatusTip(
-            "bf16 on CPUs with AVX512-BF16/AMX and on GPUs; off: full fp32 precision everywhere"
-        )
-        self.act_bf16.toggled.connect(self.set_bf16)
-
-        self.act_about = self._act("&About octviewer", self.show_about)
-        self.act_logs = self._act("Show &log folder", self.show_log_folder)
-        self.act_shortcuts = self._act("&Keyboard shortcuts", self.show_shortcuts, "F1")
 
     def _build_menus(self) -> None:
         mb = self.menuBar()
