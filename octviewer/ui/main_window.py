@@ -20,21 +20,11 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import (
     QFileDialog,
-    QHBoxLayout,
     QInputDialog,
-    QLabel,
     QMainWindow,
     QMessageBox,
-    QProgressBar,
     QProgressDialog,
-    QPushButton,
-    QScrollArea,
-    QSlider,
-    QSplitter,
-    QStackedWidget,
     QToolBar,
-    QVBoxLayout,
-    QWidget,
 )
 
 import octviewer
@@ -47,18 +37,14 @@ from octviewer.ui.controller import (
     ModelState,
     default_report_name,
 )
-from octviewer.ui.empty_state import EmptyState
-from octviewer.ui.image_view import ImageView
-from octviewer.ui.localizer_view import LocalizerView
-from octviewer.ui.probability_strip import ProbabilityStrip
-from octviewer.ui.result_panel import PREDICTED, ResultPanel
-from octviewer.ui.scan_list import ScanList
+from octviewer.ui.empty_state import EmptyState  # noqa: F401
+from octviewer.ui.layout import COLORMAPS, build_widgets
+from octviewer.ui.result_panel import PREDICTED
 from octviewer.ui.settings import Settings
 from octviewer.ui.style import STYLE_SHEET
 
 log = logging.getLogger(__name__)
 
-COLORMAPS = ("inferno", "jet", "viridis")
 NONE_ASSESSABLE = "No frame of this volume could be assessed, so none is the most suspicious."
 SCAN_FILTER = "Scans (*.dcm *.dicom *.png *.jpg *.jpeg *.tif *.tiff *.bmp *.vol *.e2e *.E2E *.fda);;All files (*)"
 
@@ -78,7 +64,7 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.resize(1360, 860)
         self.setStyleSheet(STYLE_SHEET)
-        self._build_widgets()
+        build_widgets(self)
         build_actions(self)
         self._build_menus()
         self._connect()
@@ -86,127 +72,6 @@ class MainWindow(QMainWindow):
         self._show_current()
 
     # --- construction -------------------------------------------------------------------------
-    def _build_widgets(self) -> None:
-        self.banner = QLabel(f"{octviewer.RESEARCH_ONLY}")
-        self.banner.setObjectName("banner")
-        self.banner.setAlignment(Qt.AlignmentFlag.AlignCenter)
-
-        self.scan_list = ScanList()
-        self.image_view = ImageView()
-        self.image_view.setAcceptDrops(False)
-        self.image_view.viewport().setAcceptDrops(False)
-        self.empty = EmptyState()
-        self.stack = QStackedWidget()
-        self.stack.addWidget(self.empty)
-        self.stack.addWidget(self.image_view)
-        self.localizer = LocalizerView()
-        self.localizer.hide()
-        self.view_split = QSplitter(Qt.Orientation.Horizontal)
-        self.view_split.addWidget(self.localizer)
-        self.view_split.addWidget(self.stack)
-        self.view_split.setStretchFactor(0, 1)
-        self.view_split.setStretchFactor(1, 2)
-        self.view_split.setChildrenCollapsible(False)
-        self.view_split.setSizes([380, 700])
-
-        # volume controls
-        self.volume_bar = QWidget()
-        vb = QHBoxLayout(self.volume_bar)
-        vb.setContentsMargins(6, 2, 6, 2)
-        self.prev_btn = QPushButton("◀")
-        self.prev_btn.setToolTip("Previous frame (Left)")
-        self.next_btn = QPushButton("▶")
-        self.next_btn.setToolTip("Next frame (Right)")
-        for b in (self.prev_btn, self.next_btn):
-            b.setFixedWidth(34)
-        self.slider = QSlider(Qt.Orientation.Horizontal)
-        self.slider.setToolTip("Frame (mouse wheel over the image, Left/Right keys)")
-        self.frame_label = QLabel("Frame 1 / 1")
-        self.frame_label.setMinimumWidth(110)
-        self.suspicious_btn = QPushButton("Most suspicious frame  (S)")
-        self.suspicious_btn.setToolTip(SUSPICIOUS_TIP)
-        vb.addWidget(self.prev_btn)
-        vb.addWidget(self.slider, 1)
-        vb.addWidget(self.next_btn)
-        vb.addWidget(self.frame_label)
-        vb.addWidget(self.suspicious_btn)
-        self.strip = ProbabilityStrip()
-        self.map_note = QLabel("")  # why a volume has no disease map
-        self.map_note.setObjectName("muted")
-        self.map_note.setWordWrap(True)
-        self.map_note.hide()
-        self.volume_box = QWidget()
-        vl = QVBoxLayout(self.volume_box)
-        vl.setContentsMargins(0, 0, 0, 0)
-        vl.setSpacing(2)
-        vl.addWidget(self.volume_bar)
-        vl.addWidget(self.map_note)
-        vl.addWidget(self.strip)
-        self.volume_box.hide()
-
-        center = QWidget()
-        cl = QVBoxLayout(center)
-        cl.setContentsMargins(0, 0, 0, 0)
-        cl.setSpacing(0)
-        cl.addWidget(self.view_split, 1)
-        cl.addWidget(self.volume_box)
-
-        self.result_panel = ResultPanel(COLORMAPS)
-        scroll = QScrollArea()
-        scroll.setWidget(self.result_panel)
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        scroll.setMinimumWidth(300)
-
-        left = QWidget()
-        ll = QVBoxLayout(left)
-        ll.setContentsMargins(8, 8, 0, 8)
-        title = QLabel("Opened scans")
-        title.setObjectName("heading")
-        ll.addWidget(title)
-        ll.addWidget(self.scan_list, 1)
-
-        self.main_split = QSplitter(Qt.Orientation.Horizontal)
-        self.main_split.addWidget(left)
-        self.main_split.addWidget(center)
-        right = QWidget()
-        rl = QVBoxLayout(right)
-        rl.setContentsMargins(0, 8, 8, 8)
-        rl.addWidget(scroll)
-        self.main_split.addWidget(right)
-        self.main_split.setStretchFactor(0, 0)
-        self.main_split.setStretchFactor(1, 1)
-        self.main_split.setStretchFactor(2, 0)
-        self.main_split.setSizes([240, 800, 320])
-
-        root = QWidget()
-        rlay = QVBoxLayout(root)
-        rlay.setContentsMargins(0, 0, 0, 0)
-        rlay.setSpacing(0)
-        rlay.addWidget(self.banner)
-        rlay.addWidget(self.main_split, 1)
-        self.setCentralWidget(root)
-
-        # status bar
-        sb = self.statusBar()
-        self.progress = QProgressBar()
-        self.progress.setMaximumWidth(200)
-        self.progress.setTextVisible(True)
-        self.cancel_btn = QPushButton("Cancel")
-        self.cancel_btn.setToolTip("Stop the running analysis (Esc)")
-        self.progress.hide()
-        self.cancel_btn.hide()
-        self.view_label = QLabel("")
-        self.view_label.setObjectName("muted")
-        self.model_label = QLabel(NO_MODEL_TEXT)
-        self.device_label = QLabel("")
-        self.device_label.setObjectName("muted")
-        sb.addWidget(self.progress)
-        sb.addWidget(self.cancel_btn)
-        sb.addPermanentWidget(self.view_label)
-        sb.addPermanentWidget(self.model_label)
-        sb.addPermanentWidget(self.device_label)
-
     def _build_menus(self) -> None:
         mb = self.menuBar()
         m = mb.addMenu("&File")
