@@ -10,7 +10,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, QUrl
+from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import (
     QCloseEvent,
     QDesktopServices,
@@ -24,7 +24,6 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QProgressDialog,
-    QToolBar,
 )
 
 import octviewer
@@ -39,6 +38,7 @@ from octviewer.ui.controller import (
 )
 from octviewer.ui.empty_state import EmptyState  # noqa: F401
 from octviewer.ui.layout import COLORMAPS, build_widgets
+from octviewer.ui.menus import build_menus, build_toolbar
 from octviewer.ui.result_panel import PREDICTED
 from octviewer.ui.settings import Settings
 from octviewer.ui.style import STYLE_SHEET
@@ -73,50 +73,8 @@ class MainWindow(QMainWindow):
 
     # --- construction -------------------------------------------------------------------------
     def _build_menus(self) -> None:
-        mb = self.menuBar()
-        m = mb.addMenu("&File")
-        m.addActions([self.act_open, self.act_open_folder])
-        self.sample_menu = m.addMenu("Open &sample")
-        self.recent_menu = m.addMenu("Open &recent")
-        self.sample_menu.aboutToShow.connect(self._fill_samples)
-        self.recent_menu.aboutToShow.connect(self._fill_recent)
-        m.addSeparator()
-        m.addActions([self.act_export, self.act_export_all, self.act_identity])
-        m.addSeparator()
-        m.addActions([self.act_load_model, self.act_close])
-        m.addSeparator()
-        m.addAction(self.act_quit)
-        v = mb.addMenu("&View")
-        v.addActions([self.act_fit, self.act_actual, self.act_zoom_in, self.act_zoom_out])
-        v.addSeparator()
-        v.addActions([self.act_reset_wl, self.act_aspect, self.act_overlay])
-        cm = v.addMenu("Heatmap &contour lines")
-        cm.addActions(list(self.contour_actions.values()))
-        v.addActions([self.act_map, self.act_map_attention])
-        v.addSeparator()
-        v.addActions(
-            [self.act_prev, self.act_next, self.act_first, self.act_last, self.act_suspicious]
-        )
-        a = mb.addMenu("&Analysis")
-        a.addActions([self.act_reanalyse, self.act_cancel])
-        mm = mb.addMenu("&Model")
-        mm.addActions([self.act_load_model, self.act_model_card, self.act_mirage])
-        dm = mm.addMenu("&Device")
-        dm.addActions(list(self.device_actions.values()))
-        dm.addSeparator()
-        dm.addAction(self.act_bf16)
-        h = mb.addMenu("&Help")
-        h.addActions([self.act_shortcuts, self.act_logs, self.act_about])
-
-        tb = QToolBar("Main")
-        tb.setObjectName("maintoolbar")
-        tb.setMovable(False)
-        tb.setIconSize(QSize(18, 18))
-        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        tb.addActions([self.act_open, self.act_open_folder, self.act_export])
-        tb.addSeparator()
-        tb.addActions([self.act_fit, self.act_actual, self.act_overlay])
-        self.addToolBar(tb)
+        build_menus(self)
+        build_toolbar(self)
         self._fill_samples()
         self._fill_recent()
 
