@@ -1,4 +1,7 @@
-"""Opening scans from the main window: file and folder dialogs, samples, recent files, series choice."""
+"""Opening scans from the main window.
+
+File and folder dialogs, the sample and recent-file menus, and the choice among a folder's series.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Writing PNG reports from the main window: one scan/frame, or every analysed scan with progress."""
+"""Writing PNG reports from the main window: the current scan/frame, or every analysed scan."""
 
 from __future__ import annotations
 
