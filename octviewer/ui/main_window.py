@@ -33,10 +33,10 @@ from octviewer.ui.controller import (
 from octviewer.ui.empty_state import EmptyState  # noqa: F401
 from octviewer.ui.layout import COLORMAPS, build_widgets
 from octviewer.ui.menus import build_menus, build_toolbar
-from octviewer.ui.result_panel import PREDICTED
 from octviewer.ui.settings import Settings
 from octviewer.ui.style import STYLE_SHEET
 from octviewer.ui.window_dialogs import DialogsMixin
+from octviewer.ui.window_frames import NONE_ASSESSABLE, FramesMixin
 from octviewer.ui.window_opening import (
     SCAN_FILTER,  # noqa: F401
     OpeningMixin,
@@ -45,10 +45,8 @@ from octviewer.ui.window_reports import ReportsMixin
 
 log = logging.getLogger(__name__)
 
-NONE_ASSESSABLE = "No frame of this volume could be assessed, so none is the most suspicious."
 
-
-class MainWindow(DialogsMixin, ReportsMixin, OpeningMixin, QMainWindow):
+class MainWindow(FramesMixin, DialogsMixin, ReportsMixin, OpeningMixin, QMainWindow):
     def __init__(
         self, settings: Settings | None = None, controller: Controller | None = None
     ) -> None:
@@ -360,91 +358,11 @@ class MainWindow(DialogsMixin, ReportsMixin, OpeningMixin, QMainWindow):
                 text += NONE_ASSESSABLE
         rp.show_result(fr, text, key=(entry.uid, self._frame))
 
-    def _cam_class(self) -> int | None:
-        entry = self.current_entry()
-        if entry is None or entry.result is None:
-            return None
-        try:
-            fr = entry.result.frame(self._frame)
-        except KeyError:
-            return None
-        sel = self.result_panel.selected_cam_class()
-        return fr.predicted_index if sel == PREDICTED else sel
-
-    def _refresh_overlay(self) -> None:
-        entry = self.current_entry()
-        cam = None
-        # a frame that is not assessed gets its heatmap only after "Show model output anyway"
-        visible = self.act_overlay.isChecked() and self.result_panel.output_revealed
-        cls = self._cam_class()
-        if entry is not None and cls is not None and visible:
-            cam = self.controller.cam_for(entry.uid, self._frame, cls)
-        rp = self.result_panel
-        self.image_view.set_overlay(
-            cam,
-            rp.colormap.currentText(),
-            rp.opacity.value() / 100.0,
-            visible,
-            self.settings.overlay_contours,
-        )
-
     def _on_cam_ready(self, uid: int, frame: int, cls: int) -> None:
         if uid == self._uid and frame == self._frame and cls == self._cam_class():
             self._refresh_overlay()
         if uid == self._uid and self.act_map_attention.isChecked():
             self._on_map()
-
-    # --- frames --------------------------------------------------------------------------------------
-    def set_frame(self, frame: int) -> None:
-        entry = self.current_entry()
-        if entry is None or entry.scan is None:
-            return
-        frame = max(0, min(int(frame), entry.scan.n_frames - 1))
-        if frame == self._frame and self.slider.value() == frame:
-            return
-        self._frame = frame
-        self._show_current()
-
-    def step_frame(self, delta: int) -> None:
-        self.set_frame(self._frame + delta)
-
-    @property
-    def current_frame(self) -> int:
-        return self._frame
-
-    def go_most_suspicious(self) -> None:
-        entry = self.current_entry()
-        if entry is not None and entry.result is not None:
-            if not entry.result.assessable_frames:
-                self.statusBar().showMessage(NONE_ASSESSABLE, 8000)
-                return
-            self.set_frame(entry.result.most_suspicious_frame())
-
-    # --- overlay settings ------------------------------------------------------------------------------
-    def set_overlay_visible(self, visible: bool) -> None:
-        for w in (self.act_overlay, self.result_panel.overlay_box):
-            if w.isChecked() != visible:
-                w.blockSignals(True)
-                w.setChecked(visible)
-                w.blockSignals(False)
-        self.settings.overlay_visible = visible
-        self._refresh_overlay()
-
-    def _on_opacity(self, v: float) -> None:
-        self.settings.overlay_opacity = v
-        self._refresh_overlay()
-
-    def _on_colormap(self, name: str) -> None:
-        self.settings.overlay_colormap = name
-        self._refresh_overlay()
-
-    def _on_contours(self, levels: tuple[float, ...]) -> None:
-        self.settings.overlay_contours = levels
-        self._refresh_overlay()
-
-    def _on_aspect(self, on: bool) -> None:
-        self.settings.physical_aspect = on
-        self._show_current(new_scan=True)
 
     # --- analysis state ------------------------------------------------------------------------------
     def reanalyse_current(self) -> None:
