@@ -2,6 +2,9 @@
 
 All work happens in :class:`~octviewer.ui.controller.Controller`; this class only wires
 widgets to it. Errors are shown through :meth:`MainWindow.show_error` (non-blocking dialogs).
+Widgets come from :mod:`~octviewer.ui.layout`, actions and menus from :mod:`~octviewer.ui.actions`
+and :mod:`~octviewer.ui.menus`; the handlers of one concern each live in a ``window_*`` mixin
+(opening, reports, Model/Help dialogs, frames and overlay, analysis status).
 """
 
 from __future__ import annotations
@@ -42,11 +45,14 @@ from octviewer.ui.window_opening import (
     OpeningMixin,
 )
 from octviewer.ui.window_reports import ReportsMixin
+from octviewer.ui.window_status import AnalysisStatusMixin
 
 log = logging.getLogger(__name__)
 
 
-class MainWindow(FramesMixin, DialogsMixin, ReportsMixin, OpeningMixin, QMainWindow):
+class MainWindow(
+    AnalysisStatusMixin, FramesMixin, DialogsMixin, ReportsMixin, OpeningMixin, QMainWindow
+):
     def __init__(
         self, settings: Settings | None = None, controller: Controller | None = None
     ) -> None:
@@ -363,37 +369,6 @@ class MainWindow(FramesMixin, DialogsMixin, ReportsMixin, OpeningMixin, QMainWin
             self._refresh_overlay()
         if uid == self._uid and self.act_map_attention.isChecked():
             self._on_map()
-
-    # --- analysis state ------------------------------------------------------------------------------
-    def reanalyse_current(self) -> None:
-        if self._uid is not None:
-            self.controller.analyse(self._uid)
-
-    def _on_running(self, running: bool) -> None:
-        self.progress.setVisible(running)
-        self.cancel_btn.setVisible(running)
-        if running:
-            self.progress.setRange(0, 0)
-
-    def _on_progress(self, uid: int, done: int, total: int) -> None:
-        entry = self.controller.entry(uid)
-        if entry is not None:
-            self.scan_list.upsert(entry)
-        self.progress.setRange(0, max(total, 1))
-        self.progress.setValue(done)
-        self.progress.setFormat(f"Analysing {done}/{total}")
-
-    def _on_model_changed(self, state: str, text: str) -> None:
-        self.model_label.setText(text)
-        eng = self.controller.engine
-        if state == ModelState.READY.value and eng is not None:
-            self.device_label.setText(f"Device: {eng.device}")
-            self.device_label.setToolTip(f"Computes in {eng.compute_dtype}")
-            self.result_panel.show_model(eng.identity, eng.device)
-        else:
-            self.device_label.setText("")
-            self.result_panel.show_model(None, extra=text)
-        self._show_result()
 
     # --- errors -----------------------------------------------------------------------------------------
     def show_error(self, title: str, message: str, details: str = "") -> QMessageBox:
