@@ -2,6 +2,9 @@
 
 All work happens in :class:`~octviewer.ui.controller.Controller`; this class only wires
 widgets to it. Errors are shown through :meth:`MainWindow.show_error` (non-blocking dialogs).
+Widgets come from :mod:`~octviewer.ui.layout`, actions and menus from :mod:`~octviewer.ui.actions`
+and :mod:`~octviewer.ui.menus`; the handlers of one concern each live in a ``window_*`` mixin
+(opening, reports, Model/Help dialogs, frames and overlay, analysis status).
 """
 
 from __future__ import annotations
@@ -10,106 +13,46 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, QUrl
+from PySide6.QtCore import Qt
 from PySide6.QtGui import (
-    QAction,
-    QActionGroup,
     QCloseEvent,
-    QDesktopServices,
     QDragEnterEvent,
     QDropEvent,
-    QIcon,
-    QKeySequence,
 )
 from PySide6.QtWidgets import (
-    QFileDialog,
-    QHBoxLayout,
-    QInputDialog,
-    QLabel,
     QMainWindow,
     QMessageBox,
-    QProgressBar,
     QProgressDialog,
-    QPushButton,
-    QScrollArea,
-    QSlider,
-    QSplitter,
-    QStackedWidget,
-    QStyle,
-    QToolBar,
-    QVBoxLayout,
-    QWidget,
 )
 
-import octviewer
 from octviewer.ui import dialogs
+from octviewer.ui.actions import CONTOUR_CHOICES, SUSPICIOUS_TIP, build_actions  # noqa: F401
 from octviewer.ui.controller import (
     NO_MODEL_TEXT,
     Controller,
     EntryStatus,
     ModelState,
-    default_report_name,
 )
-from octviewer.ui.image_view import ImageView
-from octviewer.ui.localizer_view import LocalizerView
-from octviewer.ui.probability_strip import ProbabilityStrip
-from octviewer.ui.result_panel import PREDICTED, ResultPanel
-from octviewer.ui.scan_list import ScanList
-from octviewer.ui.settings import DEVICES, Settings
+from octviewer.ui.empty_state import EmptyState  # noqa: F401
+from octviewer.ui.layout import COLORMAPS, build_widgets
+from octviewer.ui.menus import build_menus, build_toolbar
+from octviewer.ui.settings import Settings
 from octviewer.ui.style import STYLE_SHEET
+from octviewer.ui.window_dialogs import DialogsMixin
+from octviewer.ui.window_frames import NONE_ASSESSABLE, FramesMixin
+from octviewer.ui.window_opening import (
+    SCAN_FILTER,  # noqa: F401
+    OpeningMixin,
+)
+from octviewer.ui.window_reports import ReportsMixin
+from octviewer.ui.window_status import AnalysisStatusMixin
 
 log = logging.getLogger(__name__)
 
-COLORMAPS = ("inferno", "jet", "viridis")
-CONTOUR_CHOICES: tuple[tuple[str, tuple[float, ...]], ...] = (
-    ("No contour lines", ()),
-    ("Contour at 50 % attention", (0.5,)),
-    ("Contours at 50 % and 80 %", (0.5, 0.8)),
-    ("Contours at 25, 50 and 75 %", (0.25, 0.5, 0.75)),
-)
-SUSPICIOUS_TIP = (
-    "Show the frame with the lowest probability of NORMAL; frames that are not assessed "
-    "(not a B-scan, unlike the training data) are skipped"
-)
-NONE_ASSESSABLE = "No frame of this volume could be assessed, so none is the most suspicious."
-SCAN_FILTER = "Scans (*.dcm *.dicom *.png *.jpg *.jpeg *.tif *.tiff *.bmp *.vol *.e2e *.E2E *.fda);;All files (*)"
 
-
-class EmptyState(QWidget):
-    """What the window shows before a scan is opened: an invitation to drop one."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("emptyState")
-        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
-        self.setStyleSheet(
-            "QWidget#emptyState { background: #0C0E12; } QLabel { background: transparent; }"
-        )
-        lay = QVBoxLayout(self)
-        lay.addStretch(2)
-        icon = QLabel()
-        from octviewer.resources import icon_path
-
-        pm = QIcon(str(icon_path())).pixmap(QSize(96, 96))
-        icon.setPixmap(pm)
-        icon.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        title = QLabel("Drop OCT scans here")
-        title.setObjectName("emptyTitle")
-        text = QLabel(
-            "or use File > Open files… (Ctrl+O), File > Open folder… (Ctrl+Shift+O)\n"
-            "or try one of the sample scans: File > Open sample\n\n"
-            "DICOM B-scans, volumes and series folders · PNG · JPEG · TIFF · BMP\n"
-            "Heidelberg .vol (with its SLO)"
-        )
-        text.setObjectName("empty")
-        text.setWordWrap(True)
-        for w in (icon, title, text):
-            w.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            lay.addWidget(w)
-        lay.addStretch(3)
-
-
-class MainWindow(QMainWindow):
+class MainWindow(
+    AnalysisStatusMixin, FramesMixin, DialogsMixin, ReportsMixin, OpeningMixin, QMainWindow
+):
     def __init__(
         self, settings: Settings | None = None, controller: Controller | None = None
     ) -> None:
@@ -124,359 +67,17 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.resize(1360, 860)
         self.setStyleSheet(STYLE_SHEET)
-        self._build_widgets()
-        self._build_actions()
+        build_widgets(self)
+        build_actions(self)
         self._build_menus()
         self._connect()
         self._restore()
         self._show_current()
 
     # --- construction -------------------------------------------------------------------------
-    def _build_widgets(self) -> None:
-        self.banner = QLabel(f"{octviewer.RESEARCH_ONLY}")
-        self.banner.setObjectName("banner")
-        self.banner.setAlignment(Qt.AlignmentFlag.AlignCenter)
-
-        self.scan_list = ScanList()
-        self.image_view = ImageView()
-        self.image_view.setAcceptDrops(False)
-        self.image_view.viewport().setAcceptDrops(False)
-        self.empty = EmptyState()
-        self.stack = QStackedWidget()
-        self.stack.addWidget(self.empty)
-        self.stack.addWidget(self.image_view)
-        self.localizer = LocalizerView()
-        self.localizer.hide()
-        self.view_split = QSplitter(Qt.Orientation.Horizontal)
-        self.view_split.addWidget(self.localizer)
-        self.view_split.addWidget(self.stack)
-        self.view_split.setStretchFactor(0, 1)
-        self.view_split.setStretchFactor(1, 2)
-        self.view_split.setChildrenCollapsible(False)
-        self.view_split.setSizes([380, 700])
-
-        # volume controls
-        self.volume_bar = QWidget()
-        vb = QHBoxLayout(self.volume_bar)
-        vb.setContentsMargins(6, 2, 6, 2)
-        self.prev_btn = QPushButton("◀")
-        self.prev_btn.setToolTip("Previous frame (Left)")
-        self.next_btn = QPushButton("▶")
-        self.next_btn.setToolTip("Next frame (Right)")
-        for b in (self.prev_btn, self.next_btn):
-            b.setFixedWidth(34)
-        self.slider = QSlider(Qt.Orientation.Horizontal)
-        self.slider.setToolTip("Frame (mouse wheel over the image, Left/Right keys)")
-        self.frame_label = QLabel("Frame 1 / 1")
-        self.frame_label.setMinimumWidth(110)
-        self.suspicious_btn = QPushButton("Most suspicious frame  (S)")
-        self.suspicious_btn.setToolTip(SUSPICIOUS_TIP)
-        vb.addWidget(self.prev_btn)
-        vb.addWidget(self.slider, 1)
-        vb.addWidget(self.next_btn)
-        vb.addWidget(self.frame_label)
-        vb.addWidget(self.suspicious_btn)
-        self.strip = ProbabilityStrip()
-        self.map_note = QLabel("")  # why a volume has no disease map
-        self.map_note.setObjectName("muted")
-        self.map_note.setWordWrap(True)
-        self.map_note.hide()
-        self.volume_box = QWidget()
-        vl = QVBoxLayout(self.volume_box)
-        vl.setContentsMargins(0, 0, 0, 0)
-        vl.setSpacing(2)
-        vl.addWidget(self.volume_bar)
-        vl.addWidget(self.map_note)
-        vl.addWidget(self.strip)
-        self.volume_box.hide()
-
-        center = QWidget()
-        cl = QVBoxLayout(center)
-        cl.setContentsMargins(0, 0, 0, 0)
-        cl.setSpacing(0)
-        cl.addWidget(self.view_split, 1)
-        cl.addWidget(self.volume_box)
-
-        self.result_panel = ResultPanel(COLORMAPS)
-        scroll = QScrollArea()
-        scroll.setWidget(self.result_panel)
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        scroll.setMinimumWidth(300)
-
-        left = QWidget()
-        ll = QVBoxLayout(left)
-        ll.setContentsMargins(8, 8, 0, 8)
-        title = QLabel("Opened scans")
-        title.setObjectName("heading")
-        ll.addWidget(title)
-        ll.addWidget(self.scan_list, 1)
-
-        self.main_split = QSplitter(Qt.Orientation.Horizontal)
-        self.main_split.addWidget(left)
-        self.main_split.addWidget(center)
-        right = QWidget()
-        rl = QVBoxLayout(right)
-        rl.setContentsMargins(0, 8, 8, 8)
-        rl.addWidget(scroll)
-        self.main_split.addWidget(right)
-        self.main_split.setStretchFactor(0, 0)
-        self.main_split.setStretchFactor(1, 1)
-        self.main_split.setStretchFactor(2, 0)
-        self.main_split.setSizes([240, 800, 320])
-
-        root = QWidget()
-        rlay = QVBoxLayout(root)
-        rlay.setContentsMargins(0, 0, 0, 0)
-        rlay.setSpacing(0)
-        rlay.addWidget(self.banner)
-        rlay.addWidget(self.main_split, 1)
-        self.setCentralWidget(root)
-
-        # status bar
-        sb = self.statusBar()
-        self.progress = QProgressBar()
-        self.progress.setMaximumWidth(200)
-        self.progress.setTextVisible(True)
-        self.cancel_btn = QPushButton("Cancel")
-        self.cancel_btn.setToolTip("Stop the running analysis (Esc)")
-        self.progress.hide()
-        self.cancel_btn.hide()
-        self.view_label = QLabel("")
-        self.view_label.setObjectName("muted")
-        self.model_label = QLabel(NO_MODEL_TEXT)
-        self.device_label = QLabel("")
-        self.device_label.setObjectName("muted")
-        sb.addWidget(self.progress)
-        sb.addWidget(self.cancel_btn)
-        sb.addPermanentWidget(self.view_label)
-        sb.addPermanentWidget(self.model_label)
-        sb.addPermanentWidget(self.device_label)
-
-    def _act(
-        self,
-        text: str,
-        slot,
-        shortcut: str | QKeySequence | None = None,
-        tip: str = "",
-        icon: QStyle.StandardPixmap | None = None,
-    ) -> QAction:
-        a = QAction(text, self)
-        if shortcut:
-            a.setShortcut(QKeySequence(shortcut))
-        if tip:
-            a.setStatusTip(tip)
-            a.setToolTip(
-                f"{tip} ({a.shortcut().toString(QKeySequence.SequenceFormat.NativeText)})"
-                if shortcut
-                else tip
-            )
-        if icon is not None:
-            a.setIcon(self.style().standardIcon(icon))
-        a.triggered.connect(slot)
-        self.addAction(a)
-        return a
-
-    def _build_actions(self) -> None:
-        SP = QStyle.StandardPixmap
-        self.act_open = self._act(
-            "&Open files…",
-            lambda: self.open_files_dialog(),
-            QKeySequence.StandardKey.Open,
-            "Open scan files",
-            SP.SP_DialogOpenButton,
-        )
-        self.act_open_folder = self._act(
-            "Open &folder…",
-            lambda: self.open_folder_dialog(),
-            "Ctrl+Shift+O",
-            "Open a DICOM series or image stack folder",
-            SP.SP_DirOpenIcon,
-        )
-        self.act_export = self._act(
-            "&Export report…",
-            lambda: self.export_current(),
-            "Ctrl+E",
-            "Save the PNG report of the current scan/frame",
-            SP.SP_DialogSaveButton,
-        )
-        self.act_export_all = self._act(
-            "Export &all reports…",
-            lambda: self.export_all(),
-            "Ctrl+Shift+E",
-            "Save a PNG report for every analysed scan",
-        )
-        self.act_identity = QAction("Include patient identifiers in reports", self)
-        self.act_identity.setCheckable(True)
-        self.act_identity.setChecked(self.settings.include_identity)
-        self.act_identity.toggled.connect(self._on_identity)
-        self.act_close = self._act(
-            "&Close scan",
-            lambda: self.close_current(),
-            QKeySequence.StandardKey.Close,
-            "Remove the current scan from the list",
-        )
-        self.act_load_model = self._act(
-            "Load &model…",
-            lambda: self.load_model_dialog(),
-            "Ctrl+M",
-            "Load a model bundle (.safetensors)",
-        )
-        self.act_quit = self._act("&Quit", self.close, QKeySequence.StandardKey.Quit)
-
-        self.act_fit = self._act(
-            "&Fit to window", self.image_view.fit, "F", "Fit the image to the window"
-        )
-        self.act_actual = self._act(
-            "&1:1 (actual pixels)",
-            self.image_view.actual_size,
-            "1",
-            "One image pixel per screen pixel",
-        )
-        self.act_zoom_in = self._act(
-            "Zoom &in", lambda: self.image_view.zoom(1.25), QKeySequence.StandardKey.ZoomIn
-        )
-        self.act_zoom_out = self._act(
-            "Zoom &out", lambda: self.image_view.zoom(0.8), QKeySequence.StandardKey.ZoomOut
-        )
-        self.act_reset_wl = self._act(
-            "&Reset brightness/contrast",
-            self.image_view.reset_window_level,
-            "R",
-            "Reset window/level (right-drag on the image adjusts it)",
-        )
-        self.act_aspect = QAction("&Physical proportions (pixel spacing)", self)
-        self.act_aspect.setCheckable(True)
-        self.act_aspect.setShortcut(QKeySequence("A"))
-        self.act_aspect.setStatusTip(
-            "Off: the device's pixel grid, as the device shows B-scans. On: true proportions."
-        )
-        self.act_aspect.setChecked(self.settings.physical_aspect)
-        self.act_aspect.toggled.connect(self._on_aspect)
-        self.addAction(self.act_aspect)
-        self.contour_group = QActionGroup(self)
-        self.contour_actions: dict[tuple[float, ...], QAction] = {}
-        saved = self.settings.overlay_contours
-        for label, levels in CONTOUR_CHOICES:
-            a = QAction(label, self, checkable=True)
-            a.setChecked(
-                levels == saved or (not levels and saved not in dict(CONTOUR_CHOICES).values())
-            )
-            a.triggered.connect(lambda _=False, lv=levels: self._on_contours(lv))
-            self.contour_group.addAction(a)
-            self.contour_actions[levels] = a
-        self.act_map = QAction("Disease &map on the localizer", self)
-        self.act_map.setCheckable(True)
-        self.act_map.setShortcut(QKeySequence("M"))
-        self.act_map.setChecked(self.settings.disease_map)
-        self.act_map.toggled.connect(self._on_map)
-        self.addAction(self.act_map)
-        self.act_map_attention = QAction("Attention along the B-scan &lines", self)
-        self.act_map_attention.setCheckable(True)
-        self.act_map_attention.setChecked(self.settings.map_attention)
-        self.act_map_attention.toggled.connect(self._on_map)
-        self.act_overlay = QAction("Show &heatmap", self)
-        self.act_overlay.setCheckable(True)
-        self.act_overlay.setShortcut(QKeySequence("H"))
-        self.act_overlay.setChecked(self.settings.overlay_visible)
-        self.act_overlay.toggled.connect(self.set_overlay_visible)
-        self.addAction(self.act_overlay)
-        self.act_next = self._act("&Next frame", lambda: self.step_frame(1), "Right")
-        self.act_prev = self._act("&Previous frame", lambda: self.step_frame(-1), "Left")
-        self.act_next10 = self._act("Forward 10 frames", lambda: self.step_frame(10), "PgDown")
-        self.act_prev10 = self._act("Back 10 frames", lambda: self.step_frame(-10), "PgUp")
-        self.act_first = self._act("First frame", lambda: self.set_frame(0), "Home")
-        self.act_last = self._act("Last frame", lambda: self.set_frame(10**9), "End")
-        self.act_suspicious = self._act(
-            "Most &suspicious frame",
-            self.go_most_suspicious,
-            "S",
-            SUSPICIOUS_TIP,
-        )
-
-        self.act_reanalyse = self._act(
-            "&Analyse again",
-            self.reanalyse_current,
-            "Ctrl+R",
-            "Run the model on the current scan again",
-        )
-        self.act_cancel = self._act(
-            "&Cancel analysis", self.controller.cancel_analysis, "Esc", "Stop the running analysis"
-        )
-
-        self.act_model_card = self._act("About this &model…", self.show_model_card)
-        self.act_mirage = self._act("Use &MIRAGE weights…", self.show_mirage_dialog)
-        self.device_group = QActionGroup(self)
-        self.device_actions: dict[str, QAction] = {}
-        labels = {
-            "auto": "Automatic (GPU if available)",
-            "cpu": "CPU",
-            "cuda": "NVIDIA GPU (CUDA)",
-            "mps": "Apple GPU (MPS)",
-        }
-        for d in DEVICES:
-            a = QAction(labels[d], self, checkable=True)
-            a.setChecked(d == self.settings.device)
-            a.triggered.connect(lambda _=False, dev=d: self.set_device(dev))
-            self.device_group.addAction(a)
-            self.device_actions[d] = a
-        self.act_bf16 = QAction("Faster &bf16 arithmetic where the processor supports it", self)
-        self.act_bf16.setCheckable(True)
-        self.act_bf16.setChecked(self.settings.precision == "auto")
-        self.act_bf16.setStatusTip(
-            "bf16 on CPUs with AVX512-BF16/AMX and on GPUs; off: full fp32 precision everywhere"
-        )
-        self.act_bf16.toggled.connect(self.set_bf16)
-
-        self.act_about = self._act("&About octviewer", self.show_about)
-        self.act_logs = self._act("Show &log folder", self.show_log_folder)
-        self.act_shortcuts = self._act("&Keyboard shortcuts", self.show_shortcuts, "F1")
-
     def _build_menus(self) -> None:
-        mb = self.menuBar()
-        m = mb.addMenu("&File")
-        m.addActions([self.act_open, self.act_open_folder])
-        self.sample_menu = m.addMenu("Open &sample")
-        self.recent_menu = m.addMenu("Open &recent")
-        self.sample_menu.aboutToShow.connect(self._fill_samples)
-        self.recent_menu.aboutToShow.connect(self._fill_recent)
-        m.addSeparator()
-        m.addActions([self.act_export, self.act_export_all, self.act_identity])
-        m.addSeparator()
-        m.addActions([self.act_load_model, self.act_close])
-        m.addSeparator()
-        m.addAction(self.act_quit)
-        v = mb.addMenu("&View")
-        v.addActions([self.act_fit, self.act_actual, self.act_zoom_in, self.act_zoom_out])
-        v.addSeparator()
-        v.addActions([self.act_reset_wl, self.act_aspect, self.act_overlay])
-        cm = v.addMenu("Heatmap &contour lines")
-        cm.addActions(list(self.contour_actions.values()))
-        v.addActions([self.act_map, self.act_map_attention])
-        v.addSeparator()
-        v.addActions(
-            [self.act_prev, self.act_next, self.act_first, self.act_last, self.act_suspicious]
-        )
-        a = mb.addMenu("&Analysis")
-        a.addActions([self.act_reanalyse, self.act_cancel])
-        mm = mb.addMenu("&Model")
-        mm.addActions([self.act_load_model, self.act_model_card, self.act_mirage])
-        dm = mm.addMenu("&Device")
-        dm.addActions(list(self.device_actions.values()))
-        dm.addSeparator()
-        dm.addAction(self.act_bf16)
-        h = mb.addMenu("&Help")
-        h.addActions([self.act_shortcuts, self.act_logs, self.act_about])
-
-        tb = QToolBar("Main")
-        tb.setObjectName("maintoolbar")
-        tb.setMovable(False)
-        tb.setIconSize(QSize(18, 18))
-        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        tb.addActions([self.act_open, self.act_open_folder, self.act_export])
-        tb.addSeparator()
-        tb.addActions([self.act_fit, self.act_actual, self.act_overlay])
-        self.addToolBar(tb)
+        build_menus(self)
+        build_toolbar(self)
         self._fill_samples()
         self._fill_recent()
 
@@ -549,60 +150,6 @@ class MainWindow(QMainWindow):
         self.controller.load_model(model, self.settings.device, self.settings.precision)
 
     # --- opening ---------------------------------------------------------------------------------------
-    def open_paths(self, paths: Sequence[str | Path]) -> list[int]:
-        paths = [Path(p) for p in paths]
-        for p in paths:
-            self.settings.add_recent(p)
-        self._fill_recent()
-        return self.controller.open_paths(paths)
-
-    def open_files_dialog(self) -> None:
-        files, _ = QFileDialog.getOpenFileNames(
-            self, "Open scans", self.settings.open_dir, SCAN_FILTER
-        )
-        if files:
-            self.settings.open_dir = str(Path(files[0]).parent)
-            self.open_paths(files)
-
-    def open_folder_dialog(self) -> None:
-        d = QFileDialog.getExistingDirectory(
-            self, "Open a DICOM series or image folder", self.settings.open_dir
-        )
-        if d:
-            self.settings.open_dir = str(Path(d).parent)
-            self.open_paths([d])
-
-    def _fill_samples(self) -> None:
-        from octviewer.resources import samples_dir
-
-        self.sample_menu.clear()
-        d = samples_dir()
-        files = sorted(
-            p
-            for p in (d.iterdir() if d.is_dir() else [])
-            if not p.name.startswith(".")
-            and p.suffix.lower() not in (".md", ".txt", ".tsv", ".json")
-        )
-        for p in files:
-            a = self.sample_menu.addAction(p.name)
-            a.triggered.connect(lambda _=False, path=p: self.open_paths([path]))
-        if not files:
-            a = self.sample_menu.addAction("(no sample scans installed)")
-            a.setEnabled(False)
-
-    def _fill_recent(self) -> None:
-        self.recent_menu.clear()
-        for r in self.settings.recent_files:
-            a = self.recent_menu.addAction(r)
-            a.triggered.connect(lambda _=False, path=r: self.open_paths([path]))
-        if not self.settings.recent_files:
-            self.recent_menu.addAction("(none)").setEnabled(False)
-        else:
-            self.recent_menu.addSeparator()
-            self.recent_menu.addAction("Clear list").triggered.connect(
-                lambda: (self.settings.clear_recent(), self._fill_recent())
-            )
-
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         md = event.mimeData()
         if md.hasUrls() and any(u.isLocalFile() for u in md.urls()):
@@ -619,24 +166,6 @@ class MainWindow(QMainWindow):
         if paths:
             event.acceptProposedAction()
             self.open_paths(paths)
-
-    def _on_series_needed(self, uid: int, series: dict) -> None:
-        key = self.choose_series(series)
-        if key is not None:
-            self.controller.open_series(uid, key)
-
-    def choose_series(self, series: dict[str, str]) -> str | None:
-        keys = list(series)
-        labels = [series[k] for k in keys]
-        label, ok = QInputDialog.getItem(
-            self,
-            "Choose a series",
-            "This folder holds several series. Which one should be opened?",
-            labels,
-            0,
-            False,
-        )
-        return keys[labels.index(label)] if ok and label in labels else None
 
     # --- entries --------------------------------------------------------------------------------
     def _on_entry_added(self, uid: int) -> None:
@@ -835,310 +364,11 @@ class MainWindow(QMainWindow):
                 text += NONE_ASSESSABLE
         rp.show_result(fr, text, key=(entry.uid, self._frame))
 
-    def _cam_class(self) -> int | None:
-        entry = self.current_entry()
-        if entry is None or entry.result is None:
-            return None
-        try:
-            fr = entry.result.frame(self._frame)
-        except KeyError:
-            return None
-        sel = self.result_panel.selected_cam_class()
-        return fr.predicted_index if sel == PREDICTED else sel
-
-    def _refresh_overlay(self) -> None:
-        entry = self.current_entry()
-        cam = None
-        # a frame that is not assessed gets its heatmap only after "Show model output anyway"
-        visible = self.act_overlay.isChecked() and self.result_panel.output_revealed
-        cls = self._cam_class()
-        if entry is not None and cls is not None and visible:
-            cam = self.controller.cam_for(entry.uid, self._frame, cls)
-        rp = self.result_panel
-        self.image_view.set_overlay(
-            cam,
-            rp.colormap.currentText(),
-            rp.opacity.value() / 100.0,
-            visible,
-            self.settings.overlay_contours,
-        )
-
     def _on_cam_ready(self, uid: int, frame: int, cls: int) -> None:
         if uid == self._uid and frame == self._frame and cls == self._cam_class():
             self._refresh_overlay()
         if uid == self._uid and self.act_map_attention.isChecked():
             self._on_map()
-
-    # --- frames --------------------------------------------------------------------------------------
-    def set_frame(self, frame: int) -> None:
-        entry = self.current_entry()
-        if entry is None or entry.scan is None:
-            return
-        frame = max(0, min(int(frame), entry.scan.n_frames - 1))
-        if frame == self._frame and self.slider.value() == frame:
-            return
-        self._frame = frame
-        self._show_current()
-
-    def step_frame(self, delta: int) -> None:
-        self.set_frame(self._frame + delta)
-
-    @property
-    def current_frame(self) -> int:
-        return self._frame
-
-    def go_most_suspicious(self) -> None:
-        entry = self.current_entry()
-        if entry is not None and entry.result is not None:
-            if not entry.result.assessable_frames:
-                self.statusBar().showMessage(NONE_ASSESSABLE, 8000)
-                return
-            self.set_frame(entry.result.most_suspicious_frame())
-
-    # --- overlay settings ------------------------------------------------------------------------------
-    def set_overlay_visible(self, visible: bool) -> None:
-        for w in (self.act_overlay, self.result_panel.overlay_box):
-            if w.isChecked() != visible:
-                w.blockSignals(True)
-                w.setChecked(visible)
-                w.blockSignals(False)
-        self.settings.overlay_visible = visible
-        self._refresh_overlay()
-
-    def _on_opacity(self, v: float) -> None:
-        self.settings.overlay_opacity = v
-        self._refresh_overlay()
-
-    def _on_colormap(self, name: str) -> None:
-        self.settings.overlay_colormap = name
-        self._refresh_overlay()
-
-    def _on_contours(self, levels: tuple[float, ...]) -> None:
-        self.settings.overlay_contours = levels
-        self._refresh_overlay()
-
-    def _on_aspect(self, on: bool) -> None:
-        self.settings.physical_aspect = on
-        self._show_current(new_scan=True)
-
-    # --- analysis state ------------------------------------------------------------------------------
-    def reanalyse_current(self) -> None:
-        if self._uid is not None:
-            self.controller.analyse(self._uid)
-
-    def _on_running(self, running: bool) -> None:
-        self.progress.setVisible(running)
-        self.cancel_btn.setVisible(running)
-        if running:
-            self.progress.setRange(0, 0)
-
-    def _on_progress(self, uid: int, done: int, total: int) -> None:
-        entry = self.controller.entry(uid)
-        if entry is not None:
-            self.scan_list.upsert(entry)
-        self.progress.setRange(0, max(total, 1))
-        self.progress.setValue(done)
-        self.progress.setFormat(f"Analysing {done}/{total}")
-
-    def _on_model_changed(self, state: str, text: str) -> None:
-        self.model_label.setText(text)
-        eng = self.controller.engine
-        if state == ModelState.READY.value and eng is not None:
-            self.device_label.setText(f"Device: {eng.device}")
-            self.device_label.setToolTip(f"Computes in {eng.compute_dtype}")
-            self.result_panel.show_model(eng.identity, eng.device)
-        else:
-            self.device_label.setText("")
-            self.result_panel.show_model(None, extra=text)
-        self._show_result()
-
-    # --- reports --------------------------------------------------------------------------------------
-    def _on_identity(self, on: bool) -> None:
-        self.settings.include_identity = on
-
-    def export_current(self, path: str | Path | None = None) -> bool:
-        """Export the current scan/frame's report; asks for a file name when ``path`` is None."""
-        entry = self.current_entry()
-        if entry is None or entry.result is None:
-            self.show_error(
-                "Nothing to export",
-                "Open a scan and wait for its analysis before exporting a report.",
-            )
-            return False
-        if path is None:
-            start = Path(self.settings.export_dir or Path.home()) / default_report_name(
-                entry, self._frame
-            )
-            p, _ = QFileDialog.getSaveFileName(
-                self, "Export report", str(start), "PNG image (*.png)"
-            )
-            if not p:
-                return False
-            path = p if p.lower().endswith(".png") else p + ".png"
-            self.settings.export_dir = str(Path(path).parent)
-        cls = self._cam_class()
-        self.statusBar().showMessage("Writing report…")
-        self.controller.export_report(
-            entry.uid,
-            self._frame,
-            path,
-            class_index=cls,
-            include_identity=self.act_identity.isChecked(),
-            look=self._overlay_look(),
-            show_unreliable=self.result_panel.show_anyway.isChecked(),
-        )
-        return True
-
-    def _overlay_look(self) -> dict:
-        """The heatmap as the window shows it, for the report (same core blend)."""
-        rp = self.result_panel
-        return {
-            "colormap": rp.colormap.currentText(),
-            "opacity": rp.opacity.value() / 100.0,
-            "contours": self.settings.overlay_contours,
-        }
-
-    def export_all(self, directory: str | Path | None = None) -> bool:
-        if directory is None:
-            directory = QFileDialog.getExistingDirectory(
-                self, "Export all reports to folder", self.settings.export_dir or str(Path.home())
-            )
-            if not directory:
-                return False
-            self.settings.export_dir = str(directory)
-        uids = self.controller.export_all(
-            directory, include_identity=self.act_identity.isChecked(), look=self._overlay_look()
-        )
-        if not uids:
-            self.show_error("Nothing to export", "No scan has been analysed yet.")
-            return False
-        dlg = QProgressDialog("Writing reports…", "Cancel", 0, len(uids), self)
-        dlg.setWindowTitle("Export all reports")
-        dlg.setWindowModality(Qt.WindowModality.WindowModal)
-        dlg.setMinimumDuration(300)
-        dlg.canceled.connect(self.controller.cancel_export)
-        self._export_dialog = dlg
-        return True
-
-    def _on_export_progress(self, done: int, total: int) -> None:
-        if self._export_dialog is not None:
-            self._export_dialog.setMaximum(total)
-            self._export_dialog.setValue(done)
-
-    def _on_exported(self, paths: list) -> None:
-        if self._export_dialog is not None:
-            self._export_dialog.reset()
-            self._export_dialog = None
-        if len(paths) == 1:
-            self.statusBar().showMessage(f"Report saved: {paths[0]}", 8000)
-        else:
-            self.statusBar().showMessage(f"{len(paths)} reports saved", 8000)
-
-    # --- model ---------------------------------------------------------------------------------------
-    def load_model_dialog(self) -> None:
-        start = str(Path(self.settings.last_model).parent) if self.settings.last_model else ""
-        p, _ = QFileDialog.getOpenFileName(
-            self, "Load model bundle", start, "Model bundle (*.safetensors);;All files (*)"
-        )
-        if p:
-            self.load_model(p)
-
-    def load_model(self, path: str | Path) -> None:
-        self.settings.last_model = str(path)
-        self.controller.load_model(path, self.settings.device, self.settings.precision)
-
-    def set_device(self, device: str) -> None:
-        self.settings.device = device
-        eng = self.controller.engine
-        if eng is not None:
-            path = self.settings.last_model or None
-            self.controller.load_model(path, device, self.settings.precision)
-
-    def set_bf16(self, on: bool) -> None:
-        """Allow bf16 ("auto") or force fp32; reloads a loaded model."""
-        self.settings.precision = "auto" if on else "fp32"
-        if self.controller.engine is not None:
-            path = self.settings.last_model or None
-            self.controller.load_model(path, self.settings.device, self.settings.precision)
-
-    def show_model_card(self) -> None:
-        eng = self.controller.engine
-        body = dialogs.model_card_html(
-            eng.config if eng else None,
-            eng.identity.sha256 if eng else "",
-            Path(self.settings.last_model)
-            if eng and self.settings.last_model
-            else _default_model_if_exists(),
-            eng.device if eng else "",
-        )
-        dlg = dialogs.HtmlDialog("About this model", body, self)
-        dlg.open()
-        self._last_dialog = dlg
-
-    def show_mirage_dialog(self) -> None:
-        dlg = dialogs.HtmlDialog(
-            "Use MIRAGE weights", dialogs.mirage_html(), self, extra_button="Choose a file…"
-        )
-        dlg.accepted.connect(self._choose_mirage_file)
-        dlg.open()
-        self._last_dialog = dlg
-
-    def _choose_mirage_file(self) -> None:
-        p, _ = QFileDialog.getOpenFileName(
-            self,
-            "Choose MIRAGE weights or a fine-tuned bundle",
-            "",
-            "Weights (*.safetensors *.pth);;All files (*)",
-        )
-        if p:
-            self.use_mirage_file(p)
-
-    def use_mirage_file(self, path: str | Path) -> None:
-        """A fine-tuned bundle is loaded; official (not fine-tuned) weights get the explanation."""
-        path = Path(path)
-        try:
-            from octviewer.core.model.bundle import read_bundle_config
-
-            read_bundle_config(path)
-        except octviewer.OCTViewerError as exc:
-            self.show_error(
-                "These are not fine-tuned weights",
-                f"{exc}\n\nThe official MIRAGE files are pretrained encoders without a classifier. "
-                f"Fine-tune them once with:\n\n{dialogs.TRAIN_COMMAND.replace('/path/to/model.safetensors', str(path))}\n\n"
-                "then load the resulting bundle with File > Load model….",
-            )
-            return
-        self.load_model(path)
-
-    # --- help ------------------------------------------------------------------------------------------
-    def show_about(self) -> None:
-        dlg = dialogs.HtmlDialog("About octviewer", dialogs.about_html(), self)
-        dlg.open()
-        self._last_dialog = dlg
-
-    def show_log_folder(self) -> None:
-        from octviewer.ui.logging_setup import log_dir
-
-        d = log_dir()
-        d.mkdir(parents=True, exist_ok=True)
-        QDesktopServices.openUrl(QUrl.fromLocalFile(str(d)))
-
-    def show_shortcuts(self) -> None:
-        rows = []
-        for a in self.actions():
-            if not a.shortcut().isEmpty():
-                rows.append(
-                    f"<tr><td><b>{a.shortcut().toString(QKeySequence.SequenceFormat.NativeText)}</b></td><td>{a.text().replace('&', '')}</td></tr>"
-                )
-        body = (
-            "<h3>Keyboard and mouse</h3><table cellspacing='4'>" + "".join(rows) + "</table>"
-            "<p>Mouse: wheel zooms around the cursor (on volumes it steps frames; Ctrl+wheel zooms), "
-            "left-drag pans, right-drag adjusts brightness (up/down) and contrast (left/right). "
-            "Drop files or folders anywhere on the window to open them.</p>"
-        )
-        dlg = dialogs.HtmlDialog("Keyboard shortcuts", body, self)
-        dlg.open()
-        self._last_dialog = dlg
 
     # --- errors -----------------------------------------------------------------------------------------
     def show_error(self, title: str, message: str, details: str = "") -> QMessageBox:
@@ -1156,10 +386,3 @@ class MainWindow(QMainWindow):
         self.settings.sync()
         self.controller.shutdown()
         super().closeEvent(event)
-
-
-def _default_model_if_exists() -> Path | None:
-    from octviewer.resources import default_model_path
-
-    p = default_model_path()
-    return p if p.is_file() else None

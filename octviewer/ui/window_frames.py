@@ -1,0 +1,89 @@
+"""Frame navigation and the heatmap overlay of the main window."""
+
+from __future__ import annotations
+
+from octviewer.ui.result_panel import PREDICTED
+
+NONE_ASSESSABLE = "No frame of this volume could be assessed, so none is the most suspicious."
+
+
+class FramesMixin:
+    """MainWindow's frame stepping and overlay settings (a mixin: the window supplies the views)."""
+
+    def _cam_class(self) -> int | None:
+        entry = self.current_entry()
+        if entry is None or entry.result is None:
+            return None
+        try:
+            fr = entry.result.frame(self._frame)
+        except KeyError:
+            return None
+        sel = self.result_panel.selected_cam_class()
+        return fr.predicted_index if sel == PREDICTED else sel
+
+    def _refresh_overlay(self) -> None:
+        entry = self.current_entry()
+        cam = None
+        # a frame that is not assessed gets its heatmap only after "Show model output anyway"
+        visible = self.act_overlay.isChecked() and self.result_panel.output_revealed
+        cls = self._cam_class()
+        if entry is not None and cls is not None and visible:
+            cam = self.controller.cam_for(entry.uid, self._frame, cls)
+        rp = self.result_panel
+        self.image_view.set_overlay(
+            cam,
+            rp.colormap.currentText(),
+            rp.opacity.value() / 100.0,
+            visible,
+            self.settings.overlay_contours,
+        )
+
+    def set_frame(self, frame: int) -> None:
+        entry = self.current_entry()
+        if entry is None or entry.scan is None:
+            return
+        frame = max(0, min(int(frame), entry.scan.n_frames - 1))
+        if frame == self._frame and self.slider.value() == frame:
+            return
+        self._frame = frame
+        self._show_current()
+
+    def step_frame(self, delta: int) -> None:
+        self.set_frame(self._frame + delta)
+
+    @property
+    def current_frame(self) -> int:
+        return self._frame
+
+    def go_most_suspicious(self) -> None:
+        entry = self.current_entry()
+        if entry is not None and entry.result is not None:
+            if not entry.result.assessable_frames:
+                self.statusBar().showMessage(NONE_ASSESSABLE, 8000)
+                return
+            self.set_frame(entry.result.most_suspicious_frame())
+
+    def set_overlay_visible(self, visible: bool) -> None:
+        for w in (self.act_overlay, self.result_panel.overlay_box):
+            if w.isChecked() != visible:
+                w.blockSignals(True)
+                w.setChecked(visible)
+                w.blockSignals(False)
+        self.settings.overlay_visible = visible
+        self._refresh_overlay()
+
+    def _on_opacity(self, v: float) -> None:
+        self.settings.overlay_opacity = v
+        self._refresh_overlay()
+
+    def _on_colormap(self, name: str) -> None:
+        self.settings.overlay_colormap = name
+        self._refresh_overlay()
+
+    def _on_contours(self, levels: tuple[float, ...]) -> None:
+        self.settings.overlay_contours = levels
+        self._refresh_overlay()
+
+    def _on_aspect(self, on: bool) -> None:
+        self.settings.physical_aspect = on
+        self._show_current(new_scan=True)

@@ -1,0 +1,95 @@
+"""Writing PNG reports from the main window: the current scan/frame, or every analysed scan."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFileDialog, QProgressDialog
+
+from octviewer.ui.controller import default_report_name
+
+
+class ReportsMixin:
+    """MainWindow's report export (a mixin: the window supplies settings, controller and views)."""
+
+    def _on_identity(self, on: bool) -> None:
+        self.settings.include_identity = on
+
+    def export_current(self, path: str | Path | None = None) -> bool:
+        """Export the current scan/frame's report; asks for a file name when ``path`` is None."""
+        entry = self.current_entry()
+        if entry is None or entry.result is None:
+            self.show_error(
+                "Nothing to export",
+                "Open a scan and wait for its analysis before exporting a report.",
+            )
+            return False
+        if path is None:
+            start = Path(self.settings.export_dir or Path.home()) / default_report_name(
+                entry, self._frame
+            )
+            p, _ = QFileDialog.getSaveFileName(
+                self, "Export report", str(start), "PNG image (*.png)"
+            )
+            if not p:
+                return False
+            path = p if p.lower().endswith(".png") else p + ".png"
+            self.settings.export_dir = str(Path(path).parent)
+        cls = self._cam_class()
+        self.statusBar().showMessage("Writing report…")
+        self.controller.export_report(
+            entry.uid,
+            self._frame,
+            path,
+            class_index=cls,
+            include_identity=self.act_identity.isChecked(),
+            look=self._overlay_look(),
+            show_unreliable=self.result_panel.show_anyway.isChecked(),
+        )
+        return True
+
+    def _overlay_look(self) -> dict:
+        """The heatmap as the window shows it, for the report (same core blend)."""
+        rp = self.result_panel
+        return {
+            "colormap": rp.colormap.currentText(),
+            "opacity": rp.opacity.value() / 100.0,
+            "contours": self.settings.overlay_contours,
+        }
+
+    def export_all(self, directory: str | Path | None = None) -> bool:
+        if directory is None:
+            directory = QFileDialog.getExistingDirectory(
+                self, "Export all reports to folder", self.settings.export_dir or str(Path.home())
+            )
+            if not directory:
+                return False
+            self.settings.export_dir = str(directory)
+        uids = self.controller.export_all(
+            directory, include_identity=self.act_identity.isChecked(), look=self._overlay_look()
+        )
+        if not uids:
+            self.show_error("Nothing to export", "No scan has been analysed yet.")
+            return False
+        dlg = QProgressDialog("Writing reports…", "Cancel", 0, len(uids), self)
+        dlg.setWindowTitle("Export all reports")
+        dlg.setWindowModality(Qt.WindowModality.WindowModal)
+        dlg.setMinimumDuration(300)
+        dlg.canceled.connect(self.controller.cancel_export)
+        self._export_dialog = dlg
+        return True
+
+    def _on_export_progress(self, done: int, total: int) -> None:
+        if self._export_dialog is not None:
+            self._export_dialog.setMaximum(total)
+            self._export_dialog.setValue(done)
+
+    def _on_exported(self, paths: list) -> None:
+        if self._export_dialog is not None:
+            self._export_dialog.reset()
+            self._export_dialog = None
+        if len(paths) == 1:
+            self.statusBar().showMessage(f"Report saved: {paths[0]}", 8000)
+        else:
+            self.statusBar().showMessage(f"{len(paths)} reports saved", 8000)

@@ -1,0 +1,39 @@
+"""The main window's analysis status: progress, cancel button and the model/device labels."""
+
+from __future__ import annotations
+
+from octviewer.ui.controller import ModelState
+
+
+class AnalysisStatusMixin:
+    """MainWindow's analysis and model state handlers (a mixin: the window supplies the widgets)."""
+
+    def reanalyse_current(self) -> None:
+        if self._uid is not None:
+            self.controller.analyse(self._uid)
+
+    def _on_running(self, running: bool) -> None:
+        self.progress.setVisible(running)
+        self.cancel_btn.setVisible(running)
+        if running:
+            self.progress.setRange(0, 0)
+
+    def _on_progress(self, uid: int, done: int, total: int) -> None:
+        entry = self.controller.entry(uid)
+        if entry is not None:
+            self.scan_list.upsert(entry)
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+        self.progress.setFormat(f"Analysing {done}/{total}")
+
+    def _on_model_changed(self, state: str, text: str) -> None:
+        self.model_label.setText(text)
+        eng = self.controller.engine
+        if state == ModelState.READY.value and eng is not None:
+            self.device_label.setText(f"Device: {eng.device}")
+            self.device_label.setToolTip(f"Computes in {eng.compute_dtype}")
+            self.result_panel.show_model(eng.identity, eng.device)
+        else:
+            self.device_label.setText("")
+            self.result_panel.show_model(None, extra=text)
+        self._show_result()
