@@ -12,6 +12,7 @@ import logging
 import sys
 from typing import Any
 
+from octviewer.core.ood import DEFAULT_FALSE_FLAG_RATE
 from octviewer.errors import OCTViewerError, TrainingError
 from training.config import BALANCE, CACHE, MODES, PRECISIONS, TrainConfig, read_config_file
 
@@ -284,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--ood-false-flag-rate",
         type=float,
         help="Out-of-distribution statistics: share of held-out in-domain scans allowed above "
-        "the threshold (default 0.015; 0 = no statistics).",
+        f"the threshold (default {DEFAULT_FALSE_FLAG_RATE}; 0 = no statistics).",
     )
     g.add_argument(
         "--training-domain",

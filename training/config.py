@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from octviewer.core.ood import DEFAULT_FALSE_FLAG_RATE
 from octviewer.errors import TrainingError
 
 MODES = ("full", "linear-probe", "cached-features")
@@ -67,7 +68,7 @@ class TrainConfig:
     fp16_weights: bool = False
     # Out-of-distribution statistics: share of held-out in-domain scans allowed above the
     # threshold (0 = no statistics); training_domain: devices/scan type, stored in the bundle.
-    ood_false_flag_rate: float = 0.015
+    ood_false_flag_rate: float = DEFAULT_FALSE_FLAG_RATE
     training_domain: dict[str, Any] = field(default_factory=dict)
     name: str = "octviewer-model"
     version: str = "1.0.0"

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from octviewer.core.ood import DEFAULT_FALSE_FLAG_RATE
 from octviewer.errors import OCTViewerError, TrainingError
 from training.ensemble_report import bootstrap_balanced_accuracy  # re-exported
 
@@ -101,9 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--ood-false-flag-rate",
         type=float,
-        default=0.015,
+        default=DEFAULT_FALSE_FLAG_RATE,
         help="Out-of-distribution statistics: share of held-out in-domain scans allowed above "
-        "the threshold (default 0.015; 0 = none). Each member's statistics come from its own "
+        "the threshold (default %(default)s; 0 = none). Each member's statistics come from its own "
         "training images.",
     )
     p.add_argument(

@@ -144,9 +144,9 @@ def fit_ood(
     """OOD statistics: one split per member (cross-validation) or one shared split."""
     if not args.ood_false_flag_rate:
         return None, None
-    from training.ood import DEFAULTS, extract, fit_cross_validated, fit_shared_split
+    from training.ood import extract, fit_cross_validated, fit_shared_split
 
-    opts = {"rate": args.ood_false_flag_rate, "shrinkage": DEFAULTS["shrinkage"]}
+    opts = {"rate": args.ood_false_flag_rate}
     if len(splits) == 1:
         sp = splits[0]
         return fit_shared_split(

@@ -152,7 +152,7 @@ def fit_ood(
     """Out-of-distribution statistics from the training split, threshold from validation."""
     if not cfg.ood_false_flag_rate:
         return None
-    from training.ood import DEFAULTS, extract, fit_shared_split
+    from training.ood import extract, fit_shared_split
 
     model.cpu().eval()
     ood, report = fit_shared_split(
@@ -160,7 +160,6 @@ def fit_ood(
         extract(model, split.val, pre, desc="OOD validation features"),
         n_classes,
         rate=cfg.ood_false_flag_rate,
-        shrinkage=DEFAULTS["shrinkage"],
     )
     metrics["ood"] = report
     return ood

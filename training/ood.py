@@ -121,7 +121,12 @@ def _rate(scores: np.ndarray, threshold: float) -> float:
 
 
 def fit_cross_validated(
-    feats: Features, fold_of: np.ndarray, n_classes: int, *, rate: float, shrinkage: float
+    feats: Features,
+    fold_of: np.ndarray,
+    n_classes: int,
+    *,
+    rate: float = DEFAULT_FALSE_FLAG_RATE,
+    shrinkage: float = DEFAULT_SHRINKAGE,
 ) -> tuple[OODModel, dict[str, Any]]:
     """Network ``k`` held out fold ``k`` (``fold_of`` 0-based, one entry per sample)."""
     k_nets = len(feats.per_network)
@@ -151,7 +156,12 @@ def fit_cross_validated(
 
 
 def fit_shared_split(
-    train: Features, heldout: Features, n_classes: int, *, rate: float, shrinkage: float
+    train: Features,
+    heldout: Features,
+    n_classes: int,
+    *,
+    rate: float = DEFAULT_FALSE_FLAG_RATE,
+    shrinkage: float = DEFAULT_SHRINKAGE,
 ) -> tuple[OODModel, dict[str, Any]]:
     """Every network trained on ``train``; ``heldout`` patients set scale and threshold."""
     nets, zs = _nets(
@@ -246,6 +256,3 @@ def score_dev_set(
         "flagged": sum(r["flagged"] for r in rows),
         "files": rows,
     }
-
-
-DEFAULTS = {"rate": DEFAULT_FALSE_FLAG_RATE, "shrinkage": DEFAULT_SHRINKAGE}

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from training.ood import DEFAULTS
+    from octviewer.core.ood import DEFAULT_FALSE_FLAG_RATE, DEFAULT_SHRINKAGE
 
     p = argparse.ArgumentParser(
         prog="octviewer-train ood",
@@ -38,10 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--false-flag-rate",
         type=float,
-        default=DEFAULTS["rate"],
-        help="share of in-domain held-out scans allowed above the threshold (default 0.015)",
+        default=DEFAULT_FALSE_FLAG_RATE,
+        help="share of in-domain held-out scans allowed above the threshold (default %(default)s)",
     )
-    p.add_argument("--shrinkage", type=float, default=DEFAULTS["shrinkage"])
+    p.add_argument("--shrinkage", type=float, default=DEFAULT_SHRINKAGE)
     p.add_argument(
         "--ood-dev",
         type=Path,
