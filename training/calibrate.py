@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from octviewer.core.calibration import softmax  # the one implementation (re-exported)
+
 log = logging.getLogger(__name__)
 
 ECE_BINS = 15
@@ -35,13 +37,6 @@ class Calibration:
             "ece_after": self.ece_after,
             "ece_bins": ECE_BINS,
         }
-
-
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    z = np.asarray(logits, dtype=np.float64) / temperature
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def nll(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from octviewer.core.calibration import calibrated_probabilities  # noqa: F401 (engine imports it here)
 from octviewer.core.results import ResultFlag
 from octviewer.core.scan import Scan
 from octviewer.errors import AnalysisCancelled, AnalysisError
@@ -34,14 +35,6 @@ _INFERENCE_ERRORS = (
     OverflowError,
     NotImplementedError,
 )
-
-
-def calibrated_probabilities(logits: np.ndarray, temperature: float) -> np.ndarray:
-    """softmax(logits / T) along the last axis, float32 (computed in float64)."""
-    z = np.asarray(logits, dtype=np.float64) / float(temperature)
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
 def _require_finite(probs: np.ndarray | None, grids: np.ndarray | None, idx: list[int]) -> None:
