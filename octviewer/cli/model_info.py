@@ -12,6 +12,7 @@ from octviewer.errors import OCTViewerError
 
 def _cmd_model_info(args: argparse.Namespace) -> int:
     from octviewer.core.model.bundle import file_sha256, read_bundle_config
+    from octviewer.core.model.card import model_facts
     from octviewer.resources import default_model_path
 
     path = args.model or default_model_path()
@@ -34,25 +35,7 @@ def _cmd_model_info(args: argparse.Namespace) -> int:
         d["file"] = str(path)
         _say(json.dumps(d, indent=1, sort_keys=True, default=str))
         return EXIT_OK
-    size = cfg.preprocess.size
-    rows = [
-        ("File", str(path)),
-        ("Name", cfg.name),
-        ("Version", cfg.version),
-        ("Architecture", cfg.architecture + (f" {cfg.arch_kwargs}" if cfg.arch_kwargs else "")),
-        ("Classes", ", ".join(cfg.class_names)),
-        (
-            "Input",
-            f"{size[0]} x {size[1]}, {cfg.preprocess.interpolation}, {cfg.preprocess.normalization}",
-        ),
-        ("Temperature", f"{cfg.temperature:g}"),
-        ("Confidence threshold", f"{cfg.confidence_threshold:g}"),
-        ("Weights", cfg.weights_dtype),
-        ("Licence", cfg.licence or "not stated"),
-        ("SHA-256", sha),
-    ]
-    if cfg.description:
-        rows.append(("Description", cfg.description))
+    rows = model_facts(cfg, sha, path)
     width = max(len(k) for k, _ in rows)
     for k, v in rows:
         _say(f"{k + ':':<{width + 2}}{v}")

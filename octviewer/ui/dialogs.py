@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 import octviewer
+from octviewer.core.model.card import finetune_command, model_facts
 
 if TYPE_CHECKING:
     from octviewer.core.model.config import ModelConfig
@@ -31,10 +32,7 @@ MIRAGE_LICENCE = (
 KERMANY_LICENCE = (
     "Kermany et al. 2018 OCT images (Mendeley Data, doi:10.17632/rscbjbr9sj): CC BY 4.0."
 )
-TRAIN_COMMAND = (
-    "octviewer-train --init mirage-base:/path/to/model.safetensors --data /path/to/labelled_scans "
-    "--run-dir runs/mirage-base-finetune"
-)
+TRAIN_COMMAND = finetune_command()  # the app's placeholder spelling of FINETUNE_COMMAND
 
 
 def _versions() -> dict[str, str]:
@@ -91,25 +89,11 @@ def model_card_html(
     parts = [f"<h2>{html.escape(config.name)} {html.escape(config.version)}</h2>"]
     if config.description:
         parts.append(f"<p>{html.escape(config.description)}</p>")
-    facts = {
-        "Architecture": config.architecture,
-        "Classes": ", ".join(config.class_names),
-        "Input": f"{config.preprocess.size[1]}×{config.preprocess.size[0]} px, {config.preprocess.normalization}",
-        "Calibration temperature": f"{config.temperature:.3f}",
-        "Uncertain below": f"{config.confidence_threshold:.0%} confidence",
-        "Licence": config.licence or "not stated",
-    }
-    if sha256:
-        facts["SHA-256"] = sha256
-    if device:
-        facts["Device"] = device
-    if path is not None:
-        facts["File"] = str(path)
+    facts = model_facts(config, sha256, path, device, with_name=False)
     parts.append(
         "<table cellspacing='4'>"
         + "".join(
-            f"<tr><td><b>{html.escape(k)}</b></td><td>{html.escape(v)}</td></tr>"
-            for k, v in facts.items()
+            f"<tr><td><b>{html.escape(k)}</b></td><td>{html.escape(v)}</td></tr>" for k, v in facts
         )
         + "</table>"
     )

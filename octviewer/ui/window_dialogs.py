@@ -13,6 +13,7 @@ from PySide6.QtGui import QDesktopServices, QKeySequence
 from PySide6.QtWidgets import QFileDialog
 
 import octviewer
+from octviewer.core.model.card import finetune_command
 from octviewer.ui import dialogs
 
 
@@ -88,7 +89,7 @@ class DialogsMixin:
             self.show_error(
                 "These are not fine-tuned weights",
                 f"{exc}\n\nThe official MIRAGE files are pretrained encoders without a classifier. "
-                f"Fine-tune them once with:\n\n{dialogs.TRAIN_COMMAND.replace('/path/to/model.safetensors', str(path))}\n\n"
+                f"Fine-tune them once with:\n\n{finetune_command(path)}\n\n"
                 "then load the resulting bundle with File > Load model….",
             )
             return

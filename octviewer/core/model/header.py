@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from octviewer.core.model.card import finetune_command
 from octviewer.core.model.config import BUNDLE_FORMAT, ModelConfig
 from octviewer.core.model.int8 import SCALE_PREFIX
 from octviewer.core.model.schema import SchemaError, loads_bounded
@@ -25,7 +26,7 @@ _MIRAGE_HINTS = ("input_adapters.", "global_tokens", "output_adapters.", "encode
 _FINETUNE_HINT = (
     "This looks like a MIRAGE foundation-model weight file, not an octviewer model bundle: "
     "it has no classification head. Fine-tune it first with octviewer-train "
-    "(e.g. `octviewer-train --init MIRAGE-Base.safetensors ...`), then open the bundle it writes."
+    f"(`{finetune_command('model.safetensors', 'labelled_scans/')}`), then open the bundle it writes."
 )
 
 
