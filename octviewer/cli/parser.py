@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from octviewer._version import __version__
+from octviewer.core.overlay import COLORMAPS, DEFAULT_COLORMAP, DEFAULT_OPACITY
 from octviewer.core.results import RESEARCH_ONLY as DISCLAIMER
 
 
@@ -117,12 +118,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a.add_argument(
         "--colormap",
-        choices=("inferno", "jet", "viridis"),
-        default="inferno",
-        help="heatmap colours (default: inferno)",
+        choices=COLORMAPS,
+        default=DEFAULT_COLORMAP,
+        help=f"heatmap colours (default: {DEFAULT_COLORMAP})",
     )
     a.add_argument(
-        "--opacity", type=float, default=0.45, help="heatmap opacity, 0..1 (default: 0.45)"
+        "--opacity",
+        type=float,
+        default=DEFAULT_OPACITY,
+        help=f"heatmap opacity, 0..1 (default: {DEFAULT_OPACITY})",
     )
     a.add_argument(
         "--show-unreliable",

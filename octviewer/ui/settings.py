@@ -6,6 +6,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings
 
+from octviewer.core.overlay import DEFAULT_COLORMAP, DEFAULT_OPACITY
+
 MAX_RECENT = 10
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -71,9 +73,9 @@ class Settings:
     @property
     def overlay_opacity(self) -> float:
         try:
-            return min(1.0, max(0.0, float(self._s.value("overlay/opacity", 0.45))))
+            return min(1.0, max(0.0, float(self._s.value("overlay/opacity", DEFAULT_OPACITY))))
         except (TypeError, ValueError):
-            return 0.45
+            return DEFAULT_OPACITY
 
     @overlay_opacity.setter
     def overlay_opacity(self, value: float) -> None:
@@ -81,7 +83,7 @@ class Settings:
 
     @property
     def overlay_colormap(self) -> str:
-        return self._str("overlay/colormap", "inferno")
+        return self._str("overlay/colormap", DEFAULT_COLORMAP)
 
     @overlay_colormap.setter
     def overlay_colormap(self, value: str) -> None:
