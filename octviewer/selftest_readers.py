@@ -19,11 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from octviewer.core.io.dicom.header import OPT_SOP as OPHTHALMIC_TOMOGRAPHY
 from octviewer.errors import OCTViewerError
 
 log = logging.getLogger(__name__)
-
-OPHTHALMIC_TOMOGRAPHY = "1.2.840.10008.5.1.4.1.1.77.1.5.4"
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from octviewer.core.io.dicom.header import OPT_SOP as OPHTHALMIC_TOMOGRAPHY
 from octviewer.selftest.jpeg_lossless import encode_jpeg_lossless
 from octviewer.selftest.outcome import SelfTestRun
 
@@ -16,7 +17,6 @@ log = logging.getLogger("octviewer.selftest")  # one logger name for the whole s
 # DICOM transfer syntaxes whose decoders the packaged app must carry (pydicom plugin names).
 JPEG_LOSSLESS_SV1 = "1.2.840.10008.1.2.4.70"
 OPHTHALMIC_PHOTOGRAPHY_8BIT = "1.2.840.10008.5.1.4.1.1.77.1.5.1"
-OPHTHALMIC_TOMOGRAPHY = "1.2.840.10008.5.1.4.1.1.77.1.5.4"
 DECODED_LABELS = {
     "generated_jpeg_lossless_photo": "DICOM JPEG lossless",
     "generated_jpeg2000_oct": "DICOM JPEG 2000 lossless",
