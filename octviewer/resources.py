@@ -36,5 +36,28 @@ def samples_dir() -> Path:
     return resources_dir() / "samples"
 
 
+#: Files in a samples folder that document it rather than being scans.
+NOT_SCANS = frozenset({".md", ".txt", ".tsv", ".json", ".csv", ".rst", ".license", ".html"})
+
+
+def is_sample_scan(path: Path) -> bool:
+    """The one rule for which entries of a samples folder are scans: hidden entries and
+    documentation (README, LICENSE, notes, manifests) are not; files and folders otherwise are."""
+    if path.name.startswith("."):
+        return False
+    if path.is_file():
+        return path.suffix.lower() not in NOT_SCANS and path.stem.upper() not in {
+            "LICENSE",
+            "README",
+        }
+    return True
+
+
+def sample_scans(folder: Path | None = None) -> list[Path]:
+    """The sample scans of ``folder`` (default: the bundled ``resources/samples``), sorted."""
+    d = samples_dir() if folder is None else folder
+    return sorted(p for p in (d.iterdir() if d.is_dir() else []) if is_sample_scan(p))
+
+
 def icon_path(name: str = "octviewer.png") -> Path:
     return resources_dir() / "icons" / name

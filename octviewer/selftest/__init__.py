@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from octviewer.errors import OCTViewerError
+from octviewer.resources import NOT_SCANS, sample_scans
 from octviewer.selftest.checks import (
     REPORT_CHUNKS,
     analyse_case,
@@ -77,7 +78,6 @@ log = logging.getLogger(__name__)
 
 MODEL_ENV = "OCTVIEWER_MODEL"
 EXPECTED_FILE = "expected.json"
-NOT_SCANS = {".md", ".txt", ".json", ".csv", ".rst", ".license", ".html"}
 
 
 # --- driver ----------------------------------------------------------------------------------
@@ -87,16 +87,10 @@ def find_samples(folder: Path) -> tuple[list[Path], dict[str, dict[str, Any]]]:
     manifest = folder / EXPECTED_FILE
     if manifest.is_file():
         expected = json.loads(manifest.read_text(encoding="utf-8"))
-    samples: list[Path] = []
+    samples = sample_scans(folder)
     for p in sorted(folder.iterdir()) if folder.is_dir() else []:
-        if p.name.startswith("."):
-            continue
-        if p.is_file() and (
-            p.suffix.lower() in NOT_SCANS or p.stem.upper() in {"LICENSE", "README"}
-        ):
+        if p.is_file() and not p.name.startswith(".") and p not in samples:
             log.info("self-test: %s is documentation, not a scan: not analysed", p.name)
-            continue
-        samples.append(p)
     return samples, expected
 
 

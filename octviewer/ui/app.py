@@ -21,7 +21,6 @@ log = logging.getLogger(__name__)
 
 _T0 = time.perf_counter()
 EXIT_QT_FAILED = 3
-_NOT_SCANS = (".md", ".txt", ".tsv", ".json", ".csv")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,14 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def sample_files() -> list[Path]:
     """The bundled sample scans (``resources/samples``), documentation files left out."""
-    from octviewer.resources import samples_dir
+    from octviewer.resources import sample_scans
 
-    d = samples_dir()
-    return sorted(
-        p
-        for p in (d.iterdir() if d.is_dir() else [])
-        if not p.name.startswith(".") and p.suffix.lower() not in _NOT_SCANS
-    )
+    return sample_scans()
 
 
 def qt_start_problem() -> str | None:

@@ -40,16 +40,10 @@ class OpeningMixin:
             self.open_paths([d])
 
     def _fill_samples(self) -> None:
-        from octviewer.resources import samples_dir
+        from octviewer.resources import sample_scans
 
         self.sample_menu.clear()
-        d = samples_dir()
-        files = sorted(
-            p
-            for p in (d.iterdir() if d.is_dir() else [])
-            if not p.name.startswith(".")
-            and p.suffix.lower() not in (".md", ".txt", ".tsv", ".json")
-        )
+        files = sample_scans()
         for p in files:
             a = self.sample_menu.addAction(p.name)
             a.triggered.connect(lambda _=False, path=p: self.open_paths([path]))
