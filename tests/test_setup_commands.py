@@ -333,3 +333,22 @@ def test_cli_reports_and_summaries_get_the_umask_mode(
         assert p.stat().st_mode & 0o777 == mode, f"{p.name}: {oct(p.stat().st_mode & 0o777)}"
     summary.write_csv([], tmp_path / "direct.csv", ("A", "B"))
     assert (tmp_path / "direct.csv").stat().st_mode & 0o777 == mode
+
+
+def test_one_dispatcher_routes_every_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The launcher, ``python -m octviewer`` and the frozen app share octviewer.__main__.main."""
+    import octviewer.selftest
+    from octviewer import __main__ as entry
+
+    seen: list[list[str]] = []
+    monkeypatch.setattr(octviewer.selftest, "main", lambda a: seen.append(a) or 0)
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    assert entry.main(["--self-test", "--json", "out.json"]) == 0
+    assert seen == [["--json", "out.json"]]
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"  # set once, before torch is imported
+    import tomllib
+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["gui-scripts"]
+    assert scripts["octviewer"] == "octviewer.__main__:main"
+    frozen = (ROOT / "packaging" / "octviewer_main.py").read_text()
+    assert "from octviewer.__main__ import" in frozen

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from octviewer.core.device import prepare_environment
 from octviewer.errors import OCTViewerError
 from octviewer.resources import NOT_SCANS, sample_scans
 from octviewer.selftest.checks import (
@@ -216,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     from octviewer.resources import samples_dir
 
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    prepare_environment()  # also done by the dispatcher; here for direct callers (tests, scripts)
     t0 = time.perf_counter()
     samples = Path(args.samples) if args.samples else samples_dir()
     try:

@@ -1,4 +1,5 @@
-"""``octviewer [FILES...] [--samples] [--model BUNDLE] [--device auto|cpu|cuda|mps] [--self-test]``.
+"""The desktop viewer: ``octviewer [FILES...] [--samples] [--model BUNDLE] [--device ...]`` (reached
+through the one dispatcher, :mod:`octviewer.__main__`, which also routes ``--self-test``).
 
 The window is shown first; torch is imported only when the model loads, on a worker thread.
 When Qt cannot start (no display, missing X11 libraries, a fatal Qt error while the window is
@@ -48,9 +49,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--device",
         choices=("auto", "cpu", "cuda", "mps"),
         help="where the model runs (default: remembered, else auto)",
-    )
-    p.add_argument(
-        "--self-test", action="store_true", help="check the installation without a display and exit"
     )
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
@@ -139,14 +137,9 @@ def _fatal_qt_handler(msg_type: object, _context: object, message: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if "--self-test" in argv:  # the self-test has options of its own (--json, --keep, ...)
-        from octviewer import selftest
-
-        return int(selftest.main([a for a in argv if a != "--self-test"]) or 0)
     args = build_parser().parse_args(argv)
     files = [*args.files, *(sample_files() if args.samples else [])]
 
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # do not spin cores the GUI needs
     if sys.platform == "win32":  # torch after Qt can fail to load c10.dll on Windows (PITFALLS.md)
         import torch  # noqa: F401
 
