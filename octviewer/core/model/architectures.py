@@ -115,6 +115,7 @@ def create_model(
             model = build_ensemble(
                 num_classes,
                 arch_kwargs.get("members"),
+                create=create_model,
                 hflip_tta=bool(arch_kwargs.get("hflip_tta", False)),
                 meta=meta,
             )

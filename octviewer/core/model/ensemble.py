@@ -24,6 +24,7 @@ Bundle config: ``architecture="ensemble"``, ``arch_kwargs={"members": [{"archite
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from octviewer.errors import ModelFormatError
@@ -36,12 +37,17 @@ ENSEMBLE_CAM_TARGET = "stack"
 
 
 def build_ensemble(
-    num_classes: int, members: list[dict[str, Any]], *, hflip_tta: bool = False, meta: bool = False
+    num_classes: int,
+    members: list[dict[str, Any]],
+    *,
+    create: Callable[..., torch.nn.Module],
+    hflip_tta: bool = False,
+    meta: bool = False,
 ) -> torch.nn.Module:
-    """Build an :class:`Ensemble` from member specs (called by ``create_model``); ``meta``
-    builds the members on the ``meta`` device too."""
-    from octviewer.core.model.architectures import create_model
-
+    """Build an :class:`Ensemble` from member specs. ``create`` builds one member
+    (``create(architecture, num_classes, meta=..., **arch_kwargs)``: ``create_model`` passes
+    itself, so this module needs no import of the architectures); ``meta`` builds the members
+    on the ``meta`` device too."""
     if not isinstance(members, list) or len(members) < 2:
         raise ModelFormatError(
             "An ensemble model needs a list of at least two members in its configuration. "
@@ -62,7 +68,7 @@ def build_ensemble(
                 f"({type(kwargs).__name__}). Re-create the model bundle with octviewer-train "
                 "ensemble."
             )
-        net = create_model(arch, num_classes, meta=meta, **kwargs)
+        net = create(arch, num_classes, meta=meta, **kwargs)
         if not (hasattr(net, "forward_features") and hasattr(net, "forward_head")):
             raise ModelFormatError(
                 f"The network '{arch}' cannot be an ensemble member (it has no separate "
