@@ -39,12 +39,14 @@ from octviewer.core.filemode import apply_umask_to
 from octviewer.core.model.config import ModelConfig
 from octviewer.core.model.header import (
     CONFIG_KEY,
+    BundleHead,
     _Header,
     _header_shapes,
-    _read_header,
+    _read_header,  # noqa: F401 (tests read raw headers through this module)
     _validate_config,
     file_sha256,
     read_bundle_config,
+    read_bundle_head,
 )
 from octviewer.core.model.int8 import SCALE_PREFIX, dequantise_int8, quantisable, quantise_int8
 from octviewer.core.model.schema import validate_config
@@ -69,6 +71,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CONFIG_KEY",
     "MAX_WEIGHT",
+    "BundleHead",
     "LoadedModel",
     "UnitHook",
     "check_input_size",
@@ -79,6 +82,7 @@ __all__ = [
     "load_units",
     "quantise_int8",
     "read_bundle_config",
+    "read_bundle_head",
     "save_bundle",
 ]
 
@@ -242,7 +246,11 @@ def _fill_unit(
 
 
 def load_bundle(
-    path: str | Path, *, device: str = "cpu", on_unit: UnitHook | None = None
+    path: str | Path,
+    *,
+    device: str = "cpu",
+    on_unit: UnitHook | None = None,
+    head: BundleHead | None = None,
 ) -> LoadedModel:
     """Read a bundle: configuration, network (built on ``meta``, weights assigned), identity.
 
@@ -251,14 +259,16 @@ def load_bundle(
     removed drive cannot crash the process later) straight into the meta-built network, so the
     weights are in memory once. ``on_unit(name, unit, model)`` is called after each piece has
     its weights (on the CPU, eval mode) and may replace its layers, e.g. by int8 ones: then the
-    float32 weights of a piece are freed before the next is read.
+    float32 weights of a piece are freed before the next is read. ``head``: the header the
+    caller already parsed (:func:`read_bundle_head`), so that it is read once per load.
     """
     import torch
     from safetensors import SafetensorError, safe_open
 
     p = Path(path)
-    config = read_bundle_config(p)
-    header = _read_header(p)
+    if head is None or head.path != p:
+        head = read_bundle_head(p)
+    config, header = head.config, head.header
     model = create_model_for(config, meta=True)
     check_input_size(model, config, p)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}

@@ -175,12 +175,28 @@ def _validate_config(c: ModelConfig) -> None:
         raise ValueError(f"invalid input size {size}")
 
 
-def read_bundle_config(path: str | Path) -> ModelConfig:
-    """The bundle's :class:`ModelConfig`, read from the safetensors header (no torch import)."""
+@dataclass(frozen=True)
+class BundleHead:
+    """A bundle's parsed and checked header with its configuration: read once per load (the
+    engine reads it, then hands it to :func:`~octviewer.core.model.bundle.load_bundle`)."""
+
+    path: Path
+    header: _Header
+    config: ModelConfig
+
+
+def read_bundle_head(path: str | Path) -> BundleHead:
+    """Parse the safetensors header and the configuration in it (no torch import)."""
     p = Path(path)
     if not p.is_file():
         raise ModelFormatError(f"The model file does not exist: {p}. Check the path.", path=p)
-    return _config_from_header(_read_header(p), p)
+    header = _read_header(p)
+    return BundleHead(p, header, _config_from_header(header, p))
+
+
+def read_bundle_config(path: str | Path) -> ModelConfig:
+    """The bundle's :class:`ModelConfig`, read from the safetensors header (no torch import)."""
+    return read_bundle_head(path).config
 
 
 def _header_shapes(header: _Header, p: Path) -> dict[str, tuple[int, ...]]:
