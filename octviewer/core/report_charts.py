@@ -7,6 +7,7 @@ height it used, so :mod:`octviewer.core.report` can stack sections.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import ImageDraw, ImageFont
@@ -149,6 +150,29 @@ def _hatch(draw: ImageDraw.ImageDraw, box: tuple[float, float, float, float]) ->
             draw.line((a, y1 - (a - s), b, y1 - (b - s)), fill=HATCH_LINE, width=1)
 
 
+@dataclass(frozen=True)
+class _StripPlot:
+    """The strip's plot area and its frame -> x mapping."""
+
+    px0: float
+    py0: float
+    px1: float
+    py1: float
+    n_frames: int
+    lh: int
+
+    @property
+    def span(self) -> int:
+        return max(1, self.n_frames - 1)
+
+    def fx(self, i: int) -> float:
+        frac = i / self.span if self.n_frames > 1 else 0.5
+        return self.px0 + (self.px1 - self.px0) * frac
+
+    def fy(self, p: float) -> float:
+        return self.py1 - float(np.clip(p, 0, 1)) * (self.py1 - self.py0)
+
+
 def draw_probability_strip(
     draw: ImageDraw.ImageDraw,
     box: tuple[float, float, float, float],
@@ -170,41 +194,55 @@ def draw_probability_strip(
     x0, y0, x1, y1 = box
     lh = line_height(font)
     axis_w = text_width("100 %", font) + font.size * 0.6
-    px0, px1 = x0 + axis_w, x1 - font.size
-    py0, py1 = y0 + lh * 0.5, y1 - lh * 1.6  # plot area; room for the x labels
-    for frac in (0.0, 0.25, 0.5, 0.75, 1.0):
-        yy = py1 - frac * (py1 - py0)
-        draw.line((px0, yy, px1, yy), fill=GRID, width=1)
-        label = f"{int(frac * 100)} %"
-        text(
-            draw,
-            (px0 - font.size * 0.4 - text_width(label, font), yy - lh * 0.4),
-            label,
-            font,
-            MUTED,
-        )
-    span = max(1, n_frames - 1)
-
-    def fx(i: int) -> float:
-        return px0 + (px1 - px0) * (i / span if n_frames > 1 else 0.5)
-
-    # x ticks: about 10 labels, 1-based
-    step = max(1, int(np.ceil(n_frames / 10)))
-    for i in range(0, n_frames, step):
-        label = str(i + 1)
-        text(draw, (fx(i) - text_width(label, font) / 2, py1 + lh * 0.15), label, font, MUTED)
-    half = max(2.0, (px1 - px0) / span / 2)
+    # plot area; room for the x labels below
+    plot = _StripPlot(x0 + axis_w, y0 + lh * 0.5, x1 - font.size, y1 - lh * 1.6, n_frames, lh)
+    _strip_axes(draw, plot, font)
+    half = max(2.0, (plot.px1 - plot.px0) / plot.span / 2)
     for k, fi in enumerate(frame_indices):
         if not ok[k]:
-            _hatch(draw, (max(px0, fx(int(fi)) - half), py0, min(px1, fx(int(fi)) + half), py1))
-    cx = fx(chosen)
-    for yy in np.arange(py0, py1, 8):
-        draw.line((cx, yy, cx, min(yy + 4, py1)), fill=INK, width=2)
+            x = plot.fx(int(fi))
+            _hatch(draw, (max(plot.px0, x - half), plot.py0, min(plot.px1, x + half), plot.py1))
+    cx = plot.fx(chosen)
+    for yy in np.arange(plot.py0, plot.py1, 8):
+        draw.line((cx, yy, cx, min(yy + 4, plot.py1)), fill=INK, width=2)
+    _strip_lines(draw, plot, frame_indices, len(class_names), probs, ok)
+    draw.rectangle((plot.px0, plot.py0, plot.px1, plot.py1), outline=MUTED)
+    label = f"shown: frame {chosen + 1}"
+    lx = min(max(cx + 4, plot.px0 + 2), plot.px1 - text_width(label, font) - 2)
+    text(draw, (lx, plot.py0 + 2), label, font, INK)
+    _strip_legend(draw, plot, class_names, font, not all(ok))
+
+
+def _strip_axes(draw: ImageDraw.ImageDraw, plot: _StripPlot, font: Font) -> None:
+    """Grid lines with percent labels, and about 10 frame numbers (1-based) on the x axis."""
+    lh = plot.lh
+    for frac in (0.0, 0.25, 0.5, 0.75, 1.0):
+        yy = plot.py1 - frac * (plot.py1 - plot.py0)
+        draw.line((plot.px0, yy, plot.px1, yy), fill=GRID, width=1)
+        label = f"{int(frac * 100)} %"
+        x = plot.px0 - font.size * 0.4 - text_width(label, font)
+        text(draw, (x, yy - lh * 0.4), label, font, MUTED)
+    step = max(1, int(np.ceil(plot.n_frames / 10)))
+    for i in range(0, plot.n_frames, step):
+        label = str(i + 1)
+        x = plot.fx(i) - text_width(label, font) / 2
+        text(draw, (x, plot.py1 + lh * 0.15), label, font, MUTED)
+
+
+def _strip_lines(
+    draw: ImageDraw.ImageDraw,
+    plot: _StripPlot,
+    frame_indices: Sequence[int],
+    n_classes: int,
+    probs: np.ndarray,
+    ok: Sequence[bool],
+) -> None:
+    """One line with dots per class, broken at frames that are not assessed."""
     order = np.argsort(np.asarray(frame_indices))
-    xs = [fx(int(frame_indices[k])) for k in order]
+    xs = [plot.fx(int(frame_indices[k])) for k in order]
     dot = 2 if len(xs) > 60 else 3
-    for c in range(len(class_names)):
-        ys = [py1 - float(np.clip(probs[k, c], 0, 1)) * (py1 - py0) for k in order]
+    for c in range(n_classes):
+        ys = [plot.fy(probs[k, c]) for k in order]
         runs: list[list[tuple[float, float]]] = [[]]
         for k, px, py in zip(order, xs, ys, strict=True):
             if ok[k]:
@@ -216,18 +254,24 @@ def draw_probability_strip(
                 draw.line(pts, fill=class_color(c), width=2, joint="curve")
             for px, py in pts:
                 draw.ellipse((px - dot, py - dot, px + dot, py + dot), fill=class_color(c))
-    draw.rectangle((px0, py0, px1, py1), outline=MUTED)
-    label = f"shown: frame {chosen + 1}"
-    lx = min(max(cx + 4, px0 + 2), px1 - text_width(label, font) - 2)
-    text(draw, (lx, py0 + 2), label, font, INK)
+
+
+def _strip_legend(
+    draw: ImageDraw.ImageDraw,
+    plot: _StripPlot,
+    class_names: Sequence[str],
+    font: Font,
+    any_not_assessed: bool,
+) -> None:
+    """The axis title, the "not assessed" key, and the class colours right-aligned under the plot."""
+    lh, py1 = plot.lh, plot.py1
     axis = "Frame (B-scan number)"
-    text(draw, (px0, py1 + lh * 0.75), axis, font, MUTED)
-    if not all(ok):
-        hx = px0 + text_width(axis, font) + font.size * 1.5
+    text(draw, (plot.px0, py1 + lh * 0.75), axis, font, MUTED)
+    if any_not_assessed:
+        hx = plot.px0 + text_width(axis, font) + font.size * 1.5
         _hatch(draw, (hx, py1 + lh * 0.9, hx + font.size * 1.2, py1 + lh * 1.3))
         text(draw, (hx + font.size * 1.6, py1 + lh * 0.75), "not assessed", font, MUTED)
-    # legend, right-aligned under the plot
-    lx = px1
+    lx = plot.px1
     for c in reversed(range(len(class_names))):
         w = text_width(class_names[c], font)
         lx -= w
