@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from octviewer.core.model.architectures import _BUILD_ERRORS
 from octviewer.core.model.config import ModelConfig
 from octviewer.core.model.header import _FINETUNE_HINT, _looks_like_mirage
 from octviewer.errors import ModelFormatError, ModelMismatchError
@@ -53,21 +54,6 @@ def _check_state(
                 "Re-create the bundle with octviewer-train.",
                 path=p,
             )
-
-
-#: What torch/timm raise on settings they cannot build (a zero width, a huge ratio...).
-_BUILD_ERRORS = (
-    TypeError,
-    ValueError,
-    AssertionError,
-    RuntimeError,
-    ZeroDivisionError,
-    IndexError,
-    KeyError,
-    AttributeError,
-    OverflowError,
-    MemoryError,
-)
 
 
 def check_input_size(model: torch.nn.Module, config: ModelConfig, p: Path) -> None:
