@@ -156,6 +156,23 @@ def opt_dataset(
     return ds
 
 
+FUNDUS = IO_DATA / "dicom" / "example-dcms__fundus.dcm"
+
+
+def localized_volume(folder: Path, frames: np.ndarray) -> tuple[Path, np.ndarray]:
+    """An OPT volume of ``frames`` in ``folder`` that references a real IR image (copied next
+    to it) as its localizer, the B-scans evenly spaced on it; returns the path and positions."""
+    import shutil
+
+    import pydicom
+
+    shutil.copy(FUNDUS, folder / "localizer.dcm")
+    uid = str(pydicom.dcmread(FUNDUS, stop_before_pixels=True).SOPInstanceUID)
+    positions = localizer_positions(len(frames))
+    path = write(opt_dataset(frames, localizer_uid=uid, positions=positions), folder / "vol.dcm")
+    return path, positions
+
+
 def compress(ds: Dataset, syntax: str) -> Dataset:
     """Compress with pydicom's encoders (RLE, JPEG 2000, JPEG-LS) or Pillow (JPEG baseline)."""
     if syntax == "jpeg-baseline":

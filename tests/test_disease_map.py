@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 import io_factory as fac
 import numpy as np
 import pytest
@@ -12,25 +10,19 @@ from octviewer.core import disease_map as dm
 from octviewer.core.io import load
 from octviewer.core.results import FrameResult, ModelIdentity, ResultFlag, ScanResult
 
-FUNDUS = fac.IO_DATA / "dicom" / "example-dcms__fundus.dcm"
 NAMES = ("CNV", "DME", "DRUSEN", "NORMAL")
 
 
 @pytest.fixture(scope="module")
 def volume(tmp_path_factory: pytest.TempPathFactory):
     """Five real B-scans in an OPT volume that references a real IR image as its localizer."""
-    import pydicom
-
-    if not FUNDUS.is_file():
-        pytest.skip(f"{FUNDUS.name} is missing from tests/data/io")
-    folder = tmp_path_factory.mktemp("map_volume")
-    shutil.copy(FUNDUS, folder / "localizer.dcm")
-    uid = str(pydicom.dcmread(FUNDUS, stop_before_pixels=True).SOPInstanceUID)
+    if not fac.FUNDUS.is_file():
+        pytest.skip(f"{fac.FUNDUS.name} is missing from tests/data/io")
     stack = fac.kermany_stack()
-    frames = np.concatenate([stack, stack[:2]])
-    positions = fac.localizer_positions(len(frames))
-    fac.write(fac.opt_dataset(frames, localizer_uid=uid, positions=positions), folder / "vol.dcm")
-    return load(folder / "vol.dcm"), positions
+    path, positions = fac.localized_volume(
+        tmp_path_factory.mktemp("map_volume"), np.concatenate([stack, stack[:2]])
+    )
+    return load(path), positions
 
 
 def _result(classes: list[int | None], conf: float = 0.7) -> ScanResult:

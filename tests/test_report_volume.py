@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 
 import io_factory as fac
 import numpy as np
@@ -18,23 +17,18 @@ from octviewer.core.report import render_report, save_report
 from octviewer.core.report_charts import class_color
 from octviewer.core.results import FrameResult, ModelIdentity, ResultFlag, ScanResult
 
-FUNDUS = fac.IO_DATA / "dicom" / "example-dcms__fundus.dcm"
 NAMES = ("CNV", "DME", "DRUSEN", "NORMAL")
 
 
 @pytest.fixture(scope="module")
 def volume(tmp_path_factory: pytest.TempPathFactory):
-    import pydicom
-
-    if not FUNDUS.is_file():
-        pytest.skip(f"{FUNDUS.name} is missing from tests/data/io")
-    folder = tmp_path_factory.mktemp("report_volume")
-    shutil.copy(FUNDUS, folder / "localizer.dcm")
-    uid = str(pydicom.dcmread(FUNDUS, stop_before_pixels=True).SOPInstanceUID)
+    if not fac.FUNDUS.is_file():
+        pytest.skip(f"{fac.FUNDUS.name} is missing from tests/data/io")
     stack = fac.kermany_stack()
-    frames = np.concatenate([stack, stack[::-1]])
-    ds = fac.opt_dataset(frames, localizer_uid=uid, positions=fac.localizer_positions(6))
-    return load(fac.write(ds, folder / "vol.dcm"))
+    path, _ = fac.localized_volume(
+        tmp_path_factory.mktemp("report_volume"), np.concatenate([stack, stack[::-1]])
+    )
+    return load(path)
 
 
 def _result(classes: list[int | None]) -> ScanResult:
