@@ -232,22 +232,28 @@ def test_missing_decoder_names_the_package(
     assert package in str(info.value) and "Install" in str(info.value)
 
 
-def test_colour_secondary_capture(tmp_path: Path) -> None:
-    """Any pixel-bearing SOP class opens; an RGB object becomes greyscale and is flagged."""
+def _secondary_capture():
+    """An empty Secondary Capture dataset with file meta (explicit VR little endian)."""
     from pydicom import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
-    rgb = np.zeros((64, 80, 3), np.uint8)
-    rgb[..., 0], rgb[..., 1], rgb[..., 2] = 200, 90, 30
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
     ds.file_meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
     ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.SOPClassUID, ds.SOPInstanceUID = (
-        SecondaryCaptureImageStorage,
-        ds.file_meta.MediaStorageSOPInstanceUID,
-    )
+    ds.SOPClassUID = SecondaryCaptureImageStorage
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
+    return ds
+
+
+def test_colour_secondary_capture(tmp_path: Path) -> None:
+    """Any pixel-bearing SOP class opens; an RGB object becomes greyscale and is flagged."""
+    from pydicom.uid import generate_uid
+
+    rgb = np.zeros((64, 80, 3), np.uint8)
+    rgb[..., 0], rgb[..., 1], rgb[..., 2] = 200, 90, 30
+    ds = _secondary_capture()
     ds.Modality, ds.SeriesInstanceUID = "OT", generate_uid()
     ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PlanarConfiguration = 64, 80, 3, 0
     ds.PhotometricInterpretation = "RGB"
@@ -275,18 +281,7 @@ def test_dicom_without_preamble_or_file_meta(tmp_path: Path, stack: np.ndarray) 
 
 
 def test_palette_colour_dicom(tmp_path: Path) -> None:
-    from pydicom import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
-
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.SOPClassUID, ds.SOPInstanceUID = (
-        SecondaryCaptureImageStorage,
-        ds.file_meta.MediaStorageSOPInstanceUID,
-    )
+    ds = _secondary_capture()
     ds.Rows, ds.Columns, ds.SamplesPerPixel = 4, 4, 1
     ds.PhotometricInterpretation = "PALETTE COLOR"
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
