@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 
 def _run(code: str) -> subprocess.CompletedProcess[str]:
@@ -43,3 +45,80 @@ def test_core_imports_with_pyside6_blocked() -> None:
         """
     )
     assert r.returncode == 0, r.stderr
+
+
+# --- the house's contracts, read from the source (no imports run) ------------------------------
+ROOT = Path(__file__).resolve().parent.parent
+#: The ui modules that hold state and text but no widgets: they obey the core's rule.
+QT_FREE_UI = ("session.py", "view_state.py", "presenters.py")
+FACES = ("PySide6", "shiboken6", "octviewer.ui", "octviewer.cli", "octviewer.selftest",
+         "octviewer.__main__", "training")  # fmt: skip
+
+
+def _imports(path: Path) -> list[tuple[str, tuple[str, ...]]]:
+    """(module, imported names) of every import in ``path``, relative ones resolved."""
+    pkg = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    out: list[tuple[str, tuple[str, ...]]] = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out += [(a.name, ()) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = pkg.split(".")[: len(pkg.split(".")) - node.level + 1]
+                base = ".".join([*parts, base] if base else parts)
+            out.append((base, tuple(a.name for a in node.names)))
+    return out
+
+
+def _under(module: str, prefixes: tuple[str, ...]) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in prefixes)
+
+
+def _violations(files: list[Path], banned: tuple[str, ...]) -> list[str]:
+    return [
+        f"{f.relative_to(ROOT)} imports {m}"
+        for f in files
+        for m, _ in _imports(f)
+        if _under(m, banned)
+    ]
+
+
+def test_core_imports_no_face_and_no_trainer() -> None:
+    files = sorted((ROOT / "octviewer" / "core").rglob("*.py"))
+    assert files and not _violations(files, FACES)
+
+
+def test_qt_free_ui_modules_obey_the_core_rule() -> None:
+    ui = ROOT / "octviewer" / "ui"
+    files = [ui / n for n in QT_FREE_UI if (ui / n).is_file()]
+    others = tuple(f"octviewer.ui.{n[:-3]}" for n in QT_FREE_UI)
+    bad = [v for v in _violations(files, FACES) if not _under(v.split(" imports ")[1], others)]
+    assert not bad
+
+
+def test_faces_keep_to_their_side() -> None:
+    cli_and_training = [
+        *(ROOT / "octviewer" / "cli").rglob("*.py"),
+        *(ROOT / "training").rglob("*.py"),
+    ]
+    assert not _violations(cli_and_training, ("octviewer.ui", "PySide6"))
+    ui = sorted((ROOT / "octviewer" / "ui").rglob("*.py"))
+    assert not _violations(ui, ("training", "octviewer.selftest", "octviewer.__main__"))
+
+
+def test_training_uses_only_public_core_names() -> None:
+    bad = []
+    for f in sorted((ROOT / "training").rglob("*.py")):
+        for m, names in _imports(f):
+            if not _under(m, ("octviewer",)):
+                continue
+            if not _under(m, ("octviewer.core", "octviewer.errors")) and m != "octviewer":
+                bad.append(f"{f.name} imports {m}")
+            bad += [f"{f.name} imports {m}.{n}" for n in names if n.startswith("_")]
+    assert not bad
+
+
+def test_no_architectures_ensemble_cycle() -> None:
+    mods = [m for m, _ in _imports(ROOT / "octviewer" / "core" / "model" / "ensemble.py")]
+    assert not [m for m in mods if m.endswith("architectures")]
