@@ -16,11 +16,17 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from octviewer.core.io.dicom.header import OPT_SOP as OPHTHALMIC_TOMOGRAPHY
 from octviewer.errors import OCTViewerError
+
+if TYPE_CHECKING:
+    from pydicom import Dataset
+
+    from octviewer.core.scan import Scan
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +80,7 @@ def _open(path: Path, label: str, check: Callable[[object], str | None]) -> Read
 
 
 def _vendor_check(spec: ReaderCheck) -> Callable[[object], str | None]:
-    def check(scan) -> str | None:
+    def check(scan: Scan) -> str | None:
         m = scan.metadata
         # opening is checked, not the content check's verdict (the tiny .fds is "unknown")
         if m.format != spec.fmt or scan.n_frames != spec.frames:
@@ -90,7 +96,7 @@ def _vendor_check(spec: ReaderCheck) -> Callable[[object], str | None]:
     return check
 
 
-def _dataset(pixels: np.ndarray, syntax: str):
+def _dataset(pixels: np.ndarray, syntax: str) -> Dataset:
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import generate_uid
 
@@ -172,7 +178,7 @@ def check_readers(pixels: np.ndarray | None, work: Path) -> list[ReaderOutcome]:
         return [*outcomes, ReaderOutcome("generated DICOM", False, f"could not write: {exc}")]
 
     def same_pixels(lossy: bool) -> Callable[[object], str | None]:
-        def check(scan) -> str | None:
+        def check(scan: Scan) -> str | None:
             got = scan.frame_as_uint8(0)
             if got.shape != pixels.shape:
                 return f"decoded to {got.shape}, expected {pixels.shape}"

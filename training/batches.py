@@ -7,7 +7,8 @@ import logging
 import math
 import random
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
 
 import numpy as np
 import torch
@@ -100,7 +101,7 @@ def lr_lambda_factory(
     return fn
 
 
-def autocast_ctx(device: torch.device, precision: str):
+def autocast_ctx(device: torch.device, precision: str) -> AbstractContextManager[Any]:
     """Mixed precision: fp16/bf16 on a GPU; bf16 also on a CPU (oneDNN, about 2x with AVX512-BF16)."""
     if precision == "fp32" or device.type not in ("cuda", "cpu"):
         return nullcontext()

@@ -45,7 +45,14 @@ def _localizer_rgb(scan: Scan) -> Image.Image:
     return Image.fromarray(img, "L").convert("RGB")
 
 
-def _dashed(draw: ImageDraw.ImageDraw, p0, p1, fill, width: int, dash: float) -> None:
+def _dashed(
+    draw: ImageDraw.ImageDraw,
+    p0: tuple[float, float],
+    p1: tuple[float, float],
+    fill: tuple[int, ...],
+    width: int,
+    dash: float,
+) -> None:
     (x0, y0), (x1, y1) = p0, p1
     length = float(np.hypot(x1 - x0, y1 - y0))
     n = max(1, int(length / (2 * dash)))

@@ -17,6 +17,7 @@ import stat
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from octviewer.core.content import ContentVerdict, check_frames
 from octviewer.core.io.errors import MissingReaderError, ScanNotFoundError, ScanPermissionError
@@ -30,6 +31,9 @@ from octviewer.errors import (
     ScanReadError,
     UnsupportedFormatError,
 )
+
+if TYPE_CHECKING:
+    from octviewer.core.io.folders import FolderPlan
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +75,7 @@ _NOT_A_SCAN = {
 }
 
 
-def plan_folder(path: str | Path):  # -> octviewer.core.io.folders.FolderPlan
+def plan_folder(path: str | Path) -> FolderPlan:
     """What a folder is: one scan, several independent scans, or a question for the user."""
     from octviewer.core.io.folders import plan_folder as _plan
 

@@ -8,6 +8,7 @@ import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,6 +16,9 @@ from octviewer.core.io import safety
 from octviewer.core.io.sniff import FileKind
 from octviewer.core.scan import Modality, Scan, ScanMetadata
 from octviewer.errors import CorruptFileError, ImageTooLargeError, ScanReadError
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +146,7 @@ def _corrupt(path: Path, kind: FileKind, cause: BaseException | None = None) -> 
     )
 
 
-def _decode_opened(im, path: Path, kind: FileKind) -> DecodedImage:  # type: ignore[no-untyped-def]
+def _decode_opened(im: Image.Image, path: Path, kind: FileKind) -> DecodedImage:
     from PIL import ImageSequence
 
     cols, rows = im.size
@@ -214,7 +218,7 @@ def finite_frames(frames: np.ndarray, path: Path) -> tuple[np.ndarray, tuple[str
     )
 
 
-def _page_to_array(page) -> tuple[np.ndarray, bool, bool]:  # type: ignore[no-untyped-def]
+def _page_to_array(page: Image.Image) -> tuple[np.ndarray, bool, bool]:
     """One Pillow page -> (2-D array, was_color, looks like a warm fundus photo)."""
     mode = page.mode
     if mode == "L":

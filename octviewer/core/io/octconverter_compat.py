@@ -39,7 +39,9 @@ OPTIONAL_IMPORTS = ("cv2", "imageio", "matplotlib", "matplotlib.pyplot", "h5py")
 
 
 def _fromstring_bytes(real: Any) -> Any:
-    def fromstring(string: Any, dtype: Any = float, count: int = -1, *, sep: str = "", **kw: Any):
+    def fromstring(
+        string: Any, dtype: Any = float, count: int = -1, *, sep: str = "", **kw: Any
+    ) -> Any:
         if sep == "" and isinstance(string, (bytes, bytearray, memoryview)) and not kw:
             return np.frombuffer(string, dtype=dtype, count=count).copy()
         return real(string, dtype=dtype, count=count, sep=sep, **kw)
