@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw
 
 from octviewer import cli
 from octviewer.core import report, summary
-from octviewer.core.report_charts import HATCH_FILL
+from octviewer.core.report.charts import HATCH_FILL
 from octviewer.core.results import FrameResult, ModelIdentity, ResultFlag, ScanResult
 from octviewer.core.scan import Modality, PixelSpacing, Scan, ScanMetadata
 from octviewer.resources import samples_dir

@@ -11,10 +11,10 @@ import pytest
 from PIL import Image
 
 from octviewer.core import disease_map as dm
-from octviewer.core import report_volume
 from octviewer.core.io import load
 from octviewer.core.report import render_report, save_report
-from octviewer.core.report_charts import class_color
+from octviewer.core.report import volume as report_volume
+from octviewer.core.report.charts import class_color
 from octviewer.core.results import FrameResult, ModelIdentity, ResultFlag, ScanResult
 
 NAMES = ("CNV", "DME", "DRUSEN", "NORMAL")

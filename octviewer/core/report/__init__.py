@@ -5,7 +5,7 @@ by side (full resolution, small frames upscaled), the predicted class and every 
 probability as bars, the warnings of the result in plain words, the source file name,
 non-identifying scan metadata, the model's name/version/short SHA-256, the app version, the
 date and time, and "Research use only — not for diagnosis". For a volume a per-frame
-probability strip follows, then the disease map on the localizer (``report_volume``; or why
+probability strip follows, then the disease map on the localizer (``report.volume``; or why
 there is none). The same facts are stored for machines in PNG text chunks
 (``octviewer:version``, ``octviewer:model``, ``octviewer:model_sha256``,
 ``octviewer:result`` (JSON), ``octviewer:disclaimer``, and for volumes

@@ -10,8 +10,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from octviewer.core import overlay
-from octviewer.core.fonts import font
-from octviewer.core.report_charts import (
+from octviewer.core.report.charts import (
     INK,
     MUTED,
     draw_probability_bars,
@@ -19,6 +18,7 @@ from octviewer.core.report_charts import (
     line_height,
     text,
 )
+from octviewer.core.report.fonts import font
 from octviewer.core.results import FrameResult
 from octviewer.core.scan import Scan
 

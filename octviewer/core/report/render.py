@@ -12,8 +12,10 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 from PIL.PngImagePlugin import PngInfo
 
-from octviewer.core import overlay, report_volume
+from octviewer.core import overlay
 from octviewer.core.filemode import apply_umask
+from octviewer.core.report import volume as report_volume
+from octviewer.core.report.charts import line_height
 from octviewer.core.report.facts import choose_frame, text_chunks
 from octviewer.core.report.panels import _fonts, _panels
 from octviewer.core.report.sections import (
@@ -25,7 +27,6 @@ from octviewer.core.report.sections import (
     draw_images,
     draw_strip,
 )
-from octviewer.core.report_charts import line_height
 from octviewer.core.results import ScanResult
 from octviewer.core.scan import Scan
 from octviewer.errors import ReportError

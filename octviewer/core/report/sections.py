@@ -12,6 +12,16 @@ from dataclasses import dataclass
 from PIL import Image, ImageDraw
 
 from octviewer._version import __version__
+from octviewer.core.report.charts import (
+    MUTED,
+    draw_key_values,
+    draw_probability_strip,
+    draw_wrapped,
+    line_height,
+    text,
+    text_width,
+    wrap,
+)
 from octviewer.core.report.facts import identity_rows, metadata_rows, source_label
 from octviewer.core.report.panels import (
     ALERT,
@@ -21,16 +31,6 @@ from octviewer.core.report.panels import (
     _colorbar,
     _draw_answer,
     _Fonts,
-)
-from octviewer.core.report_charts import (
-    MUTED,
-    draw_key_values,
-    draw_probability_strip,
-    draw_wrapped,
-    line_height,
-    text,
-    text_width,
-    wrap,
 )
 from octviewer.core.results import RESEARCH_ONLY as DISCLAIMER
 from octviewer.core.results import FrameResult, ScanResult

@@ -1,0 +1,157 @@
+"""The volume panel of the PNG report: the disease map on the localizer, with its legend.
+
+Drawn with Pillow from :mod:`octviewer.core.disease_map` (the window draws the same map with
+Qt), so one report PNG tells the whole volume: the per-frame strip (in ``report.py``) and,
+here, where in the macula each answer lies. Volumes without positions get one sentence saying
+why the map is absent. The ``octviewer:disease_map`` text chunk holds the same facts as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from octviewer.core import disease_map as dm
+from octviewer.core.report.charts import MUTED, class_color, draw_wrapped, line_height, text
+from octviewer.core.results import ScanResult
+from octviewer.core.scan import Scan
+
+CHUNK_KEY = "octviewer:disease_map"
+HOW_TO_READ = (
+    "Each B-scan is drawn where it was taken, in the colour of the class the model presents "
+    "for it; stronger colour = higher confidence. Dashed white: not assessed. The green "
+    "outline marks the frame shown above."
+)
+CURRENT = (57, 255, 136)
+
+
+def _build(scan: Scan, result: ScanResult) -> dm.DiseaseMap | None:
+    """The map in the report's class colours (those of its probability bars and strip)."""
+    return dm.build_disease_map(scan, result, color_of=lambda k, _names: class_color(k))
+
+
+def _localizer_rgb(scan: Scan) -> Image.Image:
+    assert scan.localizer is not None
+    img = np.asarray(scan.localizer.image)
+    if img.dtype != np.uint8:
+        f = img.astype(np.float32)
+        lo, hi = float(f.min()), float(f.max())
+        img = ((f - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(f)).astype(np.uint8)
+    if img.ndim == 3:
+        return Image.fromarray(img[:, :, :3], "RGB")
+    return Image.fromarray(img, "L").convert("RGB")
+
+
+def _dashed(
+    draw: ImageDraw.ImageDraw,
+    p0: tuple[float, float],
+    p1: tuple[float, float],
+    fill: tuple[int, ...],
+    width: int,
+    dash: float,
+) -> None:
+    (x0, y0), (x1, y1) = p0, p1
+    length = float(np.hypot(x1 - x0, y1 - y0))
+    n = max(1, int(length / (2 * dash)))
+    for k in range(n):
+        a, b = (2 * k) / (2 * n), (2 * k + 1) / (2 * n)
+        draw.line(
+            (x0 + (x1 - x0) * a, y0 + (y1 - y0) * a, x0 + (x1 - x0) * b, y0 + (y1 - y0) * b),
+            fill=fill,
+            width=width,
+        )
+
+
+def map_image(m: dm.DiseaseMap, scan: Scan, size: int, current: int | None) -> Image.Image:
+    """The localizer scaled to ``size`` pixels on its longer side with the map drawn on it."""
+    base = _localizer_rgb(scan)
+    s = size / max(base.size)
+    base = base.resize((round(base.width * s), round(base.height * s)), Image.Resampling.LANCZOS)
+    layer = Image.new("RGBA", base.size, (0, 0, 0, 0))
+    d = ImageDraw.Draw(layer)
+    w = max(2, round(m.line_width * s))
+    for ln in m.lines:
+        p0 = (ln.start[0] * s, ln.start[1] * s)
+        p1 = (ln.end[0] * s, ln.end[1] * s)
+        if ln.status == "assessed":
+            d.line((*p0, *p1), fill=(*ln.color, round(255 * (0.25 + 0.75 * ln.strength))), width=w)
+        elif ln.status == "not assessed":
+            _dashed(d, p0, p1, (*ln.color, 230), max(2, round(w * 0.6)), dash=max(4.0, 2.0 * w))
+        else:
+            d.line((*p0, *p1), fill=(*ln.color, 150), width=1)
+    if current is not None and 0 <= current < len(m.lines):
+        ln = m.lines[current]
+        xy = (ln.start[0] * s, ln.start[1] * s, ln.end[0] * s, ln.end[1] * s)
+        d.line(xy, fill=(0, 0, 0, 230), width=max(4, w // 2 + 4))  # dark edge, as in the window
+        d.line(xy, fill=(*CURRENT, 255), width=max(2, w // 2))
+    return Image.alpha_composite(base.convert("RGBA"), layer).convert("RGB")
+
+
+def map_panel(
+    scan: Scan, result: ScanResult, width: int, current: int | None, fonts: Any
+) -> Image.Image:
+    """The report section (white background, ``width`` wide): title, map, legend, how to
+    read it; or the title and the reason when the volume has no map."""
+    h2, body, small = fonts.h2, fonts.body, fonts.small
+    lh = line_height(body)
+    m = _build(scan, result)
+    map_side = 0 if m is None else min(round(width * 0.55), 760)
+    tall = line_height(h2) + max(map_side, 10 * lh) + 4 * lh
+    img = Image.new("RGB", (width, tall), "white")
+    d = ImageDraw.Draw(img)
+    text(d, (0, 0), "Disease map", h2)
+    y = line_height(h2)
+    if m is None:
+        y += draw_wrapped(d, 0, y, dm.unavailable_reason(scan) or "", body, width, MUTED)
+        return img.crop((0, 0, width, y + lh // 2))
+    pic = map_image(m, scan, map_side, current)
+    img.paste(pic, (0, y))
+    d.rectangle((0, y, pic.width - 1, y + pic.height - 1), outline=(190, 190, 190))
+    x = pic.width + lh
+    ly = y
+    for e in m.legend:
+        sw = (x, ly + lh * 0.3, x + lh * 1.6, ly + lh * 0.7)
+        if e.dashed:
+            d.rectangle(sw, outline=(90, 90, 90), width=2)
+        else:
+            d.rectangle(sw, fill=e.color)
+        text(d, (x + lh * 2.0, ly), e.label, body)
+        ly += lh * 1.2
+    ly += lh * 0.5
+    n_na = sum(ln.status == "not assessed" for ln in m.lines)
+    counts = [
+        f"{sum(ln.class_name == name for ln in m.lines)} × {name}" for name in result.class_names
+    ]
+    summary = f"{len(m.lines)} B-scans: " + ", ".join(counts)
+    if n_na:
+        summary += f", {n_na} not assessed"
+    ly += draw_wrapped(d, x, ly, summary, body, width - x)
+    ly += lh * 0.5
+    ly += draw_wrapped(d, x, ly, HOW_TO_READ, small, width - x, MUTED)
+    bottom = max(y + pic.height, ly) + lh // 2
+    return img.crop((0, 0, width, round(bottom)))
+
+
+def map_chunk(scan: Scan, result: ScanResult) -> str:
+    """The map as JSON for the ``octviewer:disease_map`` text chunk (frame numbers 1-based)."""
+    m = _build(scan, result)
+    if m is None:
+        return json.dumps(
+            {"title": dm.MAP_TITLE, "available": False, "reason": dm.unavailable_reason(scan)}
+        )
+    frames = [
+        {
+            "frame": ln.frame_index + 1,
+            "status": ln.status,
+            "class": ln.class_name,
+            "confidence": round(ln.strength, 6) if ln.status == "assessed" else None,
+            "line": [round(float(v), 2) for v in (*ln.start, *ln.end)],
+        }
+        for ln in m.lines
+    ]
+    return json.dumps(
+        {"title": dm.MAP_TITLE, "available": True, "frames": frames}, ensure_ascii=False
+    )
