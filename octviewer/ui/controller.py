@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import enum
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +23,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from octviewer.errors import AmbiguousSeriesError, AnalysisCancelled, OCTViewerError
+from octviewer.ui.session import EntryStatus, ModelState, ScanEntry
 from octviewer.ui.workers import JobContext, JobRunner
 
 if TYPE_CHECKING:
@@ -32,71 +31,18 @@ if TYPE_CHECKING:
     from octviewer.core.results import ScanResult
     from octviewer.core.scan import Scan
 
+__all__ = [
+    "NO_MODEL_TEXT",
+    "Controller",
+    "EntryStatus",
+    "ModelState",
+    "ScanEntry",
+    "default_report_name",
+]
+
 log = logging.getLogger(__name__)
 
 NO_MODEL_TEXT = "No model loaded — File > Load model…"
-
-
-class EntryStatus(str, enum.Enum):
-    OPENING = "Opening…"
-    WAITING = "Waiting for the model"
-    QUEUED = "Queued"
-    ANALYSING = "Analysing…"
-    DONE = "Done"
-    CANCELLED = "Cancelled"
-    FAILED = "Could not open"
-    ANALYSIS_FAILED = "Analysis failed"
-
-
-class ModelState(str, enum.Enum):
-    NONE = "none"
-    LOADING = "loading"
-    READY = "ready"
-    FAILED = "failed"
-
-
-@dataclass
-class ScanEntry:
-    """One opened file or folder and what the app knows about it."""
-
-    uid: int
-    path: Path
-    series: str | None = None
-    status: EntryStatus = EntryStatus.OPENING
-    scan: Scan | None = None
-    result: ScanResult | None = None
-    error: str | None = None
-    elapsed_s: float = 0.0
-    progress: tuple[int, int] = (0, 0)
-    cams: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
-    opened_at: float = field(default_factory=time.perf_counter)
-
-    @property
-    def name(self) -> str:
-        if self.scan is not None:
-            return self.scan.metadata.display_name
-        return self.path.name or str(self.path)
-
-    @property
-    def summary(self) -> str:
-        """One line for the side list: status, or the answer when done."""
-        if self.status is EntryStatus.DONE and self.result is not None:
-            if self.scan is not None and self.scan.is_volume:
-                n = len(self.result.frames)
-                if not self.result.assessable_frames:
-                    return f"not assessed (none of {n} frames)"
-                fr = self.result.frame(self.result.most_suspicious_frame())
-                skipped = n - len(self.result.assessable_frames)
-                more = f"; {skipped} not assessed" if skipped else ""
-                return f"{fr.predicted_class} {fr.confidence:.0%} (most suspicious of {n} frames{more})"
-            fr = self.result.frames[0]
-            if not fr.assessable:
-                return f"not assessed: {next(f for f in fr.ordered_flags if f.abstains).value}"
-            warn = " ⚠" if fr.is_flagged else ""
-            return f"{fr.predicted_class} {fr.confidence:.0%}{warn}"
-        if self.status is EntryStatus.ANALYSING and self.progress[1] > 1:
-            return f"Analysing… {self.progress[0]}/{self.progress[1]}"
-        return self.status.value
 
 
 class Controller(QObject):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from octviewer.ui.controller import ModelState
+from octviewer.ui.session import ModelState
 
 
 class AnalysisStatusMixin:
