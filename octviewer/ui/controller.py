@@ -23,7 +23,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from octviewer.errors import AmbiguousSeriesError, AnalysisCancelled, OCTViewerError
-from octviewer.ui.session import EntryStatus, ModelState, ScanEntry
+from octviewer.ui.session import AnalysisQueue, EntryStatus, ModelState, ScanEntry
 from octviewer.ui.workers import JobContext, JobRunner
 
 if TYPE_CHECKING:
@@ -71,9 +71,7 @@ class Controller(QObject):
         self.model_text = NO_MODEL_TEXT
         self._entries: dict[int, ScanEntry] = {}
         self._next_uid = 0
-        self._queue: list[int] = []
-        self._running_uid: int | None = None
-        self._priority_uid: int | None = None
+        self.queue = AnalysisQueue()
 
     # --- entries ------------------------------------------------------------------------------
     def entries(self) -> list[ScanEntry]:
@@ -84,7 +82,7 @@ class Controller(QObject):
 
     def set_priority(self, uid: int | None) -> None:
         """The scan on screen: analysed before the rest of the queue."""
-        self._priority_uid = uid
+        self.queue.priority = uid
 
     def open_paths(self, paths: Iterable[str | Path]) -> list[int]:
         """Open files/folders in the background; each becomes an entry at once."""
@@ -122,12 +120,9 @@ class Controller(QObject):
             return
         self.io_jobs.invalidate(f"load:{uid}")
         self.model_jobs.invalidate(f"analysis:{uid}")
-        if uid in self._queue:
-            self._queue.remove(uid)
-        if self._running_uid == uid:
-            self._running_uid = None
+        if self.queue.discard(uid):
             self.analysis_running.emit(False)
-            self._pump()
+            self._start_next()
         self.entry_removed.emit(uid)
 
     def _load(self, entry: ScanEntry) -> None:
@@ -257,7 +252,7 @@ class Controller(QObject):
             ):
                 entry.result, entry.cams = None, {}
                 self._enqueue(entry)
-        self._pump()
+        self._start_next()
 
     def _on_model_error(self, bundle: Path, exc: BaseException, tb: str) -> None:
         self._report_error(f"Could not load the model {bundle.name}", exc, tb)
@@ -282,21 +277,19 @@ class Controller(QObject):
             entry.status = EntryStatus.WAITING
         else:
             entry.status = EntryStatus.QUEUED
-        if entry.uid not in self._queue and entry.uid != self._running_uid:
-            self._queue.append(entry.uid)
+        self.queue.add(entry.uid)
         self.entry_updated.emit(entry.uid)
-        self._pump()
+        self._start_next()
 
-    def _pump(self) -> None:
-        if self._running_uid is not None or self.model_state is not ModelState.READY:
+    def _start_next(self) -> None:
+        """Start the next queued analysis, if the model is ready and none is running."""
+        if self.model_state is not ModelState.READY:
             return
-        if not self._queue:
+        uid = self.queue.next()
+        if uid is None:
             return
-        uid = self._priority_uid if self._priority_uid in self._queue else self._queue[0]
-        self._queue.remove(uid)
         entry = self._entries[uid]
         assert entry.scan is not None and self.engine is not None
-        self._running_uid = uid
         entry.status, entry.progress = EntryStatus.ANALYSING, (0, entry.scan.n_frames)
         self.entry_updated.emit(uid)
         self.analysis_running.emit(True)
@@ -327,16 +320,14 @@ class Controller(QObject):
 
     def cancel_analysis(self) -> None:
         """Stop the running analysis (between batches) and the queue behind it."""
-        for uid in self._queue:
-            e = self._entries[uid]
-            e.status = EntryStatus.CANCELLED
+        for uid in self.queue.clear():
+            self._entries[uid].status = EntryStatus.CANCELLED
             self.entry_updated.emit(uid)
-        self._queue.clear()
-        if self._running_uid is not None:
-            self.model_jobs.cancel(f"analysis:{self._running_uid}")
+        if self.queue.running is not None:
+            self.model_jobs.cancel(f"analysis:{self.queue.running}")
 
     def is_analysing(self) -> bool:
-        return self._running_uid is not None
+        return self.queue.running is not None
 
     def _on_progress(self, uid: int, done: int, total: int) -> None:
         entry = self._entries.get(uid)
@@ -345,9 +336,9 @@ class Controller(QObject):
             self.analysis_progress.emit(uid, done, total)  # cheap: no full redraw per batch
 
     def _finish_running(self) -> None:
-        self._running_uid = None
+        self.queue.finish()
         self.analysis_running.emit(False)
-        self._pump()
+        self._start_next()
 
     def _on_analysed(self, uid: int, result: ScanResult, started: float) -> None:
         entry = self._entries.get(uid)

@@ -81,3 +81,45 @@ class ScanEntry:
         if self.status is EntryStatus.ANALYSING and self.progress[1] > 1:
             return f"Analysing… {self.progress[0]}/{self.progress[1]}"
         return self.status.value
+
+
+@dataclass
+class AnalysisQueue:
+    """Which scan is analysed next: one at a time, the scan on screen (``priority``) first,
+    the others in the order they were queued."""
+
+    waiting: list[int] = field(default_factory=list)
+    priority: int | None = None  # the scan on screen
+    running: int | None = None
+
+    def add(self, uid: int) -> None:
+        """Queue ``uid`` unless it is queued or running already."""
+        if uid not in self.waiting and uid != self.running:
+            self.waiting.append(uid)
+
+    def discard(self, uid: int) -> bool:
+        """Forget ``uid``; True when it was the running one (the runner is free again)."""
+        if uid in self.waiting:
+            self.waiting.remove(uid)
+        if self.running == uid:
+            self.running = None
+            return True
+        return False
+
+    def next(self) -> int | None:
+        """Start the next scan (it becomes ``running``), or None when one runs or none waits."""
+        if self.running is not None or not self.waiting:
+            return None
+        uid = self.priority if self.priority in self.waiting else self.waiting[0]
+        self.waiting.remove(uid)
+        self.running = uid
+        return uid
+
+    def finish(self) -> None:
+        """The running analysis ended (result, failure or cancel)."""
+        self.running = None
+
+    def clear(self) -> list[int]:
+        """Empty the waiting list; return what was waiting, in order."""
+        out, self.waiting = self.waiting, []
+        return out
