@@ -4,7 +4,6 @@ each one (a bad input is recorded as a failure and the batch goes on)."""
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -102,10 +101,7 @@ def _with_cam(
     if fr.cam is not None:
         return result
     cls = fr.predicted_index if cam_class is None else cam_class
-    cam = engine.cam(scan, frame, cls)
-    new = dataclasses.replace(fr, cam=cam, cam_class=cls)
-    frames = tuple(new if f.frame_index == frame else f for f in result.frames)
-    return dataclasses.replace(result, frames=frames)
+    return result.with_cam(frame, engine.cam(scan, frame, cls), cls)
 
 
 def analyze_one(

@@ -12,7 +12,6 @@ shown, is dropped.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import time
 from collections.abc import Iterable
@@ -431,14 +430,9 @@ class Controller(QObject):
             drawn = fr.assessable or show_unreliable  # no heatmap for a frame not assessed
             if cam is None and engine is not None and drawn:
                 cam = engine.cam(scan, frame, cls)
-            frames = tuple(
-                dataclasses.replace(f, cam=cam, cam_class=cls) if f.frame_index == frame else f
-                for f in result.frames
-            )
-            res = dataclasses.replace(result, frames=frames)
             return save_report(
                 scan,
-                res,
+                result.with_cam(frame, cam, cls),
                 path,
                 frame_index=frame,
                 include_identity=include_identity,
