@@ -59,18 +59,16 @@ def _folder_inputs(folder: Path) -> list[Path | tuple[Path, str]]:
 
 
 def _unique_stem(stem: str, used: set[str]) -> str:
-    candidate, k = stem, 2
-    while candidate.lower() in used:
-        candidate, k = f"{stem}_{k}", k + 1
-    used.add(candidate.lower())
-    return candidate
+    from octviewer.core.report.naming import unique_name
+
+    return unique_name(stem, used, ignore_case=True, numbered=True)
 
 
 def _safe_stem(name: str, is_dir: bool) -> str:
     """A file-system-safe report name from an input name (suffix dropped for files)."""
-    name = name if is_dir else Path(name).stem
-    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("._")
-    return cleaned or "scan"
+    from octviewer.core.report.naming import safe_stem
+
+    return safe_stem(name if is_dir else Path(name).stem, strip=True)
 
 
 @dataclass

@@ -475,6 +475,8 @@ class Controller(QObject):
         look: dict[str, Any] | None = None,
     ) -> list[int]:
         """One report per analysed scan (its most suspicious frame for volumes) into ``directory``."""
+        from octviewer.core.report.naming import unique_name
+
         out = Path(directory)
         todo = [e for e in self._entries.values() if e.result is not None and e.scan is not None]
         jobs = []
@@ -486,10 +488,7 @@ class Controller(QObject):
                 if len(e.result.frames) > 1
                 else e.result.frames[0].frame_index
             )
-            name = default_report_name(e, frame)
-            while name in used:
-                name = name.replace(".png", "_.png")
-            used.add(name)
+            name = unique_name(default_report_name(e, frame), used)
             jobs.append(
                 self._report_job(e.uid, frame, None, out / name, include_identity, look=look)
             )
@@ -527,9 +526,9 @@ class Controller(QObject):
 
 def default_report_name(entry: ScanEntry, frame: int) -> str:
     """``<file stem>[_frameN]_<class>_report.png``: from the file name, never the patient's name."""
-    stem = entry.path.stem if entry.path.suffix else entry.path.name
-    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)[:60] or "scan"
-    parts = [stem]
+    from octviewer.core.report.naming import safe_stem
+
+    parts = [safe_stem(entry.path.stem if entry.path.suffix else entry.path.name, max_len=60)]
     if entry.scan is not None and entry.scan.is_volume:
         parts.append(f"frame{frame + 1:03d}")
     if entry.result is not None:
