@@ -22,6 +22,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from octviewer.errors import AmbiguousSeriesError, AnalysisCancelled, OCTViewerError
+from octviewer.ui.presenters import NO_MODEL_TEXT, model_loading, model_status
 from octviewer.ui.session import AnalysisQueue, EntryStatus, ModelState, ScanEntry
 from octviewer.ui.workers import JobContext, JobRunner
 
@@ -40,8 +41,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-NO_MODEL_TEXT = "No model loaded — File > Load model…"
 
 
 class Controller(QObject):
@@ -212,7 +211,7 @@ class Controller(QObject):
             self._set_model(None, ModelState.NONE, NO_MODEL_TEXT)
             return
         self.model_jobs.cancel("analysis")
-        self._set_model(self.engine, ModelState.LOADING, f"Loading model {bundle.name}…")
+        self._set_model(self.engine, ModelState.LOADING, model_loading(bundle.name))
 
         def job(ctx: JobContext) -> Engine:
             from octviewer.core.engine import Engine
@@ -237,11 +236,7 @@ class Controller(QObject):
     def _on_model_loaded(self, engine: Engine) -> None:
         ident = engine.identity
         log.info("model ready: %s on %s", ident, engine.device)
-        self._set_model(
-            engine,
-            ModelState.READY,
-            f"Model: {ident.name} {ident.version} · sha256 {ident.short_sha}",
-        )
+        self._set_model(engine, ModelState.READY, model_status(ident))
         # Results of another model no longer describe what is shown: analyse again.
         for entry in self._entries.values():
             if (

@@ -27,19 +27,21 @@ from PySide6.QtWidgets import (
 
 from octviewer.ui import dialogs
 from octviewer.ui.actions import CONTOUR_CHOICES, SUSPICIOUS_TIP, build_actions  # noqa: F401
-from octviewer.ui.controller import (
-    NO_MODEL_TEXT,
-    Controller,
-    EntryStatus,
-    ModelState,
-)
+from octviewer.ui.controller import Controller, EntryStatus, ScanEntry
 from octviewer.ui.empty_state import EmptyState  # noqa: F401
 from octviewer.ui.layout import COLORMAPS, build_widgets
 from octviewer.ui.menus import build_menus, build_toolbar
+from octviewer.ui.presenters import (
+    NO_SCAN_TEXT,
+    frame_label,
+    result_placeholder,
+    scan_facts,
+    volume_caption,
+)
 from octviewer.ui.settings import Settings
 from octviewer.ui.style import STYLE_SHEET
 from octviewer.ui.window_dialogs import DialogsMixin
-from octviewer.ui.window_frames import NONE_ASSESSABLE, FramesMixin
+from octviewer.ui.window_frames import NONE_ASSESSABLE, FramesMixin  # noqa: F401
 from octviewer.ui.window_opening import (
     SCAN_FILTER,  # noqa: F401
     OpeningMixin,
@@ -226,7 +228,7 @@ class MainWindow(
             self.volume_box.hide()
             self.localizer.hide()
             self.image_view.set_frame(None)
-            rp.set_prediction_placeholder("Open a scan to see the model's answer.")
+            rp.set_prediction_placeholder(NO_SCAN_TEXT)
             rp.scan_info.setText("—")
             self.setWindowTitle("octviewer")
             return
@@ -239,10 +241,7 @@ class MainWindow(
             self.image_view.set_frame(None)
             self.volume_box.hide()
             self.localizer.hide()
-            if entry.status is EntryStatus.FAILED:
-                rp.set_prediction_placeholder(f"Could not open this file.\n\n{entry.error or ''}")
-            else:
-                rp.set_prediction_placeholder(entry.status.value)
+            rp.set_prediction_placeholder(self._placeholder(entry))
             rp.scan_info.setText(str(entry.path.name))
             return
         self.stack.setCurrentWidget(self.image_view)
@@ -261,7 +260,7 @@ class MainWindow(
             self.slider.setRange(0, scan.n_frames - 1)
             self.slider.setValue(self._frame)
             self.slider.blockSignals(False)
-            self.frame_label.setText(f"Frame {self._frame + 1} / {scan.n_frames}")
+            self.frame_label.setText(frame_label(self._frame, scan.n_frames))
             if entry.result is not None and len(entry.result.frames) > 1:
                 res = entry.result
                 self.strip.set_data(
@@ -281,7 +280,7 @@ class MainWindow(
         self.localizer.setVisible(loc is not None)
         self._show_map(entry)
         self.localizer.set_current(self._frame)
-        rp.scan_info.setText(self._scan_text(entry))
+        rp.scan_info.setText(scan_facts(scan))
         self._show_result()
         self._refresh_overlay()
 
@@ -310,59 +309,21 @@ class MainWindow(
         if entry is not None and entry.scan is not None:
             self._show_map(entry)
 
-    def _scan_text(self, entry) -> str:
-        md = entry.scan.metadata
-        rows, cols = entry.scan.shape
-        lines = [
-            f"{md.format} · {md.modality.value}",
-            f"{cols} × {rows} px"
-            + (f" × {entry.scan.n_frames} frames" if entry.scan.is_volume else ""),
-        ]
-        if md.spacing is not None:
-            lines.append(
-                f"pixel {md.spacing.col * 1000:.1f} × {md.spacing.row * 1000:.1f} µm"
-                if md.spacing.unit == "mm"
-                else f"pixel {md.spacing.col} × {md.spacing.row} {md.spacing.unit}"
-            )
-        if md.laterality.value != "unknown":
-            lines.append(f"eye: {md.laterality.value}")
-        dev = " ".join(x for x in (md.manufacturer, md.device_model) if x)
-        if dev:
-            lines.append(dev)
-        if md.acquisition_date:
-            lines.append(f"acquired {md.acquisition_date.isoformat()}")
-        lines.extend(md.notes)
-        return "\n".join(lines)
-
     def _show_result(self) -> None:
         entry = self.current_entry()
         rp = self.result_panel
         if entry is None or entry.scan is None:
             return
-        if entry.result is None:
-            texts = {
-                EntryStatus.WAITING: "Waiting for the model to load…"
-                if self.controller.model_state is ModelState.LOADING
-                else NO_MODEL_TEXT,
-                EntryStatus.CANCELLED: "Analysis cancelled. Analysis > Analyse again (Ctrl+R) to run it.",
-                EntryStatus.ANALYSIS_FAILED: f"Analysis failed.\n\n{entry.error or ''}",
-            }
-            rp.set_prediction_placeholder(texts.get(entry.status, entry.summary))
+        placeholder = self._placeholder(entry)
+        if placeholder is not None:
+            rp.set_prediction_placeholder(placeholder)
             return
-        try:
-            fr = entry.result.frame(self._frame)
-        except KeyError:
-            rp.set_prediction_placeholder(f"Frame {self._frame + 1} was not analysed.")
-            return
-        text = ""
-        if entry.scan.is_volume:
-            text = f"frame {self._frame + 1} of {entry.scan.n_frames}\n"
-            if entry.result.assessable_frames:
-                ms = entry.result.most_suspicious_frame()
-                text += f"most suspicious: frame {ms + 1} ({entry.result.frame(ms).headline})"
-            else:
-                text += NONE_ASSESSABLE
-        rp.show_result(fr, text, key=(entry.uid, self._frame))
+        assert entry.result is not None
+        caption = volume_caption(entry.scan, entry.result, self._frame)
+        rp.show_result(entry.result.frame(self._frame), caption, key=(entry.uid, self._frame))
+
+    def _placeholder(self, entry: ScanEntry | None) -> str | None:
+        return result_placeholder(entry, self._frame, self.controller.model_state)
 
     def _on_cam_ready(self, uid: int, frame: int, cls: int) -> None:
         if uid == self._uid and frame == self._frame and cls == self._cam_class():

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from octviewer.core.results import FrameResult, ModelIdentity
+from octviewer.ui.presenters import model_facts
 from octviewer.ui.style import class_color
 
 LEGEND = "Heatmap: where the model looked — not a lesion outline."
@@ -293,19 +294,7 @@ class ResultPanel(QFrame):
         self.set_class_names(fr.class_names, fr.predicted_class if revealed else None)
 
     def show_model(self, identity: ModelIdentity | None, device: str = "", extra: str = "") -> None:
-        if identity is None:
-            self.model_info.setText(extra or "No model loaded — File > Load model…")
-            return
-        lines = [
-            f"{identity.name} {identity.version}",
-            f"sha256 {identity.short_sha}",
-            identity.architecture,
-        ]
-        if device:
-            lines.append(f"device: {device}")
-        if identity.licence:
-            lines.append(f"licence: {identity.licence}")
-        self.model_info.setText("\n".join(lines))
+        self.model_info.setText(model_facts(identity, device, extra))
 
     def set_prediction_placeholder(self, text: str) -> None:
         self.prediction.setStyleSheet("")

@@ -63,24 +63,10 @@ class ScanEntry:
 
     @property
     def summary(self) -> str:
-        """One line for the side list: status, or the answer when done."""
-        if self.status is EntryStatus.DONE and self.result is not None:
-            if self.scan is not None and self.scan.is_volume:
-                n = len(self.result.frames)
-                if not self.result.assessable_frames:
-                    return f"not assessed (none of {n} frames)"
-                fr = self.result.frame(self.result.most_suspicious_frame())
-                skipped = n - len(self.result.assessable_frames)
-                more = f"; {skipped} not assessed" if skipped else ""
-                return f"{fr.predicted_class} {fr.confidence:.0%} (most suspicious of {n} frames{more})"
-            fr = self.result.frames[0]
-            if not fr.assessable:
-                return f"not assessed: {next(f for f in fr.ordered_flags if f.abstains).value}"
-            warn = " ⚠" if fr.is_flagged else ""
-            return f"{fr.predicted_class} {fr.confidence:.0%}{warn}"
-        if self.status is EntryStatus.ANALYSING and self.progress[1] > 1:
-            return f"Analysing… {self.progress[0]}/{self.progress[1]}"
-        return self.status.value
+        """One line for the side list (:func:`~octviewer.ui.presenters.entry_summary`)."""
+        from octviewer.ui.presenters import entry_summary
+
+        return entry_summary(self)
 
 
 @dataclass

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+from octviewer.ui.presenters import NONE_ASSESSABLE
 from octviewer.ui.result_panel import PREDICTED
-
-NONE_ASSESSABLE = "No frame of this volume could be assessed, so none is the most suspicious."
 
 
 class FramesMixin:
