@@ -4,6 +4,7 @@ the heatmap splice, the view state and the presenters' text."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from octviewer.core.report.naming import safe_stem, unique_name
 from octviewer.core.results import FrameResult, ModelIdentity, ScanResult
@@ -88,3 +89,67 @@ def test_with_cam_puts_the_heatmap_into_one_frame_only() -> None:
     assert out.frame(0) is res.frame(0) and out.frame(2) is res.frame(2)
     assert res.frame(1).cam is None  # the original is unchanged (frozen)
     assert out.model is MODEL and out.device == "cpu"
+
+
+# --- the view state -----------------------------------------------------------------------------
+class _Settings:
+    """The attributes ViewState.from_settings reads (ui.settings.Settings without Qt)."""
+
+    overlay_visible = False
+    overlay_opacity = 0.7049
+    overlay_colormap = "no-such-map"
+    overlay_contours = (0.5,)
+    physical_aspect = True
+    disease_map = False
+    map_attention = True
+    include_identity = False
+
+
+def test_view_state_from_settings_clamps_and_defaults() -> None:
+    from octviewer.core.overlay import COLORMAPS, DEFAULT_COLORMAP, DEFAULT_OPACITY
+    from octviewer.ui.view_state import ViewState
+
+    fresh = ViewState()
+    assert fresh.colormap == DEFAULT_COLORMAP and fresh.opacity == DEFAULT_OPACITY
+    v = ViewState.from_settings(_Settings())
+    assert v.colormap == DEFAULT_COLORMAP  # an unknown name falls back to the default
+    assert v.opacity == 0.70 and v.opacity_percent == 70  # the slider's 1 % steps
+    assert not v.overlay_visible and v.contours == (0.5,) and v.physical_aspect
+    assert not v.disease_map and v.map_attention and not v.include_identity
+    v.set_opacity(3.0)
+    assert v.opacity == 1.0
+    v.set_opacity(-1)
+    assert v.opacity == 0.0
+    v.set_colormap(COLORMAPS[-1])
+    assert v.colormap == COLORMAPS[-1]
+    assert v.overlay_look() == {"colormap": COLORMAPS[-1], "opacity": 0.0, "contours": (0.5,)}
+
+
+def test_view_state_select_and_step_frames() -> None:
+    from types import SimpleNamespace
+
+    from octviewer.ui.view_state import ViewState
+
+    volume = SimpleNamespace(n_frames=49, is_volume=True)
+    bscan = SimpleNamespace(n_frames=1, is_volume=False)
+    v = ViewState()
+    assert v.select(1, volume) and v.uid == 1 and v.frame == 24  # a volume opens in the middle
+    v.frame = 40
+    assert not v.select(1, volume) and v.frame == 40  # already on screen: kept
+    assert v.stepped(5, 49) == 45 and v.stepped(100, 49) == 48 and v.stepped(-100, 49) == 0
+    assert v.clamp(10**9, 49) == 48  # "last frame"
+    assert v.select(2, bscan) and v.frame == 0
+    v.frame = 7
+    assert v.clamp_frame(1) == 0 and v.frame == 0
+    assert v.select(3, None) and v.frame == 0  # not loaded yet
+
+
+def test_view_state_aspect_follows_the_spacing_only_when_asked() -> None:
+    from octviewer.core.scan import PixelSpacing
+    from octviewer.ui.view_state import ViewState
+
+    sp = PixelSpacing(row=0.0039, col=0.0117)
+    v = ViewState()
+    assert v.aspect(sp) == 1.0
+    v.physical_aspect = True
+    assert v.aspect(sp) == pytest.approx(sp.aspect) and v.aspect(None) == 1.0
