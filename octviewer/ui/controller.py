@@ -11,7 +11,6 @@ shown, is dropped.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Iterable
@@ -22,23 +21,29 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from octviewer.errors import AmbiguousSeriesError, AnalysisCancelled, OCTViewerError
-from octviewer.ui.presenters import NO_MODEL_TEXT, model_loading, model_status
-from octviewer.ui.session import AnalysisQueue, EntryStatus, ModelState, ScanEntry
+from octviewer.ui.presenters import (
+    NO_MODEL_TEXT,
+    model_loading,
+    model_not_found_text,
+    model_status,
+    unexpected_error_text,
+)
+from octviewer.ui.session import (
+    AnalysisQueue,
+    EntryStatus,
+    ModelState,
+    ReportJob,
+    ScanEntry,
+    default_report_name,  # noqa: F401 (re-exported: tests and scripts import it from here)
+    export_plan,
+    write_reports,
+)
 from octviewer.ui.workers import JobContext, JobRunner
 
 if TYPE_CHECKING:
     from octviewer.core.engine import Engine
     from octviewer.core.results import ScanResult
     from octviewer.core.scan import Scan
-
-__all__ = [
-    "NO_MODEL_TEXT",
-    "Controller",
-    "EntryStatus",
-    "ModelState",
-    "ScanEntry",
-    "default_report_name",
-]
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +76,6 @@ class Controller(QObject):
         self._next_uid = 0
         self.queue = AnalysisQueue()
 
-    # --- entries ------------------------------------------------------------------------------
     def entries(self) -> list[ScanEntry]:
         return list(self._entries.values())
 
@@ -86,23 +90,26 @@ class Controller(QObject):
         """Open files/folders in the background; each becomes an entry at once."""
         uids = []
         for p in paths:
-            self._next_uid += 1
-            entry = ScanEntry(self._next_uid, Path(p))
-            self._entries[entry.uid] = entry
+            entry = self._new_entry(Path(p))
             uids.append(entry.uid)
-            self.entry_added.emit(entry.uid)
             self._load(entry)
         return uids
 
     def add_scan(self, scan: Scan, path: str | Path | None = None) -> int:
         """Add a scan that is already in memory (scripts, tests); it is analysed like a file."""
-        self._next_uid += 1
         src = path or (scan.metadata.source_paths[0] if scan.metadata.source_paths else "scan")
-        entry = ScanEntry(self._next_uid, Path(src), scan=scan)
-        self._entries[entry.uid] = entry
-        self.entry_added.emit(entry.uid)
+        entry = self._new_entry(Path(src), scan=scan)
         self._enqueue(entry)
         return entry.uid
+
+    def _new_entry(
+        self, path: Path, *, series: str | None = None, scan: Scan | None = None
+    ) -> ScanEntry:
+        self._next_uid += 1
+        entry = ScanEntry(self._next_uid, path, series=series, scan=scan)
+        self._entries[entry.uid] = entry
+        self.entry_added.emit(entry.uid)
+        return entry
 
     def open_series(self, uid: int, series: str) -> None:
         entry = self._entries.get(uid)
@@ -163,11 +170,7 @@ class Controller(QObject):
             self.entry_updated.emit(uid)
             self._load(entry)
             for key in keys[1:]:
-                self._next_uid += 1
-                other = ScanEntry(self._next_uid, entry.path, series=key)
-                self._entries[other.uid] = other
-                self.entry_added.emit(other.uid)
-                self._load(other)
+                self._load(self._new_entry(entry.path, series=key))
             return
         if isinstance(exc, AmbiguousSeriesError):
             entry.status, entry.error = EntryStatus.FAILED, str(exc)
@@ -185,15 +188,10 @@ class Controller(QObject):
             msg, details = str(exc), ""
         else:
             log.error("%s: unexpected error\n%s", title, tb)
-            msg = (
-                f"An unexpected error occurred ({type(exc).__name__}: {exc}). The details are in "
-                "the log file (Help > Show log folder). Other scans are not affected."
-            )
-            details = tb
+            msg, details = unexpected_error_text(exc), tb
         self.error.emit(title, msg, details)
         return msg
 
-    # --- model ----------------------------------------------------------------------------------
     def load_model(
         self, path: str | Path | None, device: str = "auto", precision: str = "auto"
     ) -> None:
@@ -203,11 +201,7 @@ class Controller(QObject):
         bundle = Path(path) if path else default_model_path()
         if not bundle.is_file():
             if path:
-                self.error.emit(
-                    "Model not found",
-                    f"The model file {bundle} does not exist. Choose another with File > Load model….",
-                    "",
-                )
+                self.error.emit("Model not found", model_not_found_text(bundle), "")
             self._set_model(None, ModelState.NONE, NO_MODEL_TEXT)
             return
         self.model_jobs.cancel("analysis")
@@ -237,13 +231,8 @@ class Controller(QObject):
         ident = engine.identity
         log.info("model ready: %s on %s", ident, engine.device)
         self._set_model(engine, ModelState.READY, model_status(ident))
-        # Results of another model no longer describe what is shown: analyse again.
         for entry in self._entries.values():
-            if (
-                entry.scan is not None
-                and entry.status is not EntryStatus.FAILED
-                and (entry.result is None or entry.result.model.sha256 != ident.sha256)
-            ):
+            if entry.needs_analysis(ident.sha256):  # results of another model: analyse again
                 entry.result, entry.cams = None, {}
                 self._enqueue(entry)
         self._start_next()
@@ -258,7 +247,6 @@ class Controller(QObject):
         else:
             self._set_model(None, ModelState.FAILED, NO_MODEL_TEXT)
 
-    # --- analysis -------------------------------------------------------------------------------
     def analyse(self, uid: int) -> None:
         """(Re)analyse an entry, e.g. after a cancel."""
         entry = self._entries.get(uid)
@@ -346,11 +334,7 @@ class Controller(QObject):
             self.analyse(uid)
             return
         if entry is not None:
-            entry.result, entry.status = result, EntryStatus.DONE
-            entry.elapsed_s = time.perf_counter() - started
-            for fr in result.frames:
-                if fr.cam is not None and fr.cam_class is not None:
-                    entry.cams[(fr.frame_index, fr.cam_class)] = fr.cam
+            entry.take_result(result, time.perf_counter() - started)
             log.info(
                 "analysed scan %d: %d frame(s) in %.2f s", uid, len(result.frames), entry.elapsed_s
             )
@@ -371,7 +355,6 @@ class Controller(QObject):
             self.analysis_failed.emit(uid)
         self._finish_running()
 
-    # --- heatmaps --------------------------------------------------------------------------------
     def cam_for(self, uid: int, frame: int, class_index: int) -> np.ndarray | None:
         """The cached CAM, or None after asking the engine for it (``cam_ready`` follows).
         Only the newest request counts: moving to another frame drops older ones."""
@@ -400,43 +383,6 @@ class Controller(QObject):
         )
         return None
 
-    # --- reports -----------------------------------------------------------------------------------
-    def _report_job(
-        self,
-        uid: int,
-        frame: int,
-        class_index: int | None,
-        path: Path,
-        include_identity: bool,
-        show_unreliable: bool = False,
-        look: dict[str, Any] | None = None,
-    ):
-        entry = self._entries[uid]
-        scan, result, engine = entry.scan, entry.result, self.engine
-        cams = dict(entry.cams)
-
-        def run() -> Path:
-            from octviewer.core.report import save_report
-
-            assert scan is not None and result is not None
-            fr = result.frame(frame)
-            cls = fr.predicted_index if class_index is None else class_index
-            cam = cams.get((frame, cls))
-            drawn = fr.assessable or show_unreliable  # no heatmap for a frame not assessed
-            if cam is None and engine is not None and drawn:
-                cam = engine.cam(scan, frame, cls)
-            return save_report(
-                scan,
-                result.with_cam(frame, cam, cls),
-                path,
-                frame_index=frame,
-                include_identity=include_identity,
-                show_unreliable=show_unreliable,
-                **(look or {}),
-            )
-
-        return run
-
     def export_report(
         self,
         uid: int,
@@ -451,12 +397,19 @@ class Controller(QObject):
         """Write the PNG report of one scan/frame in the background (``export_finished``).
         ``show_unreliable``: draw a not-assessed frame's probabilities and heatmap anyway;
         ``look``: the heatmap as the window shows it (``colormap``, ``opacity``, ``contours``)."""
-        run = self._report_job(
-            uid, frame, class_index, Path(path), include_identity, show_unreliable, look
+        job = ReportJob.of(
+            self._entries[uid],
+            self.engine,
+            frame,
+            Path(path),
+            class_index=class_index,
+            include_identity=include_identity,
+            show_unreliable=show_unreliable,
+            look=look,
         )
         self.model_jobs.submit(
             "export",
-            lambda ctx: [run()],
+            lambda ctx: [job.run()],
             on_result=self._on_exported,
             on_error=lambda exc, tb: self._report_error("Could not export the report", exc, tb),
             supersede=False,
@@ -470,41 +423,28 @@ class Controller(QObject):
         look: dict[str, Any] | None = None,
     ) -> list[int]:
         """One report per analysed scan (its most suspicious frame for volumes) into ``directory``."""
-        from octviewer.core.report.naming import unique_name
-
-        out = Path(directory)
-        todo = [e for e in self._entries.values() if e.result is not None and e.scan is not None]
-        jobs = []
-        used: set[str] = set()
-        for e in todo:
-            assert e.result is not None
-            frame = (
-                e.result.most_suspicious_frame()
-                if len(e.result.frames) > 1
-                else e.result.frames[0].frame_index
+        plan = export_plan(self._entries.values(), Path(directory))
+        jobs = [
+            ReportJob.of(
+                e,
+                self.engine,
+                frame,
+                path,
+                class_index=None,
+                include_identity=include_identity,
+                look=look,
             )
-            name = unique_name(default_report_name(e, frame), used)
-            jobs.append(
-                self._report_job(e.uid, frame, None, out / name, include_identity, look=look)
-            )
-
-        def run(ctx: JobContext) -> list[Path]:
-            written = []
-            for i, j in enumerate(jobs):
-                if ctx.cancelled():
-                    break
-                written.append(j())
-                ctx.progress(i + 1, len(jobs))
-            return written
+            for e, frame, path in plan
+        ]
 
         self.model_jobs.submit(
             "export-all",
-            run,
+            lambda ctx: write_reports(jobs, ctx.cancelled, ctx.progress),
             on_result=self._on_exported,
             on_error=lambda exc, tb: self._report_error("Could not export the reports", exc, tb),
             on_progress=lambda d, t: self.export_progress.emit(d, t),
         )
-        return [e.uid for e in todo]
+        return [e.uid for e, _, _ in plan]
 
     def cancel_export(self) -> None:
         self.model_jobs.cancel("export-all")
@@ -513,20 +453,6 @@ class Controller(QObject):
         log.info("wrote %d report(s)", len(paths))
         self.export_finished.emit(list(paths))
 
-    # --- teardown -----------------------------------------------------------------------------------
     def shutdown(self) -> None:
         self.model_jobs.shutdown()
         self.io_jobs.shutdown()
-
-
-def default_report_name(entry: ScanEntry, frame: int) -> str:
-    """``<file stem>[_frameN]_<class>_report.png``: from the file name, never the patient's name."""
-    from octviewer.core.report.naming import safe_stem
-
-    parts = [safe_stem(entry.path.stem if entry.path.suffix else entry.path.name, max_len=60)]
-    if entry.scan is not None and entry.scan.is_volume:
-        parts.append(f"frame{frame + 1:03d}")
-    if entry.result is not None:
-        with contextlib.suppress(KeyError):
-            parts.append(entry.result.frame(frame).presented_class or "not-assessed")
-    return "_".join(parts) + "_report.png"

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 from octviewer.ui.session import EntryStatus, ModelState
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from octviewer.core.results import ModelIdentity, ScanResult
     from octviewer.core.scan import Scan
     from octviewer.ui.session import ScanEntry
@@ -107,6 +109,18 @@ def scan_facts(scan: Scan) -> str:
         lines.append(f"acquired {md.acquisition_date.isoformat()}")
     lines.extend(md.notes)
     return "\n".join(lines)
+
+
+def unexpected_error_text(exc: BaseException) -> str:
+    """An error dialog's message for a failure that is not an OCTViewerError (a bug)."""
+    return (
+        f"An unexpected error occurred ({type(exc).__name__}: {exc}). The details are in "
+        "the log file (Help > Show log folder). Other scans are not affected."
+    )
+
+
+def model_not_found_text(bundle: Path) -> str:
+    return f"The model file {bundle} does not exist. Choose another with File > Load model…."
 
 
 def model_status(identity: ModelIdentity) -> str:

@@ -1,22 +1,28 @@
-"""The viewer's session, without Qt: the opened scans, their statuses and the model's state.
+"""The viewer's session, without Qt: the opened scans, their statuses, the model's state,
+the analysis queue and the reports to write.
 
 :class:`ScanEntry` is one opened file or folder and what the app knows about it;
-:class:`EntryStatus` and :class:`ModelState` name where it and the model stand. The
+:class:`EntryStatus` and :class:`ModelState` name where it and the model stand;
+:class:`AnalysisQueue` says which scan is analysed next; :class:`ReportJob` is one report,
+with everything it needs copied so it can be written on a worker thread. The
 :class:`~octviewer.ui.controller.Controller` owns the entries and drives them; nothing here
 imports PySide6, so the session can be built and tested without a display.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:
+    from octviewer.core.engine import Engine
     from octviewer.core.results import ScanResult
     from octviewer.core.scan import Scan
 
@@ -60,6 +66,22 @@ class ScanEntry:
         if self.scan is not None:
             return self.scan.metadata.display_name
         return self.path.name or str(self.path)
+
+    def take_result(self, result: ScanResult, elapsed_s: float) -> None:
+        """The analysis is done: keep ``result`` and cache the heatmaps it carries."""
+        self.result, self.status, self.elapsed_s = result, EntryStatus.DONE, elapsed_s
+        for fr in result.frames:
+            if fr.cam is not None and fr.cam_class is not None:
+                self.cams[(fr.frame_index, fr.cam_class)] = fr.cam
+
+    def needs_analysis(self, model_sha256: str) -> bool:
+        """Opened, and without a result of that model (results of another model no longer
+        describe what is shown)."""
+        return (
+            self.scan is not None
+            and self.status is not EntryStatus.FAILED
+            and (self.result is None or self.result.model.sha256 != model_sha256)
+        )
 
     @property
     def summary(self) -> str:
@@ -109,3 +131,92 @@ class AnalysisQueue:
         """Empty the waiting list; return what was waiting, in order."""
         out, self.waiting = self.waiting, []
         return out
+
+
+def default_report_name(entry: ScanEntry, frame: int) -> str:
+    """``<file stem>[_frameN]_<class>_report.png``: from the file name, never the patient's name."""
+    from octviewer.core.report.naming import safe_stem
+
+    parts = [safe_stem(entry.path.stem if entry.path.suffix else entry.path.name, max_len=60)]
+    if entry.scan is not None and entry.scan.is_volume:
+        parts.append(f"frame{frame + 1:03d}")
+    if entry.result is not None:
+        with contextlib.suppress(KeyError):
+            parts.append(entry.result.frame(frame).presented_class or "not-assessed")
+    return "_".join(parts) + "_report.png"
+
+
+def export_plan(entries: Iterable[ScanEntry], directory: Path) -> list[tuple[ScanEntry, int, Path]]:
+    """Export all: each analysed entry, the frame its report shows (the most suspicious one of
+    a volume) and its file in ``directory`` (a clash gets ``_`` before ``.png``)."""
+    from octviewer.core.report.naming import unique_name
+
+    plan = []
+    used: set[str] = set()
+    for e in entries:
+        if e.result is None or e.scan is None:
+            continue
+        frame = (
+            e.result.most_suspicious_frame()
+            if len(e.result.frames) > 1
+            else e.result.frames[0].frame_index
+        )
+        plan.append((e, frame, directory / unique_name(default_report_name(e, frame), used)))
+    return plan
+
+
+def write_reports(
+    jobs: list[ReportJob], cancelled: Callable[[], bool], progress: Callable[[int, int], None]
+) -> list[Path]:
+    """Write ``jobs`` in order until ``cancelled()``; return the files written."""
+    written = []
+    for i, job in enumerate(jobs):
+        if cancelled():
+            break
+        written.append(job.run())
+        progress(i + 1, len(jobs))
+    return written
+
+
+@dataclass(frozen=True)
+class ReportJob:
+    """One PNG report, with the scan, result, engine and cached heatmaps taken when it was
+    asked for (the entry may change or close while a worker writes it)."""
+
+    scan: Scan
+    result: ScanResult
+    engine: Engine | None
+    cams: dict[tuple[int, int], np.ndarray]
+    frame: int
+    class_index: int | None
+    path: Path
+    include_identity: bool
+    show_unreliable: bool = False
+    look: dict[str, Any] | None = None
+
+    @classmethod
+    def of(
+        cls, entry: ScanEntry, engine: Engine | None, frame: int, path: Path, **kw: Any
+    ) -> ReportJob:
+        assert entry.scan is not None and entry.result is not None
+        return cls(entry.scan, entry.result, engine, dict(entry.cams), frame, path=path, **kw)
+
+    def run(self) -> Path:
+        """Write the report (computing the frame's heatmap when none is cached)."""
+        from octviewer.core.report import save_report
+
+        fr = self.result.frame(self.frame)
+        cls = fr.predicted_index if self.class_index is None else self.class_index
+        cam = self.cams.get((self.frame, cls))
+        drawn = fr.assessable or self.show_unreliable  # no heatmap for a frame not assessed
+        if cam is None and self.engine is not None and drawn:
+            cam = self.engine.cam(self.scan, self.frame, cls)
+        return save_report(
+            self.scan,
+            self.result.with_cam(self.frame, cam, cls),
+            self.path,
+            frame_index=self.frame,
+            include_identity=self.include_identity,
+            show_unreliable=self.show_unreliable,
+            **(self.look or {}),
+        )
