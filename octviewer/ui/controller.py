@@ -239,10 +239,7 @@ class Controller(QObject):
 
     def _on_model_error(self, bundle: Path, exc: BaseException, tb: str) -> None:
         self._report_error(f"Could not load the model {bundle.name}", exc, tb)
-        if self.engine is not None:
-            self._set_model(
-                self.engine, ModelState.READY, self.model_text.replace("Loading", "Kept")
-            )
+        if self.engine is not None:  # the previous model stays in use
             self._on_model_loaded(self.engine)
         else:
             self._set_model(None, ModelState.FAILED, NO_MODEL_TEXT)
@@ -324,13 +321,9 @@ class Controller(QObject):
 
     def _on_analysed(self, uid: int, result: ScanResult, started: float) -> None:
         entry = self._entries.get(uid)
-        if (
-            entry is not None
-            and self.engine is not None
-            and result.model.sha256 != self.engine.identity.sha256
-        ):
-            entry = None  # produced by the previous model: analyse again with the new one
-            self._finish_running()
+        current = self.engine.identity.sha256 if self.engine is not None else result.model.sha256
+        if entry is not None and result.model.sha256 != current:
+            self._finish_running()  # produced by the previous model: analyse again with this one
             self.analyse(uid)
             return
         if entry is not None:
