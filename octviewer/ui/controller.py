@@ -11,9 +11,10 @@ shown, is dropped.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -65,10 +66,11 @@ class Controller(QObject):
     export_progress = Signal(int, int)
     export_finished = Signal(object)  # list[Path] written
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(self, parent: QObject | None = None, *, sync: bool | None = None) -> None:
+        """``sync``: run jobs in the calling thread (tests; see ui/workers.py)."""
         super().__init__(parent)
-        self.model_jobs = JobRunner(1, self)
-        self.io_jobs = JobRunner(2, self)
+        self.model_jobs = JobRunner(1, self, sync=sync)
+        self.io_jobs = JobRunner(2, self, sync=sync)
         self.engine: Engine | None = None
         self.model_state = ModelState.NONE
         self.model_text = NO_MODEL_TEXT
@@ -89,11 +91,19 @@ class Controller(QObject):
     def open_paths(self, paths: Iterable[str | Path]) -> list[int]:
         """Open files/folders in the background; each becomes an entry at once."""
         uids = []
-        for p in paths:
-            entry = self._new_entry(Path(p))
-            uids.append(entry.uid)
-            self._load(entry)
+        with self._batch():
+            for p in paths:
+                entry = self._new_entry(Path(p))
+                uids.append(entry.uid)
+                self._load(entry)
         return uids
+
+    @contextlib.contextmanager
+    def _batch(self) -> Iterator[None]:
+        """Jobs submitted inside start after it (sync mode; threads start them at once
+        anyway, but deliver only once this call has returned)."""
+        with self.io_jobs.held(), self.model_jobs.held():
+            yield
 
     def add_scan(self, scan: Scan, path: str | Path | None = None) -> int:
         """Add a scan that is already in memory (scripts, tests); it is analysed like a file."""
@@ -168,9 +178,10 @@ class Controller(QObject):
             keys = list(exc.series)
             entry.series, entry.status, entry.error = keys[0], EntryStatus.OPENING, None
             self.entry_updated.emit(uid)
-            self._load(entry)
-            for key in keys[1:]:
-                self._load(self._new_entry(entry.path, series=key))
+            with self._batch():
+                self._load(entry)
+                for key in keys[1:]:
+                    self._load(self._new_entry(entry.path, series=key))
             return
         if isinstance(exc, AmbiguousSeriesError):
             entry.status, entry.error = EntryStatus.FAILED, str(exc)
@@ -231,11 +242,12 @@ class Controller(QObject):
         ident = engine.identity
         log.info("model ready: %s on %s", ident, engine.device)
         self._set_model(engine, ModelState.READY, model_status(ident))
-        for entry in self._entries.values():
-            if entry.needs_analysis(ident.sha256):  # results of another model: analyse again
-                entry.result, entry.cams = None, {}
-                self._enqueue(entry)
-        self._start_next()
+        with self._batch():
+            for entry in self._entries.values():
+                if entry.needs_analysis(ident.sha256):  # results of another model: analyse again
+                    entry.result, entry.cams = None, {}
+                    self._enqueue(entry)
+            self._start_next()
 
     def _on_model_error(self, bundle: Path, exc: BaseException, tb: str) -> None:
         self._report_error(f"Could not load the model {bundle.name}", exc, tb)
@@ -374,7 +386,8 @@ class Controller(QObject):
             on_result=done,
             on_error=lambda exc, tb: self._report_error("Could not compute the heatmap", exc, tb),
         )
-        return None
+        e = self._entries.get(uid)
+        return None if e is None else e.cams.get(key)  # sync mode: computed already
 
     def export_report(
         self,
