@@ -177,9 +177,10 @@ def test_heatmap_on_request_and_a_stale_one_is_dropped(controller, engines) -> N
     assert all(f.cam is None for f in entry.result.frames)  # a volume: CAMs on request
     ready: list[tuple[int, int, int]] = []
     c.cam_ready.connect(lambda *a: ready.append(a))
-    cam = c.cam_for(uid, 2, 1)
+    cam = c.request_cam(uid, 2, 1)
     assert cam is not None and ready == [(uid, 2, 1)] and (2, 1) in entry.cams
-    assert c.cam_for(uid, 2, 1) is cam and len(ready) == 1  # cached: no second job
+    assert c.request_cam(uid, 2, 1) is cam and len(ready) == 1  # cached: no second job
+    assert c.cam_for(uid, 2, 1) is cam  # the old name still works
 
     class MovesOn:
         """The user steps to frame 4 while frame 3's heatmap is computed."""
@@ -193,12 +194,12 @@ def test_heatmap_on_request_and_a_stale_one_is_dropped(controller, engines) -> N
         def cam(self, scan, frame, cls):
             if not self.moved:
                 self.moved = True
-                c.cam_for(uid, 4, cls)
+                c.request_cam(uid, 4, cls)
             return real.cam(scan, frame, cls)
 
     c.engine = MovesOn()
     ready.clear()
-    c.cam_for(uid, 3, 0)
+    c.request_cam(uid, 3, 0)
     assert ready == [(uid, 4, 0)] and (3, 0) not in entry.cams and (4, 0) in entry.cams
     assert c.model_jobs.dropped  # frame 3's heatmap arrived after the newer request
 

@@ -290,7 +290,7 @@ class Controller(QObject):
         def job(ctx: JobContext) -> ScanResult:
             # B-scan: prediction and CAM in one pass. Volume: predictions for every frame (the
             # mirrored view only where it can change the answer, core/volume_rule.py), then the
-            # CAM of the frame on screen on request (cam_for).
+            # CAM of the frame on screen on request (request_cam).
             from octviewer.core.volume_rule import VolumeShortcut
 
             return engine.analyze(
@@ -360,7 +360,7 @@ class Controller(QObject):
             self.analysis_failed.emit(uid)
         self._finish_running()
 
-    def cam_for(self, uid: int, frame: int, class_index: int) -> np.ndarray | None:
+    def request_cam(self, uid: int, frame: int, class_index: int) -> np.ndarray | None:
         """The cached CAM, or None after asking the engine for it (``cam_ready`` follows).
         Only the newest request counts: moving to another frame drops older ones."""
         entry = self._entries.get(uid)
@@ -388,6 +388,8 @@ class Controller(QObject):
         )
         e = self._entries.get(uid)
         return None if e is None else e.cams.get(key)  # sync mode: computed already
+
+    cam_for = request_cam  # the old name: it submits a job, it is not a getter
 
     def export_report(
         self,

@@ -28,7 +28,7 @@ class FramesMixin:
         visible = view.overlay_visible and self.result_panel.output_revealed
         cls = self._cam_class()
         if entry is not None and cls is not None and visible:
-            cam = self.controller.cam_for(entry.uid, view.frame, cls)
+            cam = self.controller.request_cam(entry.uid, view.frame, cls)
         self.image_view.set_overlay(cam, view.colormap, view.opacity, visible, view.contours)
 
     def set_frame(self, frame: int) -> None:
