@@ -92,7 +92,6 @@ class MainWindow(
         c.entry_added.connect(self._on_entry_added)
         c.entry_updated.connect(self._on_entry_updated)
         c.entry_removed.connect(self._on_entry_removed)
-        c.result_ready.connect(self._on_entry_updated)
         c.cam_ready.connect(self._on_cam_ready)
         c.model_changed.connect(self._on_model_changed)
         c.error.connect(lambda t, m, d: self.show_error(t, m, d))
