@@ -1,12 +1,11 @@
 """The glue between the core and the widgets: opened scans, the model, background jobs.
 
-No widgets here. The controller owns the list of opened scans (:class:`ScanEntry`), loads
-scans on an I/O pool and runs the engine on a one-thread model pool (one engine, one job at a
-time). Analyses are queued and started one by one so the scan on screen goes first, scans
-opened before the model is ready wait for it, and a running analysis can be cancelled between
-batches. Every job is numbered by :class:`~octviewer.ui.workers.JobRunner`: a result that
-arrives for a scan that was closed or re-requested, or a heatmap for a frame that is no longer
-shown, is dropped.
+No widgets here. The controller owns the opened scans (:class:`~.session.ScanEntry`), loads
+them on an I/O pool and runs the engine on a one-thread model pool, one analysis at a time
+through :class:`~.session.AnalysisQueue` (the scan on screen first; scans opened before the
+model wait for it; cancel between batches). :class:`~.workers.JobRunner` numbers every job:
+the result of a closed or re-requested scan, or the heatmap of a frame no longer shown, is
+dropped.
 """
 
 from __future__ import annotations
@@ -22,31 +21,19 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from octviewer.errors import AmbiguousSeriesError, AnalysisCancelled, OCTViewerError
-from octviewer.ui.presenters import (
-    NO_MODEL_TEXT,
-    model_loading,
-    model_not_found_text,
-    model_status,
-    unexpected_error_text,
-)
-from octviewer.ui.session import (
-    AnalysisQueue,
-    EntryStatus,
-    ModelState,
-    ReportJob,
-    ScanEntry,
-    default_report_name,  # noqa: F401 (re-exported: tests and scripts import it from here)
-    export_plan,
-    write_reports,
-)
-from octviewer.ui.workers import JobContext, JobRunner
+from octviewer.ui import presenters, session
+from octviewer.ui.presenters import NO_MODEL_TEXT
+from octviewer.ui.session import EntryStatus, ModelState, ScanEntry
+from octviewer.ui.workers import JobRunner
 
 if TYPE_CHECKING:
     from octviewer.core.engine import Engine
     from octviewer.core.results import ScanResult
     from octviewer.core.scan import Scan
+    from octviewer.ui.session import Look
 
 log = logging.getLogger(__name__)
+default_report_name = session.default_report_name  # re-exported: tests and scripts use it here
 
 
 class Controller(QObject):
@@ -76,7 +63,7 @@ class Controller(QObject):
         self.model_text = NO_MODEL_TEXT
         self._entries: dict[int, ScanEntry] = {}
         self._next_uid = 0
-        self.queue = AnalysisQueue()
+        self.queue = session.AnalysisQueue()
 
     def entries(self) -> list[ScanEntry]:
         return list(self._entries.values())
@@ -100,8 +87,7 @@ class Controller(QObject):
 
     @contextlib.contextmanager
     def _batch(self) -> Iterator[None]:
-        """Jobs submitted inside start after it (sync mode; threads start them at once
-        anyway, but deliver only once this call has returned)."""
+        """Sync mode: jobs submitted inside start after it, as threads deliver after it."""
         with self.io_jobs.held(), self.model_jobs.held():
             yield
 
@@ -130,8 +116,7 @@ class Controller(QObject):
         self._load(entry)
 
     def remove(self, uid: int) -> None:
-        entry = self._entries.pop(uid, None)
-        if entry is None:
+        if self._entries.pop(uid, None) is None:
             return
         self.io_jobs.invalidate(f"load:{uid}")
         self.model_jobs.invalidate(f"analysis:{uid}")
@@ -142,15 +127,9 @@ class Controller(QObject):
 
     def _load(self, entry: ScanEntry) -> None:
         path, series, uid = entry.path, entry.series, entry.uid
-
-        def job(ctx: JobContext) -> Scan:
-            from octviewer.core.io import load
-
-            return load(path, series=series)
-
         self.io_jobs.submit(
             f"load:{uid}",
-            job,
+            lambda ctx: session.open_scan(path, series),
             on_result=lambda scan: self._on_loaded(uid, scan),
             on_error=lambda exc, tb: self._on_load_error(uid, exc, tb),
         )
@@ -199,7 +178,7 @@ class Controller(QObject):
             msg, details = str(exc), ""
         else:
             log.error("%s: unexpected error\n%s", title, tb)
-            msg, details = unexpected_error_text(exc), tb
+            msg, details = presenters.unexpected_error_text(exc), tb
         self.error.emit(title, msg, details)
         return msg
 
@@ -212,20 +191,14 @@ class Controller(QObject):
         bundle = Path(path) if path else default_model_path()
         if not bundle.is_file():
             if path:
-                self.error.emit("Model not found", model_not_found_text(bundle), "")
+                self.error.emit("Model not found", presenters.model_not_found_text(bundle), "")
             self._set_model(None, ModelState.NONE, NO_MODEL_TEXT)
             return
         self.model_jobs.cancel("analysis")
-        self._set_model(self.engine, ModelState.LOADING, model_loading(bundle.name))
-
-        def job(ctx: JobContext) -> Engine:
-            from octviewer.core.engine import Engine
-
-            return Engine(bundle, device=device, precision=precision)
-
+        self._set_model(self.engine, ModelState.LOADING, presenters.model_loading(bundle.name))
         self.model_jobs.submit(
             "model",
-            job,
+            lambda ctx: session.make_engine(bundle, device, precision),
             on_result=self._on_model_loaded,
             on_error=lambda exc, tb: self._on_model_error(bundle, exc, tb),
         )
@@ -241,7 +214,7 @@ class Controller(QObject):
     def _on_model_loaded(self, engine: Engine) -> None:
         ident = engine.identity
         log.info("model ready: %s on %s", ident, engine.device)
-        self._set_model(engine, ModelState.READY, model_status(ident))
+        self._set_model(engine, ModelState.READY, presenters.model_status(ident))
         with self._batch():
             for entry in self._entries.values():
                 if entry.needs_analysis(ident.sha256):  # results of another model: analyse again
@@ -264,10 +237,8 @@ class Controller(QObject):
             self._enqueue(entry)
 
     def _enqueue(self, entry: ScanEntry) -> None:
-        if self.model_state is not ModelState.READY:
-            entry.status = EntryStatus.WAITING
-        else:
-            entry.status = EntryStatus.QUEUED
+        ready = self.model_state is ModelState.READY
+        entry.status = EntryStatus.QUEUED if ready else EntryStatus.WAITING
         self.queue.add(entry.uid)
         self.entry_updated.emit(entry.uid)
         self._start_next()
@@ -286,24 +257,9 @@ class Controller(QObject):
         self.analysis_running.emit(True)
         engine, scan = self.engine, entry.scan
         started = time.perf_counter()
-
-        def job(ctx: JobContext) -> ScanResult:
-            # B-scan: prediction and CAM in one pass. Volume: predictions for every frame (the
-            # mirrored view only where it can change the answer, core/volume_rule.py), then the
-            # CAM of the frame on screen on request (request_cam).
-            from octviewer.core.volume_rule import VolumeShortcut
-
-            return engine.analyze(
-                scan,
-                cam=not scan.is_volume,
-                progress=ctx.progress,
-                cancel=ctx.cancelled,
-                shortcut=VolumeShortcut() if scan.is_volume else None,
-            )
-
         self.model_jobs.submit(
             f"analysis:{uid}",
-            job,
+            lambda ctx: session.analyse(engine, scan, ctx.progress, ctx.cancelled),
             on_result=lambda res: self._on_analysed(uid, res, started),
             on_error=lambda exc, tb: self._on_analysis_error(uid, exc, tb),
             on_progress=lambda d, t: self._on_progress(uid, d, t),
@@ -371,9 +327,6 @@ class Controller(QObject):
             return entry.cams[key]
         engine, scan = self.engine, entry.scan
 
-        def job(ctx: JobContext) -> np.ndarray:
-            return engine.cam(scan, frame, class_index)
-
         def done(cam: np.ndarray) -> None:
             e = self._entries.get(uid)
             if e is not None:
@@ -382,7 +335,7 @@ class Controller(QObject):
 
         self.model_jobs.submit(
             "cam",
-            job,
+            lambda ctx: engine.cam(scan, frame, class_index),
             on_result=done,
             on_error=lambda exc, tb: self._report_error("Could not compute the heatmap", exc, tb),
         )
@@ -400,21 +353,11 @@ class Controller(QObject):
         class_index: int | None = None,
         include_identity: bool = False,
         show_unreliable: bool = False,
-        look: dict[str, Any] | None = None,
+        look: Look | None = None,
     ) -> None:
-        """Write the PNG report of one scan/frame in the background (``export_finished``).
-        ``show_unreliable``: draw a not-assessed frame's probabilities and heatmap anyway;
-        ``look``: the heatmap as the window shows it (``colormap``, ``opacity``, ``contours``)."""
-        job = ReportJob.of(
-            self._entries[uid],
-            self.engine,
-            frame,
-            Path(path),
-            class_index=class_index,
-            include_identity=include_identity,
-            show_unreliable=show_unreliable,
-            look=look,
-        )
+        """Write one scan/frame's PNG report in the background (options: ReportJob.of)."""
+        entry, options = self._entries[uid], (class_index, include_identity, show_unreliable, look)
+        job = session.ReportJob.of(entry, self.engine, frame, Path(path), *options)
         self.model_jobs.submit(
             "export",
             lambda ctx: [job.run()],
@@ -424,30 +367,17 @@ class Controller(QObject):
         )
 
     def export_all(
-        self,
-        directory: str | Path,
-        *,
-        include_identity: bool = False,
-        look: dict[str, Any] | None = None,
+        self, directory: str | Path, *, include_identity: bool = False, look: Look | None = None
     ) -> list[int]:
         """One report per analysed scan (its most suspicious frame for volumes) into ``directory``."""
-        plan = export_plan(self._entries.values(), Path(directory))
+        plan = session.export_plan(self._entries.values(), Path(directory))
+        options = (None, include_identity, False, look)
         jobs = [
-            ReportJob.of(
-                e,
-                self.engine,
-                frame,
-                path,
-                class_index=None,
-                include_identity=include_identity,
-                look=look,
-            )
-            for e, frame, path in plan
+            session.ReportJob.of(e, self.engine, frame, path, *options) for e, frame, path in plan
         ]
-
         self.model_jobs.submit(
             "export-all",
-            lambda ctx: write_reports(jobs, ctx.cancelled, ctx.progress),
+            lambda ctx: session.write_reports(jobs, ctx.cancelled, ctx.progress),
             on_result=self._on_exported,
             on_error=lambda exc, tb: self._report_error("Could not export the reports", exc, tb),
             on_progress=lambda d, t: self.export_progress.emit(d, t),

@@ -133,6 +133,40 @@ class AnalysisQueue:
         return out
 
 
+def open_scan(path: Path, series: str | None) -> Scan:
+    """Read a scan (an I/O job)."""
+    from octviewer.core.io import load
+
+    return load(path, series=series)
+
+
+def make_engine(bundle: Path, device: str, precision: str) -> Engine:
+    """Load a model bundle (a model job; torch is imported here, not at start-up)."""
+    from octviewer.core.engine import Engine
+
+    return Engine(bundle, device=device, precision=precision)
+
+
+def analyse(
+    engine: Engine,
+    scan: Scan,
+    progress: Callable[[int, int], None],
+    cancelled: Callable[[], bool],
+) -> ScanResult:
+    """The viewer's analysis of a scan. B-scan: prediction and CAM in one pass. Volume:
+    predictions for every frame (the mirrored view only where it can change the answer,
+    core/volume_rule.py), then the CAM of the frame on screen on request (request_cam)."""
+    from octviewer.core.volume_rule import VolumeShortcut
+
+    return engine.analyze(
+        scan,
+        cam=not scan.is_volume,
+        progress=progress,
+        cancel=cancelled,
+        shortcut=VolumeShortcut() if scan.is_volume else None,
+    )
+
+
 def default_report_name(entry: ScanEntry, frame: int) -> str:
     """``<file stem>[_frameN]_<class>_report.png``: from the file name, never the patient's name."""
     from octviewer.core.report.naming import safe_stem
@@ -196,10 +230,23 @@ class ReportJob:
 
     @classmethod
     def of(
-        cls, entry: ScanEntry, engine: Engine | None, frame: int, path: Path, **kw: Any
+        cls,
+        entry: ScanEntry,
+        engine: Engine | None,
+        frame: int,
+        path: Path,
+        class_index: int | None = None,
+        include_identity: bool = False,
+        show_unreliable: bool = False,
+        look: dict[str, Any] | None = None,
     ) -> ReportJob:
+        """The report of ``entry``'s ``frame``: the heatmap of ``class_index`` (None: the
+        predicted class); ``show_unreliable``: a not-assessed frame's output drawn anyway;
+        ``look``: the heatmap as the window shows it (colormap, opacity, contours)."""
         assert entry.scan is not None and entry.result is not None
-        return cls(entry.scan, entry.result, engine, dict(entry.cams), frame, path=path, **kw)
+        cams = dict(entry.cams)
+        options = (class_index, path, include_identity, show_unreliable, look)
+        return cls(entry.scan, entry.result, engine, cams, frame, *options)
 
     def run(self) -> Path:
         """Write the report (computing the frame's heatmap when none is cached)."""
