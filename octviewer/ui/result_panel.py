@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from octviewer.core.overlay import COLORMAPS, DEFAULT_OPACITY
 from octviewer.core.results import FrameResult, ModelIdentity
 from octviewer.ui.presenters import model_facts
 from octviewer.ui.style import class_color
@@ -105,7 +106,9 @@ class ResultPanel(QFrame):
     cam_class_changed = Signal(int)  # class index, or PREDICTED (-1)
     show_anyway_toggled = Signal(bool)
 
-    def __init__(self, colormaps: tuple[str, ...], parent: QWidget | None = None) -> None:
+    def __init__(
+        self, colormaps: tuple[str, ...] = COLORMAPS, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.setObjectName("panel")
         self.setMinimumWidth(280)
@@ -164,7 +167,7 @@ class ResultPanel(QFrame):
         form.addRow("For class", self.cam_class)
         self.opacity = QSlider(Qt.Orientation.Horizontal)
         self.opacity.setRange(0, 100)
-        self.opacity.setValue(45)
+        self.opacity.setValue(round(DEFAULT_OPACITY * 100))
         self.opacity.valueChanged.connect(lambda v: self.opacity_changed.emit(v / 100.0))
         form.addRow("Opacity", self.opacity)
         self.colormap = QComboBox()
