@@ -307,3 +307,30 @@ def test_no_threads_leak(qtbot, tmp_path, engine) -> None:
         qtbot.waitUntil(lambda: threading.active_count() <= before, timeout=10_000)
     except AssertionError:
         pytest.fail(f"threads left running: {[t.name for t in threading.enumerate()]}")
+
+
+def test_one_result_redraws_the_window_once(qtbot, tmp_path, engine, monkeypatch) -> None:
+    from octviewer.core.io import load
+    from octviewer.ui.controller import Controller
+
+    c = Controller(sync=True)  # no waits: every job is done when its call returns
+    w = MainWindow(Settings.at(tmp_path / "s.ini"), controller=c)
+    qtbot.addWidget(w)
+    c.set_engine(engine)
+    drawn: list[EntryStatus | None] = []
+    real = w._show_current
+
+    def counting(new_scan: bool = False) -> None:
+        entry = w.current_entry()
+        drawn.append(None if entry is None else entry.status)
+        real(new_scan)
+
+    monkeypatch.setattr(w, "_show_current", counting)
+    ready: list[int] = []
+    c.result_ready.connect(ready.append)  # still emitted, for tests and scripts
+    uid = c.add_scan(load(KERMANY[0]))
+    assert ready == [uid]
+    assert drawn.count(EntryStatus.DONE) == 1  # was 2: result_ready and entry_updated
+    assert w.result_panel.prediction.text() == c.entry(uid).result.frames[0].predicted_class
+    assert w.image_view.overlay_shown
+    w.close()

@@ -4,7 +4,6 @@ each one (a bad input is recorded as a failure and the batch goes on)."""
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -60,18 +59,16 @@ def _folder_inputs(folder: Path) -> list[Path | tuple[Path, str]]:
 
 
 def _unique_stem(stem: str, used: set[str]) -> str:
-    candidate, k = stem, 2
-    while candidate.lower() in used:
-        candidate, k = f"{stem}_{k}", k + 1
-    used.add(candidate.lower())
-    return candidate
+    from octviewer.core.report.naming import unique_name
+
+    return unique_name(stem, used, ignore_case=True, numbered=True)
 
 
 def _safe_stem(name: str, is_dir: bool) -> str:
     """A file-system-safe report name from an input name (suffix dropped for files)."""
-    name = name if is_dir else Path(name).stem
-    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("._")
-    return cleaned or "scan"
+    from octviewer.core.report.naming import safe_stem
+
+    return safe_stem(name if is_dir else Path(name).stem, strip=True)
 
 
 @dataclass
@@ -102,10 +99,7 @@ def _with_cam(
     if fr.cam is not None:
         return result
     cls = fr.predicted_index if cam_class is None else cam_class
-    cam = engine.cam(scan, frame, cls)
-    new = dataclasses.replace(fr, cam=cam, cam_class=cls)
-    frames = tuple(new if f.frame_index == frame else f for f in result.frames)
-    return dataclasses.replace(result, frames=frames)
+    return result.with_cam(frame, engine.cam(scan, frame, cls), cls)
 
 
 def analyze_one(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -219,6 +219,18 @@ class ScanResult:
             if fr.frame_index == index:
                 return fr
         raise KeyError(index)
+
+    def with_cam(
+        self, frame_index: int, cam: np.ndarray | None, cam_class: int | None
+    ) -> ScanResult:
+        """This result with ``cam`` (the map of class ``cam_class``) as the heatmap of frame
+        ``frame_index``; the other frames are unchanged (volumes are analysed without CAMs and
+        get the shown frame's afterwards)."""
+        frames = tuple(
+            replace(f, cam=cam, cam_class=cam_class) if f.frame_index == frame_index else f
+            for f in self.frames
+        )
+        return replace(self, frames=frames)
 
     def probability_matrix(self) -> np.ndarray:
         """(n_frames, n_classes) calibrated probabilities, in frame order."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -150,11 +149,7 @@ def analyse_case(
             k = result.most_suspicious_frame()
             fr = result.frame(k)
             cam = engine.cam(scan, k, fr.predicted_index)
-            frames = tuple(
-                dataclasses.replace(f, cam=cam, cam_class=fr.predicted_index) if f is fr else f
-                for f in result.frames
-            )
-            result = dataclasses.replace(result, frames=frames)
+            result = result.with_cam(k, cam, fr.predicted_index)
         else:
             result = engine.analyze(scan, cam=True)
             k = result.frames[0].frame_index

@@ -1,23 +1,19 @@
 """The glue between the core and the widgets: opened scans, the model, background jobs.
 
-No widgets here. The controller owns the list of opened scans (:class:`ScanEntry`), loads
-scans on an I/O pool and runs the engine on a one-thread model pool (one engine, one job at a
-time). Analyses are queued and started one by one so the scan on screen goes first, scans
-opened before the model is ready wait for it, and a running analysis can be cancelled between
-batches. Every job is numbered by :class:`~octviewer.ui.workers.JobRunner`: a result that
-arrives for a scan that was closed or re-requested, or a heatmap for a frame that is no longer
-shown, is dropped.
+No widgets here. The controller owns the opened scans (:class:`~.session.ScanEntry`), loads
+them on an I/O pool and runs the engine on a one-thread model pool, one analysis at a time
+through :class:`~.session.AnalysisQueue` (the scan on screen first; scans opened before the
+model wait for it; cancel between batches). :class:`~.workers.JobRunner` numbers every job:
+the result of a closed or re-requested scan, or the heatmap of a frame no longer shown, is
+dropped.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import enum
 import logging
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,78 +21,19 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from octviewer.errors import AmbiguousSeriesError, AnalysisCancelled, OCTViewerError
-from octviewer.ui.workers import JobContext, JobRunner
+from octviewer.ui import presenters, session
+from octviewer.ui.presenters import NO_MODEL_TEXT
+from octviewer.ui.session import EntryStatus, ModelState, ScanEntry
+from octviewer.ui.workers import JobRunner
 
 if TYPE_CHECKING:
     from octviewer.core.engine import Engine
     from octviewer.core.results import ScanResult
     from octviewer.core.scan import Scan
+    from octviewer.ui.session import Look
 
 log = logging.getLogger(__name__)
-
-NO_MODEL_TEXT = "No model loaded — File > Load model…"
-
-
-class EntryStatus(str, enum.Enum):
-    OPENING = "Opening…"
-    WAITING = "Waiting for the model"
-    QUEUED = "Queued"
-    ANALYSING = "Analysing…"
-    DONE = "Done"
-    CANCELLED = "Cancelled"
-    FAILED = "Could not open"
-    ANALYSIS_FAILED = "Analysis failed"
-
-
-class ModelState(str, enum.Enum):
-    NONE = "none"
-    LOADING = "loading"
-    READY = "ready"
-    FAILED = "failed"
-
-
-@dataclass
-class ScanEntry:
-    """One opened file or folder and what the app knows about it."""
-
-    uid: int
-    path: Path
-    series: str | None = None
-    status: EntryStatus = EntryStatus.OPENING
-    scan: Scan | None = None
-    result: ScanResult | None = None
-    error: str | None = None
-    elapsed_s: float = 0.0
-    progress: tuple[int, int] = (0, 0)
-    cams: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
-    opened_at: float = field(default_factory=time.perf_counter)
-
-    @property
-    def name(self) -> str:
-        if self.scan is not None:
-            return self.scan.metadata.display_name
-        return self.path.name or str(self.path)
-
-    @property
-    def summary(self) -> str:
-        """One line for the side list: status, or the answer when done."""
-        if self.status is EntryStatus.DONE and self.result is not None:
-            if self.scan is not None and self.scan.is_volume:
-                n = len(self.result.frames)
-                if not self.result.assessable_frames:
-                    return f"not assessed (none of {n} frames)"
-                fr = self.result.frame(self.result.most_suspicious_frame())
-                skipped = n - len(self.result.assessable_frames)
-                more = f"; {skipped} not assessed" if skipped else ""
-                return f"{fr.predicted_class} {fr.confidence:.0%} (most suspicious of {n} frames{more})"
-            fr = self.result.frames[0]
-            if not fr.assessable:
-                return f"not assessed: {next(f for f in fr.ordered_flags if f.abstains).value}"
-            warn = " ⚠" if fr.is_flagged else ""
-            return f"{fr.predicted_class} {fr.confidence:.0%}{warn}"
-        if self.status is EntryStatus.ANALYSING and self.progress[1] > 1:
-            return f"Analysing… {self.progress[0]}/{self.progress[1]}"
-        return self.status.value
+default_report_name = session.default_report_name  # re-exported: tests and scripts use it here
 
 
 class Controller(QObject):
@@ -116,20 +53,18 @@ class Controller(QObject):
     export_progress = Signal(int, int)
     export_finished = Signal(object)  # list[Path] written
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(self, parent: QObject | None = None, *, sync: bool | None = None) -> None:
+        """``sync``: run jobs in the calling thread (tests; see ui/workers.py)."""
         super().__init__(parent)
-        self.model_jobs = JobRunner(1, self)
-        self.io_jobs = JobRunner(2, self)
+        self.model_jobs = JobRunner(1, self, sync=sync)
+        self.io_jobs = JobRunner(2, self, sync=sync)
         self.engine: Engine | None = None
         self.model_state = ModelState.NONE
         self.model_text = NO_MODEL_TEXT
         self._entries: dict[int, ScanEntry] = {}
         self._next_uid = 0
-        self._queue: list[int] = []
-        self._running_uid: int | None = None
-        self._priority_uid: int | None = None
+        self.queue = session.AnalysisQueue()
 
-    # --- entries ------------------------------------------------------------------------------
     def entries(self) -> list[ScanEntry]:
         return list(self._entries.values())
 
@@ -138,29 +73,39 @@ class Controller(QObject):
 
     def set_priority(self, uid: int | None) -> None:
         """The scan on screen: analysed before the rest of the queue."""
-        self._priority_uid = uid
+        self.queue.priority = uid
 
     def open_paths(self, paths: Iterable[str | Path]) -> list[int]:
         """Open files/folders in the background; each becomes an entry at once."""
         uids = []
-        for p in paths:
-            self._next_uid += 1
-            entry = ScanEntry(self._next_uid, Path(p))
-            self._entries[entry.uid] = entry
-            uids.append(entry.uid)
-            self.entry_added.emit(entry.uid)
-            self._load(entry)
+        with self._batch():
+            for p in paths:
+                entry = self._new_entry(Path(p))
+                uids.append(entry.uid)
+                self._load(entry)
         return uids
+
+    @contextlib.contextmanager
+    def _batch(self) -> Iterator[None]:
+        """Sync mode: jobs submitted inside start after it, as threads deliver after it."""
+        with self.io_jobs.held(), self.model_jobs.held():
+            yield
 
     def add_scan(self, scan: Scan, path: str | Path | None = None) -> int:
         """Add a scan that is already in memory (scripts, tests); it is analysed like a file."""
-        self._next_uid += 1
         src = path or (scan.metadata.source_paths[0] if scan.metadata.source_paths else "scan")
-        entry = ScanEntry(self._next_uid, Path(src), scan=scan)
-        self._entries[entry.uid] = entry
-        self.entry_added.emit(entry.uid)
+        entry = self._new_entry(Path(src), scan=scan)
         self._enqueue(entry)
         return entry.uid
+
+    def _new_entry(
+        self, path: Path, *, series: str | None = None, scan: Scan | None = None
+    ) -> ScanEntry:
+        self._next_uid += 1
+        entry = ScanEntry(self._next_uid, path, series=series, scan=scan)
+        self._entries[entry.uid] = entry
+        self.entry_added.emit(entry.uid)
+        return entry
 
     def open_series(self, uid: int, series: str) -> None:
         entry = self._entries.get(uid)
@@ -171,30 +116,20 @@ class Controller(QObject):
         self._load(entry)
 
     def remove(self, uid: int) -> None:
-        entry = self._entries.pop(uid, None)
-        if entry is None:
+        if self._entries.pop(uid, None) is None:
             return
         self.io_jobs.invalidate(f"load:{uid}")
         self.model_jobs.invalidate(f"analysis:{uid}")
-        if uid in self._queue:
-            self._queue.remove(uid)
-        if self._running_uid == uid:
-            self._running_uid = None
+        if self.queue.discard(uid):
             self.analysis_running.emit(False)
-            self._pump()
+            self._start_next()
         self.entry_removed.emit(uid)
 
     def _load(self, entry: ScanEntry) -> None:
         path, series, uid = entry.path, entry.series, entry.uid
-
-        def job(ctx: JobContext) -> Scan:
-            from octviewer.core.io import load
-
-            return load(path, series=series)
-
         self.io_jobs.submit(
             f"load:{uid}",
-            job,
+            lambda ctx: session.open_scan(path, series),
             on_result=lambda scan: self._on_loaded(uid, scan),
             on_error=lambda exc, tb: self._on_load_error(uid, exc, tb),
         )
@@ -222,13 +157,10 @@ class Controller(QObject):
             keys = list(exc.series)
             entry.series, entry.status, entry.error = keys[0], EntryStatus.OPENING, None
             self.entry_updated.emit(uid)
-            self._load(entry)
-            for key in keys[1:]:
-                self._next_uid += 1
-                other = ScanEntry(self._next_uid, entry.path, series=key)
-                self._entries[other.uid] = other
-                self.entry_added.emit(other.uid)
-                self._load(other)
+            with self._batch():
+                self._load(entry)
+                for key in keys[1:]:
+                    self._load(self._new_entry(entry.path, series=key))
             return
         if isinstance(exc, AmbiguousSeriesError):
             entry.status, entry.error = EntryStatus.FAILED, str(exc)
@@ -246,15 +178,10 @@ class Controller(QObject):
             msg, details = str(exc), ""
         else:
             log.error("%s: unexpected error\n%s", title, tb)
-            msg = (
-                f"An unexpected error occurred ({type(exc).__name__}: {exc}). The details are in "
-                "the log file (Help > Show log folder). Other scans are not affected."
-            )
-            details = tb
+            msg, details = presenters.unexpected_error_text(exc), tb
         self.error.emit(title, msg, details)
         return msg
 
-    # --- model ----------------------------------------------------------------------------------
     def load_model(
         self, path: str | Path | None, device: str = "auto", precision: str = "auto"
     ) -> None:
@@ -264,24 +191,14 @@ class Controller(QObject):
         bundle = Path(path) if path else default_model_path()
         if not bundle.is_file():
             if path:
-                self.error.emit(
-                    "Model not found",
-                    f"The model file {bundle} does not exist. Choose another with File > Load model….",
-                    "",
-                )
+                self.error.emit("Model not found", presenters.model_not_found_text(bundle), "")
             self._set_model(None, ModelState.NONE, NO_MODEL_TEXT)
             return
         self.model_jobs.cancel("analysis")
-        self._set_model(self.engine, ModelState.LOADING, f"Loading model {bundle.name}…")
-
-        def job(ctx: JobContext) -> Engine:
-            from octviewer.core.engine import Engine
-
-            return Engine(bundle, device=device, precision=precision)
-
+        self._set_model(self.engine, ModelState.LOADING, presenters.model_loading(bundle.name))
         self.model_jobs.submit(
             "model",
-            job,
+            lambda ctx: session.make_engine(bundle, device, precision),
             on_result=self._on_model_loaded,
             on_error=lambda exc, tb: self._on_model_error(bundle, exc, tb),
         )
@@ -297,33 +214,21 @@ class Controller(QObject):
     def _on_model_loaded(self, engine: Engine) -> None:
         ident = engine.identity
         log.info("model ready: %s on %s", ident, engine.device)
-        self._set_model(
-            engine,
-            ModelState.READY,
-            f"Model: {ident.name} {ident.version} · sha256 {ident.short_sha}",
-        )
-        # Results of another model no longer describe what is shown: analyse again.
-        for entry in self._entries.values():
-            if (
-                entry.scan is not None
-                and entry.status is not EntryStatus.FAILED
-                and (entry.result is None or entry.result.model.sha256 != ident.sha256)
-            ):
-                entry.result, entry.cams = None, {}
-                self._enqueue(entry)
-        self._pump()
+        self._set_model(engine, ModelState.READY, presenters.model_status(ident))
+        with self._batch():
+            for entry in self._entries.values():
+                if entry.needs_analysis(ident.sha256):  # results of another model: analyse again
+                    entry.result, entry.cams = None, {}
+                    self._enqueue(entry)
+            self._start_next()
 
     def _on_model_error(self, bundle: Path, exc: BaseException, tb: str) -> None:
         self._report_error(f"Could not load the model {bundle.name}", exc, tb)
-        if self.engine is not None:
-            self._set_model(
-                self.engine, ModelState.READY, self.model_text.replace("Loading", "Kept")
-            )
+        if self.engine is not None:  # the previous model stays in use
             self._on_model_loaded(self.engine)
         else:
             self._set_model(None, ModelState.FAILED, NO_MODEL_TEXT)
 
-    # --- analysis -------------------------------------------------------------------------------
     def analyse(self, uid: int) -> None:
         """(Re)analyse an entry, e.g. after a cancel."""
         entry = self._entries.get(uid)
@@ -332,48 +237,29 @@ class Controller(QObject):
             self._enqueue(entry)
 
     def _enqueue(self, entry: ScanEntry) -> None:
-        if self.model_state is not ModelState.READY:
-            entry.status = EntryStatus.WAITING
-        else:
-            entry.status = EntryStatus.QUEUED
-        if entry.uid not in self._queue and entry.uid != self._running_uid:
-            self._queue.append(entry.uid)
+        ready = self.model_state is ModelState.READY
+        entry.status = EntryStatus.QUEUED if ready else EntryStatus.WAITING
+        self.queue.add(entry.uid)
         self.entry_updated.emit(entry.uid)
-        self._pump()
+        self._start_next()
 
-    def _pump(self) -> None:
-        if self._running_uid is not None or self.model_state is not ModelState.READY:
+    def _start_next(self) -> None:
+        """Start the next queued analysis, if the model is ready and none is running."""
+        if self.model_state is not ModelState.READY:
             return
-        if not self._queue:
+        uid = self.queue.next()
+        if uid is None:
             return
-        uid = self._priority_uid if self._priority_uid in self._queue else self._queue[0]
-        self._queue.remove(uid)
         entry = self._entries[uid]
         assert entry.scan is not None and self.engine is not None
-        self._running_uid = uid
         entry.status, entry.progress = EntryStatus.ANALYSING, (0, entry.scan.n_frames)
         self.entry_updated.emit(uid)
         self.analysis_running.emit(True)
         engine, scan = self.engine, entry.scan
         started = time.perf_counter()
-
-        def job(ctx: JobContext) -> ScanResult:
-            # B-scan: prediction and CAM in one pass. Volume: predictions for every frame (the
-            # mirrored view only where it can change the answer, core/volume_rule.py), then the
-            # CAM of the frame on screen on request (cam_for).
-            from octviewer.core.volume_rule import VolumeShortcut
-
-            return engine.analyze(
-                scan,
-                cam=not scan.is_volume,
-                progress=ctx.progress,
-                cancel=ctx.cancelled,
-                shortcut=VolumeShortcut() if scan.is_volume else None,
-            )
-
         self.model_jobs.submit(
             f"analysis:{uid}",
-            job,
+            lambda ctx: session.analyse(engine, scan, ctx.progress, ctx.cancelled),
             on_result=lambda res: self._on_analysed(uid, res, started),
             on_error=lambda exc, tb: self._on_analysis_error(uid, exc, tb),
             on_progress=lambda d, t: self._on_progress(uid, d, t),
@@ -381,16 +267,14 @@ class Controller(QObject):
 
     def cancel_analysis(self) -> None:
         """Stop the running analysis (between batches) and the queue behind it."""
-        for uid in self._queue:
-            e = self._entries[uid]
-            e.status = EntryStatus.CANCELLED
+        for uid in self.queue.clear():
+            self._entries[uid].status = EntryStatus.CANCELLED
             self.entry_updated.emit(uid)
-        self._queue.clear()
-        if self._running_uid is not None:
-            self.model_jobs.cancel(f"analysis:{self._running_uid}")
+        if self.queue.running is not None:
+            self.model_jobs.cancel(f"analysis:{self.queue.running}")
 
     def is_analysing(self) -> bool:
-        return self._running_uid is not None
+        return self.queue.running is not None
 
     def _on_progress(self, uid: int, done: int, total: int) -> None:
         entry = self._entries.get(uid)
@@ -399,27 +283,19 @@ class Controller(QObject):
             self.analysis_progress.emit(uid, done, total)  # cheap: no full redraw per batch
 
     def _finish_running(self) -> None:
-        self._running_uid = None
+        self.queue.finish()
         self.analysis_running.emit(False)
-        self._pump()
+        self._start_next()
 
     def _on_analysed(self, uid: int, result: ScanResult, started: float) -> None:
         entry = self._entries.get(uid)
-        if (
-            entry is not None
-            and self.engine is not None
-            and result.model.sha256 != self.engine.identity.sha256
-        ):
-            entry = None  # produced by the previous model: analyse again with the new one
-            self._finish_running()
+        current = self.engine.identity.sha256 if self.engine is not None else result.model.sha256
+        if entry is not None and result.model.sha256 != current:
+            self._finish_running()  # produced by the previous model: analyse again with this one
             self.analyse(uid)
             return
         if entry is not None:
-            entry.result, entry.status = result, EntryStatus.DONE
-            entry.elapsed_s = time.perf_counter() - started
-            for fr in result.frames:
-                if fr.cam is not None and fr.cam_class is not None:
-                    entry.cams[(fr.frame_index, fr.cam_class)] = fr.cam
+            entry.take_result(result, time.perf_counter() - started)
             log.info(
                 "analysed scan %d: %d frame(s) in %.2f s", uid, len(result.frames), entry.elapsed_s
             )
@@ -440,8 +316,7 @@ class Controller(QObject):
             self.analysis_failed.emit(uid)
         self._finish_running()
 
-    # --- heatmaps --------------------------------------------------------------------------------
-    def cam_for(self, uid: int, frame: int, class_index: int) -> np.ndarray | None:
+    def request_cam(self, uid: int, frame: int, class_index: int) -> np.ndarray | None:
         """The cached CAM, or None after asking the engine for it (``cam_ready`` follows).
         Only the newest request counts: moving to another frame drops older ones."""
         entry = self._entries.get(uid)
@@ -452,9 +327,6 @@ class Controller(QObject):
             return entry.cams[key]
         engine, scan = self.engine, entry.scan
 
-        def job(ctx: JobContext) -> np.ndarray:
-            return engine.cam(scan, frame, class_index)
-
         def done(cam: np.ndarray) -> None:
             e = self._entries.get(uid)
             if e is not None:
@@ -463,53 +335,14 @@ class Controller(QObject):
 
         self.model_jobs.submit(
             "cam",
-            job,
+            lambda ctx: engine.cam(scan, frame, class_index),
             on_result=done,
             on_error=lambda exc, tb: self._report_error("Could not compute the heatmap", exc, tb),
         )
-        return None
+        e = self._entries.get(uid)
+        return None if e is None else e.cams.get(key)  # sync mode: computed already
 
-    # --- reports -----------------------------------------------------------------------------------
-    def _report_job(
-        self,
-        uid: int,
-        frame: int,
-        class_index: int | None,
-        path: Path,
-        include_identity: bool,
-        show_unreliable: bool = False,
-        look: dict[str, Any] | None = None,
-    ):
-        entry = self._entries[uid]
-        scan, result, engine = entry.scan, entry.result, self.engine
-        cams = dict(entry.cams)
-
-        def run() -> Path:
-            from octviewer.core.report import save_report
-
-            assert scan is not None and result is not None
-            fr = result.frame(frame)
-            cls = fr.predicted_index if class_index is None else class_index
-            cam = cams.get((frame, cls))
-            drawn = fr.assessable or show_unreliable  # no heatmap for a frame not assessed
-            if cam is None and engine is not None and drawn:
-                cam = engine.cam(scan, frame, cls)
-            frames = tuple(
-                dataclasses.replace(f, cam=cam, cam_class=cls) if f.frame_index == frame else f
-                for f in result.frames
-            )
-            res = dataclasses.replace(result, frames=frames)
-            return save_report(
-                scan,
-                res,
-                path,
-                frame_index=frame,
-                include_identity=include_identity,
-                show_unreliable=show_unreliable,
-                **(look or {}),
-            )
-
-        return run
+    cam_for = request_cam  # the old name: it submits a job, it is not a getter
 
     def export_report(
         self,
@@ -520,66 +353,36 @@ class Controller(QObject):
         class_index: int | None = None,
         include_identity: bool = False,
         show_unreliable: bool = False,
-        look: dict[str, Any] | None = None,
+        look: Look | None = None,
     ) -> None:
-        """Write the PNG report of one scan/frame in the background (``export_finished``).
-        ``show_unreliable``: draw a not-assessed frame's probabilities and heatmap anyway;
-        ``look``: the heatmap as the window shows it (``colormap``, ``opacity``, ``contours``)."""
-        run = self._report_job(
-            uid, frame, class_index, Path(path), include_identity, show_unreliable, look
-        )
+        """Write one scan/frame's PNG report in the background (options: ReportJob.of)."""
+        entry, options = self._entries[uid], (class_index, include_identity, show_unreliable, look)
+        job = session.ReportJob.of(entry, self.engine, frame, Path(path), *options)
         self.model_jobs.submit(
             "export",
-            lambda ctx: [run()],
+            lambda ctx: [job.run()],
             on_result=self._on_exported,
             on_error=lambda exc, tb: self._report_error("Could not export the report", exc, tb),
             supersede=False,
         )
 
     def export_all(
-        self,
-        directory: str | Path,
-        *,
-        include_identity: bool = False,
-        look: dict[str, Any] | None = None,
+        self, directory: str | Path, *, include_identity: bool = False, look: Look | None = None
     ) -> list[int]:
         """One report per analysed scan (its most suspicious frame for volumes) into ``directory``."""
-        out = Path(directory)
-        todo = [e for e in self._entries.values() if e.result is not None and e.scan is not None]
-        jobs = []
-        used: set[str] = set()
-        for e in todo:
-            assert e.result is not None
-            frame = (
-                e.result.most_suspicious_frame()
-                if len(e.result.frames) > 1
-                else e.result.frames[0].frame_index
-            )
-            name = default_report_name(e, frame)
-            while name in used:
-                name = name.replace(".png", "_.png")
-            used.add(name)
-            jobs.append(
-                self._report_job(e.uid, frame, None, out / name, include_identity, look=look)
-            )
-
-        def run(ctx: JobContext) -> list[Path]:
-            written = []
-            for i, j in enumerate(jobs):
-                if ctx.cancelled():
-                    break
-                written.append(j())
-                ctx.progress(i + 1, len(jobs))
-            return written
-
+        plan = session.export_plan(self._entries.values(), Path(directory))
+        options = (None, include_identity, False, look)
+        jobs = [
+            session.ReportJob.of(e, self.engine, frame, path, *options) for e, frame, path in plan
+        ]
         self.model_jobs.submit(
             "export-all",
-            run,
+            lambda ctx: session.write_reports(jobs, ctx.cancelled, ctx.progress),
             on_result=self._on_exported,
             on_error=lambda exc, tb: self._report_error("Could not export the reports", exc, tb),
             on_progress=lambda d, t: self.export_progress.emit(d, t),
         )
-        return [e.uid for e in todo]
+        return [e.uid for e, _, _ in plan]
 
     def cancel_export(self) -> None:
         self.model_jobs.cancel("export-all")
@@ -588,20 +391,6 @@ class Controller(QObject):
         log.info("wrote %d report(s)", len(paths))
         self.export_finished.emit(list(paths))
 
-    # --- teardown -----------------------------------------------------------------------------------
     def shutdown(self) -> None:
         self.model_jobs.shutdown()
         self.io_jobs.shutdown()
-
-
-def default_report_name(entry: ScanEntry, frame: int) -> str:
-    """``<file stem>[_frameN]_<class>_report.png``: from the file name, never the patient's name."""
-    stem = entry.path.stem if entry.path.suffix else entry.path.name
-    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)[:60] or "scan"
-    parts = [stem]
-    if entry.scan is not None and entry.scan.is_volume:
-        parts.append(f"frame{frame + 1:03d}")
-    if entry.result is not None:
-        with contextlib.suppress(KeyError):
-            parts.append(entry.result.frame(frame).presented_class or "not-assessed")
-    return "_".join(parts) + "_report.png"

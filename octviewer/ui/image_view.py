@@ -27,6 +27,8 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QWidget
 
+from octviewer.core.overlay import DEFAULT_COLORMAP, DEFAULT_OPACITY
+
 ZOOM_STEP = 1.15
 MIN_ZOOM, MAX_ZOOM = 0.05, 40.0
 SCALE_STEPS_UM = (10, 20, 50, 100, 200, 250, 500, 1000, 2000, 5000)
@@ -88,8 +90,8 @@ class ImageView(QGraphicsView):
         self.wheel_steps_frames = False
         self._frame: np.ndarray | None = None
         self._cam: np.ndarray | None = None
-        self._colormap = "inferno"
-        self._opacity = 0.45
+        self._colormap = DEFAULT_COLORMAP
+        self._opacity = DEFAULT_OPACITY
         self._overlay_visible = True
         self._contours: tuple[float, ...] = ()
         self._window, self._level = 255.0, 127.5

@@ -26,16 +26,15 @@ from PySide6.QtWidgets import (
 )
 
 import octviewer
+from octviewer.core.overlay import COLORMAPS
 from octviewer.ui.actions import SUSPICIOUS_TIP
-from octviewer.ui.controller import NO_MODEL_TEXT
 from octviewer.ui.empty_state import EmptyState
 from octviewer.ui.image_view import ImageView
 from octviewer.ui.localizer_view import LocalizerView
+from octviewer.ui.presenters import NO_MODEL_TEXT
 from octviewer.ui.probability_strip import ProbabilityStrip
 from octviewer.ui.result_panel import ResultPanel
 from octviewer.ui.scan_list import ScanList
-
-COLORMAPS = ("inferno", "jet", "viridis")
 
 
 def build_widgets(window: Any) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import (
@@ -27,25 +28,31 @@ from PySide6.QtWidgets import (
 
 from octviewer.ui import dialogs
 from octviewer.ui.actions import CONTOUR_CHOICES, SUSPICIOUS_TIP, build_actions  # noqa: F401
-from octviewer.ui.controller import (
-    NO_MODEL_TEXT,
-    Controller,
-    EntryStatus,
-    ModelState,
-)
+from octviewer.ui.controller import Controller, EntryStatus, ScanEntry
 from octviewer.ui.empty_state import EmptyState  # noqa: F401
-from octviewer.ui.layout import COLORMAPS, build_widgets
+from octviewer.ui.layout import build_widgets
 from octviewer.ui.menus import build_menus, build_toolbar
+from octviewer.ui.presenters import (
+    NO_SCAN_TEXT,
+    frame_label,
+    result_placeholder,
+    scan_facts,
+    volume_caption,
+)
 from octviewer.ui.settings import Settings
 from octviewer.ui.style import STYLE_SHEET
+from octviewer.ui.view_state import ViewState
 from octviewer.ui.window_dialogs import DialogsMixin
-from octviewer.ui.window_frames import NONE_ASSESSABLE, FramesMixin
+from octviewer.ui.window_frames import NONE_ASSESSABLE, FramesMixin  # noqa: F401
 from octviewer.ui.window_opening import (
     SCAN_FILTER,  # noqa: F401
     OpeningMixin,
 )
 from octviewer.ui.window_reports import ReportsMixin
 from octviewer.ui.window_status import AnalysisStatusMixin
+
+if TYPE_CHECKING:
+    from octviewer.core.scan import Scan
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +66,7 @@ class MainWindow(
         super().__init__()
         self.settings = settings or Settings()
         self.controller = controller or Controller(self)
-        self._uid: int | None = None
-        self._frame = 0
+        self.view = ViewState.from_settings(self.settings)  # what is on screen, and how
         self._export_dialog: QProgressDialog | None = None
         self.errors: list[tuple[str, str]] = []  # every error shown (title, message), newest last
         self.setWindowTitle("octviewer")
@@ -86,7 +92,6 @@ class MainWindow(
         c.entry_added.connect(self._on_entry_added)
         c.entry_updated.connect(self._on_entry_updated)
         c.entry_removed.connect(self._on_entry_removed)
-        c.result_ready.connect(self._on_entry_updated)
         c.cam_ready.connect(self._on_cam_ready)
         c.model_changed.connect(self._on_model_changed)
         c.error.connect(lambda t, m, d: self.show_error(t, m, d))
@@ -110,11 +115,9 @@ class MainWindow(
             lambda *_: setattr(self.settings, "localizer_split", self.view_split.saveState())
         )
         rp = self.result_panel
-        rp.overlay_box.setChecked(self.settings.overlay_visible)
-        rp.opacity.setValue(round(self.settings.overlay_opacity * 100))
-        cm = self.settings.overlay_colormap
-        if cm in COLORMAPS:
-            rp.colormap.setCurrentText(cm)
+        rp.overlay_box.setChecked(self.view.overlay_visible)
+        rp.opacity.setValue(self.view.opacity_percent)
+        rp.colormap.setCurrentText(self.view.colormap)
         rp.overlay_toggled.connect(self.set_overlay_visible)
         rp.opacity_changed.connect(self._on_opacity)
         rp.colormap_changed.connect(self._on_colormap)
@@ -173,7 +176,7 @@ class MainWindow(
         if entry is None:
             return
         self.scan_list.upsert(entry)
-        if self._uid is None:
+        if self.view.uid is None:
             self.scan_list.select(uid)
 
     def _on_entry_updated(self, uid: int) -> None:
@@ -181,13 +184,13 @@ class MainWindow(
         if entry is None:
             return
         self.scan_list.upsert(entry)
-        if uid == self._uid:
+        if uid == self.view.uid:
             self._show_current()
 
     def _on_entry_removed(self, uid: int) -> None:
         self.scan_list.remove(uid)
-        if uid == self._uid:
-            self._uid = None
+        if uid == self.view.uid:
+            self.view.uid = None
             nxt = self.scan_list.current_uid()
             if nxt is not None:
                 self.show_entry(nxt)
@@ -196,27 +199,26 @@ class MainWindow(
 
     def show_entry(self, uid: int) -> None:
         """Show an opened scan (from the list)."""
-        if uid != self._uid:
-            self._uid = uid
-            entry = self.controller.entry(uid)
-            self._frame = (
-                entry.scan.n_frames // 2 if entry and entry.scan and entry.scan.is_volume else 0
-            )
+        entry = self.controller.entry(uid)
+        if self.view.select(uid, entry.scan if entry is not None else None):
             self.controller.set_priority(uid)
             self._show_current(new_scan=True)
         self.scan_list.select(uid)
 
     def close_current(self) -> None:
-        if self._uid is not None:
-            self.controller.remove(self._uid)
+        if self.view.uid is not None:
+            self.controller.remove(self.view.uid)
 
-    def current_entry(self):
-        return None if self._uid is None else self.controller.entry(self._uid)
+    def current_entry(self) -> ScanEntry | None:
+        return None if self.view.uid is None else self.controller.entry(self.view.uid)
+
+    @property
+    def _uid(self) -> int | None:  # the entry on screen (scripts read it)
+        return self.view.uid
 
     # --- display ------------------------------------------------------------------------------------
-    def _aspect(self, scan) -> float:
-        sp = scan.metadata.spacing
-        return sp.aspect if (sp is not None and self.act_aspect.isChecked()) else 1.0
+    def _aspect(self, scan: Scan) -> float:
+        return self.view.aspect(scan.metadata.spacing)
 
     def _show_current(self, new_scan: bool = False) -> None:
         entry = self.current_entry()
@@ -226,7 +228,7 @@ class MainWindow(
             self.volume_box.hide()
             self.localizer.hide()
             self.image_view.set_frame(None)
-            rp.set_prediction_placeholder("Open a scan to see the model's answer.")
+            rp.set_prediction_placeholder(NO_SCAN_TEXT)
             rp.scan_info.setText("—")
             self.setWindowTitle("octviewer")
             return
@@ -239,18 +241,15 @@ class MainWindow(
             self.image_view.set_frame(None)
             self.volume_box.hide()
             self.localizer.hide()
-            if entry.status is EntryStatus.FAILED:
-                rp.set_prediction_placeholder(f"Could not open this file.\n\n{entry.error or ''}")
-            else:
-                rp.set_prediction_placeholder(entry.status.value)
+            rp.set_prediction_placeholder(self._placeholder(entry))
             rp.scan_info.setText(str(entry.path.name))
             return
         self.stack.setCurrentWidget(self.image_view)
-        self._frame = max(0, min(self._frame, scan.n_frames - 1))
+        frame = self.view.clamp_frame(scan.n_frames)
         self.image_view.wheel_steps_frames = scan.is_volume
         sp = scan.metadata.spacing
         self.image_view.set_frame(
-            scan.frame_as_uint8(self._frame),
+            scan.frame_as_uint8(frame),
             self._aspect(scan),
             reset_view=new_scan,
             spacing_um=(sp.row * 1000, sp.col * 1000) if sp and sp.unit == "mm" else None,
@@ -259,9 +258,9 @@ class MainWindow(
         if scan.is_volume:
             self.slider.blockSignals(True)
             self.slider.setRange(0, scan.n_frames - 1)
-            self.slider.setValue(self._frame)
+            self.slider.setValue(frame)
             self.slider.blockSignals(False)
-            self.frame_label.setText(f"Frame {self._frame + 1} / {scan.n_frames}")
+            self.frame_label.setText(frame_label(frame, scan.n_frames))
             if entry.result is not None and len(entry.result.frames) > 1:
                 res = entry.result
                 self.strip.set_data(
@@ -273,15 +272,15 @@ class MainWindow(
                 )
             else:
                 self.strip.set_data(None, [], (), scan.n_frames)
-            self.strip.set_current(self._frame)
+            self.strip.set_current(frame)
         loc = scan.localizer
         # on every refresh, not only for a new entry: the first file opened is selected before
         # its scan has loaded, and its localizer arrives with a later update
         self.localizer.show_localizer(loc)
         self.localizer.setVisible(loc is not None)
         self._show_map(entry)
-        self.localizer.set_current(self._frame)
-        rp.scan_info.setText(self._scan_text(entry))
+        self.localizer.set_current(frame)
+        rp.scan_info.setText(scan_facts(scan))
         self._show_result()
         self._refresh_overlay()
 
@@ -289,9 +288,9 @@ class MainWindow(
         from octviewer.core.disease_map import unavailable_reason
 
         scan, res, lv = entry.scan, entry.result, self.localizer
-        lv.map_visible = self.act_map.isChecked()
-        lv.attention_visible = self.act_map_attention.isChecked()
-        lv.colormap = self.result_panel.colormap.currentText()
+        lv.map_visible = self.view.disease_map
+        lv.attention_visible = self.view.map_attention
+        lv.colormap = self.view.colormap
         cams = {}
         if res is not None and lv.attention_visible:
             for fr in res.frames:
@@ -301,73 +300,37 @@ class MainWindow(
         lv.show_map(scan, res, cams)
         reason = unavailable_reason(scan) if scan.is_volume else None
         self.map_note.setText(reason or "")
-        self.map_note.setVisible(bool(reason) and self.act_map.isChecked())
+        self.map_note.setVisible(bool(reason) and self.view.disease_map)
 
     def _on_map(self, _: bool = False) -> None:
-        self.settings.disease_map = self.act_map.isChecked()
-        self.settings.map_attention = self.act_map_attention.isChecked()
+        # one handler for both map actions: take both states
+        self.view.disease_map = self.settings.disease_map = self.act_map.isChecked()
+        self.view.map_attention = self.settings.map_attention = self.act_map_attention.isChecked()
         entry = self.current_entry()
         if entry is not None and entry.scan is not None:
             self._show_map(entry)
-
-    def _scan_text(self, entry) -> str:
-        md = entry.scan.metadata
-        rows, cols = entry.scan.shape
-        lines = [
-            f"{md.format} · {md.modality.value}",
-            f"{cols} × {rows} px"
-            + (f" × {entry.scan.n_frames} frames" if entry.scan.is_volume else ""),
-        ]
-        if md.spacing is not None:
-            lines.append(
-                f"pixel {md.spacing.col * 1000:.1f} × {md.spacing.row * 1000:.1f} µm"
-                if md.spacing.unit == "mm"
-                else f"pixel {md.spacing.col} × {md.spacing.row} {md.spacing.unit}"
-            )
-        if md.laterality.value != "unknown":
-            lines.append(f"eye: {md.laterality.value}")
-        dev = " ".join(x for x in (md.manufacturer, md.device_model) if x)
-        if dev:
-            lines.append(dev)
-        if md.acquisition_date:
-            lines.append(f"acquired {md.acquisition_date.isoformat()}")
-        lines.extend(md.notes)
-        return "\n".join(lines)
 
     def _show_result(self) -> None:
         entry = self.current_entry()
         rp = self.result_panel
         if entry is None or entry.scan is None:
             return
-        if entry.result is None:
-            texts = {
-                EntryStatus.WAITING: "Waiting for the model to load…"
-                if self.controller.model_state is ModelState.LOADING
-                else NO_MODEL_TEXT,
-                EntryStatus.CANCELLED: "Analysis cancelled. Analysis > Analyse again (Ctrl+R) to run it.",
-                EntryStatus.ANALYSIS_FAILED: f"Analysis failed.\n\n{entry.error or ''}",
-            }
-            rp.set_prediction_placeholder(texts.get(entry.status, entry.summary))
+        placeholder = self._placeholder(entry)
+        if placeholder is not None:
+            rp.set_prediction_placeholder(placeholder)
             return
-        try:
-            fr = entry.result.frame(self._frame)
-        except KeyError:
-            rp.set_prediction_placeholder(f"Frame {self._frame + 1} was not analysed.")
-            return
-        text = ""
-        if entry.scan.is_volume:
-            text = f"frame {self._frame + 1} of {entry.scan.n_frames}\n"
-            if entry.result.assessable_frames:
-                ms = entry.result.most_suspicious_frame()
-                text += f"most suspicious: frame {ms + 1} ({entry.result.frame(ms).headline})"
-            else:
-                text += NONE_ASSESSABLE
-        rp.show_result(fr, text, key=(entry.uid, self._frame))
+        assert entry.result is not None
+        frame = self.view.frame
+        caption = volume_caption(entry.scan, entry.result, frame)
+        rp.show_result(entry.result.frame(frame), caption, key=(entry.uid, frame))
+
+    def _placeholder(self, entry: ScanEntry | None) -> str | None:
+        return result_placeholder(entry, self.view.frame, self.controller.model_state)
 
     def _on_cam_ready(self, uid: int, frame: int, cls: int) -> None:
-        if uid == self._uid and frame == self._frame and cls == self._cam_class():
+        if uid == self.view.uid and frame == self.view.frame and cls == self._cam_class():
             self._refresh_overlay()
-        if uid == self._uid and self.act_map_attention.isChecked():
+        if uid == self.view.uid and self.view.map_attention:
             self._on_map()
 
     # --- errors -----------------------------------------------------------------------------------------

@@ -23,7 +23,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from octviewer.core.overlay import COLORMAPS, DEFAULT_OPACITY
 from octviewer.core.results import FrameResult, ModelIdentity
+from octviewer.ui.presenters import model_facts
 from octviewer.ui.style import class_color
 
 LEGEND = "Heatmap: where the model looked — not a lesion outline."
@@ -104,24 +106,31 @@ class ResultPanel(QFrame):
     cam_class_changed = Signal(int)  # class index, or PREDICTED (-1)
     show_anyway_toggled = Signal(bool)
 
-    def __init__(self, colormaps: tuple[str, ...], parent: QWidget | None = None) -> None:
+    def __init__(
+        self, colormaps: tuple[str, ...] = COLORMAPS, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.setObjectName("panel")
         self.setMinimumWidth(280)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(14, 12, 14, 12)
         lay.setSpacing(8)
+        self._build_result(lay)
+        lay.addSpacing(6)
+        self._build_heatmap(lay, colormaps)
+        lay.addSpacing(6)
+        self._build_facts(lay)
+        lay.addStretch(1)
+        self._class_names: tuple[str, ...] = ()
+        self._shown: FrameResult | None = None
+        self._shown_key: object = None
 
-        self.heading = QLabel("Result")
-        self.heading.setObjectName("heading")
-        self.prediction = QLabel("—")
-        self.prediction.setObjectName("prediction")
-        self.confidence = QLabel("Open a scan to see the model's answer.")
-        self.confidence.setObjectName("confidence")
-        self.confidence.setWordWrap(True)
-        self.warning = QLabel()
-        self.warning.setObjectName("warning")
-        self.warning.setWordWrap(True)
+    def _build_result(self, lay: QVBoxLayout) -> None:
+        """The answer: class, probability, warnings, "show anyway", the probability bars."""
+        self.heading = _label("Result", "heading")
+        self.prediction = _label("—", "prediction")
+        self.confidence = _label("Open a scan to see the model's answer.", "confidence", wrap=True)
+        self.warning = _label("", "warning", wrap=True)
         self.warning.hide()
         self.show_anyway = QCheckBox(SHOW_ANYWAY)
         self.show_anyway.setToolTip(
@@ -130,9 +139,7 @@ class ResultPanel(QFrame):
         )
         self.show_anyway.toggled.connect(self._on_show_anyway)
         self.show_anyway.hide()
-        self.unreliable = QLabel(UNRELIABLE)
-        self.unreliable.setObjectName("unreliable")
-        self.unreliable.setWordWrap(True)
+        self.unreliable = _label(UNRELIABLE, "unreliable", wrap=True)
         self.unreliable.setStyleSheet(f"color: {ALERT_COLOR}; font-weight: bold;")
         self.unreliable.hide()
         self.bars = ProbabilityBars()
@@ -147,10 +154,9 @@ class ResultPanel(QFrame):
         ):
             lay.addWidget(w)
 
-        lay.addSpacing(6)
-        hm = QLabel("Heatmap")
-        hm.setObjectName("heading")
-        lay.addWidget(hm)
+    def _build_heatmap(self, lay: QVBoxLayout, colormaps: tuple[str, ...]) -> None:
+        """The heatmap controls: show, class, opacity, colours, the colour bar and legend."""
+        lay.addWidget(_label("Heatmap", "heading"))
         self.overlay_box = QCheckBox("Show heatmap  (H)")
         self.overlay_box.setChecked(True)
         self.overlay_box.toggled.connect(self.overlay_toggled)
@@ -163,7 +169,7 @@ class ResultPanel(QFrame):
         form.addRow("For class", self.cam_class)
         self.opacity = QSlider(Qt.Orientation.Horizontal)
         self.opacity.setRange(0, 100)
-        self.opacity.setValue(45)
+        self.opacity.setValue(round(DEFAULT_OPACITY * 100))
         self.opacity.valueChanged.connect(lambda v: self.opacity_changed.emit(v / 100.0))
         form.addRow("Opacity", self.opacity)
         self.colormap = QComboBox()
@@ -174,35 +180,18 @@ class ResultPanel(QFrame):
         self.colorbar = ColorBar()
         self.colorbar.set_colormap(colormaps[0])
         lay.addWidget(self.colorbar)
-        scale = QLabel("low attention  →  high attention")
-        scale.setObjectName("legend")
-        lay.addWidget(scale)
-        self.legend = QLabel(LEGEND)
-        self.legend.setObjectName("legend")
-        self.legend.setWordWrap(True)
+        lay.addWidget(_label("low attention  →  high attention", "legend"))
+        self.legend = _label(LEGEND, "legend", wrap=True)
         lay.addWidget(self.legend)
 
-        lay.addSpacing(6)
-        sc = QLabel("Scan")
-        sc.setObjectName("heading")
-        lay.addWidget(sc)
-        self.scan_info = QLabel("—")
-        self.scan_info.setObjectName("muted")
-        self.scan_info.setWordWrap(True)
-        self.scan_info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    def _build_facts(self, lay: QVBoxLayout) -> None:
+        """The scan and model facts (selectable text)."""
+        lay.addWidget(_label("Scan", "heading"))
+        self.scan_info = _label("—", "muted", wrap=True, selectable=True)
         lay.addWidget(self.scan_info)
-        md = QLabel("Model")
-        md.setObjectName("heading")
-        lay.addWidget(md)
-        self.model_info = QLabel("—")
-        self.model_info.setObjectName("muted")
-        self.model_info.setWordWrap(True)
-        self.model_info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        lay.addWidget(_label("Model", "heading"))
+        self.model_info = _label("—", "muted", wrap=True, selectable=True)
         lay.addWidget(self.model_info)
-        lay.addStretch(1)
-        self._class_names: tuple[str, ...] = ()
-        self._shown: FrameResult | None = None
-        self._shown_key: object = None
 
     # --- updates --------------------------------------------------------------------------------
     def _on_cam_class(self, idx: int) -> None:
@@ -293,20 +282,19 @@ class ResultPanel(QFrame):
         self.set_class_names(fr.class_names, fr.predicted_class if revealed else None)
 
     def show_model(self, identity: ModelIdentity | None, device: str = "", extra: str = "") -> None:
-        if identity is None:
-            self.model_info.setText(extra or "No model loaded — File > Load model…")
-            return
-        lines = [
-            f"{identity.name} {identity.version}",
-            f"sha256 {identity.short_sha}",
-            identity.architecture,
-        ]
-        if device:
-            lines.append(f"device: {device}")
-        if identity.licence:
-            lines.append(f"licence: {identity.licence}")
-        self.model_info.setText("\n".join(lines))
+        self.model_info.setText(model_facts(identity, device, extra))
 
     def set_prediction_placeholder(self, text: str) -> None:
         self.prediction.setStyleSheet("")
         self.show_message("—", text)
+
+
+def _label(text: str, name: str, *, wrap: bool = False, selectable: bool = False) -> QLabel:
+    """A QLabel styled by its object name (style.py)."""
+    label = QLabel(text)
+    label.setObjectName(name)
+    if wrap:
+        label.setWordWrap(True)
+    if selectable:
+        label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    return label

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+from octviewer.ui.presenters import NONE_ASSESSABLE
 from octviewer.ui.result_panel import PREDICTED
-
-NONE_ASSESSABLE = "No frame of this volume could be assessed, so none is the most suspicious."
 
 
 class FramesMixin:
@@ -15,7 +14,7 @@ class FramesMixin:
         if entry is None or entry.result is None:
             return None
         try:
-            fr = entry.result.frame(self._frame)
+            fr = entry.result.frame(self.view.frame)
         except KeyError:
             return None
         sel = self.result_panel.selected_cam_class()
@@ -25,35 +24,31 @@ class FramesMixin:
         entry = self.current_entry()
         cam = None
         # a frame that is not assessed gets its heatmap only after "Show model output anyway"
-        visible = self.act_overlay.isChecked() and self.result_panel.output_revealed
+        view = self.view
+        visible = view.overlay_visible and self.result_panel.output_revealed
         cls = self._cam_class()
         if entry is not None and cls is not None and visible:
-            cam = self.controller.cam_for(entry.uid, self._frame, cls)
-        rp = self.result_panel
-        self.image_view.set_overlay(
-            cam,
-            rp.colormap.currentText(),
-            rp.opacity.value() / 100.0,
-            visible,
-            self.settings.overlay_contours,
-        )
+            cam = self.controller.request_cam(entry.uid, view.frame, cls)
+        self.image_view.set_overlay(cam, view.colormap, view.opacity, visible, view.contours)
 
     def set_frame(self, frame: int) -> None:
         entry = self.current_entry()
         if entry is None or entry.scan is None:
             return
-        frame = max(0, min(int(frame), entry.scan.n_frames - 1))
-        if frame == self._frame and self.slider.value() == frame:
+        frame = self.view.clamp(frame, entry.scan.n_frames)
+        if frame == self.view.frame and self.slider.value() == frame:
             return
-        self._frame = frame
+        self.view.frame = frame
         self._show_current()
 
     def step_frame(self, delta: int) -> None:
-        self.set_frame(self._frame + delta)
+        entry = self.current_entry()
+        if entry is not None and entry.scan is not None:
+            self.set_frame(self.view.stepped(delta, entry.scan.n_frames))
 
     @property
     def current_frame(self) -> int:
-        return self._frame
+        return self.view.frame
 
     def go_most_suspicious(self) -> None:
         entry = self.current_entry()
@@ -69,21 +64,23 @@ class FramesMixin:
                 w.blockSignals(True)
                 w.setChecked(visible)
                 w.blockSignals(False)
-        self.settings.overlay_visible = visible
+        self.view.overlay_visible = self.settings.overlay_visible = visible
         self._refresh_overlay()
 
     def _on_opacity(self, v: float) -> None:
+        self.view.set_opacity(v)
         self.settings.overlay_opacity = v
         self._refresh_overlay()
 
     def _on_colormap(self, name: str) -> None:
+        self.view.set_colormap(name)
         self.settings.overlay_colormap = name
         self._refresh_overlay()
 
     def _on_contours(self, levels: tuple[float, ...]) -> None:
-        self.settings.overlay_contours = levels
+        self.view.contours = self.settings.overlay_contours = levels
         self._refresh_overlay()
 
     def _on_aspect(self, on: bool) -> None:
-        self.settings.physical_aspect = on
+        self.view.physical_aspect = self.settings.physical_aspect = on
         self._show_current(new_scan=True)

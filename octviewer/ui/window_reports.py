@@ -14,7 +14,7 @@ class ReportsMixin:
     """MainWindow's report export (a mixin: the window supplies settings, controller and views)."""
 
     def _on_identity(self, on: bool) -> None:
-        self.settings.include_identity = on
+        self.view.include_identity = self.settings.include_identity = on
 
     def export_current(self, path: str | Path | None = None) -> bool:
         """Export the current scan/frame's report; asks for a file name when ``path`` is None."""
@@ -27,7 +27,7 @@ class ReportsMixin:
             return False
         if path is None:
             start = Path(self.settings.export_dir or Path.home()) / default_report_name(
-                entry, self._frame
+                entry, self.view.frame
             )
             p, _ = QFileDialog.getSaveFileName(
                 self, "Export report", str(start), "PNG image (*.png)"
@@ -40,23 +40,14 @@ class ReportsMixin:
         self.statusBar().showMessage("Writing report…")
         self.controller.export_report(
             entry.uid,
-            self._frame,
+            self.view.frame,
             path,
             class_index=cls,
-            include_identity=self.act_identity.isChecked(),
-            look=self._overlay_look(),
+            include_identity=self.view.include_identity,
+            look=self.view.overlay_look(),
             show_unreliable=self.result_panel.show_anyway.isChecked(),
         )
         return True
-
-    def _overlay_look(self) -> dict:
-        """The heatmap as the window shows it, for the report (same core blend)."""
-        rp = self.result_panel
-        return {
-            "colormap": rp.colormap.currentText(),
-            "opacity": rp.opacity.value() / 100.0,
-            "contours": self.settings.overlay_contours,
-        }
 
     def export_all(self, directory: str | Path | None = None) -> bool:
         if directory is None:
@@ -67,7 +58,7 @@ class ReportsMixin:
                 return False
             self.settings.export_dir = str(directory)
         uids = self.controller.export_all(
-            directory, include_identity=self.act_identity.isChecked(), look=self._overlay_look()
+            directory, include_identity=self.view.include_identity, look=self.view.overlay_look()
         )
         if not uids:
             self.show_error("Nothing to export", "No scan has been analysed yet.")

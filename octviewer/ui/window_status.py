@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from octviewer.ui.controller import ModelState
+from octviewer.ui.session import ModelState
 
 
 class AnalysisStatusMixin:
     """MainWindow's analysis and model state handlers (a mixin: the window supplies the widgets)."""
 
     def reanalyse_current(self) -> None:
-        if self._uid is not None:
-            self.controller.analyse(self._uid)
+        if self.view.uid is not None:
+            self.controller.analyse(self.view.uid)
 
     def _on_running(self, running: bool) -> None:
         self.progress.setVisible(running)

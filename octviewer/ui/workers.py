@@ -7,14 +7,25 @@ dropped instead of being shown on the wrong scan or frame. Cancellation is coope
 job receives a :class:`JobContext` whose ``cancelled()`` the core checks between batches.
 
 Results travel back through queued signals and are delivered on the GUI thread.
+
+Synchronous mode (``JobRunner(sync=True)``, or the environment variable
+``OCTVIEWER_SYNCHRONOUS=1`` for runners made without ``sync``): jobs run in the calling thread,
+with the same delivery (``on_result`` / ``on_error`` / ``on_progress``, stale results dropped,
+superseded jobs skipped, cooperative cancel), so tests of the controller need no event loop.
+A job submitted while another runs (from its job or its callbacks) waits until that one is
+delivered, as on the one-thread pool; inside :meth:`JobRunner.held` submitted jobs start when
+the block ends, as they would once the caller returned to the event loop.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 import traceback
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,30 +79,54 @@ class _Runnable(QRunnable):
         self._runner = runner
 
     def run(self) -> None:  # runs on a pool thread
-        ctx = self._job.ctx
-        try:
-            if self._job.supersede and not self._runner.is_current(ctx.channel, ctx.request_id):
-                log.debug("skipping superseded %s request %d", ctx.channel, ctx.request_id)
-                return
-            out = self._job.fn(ctx)
-        except BaseException as exc:  # delivered to the GUI, which decides how to show it
-            self._bridge.error.emit(ctx.request_id, exc, traceback.format_exc())
-        else:
-            self._bridge.result.emit(ctx.request_id, out)
-        finally:
-            self._bridge.finished.emit(ctx.request_id)
+        b = self._bridge
+        _execute(self._job, self._runner, b.result.emit, b.error.emit, b.finished.emit)
+
+
+def _execute(
+    job: _Job,
+    runner: JobRunner,
+    result: Callable[[int, object], None],
+    error: Callable[[int, object, str], None],
+    finished: Callable[[int], None],
+) -> None:
+    """Run ``job`` unless superseded; hand its outcome to ``result`` or ``error``."""
+    ctx = job.ctx
+    try:
+        if job.supersede and not runner.is_current(ctx.channel, ctx.request_id):
+            log.debug("skipping superseded %s request %d", ctx.channel, ctx.request_id)
+            return
+        out = job.fn(ctx)
+    except BaseException as exc:  # delivered to the GUI, which decides how to show it
+        error(ctx.request_id, exc, traceback.format_exc())
+    else:
+        result(ctx.request_id, out)
+    finally:
+        finished(ctx.request_id)
+
+
+def synchronous_default() -> bool:
+    """``OCTVIEWER_SYNCHRONOUS`` set to anything but "" or "0": runners run jobs in place."""
+    return os.environ.get("OCTVIEWER_SYNCHRONOUS", "") not in ("", "0")
 
 
 class JobRunner(QObject):
     """Runs jobs on its own thread pool; delivers results on the GUI thread.
 
     ``max_threads=1`` serialises jobs (the model pool: one engine, one job at a time).
+    ``sync=True`` runs them in the calling thread instead (None: ``OCTVIEWER_SYNCHRONOUS``).
     """
 
     busy_changed = Signal(bool)
 
-    def __init__(self, max_threads: int = 1, parent: QObject | None = None) -> None:
+    def __init__(
+        self, max_threads: int = 1, parent: QObject | None = None, *, sync: bool | None = None
+    ) -> None:
         super().__init__(parent)
+        self.sync = synchronous_default() if sync is None else sync
+        self._pending: deque[int] = deque()  # sync mode: submitted, not started
+        self._draining = False
+        self._holds = 0
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(max_threads)
         self._bridge = _Bridge(self)
@@ -124,14 +159,45 @@ class JobRunner(QObject):
             if supersede:
                 self._latest[channel] = rid
         bridge = self._bridge
-        ctx = JobContext(rid, channel, _progress=lambda d, t: bridge.progress.emit(rid, d, t))
+        report = self._on_progress if self.sync else bridge.progress.emit
+        ctx = JobContext(rid, channel, _progress=lambda d, t: report(rid, d, t))
         job = _Job(ctx, fn, on_result, on_error, on_progress, supersede)
         self._jobs[rid] = job
         was_idle = len(self._jobs) == 1
+        if self.sync:
+            self._pending.append(rid)
+            if was_idle:
+                self.busy_changed.emit(True)
+            self._drain()
+            return rid
         self._pool.start(_Runnable(job, bridge, self))
         if was_idle:
             self.busy_changed.emit(True)
         return rid
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Sync mode: jobs submitted inside the block start when it ends (as on the pool,
+        where they run while the caller goes on). No effect with threads."""
+        self._holds += 1
+        try:
+            yield
+        finally:
+            self._holds -= 1
+            self._drain()
+
+    def _drain(self) -> None:
+        """Sync mode: run pending jobs oldest first, one at a time, in this thread."""
+        if self._draining or self._holds:
+            return
+        self._draining = True
+        try:
+            while self._pending:
+                job = self._jobs.get(self._pending.popleft())
+                if job is not None:  # None: shut down meanwhile
+                    _execute(job, self, self._on_result, self._on_error, self._on_finished)
+        finally:
+            self._draining = False
 
     def is_current(self, channel: str, request_id: int) -> bool:
         with self._lock:
@@ -158,6 +224,7 @@ class JobRunner(QObject):
     def shutdown(self, timeout_ms: int = 30000) -> bool:
         """Cancel everything, wait for the threads; True when all stopped."""
         self.cancel()
+        self._pending.clear()
         self._pool.clear()
         ok = self._pool.waitForDone(timeout_ms)
         self._jobs.clear()

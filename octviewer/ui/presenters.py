@@ -1,0 +1,148 @@
+"""The viewer's words, without Qt: what the side list, the result panel, the volume bar and the
+status bar say about an entry, a scan, a result and the model.
+
+Functions of plain data in, text out, so the wording can be read and tested in one place. The
+panel's scan facts keep their own wording (``pixel 3.9 × 3.9 µm``); the report states the same
+facts in its own (``core/report/facts.py``), and converging the two is a separate change.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from octviewer.ui.session import EntryStatus, ModelState
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from octviewer.core.results import ModelIdentity, ScanResult
+    from octviewer.core.scan import Scan
+    from octviewer.ui.session import ScanEntry
+
+NO_MODEL_TEXT = "No model loaded — File > Load model…"
+NO_SCAN_TEXT = "Open a scan to see the model's answer."
+WAITING_FOR_MODEL_TEXT = "Waiting for the model to load…"
+CANCELLED_TEXT = "Analysis cancelled. Analysis > Analyse again (Ctrl+R) to run it."
+NONE_ASSESSABLE = "No frame of this volume could be assessed, so none is the most suspicious."
+
+
+def entry_summary(entry: ScanEntry) -> str:
+    """One line for the side list: status, or the answer when done."""
+    if entry.status is EntryStatus.DONE and entry.result is not None:
+        if entry.scan is not None and entry.scan.is_volume:
+            n = len(entry.result.frames)
+            if not entry.result.assessable_frames:
+                return f"not assessed (none of {n} frames)"
+            fr = entry.result.frame(entry.result.most_suspicious_frame())
+            skipped = n - len(entry.result.assessable_frames)
+            more = f"; {skipped} not assessed" if skipped else ""
+            return f"{fr.predicted_class} {fr.confidence:.0%} (most suspicious of {n} frames{more})"
+        fr = entry.result.frames[0]
+        if not fr.assessable:
+            return f"not assessed: {next(f for f in fr.ordered_flags if f.abstains).value}"
+        warn = " ⚠" if fr.is_flagged else ""
+        return f"{fr.predicted_class} {fr.confidence:.0%}{warn}"
+    if entry.status is EntryStatus.ANALYSING and entry.progress[1] > 1:
+        return f"Analysing… {entry.progress[0]}/{entry.progress[1]}"
+    return entry.status.value
+
+
+def result_placeholder(entry: ScanEntry | None, frame: int, model_state: ModelState) -> str | None:
+    """What the result panel says instead of an answer; None when ``frame`` has a result."""
+    if entry is None:
+        return NO_SCAN_TEXT
+    if entry.scan is None:
+        if entry.status is EntryStatus.FAILED:
+            return f"Could not open this file.\n\n{entry.error or ''}"
+        return entry.status.value
+    if entry.result is None:
+        texts = {
+            EntryStatus.WAITING: WAITING_FOR_MODEL_TEXT
+            if model_state is ModelState.LOADING
+            else NO_MODEL_TEXT,
+            EntryStatus.CANCELLED: CANCELLED_TEXT,
+            EntryStatus.ANALYSIS_FAILED: f"Analysis failed.\n\n{entry.error or ''}",
+        }
+        return texts.get(entry.status, entry.summary)
+    try:
+        entry.result.frame(frame)
+    except KeyError:
+        return f"Frame {frame + 1} was not analysed."
+    return None
+
+
+def volume_caption(scan: Scan, result: ScanResult, frame: int) -> str:
+    """Under a volume frame's answer: which frame, and the most suspicious one."""
+    if not scan.is_volume:
+        return ""
+    text = f"frame {frame + 1} of {scan.n_frames}\n"
+    if result.assessable_frames:
+        ms = result.most_suspicious_frame()
+        return text + f"most suspicious: frame {ms + 1} ({result.frame(ms).headline})"
+    return text + NONE_ASSESSABLE
+
+
+def frame_label(frame: int, n_frames: int) -> str:
+    return f"Frame {frame + 1} / {n_frames}"
+
+
+def scan_facts(scan: Scan) -> str:
+    """The side panel's scan facts: format, size, pixel spacing, eye, device, date, notes."""
+    md = scan.metadata
+    rows, cols = scan.shape
+    lines = [
+        f"{md.format} · {md.modality.value}",
+        f"{cols} × {rows} px" + (f" × {scan.n_frames} frames" if scan.is_volume else ""),
+    ]
+    if md.spacing is not None:
+        lines.append(
+            f"pixel {md.spacing.col * 1000:.1f} × {md.spacing.row * 1000:.1f} µm"
+            if md.spacing.unit == "mm"
+            else f"pixel {md.spacing.col} × {md.spacing.row} {md.spacing.unit}"
+        )
+    if md.laterality.value != "unknown":
+        lines.append(f"eye: {md.laterality.value}")
+    dev = " ".join(x for x in (md.manufacturer, md.device_model) if x)
+    if dev:
+        lines.append(dev)
+    if md.acquisition_date:
+        lines.append(f"acquired {md.acquisition_date.isoformat()}")
+    lines.extend(md.notes)
+    return "\n".join(lines)
+
+
+def unexpected_error_text(exc: BaseException) -> str:
+    """An error dialog's message for a failure that is not an OCTViewerError (a bug)."""
+    return (
+        f"An unexpected error occurred ({type(exc).__name__}: {exc}). The details are in "
+        "the log file (Help > Show log folder). Other scans are not affected."
+    )
+
+
+def model_not_found_text(bundle: Path) -> str:
+    return f"The model file {bundle} does not exist. Choose another with File > Load model…."
+
+
+def model_status(identity: ModelIdentity) -> str:
+    """The status bar's model text once a model is ready."""
+    return f"Model: {identity.name} {identity.version} · sha256 {identity.short_sha}"
+
+
+def model_loading(bundle_name: str) -> str:
+    return f"Loading model {bundle_name}…"
+
+
+def model_facts(identity: ModelIdentity | None, device: str = "", extra: str = "") -> str:
+    """The side panel's model facts; ``extra`` (or the no-model text) without a model."""
+    if identity is None:
+        return extra or NO_MODEL_TEXT
+    lines = [
+        f"{identity.name} {identity.version}",
+        f"sha256 {identity.short_sha}",
+        identity.architecture,
+    ]
+    if device:
+        lines.append(f"device: {device}")
+    if identity.licence:
+        lines.append(f"licence: {identity.licence}")
+    return "\n".join(lines)
