@@ -18,6 +18,8 @@ from octviewer.errors import ReportError
 COLORMAPS: tuple[str, ...] = ("inferno", "jet", "viridis")
 DEFAULT_COLORMAP = "inferno"
 DEFAULT_OPACITY = 0.45
+#: What the heatmap is, in the words the window and the report both print.
+HEATMAP_LEGEND = "Heatmap: where the model looked — not a lesion outline"
 
 # Entries 0, 5, 10, ..., 255 of matplotlib's tables, as RGB hex triplets.
 _SAMPLED_STEP = 5

@@ -17,7 +17,7 @@ from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent, QPen, QPix
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from octviewer.core import disease_map as dm
-from octviewer.core.overlay import attention_alpha, lut
+from octviewer.core.overlay import DEFAULT_COLORMAP, attention_alpha, lut
 from octviewer.core.scan import outline_of
 from octviewer.ui.image_view import to_qimage
 
@@ -57,7 +57,7 @@ class LocalizerView(QWidget):
         self.map: dm.DiseaseMap | None = None
         self.map_visible = True
         self.attention_visible = False
-        self.colormap = "inferno"
+        self.colormap = DEFAULT_COLORMAP
         self.setToolTip(
             "Localizer: the highlighted line is the current B-scan. Click to show the nearest B-scan."
         )

@@ -23,12 +23,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from octviewer.core.overlay import COLORMAPS, DEFAULT_OPACITY
+from octviewer.core.overlay import COLORMAPS, DEFAULT_OPACITY, HEATMAP_LEGEND
 from octviewer.core.results import FrameResult, ModelIdentity
 from octviewer.ui.presenters import model_facts
 from octviewer.ui.style import class_color
 
-LEGEND = "Heatmap: where the model looked — not a lesion outline."
+LEGEND = HEATMAP_LEGEND + "."
 PREDICTED = -1
 SHOW_ANYWAY = "Show model output anyway"
 UNRELIABLE = "UNRELIABLE — not assessed. The model's output for this frame cannot be trusted."

@@ -30,6 +30,7 @@ parts) and :mod:`.render` (the whole image, the PNG file). Their names are re-ex
 
 from __future__ import annotations
 
+from octviewer.core.overlay import HEATMAP_LEGEND
 from octviewer.core.report.facts import (
     REDACTED,
     choose_frame,
@@ -42,7 +43,6 @@ from octviewer.core.report.facts import (
 )
 from octviewer.core.report.panels import (
     ALERT,
-    HEATMAP_LEGEND,
     MAX_UPSCALE,
     MIN_PANEL_WIDTH,
     NOT_ASSESSED_HEADLINE,

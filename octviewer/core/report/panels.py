@@ -22,7 +22,6 @@ from octviewer.core.report.fonts import font
 from octviewer.core.results import FrameResult
 from octviewer.core.scan import Scan
 
-HEATMAP_LEGEND = "Heatmap: where the model looked — not a lesion outline"
 MIN_PANEL_WIDTH = 640  # frames narrower than this are upscaled for readability
 MAX_UPSCALE = 4.0
 WARN_FILL = (255, 243, 205)

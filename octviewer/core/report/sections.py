@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from PIL import Image, ImageDraw
 
 from octviewer._version import __version__
+from octviewer.core.overlay import HEATMAP_LEGEND
 from octviewer.core.report.charts import (
     MUTED,
     draw_key_values,
@@ -25,7 +26,6 @@ from octviewer.core.report.charts import (
 from octviewer.core.report.facts import identity_rows, metadata_rows, source_label
 from octviewer.core.report.panels import (
     ALERT,
-    HEATMAP_LEGEND,
     WARN_EDGE,
     WARN_FILL,
     _colorbar,
