@@ -7,8 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers_models import make_tiny_bundle
-from ui_helpers import KERMANY, kermany_volume
+from ui_helpers import KERMANY, kermany_volume, shown_window, tiny_engine
 
 pytestmark = pytest.mark.gui
 
@@ -25,18 +24,12 @@ TIMEOUT = 60000
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory):
-    from octviewer.core.engine import Engine
-
-    bundle = make_tiny_bundle(tmp_path_factory.mktemp("model") / "tiny.safetensors")
-    return Engine(bundle, device="cpu")
+    return tiny_engine(tmp_path_factory)
 
 
 @pytest.fixture
 def window(qtbot, tmp_path):
-    w = MainWindow(Settings.at(tmp_path / "settings.ini"))
-    qtbot.addWidget(w)
-    w.resize(1360, 860)
-    w.show()
+    w = shown_window(qtbot, tmp_path, (1360, 860))
     yield w
     w.close()
 

@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers_models import make_tiny_bundle
-from ui_helpers import KERMANY, kermany_volume
+from ui_helpers import KERMANY, kermany_volume, shown_window, tiny_engine
 
 pytestmark = pytest.mark.gui
 
@@ -23,9 +22,8 @@ from PIL import Image  # noqa: E402
 
 from octviewer.core.results import ResultFlag  # noqa: E402
 from octviewer.resources import samples_dir  # noqa: E402
-from octviewer.ui.main_window import NONE_ASSESSABLE, MainWindow  # noqa: E402
+from octviewer.ui.main_window import NONE_ASSESSABLE  # noqa: E402
 from octviewer.ui.result_panel import UNRELIABLE  # noqa: E402
-from octviewer.ui.settings import Settings  # noqa: E402
 
 TIMEOUT = 60000
 CLASSES = ("CNV", "DME", "DRUSEN", "NORMAL")
@@ -69,17 +67,12 @@ class FlaggingEngine:
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory):
-    from octviewer.core.engine import Engine
-
-    bundle = make_tiny_bundle(tmp_path_factory.mktemp("model") / "tiny.safetensors")
-    return Engine(bundle, device="cpu")
+    return tiny_engine(tmp_path_factory)
 
 
 @pytest.fixture
 def window(qtbot, tmp_path):
-    w = MainWindow(Settings.at(tmp_path / "settings.ini"))
-    qtbot.addWidget(w)
-    w.show()
+    w = shown_window(qtbot, tmp_path)
     yield w
     w.close()
 

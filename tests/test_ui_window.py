@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers_models import make_tiny_bundle
-from ui_helpers import KERMANY, GatedEngine, kermany_volume
+from ui_helpers import KERMANY, GatedEngine, kermany_volume, shown_window
 
 pytestmark = pytest.mark.gui
 
@@ -38,9 +38,7 @@ def engine(bundle):
 
 @pytest.fixture
 def window(qtbot, tmp_path):
-    w = MainWindow(Settings.at(tmp_path / "settings.ini"))
-    qtbot.addWidget(w)
-    w.show()
+    w = shown_window(qtbot, tmp_path)
     yield w
     w.close()
     # no job threads left running once the window is closed

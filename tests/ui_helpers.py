@@ -71,3 +71,27 @@ class GatedEngine:
 
         kwargs.setdefault("batch_size", 4)
         return self._engine.analyze(scan, progress=gate, **kwargs)
+
+
+def tiny_engine(tmp_path_factory: Any) -> Any:
+    """A real engine on a tiny bundle written for the test module."""
+    from helpers_models import make_tiny_bundle
+
+    from octviewer.core.engine import Engine
+
+    return Engine(
+        make_tiny_bundle(tmp_path_factory.mktemp("model") / "tiny.safetensors"), device="cpu"
+    )
+
+
+def shown_window(qtbot: Any, tmp_path: Path, size: tuple[int, int] | None = None) -> Any:
+    """A main window with its own settings file, registered with qtbot and shown."""
+    from octviewer.ui.main_window import MainWindow
+    from octviewer.ui.settings import Settings
+
+    w = MainWindow(Settings.at(tmp_path / "settings.ini"))
+    qtbot.addWidget(w)
+    if size is not None:
+        w.resize(*size)
+    w.show()
+    return w
