@@ -19,6 +19,7 @@ def test_import_octviewer_is_light() -> None:
     r = _run(
         """
         import sys, octviewer
+        import octviewer.ui.session, octviewer.ui.view_state, octviewer.ui.presenters
         heavy = [m for m in ("torch", "timm", "PySide6", "pytorch_grad_cam", "cv2") if m in sys.modules]
         assert not heavy, heavy
         """
@@ -42,6 +43,9 @@ def test_core_imports_with_pyside6_blocked() -> None:
         for mod in pkgutil.walk_packages(core.__path__, "octviewer.core."):
             importlib.import_module(mod.name)
         import octviewer.cli
+        # the viewer's Qt-free rooms: session, view state, presenters (and the names they use)
+        import octviewer.ui.session, octviewer.ui.view_state, octviewer.ui.presenters
+        import octviewer.core.report.naming
         """
     )
     assert r.returncode == 0, r.stderr

@@ -3,9 +3,6 @@ the heatmap splice, the view state and the presenters' text."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -22,27 +19,6 @@ CLASSES = ("CNV", "DME", "DRUSEN", "NORMAL")
 def _fr(i: int, probs=(0.7, 0.1, 0.1, 0.1), **kw) -> FrameResult:
     p = np.asarray(probs, dtype=np.float32)
     return FrameResult(i, CLASSES, p, np.log(p), **kw)
-
-
-def test_session_view_state_and_presenters_import_without_qt() -> None:
-    code = """
-        import sys
-
-        class Block:
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in ("PySide6", "shiboken6", "PyQt5", "PyQt6"):
-                    raise ImportError(f"blocked: {name}")
-                return None
-
-        sys.meta_path.insert(0, Block())
-        import octviewer.ui.session, octviewer.ui.view_state, octviewer.ui.presenters
-        import octviewer.core.report.naming
-        assert "torch" not in sys.modules
-        """
-    r = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120
-    )
-    assert r.returncode == 0, r.stderr
 
 
 # --- the analysis queue -----------------------------------------------------------------------
