@@ -96,12 +96,21 @@ def prepare(member: torch.nn.Module, size: tuple[int, int], *, calibrating: bool
     from torch.ao.quantization.quantize_fx import prepare_fx
 
     torch.backends.quantized.engine = BACKEND
-    with _quiet():
-        return prepare_fx(
-            _features_module(member),
-            _qconfig_mapping(calibrating),
-            (torch.zeros(1, 1, *size),),
-        )
+    # No stack traces on the graph's nodes: recording them imports torch.export and inductor
+    # (seconds, and networkx, which the packaged app leaves out) for nothing we use.
+    import torch.fx.config as fx_config
+
+    before = getattr(fx_config, "do_not_emit_stack_traces", False)
+    fx_config.do_not_emit_stack_traces = True  # read by the tracer prepare_fx creates
+    try:
+        with _quiet():
+            return prepare_fx(
+                _features_module(member),
+                _qconfig_mapping(calibrating),
+                (torch.zeros(1, 1, *size),),
+            )
+    finally:
+        fx_config.do_not_emit_stack_traces = before
 
 
 def _observers(prepared: torch.nn.Module) -> dict[str, Any]:
@@ -226,7 +235,14 @@ class StaticInt8:
             prepared = prepare(unit, self._size, calibrating=False)
             load_ranges(prepared, self._ranges[prefix])
             features = convert(prepared)
-        except (ValueError, RuntimeError, TypeError, AttributeError, NotImplementedError) as exc:
+        except (
+            ValueError,
+            RuntimeError,
+            TypeError,
+            AttributeError,
+            NotImplementedError,
+            ImportError,  # a frozen app without a module torch.fx wants: fall back, not crash
+        ) as exc:
             # torch.fx's TraceError is a ValueError: a member FX cannot trace, or a graph
             # whose activations are not those the calibration stored
             raise StaticInt8Unavailable(f"{prefix}: {str(exc)[:300]}") from exc
