@@ -229,3 +229,26 @@ def test_train_int8_refuses_a_single_network(tmp_path: Path) -> None:
     argv = ["int8", str(single), "--data", str(DATA / "kermany_small")]
     assert main([*argv, "--output", str(tmp_path / "o.safetensors")]) == 2
     assert not (tmp_path / "o.safetensors").exists()
+
+
+def test_static_int8_builds_without_the_modules_the_packaged_app_leaves_out(
+    bundles: dict[str, Path],
+) -> None:
+    """build.spec excludes networkx and triton; torch.fx pulls networkx in when it records
+    stack traces. A fresh process with both blocked must still get the static path."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "sys.modules['networkx'] = None\n"
+        "sys.modules['triton'] = None\n"
+        "from octviewer.core.engine import Engine\n"
+        f"e = Engine({str(bundles['calibrated'])!r}, device='cpu', quantize=True)\n"
+        "print('KIND', e.int8_kind)\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=False
+    )
+    assert "KIND static" in out.stdout, out.stderr[-2000:]
