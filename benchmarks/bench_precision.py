@@ -52,6 +52,10 @@ def run(args: argparse.Namespace) -> None:
     files = image_files(args.images)[: args.max_images or None]
     ref = Engine(args.bundle, threads=args.threads, precision="fp32")
     if args.mode == "int8":
+        if args.int8_bits == 7:  # as on a CPU without VNNI
+            import octviewer.core.model.int8_static as int8_static
+
+            int8_static.reduce_range_here = lambda: True
         fast = Engine(args.bundle, threads=args.threads, quantize=True)
     else:
         fast = Engine(args.bundle, threads=args.threads, precision="auto")
@@ -377,6 +381,13 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--report-only", action="store_true")
     ap.add_argument("--mode", choices=("bf16", "int8"), default="bf16", help="compared with fp32")
+    ap.add_argument(
+        "--int8-bits",
+        type=int,
+        choices=(7, 8),
+        default=0,
+        help="int8 activations: 7 as on CPUs without VNNI (default: what this CPU uses)",
+    )
     ap.add_argument(
         "--volume-rule",
         type=Path,

@@ -90,9 +90,17 @@ def test_calibrated_bundle_loads_int8_convolutions(bundles: dict[str, Path]) -> 
     assert read_bundle_config(bundles["calibrated"]).int8["ranges"]
 
 
-def test_int8_agrees_with_fp32_and_keeps_the_ood_features(bundles: dict[str, Path]) -> None:
+@pytest.mark.parametrize("vnni", [True, False])
+def test_int8_agrees_with_fp32_and_keeps_the_ood_features(
+    bundles: dict[str, Path], monkeypatch: pytest.MonkeyPatch, vnni: bool
+) -> None:
+    """Both activation widths: 8-bit (CPUs with VNNI) and 7-bit (the others)."""
+    import octviewer.core.model.int8_static as int8_static
+
+    monkeypatch.setattr(int8_static, "reduce_range_here", lambda: not vnni)
     fp32 = Engine(bundles["calibrated"], device="cpu", precision="fp32")
     int8 = Engine(bundles["calibrated"], device="cpu", quantize=True)
+    assert int8._int8.activation_bits == (8 if vnni else 7)
     x = _inputs(_frames())
     taps = FeatureTap(), FeatureTap()
     a = fp32._predict(x, taps[0])

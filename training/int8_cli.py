@@ -159,6 +159,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> Path:
         "torch": torch.__version__.split("+")[0],
         "images": len(chosen),
         "views": 2 if getattr(model, "hflip_tta", False) else 1,
+        "activation_bits": 8,  # the search; CPUs without VNNI use the ranges at 7 bits
         "ranges": calibrate(model, chosen, config, args.batch_size),
     }
     provenance = dict(config.provenance or {})
