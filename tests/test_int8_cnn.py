@@ -260,3 +260,29 @@ def test_static_int8_builds_without_the_modules_the_packaged_app_leaves_out(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=False
     )
     assert "KIND static" in out.stdout, out.stderr[-2000:]
+
+
+def test_the_float_backbone_is_freed_after_quantisation(bundles: dict[str, Path]) -> None:
+    """torch.ao keeps float layers alive (closures in the graph's node meta, a functools.cache
+    keyed by graphs): once a member is quantised, no float convolution kernel of it, nor of
+    the fused copies quantisation makes, may stay reachable."""
+    import gc
+
+    from octviewer.core.model.int8_static import StaticInt8, calibration_for
+
+    def float_kernels() -> set[int]:
+        gc.collect()
+        return {
+            id(o)
+            for o in gc.get_objects()
+            if isinstance(o, torch.Tensor) and o.dtype == torch.float32 and o.ndim == 4
+        }
+
+    ranges, _ = calibration_for(read_bundle_config(bundles["calibrated"]))
+    before = float_kernels()
+    model = load_bundle(bundles["calibrated"]).model
+    other = {id(p) for p in model.members[1].parameters()}
+    StaticInt8(ranges, (SIZE, SIZE)).on_unit("members.0", model.members[0], model)
+    assert float_kernels() - before - other == set()
+    with torch.no_grad():
+        assert model.members[0].forward_features(torch.rand(1, 1, SIZE, SIZE)).ndim == 4
