@@ -30,6 +30,7 @@ logged.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import warnings
 from collections.abc import Iterator
@@ -296,7 +297,9 @@ class StaticInt8:
             # whose activations are not those the calibration stored
             raise StaticInt8Unavailable(f"{prefix}: {str(exc)[:300]}") from exc
         install(unit, features)
+        del prepared, features
         self.done.add(prefix)
+        gc.collect()  # the float layers sit in the fx graphs' reference cycles
         release_free_memory()
 
     def finish(self, model: torch.nn.Module) -> None:
