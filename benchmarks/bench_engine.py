@@ -22,6 +22,9 @@ Every target gets a PASS/FAIL line, each against a baseline measured in the same
     B-scan with CAM (MIRAGE <= 0.6x; default model <= 100 ms), a volume (MIRAGE <= 0.55x;
     default model 49 frames <= 5 s); ``benchmarks/bench_precision.py`` has its agreement,
     probability and OOD-score change on real images.
+[6] ``--only int8cnn``: int8 (static int8 convolutions when the bundle carries a calibration)
+    vs fp32 vs bf16 Engines and a bare fp32 forward (``benchmarks/bench_int8.py``): one B-scan
+    with CAM (default model <= 100 ms), a 49-frame volume (<= 5 s), peak RSS.
 
 Timings on a shared machine: every figure is a median of alternating repeats, printed with the
 load average at the time. Peak RSS is the process's own high-water mark (``VmHWM``):
@@ -286,7 +289,7 @@ def main() -> None:
     ap.add_argument("--no-stock", action="store_true", help="skip the pytorch-grad-cam reference")
     ap.add_argument(
         "--only",
-        choices=("speed", "volume", "rss", "int8", "agreement", "bf16"),
+        choices=("speed", "volume", "rss", "int8", "agreement", "bf16", "int8cnn"),
         action="append",
         help="run only these parts (repeatable)",
     )
@@ -332,6 +335,10 @@ def main() -> None:
             from benchmarks.bench_precision import bench_bf16
 
             bench_bf16(bundle, args, verdict, paired, timed, make_scan)
+        if "int8cnn" in parts:  # int8 (static for calibrated CNN ensembles) vs fp32 and bf16
+            from benchmarks.bench_int8 import bench_int8_cnn
+
+            bench_int8_cnn(bundle, args, verdict, paired, timed, make_scan)
         if not parts & {"speed", "volume", "int8"}:
             if "agreement" in parts:
                 run_agreement(args, threads)

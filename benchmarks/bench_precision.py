@@ -1,7 +1,10 @@
-"""bf16 against fp32 on real B-scans: top-1 agreement, probability change, OOD score change.
+"""bf16 or int8 against fp32 on real B-scans: top-1 agreement, probability change, OOD score
+change.
 
     .venv/bin/python benchmarks/bench_precision.py --images ../shared/data/kermany \\
         --out /tmp/prec.npz                      # default model, every image, 1 thread
+    .venv/bin/python benchmarks/bench_precision.py --mode int8 --bundle B --images DIR --out X
+                                                 # int8 (``quantize=True``) instead of bf16
 
 Two engines on the same bundle, ``precision="fp32"`` and ``precision="auto"`` (bf16 where the
 CPU computes it natively), see every image in the same batches, alternately (so machine load
@@ -48,12 +51,19 @@ def run(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     files = image_files(args.images)[: args.max_images or None]
     ref = Engine(args.bundle, threads=args.threads, precision="fp32")
-    fast = Engine(args.bundle, threads=args.threads, precision="auto")
+    if args.mode == "int8":
+        if args.int8_bits == 7:  # as on a CPU without VNNI
+            import octviewer.core.model.int8_static as int8_static
+
+            int8_static.reduce_range_here = lambda: True
+        fast = Engine(args.bundle, threads=args.threads, quantize=True)
+    else:
+        fast = Engine(args.bundle, threads=args.threads, precision="auto")
     if args.plain_view:  # the cheap pass of the volume rule: no mirrored view, both precisions
         for e in (ref, fast):
             e.model.hflip_tta = False
-    print(f"{len(files)} images; fp32 engine {ref!r}; auto engine {fast!r}; {load()}")
-    if fast.compute_dtype == "float32":
+    print(f"{len(files)} images; fp32 engine {ref!r}; {args.mode} engine {fast!r}; {load()}")
+    if args.mode == "bf16" and fast.compute_dtype == "float32":
         print("this CPU has no native bf16: 'auto' is fp32 here, nothing to compare")
     out: dict[str, list] = {k: [] for k in ("p32", "p16", "f32", "f16", "t32", "t16")}
     names: list[str] = []
@@ -77,14 +87,15 @@ def run(args: argparse.Namespace) -> None:
             out["f" + tag].append(np.stack(tap.features(), 1))  # (B, networks, D)
         names += [f.name for f in chunk]
         if (start // args.batch_size) % 5 == 4 or start + args.batch_size >= len(files):
-            save(args.out, names, out)
+            save(args.out, names, out, args.mode)
             print(f"  {len(names)}/{len(files)} images, {load()}", flush=True)
-    report(args.out, Path(args.bundle) if args.bundle else None)
+    report(args.out, Path(args.bundle) if args.bundle else None, args.images)
 
 
-def save(path: Path, names: list[str], out: dict[str, list]) -> None:
+def save(path: Path, names: list[str], out: dict[str, list], mode: str = "bf16") -> None:
+    """ "32" keys: fp32; "16" keys: the compared mode (``mode``: bf16 or int8)."""
     arrays = {k: np.concatenate(v) if k[0] in "pf" else np.asarray(v) for k, v in out.items()}
-    np.savez(path, names=np.asarray(names), **arrays)
+    np.savez(path, names=np.asarray(names), mode=np.asarray(mode), **arrays)
 
 
 def ood_fit(names: np.ndarray, feats: np.ndarray, labels: np.ndarray, classes: int):
@@ -117,9 +128,10 @@ def stats_for(bundle: Path | None, names: np.ndarray, feats: np.ndarray, labels,
     return ood_fit(names, feats, labels, classes), "fitted here"
 
 
-def report(path: Path, bundle: Path | None = None) -> None:
+def report(path: Path, bundle: Path | None = None, images: Path | None = None) -> None:
     d = np.load(path)
     names, p32, p16 = d["names"], d["p32"], d["p16"]
+    mode = str(d["mode"]) if "mode" in d else "bf16"
     n = len(names)
     classes = sorted({s.split("-")[0] for s in names})
     labels = np.asarray([classes.index(s.split("-")[0]) for s in names])
@@ -127,18 +139,20 @@ def report(path: Path, bundle: Path | None = None) -> None:
     dp = np.abs(p32 - p16).max(1)
     acc32 = float((p32.argmax(1) == labels).mean())
     acc16 = float((p16.argmax(1) == labels).mean())
-    print(f"\nbf16 vs fp32 on {n} images ({load()}):")
+    print(f"\n{mode} vs fp32 on {n} images ({load()}):")
     print(f"  top-1 agreement {same}/{n} = {100 * same / n:.2f} %")
     print(
         f"  max |prob diff| {dp.max():.4f}, median {np.median(dp):.5f}, 99th pct "
         f"{np.percentile(dp, 99):.4f}"
     )
-    print(f"  accuracy vs folder label: fp32 {acc32:.4f}, bf16 {acc16:.4f}")
+    print(f"  accuracy vs folder label: fp32 {acc32:.4f}, {mode} {acc16:.4f}")
+    if mode == "int8" and images is not None:
+        held_out_report(names, p32, p16, bundle, images)
     t32, t16 = d["t32"], d["t16"]
     r = statistics.median((t16 / t32).tolist())
     print(
-        f"  forward per batch: fp32 median {np.median(t32):.2f} s, bf16 {np.median(t16):.2f} s,"
-        f" median paired ratio bf16/fp32 {r:.2f}x ({len(t32)} batches)"
+        f"  forward per batch: fp32 median {np.median(t32):.2f} s, {mode} {np.median(t16):.2f} s,"
+        f" median paired ratio {mode}/fp32 {r:.2f}x ({len(t32)} batches)"
     )
     ood, origin = stats_for(bundle, names, d["f32"], labels, len(classes))
     s32 = ood.score(list(d["f32"].transpose(1, 0, 2)))
@@ -151,11 +165,38 @@ def report(path: Path, bundle: Path | None = None) -> None:
     )
     print(
         f"    |score change| max {ds.max():.4f}, median {np.median(ds):.4f}; flagged fp32 "
-        f"{int((s32 > ood.threshold).sum())}, bf16 {int((s16 > ood.threshold).sum())}; "
+        f"{int((s32 > ood.threshold).sum())}, {mode} {int((s16 > ood.threshold).sum())}; "
         f"decisions flipped {flips}/{n}"
     )
     ok = same / n >= 0.99
-    print(f"  => {'PASS' if ok else 'FAIL'}  bf16 top-1 agreement with fp32 >= 99 %")
+    print(f"  => {'PASS' if ok else 'FAIL'}  {mode} top-1 agreement with fp32 >= 99 %")
+
+
+def held_out_report(
+    names: np.ndarray, p32: np.ndarray, p8: np.ndarray, bundle: Path | None, images: Path
+) -> None:
+    """int8: the same agreement on the images its calibration did not see (the calibration
+    set is re-derived as ``octviewer-train int8`` chose it from ``images``: evenly spread
+    within each class)."""
+    from octviewer.core.model.bundle import read_bundle_config
+    from octviewer.resources import default_model_path
+
+    cfg = read_bundle_config(bundle or default_model_path())
+    if not cfg.int8:
+        print("  (the bundle has no int8 calibration: no held-out split)")
+        return
+    from training.data import discover
+    from training.int8_cli import spread
+
+    samples = list(discover(images, class_names=cfg.class_names).samples)
+    used = {s.path.name for s in spread(samples, cfg.num_classes, int(cfg.int8["images"]))[0]}
+    rest = np.asarray([nm not in used for nm in names])
+    same = int((p32[rest].argmax(1) == p8[rest].argmax(1)).sum())
+    dp = np.abs(p32[rest] - p8[rest]).max(1)
+    print(
+        f"  not used for calibration ({int(rest.sum())} images): top-1 agreement {same}/"
+        f"{int(rest.sum())}, max |prob diff| {dp.max():.4f}, 99th pct {np.percentile(dp, 99):.4f}"
+    )
 
 
 def volume_rule_report(full_path: Path, plain_path: Path, frames: int, bundle: Path) -> None:
@@ -339,6 +380,14 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--mode", choices=("bf16", "int8"), default="bf16", help="compared with fp32")
+    ap.add_argument(
+        "--int8-bits",
+        type=int,
+        choices=(7, 8),
+        default=0,
+        help="int8 activations: 7 as on CPUs without VNNI (default: what this CPU uses)",
+    )
     ap.add_argument(
         "--volume-rule",
         type=Path,
@@ -357,7 +406,7 @@ def main() -> None:
             args.out, args.volume_rule, args.frames, Path(args.bundle or default_model_path())
         )
     if args.report_only:
-        return report(args.out, Path(args.bundle) if args.bundle else None)
+        return report(args.out, Path(args.bundle) if args.bundle else None, args.images)
     if args.images is None:
         ap.error("--images is required")
     if args.bundle is None:

@@ -46,4 +46,7 @@ octviewer-train ood resources/models/octviewer-demo-kermany.safetensors --data "
     --ood-dev ../shared/data/ood ../shared/data/dicom/topcon_bscan_opt.dcm \
     ../shared/data/vendor/TEST_T_2707_0.vol ../shared/data/vendor/TEST_T_2710_0.vol \
     ../shared/data/vendor/Willis_B_716_0.vol --threads 1
+# 2.2.0: the same weights plus a static int8 calibration (--int8 runs int8 convolutions)
+octviewer-train int8 resources/models/octviewer-demo-kermany.safetensors --data "$DATA" \
+    --output resources/models/octviewer-demo-kermany.safetensors --model-version 2.2.0 --threads 1
 python scripts/write_model_card.py resources/models/octviewer-demo-kermany.safetensors

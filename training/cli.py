@@ -338,6 +338,10 @@ def main(argv: list[str] | None = None) -> int:
         from training.ood_cli import main as ood_main
 
         return ood_main(args[1:])
+    if args[:1] == ["int8"]:
+        from training.int8_cli import main as int8_main
+
+        return int8_main(args[1:])
     verbose = "-v" in args or "--verbose" in args
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,

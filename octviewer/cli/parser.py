@@ -77,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument(
         "--int8",
         action="store_true",
-        help="CPU fast path: dynamic int8 quantisation of Linear layers",
+        help="CPU fast path: int8 convolutions for CNN ensembles whose bundle has an int8 "
+        "calibration (octviewer-train int8), else dynamic int8 Linear layers",
     )
     a.add_argument(
         "--precision",

@@ -10,9 +10,11 @@ Plain blocking code, safe to call from one worker thread at a time (calls are se
 lock). On CUDA the forward runs under autocast (bf16 when supported, else fp16); on a CPU with
 native bf16 (AVX512-BF16 or AMX) under bf16 autocast, CNNs in channels-last layout
 (``precision="fp32"`` turns both off; calibration and the OOD statistics are unchanged). On CPU
-the thread policy of :mod:`octviewer.core.device` applies, and ``quantize=True`` (fp32) switches the
-Linear layers to dynamic int8: the layers after the CAM target keep an fp32 copy that is
-swapped in for CAM passes, because quantised Linear layers have no backward.
+the thread policy of :mod:`octviewer.core.device` applies, and ``quantize=True`` (fp32) runs int8:
+a CNN ensemble whose bundle carries a static int8 calibration (``octviewer-train int8``) gets
+int8 convolutions before the CAM layer (:mod:`octviewer.core.model.int8_static`); otherwise the
+Linear layers become dynamic int8, and the layers after the CAM target keep an fp32 copy that
+is swapped in for CAM passes, because quantised Linear layers have no backward.
 
 Every analysed frame also gets the bundle's out-of-distribution score
 (:mod:`octviewer.core.ood`) from the same forward pass: hooks on the classifier layers read the
@@ -85,7 +87,7 @@ class Engine:
         prepare_environment()
         from octviewer.core.cam import OnePassCam
         from octviewer.core.model.bundle import load_bundle, read_bundle_config
-        from octviewer.core.model.int8 import DynamicInt8
+        from octviewer.core.model.int8_static import load_int8
 
         if bundle is None:
             from octviewer.resources import default_model_path
@@ -109,19 +111,18 @@ class Engine:
         int8 = bool(quantize) and self._device.type == "cpu"
         if quantize and not int8:
             log.warning("int8 quantisation is a CPU option; ignored on %s", self._device)
-        self._int8 = (
-            DynamicInt8(self._cam_target_of, tuple(self.config.preprocess.size)) if int8 else None
-        )
-        loaded = load_bundle(
-            path, device=str(self._device), on_unit=self._int8.on_unit if self._int8 else None
-        )
+        self._int8 = None  # static (calibrated CNN backbones) or dynamic (Linear layers)
+        if int8:
+            loaded, self._int8 = load_int8(
+                path, str(self._device), self.config, self._cam_target_of
+            )
+            self.quantized = True
+        else:
+            loaded = load_bundle(path, device=str(self._device))
         self.model: torch.nn.Module = loaded.model
         self.config = loaded.config
         self.identity: ModelIdentity = loaded.identity
         self.ood: OODModel | None = loaded.ood
-        if self._int8 is not None:
-            self._int8.finish(self.model)
-            self.quantized = True
         # int8 layers take fp32 inputs: an int8 model stays out of autocast
         self._amp = None if self.quantized else autocast_dtype(self._device, self.precision)
         self._use_channels_last()
@@ -136,7 +137,7 @@ class Engine:
             "engine ready: %s on %s%s%s in %.2f s",
             self.identity,
             self.device,
-            " (int8)" if self.quantized else "",
+            f" (int8 {self.int8_kind})" if self.quantized else "",
             f" ({self.compute_dtype})" if self._amp is not None else "",
             time.perf_counter() - t0,
         )
@@ -150,6 +151,11 @@ class Engine:
     def compute_dtype(self) -> str:
         """What the forward computes in: "bfloat16", "float16" (autocast) or "float32"."""
         return str(self._amp).removeprefix("torch.") if self._amp is not None else "float32"
+
+    @property
+    def int8_kind(self) -> str:
+        """ "static" (int8 convolutions, calibrated), "dynamic" (int8 Linear layers) or ""."""
+        return self._int8.kind if self._int8 is not None else ""
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -307,6 +313,7 @@ class Engine:
             elapsed_s=elapsed,
             extra={
                 "quantized": str(self.quantized).lower(),
+                "int8": self.int8_kind,
                 "compute": self.compute_dtype,
                 "threads": str(self.threads) if self.threads is not None else "",
                 "cam_layer": self.cam_target if cam else "",

@@ -72,6 +72,9 @@ class ModelConfig:
     # What the model was trained on: {"manufacturers": [...], "devices": [...], "scan_type":
     # "..."}; a scan whose metadata names another manufacturer carries a caution.
     training_domain: dict[str, Any] = field(default_factory=dict)
+    # Static int8 calibration (octviewer.core.model.int8_static): activation ranges per member,
+    # written by `octviewer-train int8`. Empty: `--int8` uses the dynamic Linear-only path.
+    int8: dict[str, Any] = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:

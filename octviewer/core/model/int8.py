@@ -124,6 +124,8 @@ class DynamicInt8:
     ``cam_target_of(model)`` names the CAM layer; the Linear layers after it (``fp32_tail``)
     keep a float32 copy, because int8 layers have no backward."""
 
+    kind = "dynamic"
+
     def __init__(
         self, cam_target_of: Callable[[torch.nn.Module], str], input_size: tuple[int, int]
     ) -> None:

@@ -29,6 +29,10 @@ MAX_CLASSES = 1000
 MAX_MEMBERS = 16
 INPUT_SIZE = (16, 4096)  # model input side, pixels
 VIT_BOUNDS = {"embed_dim": (1, 4096), "depth": (1, 64), "num_heads": (1, 64)}
+MAX_INT8_RANGES = 2000  # activations per network (ResNet-18: 29)
+MAX_INT8_RANGE = 1e6  # activation magnitude (ResNet-18 on [0, 1] images: below 100)
+_INT8_NET = re.compile(r"^members\.\d{1,2}$")
+_INT8_OBSERVER = re.compile(r"^activation_post_process_\d{1,6}$")
 _TIMM_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,120}$")
 _LAYER_PART = re.compile(r"^(?:[A-Za-z][A-Za-z0-9_]*|-?\d{1,4})$")
 _MAPPINGS = ("provenance", "metrics", "ood", "training_domain")
@@ -151,8 +155,45 @@ def validate_config(d: Any) -> None:
     for key in _MAPPINGS:
         if key in d:
             _mapping(d[key], key)
+    if "int8" in d:
+        validate_int8(d["int8"])
     size = validate_preprocess(d.get("preprocess", {}))
     validate_arch(arch, d.get("arch_kwargs", {}), "arch_kwargs", input_size=size)
+
+
+def validate_int8(block: Any) -> None:
+    """The static int8 calibration block: short texts, a bounded count of images, and per
+    network (``members.K``) at most ``MAX_INT8_RANGES`` activation ranges ``[lo, hi]``,
+    finite, ordered and within ``MAX_INT8_RANGE``."""
+    b = _mapping(block, "int8")
+    for key in ("method", "backend", "torch"):
+        if key in b:
+            _text(b[key], f"int8.{key}", limit=40)
+    for key in ("images", "views"):
+        if key in b:
+            _int(b[key], f"int8.{key}", 0, 10_000_000)
+    if "measured" in b:
+        _mapping(b["measured"], "int8.measured")
+    ranges = b.get("ranges", {})
+    if not isinstance(ranges, dict) or len(ranges) > MAX_MEMBERS:
+        raise SchemaError(f"int8.ranges must be a JSON object of at most {MAX_MEMBERS} networks")
+    for net, obs in ranges.items():
+        if not _INT8_NET.match(net):
+            raise SchemaError(f"int8.ranges has a bad network name {_show(net)}")
+        if not isinstance(obs, dict) or not 1 <= len(obs) <= MAX_INT8_RANGES:
+            raise SchemaError(
+                f"int8.ranges.{net} must map 1 to {MAX_INT8_RANGES} activations to ranges"
+            )
+        for name, pair in obs.items():
+            where = f"int8.ranges.{net}.{str(name)[:40]}"
+            if not _INT8_OBSERVER.match(name):
+                raise SchemaError(f"{where} is not an activation name")
+            if not isinstance(pair, list) or len(pair) != 2:
+                raise SchemaError(f"{where} must be [low, high], got {_show(pair)}")
+            lo = _num(pair[0], where, -MAX_INT8_RANGE, MAX_INT8_RANGE)
+            hi = _num(pair[1], where, -MAX_INT8_RANGE, MAX_INT8_RANGE)
+            if lo > hi:
+                raise SchemaError(f"{where} has low {lo:g} above high {hi:g}")
 
 
 def validate_layer_path(value: Any) -> str:
