@@ -262,3 +262,17 @@ def test_bundle_gets_the_users_normal_file_mode(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert p.stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("quantize", [False, True])
+def test_engine_reads_the_bundle_header_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, quantize: bool
+) -> None:
+    from octviewer.core.engine import Engine
+    from octviewer.core.model import header
+
+    path = make_tiny_bundle(tmp_path / "m.safetensors")
+    real, calls = header._read_header, []
+    monkeypatch.setattr(header, "_read_header", lambda p: calls.append(p) or real(p))
+    Engine(path, device="cpu", quantize=quantize)
+    assert len(calls) == 1

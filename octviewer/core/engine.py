@@ -86,7 +86,7 @@ class Engine:
     ) -> None:
         prepare_environment()
         from octviewer.core.cam import OnePassCam
-        from octviewer.core.model.bundle import load_bundle, read_bundle_config
+        from octviewer.core.model.bundle import load_bundle, read_bundle_head
         from octviewer.core.model.int8_static import load_int8
 
         if bundle is None:
@@ -106,7 +106,8 @@ class Engine:
         self.threads = configure_threads(threads) if self._device.type == "cpu" else None
         t0 = time.perf_counter()
         self.quantized = False
-        self.config: ModelConfig = read_bundle_config(path)
+        head = read_bundle_head(path)  # parsed once: load_bundle reuses it
+        self.config: ModelConfig = head.config
         self.cam_target = self.config.cam_target_layer
         int8 = bool(quantize) and self._device.type == "cpu"
         if quantize and not int8:
@@ -114,11 +115,11 @@ class Engine:
         self._int8 = None  # static (calibrated CNN backbones) or dynamic (Linear layers)
         if int8:
             loaded, self._int8 = load_int8(
-                path, str(self._device), self.config, self._cam_target_of
+                path, str(self._device), self.config, self._cam_target_of, head
             )
             self.quantized = True
         else:
-            loaded = load_bundle(path, device=str(self._device))
+            loaded = load_bundle(path, device=str(self._device), head=head)
         self.model: torch.nn.Module = loaded.model
         self.config = loaded.config
         self.identity: ModelIdentity = loaded.identity

@@ -312,9 +312,12 @@ class StaticInt8:
         yield
 
 
-def load_int8(path: Any, device: str, config: ModelConfig, cam_target_of: Any) -> tuple[Any, Any]:
+def load_int8(
+    path: Any, device: str, config: ModelConfig, cam_target_of: Any, head: Any = None
+) -> tuple[Any, Any]:
     """``load_bundle`` with int8: the static path when the bundle carries a calibration that
     fits, else the dynamic Linear-only path (:class:`~.int8.DynamicInt8`), the reason logged.
+    ``head``: the caller's parsed header (``read_bundle_head``), passed on to ``load_bundle``.
     Returns ``(loaded, hook)``; ``hook.kind`` is ``"static"`` or ``"dynamic"``."""
     from octviewer.core.model.bundle import load_bundle
     from octviewer.core.model.int8 import DynamicInt8
@@ -324,7 +327,7 @@ def load_int8(path: Any, device: str, config: ModelConfig, cam_target_of: Any) -
     if ranges is not None:
         static = StaticInt8(ranges, size)
         try:
-            loaded = load_bundle(path, device=device, on_unit=static.on_unit)
+            loaded = load_bundle(path, device=device, on_unit=static.on_unit, head=head)
             static.finish(loaded.model)
             log.info(
                 "int8: static int8 backbones (%d members, %d-bit activations)",
@@ -336,6 +339,6 @@ def load_int8(path: Any, device: str, config: ModelConfig, cam_target_of: Any) -
             reason = f"the static int8 graph could not be built ({exc})"
     log.info("int8: dynamic int8 Linear layers only; %s", reason)
     dynamic = DynamicInt8(cam_target_of, size)
-    loaded = load_bundle(path, device=device, on_unit=dynamic.on_unit)
+    loaded = load_bundle(path, device=device, on_unit=dynamic.on_unit, head=head)
     dynamic.finish(loaded.model)
     return loaded, dynamic
