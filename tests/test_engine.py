@@ -186,3 +186,17 @@ def test_int8_quantises_every_linear_and_keeps_float_only_for_the_cam_tail(bundl
     tail = {f"blocks.{last}.{s}" for s in ("attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2")}
     assert set(q._fp32_tail) == tail | {"head"}  # only what the CAM backward runs through
     assert all(m.weight.dtype == torch.float32 for m in q._fp32_tail.values())
+
+
+def test_results_say_what_arithmetic_computed_them(bundle: Path, data_dir: Path) -> None:
+    """int8 and bf16 move probabilities a little: the report, its record and the summary say so."""
+    from octviewer.core.report.facts import result_record
+    from octviewer.core.summary import rows_for_result
+
+    scan = kermany_scan(data_dir)
+    exact = Engine(bundle, device="cpu", precision="fp32").analyze(scan, cam=False)
+    assert exact.arithmetic == "float32" and exact.computed_on == "cpu"
+    int8 = Engine(bundle, device="cpu", quantize=True).analyze(scan, cam=False)
+    assert int8.arithmetic == "int8" and int8.computed_on == "cpu, int8"
+    assert result_record(scan, int8, int8.frames[0])["arithmetic"] == "int8"
+    assert {r.arithmetic for r in rows_for_result("x", int8, scan.n_frames)} == {"int8"}

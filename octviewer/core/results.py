@@ -232,6 +232,20 @@ class ScanResult:
         )
         return replace(self, frames=frames)
 
+    @property
+    def arithmetic(self) -> str:
+        """What the network computed in: "int8", "bfloat16", "float16" or "float32" (the
+        engine records it in ``extra``; results made elsewhere count as float32)."""
+        if self.extra.get("quantized") == "true":
+            return "int8"
+        return self.extra.get("compute") or "float32"
+
+    @property
+    def computed_on(self) -> str:
+        """The device, with the arithmetic when it is not full float32 (e.g. "cpu, int8")."""
+        a = self.arithmetic
+        return self.device if a == "float32" else f"{self.device}, {a}"
+
     def probability_matrix(self) -> np.ndarray:
         """(n_frames, n_classes) calibrated probabilities, in frame order."""
         return np.stack([f.probabilities for f in self.frames])

@@ -1,8 +1,8 @@
 """One summary table for a batch of analyses: CSV and JSON, one row per analysed frame.
 
 A row names the input (as the user gave it, patient name/ID parts blanked unless asked), the frame (0-based index), the predicted class,
-its confidence, each class probability, the result flags, the model SHA-256, the device and
-the report written. Inputs that failed get one row with ``status = "failed"`` and the message,
+its confidence, each class probability, the result flags, the model SHA-256, the device, the
+arithmetic (float32, bfloat16, int8) and the report written. Inputs that failed get one row with ``status = "failed"`` and the message,
 so a spreadsheet of the summary shows every input that was asked for.
 
 A frame that is *not assessed* (``FrameResult.assessable`` False) has ``class`` and
@@ -45,6 +45,7 @@ class SummaryRow:
     ood_threshold: float | None = None
     model_sha256: str = ""
     device: str = ""
+    arithmetic: str = ""
     report: str = ""
     status: str = "ok"
     error: str = ""
@@ -64,6 +65,7 @@ class SummaryRow:
             "ood_threshold": self.ood_threshold,
             "model_sha256": self.model_sha256,
             "device": self.device,
+            "arithmetic": self.arithmetic,
             "report": self.report,
             "status": self.status,
             "error": self.error,
@@ -95,6 +97,7 @@ def rows_for_result(
                 ood_threshold=_rounded(fr.ood_threshold),
                 model_sha256=result.model.sha256,
                 device=result.device,
+                arithmetic=result.arithmetic,
                 report=reports.get(fr.frame_index, ""),
             )
         )
@@ -143,6 +146,7 @@ def csv_columns(class_names: Sequence[str]) -> list[str]:
         "ood_threshold",
         "model_sha256",
         "device",
+        "arithmetic",
         "report",
         "status",
         "error",

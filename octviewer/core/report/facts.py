@@ -149,6 +149,7 @@ def result_record(
             "sha256": result.model.sha256,
         },
         "device": result.device,
+        "arithmetic": result.arithmetic,
         "octviewer_version": __version__,
         "created": (created or _dt.datetime.now().astimezone()).isoformat(timespec="seconds"),
     }

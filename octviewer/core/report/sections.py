@@ -219,7 +219,7 @@ def draw_footer(page: Page, y: float, result: ScanResult, created: _dt.datetime)
     footer = [
         f"Model: {model.name} {model.version}  ·  {model.architecture}  ·  SHA-256 {model.short_sha}"
         + (f"  ·  licence: {model.licence}" if model.licence else ""),
-        f"octviewer {__version__}  ·  analysed on {result.device}  ·  report created "
+        f"octviewer {__version__}  ·  analysed on {result.computed_on}  ·  report created "
         f"{created.strftime('%Y-%m-%d %H:%M')} ({created.strftime('%Z') or 'local time'})",
     ]
     for line in footer:
