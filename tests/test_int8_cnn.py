@@ -286,3 +286,31 @@ def test_the_float_backbone_is_freed_after_quantisation(bundles: dict[str, Path]
     assert float_kernels() - before - other == set()
     with torch.no_grad():
         assert model.members[0].forward_features(torch.rand(1, 1, SIZE, SIZE)).ndim == 4
+
+
+def test_self_test_checks_the_int8_path_of_a_calibrated_bundle(
+    bundles: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The packaged app's self-test proves torch.ao's int8 graphs work there."""
+    from octviewer.core.engine import Engine
+    from octviewer.core.io import load
+    from octviewer.selftest.checks import check_int8
+    from octviewer.selftest.outcome import SelfTestRun
+
+    scan = load(IMAGES[0])
+    run = SelfTestRun()
+    check_int8(bundles["calibrated"], Engine(bundles["calibrated"], device="cpu"), scan, run)
+    assert run.ok and run.int8.startswith("static int8, same class")
+    skipped = SelfTestRun()
+    check_int8(bundles["plain"], Engine(bundles["plain"], device="cpu"), scan, skipped)
+    assert skipped.ok and skipped.int8 == ""
+    # a broken int8 stack (as a packaging gap would give) fails the self-test, it does not crash it
+    from octviewer.core.model import int8_static
+
+    def broken(*a, **k):
+        raise ImportError("No module named 'torch.ao.quantization.fx'")
+
+    monkeypatch.setattr(int8_static, "load_int8", broken)
+    bad = SelfTestRun()
+    check_int8(bundles["calibrated"], Engine(bundles["calibrated"], device="cpu"), scan, bad)
+    assert not bad.ok and "int8" in bad.failures[0]

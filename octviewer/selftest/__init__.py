@@ -38,6 +38,7 @@ from octviewer.resources import NOT_SCANS, sample_scans
 from octviewer.selftest.checks import (
     REPORT_CHUNKS,
     analyse_case,
+    check_int8,
     torch_info,
 )
 from octviewer.selftest.dicoms import (
@@ -140,12 +141,14 @@ def run_selftest(
     if not samples:
         run.fail(f"no sample scans found in {samples_dir}")
     source: np.ndarray | None = None
+    first_oct = None
     for path in samples:
         case = CaseOutcome(path.name)
         run.cases.append(case)
         scan = analyse_case(path, engine, out_dir, case, expected.get(path.name, {}))
         if source is None and scan is not None and scan.is_oct:
-            source = _small_copy(scan.frame_as_uint8(0))
+            source, first_oct = _small_copy(scan.frame_as_uint8(0)), scan
+    check_int8(model, engine, first_oct, run)
     if decoders:
         if source is None:
             log.warning("self-test: no OCT sample loaded; generated DICOMs use a test pattern")

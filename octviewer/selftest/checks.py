@@ -169,3 +169,34 @@ def analyse_case(
         log.exception("self-test: unexpected error analysing %s", case.name)
         case.fail(f"unexpected error in analysis or report: {type(exc).__name__}: {exc}")
     return scan
+
+
+def check_int8(model: Path, engine: Engine, scan: Scan | None, run: Any) -> None:
+    """The int8 path (torch.ao graphs, the fbgemm/oneDNN kernels) works in this installation:
+    for a bundle calibrated for it, ``quantize=True`` builds static int8 backbones and gives the
+    float engine's class, with a heatmap, on a real B-scan. Skipped for other bundles and off
+    the CPU (int8 is a CPU option)."""
+    from octviewer.core.engine import Engine
+
+    if not engine.config.int8 or not engine.device.startswith("cpu") or scan is None:
+        log.info("self-test: int8 check not run (bundle not calibrated for it, or not a CPU)")
+        return
+    try:
+        int8 = Engine(model, device="cpu", quantize=True)
+        got = int8.analyze(scan, frames=[0], cam=True).frames[0]
+    except Exception as exc:  # a packaging gap shows here: record it, go on
+        log.exception("self-test: int8 engine failed")
+        run.fail(f"int8: {type(exc).__name__}: {exc}")
+        return
+    want = engine.analyze(scan, frames=[0], cam=False).frames[0]
+    if int8.int8_kind != "static":
+        run.fail(f"int8: the calibrated bundle fell back to the {int8.int8_kind!r} path")
+    elif got.predicted_index != want.predicted_index or got.cam is None:
+        run.fail(
+            f"int8: class {got.predicted_class} vs {want.predicted_class} in float, "
+            f"heatmap {'missing' if got.cam is None else 'present'}"
+        )
+    else:
+        diff = float(np.abs(got.probabilities - want.probabilities).max())
+        run.int8 = f"static int8, same class, max probability change {diff:.3f}"
+        log.info("self-test: %s", run.int8)

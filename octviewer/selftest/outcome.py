@@ -43,6 +43,7 @@ class SelfTestRun:
     decoders_checked: bool = False
     torch_info: dict[str, Any] = field(default_factory=dict)
     readers: list[Any] = field(default_factory=list)  # selftest_readers.ReaderOutcome
+    int8: str = ""  # what the int8 check found ("" = not run)
 
     def readers_line(self) -> str:
         """One line naming every reader checked (the summary line stays as it was)."""
@@ -92,6 +93,7 @@ class SelfTestRun:
             "torch": self.torch_info,
             "failures": self.failures,
             "readers": [dataclasses.asdict(r) for r in self.readers],
+            "int8": self.int8 or None,
             "cases": [
                 {
                     "name": c.name,
