@@ -87,8 +87,12 @@ def test_scan_opened_before_the_model_is_analysed_when_it_loads(qtbot, window, b
     with qtbot.waitSignal(c.result_ready, timeout=TIMEOUT):
         window.load_model(bundle)  # background load, then the waiting scan runs
     assert "tiny-test-model" in window.model_label.text()
-    assert window.device_label.text() == "Device: cpu"
+    # the device and, when not float32, the arithmetic, as the report footer states them
+    arithmetic = c.engine.compute_dtype
+    where = "cpu" if arithmetic == "float32" else f"cpu, {arithmetic}"
+    assert window.device_label.text() == f"Device: {where}"
     assert c.entry(uid).status is EntryStatus.DONE
+    assert c.entry(uid).result.computed_on == where
 
 
 def test_drop_files_shows_class_probabilities_and_heatmap(qtbot, window, engine) -> None:
@@ -332,3 +336,26 @@ def test_one_result_redraws_the_window_once(qtbot, tmp_path, engine, monkeypatch
     assert w.result_panel.prediction.text() == c.entry(uid).result.frames[0].predicted_class
     assert w.image_view.overlay_shown
     w.close()
+
+
+def test_int8_choice_reloads_the_model_and_results_say_int8(qtbot, window, bundle) -> None:
+    c = window.controller
+    with qtbot.waitSignal(
+        c.model_changed, timeout=TIMEOUT, check_params_cb=lambda s, t: s == "ready"
+    ):
+        window.load_model(bundle)
+    assert not window.act_int8.isChecked() and not c.engine.quantized
+    with qtbot.waitSignal(
+        c.model_changed, timeout=TIMEOUT, check_params_cb=lambda s, t: s == "ready"
+    ):
+        window.act_int8.trigger()
+    assert window.settings.int8 and c.engine.quantized
+    assert window.device_label.text() == "Device: cpu, int8"
+    with qtbot.waitSignal(c.result_ready, timeout=TIMEOUT):
+        (uid,) = window.open_paths([KERMANY[0]])
+    assert c.entry(uid).result.arithmetic == "int8"
+    with qtbot.waitSignal(
+        c.model_changed, timeout=TIMEOUT, check_params_cb=lambda s, t: s == "ready"
+    ):
+        window.act_int8.trigger()
+    assert not window.settings.int8 and not c.engine.quantized

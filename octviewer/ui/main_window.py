@@ -150,7 +150,7 @@ class MainWindow(
             self.open_paths(files)
         if model is None and self.settings.last_model and Path(self.settings.last_model).is_file():
             model = self.settings.last_model
-        self.controller.load_model(model, self.settings.device, self.settings.precision)
+        self.load_model_as_set(model)
 
     # --- opening ---------------------------------------------------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:

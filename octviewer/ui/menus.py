@@ -45,7 +45,7 @@ MENUS: tuple[Submenu, ...] = (
     Submenu("&Analysis", ("act_reanalyse", "act_cancel")),
     Submenu("&Model", (
         "act_load_model", "act_model_card", "act_mirage",
-        Submenu("&Device", ("device_actions", SEP, "act_bf16")),
+        Submenu("&Device", ("device_actions", SEP, "act_bf16", "act_int8")),
     )),
     Submenu("&Help", ("act_shortcuts", "act_logs", "act_about")),
 )  # fmt: skip

@@ -128,6 +128,13 @@ def model_status(identity: ModelIdentity) -> str:
     return f"Model: {identity.name} {identity.version} · sha256 {identity.short_sha}"
 
 
+def compute_label(device: str, compute_dtype: str, quantized: bool) -> str:
+    """Where and in what the model computes, as results state it (``ScanResult.computed_on``):
+    "cpu", "cpu, bfloat16", "cpu, int8"."""
+    arithmetic = "int8" if quantized else compute_dtype
+    return device if arithmetic == "float32" else f"{device}, {arithmetic}"
+
+
 def model_loading(bundle_name: str) -> str:
     return f"Loading model {bundle_name}…"
 

@@ -141,9 +141,13 @@ def open_scan(path: Path, series: str | None) -> Scan:
 
 
 def make_engine(bundle: Path, device: str, precision: str) -> Engine:
-    """Load a model bundle (a model job; torch is imported here, not at start-up)."""
+    """Load a model bundle (a model job; torch is imported here, not at start-up).
+    ``precision``: "auto" (bf16 where native), "fp32", or "int8" (int8 arithmetic on the CPU,
+    ``Engine(quantize=True)``, which computes in float32 where it is not int8)."""
     from octviewer.core.engine import Engine
 
+    if precision == "int8":
+        return Engine(bundle, device=device, precision="fp32", quantize=True)
     return Engine(bundle, device=device, precision=precision)
 
 

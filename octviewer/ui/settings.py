@@ -69,6 +69,15 @@ class Settings:
     def precision(self, value: str) -> None:
         self._s.setValue("model/precision", "fp32" if value == "fp32" else "auto")
 
+    @property
+    def int8(self) -> bool:
+        """Run the model with int8 arithmetic on the CPU (faster, approximate; off by default)."""
+        return self._s.value("model/int8", "false") in (True, "true", "1")
+
+    @int8.setter
+    def int8(self, value: bool) -> None:
+        self._s.setValue("model/int8", "true" if value else "false")
+
     # --- overlay -------------------------------------------------------------------------------
     @property
     def overlay_opacity(self) -> float:

@@ -30,21 +30,30 @@ class DialogsMixin:
 
     def load_model(self, path: str | Path) -> None:
         self.settings.last_model = str(path)
-        self.controller.load_model(path, self.settings.device, self.settings.precision)
+        self.load_model_as_set(path)
+
+    def load_model_as_set(self, path: str | Path | None) -> None:
+        """Load ``path`` (None: the default) on the device and arithmetic the settings name."""
+        s = self.settings
+        self.controller.load_model(path, s.device, "int8" if s.int8 else s.precision)
+
+    def _reload_model(self) -> None:
+        if self.controller.engine is not None:
+            self.load_model_as_set(self.settings.last_model or None)
 
     def set_device(self, device: str) -> None:
         self.settings.device = device
-        eng = self.controller.engine
-        if eng is not None:
-            path = self.settings.last_model or None
-            self.controller.load_model(path, device, self.settings.precision)
+        self._reload_model()
 
     def set_bf16(self, on: bool) -> None:
         """Allow bf16 ("auto") or force fp32; reloads a loaded model."""
         self.settings.precision = "auto" if on else "fp32"
-        if self.controller.engine is not None:
-            path = self.settings.last_model or None
-            self.controller.load_model(path, self.settings.device, self.settings.precision)
+        self._reload_model()
+
+    def set_int8(self, on: bool) -> None:
+        """int8 arithmetic on the CPU (faster, approximate) or not; reloads a loaded model."""
+        self.settings.int8 = on
+        self._reload_model()
 
     def show_model_card(self) -> None:
         eng = self.controller.engine

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from octviewer.ui import presenters
 from octviewer.ui.session import ModelState
 
 
@@ -30,9 +31,12 @@ class AnalysisStatusMixin:
         self.model_label.setText(text)
         eng = self.controller.engine
         if state == ModelState.READY.value and eng is not None:
-            self.device_label.setText(f"Device: {eng.device}")
-            self.device_label.setToolTip(f"Computes in {eng.compute_dtype}")
-            self.result_panel.show_model(eng.identity, eng.device)
+            where = presenters.compute_label(eng.device, eng.compute_dtype, eng.quantized)
+            self.device_label.setText(f"Device: {where}")
+            self.device_label.setToolTip(
+                f"Computes in {'int8' if eng.quantized else eng.compute_dtype}"
+            )
+            self.result_panel.show_model(eng.identity, where)
         else:
             self.device_label.setText("")
             self.result_panel.show_model(None, extra=text)
