@@ -139,7 +139,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> Path:
     from octviewer.core.model.bundle import load_bundle, save_bundle
     from octviewer.core.model.int8_static import BACKEND, METHOD
     from training.data import discover
-    from training.ood_cli import _check_weights_unchanged
+    from training.rewrite import check_weights_unchanged
     from training.run import git_commit
 
     if args.threads:
@@ -176,7 +176,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> Path:
         config, version=args.version or config.version, provenance=provenance, int8=block
     )
     sha = save_bundle(args.output, model, new, dtype=config.weights_dtype, ood=loaded.ood)
-    _check_weights_unchanged(args.output, model)
+    check_weights_unchanged(args.output, model)
     check = rest[: max(0, args.check_images)]
     if check:
         block["measured"] = compare(args.output, check, args.batch_size)

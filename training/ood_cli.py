@@ -146,6 +146,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> Path:
 
     from octviewer.core.model.bundle import load_bundle, save_bundle
     from training.ood import score_dev_set
+    from training.rewrite import check_weights_unchanged
     from training.run import git_commit
 
     if not 0.0 < args.false_flag_rate < 0.5:
@@ -180,22 +181,6 @@ def run(args: argparse.Namespace, argv: list[str]) -> Path:
         provenance=provenance,
     )
     sha = save_bundle(args.output, model, new, dtype=config.weights_dtype, ood=ood)
-    _check_weights_unchanged(args.output, model)
+    check_weights_unchanged(args.output, model)
     log.info("Wrote %s (sha256 %s) with OOD statistics", args.output, sha[:12])
     return Path(args.output)
-
-
-def _check_weights_unchanged(path: Path, model: Any) -> None:
-    """The re-written bundle must compute what the original did."""
-    import torch
-
-    from octviewer.core.model.bundle import load_bundle
-
-    again = load_bundle(path)
-    x = torch.rand(2, 1, *again.config.preprocess.size)
-    with torch.inference_mode():
-        a, b = model(x), again.model(x)
-    diff = float((a - b).abs().max())
-    if diff > 1e-3:
-        raise TrainingError(f"Re-written bundle differs from the original (max logit diff {diff}).")
-    log.info("Re-written weights: max |logit diff| %.2e against the original", diff)
