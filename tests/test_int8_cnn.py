@@ -220,6 +220,12 @@ def test_train_int8_command_writes_a_calibrated_bundle(
     measured = cfg.int8["measured"]
     assert measured["images"] == 4 and 0.0 <= measured["max_probability_change"] < 0.05
     assert "octviewer-train int8" in cfg.provenance["int8"]["command"]
+    step = cfg.provenance["int8"]  # the layout every re-writing step records (training/rewrite)
+    plain = read_bundle_config(bundles["plain"])
+    assert (
+        step["from_bundle"]["version"] == plain.version and len(step["from_bundle"]["sha256"]) == 64
+    )
+    assert step["data"] and step["date"] and "git_commit" in step
     before, after = load_bundle(bundles["plain"]).model, load_bundle(out).model
     for (k, v), (k2, v2) in zip(
         before.state_dict().items(), after.state_dict().items(), strict=True

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime as _dt
 import logging
-import shlex
 from pathlib import Path
 from typing import Any
 
@@ -139,8 +137,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> Path:
     from octviewer.core.model.bundle import load_bundle, save_bundle
     from octviewer.core.model.int8_static import BACKEND, METHOD
     from training.data import discover
-    from training.rewrite import check_weights_unchanged
-    from training.run import git_commit
+    from training.rewrite import check_weights_unchanged, step_provenance
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -163,15 +160,14 @@ def run(args: argparse.Namespace, argv: list[str]) -> Path:
         "ranges": calibrate(model, chosen, config, args.batch_size),
     }
     provenance = dict(config.provenance or {})
-    provenance["int8"] = {
-        "command": "octviewer-train int8 " + shlex.join(argv),
-        "from_bundle": {"name": config.name, "version": config.version},
-        "data": str(args.data),
-        "calibration_images": "evenly spread within each class, file-name order",
-        "from_sha256": loaded.identity.sha256,
-        "git_commit": git_commit(),
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
+    provenance["int8"] = step_provenance(
+        "int8",
+        argv,
+        config,
+        loaded.identity.sha256,
+        data=str(args.data),
+        calibration_images="evenly spread within each class, file-name order",
+    )
     new = dataclasses.replace(
         config, version=args.version or config.version, provenance=provenance, int8=block
     )

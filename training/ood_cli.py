@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime as _dt
 import json
 import logging
 import re
-import shlex
 from pathlib import Path
 from typing import Any
 
@@ -146,8 +144,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> Path:
 
     from octviewer.core.model.bundle import load_bundle, save_bundle
     from training.ood import score_dev_set
-    from training.rewrite import check_weights_unchanged
-    from training.run import git_commit
+    from training.rewrite import check_weights_unchanged, step_provenance
 
     if not 0.0 < args.false_flag_rate < 0.5:
         raise TrainingError("--false-flag-rate must be between 0 and 0.5 (e.g. 0.02).")
@@ -163,16 +160,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> Path:
         dev = report["development_ood_set"]
         log.info("OOD development set: %d of %d flagged", dev["flagged"], dev["images"])
     provenance = dict(config.provenance or {})
-    provenance["ood"] = {
-        "command": "octviewer-train ood " + shlex.join(argv),
-        "from_bundle": {
-            "name": config.name,
-            "version": config.version,
-            "sha256": loaded.identity.sha256,
-        },
-        "git_commit": git_commit(),
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
+    provenance["ood"] = step_provenance("ood", argv, config, loaded.identity.sha256)
     new = dataclasses.replace(
         config,
         version=args.version or config.version,

@@ -3,13 +3,35 @@ what such a step records and the check that it left the weights alone."""
 
 from __future__ import annotations
 
+import datetime as _dt
 import logging
+import shlex
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from octviewer.errors import TrainingError
 
+if TYPE_CHECKING:
+    from octviewer.core.model.config import ModelConfig
+
 log = logging.getLogger(__name__)
+
+
+def step_provenance(
+    step: str, argv: Sequence[str], config: ModelConfig, sha256: str, **extra: Any
+) -> dict[str, Any]:
+    """What a re-writing step adds under ``provenance[step]``: its command, the bundle it
+    started from (name, version, SHA-256), step-specific facts, the code and the date."""
+    from training.rundir import git_commit
+
+    return {
+        "command": f"octviewer-train {step} " + shlex.join(argv),
+        "from_bundle": {"name": config.name, "version": config.version, "sha256": sha256},
+        **extra,
+        "git_commit": git_commit(),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
 
 
 def check_weights_unchanged(path: Path, model: Any) -> None:
