@@ -134,13 +134,13 @@ echo "bundle: $BUNDLE = $SIZE"
 echo "15 largest items:"
 { du -sm "$INTERNAL"/* 2>/dev/null
   [ "$INTERNAL" != "$BUNDLE" ] && find "$BUNDLE" -mindepth 1 -maxdepth 1 ! -path "$INTERNAL" -exec du -sm {} +
-} | sort -rn | head -n 15 | awk '{printf "  %7d MB  %s\n", $1, $2}'
+} | sort -rn | awk 'NR <= 15 {printf "  %7d MB  %s\n", $1, $2}'
 if [ -d "$INTERNAL/torch/lib" ]; then
-    echo "torch/lib:"; du -sm "$INTERNAL"/torch/lib/* | sort -rn | head -n 6 | awk '{printf "  %7d MB  %s\n", $1, $2}'
+    echo "torch/lib:"; du -sm "$INTERNAL"/torch/lib/* | sort -rn | awk 'NR <= 6 {printf "  %7d MB  %s\n", $1, $2}'
 fi
 if [ -d "$INTERNAL/nvidia" ]; then
     echo "nvidia (CUDA libraries of the GPU flavour):"
-    du -sm "$INTERNAL"/nvidia/* | sort -rn | head -n 8 | awk '{printf "  %7d MB  %s\n", $1, $2}'
+    du -sm "$INTERNAL"/nvidia/* | sort -rn | awk 'NR <= 8 {printf "  %7d MB  %s\n", $1, $2}'
 fi
 for bad in triton matplotlib sklearn cv2 pytorch_grad_cam training tests torch/include \
         torch/testing/_internal/opinfo torch/utils/tensorboard PySide6/Qt/qml \
@@ -177,7 +177,7 @@ else
         warn "cold start NOT measured: Xvfb or xdotool missing and not installable (not root / no apt-get)"
         STARTUP="NOT measured (no Xvfb/xdotool)"
     else
-        XCB="$(find "$INTERNAL" -name libqxcb.so | head -n 1)"
+        XCB="$(find "$INTERNAL" -name libqxcb.so -print -quit)"
         if [ -n "$XCB" ] && LD_LIBRARY_PATH="$INTERNAL" ldd "$XCB" | grep -q "not found"; then
             fail "the bundled xcb plugin lacks system libraries:"
             LD_LIBRARY_PATH="$INTERNAL" ldd "$XCB" | grep "not found" >&2 || true
