@@ -178,9 +178,11 @@ else
         STARTUP="NOT measured (no Xvfb/xdotool)"
     else
         XCB="$(find "$INTERNAL" -name libqxcb.so -print -quit)"
-        if [ -n "$XCB" ] && LD_LIBRARY_PATH="$INTERNAL" ldd "$XCB" | grep -q "not found"; then
-            fail "the bundled xcb plugin lacks system libraries:"
-            LD_LIBRARY_PATH="$INTERNAL" ldd "$XCB" | grep "not found" >&2 || true
+        MISSING=""
+        [ -n "$XCB" ] && MISSING="$(LD_LIBRARY_PATH="$INTERNAL" ldd "$XCB" | grep "not found" || true)"
+        if [ -n "$MISSING" ]; then  # (not 'ldd | grep -q': under pipefail a SIGPIPE hides a hit)
+            echo "$MISSING" >&2
+            fail "the bundled xcb plugin lacks the system libraries above"
         fi
         DISPLAY_NUM=":$((90 + RANDOM % 9))"
         Xvfb "$DISPLAY_NUM" -screen 0 1600x1000x24 -nolisten tcp >build/xvfb.log 2>&1 &
