@@ -4,7 +4,7 @@ All work happens in :class:`~octviewer.ui.controller.Controller`; this class onl
 widgets to it. Errors are shown through :meth:`MainWindow.show_error` (non-blocking dialogs).
 Widgets come from :mod:`~octviewer.ui.layout`, actions and menus from :mod:`~octviewer.ui.actions`
 and :mod:`~octviewer.ui.menus`; the handlers of one concern each live in a ``window_*`` mixin
-(opening, reports, Model/Help dialogs, frames and overlay, analysis status).
+(opening, reports, Model/Help dialogs, frames and overlay, analysis status, display).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import (
@@ -28,21 +27,15 @@ from PySide6.QtWidgets import (
 
 from octviewer.ui import dialogs
 from octviewer.ui.actions import CONTOUR_CHOICES, SUSPICIOUS_TIP, build_actions  # noqa: F401
-from octviewer.ui.controller import Controller, EntryStatus, ScanEntry
+from octviewer.ui.controller import Controller, ScanEntry
 from octviewer.ui.empty_state import EmptyState  # noqa: F401
 from octviewer.ui.layout import build_widgets
 from octviewer.ui.menus import build_menus, build_toolbar
-from octviewer.ui.presenters import (
-    NO_SCAN_TEXT,
-    frame_label,
-    result_placeholder,
-    scan_facts,
-    volume_caption,
-)
 from octviewer.ui.settings import Settings
 from octviewer.ui.style import STYLE_SHEET
 from octviewer.ui.view_state import ViewState
 from octviewer.ui.window_dialogs import DialogsMixin
+from octviewer.ui.window_display import DisplayMixin
 from octviewer.ui.window_frames import NONE_ASSESSABLE, FramesMixin  # noqa: F401
 from octviewer.ui.window_opening import (
     SCAN_FILTER,  # noqa: F401
@@ -51,14 +44,17 @@ from octviewer.ui.window_opening import (
 from octviewer.ui.window_reports import ReportsMixin
 from octviewer.ui.window_status import AnalysisStatusMixin
 
-if TYPE_CHECKING:
-    from octviewer.core.scan import Scan
-
 log = logging.getLogger(__name__)
 
 
 class MainWindow(
-    AnalysisStatusMixin, FramesMixin, DialogsMixin, ReportsMixin, OpeningMixin, QMainWindow
+    DisplayMixin,
+    AnalysisStatusMixin,
+    FramesMixin,
+    DialogsMixin,
+    ReportsMixin,
+    OpeningMixin,
+    QMainWindow,
 ):
     def __init__(
         self, settings: Settings | None = None, controller: Controller | None = None
@@ -215,123 +211,6 @@ class MainWindow(
     @property
     def _uid(self) -> int | None:  # the entry on screen (scripts read it)
         return self.view.uid
-
-    # --- display ------------------------------------------------------------------------------------
-    def _aspect(self, scan: Scan) -> float:
-        return self.view.aspect(scan.metadata.spacing)
-
-    def _show_current(self, new_scan: bool = False) -> None:
-        entry = self.current_entry()
-        rp = self.result_panel
-        if entry is None:
-            self.stack.setCurrentWidget(self.empty)
-            self.volume_box.hide()
-            self.localizer.hide()
-            self.image_view.set_frame(None)
-            rp.set_prediction_placeholder(NO_SCAN_TEXT)
-            rp.scan_info.setText("—")
-            self.setWindowTitle("octviewer")
-            return
-        self.setWindowTitle(f"{entry.name} — octviewer")
-        scan = entry.scan
-        if scan is None:
-            self.stack.setCurrentWidget(
-                self.empty if entry.status is not EntryStatus.OPENING else self.image_view
-            )
-            self.image_view.set_frame(None)
-            self.volume_box.hide()
-            self.localizer.hide()
-            rp.set_prediction_placeholder(self._placeholder(entry))
-            rp.scan_info.setText(str(entry.path.name))
-            return
-        self.stack.setCurrentWidget(self.image_view)
-        frame = self.view.clamp_frame(scan.n_frames)
-        self.image_view.wheel_steps_frames = scan.is_volume
-        sp = scan.metadata.spacing
-        self.image_view.set_frame(
-            scan.frame_as_uint8(frame),
-            self._aspect(scan),
-            reset_view=new_scan,
-            spacing_um=(sp.row * 1000, sp.col * 1000) if sp and sp.unit == "mm" else None,
-        )
-        self.volume_box.setVisible(scan.is_volume)
-        if scan.is_volume:
-            self.slider.blockSignals(True)
-            self.slider.setRange(0, scan.n_frames - 1)
-            self.slider.setValue(frame)
-            self.slider.blockSignals(False)
-            self.frame_label.setText(frame_label(frame, scan.n_frames))
-            if entry.result is not None and len(entry.result.frames) > 1:
-                res = entry.result
-                self.strip.set_data(
-                    res.probability_matrix(),
-                    [f.frame_index for f in res.frames],
-                    res.class_names,
-                    scan.n_frames,
-                    assessable=[f.assessable for f in res.frames],
-                )
-            else:
-                self.strip.set_data(None, [], (), scan.n_frames)
-            self.strip.set_current(frame)
-        loc = scan.localizer
-        # on every refresh, not only for a new entry: the first file opened is selected before
-        # its scan has loaded, and its localizer arrives with a later update
-        self.localizer.show_localizer(loc)
-        self.localizer.setVisible(loc is not None)
-        self._show_map(entry)
-        self.localizer.set_current(frame)
-        rp.scan_info.setText(scan_facts(scan))
-        self._show_result()
-        self._refresh_overlay()
-
-    def _show_map(self, entry) -> None:
-        from octviewer.core.disease_map import unavailable_reason
-
-        scan, res, lv = entry.scan, entry.result, self.localizer
-        lv.map_visible = self.view.disease_map
-        lv.attention_visible = self.view.map_attention
-        lv.colormap = self.view.colormap
-        cams = {}
-        if res is not None and lv.attention_visible:
-            for fr in res.frames:
-                cam = entry.cams.get((fr.frame_index, fr.predicted_index))
-                if cam is not None:
-                    cams[fr.frame_index] = cam
-        lv.show_map(scan, res, cams)
-        reason = unavailable_reason(scan) if scan.is_volume else None
-        self.map_note.setText(reason or "")
-        self.map_note.setVisible(bool(reason) and self.view.disease_map)
-
-    def _on_map(self, _: bool = False) -> None:
-        # one handler for both map actions: take both states
-        self.view.disease_map = self.settings.disease_map = self.act_map.isChecked()
-        self.view.map_attention = self.settings.map_attention = self.act_map_attention.isChecked()
-        entry = self.current_entry()
-        if entry is not None and entry.scan is not None:
-            self._show_map(entry)
-
-    def _show_result(self) -> None:
-        entry = self.current_entry()
-        rp = self.result_panel
-        if entry is None or entry.scan is None:
-            return
-        placeholder = self._placeholder(entry)
-        if placeholder is not None:
-            rp.set_prediction_placeholder(placeholder)
-            return
-        assert entry.result is not None
-        frame = self.view.frame
-        caption = volume_caption(entry.scan, entry.result, frame)
-        rp.show_result(entry.result.frame(frame), caption, key=(entry.uid, frame))
-
-    def _placeholder(self, entry: ScanEntry | None) -> str | None:
-        return result_placeholder(entry, self.view.frame, self.controller.model_state)
-
-    def _on_cam_ready(self, uid: int, frame: int, cls: int) -> None:
-        if uid == self.view.uid and frame == self.view.frame and cls == self._cam_class():
-            self._refresh_overlay()
-        if uid == self.view.uid and self.view.map_attention:
-            self._on_map()
 
     # --- errors -----------------------------------------------------------------------------------------
     def show_error(self, title: str, message: str, details: str = "") -> QMessageBox:
