@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from octviewer.errors import OCTViewerError, TrainingError
+from octviewer.errors import TrainingError
+from training.rewrite import run_step
 
 log = logging.getLogger(__name__)
 
@@ -129,14 +130,7 @@ def dev_files(paths: list[Path]) -> list[Path]:
 
 
 def main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        run(args, argv)
-    except OCTViewerError as exc:
-        log.error("%s", exc)
-        return 2
-    return 0
+    return run_step(build_parser(), run, argv)
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> Path:

@@ -3,19 +3,36 @@ what such a step records and the check that it left the weights alone."""
 
 from __future__ import annotations
 
+import argparse
 import datetime as _dt
 import logging
 import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from octviewer.errors import TrainingError
+from octviewer.errors import OCTViewerError, TrainingError
 
 if TYPE_CHECKING:
     from octviewer.core.model.config import ModelConfig
 
 log = logging.getLogger(__name__)
+
+
+def run_step(
+    parser: argparse.ArgumentParser,
+    run: Callable[[argparse.Namespace, list[str]], object],
+    argv: list[str],
+) -> int:
+    """A re-writing command's ``main``: parse, log to the console, run; 2 on a refused input."""
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        run(args, argv)
+    except OCTViewerError as exc:
+        log.error("%s", exc)
+        return 2
+    return 0
 
 
 def step_provenance(
