@@ -34,15 +34,33 @@ ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("screenshots")
 
 
-def _wait(app, cond, timeout: float = 120.0) -> None:
+def _wait(app, cond, timeout: float = 120.0, settle: int = 5, pause: float = 0.0) -> None:
+    """Run the event loop until ``cond()``, then ``settle`` more rounds (``pause`` s apart)."""
     t0 = time.monotonic()
     while not cond():
         app.processEvents()
         time.sleep(0.01)
         if time.monotonic() - t0 > timeout:
             raise TimeoutError("the viewer did not reach the expected state")
-    for _ in range(5):
+    for _ in range(settle):
         app.processEvents()
+        if pause:
+            time.sleep(pause)
+
+
+def viewer(size: str, settings_dir: Path):
+    """The QApplication and a shown main window of ``size`` ("WxH") with its own settings."""
+    from PySide6.QtWidgets import QApplication
+
+    from octviewer.ui.main_window import MainWindow
+    from octviewer.ui.settings import Settings
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    w, h = (int(v) for v in size.lower().split("x"))
+    win = MainWindow(Settings.at(settings_dir / "settings.ini"))
+    win.resize(w, h)
+    win.show()
+    return app, win
 
 
 def _model(arg: str | None, tmp: Path) -> Path:
@@ -75,21 +93,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from PySide6.QtCore import QPoint
     from PySide6.QtGui import QPainter
-    from PySide6.QtWidgets import QApplication
 
     from octviewer.resources import samples_dir
-    from octviewer.ui.main_window import MainWindow
-    from octviewer.ui.settings import Settings
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    w_, h_ = (int(v) for v in args.size.lower().split("x"))
     with tempfile.TemporaryDirectory() as td:
         tmp = Path(td)
-        win = MainWindow(Settings.at(tmp / "settings.ini"))
-        win.resize(w_, h_)
-        win.show()
+        app, win = viewer(args.size, tmp)
         _wait(app, lambda: True)
 
         only = {x for x in args.only.split(",") if x}

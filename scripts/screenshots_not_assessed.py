@@ -16,23 +16,18 @@ import logging
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from screenshots import _wait as shared_wait  # noqa: E402 (the sibling script)
+from screenshots import viewer  # noqa: E402
+
 log = logging.getLogger("screenshots")
 
 
 def _wait(app, cond, timeout: float = 180.0) -> None:
-    t0 = time.monotonic()
-    while not cond():
-        app.processEvents()
-        time.sleep(0.01)
-        if time.monotonic() - t0 > timeout:
-            raise TimeoutError("the viewer did not reach the expected state")
-    for _ in range(10):
-        app.processEvents()
-        time.sleep(0.01)
+    shared_wait(app, cond, timeout, settle=10, pause=0.01)
 
 
 def _open(app, win, path: Path):
@@ -56,22 +51,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-    from PySide6.QtWidgets import QApplication
-
     from octviewer.core.report import save_report
     from octviewer.resources import default_model_path, samples_dir
     from octviewer.ui.controller import ModelState
-    from octviewer.ui.main_window import MainWindow
-    from octviewer.ui.settings import Settings
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    w_, h_ = (int(v) for v in args.size.lower().split("x"))
     with tempfile.TemporaryDirectory() as td:
-        win = MainWindow(Settings.at(Path(td) / "settings.ini"))
-        win.resize(w_, h_)
-        win.show()
+        app, win = viewer(args.size, Path(td))
         win.load_model(args.model or default_model_path())
         _wait(app, lambda: win.controller.model_state is ModelState.READY)
         samples = samples_dir()
