@@ -238,19 +238,8 @@ def test_cli_on_the_fundus_sample_says_not_assessed(tmp_path: Path, capsys) -> N
     """The real engine (tiny bundle) and the CLI on a real infrared fundus image."""
     bundle = make_tiny_bundle(tmp_path / "tiny.safetensors")
     out = tmp_path / "out"
-    rc = cli.main(
-        [
-            "analyze",
-            str(FUNDUS),
-            "--model",
-            str(bundle),
-            "--out",
-            str(out),
-            "--device",
-            "cpu",
-            "--no-progress",
-        ]
-    )
+    analyze = ["analyze", str(FUNDUS), "--model", str(bundle), "--device", "cpu", "--no-progress"]
+    rc = cli.main([*analyze, "--out", str(out)])
     assert rc == cli.EXIT_OK
     console = capsys.readouterr().out
     line = next(ln for ln in console.splitlines() if FUNDUS.name in ln)
@@ -267,20 +256,7 @@ def test_cli_on_the_fundus_sample_says_not_assessed(tmp_path: Path, capsys) -> N
         assert not _has_class_word(value), (key, value)
     # asked for, the withheld output is drawn and stored, still without a class
     out2 = tmp_path / "out2"
-    rc = cli.main(
-        [
-            "analyze",
-            str(FUNDUS),
-            "--model",
-            str(bundle),
-            "--out",
-            str(out2),
-            "--device",
-            "cpu",
-            "--no-progress",
-            "--show-unreliable",
-        ]
-    )
+    rc = cli.main([*analyze, "--out", str(out2), "--show-unreliable"])
     assert rc == cli.EXIT_OK
     with Image.open(out2 / f"{FUNDUS.stem}.png") as im:
         im.load()

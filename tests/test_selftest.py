@@ -49,16 +49,9 @@ def test_passes_on_real_scans_and_reports_everything(
     (samples / "expected.json").write_text(json.dumps({"empty.png": {"error": "EmptyFileError"}}))
     out, report = tmp_path / "reports", tmp_path / "st.json"
     rc, line = _run(
-        capsys,
-        "--model",
-        str(bundle),
-        "--samples",
-        str(samples),
-        "--keep",
-        str(out),
-        "--json",
-        str(report),
-    )
+        capsys, "--model", str(bundle), "--samples", str(samples), "--keep", str(out),
+        "--json", str(report),
+    )  # fmt: skip
     assert rc == 0, line
     m = SUMMARY.match(line)
     assert m, line

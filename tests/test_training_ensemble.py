@@ -40,6 +40,13 @@ def _member(tmp_path: Path, seed: int, split_seed: int = 0, epochs: int = 1, **k
     return res.bundle
 
 
+def _shared_split_args(tmp_path: Path, a: Path, b: Path) -> list[str]:
+    """Two member bundles, the data, the first member's split and a run directory."""
+    split = tmp_path / "m1-0" / "split.csv"
+    return [str(a), str(b), "--data", str(KERMANY_SMALL), "--split", str(split),
+            "--run-dir", str(tmp_path / "ens")]  # fmt: skip
+
+
 def test_ensemble_of_two_members_runs_in_the_engine(tmp_path: Path) -> None:
     import torch
 
@@ -56,14 +63,7 @@ def test_ensemble_of_two_members_runs_in_the_engine(tmp_path: Path) -> None:
     rc = train_main(
         [
             "ensemble",
-            str(a),
-            str(b),
-            "--data",
-            str(KERMANY_SMALL),
-            "--split",
-            str(tmp_path / "m1-0" / "split.csv"),
-            "--run-dir",
-            str(tmp_path / "ens"),
+            *_shared_split_args(tmp_path, a, b),
             "--bootstrap",
             "50",
             "--no-plots",
@@ -167,18 +167,7 @@ def test_members_on_different_splits_are_refused(tmp_path: Path) -> None:
     with pytest.raises(TrainingError, match="different patient splits"):
         from training.ensemble import build_parser, run_ensemble
 
-        args = build_parser().parse_args(
-            [
-                str(a),
-                str(b),
-                "--data",
-                str(KERMANY_SMALL),
-                "--split",
-                str(tmp_path / "m1-0" / "split.csv"),
-                "--run-dir",
-                str(tmp_path / "ens"),
-            ]
-        )
+        args = build_parser().parse_args(_shared_split_args(tmp_path, a, b))
         run_ensemble(args, ["x"])
 
 
