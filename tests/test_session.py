@@ -272,3 +272,21 @@ def test_volume_caption_scan_facts_and_model_texts() -> None:
         "octviewer-test 1.2.3\nsha256 f00dbabef00d\nmirage_vit\ndevice: cpu\nlicence: test only"
     )
     assert presenters.frame_label(4, 49) == "Frame 5 / 49"
+
+
+@pytest.mark.parametrize(
+    ("precision", "expected"),
+    [("auto", ("auto", False)), ("fp32", ("fp32", False)),
+     ("auto+int8", ("auto", True)), ("fp32+int8", ("fp32", True))],
+)  # fmt: skip
+def test_engine_choice_keeps_bf16_setting_beside_int8(monkeypatch, precision, expected) -> None:
+    """int8 is a CPU option: on a GPU the engine falls back to the bf16/fp32 choice, kept here."""
+    import octviewer.core.engine as engine_module
+    from octviewer.ui import session
+
+    seen = {}
+    monkeypatch.setattr(
+        engine_module, "Engine", lambda b, **kw: seen.update(kw) or "engine", raising=True
+    )
+    assert session.make_engine(Path("m.safetensors"), "cuda", precision) == "engine"
+    assert (seen["precision"], seen["quantize"]) == expected and seen["device"] == "cuda"

@@ -186,7 +186,7 @@ class Controller(QObject):
         self, path: str | Path | None, device: str = "auto", precision: str = "auto"
     ) -> None:
         """Load a bundle in the background (None = the bundled default, if present);
-        ``precision``: "auto", "fp32" or "int8" (:func:`~octviewer.ui.session.make_engine`)."""
+        ``precision``: "auto" or "fp32", "+int8" added for int8 (:func:`.session.make_engine`)."""
         from octviewer.resources import default_model_path
 
         bundle = Path(path) if path else default_model_path()

@@ -142,13 +142,12 @@ def open_scan(path: Path, series: str | None) -> Scan:
 
 def make_engine(bundle: Path, device: str, precision: str) -> Engine:
     """Load a model bundle (a model job; torch is imported here, not at start-up).
-    ``precision``: "auto" (bf16 where native), "fp32", or "int8" (int8 arithmetic on the CPU,
-    ``Engine(quantize=True)``, which computes in float32 where it is not int8)."""
+    ``precision``: "auto" (bf16 where native) or "fp32", with "+int8" for int8 arithmetic on
+    the CPU (``Engine(quantize=True)``; a GPU ignores it and keeps the first part)."""
     from octviewer.core.engine import Engine
 
-    if precision == "int8":
-        return Engine(bundle, device=device, precision="fp32", quantize=True)
-    return Engine(bundle, device=device, precision=precision)
+    base, _, int8 = precision.partition("+")
+    return Engine(bundle, device=device, precision=base, quantize=int8 == "int8")
 
 
 def analyse(

@@ -35,7 +35,7 @@ class DialogsMixin:
     def load_model_as_set(self, path: str | Path | None) -> None:
         """Load ``path`` (None: the default) on the device and arithmetic the settings name."""
         s = self.settings
-        self.controller.load_model(path, s.device, "int8" if s.int8 else s.precision)
+        self.controller.load_model(path, s.device, s.precision + ("+int8" if s.int8 else ""))
 
     def _reload_model(self) -> None:
         if self.controller.engine is not None:
