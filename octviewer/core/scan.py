@@ -105,6 +105,89 @@ def outline_of(position: np.ndarray, pattern: str, segments: int = 96) -> np.nda
     return np.stack([x1 + r * np.cos(t), y1 + r * np.sin(t)], axis=1)
 
 
+class ScanPattern(str, enum.Enum):
+    """How the device swept the beam, as the file states it (``UNKNOWN`` when it does not)."""
+
+    LINE = "line"  # one B-scan (or a few repeated at one place)
+    VOLUME = "volume"  # a raster of parallel B-scans
+    CIRCLE = "circle"  # B-scans on a circle (the peripapillary RNFL scan)
+    RADIAL = "radial"  # B-scans through one centre (a star)
+    UNKNOWN = "unknown"
+
+    @property
+    def label(self) -> str:
+        return _PATTERN_LABELS[self]
+
+
+_PATTERN_LABELS = {
+    ScanPattern.LINE: "line scan",
+    ScanPattern.VOLUME: "volume scan",
+    ScanPattern.CIRCLE: "circle scan",
+    ScanPattern.RADIAL: "radial scan",
+    ScanPattern.UNKNOWN: "scan",
+}
+
+
+class ScanRegion(str, enum.Enum):
+    """Which part of the fundus a scan is centred on, as the file states it."""
+
+    MACULA = "macula"
+    OPTIC_DISC = "optic disc"  # centred on the disc, or around it (peripapillary)
+    OTHER = "other"  # stated, but neither (e.g. anterior segment, periphery)
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class ScanProtocol:
+    """The acquisition protocol a file states: scan pattern, region and the device's own name.
+
+    ``source`` says where it was read (e.g. ``".vol header ScanPattern 2"``, ``"DICOM Anatomic
+    Region Sequence"``) so a clinician can check it. Everything ``UNKNOWN`` / None when the file
+    says nothing (images, most exports): then the pixels decide (:mod:`octviewer.core.anatomy`).
+    """
+
+    pattern: ScanPattern = ScanPattern.UNKNOWN
+    region: ScanRegion = ScanRegion.UNKNOWN
+    name: str | None = None  # the device's protocol name, e.g. "Glaucoma RNFL circle"
+    source: str = ""
+
+    @property
+    def is_stated(self) -> bool:
+        return self.pattern is not ScanPattern.UNKNOWN or self.region is not ScanRegion.UNKNOWN
+
+    @property
+    def description(self) -> str:
+        """Plain words: "peripapillary circle scan", "macular volume scan", "radial scan of the
+        optic disc", "line scan", "protocol not stated"."""
+        if not self.is_stated:
+            return "protocol not stated"
+        pattern = self.pattern.label
+        if self.region is ScanRegion.MACULA:
+            return f"macular {pattern}"
+        if self.region is ScanRegion.OPTIC_DISC:
+            return (
+                f"peripapillary {pattern}"
+                if self.pattern is ScanPattern.CIRCLE
+                else f"{pattern} of the optic disc"
+            )
+        if self.region is ScanRegion.OTHER:
+            return f"{pattern} outside the macula"
+        return pattern
+
+
+@dataclass(frozen=True)
+class DeviceQuality:
+    """The device's own image-quality index per frame, where the file stores one.
+
+    ``name`` e.g. "Spectralis Q"; ``minimum`` the manufacturer's stated minimum (None when not
+    documented); ``values`` one per frame (NaN where a frame has none)."""
+
+    name: str
+    values: tuple[float, ...]
+    minimum: float | None = None
+    source: str = ""
+
+
 @dataclass(frozen=True)
 class ScanMetadata:
     """Non-identifying facts about a scan."""
@@ -123,6 +206,8 @@ class ScanMetadata:
     bit_depth: int = 8
     downsampled_from: tuple[int, int] | None = None  # original (rows, cols) if shrunk for safety
     notes: tuple[str, ...] = ()  # reader remarks worth showing (e.g. "converted from colour")
+    protocol: ScanProtocol = field(default_factory=ScanProtocol)  # as the file states it
+    device_quality: DeviceQuality | None = None  # the device's own quality index per frame
 
     @property
     def display_name(self) -> str:
