@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -56,6 +56,9 @@ class FolderPlan:
     decision: Decision
     items: tuple[FolderItem, ...]
     reason: str
+    #: files that are no scan (sidecars: text, CSV, XML, JSON, unreadable): never read, and
+    #: said so on the scan opened from the folder (:func:`ignored_note`)
+    ignored: tuple[Path, ...] = ()
 
     def item(self, key: str) -> FolderItem | None:
         return next((i for i in self.items if i.key == key), None)
@@ -117,6 +120,8 @@ def plan_folder(folder: str | Path) -> FolderPlan:
             kinds[path] = sniff(path)
         except OSError as exc:
             logger.info("skipping unreadable file in folder: %s", exc)
+    scan_kinds = {FileKind.DICOM, *VENDOR_KINDS, *IMAGE_KINDS}
+    ignored = tuple(p for p in files if kinds.get(p) not in scan_kinds)
     items: list[FolderItem] = []
     dicom_groups = series_io._classify(folder, [p for p, k in kinds.items() if k is FileKind.DICOM])
     for key, group in dicom_groups.items():
@@ -136,10 +141,23 @@ def plan_folder(folder: str | Path) -> FolderPlan:
             path=folder,
         )
     if ask_reason:
-        return FolderPlan(folder, "ask", tuple(items), ask_reason)
+        return FolderPlan(folder, "ask", tuple(items), ask_reason, ignored)
     if len(items) == 1:
-        return FolderPlan(folder, "one", tuple(items), "the files form one scan")
-    return FolderPlan(folder, "several", tuple(items), f"{len(items)} independent scans")
+        return FolderPlan(folder, "one", tuple(items), "the files form one scan", ignored)
+    return FolderPlan(folder, "several", tuple(items), f"{len(items)} independent scans", ignored)
+
+
+def ignored_note(ignored: tuple[Path, ...]) -> str | None:
+    """The note a scan opened from a folder carries about the folder's other files (by count
+    and type only: file names can hold a patient's name); None when there are none."""
+    if not ignored:
+        return None
+    types = sorted({p.suffix.lower() or "no extension" for p in ignored})
+    return (
+        f"{len(ignored)} other file(s) in the folder were not read ({', '.join(types[:6])}): "
+        "octviewer does not use sidecar files, so B-scan positions or other data they may "
+        "hold are not shown"
+    )
 
 
 def _sizes(paths: list[Path]) -> dict[Path, tuple[int, int, int]]:
@@ -194,7 +212,7 @@ def read_planned(folder: Path, *, series: str | None = None) -> Scan:
 
         return load(plan.items[0].paths[0], series=series)
     if series is None and plan.decision == "one":
-        return _open_item(folder, plan.items[0])
+        return _with_note(_open_item(folder, plan.items[0]), ignored_note(plan.ignored))
     if series is None:
         independent = plan.decision == "several"
         intro = (
@@ -218,7 +236,15 @@ def read_planned(folder: Path, *, series: str | None = None) -> Scan:
             path=folder,
             independent=plan.decision == "several",
         )
-    return _open_item(folder, item)
+    scan = _open_item(folder, item)
+    return scan if len(item.paths) == 1 else _with_note(scan, ignored_note(plan.ignored))
+
+
+def _with_note(scan: Scan, note: str | None) -> Scan:
+    if note is not None:
+        logger.info("folder: %s", note)
+        scan.metadata = replace(scan.metadata, notes=(*scan.metadata.notes, note))
+    return scan
 
 
 def _open_item(folder: Path, item: FolderItem) -> Scan:
