@@ -93,9 +93,7 @@ def test_api_withholds_the_class() -> None:
     fr = _fr(0, [0.81, 0.1, 0.06, 0.03], {ResultFlag.OUT_OF_DISTRIBUTION, ResultFlag.OTHER_DEVICE})
     assert not fr.assessable and fr.presented_class is None and fr.headline == "Not assessed"
     assert fr.reason == ResultFlag.OUT_OF_DISTRIBUTION.warning
-    assert fr.reason_text.startswith("This B-scan is unlike") and not _has_class_word(
-        fr.reason_text
-    )
+    assert fr.reason_text.startswith("This image is unlike") and not _has_class_word(fr.reason_text)
     assert fr.cautions == [ResultFlag.OTHER_DEVICE]  # the reason is not repeated as a warning
     both = _fr(0, [0.81, 0.1, 0.06, 0.03], {ResultFlag.NOT_OCT, ResultFlag.OUT_OF_DISTRIBUTION})
     assert both.reason == ResultFlag.NOT_OCT.warning

@@ -98,6 +98,11 @@ def _print_outcome(
         f"Analysed {n_ok} of {n_inputs} input(s) in {seconds:.1f} s "
         f"with {engine.identity} on {engine.device}."
     )
+    from octviewer.core.summary import imageability_line
+
+    imageability = imageability_line(outcome.rows)
+    if imageability:
+        _say(imageability)
     _say(f"Reports: {len(outcome.reports)} in {args.out}")
     for s in summaries:
         _say(f"Summary: {s}")

@@ -159,10 +159,21 @@ def analyze_one(
         out_paths.append(out)
     label = str(path) if args.include_identity else redact(str(path), scan.identity)
     lines = [result_line(label, result.frame(i), scan.n_frames) for i in to_report[:1]]
+    if result.scan_reason and len(to_report) == 1:  # the volume as a whole has no class
+        lines = [f"{label}: not assessed: {result.scan_reason.removeprefix('Not assessed: ')}"]
     if len(to_report) > 1:
         skipped = len(to_report) - sum(result.frame(i).assessable for i in to_report)
         lines = [f"{label}: {len(to_report)} frames reported, {skipped} not assessed"]
-    return rows_for_result(label, result, scan.n_frames, written), out_paths, lines
+    protocol = scan.metadata.protocol
+    rows = rows_for_result(
+        label,
+        result,
+        scan.n_frames,
+        written,
+        show_unreliable=args.show_unreliable,
+        protocol=protocol.description if protocol.is_stated else "",
+    )
+    return rows, out_paths, lines
 
 
 def run_batch(

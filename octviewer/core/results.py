@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from octviewer.core.anatomy import AnatomyVerdict
+    from octviewer.core.quality import QualityVerdict
 
 #: Shown on every screen, report and summary that carries a model output.
 RESEARCH_ONLY = "Research use only — not for diagnosis"
@@ -21,7 +27,11 @@ class ResultFlag(str, enum.Enum):
     """
 
     NOT_OCT = "not an OCT B-scan"
+    OUT_OF_SCOPE = "scan protocol outside the model's scope"
+    LOW_QUALITY = "image quality too low"
+    NOT_MACULAR = "optic-nerve-head B-scan"
     OUT_OF_DISTRIBUTION = "unlike the training data"
+    SCAN_NOT_ASSESSED = "the scan as a whole is not assessed"
     LOW_CONFIDENCE = "low confidence"
     OTHER_DEVICE = "device not in the training data"
     OOD_CHECK_UNAVAILABLE = "out-of-distribution check unavailable"
@@ -33,6 +43,15 @@ class ResultFlag(str, enum.Enum):
         """A plain-words sentence for the UI and reports."""
         return _WARNINGS[self]
 
+    def sentence(self, detail: str | None = None) -> str:
+        """The flag's one sentence, with the frame's own ``detail`` (what exactly was found,
+        e.g. "peripapillary circle scan") where the flag has one: the only place the words of a
+        flag are written; window, report and CLI all show this."""
+        if not detail:
+            return self.warning
+        template = _DETAILED.get(self)
+        return template.format(detail=detail.rstrip(". ")) if template else self.warning
+
     @property
     def abstains(self) -> bool:
         """True when this flag withholds the class (the frame is *not assessed*)."""
@@ -40,12 +59,28 @@ class ResultFlag(str, enum.Enum):
 
 
 #: Flags under which no class is presented.
-ABSTAIN_FLAGS = frozenset({ResultFlag.NOT_OCT, ResultFlag.OUT_OF_DISTRIBUTION})
+ABSTAIN_FLAGS = frozenset(
+    {
+        ResultFlag.NOT_OCT,
+        ResultFlag.OUT_OF_SCOPE,
+        ResultFlag.LOW_QUALITY,
+        ResultFlag.NOT_MACULAR,
+        ResultFlag.OUT_OF_DISTRIBUTION,
+        ResultFlag.SCAN_NOT_ASSESSED,
+    }
+)
 
 #: Most serious first: the order in which flags are listed and the first names the reason.
+#: What the examination is comes first (not OCT, a protocol the model does not read), then
+#: whether the frame can be read at all (quality), then what the pixels show (anatomy, then
+#: the feature distance), then the verdict on the scan as a whole, then the cautions.
 FLAG_PRECEDENCE: tuple[ResultFlag, ...] = (
     ResultFlag.NOT_OCT,
+    ResultFlag.OUT_OF_SCOPE,
+    ResultFlag.LOW_QUALITY,
+    ResultFlag.NOT_MACULAR,
     ResultFlag.OUT_OF_DISTRIBUTION,
+    ResultFlag.SCAN_NOT_ASSESSED,
     ResultFlag.LOW_CONFIDENCE,
     ResultFlag.OTHER_DEVICE,
     ResultFlag.OOD_CHECK_UNAVAILABLE,
@@ -60,8 +95,16 @@ _WARNINGS = {
     ResultFlag.NOT_OCT: "Not assessed: this image is not an OCT B-scan (it looks like an "
     "en-face image such as an SLO/infrared, OCT-angiography or fundus photo). The model reads "
     "OCT B-scans only.",
-    ResultFlag.OUT_OF_DISTRIBUTION: "Not assessed: this B-scan is unlike the scans the model "
+    ResultFlag.OUT_OF_SCOPE: "Not assessed: this scan's protocol is outside what the model "
+    "reads (it reads macular B-scans).",
+    ResultFlag.LOW_QUALITY: "Not assessed: the image quality is too low to read this frame. "
+    "Use a better frame or repeat the scan.",
+    ResultFlag.NOT_MACULAR: "Not assessed: this B-scan looks like a cut through the optic "
+    "nerve head, not the macula; the model reads macular B-scans.",
+    ResultFlag.OUT_OF_DISTRIBUTION: "Not assessed: this image is unlike the scans the model "
     "was trained on (another device, region or scan type), so its answer cannot be trusted.",
+    ResultFlag.SCAN_NOT_ASSESSED: "Not assessed: the scan as a whole is not what the model "
+    "reads, so no frame of it is given a class.",
     ResultFlag.LOW_CONFIDENCE: "Uncertain: the model's confidence is below its threshold. "
     "Do not rely on this classification.",
     ResultFlag.OTHER_DEVICE: "Caution: this scan comes from a device the model was not "
@@ -70,6 +113,17 @@ _WARNINGS = {
     "octviewer cannot tell whether the scan is like its training data.",
     ResultFlag.COLOR_INPUT: "The input was a colour image and was converted to grayscale.",
     ResultFlag.DOWNSAMPLED: "The image was very large and was downsampled before analysis.",
+}
+
+
+#: Sentences with the frame's own finding (``{detail}``), for flags that have one.
+_DETAILED = {
+    ResultFlag.OUT_OF_SCOPE: "Not assessed: {detail}.",
+    ResultFlag.LOW_QUALITY: "Not assessed: image quality too low: {detail}. Use a better frame "
+    "or repeat the scan.",
+    ResultFlag.NOT_MACULAR: "Not assessed: {detail}; the model reads macular B-scans.",
+    ResultFlag.SCAN_NOT_ASSESSED: "Not assessed: {detail}, so the scan as a whole is not "
+    "assessed and no frame of it is given a class.",
 }
 
 
@@ -108,8 +162,14 @@ class FrameResult:
     None when the bundle carries no statistics.
 
     The model's raw answer (``predicted_class``, ``probabilities``, ``cam``) is always kept for
-    an expert who asks; what is *presented* follows ``assessable``: a frame flagged
-    ``NOT_OCT`` or ``OUT_OF_DISTRIBUTION`` has ``presented_class`` None and a ``reason``.
+    an expert who asks (:meth:`model_output`); what is *presented* follows ``assessable``: a
+    frame under an abstaining flag has ``presented_class``, ``presented_probabilities`` and
+    ``presented_confidence`` None and a ``reason``.
+
+    ``details`` holds, per flag, what exactly was found for this frame ("peripapillary circle
+    scan", "the retina is cut off at the top of the frame"); ``quality`` and ``anatomy`` the
+    verdicts of the pixel checks (None where they did not run: not an OCT, or the file states
+    the region).
     """
 
     frame_index: int
@@ -121,6 +181,9 @@ class FrameResult:
     cam_class: int | None = None
     ood_score: float | None = None
     ood_threshold: float | None = None
+    details: Mapping[ResultFlag, str] = field(default_factory=dict)
+    quality: QualityVerdict | None = None
+    anatomy: AnatomyVerdict | None = None
 
     @property
     def predicted_index(self) -> int:
@@ -147,12 +210,35 @@ class FrameResult:
         return self.predicted_class if self.assessable else None
 
     @property
+    def presented_probabilities(self) -> np.ndarray | None:
+        """The calibrated probabilities to show: None when the frame is not assessed."""
+        return self.probabilities if self.assessable else None
+
+    @property
+    def presented_confidence(self) -> float | None:
+        """The top probability to show: None when the frame is not assessed."""
+        return self.confidence if self.assessable else None
+
+    def model_output(self) -> np.ndarray:
+        """The model's calibrated probabilities whether or not the frame is assessed: for an
+        expert who asked ("Show model output anyway", ``--show-unreliable``), never a
+        headline."""
+        return self.probabilities
+
+    def flag_sentence(self, flag: ResultFlag) -> str:
+        """``flag``'s sentence with what was found in this frame (see :meth:`ResultFlag.sentence`)."""
+        return flag.sentence(self.details.get(flag))
+
+    @property
+    def withholding_flag(self) -> ResultFlag | None:
+        """The first flag (by precedence) that withholds the class; None when assessable."""
+        return next((f for f in FLAG_PRECEDENCE if f in self.flags and f.abstains), None)
+
+    @property
     def reason(self) -> str | None:
         """Why the class is withheld, one plain sentence; None when assessable."""
-        for f in FLAG_PRECEDENCE:
-            if f in self.flags and f.abstains:
-                return f.warning
-        return None
+        flag = self.withholding_flag
+        return None if flag is None else self.flag_sentence(flag)
 
     @property
     def reason_text(self) -> str | None:
@@ -209,6 +295,15 @@ class ScanResult:
     device: str
     elapsed_s: float = 0.0
     extra: dict[str, str] = field(default_factory=dict)
+    #: why the scan *as a whole* is not assessed (a volume whose frames are mostly not what
+    #: the model reads, see :mod:`octviewer.core.scan_verdict`); None when it is
+    scan_reason: str | None = None
+
+    @property
+    def assessed_as_whole(self) -> bool:
+        """True when the scan has a headline class: some frame is assessable and the scan as
+        a whole is not withheld."""
+        return self.scan_reason is None and bool(self.assessable_frames)
 
     @property
     def class_names(self) -> tuple[str, ...]:

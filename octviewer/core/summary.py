@@ -5,11 +5,16 @@ its confidence, each class probability, the result flags, the model SHA-256, the
 arithmetic (float32, bfloat16, int8) and the report written. Inputs that failed get one row with ``status = "failed"`` and the message,
 so a spreadsheet of the summary shows every input that was asked for.
 
-A frame that is *not assessed* (``FrameResult.assessable`` False) has ``class`` and
-``confidence`` empty, ``assessable`` false and its ``reason``; ``flags`` lists every flag, most
-serious first, and ``ood_score``/``ood_threshold`` give the out-of-distribution score (empty
-when the model carries no statistics). The ``p_<class>`` columns keep the model's raw output
-for an expert, whether or not the frame is assessed.
+A frame that is *not assessed* (``FrameResult.assessable`` False) has ``class``,
+``confidence`` and every ``p_<class>`` column empty ("not assessed" means no numbers: sorted by
+``p_CNV``, a fundus photo must not come out as the most "CNV" scan), ``assessable`` false and
+its ``reason``; only ``--show-unreliable`` (``show_unreliable=True``) fills the probabilities
+of such a row for an expert (the class stays empty). ``flags`` lists every flag, most serious
+first; the checks' own figures stay: ``ood_score``/``ood_threshold`` (empty when the model
+carries no statistics), ``quality`` (``ok`` / ``low``, empty where not checked),
+``quality_problems`` and ``device_quality`` (the device's own index, e.g. Spectralis Q).
+``protocol`` is the scan protocol the file states; ``scan_assessable`` and ``scan_reason`` give
+the whole-scan verdict of a volume (:mod:`octviewer.core.scan_verdict`).
 """
 
 from __future__ import annotations
@@ -43,6 +48,12 @@ class SummaryRow:
     reason: str = ""
     ood_score: float | None = None
     ood_threshold: float | None = None
+    quality: str = ""
+    quality_problems: tuple[str, ...] = ()
+    device_quality: float | None = None
+    protocol: str = ""
+    scan_assessable: bool | None = None
+    scan_reason: str = ""
     model_sha256: str = ""
     device: str = ""
     arithmetic: str = ""
@@ -63,6 +74,12 @@ class SummaryRow:
             "flags": list(self.flags),
             "ood_score": self.ood_score,
             "ood_threshold": self.ood_threshold,
+            "quality": self.quality,
+            "quality_problems": list(self.quality_problems),
+            "device_quality": self.device_quality,
+            "protocol": self.protocol,
+            "scan_assessable": self.scan_assessable,
+            "scan_reason": self.scan_reason,
             "model_sha256": self.model_sha256,
             "device": self.device,
             "arithmetic": self.arithmetic,
@@ -73,12 +90,21 @@ class SummaryRow:
 
 
 def rows_for_result(
-    file: str, result: ScanResult, n_frames: int, reports: dict[int, str] | None = None
+    file: str,
+    result: ScanResult,
+    n_frames: int,
+    reports: dict[int, str] | None = None,
+    *,
+    show_unreliable: bool = False,
+    protocol: str = "",
 ) -> list[SummaryRow]:
-    """One :class:`SummaryRow` per analysed frame; ``reports`` maps frame index -> report path."""
+    """One :class:`SummaryRow` per analysed frame; ``reports`` maps frame index -> report path.
+    A frame that is not assessed gets no numbers unless ``show_unreliable``."""
     reports = reports or {}
     rows = []
     for fr in sorted(result.frames, key=lambda f: f.frame_index):
+        shown = fr.assessable or show_unreliable
+        q = fr.quality
         rows.append(
             SummaryRow(
                 file=file,
@@ -88,13 +114,21 @@ def rows_for_result(
                 confidence=round(fr.confidence, 6) if fr.assessable else None,
                 probabilities={
                     n: round(float(p), 6)
-                    for n, p in zip(fr.class_names, fr.probabilities, strict=True)
-                },
+                    for n, p in zip(fr.class_names, fr.model_output(), strict=True)
+                }
+                if shown
+                else {},
                 flags=tuple(f.name for f in fr.ordered_flags),
                 assessable=fr.assessable,
                 reason=fr.reason or "",
                 ood_score=_rounded(fr.ood_score),
                 ood_threshold=_rounded(fr.ood_threshold),
+                quality="" if q is None else "ok" if q.acceptable else "low",
+                quality_problems=() if q is None else tuple(p.name for p in q.problems),
+                device_quality=None if q is None else _rounded(q.device_index),
+                protocol=protocol,
+                scan_assessable=result.assessed_as_whole,
+                scan_reason=result.scan_reason or "",
                 model_sha256=result.model.sha256,
                 device=result.device,
                 arithmetic=result.arithmetic,
@@ -102,6 +136,20 @@ def rows_for_result(
             )
         )
     return rows
+
+
+def imageability_line(rows: Sequence[SummaryRow]) -> str | None:
+    """The batch's imageability for the console: the share of analysed frames that could be
+    assessed, and how many fell below quality; None when no frame was analysed."""
+    frames = [r for r in rows if r.status == "ok" and r.assessable is not None]
+    if not frames:
+        return None
+    ok = sum(bool(r.assessable) for r in frames)
+    low = sum(r.quality == "low" for r in frames)
+    return (
+        f"Imageability: {ok} of {len(frames)} analysed frame(s) assessable "
+        f"({100 * ok / len(frames):.1f} %); {low} below image quality."
+    )
 
 
 def _rounded(v: float | None) -> float | None:
@@ -144,6 +192,12 @@ def csv_columns(class_names: Sequence[str]) -> list[str]:
         "flags",
         "ood_score",
         "ood_threshold",
+        "quality",
+        "quality_problems",
+        "device_quality",
+        "protocol",
+        "scan_assessable",
+        "scan_reason",
         "model_sha256",
         "device",
         "arithmetic",
@@ -177,8 +231,10 @@ def write_csv(rows: Iterable[SummaryRow], path: str | Path, class_names: Sequenc
             d = r.to_dict()
             probs = d.pop("probabilities")
             d["flags"] = ";".join(d["flags"])
-            if d["assessable"] is not None:
-                d["assessable"] = "true" if d["assessable"] else "false"
+            d["quality_problems"] = ";".join(d["quality_problems"])
+            for key in ("assessable", "scan_assessable"):
+                if d[key] is not None:
+                    d[key] = "true" if d[key] else "false"
             for n in class_names:
                 d[f"p_{n}"] = probs.get(n, "")
             w.writerow({k: "" if d.get(k) is None else d[k] for k in cols})

@@ -15,7 +15,7 @@ from octviewer.ui.session import EntryStatus, ModelState
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from octviewer.core.results import ModelIdentity, ScanResult
+    from octviewer.core.results import FrameResult, ModelIdentity, ScanResult
     from octviewer.core.scan import Scan
     from octviewer.ui.session import ScanEntry
 
@@ -23,7 +23,8 @@ NO_MODEL_TEXT = "No model loaded — File > Load model…"
 NO_SCAN_TEXT = "Open a scan to see the model's answer."
 WAITING_FOR_MODEL_TEXT = "Waiting for the model to load…"
 CANCELLED_TEXT = "Analysis cancelled. Analysis > Analyse again (Ctrl+R) to run it."
-NONE_ASSESSABLE = "No frame of this volume could be assessed, so none is the most suspicious."
+SCAN_NOT_ASSESSED_CAPTION = "the scan as a whole is not assessed: no frame is the most suspicious"
+NONE_ASSESSABLE = "No frame of this volume is assessed, so none is the most suspicious."
 
 
 def entry_summary(entry: ScanEntry) -> str:
@@ -31,8 +32,8 @@ def entry_summary(entry: ScanEntry) -> str:
     if entry.status is EntryStatus.DONE and entry.result is not None:
         if entry.scan is not None and entry.scan.is_volume:
             n = len(entry.result.frames)
-            if not entry.result.assessable_frames:
-                return f"not assessed (none of {n} frames)"
+            if not entry.result.assessed_as_whole:
+                return f"not assessed as a whole ({n} frames)"
             fr = entry.result.frame(entry.result.most_suspicious_frame())
             skipped = n - len(entry.result.assessable_frames)
             more = f"; {skipped} not assessed" if skipped else ""
@@ -76,6 +77,11 @@ def volume_caption(scan: Scan, result: ScanResult, frame: int) -> str:
     if not scan.is_volume:
         return ""
     text = f"frame {frame + 1} of {scan.n_frames}\n"
+    low = sum(not f.quality.acceptable for f in result.frames if f.quality is not None)
+    if low:
+        text += f"{low} of {len(result.frames)} frames below image quality\n"
+    if result.scan_reason:
+        return text + SCAN_NOT_ASSESSED_CAPTION
     if result.assessable_frames:
         ms = result.most_suspicious_frame()
         return text + f"most suspicious: frame {ms + 1} ({result.frame(ms).headline})"
@@ -86,8 +92,9 @@ def frame_label(frame: int, n_frames: int) -> str:
     return f"Frame {frame + 1} / {n_frames}"
 
 
-def scan_facts(scan: Scan) -> str:
-    """The side panel's scan facts: format, size, pixel spacing, eye, device, date, notes."""
+def scan_facts(scan: Scan, frame: FrameResult | None = None) -> str:
+    """The side panel's scan facts: format, size, pixel spacing, eye, device, date, the
+    protocol the file states, the image quality of the frame on screen (when analysed), notes."""
     md = scan.metadata
     rows, cols = scan.shape
     lines = [
@@ -107,6 +114,10 @@ def scan_facts(scan: Scan) -> str:
         lines.append(dev)
     if md.acquisition_date:
         lines.append(f"acquired {md.acquisition_date.isoformat()}")
+    if md.protocol.is_stated:
+        lines.append(f"protocol: {md.protocol.description}")
+    if frame is not None and frame.quality is not None:
+        lines.append(f"image quality: {frame.quality.summary}")
     lines.extend(md.notes)
     return "\n".join(lines)
 

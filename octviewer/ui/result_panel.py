@@ -265,7 +265,7 @@ class ResultPanel(QFrame):
             self.prediction.setStyleSheet(f"color: {NOT_ASSESSED_COLOR};")
             ood = f" {fr.ood_text.capitalize()}." if fr.ood_text else ""
             self.confidence.setText(f"{fr.reason_text}{ood}{suffix}")
-        warnings = [flag.warning for flag in fr.cautions]
+        warnings = [fr.flag_sentence(flag) for flag in fr.cautions]
         self.warning.setText("⚠  " + "\n\n⚠  ".join(warnings) if warnings else "")
         self.warning.setVisible(bool(warnings))
         self.show_anyway.setVisible(not fr.assessable)

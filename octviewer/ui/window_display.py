@@ -15,6 +15,7 @@ from octviewer.ui.presenters import (
 from octviewer.ui.session import EntryStatus, ScanEntry
 
 if TYPE_CHECKING:
+    from octviewer.core.results import FrameResult
     from octviewer.core.scan import Scan
 
 
@@ -84,7 +85,7 @@ class DisplayMixin:
         self.localizer.setVisible(loc is not None)
         self._show_map(entry)
         self.localizer.set_current(frame)
-        rp.scan_info.setText(scan_facts(scan))
+        rp.scan_info.setText(scan_facts(scan, _frame_result(entry, frame)))
         self._show_result()
         self._refresh_overlay()
 
@@ -136,3 +137,13 @@ class DisplayMixin:
             self._refresh_overlay()
         if uid == self.view.uid and self.view.map_attention:
             self._on_map()
+
+
+def _frame_result(entry: ScanEntry, frame: int) -> FrameResult | None:
+    """The result of ``frame`` when it has been analysed."""
+    if entry.result is None:
+        return None
+    try:
+        return entry.result.frame(frame)
+    except KeyError:
+        return None

@@ -99,6 +99,34 @@ def metadata_rows(scan: Scan, frame_index: int) -> list[tuple[str, str]]:
     return rows
 
 
+def examination_rows(scan: Scan, fr: FrameResult) -> list[tuple[str, str]]:
+    """The examination as the checks saw it: the protocol the file states, the frame's image
+    quality (the device's index and the pixel check)."""
+    protocol = scan.metadata.protocol
+    rows = []
+    if protocol.is_stated:
+        source = f" ({protocol.source})" if protocol.source else ""
+        rows.append(("Protocol", protocol.description + source))
+    if fr.quality is not None:
+        rows.append(("Image quality", fr.quality.summary))
+    return rows
+
+
+def _quality_record(fr: FrameResult) -> dict[str, Any] | None:
+    q = fr.quality
+    if q is None:
+        return None
+    return {
+        "acceptable": q.acceptable,
+        "problems": [p.name for p in q.problems],
+        "reason": q.reason,
+        "device_index": q.device_index,
+        "device_index_name": q.device_index_name,
+        "device_minimum": q.device_minimum,
+        "figures": {k: round(float(v), 4) for k, v in q.figures.items()},
+    }
+
+
 def identity_rows(identity: PatientIdentity) -> list[tuple[str, str]]:
     return [
         ("Name", (identity.name or "not recorded").replace("^", " ").strip()),
@@ -140,6 +168,10 @@ def result_record(
         "flags": [f.name for f in fr.ordered_flags],
         "ood_score": fr.ood_score,
         "ood_threshold": fr.ood_threshold,
+        "quality": _quality_record(fr),
+        "protocol": scan.metadata.protocol.description,
+        "scan_assessable": result.assessed_as_whole,
+        "scan_reason": result.scan_reason,
         "cam_class": fr.class_names[fr.cam_class]
         if revealed and fr.cam is not None and fr.cam_class is not None
         else None,
@@ -184,6 +216,8 @@ def text_chunks(
     }
     if fr.reason:
         chunks["octviewer:reason"] = fr.reason
+    if result.scan_reason:
+        chunks["octviewer:scan_reason"] = result.scan_reason
     if include_identity:
         chunks["octviewer:patient"] = json.dumps(
             dict(identity_rows(scan.identity)), ensure_ascii=False

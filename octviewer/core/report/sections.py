@@ -23,7 +23,12 @@ from octviewer.core.report.charts import (
     text_width,
     wrap,
 )
-from octviewer.core.report.facts import identity_rows, metadata_rows, source_label
+from octviewer.core.report.facts import (
+    examination_rows,
+    identity_rows,
+    metadata_rows,
+    source_label,
+)
 from octviewer.core.report.panels import (
     ALERT,
     WARN_EDGE,
@@ -143,16 +148,15 @@ def draw_cautions(page: Page, x: float, y: float, col_w: float, fr: FrameResult)
     """One boxed "Warning:" per caution of the frame."""
     d, f, lh = page.d, page.f, page.lh
     for flag in fr.cautions:
+        sentence = fr.flag_sentence(flag)
         lines_h = len(
-            wrap(flag.warning, f.body, col_w - 2 * f.body.size - text_width("Warning: ", f.bold))
+            wrap(sentence, f.body, col_w - 2 * f.body.size - text_width("Warning: ", f.bold))
         )
         box_h = lines_h * lh + f.body.size
         d.rectangle((x, y, x + col_w, y + box_h), fill=WARN_FILL, outline=WARN_EDGE, width=2)
         text(d, (x + f.body.size, y + f.body.size / 2), "Warning:", f.bold, WARN_EDGE)
         off = f.body.size + text_width("Warning: ", f.bold)
-        draw_wrapped(
-            d, x + off, y + f.body.size / 2, flag.warning, f.body, col_w - off - f.body.size
-        )
+        draw_wrapped(d, x + off, y + f.body.size / 2, sentence, f.body, col_w - off - f.body.size)
         y += box_h + round(lh * 0.4)
     return y
 
@@ -164,7 +168,8 @@ def draw_scan_facts(
     d, f, lh = page.d, page.f, page.lh
     text(d, (x, y), "Scan", f.h2)
     y += line_height(f.h2)
-    y += draw_key_values(d, x, y, metadata_rows(scan, fr.frame_index), f.body, f.bold, col_w)
+    rows = metadata_rows(scan, fr.frame_index) + examination_rows(scan, fr)
+    y += draw_key_values(d, x, y, rows, f.body, f.bold, col_w)
     if identity:
         y += round(lh * 0.5)
         text(d, (x, y), "Patient (included on request)", f.h2)

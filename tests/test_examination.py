@@ -1,0 +1,201 @@
+"""Judge the examination: the model's scope against the protocol a file states, the whole-scan
+verdict of a volume, "not assessed" means no numbers in the summary, and each flag's sentence
+written once and true to the input."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+from octviewer.core import summary
+from octviewer.core.results import FrameResult, ModelIdentity, ResultFlag, ScanResult
+from octviewer.core.scan import ScanPattern, ScanProtocol, ScanRegion
+from octviewer.core.scan_verdict import scan_reason, with_scan_verdict
+from octviewer.core.scope import DEFAULT_MACULAR_SCOPE, ModelScope
+
+CLASSES = ("CNV", "DME", "DRUSEN", "NORMAL")
+MODEL = ModelIdentity("octviewer-test", "1.2.3", "f00dbabe" * 8, "resnet", "test only")
+
+
+def _fr(i: int, flags=frozenset(), probs=(0.9, 0.05, 0.03, 0.02), **kw) -> FrameResult:
+    p = np.asarray(probs, np.float32)
+    return FrameResult(i, CLASSES, p, np.log(p + 1e-6), frozenset(flags), **kw)
+
+
+# --- the model's scope ----------------------------------------------------------------------
+def test_scope_round_trips_through_a_training_domain() -> None:
+    domain = {
+        "manufacturers": ["Heidelberg Engineering"],
+        **DEFAULT_MACULAR_SCOPE.to_training_domain(),
+    }
+    assert domain["scan_patterns"] == ["line", "volume"] and domain["regions"] == ["macula"]
+    assert ModelScope.from_training_domain(domain) == DEFAULT_MACULAR_SCOPE
+    assert DEFAULT_MACULAR_SCOPE.description == "macular line and volume scans"
+
+
+def test_a_circle_scan_around_the_disc_is_outside_a_macular_scope() -> None:
+    circle = ScanProtocol(ScanPattern.CIRCLE, ScanRegion.OPTIC_DISC, source=".vol header")
+    why = DEFAULT_MACULAR_SCOPE.refusal(circle)
+    assert why == (
+        "Peripapillary circle scan (.vol header): this model reads only macular line and "
+        "volume scans"
+    )
+    sentence = ResultFlag.OUT_OF_SCOPE.sentence(why)
+    assert sentence.startswith("Not assessed: Peripapillary circle scan")
+    # a radial scan that does not state its region is still outside (pattern), a macular
+    # volume is inside, and a protocol the file does not state is left to the pixels
+    assert DEFAULT_MACULAR_SCOPE.refusal(ScanProtocol(ScanPattern.RADIAL)) is not None
+    assert (
+        DEFAULT_MACULAR_SCOPE.refusal(ScanProtocol(ScanPattern.VOLUME, ScanRegion.MACULA)) is None
+    )
+    assert DEFAULT_MACULAR_SCOPE.refusal(ScanProtocol()) is None
+    assert DEFAULT_MACULAR_SCOPE.refusal(ScanProtocol(region=ScanRegion.OPTIC_DISC)) is not None
+
+
+def test_a_bundle_that_states_no_scope_gates_nothing() -> None:
+    scope = ModelScope.from_training_domain({"scan_patterns": "line", "regions": [3, "nowhere"]})
+    assert not scope.is_stated
+    assert scope.refusal(ScanProtocol(ScanPattern.CIRCLE, ScanRegion.OPTIC_DISC)) is None
+
+
+# --- the whole-scan verdict -----------------------------------------------------------------
+def _volume(own: list[set[ResultFlag]]) -> ScanResult:
+    return ScanResult(tuple(_fr(i, f) for i, f in enumerate(own)), MODEL, "cpu")
+
+
+def test_a_volume_mostly_unlike_what_the_model_reads_is_not_assessed_as_a_whole() -> None:
+    """The 18-frame optic-nerve-head radial folder: 14 withheld, 4 pass on their own."""
+    ood, onh = ResultFlag.OUT_OF_DISTRIBUTION, ResultFlag.NOT_MACULAR
+    res = with_scan_verdict(_volume([{ood}] * 11 + [{onh}] * 3 + [set()] * 4))
+    assert not res.assessed_as_whole
+    assert res.scan_reason.startswith("Not assessed: 14 of its 18 readable frames")
+    assert "unlike the training data: 11" in res.scan_reason
+    assert res.assessable_frames == ()  # the four that passed carry the scan's verdict
+    passed = res.frame(17)
+    assert ResultFlag.SCAN_NOT_ASSESSED in passed.flags and passed.reason == res.scan_reason
+    assert res.frame(0).withholding_flag is ood  # each frame keeps its own verdict
+    assert res.most_suspicious_frame() == 0  # none assessable: the first, and presenters say so
+    # applying it again (two passes merged) gives the same
+    assert with_scan_verdict(res) == res
+
+
+def test_low_quality_frames_do_not_count_for_what_the_scan_is() -> None:
+    low, ood = ResultFlag.LOW_QUALITY, ResultFlag.OUT_OF_DISTRIBUTION
+    # 6 unreadable, 2 foreign, 4 fine: 2 of 6 readable frames are foreign -> assessed
+    res = with_scan_verdict(_volume([{low}] * 6 + [{ood}] * 2 + [set()] * 4))
+    assert res.assessed_as_whole and len(res.assessable_frames) == 4
+    # 3 of 5 readable foreign -> not assessed
+    res = with_scan_verdict(_volume([{low}] * 6 + [{ood}] * 3 + [set()] * 2))
+    assert not res.assessed_as_whole
+
+
+def test_one_reason_for_every_frame_is_said_as_it_is() -> None:
+    scope = ResultFlag.OUT_OF_SCOPE
+    frames = [
+        _fr(i, {scope}, details={scope: "Radial scan: this model reads only X"}) for i in range(3)
+    ]
+    reason = scan_reason(frames)
+    assert reason == "Not assessed: Radial scan: this model reads only X."
+    mixed = [_fr(0, {ResultFlag.LOW_QUALITY}), _fr(1, {ResultFlag.NOT_OCT})]
+    assert "none of the 2 frames could be assessed" in scan_reason(mixed)
+
+
+def test_a_single_frame_is_its_own_verdict() -> None:
+    assert scan_reason([_fr(0, {ResultFlag.OUT_OF_DISTRIBUTION})]) is None
+    res = with_scan_verdict(_volume([set()]))
+    assert res.assessed_as_whole and res.scan_reason is None
+
+
+# --- "not assessed" means no numbers --------------------------------------------------------
+def test_summary_rows_of_not_assessed_frames_carry_no_probabilities(tmp_path: Path) -> None:
+    frames = (
+        _fr(0, {ResultFlag.NOT_OCT}, probs=(0.9999, 0.0001, 0.0, 0.0)),
+        _fr(1, {ResultFlag.OUT_OF_DISTRIBUTION}, ood_score=4.0, ood_threshold=2.7),
+        _fr(2),
+    )
+    res = ScanResult(frames, MODEL, "cpu")
+    rows = summary.rows_for_result("fundus.png", res, 3)
+    path = summary.write_csv(rows, tmp_path / "s.csv", CLASSES)
+    with path.open(encoding="utf-8") as fh:
+        table = list(csv.DictReader(fh))
+    for row in table[:2]:
+        assert row["class"] == row["confidence"] == ""
+        assert all(row[f"p_{c}"] == "" for c in CLASSES), row
+    assert table[1]["ood_score"] == "4.0" and table[1]["reason"]  # the check's figures stay
+    assert table[2]["p_CNV"] == "0.9" and table[2]["class"] == "CNV"
+    doc = json.loads(summary.write_json(rows, tmp_path / "s.json").read_text("utf-8"))
+    assert doc["results"][0]["probabilities"] == {} and doc["results"][0]["confidence"] is None
+    # an expert asks: the raw numbers come back, the class stays empty
+    shown = summary.rows_for_result("fundus.png", res, 3, show_unreliable=True)
+    assert shown[0].probabilities["CNV"] == 0.9999 and shown[0].predicted_class is None
+    # the API keeps them behind an explicit accessor
+    assert frames[0].presented_probabilities is None and frames[0].presented_confidence is None
+    assert float(frames[0].model_output()[0]) > 0.99
+
+
+def test_imageability_line_counts_assessable_frames() -> None:
+    res = ScanResult((_fr(0, {ResultFlag.LOW_QUALITY}), _fr(1), _fr(2), _fr(3)), MODEL, "cpu")
+    rows = summary.rows_for_result("v.dcm", res, 4)
+    line = summary.imageability_line([*rows, summary.failed_row("bad.png", "empty")])
+    assert (
+        line == "Imageability: 3 of 4 analysed frame(s) assessable (75.0 %); 0 below image quality."
+    )
+    assert summary.imageability_line([]) is None
+
+
+# --- sentences true to the input ------------------------------------------------------------
+def test_no_sentence_calls_an_image_a_b_scan_before_it_is_known_to_be_one() -> None:
+    for flag in (ResultFlag.NOT_OCT, ResultFlag.OUT_OF_DISTRIBUTION, ResultFlag.SCAN_NOT_ASSESSED):
+        assert "this B-scan" not in flag.warning, flag
+    assert "this image is unlike" in ResultFlag.OUT_OF_DISTRIBUTION.warning
+
+
+def test_each_abstaining_flag_outranks_the_cautions_and_the_order_is_stated() -> None:
+    from octviewer.core.results import FLAG_PRECEDENCE
+
+    order = [f.name for f in FLAG_PRECEDENCE if f.abstains]
+    assert order == [
+        "NOT_OCT",
+        "OUT_OF_SCOPE",
+        "LOW_QUALITY",
+        "NOT_MACULAR",
+        "OUT_OF_DISTRIBUTION",
+        "SCAN_NOT_ASSESSED",
+    ]
+    fr = _fr(
+        0,
+        {ResultFlag.OUT_OF_DISTRIBUTION, ResultFlag.LOW_QUALITY, ResultFlag.LOW_CONFIDENCE},
+        details={ResultFlag.LOW_QUALITY: "the retina is cut off at the top of the frame"},
+    )
+    assert fr.reason == (
+        "Not assessed: image quality too low: the retina is cut off at the top of the frame. "
+        "Use a better frame or repeat the scan."
+    )
+    assert fr.cautions == [ResultFlag.LOW_CONFIDENCE]
+
+
+# --- sidecar files of a folder --------------------------------------------------------------
+def test_a_folder_says_which_kinds_of_file_it_did_not_read(tmp_path: Path, data_dir: Path) -> None:
+    import shutil
+
+    import octviewer
+
+    src = data_dir / "io" / "kermany" / "NORMAL-2633503-1.jpeg"
+    folder = tmp_path / "Smith_John_scan"
+    folder.mkdir()
+    for i in range(3):
+        shutil.copy(src, folder / f"bscan_{i:03d}.jpeg")
+    (folder / "Smith_John_positions.csv").write_text("frame,x0,y0\n0,1,2\n", encoding="utf-8")
+    (folder / "export.xml").write_text("<export/>", encoding="utf-8")
+    scan = octviewer.load(folder)
+    assert scan.n_frames == 3
+    note = next(n for n in scan.metadata.notes if "not read" in n)
+    assert note.startswith("2 other file(s) in the folder were not read (.csv, .xml)")
+    assert "Smith" not in note  # by type only: a file name can hold the patient's name
+    # a folder with nothing else says nothing
+    (folder / "Smith_John_positions.csv").unlink()
+    (folder / "export.xml").unlink()
+    assert not any("not read" in n for n in octviewer.load(folder).metadata.notes)
