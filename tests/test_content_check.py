@@ -136,6 +136,8 @@ def _side_by_side(left: np.ndarray, right: np.ndarray) -> np.ndarray:
 def test_screen_export_with_an_slo_beside_the_bscan_is_a_composite() -> None:
     v = check_frame(_side_by_side(slo_like(seed=2), bscan_like(seed=2)))
     assert not v.is_bscan and v.kind == "composite" and "right side" in v.reason, v
+    # the words are true of a single photograph too: it is never called "a composite"
+    assert "composite" not in v.reason
     vol = load(VOL)  # the real SLO beside its real B-scan, as a viewer's screen shows them
     real = check_frame(_side_by_side(vol.localizer.image, vol.frames[0]))
     assert not real.is_bscan and real.kind == "composite", real

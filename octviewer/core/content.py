@@ -257,9 +257,9 @@ def check_frame(frame: np.ndarray) -> ContentVerdict:
         return ContentVerdict(True, "B-scan", score, reason, feats)
     good = [s for s, ms in sides.items() if min(m for m, _ in ms) > COMPOSITE_MARGIN]
     if good:
-        reason = (
-            f"not an OCT B-scan as a whole: only its {good[0]} side looks like one (a screen "
-            "export or a composite of several pictures); open the B-scan itself"
+        reason = (  # never "a composite": a single photograph can have one B-scan-like half
+            f"not an OCT B-scan as a whole: only its {good[0]} side looks like one; if this is "
+            "a screen export with a B-scan beside another picture, open the B-scan itself"
         )
         return ContentVerdict(False, "composite", score, reason, feats)
     rule = min(whole if min(m for m, _ in whole) <= 0 else halves, key=lambda m: m[0])[1]
