@@ -151,3 +151,189 @@ def test_e2e_pattern_and_q_from_eyepy_bscan_headers() -> None:
 def test_image_files_state_no_protocol() -> None:
     scan = load(fac.IO_DATA / "kermany" / "NORMAL-2633503-1.jpeg")
     assert scan.metadata.protocol == ScanProtocol() and scan.metadata.device_quality is None
+
+
+# --- DICOM ------------------------------------------------------------------------------------
+def _code(value: str, scheme: str, meaning: str) -> object:
+    from pydicom import Dataset
+
+    item = Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, scheme, meaning
+    return item
+
+
+ONH = ("81016008", "SCT", "Optic nerve head")
+FOVEA = ("T-AA621", "SRT", "Fovea centralis")
+MACULA_TEXT = ("53655008", "SCT", "Macula lutea structure")  # matched by its meaning
+RETINA = ("T-AA610", "SRT", "Retina")
+
+
+@pytest.fixture(scope="module")
+def stack() -> object:
+    return fac.kermany_stack()
+
+
+def _opt(tmp_path: Path, stack: object, name: str, *codes: tuple[str, str, str], **attrs: object):
+    from pydicom.sequence import Sequence
+
+    ds = fac.opt_dataset(stack)
+    if codes:
+        ds.AnatomicRegionSequence = Sequence([_code(*c) for c in codes])
+    for keyword, value in attrs.items():
+        if value is None:
+            delattr(ds, keyword)
+        else:
+            setattr(ds, keyword, value)
+    return load(fac.write(ds, tmp_path / f"{name}.dcm")).metadata.protocol
+
+
+def test_dicom_anatomic_region_optic_disc(tmp_path: Path, stack: object) -> None:
+    protocol = _opt(tmp_path, stack, "onh", ONH)
+    assert protocol.region is ScanRegion.OPTIC_DISC
+    assert "Anatomic Region Sequence (0008,2218)" in protocol.source
+    assert "81016008" in protocol.source
+
+
+@pytest.mark.parametrize("code", [FOVEA, MACULA_TEXT, ("111900", "DCM", "Macula centered")])
+def test_dicom_anatomic_region_macula(tmp_path: Path, stack: object, code: tuple) -> None:
+    protocol = _opt(tmp_path, stack, "macula", code)
+    assert protocol.region is ScanRegion.MACULA
+    assert "Anatomic Region Sequence (0008,2218)" in protocol.source
+
+
+def test_dicom_without_anatomy_states_no_region(tmp_path: Path, stack: object) -> None:
+    protocol = _opt(tmp_path, stack, "none")
+    assert protocol.region is ScanRegion.UNKNOWN
+    # the factory's Series Description "Volume OCT" states the pattern
+    assert protocol.pattern is ScanPattern.VOLUME and "Series Description" in protocol.source
+
+
+@pytest.mark.parametrize(
+    "codes",
+    [
+        (RETINA,),  # retina: no region of the fundus
+        (ONH, FOVEA),  # both: none
+        (("111903", "DCM", "Disc-macula centered"),),
+    ],
+)
+def test_dicom_anatomy_that_names_no_single_region(
+    tmp_path: Path, stack: object, codes: tuple
+) -> None:
+    assert _opt(tmp_path, stack, "mixed", *codes).region is ScanRegion.UNKNOWN
+
+
+def test_dicom_frame_anatomy_in_the_functional_groups(tmp_path: Path, stack: object) -> None:
+    from pydicom.sequence import Sequence
+
+    ds = fac.opt_dataset(stack)
+    anatomy = ds.SharedFunctionalGroupsSequence[0].FrameAnatomySequence[0]
+    anatomy.AnatomicRegionSequence = Sequence([_code(*ONH)])
+    protocol = load(fac.write(ds, tmp_path / "frame.dcm")).metadata.protocol
+    assert protocol.region is ScanRegion.OPTIC_DISC
+    assert "Frame Anatomy Sequence (0020,9071)" in protocol.source
+
+
+def test_dicom_hostile_anatomy_is_unknown_without_error(tmp_path: Path, stack: object) -> None:
+    from pydicom import Dataset
+    from pydicom.sequence import Sequence
+
+    cases = {}
+    ds = fac.opt_dataset(stack)
+    ds.AnatomicRegionSequence = Sequence([])
+    cases["empty"] = ds
+    ds = fac.opt_dataset(stack)
+    ds.add_new(0x00082218, "LO", "Optic disc")  # a sequence tag written as text
+    cases["wrong_vr"] = ds
+    ds = fac.opt_dataset(stack)
+    odd = Dataset()
+    odd.add_new(0x00080100, "SQ", Sequence([Dataset()]))  # Code Value as a sequence
+    odd.add_new(0x00080104, "UN", b"\xff\xfe\x00optic disc")
+    ds.AnatomicRegionSequence = Sequence([odd, Dataset()])
+    cases["odd_items"] = ds
+    for name, ds in cases.items():
+        del ds.SeriesDescription
+        scan = load(fac.write(ds, tmp_path / f"{name}.dcm"))
+        assert scan.metadata.protocol.region is ScanRegion.UNKNOWN, name
+        assert scan.frames.shape == (3, 496, 512)
+
+
+@pytest.mark.parametrize(
+    ("attrs", "pattern", "region"),
+    [
+        ({"SeriesDescription": "Macular Cube 512x128"}, ScanPattern.VOLUME, ScanRegion.MACULA),
+        (
+            {"SeriesDescription": "Optic Disc Cube 200x200"},
+            ScanPattern.VOLUME,
+            ScanRegion.OPTIC_DISC,
+        ),
+        (
+            {"ProtocolName": "RNFL circle scan", "SeriesDescription": None},
+            ScanPattern.CIRCLE,
+            ScanRegion.OPTIC_DISC,
+        ),
+        ({"SeriesDescription": "Radial Lines"}, ScanPattern.RADIAL, ScanRegion.UNKNOWN),
+        ({"SeriesDescription": "HD 5 Line Raster"}, ScanPattern.VOLUME, ScanRegion.UNKNOWN),
+        ({"SeriesDescription": "ONH"}, ScanPattern.VOLUME, ScanRegion.OPTIC_DISC),  # geometry
+        (
+            {"StudyDescription": "macula OU", "SeriesDescription": "Baseline"},
+            ScanPattern.VOLUME,
+            ScanRegion.MACULA,
+        ),
+    ],
+)
+def test_dicom_protocol_texts(
+    tmp_path: Path, stack: object, attrs: dict, pattern: ScanPattern, region: ScanRegion
+) -> None:
+    protocol = _opt(tmp_path, stack, "text", **attrs)
+    assert (protocol.pattern, protocol.region) == (pattern, region)
+
+
+def test_dicom_text_sources_quote_the_keyword_not_the_text(tmp_path: Path, stack: object) -> None:
+    protocol = _opt(tmp_path, stack, "t", SeriesDescription="Macular Cube for Mr Smith")
+    assert "Smith" not in protocol.source and "'macula'" in protocol.source
+
+
+def test_dicom_pattern_from_parallel_frames(tmp_path: Path, stack: object) -> None:
+    protocol = _opt(tmp_path, stack, "geometry", SeriesDescription=None)
+    assert protocol.pattern is ScanPattern.VOLUME and "parallel planes" in protocol.source
+    single = fac.opt_dataset(stack[:1])
+    del single.SeriesDescription
+    one = load(fac.write(single, tmp_path / "one.dcm")).metadata.protocol
+    assert one.pattern is ScanPattern.UNKNOWN
+
+
+@pytest.mark.parametrize(
+    ("name", "protocol_name"),
+    [
+        ("topcon_bscan_opt.dcm", None),  # Retina only
+        ("example-dcms__fundus.dcm", None),  # a photo: "Volume IR" states no OCT pattern
+        ("cataract__eye.dcm", "CATARACT"),  # "Eye": no region
+    ],
+)
+def test_real_dicom_files(name: str, protocol_name: str | None) -> None:
+    protocol = load(fac.IO_DATA / "dicom" / name).metadata.protocol
+    assert protocol.pattern is ScanPattern.UNKNOWN and protocol.region is ScanRegion.UNKNOWN
+    assert protocol.name == protocol_name
+
+
+def test_dicom_series_folder_carries_the_protocol_its_files_agree_on(
+    tmp_path: Path, stack: object
+) -> None:
+    from pydicom.sequence import Sequence
+    from pydicom.uid import generate_uid
+
+    def series(folder: Path, codes: list) -> ScanProtocol:
+        folder.mkdir()
+        uid = generate_uid()
+        for i, code in enumerate(codes):
+            ds = fac.opt_dataset(
+                stack[i : i + 1], series_uid=uid, instance_number=i + 1, first_position=i
+            )
+            ds.AnatomicRegionSequence = Sequence([_code(*code)])
+            fac.write(ds, folder / f"{i}.dcm")
+        return load(folder).metadata.protocol
+
+    agreed = series(tmp_path / "agree", [ONH, ONH, ONH])
+    assert agreed.region is ScanRegion.OPTIC_DISC
+    differ = series(tmp_path / "differ", [ONH, FOVEA, ONH])
+    assert differ.region is ScanRegion.UNKNOWN and "different" in differ.source
