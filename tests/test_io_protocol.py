@@ -337,3 +337,41 @@ def test_dicom_series_folder_carries_the_protocol_its_files_agree_on(
     assert agreed.region is ScanRegion.OPTIC_DISC
     differ = series(tmp_path / "differ", [ONH, FOVEA, ONH])
     assert differ.region is ScanRegion.UNKNOWN and "different" in differ.source
+
+
+# --- Topcon -----------------------------------------------------------------------------------
+@pytest.mark.parametrize(("name", "n"), [("fda_minimized.fda", 1), ("fds_minimized.fds", 4)])
+def test_topcon_minimised_files_state_a_macular_3d_scan_and_topq(name: str, n: int) -> None:
+    m = load(VENDOR / name).metadata
+    assert m.protocol.pattern is ScanPattern.VOLUME and m.protocol.region is ScanRegion.MACULA
+    assert m.protocol.name == "3D(H)"
+    assert "scan mode 2 (3D(H))" in m.protocol.source
+    assert "@PARAM_SCAN_04 fixation 2 (Macula)" in m.protocol.source
+    q = m.device_quality
+    assert q.name == "Topcon TopQ" and q.minimum is None and len(q.values) == n
+    assert q.values[0] == pytest.approx(81.18, abs=0.01)
+
+
+def test_topcon_hostile_headers_state_nothing() -> None:
+    from types import SimpleNamespace
+
+    from octviewer.core.io.topcon import topcon_protocol, topq
+
+    for volume in (
+        SimpleNamespace(oct_header=None, metadata=None),
+        SimpleNamespace(oct_header={"scan_mode": 99}, metadata={"param_scan_04": {"fixation": -1}}),
+        SimpleNamespace(oct_header={"scan_mode": "2"}, metadata={"param_scan_04": "x"}),
+        SimpleNamespace(oct_header=[1], metadata=[2]),
+        object(),
+    ):
+        assert topcon_protocol(volume) == ScanProtocol()
+        assert topq(volume, 2) is None
+    for stats in ([0, 0, 0, 0, math.nan, 0], [0, 0, 0, 0, 1e9, 0], [1, 2], "abc", None):
+        volume = SimpleNamespace(metadata={"fast_q2_info": {"various_quality_statistics": stats}})
+        assert topq(volume, 1) is None
+    disc = SimpleNamespace(
+        oct_header={"scan_mode": 1}, metadata={"param_scan_02": {"fixation": 1 << 24}}
+    )
+    protocol = topcon_protocol(disc)
+    assert (protocol.pattern, protocol.region) == (ScanPattern.CIRCLE, ScanRegion.OPTIC_DISC)
+    assert "@PARAM_SCAN_02 fixation 1 (Disc)" in protocol.source
