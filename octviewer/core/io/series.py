@@ -12,7 +12,7 @@ import numpy as np
 
 from octviewer.core.io import dicom, images, safety
 from octviewer.core.io.sniff import IMAGE_KINDS, FileKind, sniff
-from octviewer.core.scan import Modality, PixelSpacing, Scan, ScanMetadata
+from octviewer.core.scan import Modality, PixelSpacing, Scan, ScanMetadata, ScanProtocol
 from octviewer.errors import (
     AmbiguousSeriesError,
     NoImagesFoundError,
@@ -232,10 +232,31 @@ def _read_dicom_series(folder: Path, group: _Group) -> Scan:
         fmt="DICOM series",
         spacing=spacing,
         notes=tuple(notes),
+        protocol=_series_protocol(ordered, len(frames)),
     )
     return Scan(
         frames=frames, metadata=meta, identity=dicom.identity_of(first), localizer=localizer
     )
+
+
+def _series_protocol(ordered: list[tuple[Path, Dataset]], n_total: int) -> ScanProtocol:
+    """The first file's protocol when every file of the series states the same; else none.
+
+    Each file is judged on its own frames, except that a one-file series is judged on all."""
+    modality = dicom.modality_of(ordered[0][1], n_total)
+    protocols = {
+        dicom.protocol_of(
+            h,
+            n_total
+            if len(ordered) == 1
+            else dicom.header_int(h, "NumberOfFrames", p, default=1, lo=1),
+            modality.is_oct,
+        )
+        for p, h in ordered
+    }
+    if len(protocols) == 1:
+        return protocols.pop()
+    return ScanProtocol(source="the files of this DICOM series state different protocols")
 
 
 def _with_instance_distance(spacing: PixelSpacing, headers: list[Dataset]) -> PixelSpacing:

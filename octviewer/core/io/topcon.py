@@ -11,6 +11,7 @@ import contextlib
 import datetime as dt
 import io
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import numpy as np
 
 from octviewer.core.io import octconverter_compat as compat
 from octviewer.core.scan import (
+    DeviceQuality,
     Laterality,
     Localizer,
     Modality,
@@ -25,6 +27,9 @@ from octviewer.core.scan import (
     PixelSpacing,
     Scan,
     ScanMetadata,
+    ScanPattern,
+    ScanProtocol,
+    ScanRegion,
 )
 from octviewer.errors import CorruptFileError, UnsupportedFormatError
 
@@ -39,6 +44,37 @@ _EXPORT = (
 MIN_LOCALIZER_SIDE = 16
 #: the OCT image chunks oct-converter reads (other variants hold no B-scans it can decode)
 OCT_CHUNKS = {"FDA": {b"@IMG_JPEG", b"@IMG_MOT_COMP_03"}, "FDS": {b"@IMG_SCAN_03"}}
+
+# Topcon does not document its formats. The meanings below are those of a public,
+# reverse-engineered FDA parser (read_fda_file.py: scan mode = first byte of the OCT image
+# chunk header, an index into Line, Circle, 3D(H), Radial, Cross, Web, 3D(V), Raster,
+# Raster(V), Concentric1, Concentric2, 5LineCross; fixation = 4th byte of @PARAM_SCAN_04 /
+# _02's fixation field, 0 Center, 1 Disc, 2 Macula, 3 Wide, 4 Center of Cornea, 15 External;
+# TopQ = "Qmean", the 5th float of @FAST_Q2_INFO). oct-converter reads those fields unnamed.
+#: scan mode -> (Topcon's name, pattern)
+SCAN_MODES = {
+    0: ("Line", ScanPattern.LINE),
+    1: ("Circle", ScanPattern.CIRCLE),
+    2: ("3D(H)", ScanPattern.VOLUME),
+    3: ("Radial", ScanPattern.RADIAL),
+    4: ("Cross", ScanPattern.UNKNOWN),
+    5: ("Web", ScanPattern.UNKNOWN),
+    6: ("3D(V)", ScanPattern.VOLUME),
+    7: ("Raster", ScanPattern.VOLUME),
+    8: ("Raster(V)", ScanPattern.VOLUME),
+    9: ("Concentric1", ScanPattern.CIRCLE),
+    10: ("Concentric2", ScanPattern.CIRCLE),
+    11: ("5LineCross", ScanPattern.UNKNOWN),
+}
+#: fixation target -> (Topcon's name, region)
+FIXATIONS = {
+    0: ("Center", ScanRegion.UNKNOWN),
+    1: ("Disc", ScanRegion.OPTIC_DISC),
+    2: ("Macula", ScanRegion.MACULA),
+    3: ("Wide", ScanRegion.UNKNOWN),
+    4: ("Center of Cornea", ScanRegion.OTHER),
+    15: ("External", ScanRegion.UNKNOWN),
+}
 
 
 def topcon_variant(path: Path) -> str:
@@ -88,12 +124,58 @@ def read_topcon(path: Path) -> Scan:
         manufacturer="Topcon",
         acquisition_date=_date(volume.acquisition_date),
         bit_depth=16 if frames.dtype == np.uint16 else 8,
+        protocol=topcon_protocol(volume),
+        device_quality=topq(volume, len(frames)),
     )
     return Scan(
         frames=np.ascontiguousarray(frames),
         metadata=meta,
         identity=_identity(volume),
         localizer=Localizer(image=fundus) if fundus is not None else None,
+    )
+
+
+def _small_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def topcon_protocol(volume: Any) -> ScanProtocol:
+    """Pattern from the OCT image chunk's scan mode, region from the fixation target (see
+    :data:`SCAN_MODES`); unknown values, or none, state nothing."""
+    try:
+        mode = _small_int(dict(volume.oct_header or {}).get("scan_mode"))
+        metadata = dict(volume.metadata or {})
+        scan = dict(metadata.get("param_scan_04") or metadata.get("param_scan_02") or {})
+        chunk = "@PARAM_SCAN_04" if metadata.get("param_scan_04") else "@PARAM_SCAN_02"
+        fixation_field = _small_int(scan.get("fixation"))
+    except (TypeError, ValueError, AttributeError):
+        return ScanProtocol()
+    fixation = None if fixation_field is None else (fixation_field >> 24) & 0xFF
+    mode_name, pattern = SCAN_MODES.get(mode, (None, ScanPattern.UNKNOWN))  # type: ignore[arg-type]
+    fix_name, region = FIXATIONS.get(fixation, (None, ScanRegion.UNKNOWN))  # type: ignore[arg-type]
+    sources = []
+    if mode_name is not None:
+        sources.append(f"Topcon OCT image header scan mode {mode} ({mode_name})")
+    if fix_name is not None:
+        sources.append(f"Topcon {chunk} fixation {fixation} ({fix_name})")
+    return ScanProtocol(pattern=pattern, region=region, name=mode_name, source="; ".join(sources))
+
+
+def topq(volume: Any, n_frames: int) -> DeviceQuality | None:
+    """TopQ (0-100), one value for the whole scan, repeated for each frame; Topcon states no
+    minimum that could be cited, so none is given."""
+    try:
+        stats = list(dict(volume.metadata or {})["fast_q2_info"]["various_quality_statistics"])
+        value = float(stats[4])
+    except (KeyError, IndexError, TypeError, ValueError, OverflowError, AttributeError):
+        return None
+    if not math.isfinite(value) or not 0.0 <= value <= 100.0:
+        return None
+    return DeviceQuality(
+        name="Topcon TopQ",
+        values=(value,) * n_frames,
+        minimum=None,
+        source="Topcon @FAST_Q2_INFO Qmean (one value for the whole scan)",
     )
 
 

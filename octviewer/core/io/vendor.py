@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
 
 from octviewer.core.io.errors import MissingReaderError
 from octviewer.core.scan import (
+    DeviceQuality,
     Laterality,
     Localizer,
     Modality,
@@ -21,6 +23,9 @@ from octviewer.core.scan import (
     PixelSpacing,
     Scan,
     ScanMetadata,
+    ScanPattern,
+    ScanProtocol,
+    ScanRegion,
 )
 from octviewer.errors import CorruptFileError, UnsupportedFormatError
 
@@ -70,6 +75,24 @@ VOL_PATTERNS = {
     4: ("fast volume scan", "line"),
     5: ("radial scan", "radial"),
 }
+#: the same header field as :class:`ScanPattern` (HSF-OCT-103, as eyepy's ``vol_reader``
+#: documents ``scan_pattern``: 1 single line, 2 circular, 3 volume in ART mode, 4 fast volume,
+#: 5 radial; 0 unknown)
+VOL_SCAN_PATTERNS = {
+    1: ScanPattern.LINE,
+    2: ScanPattern.CIRCLE,
+    3: ScanPattern.VOLUME,
+    4: ScanPattern.VOLUME,
+    5: ScanPattern.RADIAL,
+}
+#: Heidelberg's stated minimum of its Q index (signal strength, dB) for a usable Spectralis
+#: scan: "the manufacturer signal index threshold provided by Heidelberg Engineering is a Q
+#: score of 15" (BMC Ophthalmology 22:148, 2022, doi:10.1186/s12886-022-02356-4); the OSCAR-IB
+#: quality criteria use the same 15 dB limit (PLoS One 7:e34823, 2012)
+SPECTRALIS_Q_MINIMUM = 15.0
+#: a Q outside this range is no measurement (the B-scan header holds an INVALID marker value
+#: where a B-scan has none)
+_Q_RANGE = (0.0, 100.0)
 
 
 def read_heidelberg_vol(path: Path) -> Scan:
@@ -112,7 +135,7 @@ def read_heidelberg_vol(path: Path) -> Scan:
     data = np.stack([from_vol_intensity(r.copy()) for r in raw])
     return Scan(
         frames=np.ascontiguousarray(data),
-        metadata=_vol_metadata(parsed, path, len(data), pattern_name),
+        metadata=_vol_metadata(parsed, path, len(data), pattern_no, pattern_name),
         identity=PatientIdentity(
             patient_id=str(parsed.patient_id or "").strip() or None,
             birth_date=_as_date_text(parsed.dob),
@@ -132,7 +155,49 @@ def _vol_positions(parsed: object) -> np.ndarray | None:
     )
 
 
-def _vol_metadata(parsed: object, path: Path, n: int, pattern_name: str) -> ScanMetadata:
+def vol_protocol(
+    pattern_no: int, pattern_name: str, field: str = ".vol header ScanPattern"
+) -> ScanProtocol:
+    """What the .vol header's ScanPattern states. A circle scan on the Spectralis is the
+    peripapillary RNFL scan around the optic disc; for the other patterns the header names no
+    region (GridType only says a thickness grid exists, not where), so the region stays unknown.
+    """
+    source = f"{field} {pattern_no}"
+    pattern = VOL_SCAN_PATTERNS.get(pattern_no, ScanPattern.UNKNOWN)
+    if pattern is ScanPattern.UNKNOWN:
+        return ScanProtocol(source=source)
+    region = ScanRegion.UNKNOWN
+    if pattern is ScanPattern.CIRCLE:
+        region = ScanRegion.OPTIC_DISC
+        source += " (circular scan: the Spectralis peripapillary RNFL circle around the disc)"
+    else:
+        source += f" ({pattern_name})"
+    return ScanProtocol(pattern=pattern, region=region, name=pattern_name, source=source)
+
+
+def q_value(value: object) -> float:
+    """One Spectralis Q value as a float; NaN where it is missing, not a number or outside
+    0-100 dB (a hostile or INVALID header value)."""
+    try:
+        q = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return math.nan
+    return q if math.isfinite(q) and _Q_RANGE[0] <= q <= _Q_RANGE[1] else math.nan
+
+
+def spectralis_quality(values: list[object], source: str) -> DeviceQuality | None:
+    """Per-frame Q values as :class:`DeviceQuality`; None when no frame has one."""
+    qs = tuple(q_value(v) for v in values)
+    if not any(math.isfinite(q) for q in qs):
+        return None
+    return DeviceQuality(
+        name="Spectralis Q", values=qs, minimum=SPECTRALIS_Q_MINIMUM, source=source
+    )
+
+
+def _vol_metadata(
+    parsed: object, path: Path, n: int, pattern_no: int, pattern_name: str
+) -> ScanMetadata:
     distance = float(parsed.distance or 0)
     spacing = PixelSpacing(
         row=float(parsed.scale_y),
@@ -151,7 +216,12 @@ def _vol_metadata(parsed: object, path: Path, n: int, pattern_name: str) -> Scan
         device_model="Spectralis",
         acquisition_date=_as_date(parsed.visit_date),
         bit_depth=8,
-        notes=(f"Heidelberg {pattern_name}",) if int(parsed.scan_pattern or 0) != 1 else (),
+        notes=(f"Heidelberg {pattern_name}",) if pattern_no != 1 else (),
+        protocol=vol_protocol(pattern_no, pattern_name),
+        device_quality=spectralis_quality(
+            [getattr(b, "quality", None) for b in parsed.bscans][:n],
+            ".vol B-scan header Quality",
+        ),
     )
 
 
@@ -231,8 +301,41 @@ def _e2e_with_eyepy(path: Path) -> Scan:
         spacing=PixelSpacing(row=float(vol.scale_y), col=float(vol.scale_x), unit="mm"),
         manufacturer="Heidelberg Engineering",
         bit_depth=8,
+        **_e2e_eyepy_protocol(vol, len(data)),
     )
     return Scan(frames=np.ascontiguousarray(data), metadata=meta)
+
+
+def _e2e_eyepy_protocol(vol: object, n: int) -> dict[str, object]:
+    """Scan pattern and Q from eyepy's E2E B-scan headers (``scan_pattern``, numbered as in
+    .vol, which eyepy itself assumes when it refuses patterns 2 and 5; ``quality_ui``, the
+    per-B-scan quality of Heyex's metadata export). Only on real files: the minimised test
+    file yields no B-scan. Anything odd leaves both unknown."""
+    try:
+        metas = list(vol.meta["bscan_meta"])[:n]  # type: ignore[attr-defined]
+    except Exception:  # an eyepy version or file without it
+        return {}
+
+    def field(meta: object, key: str) -> object:
+        try:
+            return meta[key]  # type: ignore[index]
+        except Exception:
+            return None
+
+    out: dict[str, object] = {}
+    patterns = {field(m, "scan_pattern") for m in metas}
+    if len(patterns) == 1:
+        number = next(iter(patterns))
+        if isinstance(number, int) and not isinstance(number, bool):
+            name = VOL_PATTERNS.get(number, (f"scan pattern {number}",))[0]
+            out["protocol"] = vol_protocol(number, name, field="E2E B-scan header scan pattern")
+    if len(metas) == n:
+        quality = spectralis_quality(
+            [field(m, "quality_ui") for m in metas], "E2E B-scan header quality (eyepy)"
+        )
+        if quality is not None:
+            out["device_quality"] = quality
+    return out
 
 
 def _e2e_with_oct_converter(path: Path) -> Scan:
@@ -262,8 +365,23 @@ def _e2e_with_oct_converter(path: Path) -> Scan:
         laterality=lat.get(str(volumes[0].laterality or "").upper()[:1], Laterality.UNKNOWN),
         manufacturer="Heidelberg Engineering",
         bit_depth=16 if data.dtype == np.uint16 else 8,
+        protocol=_e2e_pattern_name(volumes[0]),
     )
     return Scan(frames=data, metadata=meta)
+
+
+def _e2e_pattern_name(volume: object) -> ScanProtocol:
+    """oct-converter keeps only the E2E's scan pattern text (e.g. "OCT ART Volume"), whose
+    vocabulary is not documented: it becomes the protocol name, pattern and region stay
+    unknown. One text for the whole file, else nothing."""
+    try:
+        texts = {str(t).strip() for t in volume.metadata["scan_pattern"].values()}  # type: ignore[attr-defined]
+    except Exception:
+        return ScanProtocol()
+    texts.discard("")
+    if len(texts) != 1:
+        return ScanProtocol()
+    return ScanProtocol(name=next(iter(texts))[:64], source="E2E scan pattern text (oct-converter)")
 
 
 def read_topcon_fda(path: Path) -> Scan:

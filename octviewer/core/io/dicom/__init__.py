@@ -5,8 +5,9 @@ stays cheap. Frames are decoded one at a time (``pydicom.pixels.iter_pixels``), 
 ``ds.pixel_array`` on a whole volume.
 
 The rooms: :mod:`.header` (parsing and header checks), :mod:`.decode` (size guards, decoders,
-frames), :mod:`.intensity` (the intensity chain), :mod:`.metadata` (non-pixel facts) and
-:mod:`.localizer` (frame locations, the localizer lookup). Their public names are re-exported
+frames), :mod:`.intensity` (the intensity chain), :mod:`.metadata` (non-pixel facts),
+:mod:`.protocol` (the acquisition protocol the header states) and :mod:`.localizer` (frame
+locations, the localizer lookup). Their public names are re-exported
 here, so ``octviewer.core.io.dicom.<name>`` keeps working.
 """
 
@@ -36,6 +37,7 @@ from octviewer.core.io.dicom.metadata import (
     plane_positions,
     spacing_of,
 )
+from octviewer.core.io.dicom.protocol import protocol_of
 from octviewer.core.scan import Scan
 
 __all__ = [
@@ -56,6 +58,7 @@ __all__ = [
     "modality_of",
     "pixel_view",
     "plane_positions",
+    "protocol_of",
     "read_dicom",
     "read_header",
     "require_pixels",

@@ -18,12 +18,14 @@ from octviewer.core.io.dicom.header import (
     sop_class_name,
     tolerant,
 )
+from octviewer.core.io.dicom.protocol import protocol_of
 from octviewer.core.scan import (
     Laterality,
     Modality,
     PatientIdentity,
     PixelSpacing,
     ScanMetadata,
+    ScanProtocol,
 )
 
 if TYPE_CHECKING:
@@ -168,8 +170,11 @@ def build_metadata(
     fmt: str,
     spacing: PixelSpacing | None = None,
     notes: tuple[str, ...] = (),
+    protocol: ScanProtocol | None = None,
 ) -> ScanMetadata:
+    """``protocol``: given by a series reader (what all its files agree on), else read here."""
     n_frames = int(decoded.frames.shape[0])
+    modality = modality_of(ds, n_frames)
     extra = ("converted from colour to greyscale",) if decoded.was_color else ()
     extra += decoded.notes
 
@@ -179,7 +184,7 @@ def build_metadata(
     return ScanMetadata(
         source_paths=paths,
         format=fmt,
-        modality=modality_of(ds, n_frames),
+        modality=modality,
         laterality=laterality_of(ds),
         spacing=spacing or spacing_of(ds),
         manufacturer=text("Manufacturer"),
@@ -190,4 +195,5 @@ def build_metadata(
         was_color=decoded.was_color,
         bit_depth=decoded.bit_depth,
         notes=extra + notes,
+        protocol=protocol if protocol is not None else protocol_of(ds, n_frames, modality.is_oct),
     )
