@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from octviewer.core.io.dicom.decode import DecodedDicom, decode_frames, decoder_package
+from octviewer.core.io.dicom.geometry import instance_orientation, plane_positions
 from octviewer.core.io.dicom.header import (
     OPT_SOP,
     has_pixels,
@@ -30,11 +31,9 @@ from octviewer.core.io.dicom.localizer import find_localizer, frame_locations
 from octviewer.core.io.dicom.metadata import (
     build_metadata,
     identity_of,
-    instance_orientation,
     instance_position,
     laterality_of,
     modality_of,
-    plane_positions,
     spacing_of,
 )
 from octviewer.core.io.dicom.protocol import protocol_of

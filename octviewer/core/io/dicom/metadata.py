@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from octviewer.core.io.dicom.decode import DecodedDicom
+from octviewer.core.io.dicom.geometry import first_item, plane_positions
 from octviewer.core.io.dicom.header import (
     _METADATA_ERRORS,
     _OCT_SOPS,
@@ -70,20 +71,13 @@ def _date_of(ds: Dataset) -> dt.date | None:
     return None
 
 
-def _first_item(ds: Dataset, group_kw: str, seq_kw: str) -> Dataset | None:
-    groups = ds.get(group_kw)
-    if groups and groups[0].get(seq_kw):
-        return groups[0].get(seq_kw)[0]
-    return None
-
-
 @tolerant(None)
 def spacing_of(ds: Dataset) -> PixelSpacing | None:
     """Pixel spacing (mm) from the functional groups, else the top level; B-scan distance from
     Spacing Between Slices or the per-frame plane positions."""
-    measures = _first_item(
+    measures = first_item(
         ds, "SharedFunctionalGroupsSequence", "PixelMeasuresSequence"
-    ) or _first_item(ds, "PerFrameFunctionalGroupsSequence", "PixelMeasuresSequence")
+    ) or first_item(ds, "PerFrameFunctionalGroupsSequence", "PixelMeasuresSequence")
     source = measures if measures is not None and measures.get("PixelSpacing") else ds
     spacing = source.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
     if not spacing or len(spacing) < 2:
@@ -115,30 +109,6 @@ def instance_position(ds: Dataset) -> np.ndarray | None:
         return positions[0] if positions is not None else None
     position = np.asarray([float(v) for v in value]) if len(value) == 3 else None
     return position if position is not None and np.isfinite(position).all() else None
-
-
-@tolerant(None)
-def instance_orientation(ds: Dataset) -> np.ndarray | None:
-    value = ds.get("ImageOrientationPatient")
-    if value is None:
-        item = _first_item(ds, "SharedFunctionalGroupsSequence", "PlaneOrientationSequence")
-        value = item.get("ImageOrientationPatient") if item is not None else None
-    return np.asarray([float(v) for v in value]) if value is not None and len(value) == 6 else None
-
-
-@tolerant(None)
-def plane_positions(ds: Dataset) -> np.ndarray | None:
-    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
-    if not per_frame:
-        return None
-    out = []
-    for item in per_frame:
-        seq = item.get("PlanePositionSequence")
-        if not seq or seq[0].get("ImagePositionPatient") is None:
-            return None
-        out.append([float(v) for v in seq[0].ImagePositionPatient])
-    positions = np.asarray(out, dtype=np.float64)
-    return positions if positions.ndim == 2 and np.isfinite(positions).all() else None
 
 
 def _text_of(ds: Dataset, kw: str) -> str | None:

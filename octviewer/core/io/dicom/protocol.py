@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from octviewer.core.io.dicom.geometry import instance_orientation, plane_positions
 from octviewer.core.io.dicom.header import tolerant
 from octviewer.core.scan import ScanPattern, ScanProtocol, ScanRegion
 
@@ -221,8 +222,6 @@ def protocol_of(ds: Dataset, n_frames: int, is_oct: bool) -> ScanProtocol:
 
 def _parallel_planes(ds: Dataset, n_frames: int) -> bool:
     """Per-frame positions on distinct parallel planes of the one shared orientation."""
-    from octviewer.core.io.dicom.metadata import instance_orientation, plane_positions
-
     positions = plane_positions(ds)
     orientation = instance_orientation(ds)
     if positions is None or orientation is None or len(positions) != n_frames:
