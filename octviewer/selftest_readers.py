@@ -40,14 +40,22 @@ class ReaderCheck:
     fmt: str
     frames: int
     pattern: str | None = None
+    protocol: str = ""  # the stated protocol's description it must report ("" = not stated)
+    device_quality: str | None = None  # the name of the device's quality index it must read
 
 
 READER_CHECKS = (
-    ReaderCheck("Heidelberg .vol line scan", "Willis_B_716_0.vol", "Heidelberg VOL", 1, "line"),
-    ReaderCheck("Heidelberg .vol circle scan", "circular-valid.vol", "Heidelberg VOL", 1, "circle"),
-    ReaderCheck("Topcon .fda", "fda_minimized.fda", "Topcon FDA", 1),
-    ReaderCheck("Topcon .fds", "fds_minimized.fds", "Topcon FDS", 4),
-)
+    ReaderCheck(
+        "Heidelberg .vol line scan", "Willis_B_716_0.vol", "Heidelberg VOL", 1, "line",
+        "line scan", "Spectralis Q",
+    ),
+    ReaderCheck(
+        "Heidelberg .vol circle scan", "circular-valid.vol", "Heidelberg VOL", 1, "circle",
+        "peripapillary circle scan", "Spectralis Q",
+    ),
+    ReaderCheck("Topcon .fda", "fda_minimized.fda", "Topcon FDA", 1, None, "macular volume scan"),
+    ReaderCheck("Topcon .fds", "fds_minimized.fds", "Topcon FDS", 4, None, "macular volume scan"),
+)  # fmt: skip
 
 
 @dataclass
@@ -91,6 +99,12 @@ def _vendor_check(spec: ReaderCheck) -> Callable[[object], str | None]:
             loc = scan.localizer
             if loc is None or loc.pattern != spec.pattern or loc.positions is None:
                 return f"its localizer does not show the {spec.pattern} scan position"
+        stated = m.protocol.description if m.protocol.is_stated else ""
+        if stated != spec.protocol:
+            return f"its protocol reads {stated or 'not stated'!r}, expected {spec.protocol!r}"
+        dq = m.device_quality
+        if spec.device_quality is not None and (dq is None or dq.name != spec.device_quality):
+            return f"its device quality index ({spec.device_quality}) was not read"
         return None
 
     return check
