@@ -61,7 +61,7 @@ DEVICE_MINIMUMS: dict[str, float] = {"Spectralis Q": 15.0}
 
 #: The pixel thresholds (see the module docstring and docs/QUALITY.md for where they come from).
 THRESHOLDS: dict[str, float] = {
-    "snr_db": 17.0,  # below: WEAK_SIGNAL (clean minimum 24 dB)
+    "snr_db": 17.0,  # below: WEAK_SIGNAL (clean minimum 22.1 dB, Kermany)
     "top_tissue_fraction": 0.30,  # above: CUT_OFF_TOP (clean Kermany / OCTDL max 0.20)
     "bottom_tissue_fraction": 0.40,  # above: CUT_OFF_BOTTOM (clean max 0.40, OCTDL)
     "blank_ascan_fraction": 0.12,  # above: MISSING_ASCANS (clean Kermany max 0.10)
