@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from octviewer.core.content import ContentVerdict, check_frames
 from octviewer.core.io.errors import MissingReaderError, ScanNotFoundError, ScanPermissionError
 from octviewer.core.io.sniff import FileKind, sniff
-from octviewer.core.scan import Modality, Scan
+from octviewer.core.scan import Modality, Scan, ScanPattern
 from octviewer.errors import (
     CorruptFileError,
     EmptyFileError,
@@ -180,7 +180,8 @@ def _load(p: Path, series: str | None) -> Scan:
 def judge_content(scan: Scan) -> Scan:
     """Set ``scan.metadata.modality`` from the pixels as well as from the reader's evidence.
 
-    OCT only when both agree. Pixels that are not a B-scan turn a reader's "OCT" into
+    OCT only when both agree, except where the file states an OCT scan pattern (its B-scans
+    are B-scans; the protocol gate judges them). Pixels that are not a B-scan turn a reader's "OCT" into
     :attr:`Modality.EN_FACE` (UNKNOWN for a blank or tiny image); a reader's FUNDUS or UNKNOWN
     stays. B-scan pixels never turn a colour photo or a DICOM photograph into OCT, but say so in
     a note.
@@ -188,6 +189,14 @@ def judge_content(scan: Scan) -> Scan:
     verdict = check_frames(scan.frames)
     md = scan.metadata
     if verdict.is_bscan and md.modality.is_oct:
+        return scan
+    if md.modality.is_oct and md.protocol.pattern is not ScanPattern.UNKNOWN:
+        # the file states an OCT scan pattern (a vendor file, a DICOM OPT with its protocol):
+        # its B-scans are B-scans, however folded (a circle scan round a deep cup fails the
+        # pixel check); the protocol, not "not an OCT", is then what decides
+        note = "the pixels do not look like a typical B-scan, but the file states an OCT scan"
+        logger.info("content check: %s kept (stated %s)", md.modality.value, md.protocol.pattern)
+        scan.metadata = replace(md, notes=(*md.notes, note))
         return scan
     if verdict.is_bscan:
         said = (
