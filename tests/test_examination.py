@@ -39,10 +39,7 @@ def test_scope_round_trips_through_a_training_domain() -> None:
 def test_a_circle_scan_around_the_disc_is_outside_a_macular_scope() -> None:
     circle = ScanProtocol(ScanPattern.CIRCLE, ScanRegion.OPTIC_DISC, source=".vol header")
     why = DEFAULT_MACULAR_SCOPE.refusal(circle)
-    assert why == (
-        "Peripapillary circle scan (.vol header): this model reads only macular line and "
-        "volume scans"
-    )
+    assert why == "Peripapillary circle scan: this model reads only macular line and volume scans"
     sentence = ResultFlag.OUT_OF_SCOPE.sentence(why)
     assert sentence.startswith("Not assessed: Peripapillary circle scan")
     # a radial scan that does not state its region is still outside (pattern), a macular
@@ -199,3 +196,87 @@ def test_a_folder_says_which_kinds_of_file_it_did_not_read(tmp_path: Path, data_
     (folder / "Smith_John_positions.csv").unlink()
     (folder / "export.xml").unlink()
     assert not any("not read" in n for n in octviewer.load(folder).metadata.notes)
+
+
+# --- through the real engine (a tiny bundle that states the macular scope) ---------------------
+def _scoped_engine(tmp_path: Path):
+    from octviewer.core.engine import Engine
+
+    try:
+        from helpers_models import make_tiny_bundle
+    except ImportError:  # run as tests.test_examination
+        from tests.helpers_models import make_tiny_bundle
+
+    domain = {
+        "manufacturers": ["Heidelberg Engineering"],
+        **DEFAULT_MACULAR_SCOPE.to_training_domain(),
+    }
+    bundle = make_tiny_bundle(tmp_path / "scoped.safetensors", training_domain=domain)
+    return Engine(bundle, device="cpu")
+
+
+def test_the_real_circle_scan_is_not_assessed_for_its_protocol(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    """The real Spectralis peripapillary circle scan (.vol, scan pattern 2): not assessed
+    because of its protocol, before anything its pixels say; the expert can still see the output."""
+    import octviewer
+
+    engine = _scoped_engine(tmp_path)
+    scan = octviewer.load(data_dir / "io" / "vendor" / "circular-valid.vol")
+    assert scan.is_oct  # the file states an OCT scan: the pixel check does not override it
+    fr = engine.analyze(scan, cam=False).frames[0]
+    assert fr.withholding_flag is ResultFlag.OUT_OF_SCOPE
+    assert fr.reason == (
+        "Not assessed: Peripapillary circle scan: this model reads only macular line and "
+        "volume scans."
+    )
+    assert fr.presented_class is None and fr.model_output().shape == (4,)
+    # a line scan of the same device is inside the scope: its verdict is left to the other checks
+    line = octviewer.load(data_dir / "io" / "vendor" / "Willis_B_716_0.vol")
+    assert ResultFlag.OUT_OF_SCOPE not in engine.analyze(line, cam=False).frames[0].flags
+
+
+def test_a_re_patterned_vol_and_a_bundle_without_scope(tmp_path: Path, data_dir: Path) -> None:
+    import shutil
+
+    import octviewer
+    from octviewer.core.engine import Engine
+
+    radial = tmp_path / "radial.vol"
+    shutil.copy(data_dir / "io" / "vendor" / "Willis_B_716_0.vol", radial)
+    with radial.open("r+b") as fh:  # HSF-OCT-103 header: ScanPattern at byte 96
+        fh.seek(96)
+        fh.write((5).to_bytes(4, "little"))
+    scan = octviewer.load(radial)
+    assert scan.metadata.protocol.pattern is ScanPattern.RADIAL
+    fr = _scoped_engine(tmp_path).analyze(scan, cam=False).frames[0]
+    assert fr.withholding_flag is ResultFlag.OUT_OF_SCOPE and "Radial scan" in fr.reason
+    # a bundle that states no scope does not gate on the protocol
+    try:
+        from helpers_models import make_tiny_bundle
+    except ImportError:
+        from tests.helpers_models import make_tiny_bundle
+    plain = Engine(make_tiny_bundle(tmp_path / "plain.safetensors"), device="cpu")
+    assert ResultFlag.OUT_OF_SCOPE not in plain.analyze(scan, cam=False).frames[0].flags
+
+
+def test_a_low_quality_frame_of_a_volume_is_withheld_and_skipped(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    """A 3-frame volume whose middle frame lost a third of its A-scans (a blink): that frame is
+    not assessed for quality, the volume still is, and the most suspicious frame skips it."""
+    import dataclasses
+
+    import octviewer
+    from training.degrade import degrade
+
+    scan = octviewer.load(data_dir / "io" / "kermany" / "DRUSEN-8261063-3.jpeg")
+    clean = scan.frames[0]
+    bad = degrade(clean, "blink", 0.35, seed=1)
+    vol = dataclasses.replace(scan, frames=np.stack([clean, bad, clean]))
+    res = _scoped_engine(tmp_path).analyze(vol, cam=False)
+    assert res.frame(1).withholding_flag is ResultFlag.LOW_QUALITY
+    assert "A-scans" in res.frame(1).reason
+    assert res.assessed_as_whole and res.most_suspicious_frame() != 1
+    assert {f.quality.acceptable for f in (res.frame(0), res.frame(2))} == {True}

@@ -237,10 +237,15 @@ def test_ood_command_adds_statistics_to_an_existing_bundle(tmp_path: Path) -> No
 def test_a_score_that_is_not_a_number_withholds_the_class(tmp_path: Path) -> None:
     """A NaN score must never read as 'in distribution' (NaN > threshold is False)."""
     from octviewer.core.engine import Engine
+    from octviewer.core.inference import result_flags
 
     path, _ = _bundle_with_stats(tmp_path)
     engine = Engine(path, device="cpu")
     scan = octviewer.load(KERMANY_SMALL / "CNV" / "CNV-451136-1.jpeg")
     probs = np.full(4, 0.25, np.float32)
-    assert ResultFlag.OUT_OF_DISTRIBUTION in engine._flags(scan, probs, float("nan"))
-    assert ResultFlag.OUT_OF_DISTRIBUTION not in engine._flags(scan, probs, -1.0)
+
+    def flags(score: float) -> frozenset[ResultFlag]:
+        return result_flags(scan, probs, score, engine.config, engine.ood)
+
+    assert ResultFlag.OUT_OF_DISTRIBUTION in flags(float("nan"))
+    assert ResultFlag.OUT_OF_DISTRIBUTION not in flags(-1.0)

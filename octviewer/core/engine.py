@@ -42,6 +42,7 @@ from octviewer.core.device import (
     configure_threads,
     prepare_environment,
 )
+from octviewer.core.examination import examine_frame
 from octviewer.core.inference import (
     _require_finite,
     calibrated_probabilities,
@@ -51,8 +52,10 @@ from octviewer.core.inference import (
     result_flags,
 )
 from octviewer.core.ood import FeatureTap
-from octviewer.core.results import FrameResult, ModelIdentity, ResultFlag, ScanResult
+from octviewer.core.results import FrameResult, ModelIdentity, ScanResult
 from octviewer.core.scan import Scan
+from octviewer.core.scan_verdict import with_scan_verdict
+from octviewer.core.scope import ModelScope
 from octviewer.core.volume_pass import analyze_with_shortcut
 from octviewer.errors import AnalysisCancelled, AnalysisError, ModelError, ModelFormatError
 
@@ -124,6 +127,7 @@ class Engine:
         self.config = loaded.config
         self.identity: ModelIdentity = loaded.identity
         self.ood: OODModel | None = loaded.ood
+        self.scope = ModelScope.from_training_domain(self.config.training_domain)
         # int8 layers take fp32 inputs: an int8 model stays out of autocast
         self._amp = None if self.quantized else autocast_dtype(self._device, self.precision)
         self._use_channels_last()
@@ -233,11 +237,6 @@ class Engine:
             )
         return i
 
-    def _flags(
-        self, scan: Scan, probs: np.ndarray, ood_score: float | None
-    ) -> frozenset[ResultFlag]:
-        return result_flags(scan, probs, ood_score, self.config, self.ood)
-
     def _ood_scores(self, tap: FeatureTap, n: int) -> list[float | None]:
         if self.ood is None:
             return [None] * n
@@ -292,8 +291,10 @@ class Engine:
         check_scan(scan)
         indices = frame_indices(scan, frames)
         if shortcut is not None and not cam and len(indices) > 1 and self._has_mirror():
-            return analyze_with_shortcut(
-                self, scan, indices, shortcut, full_frames, batch_size, progress, cancel
+            return with_scan_verdict(
+                analyze_with_shortcut(
+                    self, scan, indices, shortcut, full_frames, batch_size, progress, cancel
+                )
             )
         fixed_class = self.class_index(cam_class) if cam_class is not None else None
         bs = max(1, int(batch_size))
@@ -307,7 +308,7 @@ class Engine:
                 progress(len(results), len(indices))
         elapsed = time.perf_counter() - t0
         log.info("analysed %d frame(s) in %.2f s on %s", len(results), elapsed, self.device)
-        return ScanResult(
+        result = ScanResult(
             frames=tuple(results),
             model=self.identity,
             device=self.device,
@@ -320,6 +321,7 @@ class Engine:
                 "cam_layer": self.cam_target if cam else "",
             },
         )
+        return with_scan_verdict(result)
 
     def _analyze_batch(
         self, scan: Scan, idx: list[int], cam: bool, fixed_class: int | None
@@ -349,17 +351,22 @@ class Engine:
             scores = self._ood_scores(tap, len(idx))
         probs = calibrated_probabilities(logits, self.config.temperature)
         _require_finite(probs, grids, idx)
+        findings = [examine_frame(scan, fi, self.scope) for fi in idx]
         return [
             FrameResult(
                 frame_index=fi,
                 class_names=self.config.class_names,
                 probabilities=probs[j],
                 logits=logits[j].astype(np.float32),
-                flags=self._flags(scan, probs[j], scores[j]),
+                flags=result_flags(scan, probs[j], scores[j], self.config, self.ood)
+                | findings[j].flags,
                 cam=upsample_cam(grids[j], scan.shape) if grids is not None else None,
                 cam_class=classes[j] if classes is not None else None,
                 ood_score=scores[j],
                 ood_threshold=self.ood.threshold if self.ood is not None else None,
+                details=findings[j].details,
+                quality=findings[j].quality,
+                anatomy=findings[j].anatomy,
             )
             for j, fi in enumerate(idx)
         ]

@@ -63,8 +63,8 @@ class ModelScope:
 
     def refusal(self, protocol: ScanProtocol) -> str | None:
         """Why a scan with this stated protocol is outside the scope, as the detail of the
-        ``OUT_OF_SCOPE`` sentence ("peripapillary circle scan (from the .vol header): this
-        model reads only macular line and volume scans"); None when inside or unknown."""
+        ``OUT_OF_SCOPE`` sentence ("Peripapillary circle scan: this model reads only macular
+        line and volume scans"); None when inside or unknown."""
         region_out = (
             bool(self.regions)
             and protocol.region is not ScanRegion.UNKNOWN
@@ -77,12 +77,8 @@ class ModelScope:
         )
         if not (region_out or pattern_out):
             return None
-        where = f" ({protocol.source})" if protocol.source else ""
-        what = protocol.description
-        named = f" \u201c{protocol.name}\u201d" if protocol.name else ""
-        return (
-            f"{what[:1].upper()}{what[1:]}{named}{where}: this model reads only {self.description}"
-        )
+        what = protocol.description  # where it was read is on the Scan panel and the report
+        return f"{what[:1].upper()}{what[1:]}: this model reads only {self.description}"
 
 
 #: The scope of a model trained on macular B-scans (Kermany's exports of Spectralis line and
