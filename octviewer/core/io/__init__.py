@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from octviewer.core.content import ContentVerdict, check_frames
 from octviewer.core.io.errors import MissingReaderError, ScanNotFoundError, ScanPermissionError
 from octviewer.core.io.sniff import FileKind, sniff
-from octviewer.core.scan import Modality, Scan, ScanPattern
+from octviewer.core.scan import Modality, Scan
 from octviewer.errors import (
     CorruptFileError,
     EmptyFileError,
@@ -177,11 +177,15 @@ def _load(p: Path, series: str | None) -> Scan:
     return _resolve(reader)(p)
 
 
+#: Vendor raw formats whose frames are OCT B-scans by construction (the SLO is kept apart).
+RAW_OCT_FORMATS = frozenset({"Heidelberg VOL", "Heidelberg E2E", "Topcon FDA", "Topcon FDS"})
+
+
 def judge_content(scan: Scan) -> Scan:
     """Set ``scan.metadata.modality`` from the pixels as well as from the reader's evidence.
 
-    OCT only when both agree, except where the file states an OCT scan pattern (its B-scans
-    are B-scans; the protocol gate judges them). Pixels that are not a B-scan turn a reader's "OCT" into
+    OCT only when both agree, except for a vendor raw OCT file that states its scan pattern
+    (its B-scans are B-scans; the protocol gate judges them). Pixels that are not a B-scan turn a reader's "OCT" into
     :attr:`Modality.EN_FACE` (UNKNOWN for a blank or tiny image); a reader's FUNDUS or UNKNOWN
     stays. B-scan pixels never turn a colour photo or a DICOM photograph into OCT, but say so in
     a note.
@@ -190,12 +194,13 @@ def judge_content(scan: Scan) -> Scan:
     md = scan.metadata
     if verdict.is_bscan and md.modality.is_oct:
         return scan
-    if md.modality.is_oct and md.protocol.pattern is not ScanPattern.UNKNOWN:
-        # the file states an OCT scan pattern (a vendor file, a DICOM OPT with its protocol):
-        # its B-scans are B-scans, however folded (a circle scan round a deep cup fails the
-        # pixel check); the protocol, not "not an OCT", is then what decides
+    if md.modality.is_oct and md.format in RAW_OCT_FORMATS and md.protocol.is_stated:
+        # a device's raw OCT file that states its scan pattern: its B-scans are B-scans by
+        # construction, however folded (a circle scan round a deep cup fails the pixel check);
+        # its protocol, not "not an OCT", then decides. (A DICOM OPT can hold misfiled en-face
+        # frames, so there the pixels keep the last word.)
         note = "the pixels do not look like a typical B-scan, but the file states an OCT scan"
-        logger.info("content check: %s kept (stated %s)", md.modality.value, md.protocol.pattern)
+        logger.info("content check: %s kept (%s)", md.modality.value, md.protocol.description)
         scan.metadata = replace(md, notes=(*md.notes, note))
         return scan
     if verdict.is_bscan:
