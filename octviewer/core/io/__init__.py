@@ -194,7 +194,8 @@ def judge_content(scan: Scan) -> Scan:
     md = scan.metadata
     if verdict.is_bscan and md.modality.is_oct:
         return scan
-    if md.modality.is_oct and md.format in RAW_OCT_FORMATS and md.protocol.is_stated:
+    stated_oct = md.modality.is_oct and md.format in RAW_OCT_FORMATS and md.protocol.is_stated
+    if stated_oct and verdict.kind not in ("blank", "too small"):  # those hold nothing to read
         # a device's raw OCT file that states its scan pattern: its B-scans are B-scans by
         # construction, however folded (a circle scan round a deep cup fails the pixel check);
         # its protocol, not "not an OCT", then decides. (A DICOM OPT can hold misfiled en-face
