@@ -153,3 +153,14 @@ def test_shared_clean_sample(shared_data: Path) -> None:
         pytest.skip("../shared/data/kermany holds no images")
     flagged = [p.name for p in paths if not assess_quality(_grey(p)).acceptable]
     assert not flagged
+
+
+def test_canvas_fill_at_the_sides_is_padding_not_missing_a_scans(clean: list[np.ndarray]) -> None:
+    """An export that pads a B-scan to a wider canvas with one grey level is not a blink; a
+    blink band (noise, no tissue) in the same padded frame still is."""
+    frame = clean[0]
+    for fill in (0, 40):
+        padded = np.pad(frame, ((0, 0), (0, frame.shape[1] // 2)), constant_values=fill)
+        assert assess_quality(padded).acceptable, fill
+    blinked = np.pad(degrade(frame, "blink", 0.3, seed=1), ((0, 0), (128, 128)))
+    assert QualityProblem.MISSING_ASCANS in assess_quality(blinked).problems

@@ -1,8 +1,9 @@
 """Is this B-scan good enough to read? A device-independent image-quality check from the pixels.
 
 Each frame is box-filtered to a 256 x 128 grid; Kermany's white rotation padding (near-maximum
-regions touching the border) is masked out and exactly-minimum pixels (black export padding) are
-not counted as background. Features and thresholds (``THRESHOLDS``; measured by
+regions touching the border) and constant columns at the left or right edge (an export's canvas
+fill; a blink's A-scans still carry noise) are masked out, and exactly-minimum pixels (black
+export padding) are not counted as background. Features and thresholds (``THRESHOLDS``; measured by
 ``benchmarks/bench_quality.py`` on 648 Kermany, 842 OCTDL and the Spectralis ``.vol`` frames):
 
 ``snr_db`` (WEAK_SIGNAL below 17 dB)
@@ -130,11 +131,19 @@ def _touching_border(mask: np.ndarray) -> np.ndarray:
 
 def padding_mask(frame: np.ndarray, shape: tuple[int, int] | None = None) -> np.ndarray:
     """Where ``frame`` is padding: near-maximum regions touching the border (Kermany's white
-    rotation fill), on a grid of ``shape`` (rows, cols; default the frame's own shape)."""
+    rotation fill) and constant columns at the left / right edge (an export's canvas fill), on
+    a grid of ``shape`` (rows, cols; default the frame's own shape)."""
     f = np.asarray(frame, dtype=np.float32)
     rows, cols = shape or f.shape
     top, span = float(f.max()), float(f.max() - f.min())
     near_max = (f >= top - PAD_LEVEL * span).astype(np.float32)
+    # columns of one single value at the left or right edge: an export's canvas fill (black
+    # or grey), not A-scans lost to a blink, which still carry the device's noise
+    flat = f.max(axis=0) == f.min(axis=0)
+    left = int(np.argmin(flat)) if not flat.all() else flat.size
+    right = int(np.argmin(flat[::-1])) if not flat.all() else 0
+    near_max[:, :left] = 1.0
+    near_max[:, flat.size - right :] = 1.0
     if (rows, cols) != f.shape:
         near_max = np.asarray(Image.fromarray(near_max).resize((cols, rows), Image.Resampling.BOX))
     pad = _touching_border(near_max > PAD_SHARE)
