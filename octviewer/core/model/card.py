@@ -38,6 +38,15 @@ def _ood_text(config: ModelConfig) -> str:
     return str(method)
 
 
+def _scope_text(config: ModelConfig) -> str:
+    from octviewer.core.scope import ModelScope
+
+    scope = ModelScope.from_training_domain(config.training_domain or {})
+    if not scope.is_stated:
+        return "scan protocols not stated (no protocol check)"
+    return f"{scope.description} (other stated protocols are not assessed)"
+
+
 def model_facts(
     config: ModelConfig,
     sha256: str = "",
@@ -57,6 +66,7 @@ def model_facts(
         ("Input", f"{pre.size[1]}×{pre.size[0]} px, {pre.interpolation}, {pre.normalization}"),
         ("Calibration temperature", f"{config.temperature:.3f}"),
         ("Uncertain below", f"{config.confidence_threshold:.0%} confidence"),
+        ("Reads", _scope_text(config)),
         ("Out-of-distribution check", _ood_text(config)),
         ("Weights", config.weights_dtype),
         ("Licence", config.licence or "not stated"),
