@@ -97,7 +97,9 @@ def _extract_set(model: Any, pre: Any, items: list[tuple[str, Callable[[], np.nd
     return {name: np.concatenate(v) for name, v in out.items()} | {"seconds": per_frame}
 
 
-ENGINES = {"kermany-int8": {"quantize": True}, "kermany-bf16": {"precision": "bf16"}}
+#: The app's other computes: int8 (*Model > Device > int8*) and "auto" precision, which is bf16
+#: on a CPU with native bf16 (and on CUDA); elsewhere it is fp32 and the column repeats fp32.
+ENGINES = {"kermany-int8": {"quantize": True}, "kermany-bf16": {"precision": "auto"}}
 
 
 def _engine_prelogits(bundle: Path, items: list, opts: dict) -> dict[str, np.ndarray]:
@@ -109,6 +111,7 @@ def _engine_prelogits(bundle: Path, items: list, opts: dict) -> dict[str, np.nda
     from octviewer.core.preprocess import preprocess_frames
 
     engine = Engine(bundle, device="cpu", threads=1, **opts)
+    print(f"  engine compute: {engine.compute_dtype}, int8: {engine.int8_kind or 'no'}")
     out = []
     for i in range(0, len(items), 16):
         x = torch.cat(
