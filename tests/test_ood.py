@@ -16,7 +16,14 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 from helpers_models import make_tiny_bundle, make_tiny_model, tiny_config
 
 import octviewer
-from octviewer.core.ood import NetworkStats, OODModel, fit_network, scale_of, threshold_at
+from octviewer.core.ood import (
+    NetworkStats,
+    OODModel,
+    fit_network,
+    normalize_features,
+    scale_of,
+    threshold_at,
+)
 from octviewer.core.results import ResultFlag
 from octviewer.core.scan import Modality, Scan, ScanMetadata
 from octviewer.errors import ModelFormatError
@@ -63,7 +70,7 @@ def test_statistics_round_trip_through_their_bundle_form() -> None:
         OODModel.from_bundle({**meta, "networks": 2}, tensors)
 
 
-def _bundle_with_stats(tmp_path: Path) -> tuple[Path, OODModel]:
+def _bundle_with_stats(tmp_path: Path, normalize: str = "none") -> tuple[Path, OODModel]:
     """A tiny timm CNN bundle whose statistics come from its own features of real B-scans."""
     import torch
 
@@ -82,8 +89,9 @@ def _bundle_with_stats(tmp_path: Path) -> tuple[Path, OODModel]:
         4,
         rate=0.02,
         shrinkage=0.5,
+        normalize=normalize,
     )
-    path = tmp_path / "with-ood.safetensors"
+    path = tmp_path / f"with-ood-{normalize}.safetensors"
     save_bundle(path, model, config, ood=ood)
     return path, ood
 
@@ -232,6 +240,13 @@ def test_ood_command_adds_statistics_to_an_existing_bundle(tmp_path: Path) -> No
     x = torch.rand(1, 1, 64, 64)
     with torch.inference_mode():
         torch.testing.assert_close(new.model(x), load_bundle(res.bundle).model(x))
+    assert new.ood.networks[0].normalize == "none" and "normalize" not in new.config.ood
+    l2_out = tmp_path / "with-l2.safetensors"
+    args = [str(res.bundle), "--data", str(KERMANY_SMALL), "--output", str(l2_out)]
+    assert ood_main([*args, "--normalize", "l2", "--shrinkage", "0.05"]) == 0
+    l2 = load_bundle(l2_out)
+    assert l2.ood is not None and l2.config.ood["normalize"] == "l2"
+    assert l2.config.ood["shrinkage"] == 0.05 and l2.config.metrics["ood"]["normalize"] == "l2"
 
 
 def test_a_score_that_is_not_a_number_withholds_the_class(tmp_path: Path) -> None:
@@ -249,3 +264,47 @@ def test_a_score_that_is_not_a_number_withholds_the_class(tmp_path: Path) -> Non
 
     assert ResultFlag.OUT_OF_DISTRIBUTION in flags(float("nan"))
     assert ResultFlag.OUT_OF_DISTRIBUTION not in flags(-1.0)
+
+
+def test_l2_normalised_statistics_round_trip_and_score_differently() -> None:
+    """The ``"normalize": "l2"`` variant: stored in the bundle JSON, read back, and scored on
+    unit-length features; a model without it writes exactly the JSON of older bundles."""
+    rng = np.random.default_rng(2)
+    plain, centers = _gaussian_model(rng)
+    assert "normalize" not in plain.to_bundle()[0]  # old bundles' JSON unchanged
+    assert OODModel.from_bundle(*plain.to_bundle()).networks[0].normalize == "none"
+    y = rng.integers(0, 3, 600)
+    f = centers[y] + rng.normal(0, 1, (600, 8))
+    means, whiten = fit_network(normalize_features(f, "l2"), y, 3)
+    held = centers[y[:200]] + rng.normal(0, 1, (200, 8))
+    raw = NetworkStats(means, whiten, 0.0, 1.0, "l2").distance(held)
+    net = NetworkStats(means, whiten, *scale_of(raw), "l2")
+    l2 = OODModel((net,), threshold_at(net.z(held), 0.02))
+    meta, tensors = l2.to_bundle()
+    assert meta["normalize"] == "l2"
+    again = OODModel.from_bundle(meta, tensors)
+    x = centers + rng.normal(0, 1, centers.shape)
+    s = again.score([x])
+    np.testing.assert_allclose(s, l2.score([x]), rtol=1e-5)
+    assert np.isfinite(s).all() and not np.allclose(s, plain.score([x]))
+    # the scale of a feature vector no longer matters, only its direction
+    np.testing.assert_allclose(again.score([3.0 * x]), s, rtol=1e-6)
+    with pytest.raises(ModelFormatError, match="normalisation"):
+        OODModel.from_bundle({**meta, "normalize": "l1"}, tensors)
+
+
+def test_l2_statistics_travel_in_a_bundle_and_the_engine_uses_them(tmp_path: Path) -> None:
+    from octviewer.core.engine import Engine
+    from octviewer.core.model.bundle import load_bundle, read_bundle_config
+
+    path, ood = _bundle_with_stats(tmp_path, normalize="l2")
+    assert read_bundle_config(path).ood["normalize"] == "l2"
+    loaded = load_bundle(path)
+    assert loaded.ood is not None and loaded.ood.networks[0].normalize == "l2"
+    plain_path, _ = _bundle_with_stats(tmp_path)
+    assert "normalize" not in read_bundle_config(plain_path).ood
+    scan = octviewer.load(KERMANY_SMALL / "CNV" / "CNV-451136-1.jpeg")
+    fr = Engine(path, device="cpu").analyze(scan, cam=False).frames[0]
+    old = Engine(plain_path, device="cpu").analyze(scan, cam=False).frames[0]
+    assert np.isfinite(fr.ood_score) and fr.ood_threshold == pytest.approx(ood.threshold)
+    assert fr.ood_score != pytest.approx(old.ood_score)

@@ -38,6 +38,7 @@ from octviewer.core.ood import (
     NetworkStats,
     OODModel,
     fit_network,
+    normalize_features,
     scale_of,
     threshold_at,
 )
@@ -103,14 +104,16 @@ def _nets(
     heldout: list[np.ndarray],
     n_classes: int,
     shrinkage: float,
+    normalize: str = "none",
 ) -> tuple[list[NetworkStats], list[np.ndarray]]:
     """Statistics per network and each network's scaled distances on its held-out features."""
     nets, zs = [], []
     for (f, y), h in zip(train, heldout, strict=True):
+        f = normalize_features(f, normalize)
         means, whiten = fit_network(f, y, n_classes, shrinkage=shrinkage)
-        raw = NetworkStats(means, whiten, 0.0, 1.0).distance(h)
+        raw = NetworkStats(means, whiten, 0.0, 1.0, normalize).distance(h)
         center, spread = scale_of(raw)
-        net = NetworkStats(means, whiten, center, spread)
+        net = NetworkStats(means, whiten, center, spread, normalize)
         nets.append(net)
         zs.append((raw - center) / spread)
     return nets, zs
@@ -127,6 +130,7 @@ def fit_cross_validated(
     *,
     rate: float = DEFAULT_FALSE_FLAG_RATE,
     shrinkage: float = DEFAULT_SHRINKAGE,
+    normalize: str = "none",
 ) -> tuple[OODModel, dict[str, Any]]:
     """Network ``k`` held out fold ``k`` (``fold_of`` 0-based, one entry per sample)."""
     k_nets = len(feats.per_network)
@@ -134,7 +138,7 @@ def fit_cross_validated(
         raise TrainingError("Every member needs its own held-out fold for the OOD statistics.")
     train = [(f[fold_of != k], feats.labels[fold_of != k]) for k, f in enumerate(feats.per_network)]
     held = [f[fold_of == k] for k, f in enumerate(feats.per_network)]
-    nets, zs = _nets(train, held, n_classes, shrinkage)
+    nets, zs = _nets(train, held, n_classes, shrinkage, normalize)
     oof = np.zeros(len(fold_of))
     for k, z in enumerate(zs):
         oof[fold_of == k] = z
@@ -162,6 +166,7 @@ def fit_shared_split(
     *,
     rate: float = DEFAULT_FALSE_FLAG_RATE,
     shrinkage: float = DEFAULT_SHRINKAGE,
+    normalize: str = "none",
 ) -> tuple[OODModel, dict[str, Any]]:
     """Every network trained on ``train``; ``heldout`` patients set scale and threshold."""
     nets, zs = _nets(
@@ -169,6 +174,7 @@ def fit_shared_split(
         heldout.per_network,
         n_classes,
         shrinkage,
+        normalize,
     )
     score = np.mean(zs, axis=0)
     threshold = threshold_at(score, rate)
@@ -203,8 +209,12 @@ def _model(
         "heldout_false_flag_rate": report["heldout_false_flag_rate"],
         "heldout_images": n,
     }
+    normalize = nets[0].normalize if nets else "none"
     report = {
-        "method": "class-conditional Mahalanobis on pre-logit features",
+        "method": "class-conditional Mahalanobis on "
+        + ("L2-normalised " if normalize == "l2" else "")
+        + "pre-logit features",
+        "normalize": normalize,
         "threshold": threshold,
         "false_flag_target": rate,
         "shrinkage": shrinkage,

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from octviewer.core.ood import DEFAULT_FALSE_FLAG_RATE, DEFAULT_SHRINKAGE
+    from octviewer.core.ood import DEFAULT_FALSE_FLAG_RATE, DEFAULT_SHRINKAGE, NORMALIZATIONS
 
     p = argparse.ArgumentParser(
         prog="octviewer-train ood",
@@ -41,6 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="share of in-domain held-out scans allowed above the threshold (default %(default)s)",
     )
     p.add_argument("--shrinkage", type=float, default=DEFAULT_SHRINKAGE)
+    p.add_argument(
+        "--normalize",
+        choices=NORMALIZATIONS,
+        default="none",
+        help="feature normalisation before fitting and scoring: 'l2' scales each pre-logit "
+        "feature vector to unit length (Mahalanobis++); 'none' as bundles before 2.3.0 "
+        "(default %(default)s; docs/OOD.md 'Variants measured')",
+    )
     p.add_argument(
         "--ood-dev",
         type=Path,
@@ -88,6 +96,11 @@ def fit_for_bundle(args: argparse.Namespace, model: Any, config: Any) -> tuple[A
     names = config.class_names
     seed = int(split["seed"])
     n_nets = len(getattr(model, "members", [model]))
+    opts = {
+        "rate": args.false_flag_rate,
+        "shrinkage": args.shrinkage,
+        "normalize": getattr(args, "normalize", "none"),
+    }
     if split.get("cross_validation"):
         folds = int(split["folds"])
         order = _fold_of_members(config) or list(range(1, n_nets + 1))
@@ -101,9 +114,7 @@ def fit_for_bundle(args: argparse.Namespace, model: Any, config: Any) -> tuple[A
             for s in patient_fold(samples, names, n_folds=folds, fold=fold, seed=seed).val:
                 fold_of[index[s]] = k
         feats = extract(model, samples, config.preprocess)
-        return fit_cross_validated(
-            feats, fold_of, len(names), rate=args.false_flag_rate, shrinkage=args.shrinkage
-        )
+        return fit_cross_validated(feats, fold_of, len(names), **opts)
     if split.get("fold"):
         sp = patient_fold(
             samples, names, n_folds=int(split["folds"]), fold=int(split["fold"]), seed=seed
@@ -114,8 +125,7 @@ def fit_for_bundle(args: argparse.Namespace, model: Any, config: Any) -> tuple[A
         extract(model, sp.train, config.preprocess, desc="train features"),
         extract(model, sp.val, config.preprocess, desc="validation features"),
         len(names),
-        rate=args.false_flag_rate,
-        shrinkage=args.shrinkage,
+        **opts,
     )
 
 

@@ -21,7 +21,9 @@ Storage: the statistics are tensors in the bundle (``__ood__.<k>.means`` (C, D) 
 ``__ood__.<k>.whiten`` (D, D), the Cholesky factor of ``S_k^-1``, so
 ``d = |(f - mu) @ whiten|^2``) plus a small JSON object, ``ModelConfig.ood``: ``{"method":
 "mahalanobis", "networks": K, "feature": "pre-logits", "center": [...], "spread": [...],
-"threshold": t, "false_flag_target": r, ...measured figures}``.
+"threshold": t, "false_flag_target": r, ...measured figures}``, and ``"normalize": "l2"`` when
+every feature vector is scaled to unit length before fitting and scoring (Mahalanobis++,
+Mueller & Hein 2025; absent in bundles before 2.3.0, which score the raw features).
 
 Limits: the score knows only what the features see. A scan from another device or region that
 the network maps close to its training classes is not flagged; an in-domain scan of unusual
@@ -46,6 +48,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 METHOD = "mahalanobis"
+#: Feature normalisations before fitting and scoring: ``"none"`` (bundles before 2.3.0) or
+#: ``"l2"`` (each feature vector scaled to unit length, Mahalanobis++, Mueller & Hein 2025).
+NORMALIZATIONS = ("none", "l2")
 TENSOR_PREFIX = "__ood__."
 #: Shrinkage of the shared covariance towards its mean eigenvalue (0.5: measured on the default
 #: model, out of fold, against 0.01-0.9; see docs/OOD.md).
@@ -55,19 +60,31 @@ DEFAULT_SHRINKAGE = 0.5
 DEFAULT_FALSE_FLAG_RATE = 0.015
 
 
+def normalize_features(feats: np.ndarray, normalize: str = "none") -> np.ndarray:
+    """Features as the statistics see them: float64, L2-normalised per row for ``"l2"``."""
+    f = np.asarray(feats, np.float64)
+    if normalize == "l2":
+        f = f / np.maximum(np.linalg.norm(f, axis=-1, keepdims=True), 1e-12)
+    elif normalize != "none":
+        raise ValueError(f"unknown feature normalisation {normalize!r}")
+    return f
+
+
 @dataclass(frozen=True)
 class NetworkStats:
-    """Mahalanobis statistics of one network: class means (C, D), whitening (D, D), and the
-    median / spread of its held-out distances."""
+    """Mahalanobis statistics of one network: class means (C, D), whitening (D, D), the
+    median / spread of its held-out distances, and the normalisation applied to features
+    before both (``"none"`` or ``"l2"``)."""
 
     means: np.ndarray
     whiten: np.ndarray
     center: float
     spread: float
+    normalize: str = "none"
 
     def distance(self, feats: np.ndarray) -> np.ndarray:
         """min over classes of the squared Mahalanobis distance, (B,) float64."""
-        f = np.asarray(feats, np.float64)
+        f = normalize_features(feats, self.normalize)
         w = self.whiten.astype(np.float64)
         fw = f @ w  # (B, D)
         mw = self.means.astype(np.float64) @ w  # (C, D)
@@ -107,6 +124,12 @@ class OODModel:
             spread=[float(s.spread) for s in self.networks],
             threshold=float(self.threshold),
         )
+        norms = {s.normalize for s in self.networks}
+        if len(norms) > 1:
+            raise ValueError("every network of one model needs the same feature normalisation")
+        meta.pop("normalize", None)
+        if norms and (norm := norms.pop()) != "none":  # absent for "none": old bundles unchanged
+            meta["normalize"] = norm
         tensors: dict[str, np.ndarray] = {}
         for k, s in enumerate(self.networks):
             tensors[f"{TENSOR_PREFIX}{k}.means"] = np.ascontiguousarray(s.means, np.float32)
@@ -123,6 +146,9 @@ class OODModel:
             center = [float(v) for v in meta["center"]]
             spread = [float(v) for v in meta["spread"]]
             threshold = float(meta["threshold"])
+            normalize = meta.get("normalize", "none")
+            if normalize not in NORMALIZATIONS:
+                raise ValueError(f"unknown feature normalisation {normalize!r}")
             if not 1 <= n <= 64 or len(center) != n or len(spread) != n:
                 raise ValueError("network count does not match its statistics")
             nets = []
@@ -136,7 +162,7 @@ class OODModel:
                     raise ValueError(f"statistics of network {k} are not finite")
                 if not (np.isfinite(center[k]) and np.isfinite(spread[k]) and spread[k] > 0):
                     raise ValueError(f"scale of network {k} is not usable")
-                nets.append(NetworkStats(means, whiten, center[k], spread[k]))
+                nets.append(NetworkStats(means, whiten, center[k], spread[k], normalize))
             if not np.isfinite(threshold):
                 raise ValueError("threshold is not finite")
         except (KeyError, TypeError, ValueError) as exc:
@@ -145,7 +171,9 @@ class OODModel:
                 "Re-create them with `octviewer-train ood`, or use a bundle without them."
             ) from exc
         info = {
-            k: v for k, v in meta.items() if k not in ("center", "spread", "threshold", "networks")
+            k: v
+            for k, v in meta.items()
+            if k not in ("center", "spread", "threshold", "networks", "normalize")
         }
         return cls(tuple(nets), threshold, info)
 
