@@ -49,4 +49,14 @@ octviewer-train ood resources/models/octviewer-demo-kermany.safetensors --data "
 # 2.2.0: the same weights plus a static int8 calibration (--int8 runs int8 convolutions)
 octviewer-train int8 resources/models/octviewer-demo-kermany.safetensors --data "$DATA" \
     --output resources/models/octviewer-demo-kermany.safetensors --model-version 2.2.0 --threads 1
+# 2.3.0: the same weights and int8 calibration; out-of-distribution statistics re-fitted on
+# L2-normalised features (shrinkage 0.05, docs/OOD.md "Variants measured") and the scope the
+# model reads (macular line and volume scans: other stated protocols are not assessed)
+octviewer-train ood resources/models/octviewer-demo-kermany.safetensors --data "$DATA" \
+    --output resources/models/octviewer-demo-kermany.safetensors --model-version 2.3.0 \
+    --normalize l2 --shrinkage 0.05 \
+    --training-domain '{"manufacturers": ["Heidelberg Engineering"], "devices": ["Spectralis"], "scan_type": "macular B-scans through the fovea (Kermany 2018 exports)", "scan_patterns": ["line", "volume"], "regions": ["macula"]}' \
+    --ood-dev ../shared/data/ood ../shared/data/dicom/topcon_bscan_opt.dcm \
+    ../shared/data/vendor/TEST_T_2707_0.vol ../shared/data/vendor/TEST_T_2710_0.vol \
+    ../shared/data/vendor/Willis_B_716_0.vol ../shared/data/vendor/circular-valid.vol --threads 2
 python scripts/write_model_card.py resources/models/octviewer-demo-kermany.safetensors

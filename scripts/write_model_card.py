@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from octviewer.core.model.bundle import file_sha256, read_bundle_config
+from octviewer.core.scope import ModelScope
 
 log = logging.getLogger("write_model_card")
 
@@ -306,6 +307,16 @@ def _ood_section(cfg: Any) -> list[str]:
         lines += [
             "Training domain (a scan whose DICOM/vendor header names another manufacturer gets "
             f"a caution): {', '.join(f'{k}: {v}' for k, v in sorted(domain.items()))}.",
+            "",
+        ]
+    scope = ModelScope.from_training_domain(domain)
+    if scope.is_stated:
+        lines += [
+            f"**What it reads**: {scope.description}. A scan whose file states another "
+            "protocol or region (a peripapillary circle scan, a radial scan, a scan of the "
+            "optic disc) is *not assessed* before any network output is shown; a scan that "
+            "states nothing is judged from its pixels (image quality, optic-nerve-head anatomy, "
+            "the score below). See docs/OOD.md.",
             "",
         ]
     if not ood:

@@ -39,6 +39,7 @@ from octviewer.selftest.checks import (
     REPORT_CHUNKS,
     analyse_case,
     check_int8,
+    check_protocol_gate,
     torch_info,
 )
 from octviewer.selftest.dicoms import (
@@ -149,6 +150,7 @@ def run_selftest(
         if source is None and scan is not None and scan.is_oct:
             source, first_oct = _small_copy(scan.frame_as_uint8(0)), scan
     check_int8(model, engine, first_oct, run)
+    check_protocol_gate(engine, run)
     if decoders:
         if source is None:
             log.warning("self-test: no OCT sample loaded; generated DICOMs use a test pattern")

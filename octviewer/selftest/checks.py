@@ -200,3 +200,29 @@ def check_int8(model: Path, engine: Engine, scan: Scan | None, run: Any) -> None
         diff = float(np.abs(got.probabilities - want.probabilities).max())
         run.int8 = f"static int8, same class, max probability change {diff:.3f}"
         log.info("self-test: %s", run.int8)
+
+
+def check_protocol_gate(engine: Engine, run: Any) -> None:
+    """The examination works in this installation: the bundled peripapillary circle scan is
+    not assessed for its protocol by a model that states it reads macular scans (the reader,
+    the scope and the flag together), and its frame carries a quality verdict."""
+    from octviewer.core.io import load
+    from octviewer.core.results import ResultFlag
+    from octviewer.selftest_readers import selftest_dir
+
+    if not engine.scope.is_stated:
+        log.info("self-test: protocol check not run (the bundle states no scope)")
+        return
+    try:
+        frame = engine.analyze(load(selftest_dir() / "circular-valid.vol"), cam=False).frames[0]
+    except Exception as exc:  # a reader or check missing from the bundle shows here
+        log.exception("self-test: the protocol check failed")
+        run.fail(f"protocol check: {type(exc).__name__}: {exc}")
+        return
+    if frame.withholding_flag is not ResultFlag.OUT_OF_SCOPE or frame.quality is None:
+        run.fail(
+            f"protocol check: the circle scan was {frame.headline} "
+            f"({frame.withholding_flag}), expected not assessed for its protocol"
+        )
+    else:
+        log.info("self-test: circle scan not assessed: %s", frame.reason)
