@@ -216,3 +216,23 @@ def test_no_patient_identity_in_the_cache(tmp_path, engine) -> None:
     blob = b"".join(p.read_bytes() for p in cache.root.iterdir()).lower()
     for needle in [*PATIENT.values(), "Synthetic", "Doe", name, str(tmp_path)]:
         assert needle.lower().encode() not in blob, needle
+
+
+def test_the_report_says_the_result_came_from_the_cache(tmp_path, engine) -> None:
+    from PIL import Image
+
+    from octviewer.core.report import save_report
+
+    p = tmp_path / "b.jpeg"
+    shutil.copy(KERMANY[0], p)
+    scan = octviewer.load(p)
+    cache = ResultCache(tmp_path / "cache")
+    fresh = cache.through(scan, engine, lambda: engine.analyze(scan))
+    cached = cache.through(scan, engine, lambda: engine.analyze(scan))
+    assert cached.frames[0].cam is None  # heatmaps are not cached: computed when drawn
+    cached = cached.with_cam(0, fresh.frames[0].cam, fresh.frames[0].cam_class)
+    a = Image.open(save_report(scan, fresh, tmp_path / "fresh.png"))
+    b = Image.open(save_report(scan, cached, tmp_path / "cached.png"))
+    assert "octviewer:cached_at" not in a.text
+    assert b.text["octviewer:cached_at"] == cached.extra["cached_at"]
+    assert b.height > a.height  # the footer's line "Result from the cache, computed ..."
