@@ -15,6 +15,7 @@ from octviewer.errors import AmbiguousSeriesError, OCTViewerError
 
 if TYPE_CHECKING:
     from octviewer.core.engine import Engine
+    from octviewer.core.result_cache import ResultCache
     from octviewer.core.results import ScanResult
     from octviewer.core.scan import Scan
     from octviewer.core.summary import SummaryRow
@@ -109,11 +110,13 @@ def analyze_one(
     cam_class: int | None,
     used: set[str],
     series: str | None = None,
+    cache: ResultCache | None = None,
 ) -> tuple[list[SummaryRow], list[Path], list[str]]:
-    """Load, analyse and report one input: its summary rows, reports and console line.
-    Raises OCTViewerError for a bad input."""
+    """Load, analyse (or read from ``cache``) and report one input: its summary rows, reports
+    and console line. Raises OCTViewerError for a bad input."""
     import octviewer
     from octviewer.core.report import redact, save_report
+    from octviewer.core.result_cache import cached_at_text
     from octviewer.core.summary import result_line, rows_for_result
 
     scan = octviewer.load(path, series=series)
@@ -130,9 +133,13 @@ def analyze_one(
     stem = _unique_stem(_safe_stem(shown_name, path.is_dir() and not is_file_item), used)
     # CAMs for every analysed frame only when each gets a report (or there is only one frame).
     cam_all = args.per_frame or args.frame is not None or not scan.is_volume
-    result = engine.analyze(
-        scan, frames=frames, cam=cam_all, cam_class=cam_class, batch_size=args.batch_size
-    )
+
+    def compute() -> ScanResult:
+        return engine.analyze(
+            scan, frames=frames, cam=cam_all, cam_class=cam_class, batch_size=args.batch_size
+        )
+
+    result = compute() if cache is None else cache.through(scan, engine, compute, series=series)
     to_report = (
         [f.frame_index for f in result.frames]
         if args.per_frame
@@ -164,6 +171,9 @@ def analyze_one(
     if len(to_report) > 1:
         skipped = len(to_report) - sum(result.frame(i).assessable for i in to_report)
         lines = [f"{label}: {len(to_report)} frames reported, {skipped} not assessed"]
+    cached = cached_at_text(result)
+    if cached:
+        lines = [f"{line} ({cached})" for line in lines]
     protocol = scan.metadata.protocol
     rows = rows_for_result(
         label,
@@ -181,6 +191,7 @@ def run_batch(
     inputs: Sequence[Path | tuple[Path, str]],
     args: argparse.Namespace,
     cam_class: int | None,
+    cache: ResultCache | None = None,
 ) -> BatchOutcome:
     from tqdm import tqdm
 
@@ -199,7 +210,9 @@ def run_batch(
         path, series = item if isinstance(item, tuple) else (item, None)
         shown = str(path) if series is None else f"{path} [{series}]"
         try:
-            rows, reports, lines = analyze_one(engine, path, args, cam_class, used, series=series)
+            rows, reports, lines = analyze_one(
+                engine, path, args, cam_class, used, series=series, cache=cache
+            )
         except OCTViewerError as e:
             log.info("Skipped %s: %s", path.name, e)
             msg = str(e)
