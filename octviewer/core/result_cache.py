@@ -66,6 +66,7 @@ __all__ = [
     "cached_at_text",
     "content_sha256",
     "engine_arithmetic",
+    "write_atomic",
 ]
 
 #: The environment variable that moves the app's cache folder (tests use a temporary one).
@@ -273,34 +274,12 @@ class ResultCache:
             "frames": [frames[i] for i in sorted(frames)],
         }
         try:
-            self._write_atomic(self.path_of(key), json.dumps(data, indent=1))
+            write_atomic(self.path_of(key), json.dumps(data, indent=1))
         except OSError as exc:
             log.warning("result cache: could not write %s (%s)", key.file_name, exc)
             return False
         self.evict()
         return True
-
-    def _write_atomic(self, path: Path, text: str) -> None:
-        """Write ``path`` whole or not at all: a temporary file beside it, fsync, replace."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".", suffix=".part")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)  # noqa: PTH105 (the atomic step, by its name)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                Path(tmp).unlink()
-            raise
-        if hasattr(os, "O_DIRECTORY"):  # the rename itself survives a power cut
-            with contextlib.suppress(OSError):
-                dfd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
-                try:
-                    os.fsync(dfd)
-                finally:
-                    os.close(dfd)
 
     # --- the one call the faces make -----------------------------------------------------------
     def through(
@@ -377,6 +356,30 @@ class ResultCache:
                 freed += st.st_size
         log.info("result cache cleared: %d entries, %d bytes", n, freed)
         return n, freed
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all: a temporary file beside it, fsync, replace."""
+    folder = path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".part")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)  # noqa: PTH105 (the atomic step, by its name)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            Path(tmp).unlink()
+        raise
+    if hasattr(os, "O_DIRECTORY"):  # the rename itself survives a power cut
+        with contextlib.suppress(OSError):
+            dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
 
 
 def _unlink(path: Path) -> bool:
