@@ -328,3 +328,16 @@ def test_a_second_run_reads_the_result_cache_and_no_cache_recomputes(
     assert _chunks(png)["octviewer:cached_at"].startswith("20")  # the report says so too
     assert _analyze(bundle, tmp_path / "c", *scans, "--no-cache") == cli.EXIT_OK
     assert len(calls) == 4 and "from the cache" not in capsys.readouterr().out
+
+
+def test_one_frame_of_a_cached_volume_is_a_hit(tmp_path: Path, bundle: Path, capsys) -> None:
+    from test_result_cache import write_volume
+
+    vol = write_volume(tmp_path / "vol.tif", n=4)
+    assert _analyze(bundle, tmp_path / "all", vol) == cli.EXIT_OK
+    assert len(_csv(tmp_path / "all" / "summary.csv")) == 4
+    capsys.readouterr()
+    assert _analyze(bundle, tmp_path / "one", vol, "--frame", "2") == cli.EXIT_OK
+    assert "(result from the cache, computed" in capsys.readouterr().out
+    rows = _csv(tmp_path / "one" / "summary.csv")
+    assert len(rows) == 1 and rows[0]["frame"] == "2"

@@ -53,7 +53,8 @@ def write_volume(path: Path, n: int = 5) -> Path:
 
     frames = [octviewer.load(p).frames[0] for p in KERMANY]
     rows, cols = min(f.shape[0] for f in frames), min(f.shape[1] for f in frames)
-    tifffile.imwrite(path, np.stack([frames[i % len(frames)][:rows, :cols] for i in range(n)]))
+    stack = np.stack([frames[i % len(frames)][:rows, :cols] for i in range(n)])
+    tifffile.imwrite(path, stack, photometric="minisblack")  # 3 or 4 pages are not RGB(A)
     return path
 
 

@@ -139,7 +139,10 @@ def analyze_one(
             scan, frames=frames, cam=cam_all, cam_class=cam_class, batch_size=args.batch_size
         )
 
-    result = compute() if cache is None else cache.through(scan, engine, compute, series=series)
+    if cache is None:
+        result = compute()
+    else:
+        result = cache.through(scan, engine, compute, series=series, frames=frames)
     to_report = (
         [f.frame_index for f in result.frames]
         if args.per_frame
