@@ -103,6 +103,25 @@ def _with_cam(
     return result.with_cam(frame, engine.cam(scan, frame, cls), cls)
 
 
+def _console_lines(
+    label: str, result: ScanResult, to_report: list[int], n_frames: int
+) -> list[str]:
+    """The console line of one analysed input (and where its result came from)."""
+    from octviewer.core.result_cache import cached_at_text
+    from octviewer.core.summary import result_line
+
+    lines = [result_line(label, result.frame(i), n_frames) for i in to_report[:1]]
+    if result.scan_reason and len(to_report) == 1:  # the volume as a whole has no class
+        lines = [f"{label}: not assessed: {result.scan_reason.removeprefix('Not assessed: ')}"]
+    if len(to_report) > 1:
+        skipped = len(to_report) - sum(result.frame(i).assessable for i in to_report)
+        lines = [f"{label}: {len(to_report)} frames reported, {skipped} not assessed"]
+    cached = cached_at_text(result)
+    if cached:
+        lines = [f"{line} ({cached})" for line in lines]
+    return lines
+
+
 def analyze_one(
     engine: Engine,
     path: Path,
@@ -116,8 +135,7 @@ def analyze_one(
     and console line. Raises OCTViewerError for a bad input."""
     import octviewer
     from octviewer.core.report import redact, save_report
-    from octviewer.core.result_cache import cached_at_text
-    from octviewer.core.summary import result_line, rows_for_result
+    from octviewer.core.summary import rows_for_result
 
     scan = octviewer.load(path, series=series)
     if args.frame is not None and not 0 <= args.frame < scan.n_frames:
@@ -168,15 +186,7 @@ def analyze_one(
         written[idx] = out.name
         out_paths.append(out)
     label = str(path) if args.include_identity else redact(str(path), scan.identity)
-    lines = [result_line(label, result.frame(i), scan.n_frames) for i in to_report[:1]]
-    if result.scan_reason and len(to_report) == 1:  # the volume as a whole has no class
-        lines = [f"{label}: not assessed: {result.scan_reason.removeprefix('Not assessed: ')}"]
-    if len(to_report) > 1:
-        skipped = len(to_report) - sum(result.frame(i).assessable for i in to_report)
-        lines = [f"{label}: {len(to_report)} frames reported, {skipped} not assessed"]
-    cached = cached_at_text(result)
-    if cached:
-        lines = [f"{line} ({cached})" for line in lines]
+    lines = _console_lines(label, result, to_report, scan.n_frames)
     protocol = scan.metadata.protocol
     rows = rows_for_result(
         label,
