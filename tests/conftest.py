@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# the result cache, the last session and the unclean-exit marker never go to the user's cache
+# folder (each test gets its own below; this covers module-scoped fixtures)
+os.environ["OCTVIEWER_CACHE_DIR"] = tempfile.mkdtemp(prefix="octviewer-test-cache-")
 
 TESTS_DIR = Path(__file__).resolve().parent
 DATA_DIR = TESTS_DIR / "data"
@@ -29,6 +33,16 @@ def shared_data() -> Path:
             "../shared/data is not present (fresh clone): this test needs the full real-data corpus"
         )
     return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _own_cache_dir(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """A fresh app cache folder per test: no result computed by one test is read by another."""
+    d = tmp_path_factory.mktemp("app-cache")
+    monkeypatch.setenv("OCTVIEWER_CACHE_DIR", str(d))
+    return d
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -261,6 +262,9 @@ def test_identity_stays_out_of_names_summary_and_logs(
         "utf-8"
     )
     everything += " ".join(r.getMessage() for r in caplog.records)
+    cache = Path(os.environ["OCTVIEWER_CACHE_DIR"])  # the result cache: hashes, no names
+    everything += " ".join(f.read_text("utf-8") for f in cache.rglob("*.json"))
+    assert list(cache.rglob("*.json"))
     for secret in ("Zyxwood", "PX99817", "19411203"):
         assert secret.lower() not in everything.lower(), secret
     assert _analyze(bundle, tmp_path / "id", named, "--include-identity") == cli.EXIT_OK
@@ -297,3 +301,43 @@ def test_unclear_folder_names_the_flag(tmp_path: Path, inputs: Path, bundle: Pat
     assert _analyze(bundle, tmp_path / "out", folder) == cli.EXIT_SOME_FAILED
     err = capsys.readouterr().err
     assert "cannot tell" in err and "--recursive" in err
+
+
+def test_a_second_run_reads_the_result_cache_and_no_cache_recomputes(
+    tmp_path: Path, inputs: Path, bundle: Path, monkeypatch, capsys
+) -> None:
+    from octviewer.core.engine import Engine
+
+    calls: list[int] = []
+    real = Engine.analyze
+
+    def counted(self, scan, **kw):
+        calls.append(scan.n_frames)
+        return real(self, scan, **kw)
+
+    monkeypatch.setattr(Engine, "analyze", counted)
+    scans = [inputs / n for n in GOOD]
+    assert _analyze(bundle, tmp_path / "a", *scans) == cli.EXIT_OK
+    assert len(calls) == 2 and "from the cache" not in capsys.readouterr().out
+    assert _analyze(bundle, tmp_path / "b", *scans) == cli.EXIT_OK
+    out = capsys.readouterr().out
+    assert len(calls) == 2 and out.count("(result from the cache, computed 20") == 2
+    first, again = _csv(tmp_path / "a" / "summary.csv"), _csv(tmp_path / "b" / "summary.csv")
+    assert [r["class"] for r in first] == [r["class"] for r in again]
+    png = tmp_path / "b" / "NORMAL-2633503-1.png"
+    assert _chunks(png)["octviewer:cached_at"].startswith("20")  # the report says so too
+    assert _analyze(bundle, tmp_path / "c", *scans, "--no-cache") == cli.EXIT_OK
+    assert len(calls) == 4 and "from the cache" not in capsys.readouterr().out
+
+
+def test_one_frame_of_a_cached_volume_is_a_hit(tmp_path: Path, bundle: Path, capsys) -> None:
+    from test_result_cache import write_volume
+
+    vol = write_volume(tmp_path / "vol.tif", n=4)
+    assert _analyze(bundle, tmp_path / "all", vol) == cli.EXIT_OK
+    assert len(_csv(tmp_path / "all" / "summary.csv")) == 4
+    capsys.readouterr()
+    assert _analyze(bundle, tmp_path / "one", vol, "--frame", "2") == cli.EXIT_OK
+    assert "(result from the cache, computed" in capsys.readouterr().out
+    rows = _csv(tmp_path / "one" / "summary.csv")
+    assert len(rows) == 1 and rows[0]["frame"] == "2"

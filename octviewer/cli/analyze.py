@@ -128,7 +128,10 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     if not inputs:
         _say("octviewer-cli: the given folders hold no files.", sys.stderr)
         return EXIT_SOME_FAILED
-    outcome = run_batch(engine, inputs, args, cam_class)
+    from octviewer.core.result_cache import ResultCache
+
+    cache = None if args.no_cache else ResultCache.default()
+    outcome = run_batch(engine, inputs, args, cam_class, cache)
     try:
         summaries = _write_summaries(engine, outcome, args)
     except OCTViewerError as e:

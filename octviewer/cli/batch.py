@@ -15,6 +15,7 @@ from octviewer.errors import AmbiguousSeriesError, OCTViewerError
 
 if TYPE_CHECKING:
     from octviewer.core.engine import Engine
+    from octviewer.core.result_cache import ResultCache
     from octviewer.core.results import ScanResult
     from octviewer.core.scan import Scan
     from octviewer.core.summary import SummaryRow
@@ -102,6 +103,25 @@ def _with_cam(
     return result.with_cam(frame, engine.cam(scan, frame, cls), cls)
 
 
+def _console_lines(
+    label: str, result: ScanResult, to_report: list[int], n_frames: int
+) -> list[str]:
+    """The console line of one analysed input (and where its result came from)."""
+    from octviewer.core.result_cache import cached_at_text
+    from octviewer.core.summary import result_line
+
+    lines = [result_line(label, result.frame(i), n_frames) for i in to_report[:1]]
+    if result.scan_reason and len(to_report) == 1:  # the volume as a whole has no class
+        lines = [f"{label}: not assessed: {result.scan_reason.removeprefix('Not assessed: ')}"]
+    if len(to_report) > 1:
+        skipped = len(to_report) - sum(result.frame(i).assessable for i in to_report)
+        lines = [f"{label}: {len(to_report)} frames reported, {skipped} not assessed"]
+    cached = cached_at_text(result)
+    if cached:
+        lines = [f"{line} ({cached})" for line in lines]
+    return lines
+
+
 def analyze_one(
     engine: Engine,
     path: Path,
@@ -109,12 +129,13 @@ def analyze_one(
     cam_class: int | None,
     used: set[str],
     series: str | None = None,
+    cache: ResultCache | None = None,
 ) -> tuple[list[SummaryRow], list[Path], list[str]]:
-    """Load, analyse and report one input: its summary rows, reports and console line.
-    Raises OCTViewerError for a bad input."""
+    """Load, analyse (or read from ``cache``) and report one input: its summary rows, reports
+    and console line. Raises OCTViewerError for a bad input."""
     import octviewer
     from octviewer.core.report import redact, save_report
-    from octviewer.core.summary import result_line, rows_for_result
+    from octviewer.core.summary import rows_for_result
 
     scan = octviewer.load(path, series=series)
     if args.frame is not None and not 0 <= args.frame < scan.n_frames:
@@ -130,9 +151,16 @@ def analyze_one(
     stem = _unique_stem(_safe_stem(shown_name, path.is_dir() and not is_file_item), used)
     # CAMs for every analysed frame only when each gets a report (or there is only one frame).
     cam_all = args.per_frame or args.frame is not None or not scan.is_volume
-    result = engine.analyze(
-        scan, frames=frames, cam=cam_all, cam_class=cam_class, batch_size=args.batch_size
-    )
+
+    def compute() -> ScanResult:
+        return engine.analyze(
+            scan, frames=frames, cam=cam_all, cam_class=cam_class, batch_size=args.batch_size
+        )
+
+    if cache is None:
+        result = compute()
+    else:
+        result = cache.through(scan, engine, compute, series=series, frames=frames)
     to_report = (
         [f.frame_index for f in result.frames]
         if args.per_frame
@@ -158,12 +186,7 @@ def analyze_one(
         written[idx] = out.name
         out_paths.append(out)
     label = str(path) if args.include_identity else redact(str(path), scan.identity)
-    lines = [result_line(label, result.frame(i), scan.n_frames) for i in to_report[:1]]
-    if result.scan_reason and len(to_report) == 1:  # the volume as a whole has no class
-        lines = [f"{label}: not assessed: {result.scan_reason.removeprefix('Not assessed: ')}"]
-    if len(to_report) > 1:
-        skipped = len(to_report) - sum(result.frame(i).assessable for i in to_report)
-        lines = [f"{label}: {len(to_report)} frames reported, {skipped} not assessed"]
+    lines = _console_lines(label, result, to_report, scan.n_frames)
     protocol = scan.metadata.protocol
     rows = rows_for_result(
         label,
@@ -181,6 +204,7 @@ def run_batch(
     inputs: Sequence[Path | tuple[Path, str]],
     args: argparse.Namespace,
     cam_class: int | None,
+    cache: ResultCache | None = None,
 ) -> BatchOutcome:
     from tqdm import tqdm
 
@@ -199,7 +223,9 @@ def run_batch(
         path, series = item if isinstance(item, tuple) else (item, None)
         shown = str(path) if series is None else f"{path} [{series}]"
         try:
-            rows, reports, lines = analyze_one(engine, path, args, cam_class, used, series=series)
+            rows, reports, lines = analyze_one(
+                engine, path, args, cam_class, used, series=series, cache=cache
+            )
         except OCTViewerError as e:
             log.info("Skipped %s: %s", path.name, e)
             msg = str(e)

@@ -141,6 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="LEVELS",
         help="heatmap contour lines at these attention levels, e.g. 0.5,0.8 (default: none)",
     )
+    a.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="analyse anew instead of reading results computed before from the result cache "
+        "(and do not store them); the cache: docs/CACHE.md",
+    )
     a.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
     m = sub.add_parser(

@@ -114,6 +114,9 @@ ACTIONS: tuple[ActionSpec | Group, ...] = (
                "Save a PNG report for every analysed scan", args=()),
     ActionSpec("act_identity", "Include patient identifiers in reports", "_on_identity",
                checked=lambda s: s.include_identity, on_window=False),
+    ActionSpec("act_restore", "Restore &last session", "restorer.restore_last_session",
+               tip="Reopen the scans that were open when octviewer last ran, with their "
+               "results from the cache", args=()),
     ActionSpec("act_close", "&Close scan", "close_current", QKeySequence.StandardKey.Close,
                "Remove the current scan from the list", args=()),
     ActionSpec("act_load_model", "Load &model…", "load_model_dialog", "Ctrl+M",
@@ -153,6 +156,12 @@ ACTIONS: tuple[ActionSpec | Group, ...] = (
                "Run the model on the current scan again"),
     ActionSpec("act_cancel", "&Cancel analysis", "controller.cancel_analysis", "Esc",
                "Stop the running analysis"),
+    ActionSpec("act_cache", "Reuse results from the result cac&he", "restorer.set_cache_enabled",
+               tip="A scan analysed before with the same model and arithmetic shows its stored "
+               "result at once (docs/CACHE.md)",
+               checked=lambda s: s.result_cache, on_window=False),
+    ActionSpec("act_clear_cache", "C&lear result cache", "restorer.clear_result_cache",
+               tip="Delete every stored result (the cache folder is emptied)", args=()),
     # Model
     ActionSpec("act_model_card", "About this &model…", "show_model_card"),
     ActionSpec("act_mirage", "Use &MIRAGE weights…", "show_mirage_dialog"),

@@ -2,10 +2,8 @@
 
 No widgets here. The controller owns the opened scans (:class:`~.session.ScanEntry`), loads
 them on an I/O pool and runs the engine on a one-thread model pool, one analysis at a time
-through :class:`~.session.AnalysisQueue` (the scan on screen first; scans opened before the
-model wait for it; cancel between batches). :class:`~.workers.JobRunner` numbers every job:
-the result of a closed or re-requested scan, or the heatmap of a frame no longer shown, is
-dropped.
+through :class:`~.session.AnalysisQueue` (the scan on screen first; cancel between batches;
+``result_cache``, when set, answers first). :class:`~.workers.JobRunner` drops stale results.
 """
 
 from __future__ import annotations
@@ -28,6 +26,7 @@ from octviewer.ui.workers import JobRunner
 
 if TYPE_CHECKING:
     from octviewer.core.engine import Engine
+    from octviewer.core.result_cache import ResultCache
     from octviewer.core.results import ScanResult
     from octviewer.core.scan import Scan
     from octviewer.ui.session import Look
@@ -64,6 +63,8 @@ class Controller(QObject):
         self._entries: dict[int, ScanEntry] = {}
         self._next_uid = 0
         self.queue = session.AnalysisQueue()
+        self.result_cache: ResultCache | None = None  # set: results read and stored there
+        self.recompute: dict[int, bool] = {}  # uids to analyse once past the cache ("again")
 
     def entries(self) -> list[ScanEntry]:
         return list(self._entries.values())
@@ -75,12 +76,13 @@ class Controller(QObject):
         """The scan on screen: analysed before the rest of the queue."""
         self.queue.priority = uid
 
-    def open_paths(self, paths: Iterable[str | Path]) -> list[int]:
-        """Open files/folders in the background; each becomes an entry at once."""
+    def open_paths(self, paths: Iterable[str | Path | tuple[str | Path, str | None]]) -> list[int]:
+        """Open files/folders or (path, series key) pairs in the background: an entry each."""
         uids = []
         with self._batch():
             for p in paths:
-                entry = self._new_entry(Path(p))
+                path, series = p if isinstance(p, tuple) else (p, None)
+                entry = self._new_entry(Path(path), series=series)
                 uids.append(entry.uid)
                 self._load(entry)
         return uids
@@ -235,6 +237,7 @@ class Controller(QObject):
         entry = self._entries.get(uid)
         if entry is not None and entry.scan is not None:
             entry.result, entry.cams = None, {}
+            self.recompute[uid] = True
             self._enqueue(entry)
 
     def _enqueue(self, entry: ScanEntry) -> None:
@@ -256,11 +259,11 @@ class Controller(QObject):
         entry.status, entry.progress = EntryStatus.ANALYSING, (0, entry.scan.n_frames)
         self.entry_updated.emit(uid)
         self.analysis_running.emit(True)
-        engine, scan = self.engine, entry.scan
-        started = time.perf_counter()
+        engine, scan, started = self.engine, entry.scan, time.perf_counter()
+        cached = (self.result_cache, entry.series, self.recompute.pop(uid, None) is None)
         self.model_jobs.submit(
             f"analysis:{uid}",
-            lambda ctx: session.analyse(engine, scan, ctx.progress, ctx.cancelled),
+            lambda ctx: session.analyse(engine, scan, ctx.progress, ctx.cancelled, *cached),
             on_result=lambda res: self._on_analysed(uid, res, started),
             on_error=lambda exc, tb: self._on_analysis_error(uid, exc, tb),
             on_progress=lambda d, t: self._on_progress(uid, d, t),

@@ -42,6 +42,7 @@ from octviewer.ui.window_opening import (
     OpeningMixin,
 )
 from octviewer.ui.window_reports import ReportsMixin
+from octviewer.ui.window_restore import SessionKeeper
 from octviewer.ui.window_status import AnalysisStatusMixin
 
 log = logging.getLogger(__name__)
@@ -70,11 +71,13 @@ class MainWindow(
         self.resize(1360, 860)
         self.setStyleSheet(STYLE_SHEET)
         build_widgets(self)
+        self.restorer = SessionKeeper(self)  # the last session and the result cache
         build_actions(self)
         self._build_menus()
         self._connect()
         self._restore()
         self._show_current()
+        self.restorer.start()
 
     # --- construction -------------------------------------------------------------------------
     def _build_menus(self) -> None:
@@ -226,5 +229,6 @@ class MainWindow(
     def closeEvent(self, event: QCloseEvent) -> None:
         self.settings.save_window_state(self.saveGeometry(), self.saveState())
         self.settings.sync()
+        self.restorer.closed()
         self.controller.shutdown()
         super().closeEvent(event)

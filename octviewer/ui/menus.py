@@ -30,7 +30,7 @@ MENUS: tuple[Submenu, ...] = (
     Submenu("&File", (
         "act_open", "act_open_folder",
         Submenu("Open &sample", attr="sample_menu", on_show="_fill_samples"),
-        Submenu("Open &recent", attr="recent_menu", on_show="_fill_recent"),
+        Submenu("Open &recent", attr="recent_menu", on_show="_fill_recent"), "act_restore",
         SEP, "act_export", "act_export_all", "act_identity",
         SEP, "act_load_model", "act_close",
         SEP, "act_quit",
@@ -42,7 +42,7 @@ MENUS: tuple[Submenu, ...] = (
         "act_map", "act_map_attention",
         SEP, "act_prev", "act_next", "act_first", "act_last", "act_suspicious",
     )),
-    Submenu("&Analysis", ("act_reanalyse", "act_cancel")),
+    Submenu("&Analysis", ("act_reanalyse", "act_cancel", SEP, "act_cache", "act_clear_cache")),
     Submenu("&Model", (
         "act_load_model", "act_model_card", "act_mirage",
         Submenu("&Device", ("device_actions", SEP, "act_bf16", "act_int8")),

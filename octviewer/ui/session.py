@@ -23,6 +23,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from octviewer.core.engine import Engine
+    from octviewer.core.result_cache import ResultCache
     from octviewer.core.results import ScanResult
     from octviewer.core.scan import Scan
 
@@ -155,19 +156,28 @@ def analyse(
     scan: Scan,
     progress: Callable[[int, int], None],
     cancelled: Callable[[], bool],
+    cache: ResultCache | None = None,
+    series: str | None = None,
+    lookup: bool = True,
 ) -> ScanResult:
     """The viewer's analysis of a scan. B-scan: prediction and CAM in one pass. Volume:
     predictions for every frame (the mirrored view only where it can change the answer,
-    core/volume_rule.py), then the CAM of the frame on screen on request (request_cam)."""
+    core/volume_rule.py), then the CAM of the frame on screen on request (request_cam).
+    With a ``cache``: its result when it has one (``lookup``), else the engine's, stored."""
     from octviewer.core.volume_rule import VolumeShortcut
 
-    return engine.analyze(
-        scan,
-        cam=not scan.is_volume,
-        progress=progress,
-        cancel=cancelled,
-        shortcut=VolumeShortcut() if scan.is_volume else None,
-    )
+    def compute() -> ScanResult:
+        return engine.analyze(
+            scan,
+            cam=not scan.is_volume,
+            progress=progress,
+            cancel=cancelled,
+            shortcut=VolumeShortcut() if scan.is_volume else None,
+        )
+
+    if cache is None:
+        return compute()
+    return cache.through(scan, engine, compute, series=series, lookup=lookup)
 
 
 def default_report_name(entry: ScanEntry, frame: int) -> str:

@@ -78,6 +78,16 @@ class Settings:
     def int8(self, value: bool) -> None:
         self._s.setValue("model/int8", "true" if value else "false")
 
+    @property
+    def result_cache(self) -> bool:
+        """Read results computed before from the result cache and store new ones (on by
+        default; docs/CACHE.md)."""
+        return str(self._s.value("model/result_cache", "true")).lower() in ("true", "1")
+
+    @result_cache.setter
+    def result_cache(self, value: bool) -> None:
+        self._s.setValue("model/result_cache", "true" if value else "false")
+
     # --- overlay -------------------------------------------------------------------------------
     @property
     def overlay_opacity(self) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from octviewer.core.result_cache import cached_at_text
 from octviewer.ui.presenters import (
     NO_SCAN_TEXT,
     frame_label,
@@ -127,6 +128,8 @@ class DisplayMixin:
         assert entry.result is not None
         frame = self.view.frame
         caption = volume_caption(entry.scan, entry.result, frame)
+        cached = cached_at_text(entry.result)  # "result from the cache, computed ..."
+        caption = f"{caption}\n{cached}" if caption and cached else caption or cached or ""
         rp.show_result(entry.result.frame(frame), caption, key=(entry.uid, frame))
 
     def _placeholder(self, entry: ScanEntry | None) -> str | None:

@@ -218,6 +218,8 @@ def text_chunks(
         chunks["octviewer:reason"] = fr.reason
     if result.scan_reason:
         chunks["octviewer:scan_reason"] = result.scan_reason
+    if result.extra.get("cached_at"):  # read back from the result cache: when it was computed
+        chunks["octviewer:cached_at"] = result.extra["cached_at"]
     if include_identity:
         chunks["octviewer:patient"] = json.dumps(
             dict(identity_rows(scan.identity)), ensure_ascii=False

@@ -37,6 +37,7 @@ from octviewer.core.report.panels import (
     _draw_answer,
     _Fonts,
 )
+from octviewer.core.result_cache import cached_at_text
 from octviewer.core.results import RESEARCH_ONLY as DISCLAIMER
 from octviewer.core.results import FrameResult, ScanResult
 from octviewer.core.scan import Scan
@@ -227,6 +228,9 @@ def draw_footer(page: Page, y: float, result: ScanResult, created: _dt.datetime)
         f"octviewer {__version__}  ·  analysed on {result.computed_on}  ·  report created "
         f"{created.strftime('%Y-%m-%d %H:%M')} ({created.strftime('%Z') or 'local time'})",
     ]
+    cached = cached_at_text(result)
+    if cached:  # read back from the result cache, not computed for this report
+        footer.append(cached[:1].upper() + cached[1:])
     for line in footer:
         y += draw_wrapped(d, margin, y, line, f.small, page.inner, MUTED)
     text(d, (margin, y + 4), DISCLAIMER, f.bold, ALERT)
