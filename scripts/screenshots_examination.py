@@ -55,6 +55,7 @@ def _blinked_files(folder: Path) -> tuple[Path, Path]:
     from training.degrade import degrade
 
     clean = np.asarray(Image.open(samples_dir() / "DRUSEN-8086850-1.jpeg").convert("L"))
+
     def blinked(strength: float, seed: int) -> np.ndarray:
         return np.clip(degrade(clean, "blink", strength, seed=seed), 0, 255).astype(np.uint8)
 
