@@ -110,7 +110,10 @@ def test_cli_writes_the_map_and_draws_contours(volume, tmp_path) -> None:
 
     def run(out: str, *extra: str) -> int:
         args = ["analyze", str(src), "--model", str(bundle), "--out", str(tmp_path / out)]
-        return cli.main([*args, "--device", "cpu", "--no-progress", "--summary", "none", *extra])
+        # --no-cache: the second run would take the first's result from the result cache, and
+        # its report footer would say so (a line taller); here the two must differ only in lines
+        opts = ["--device", "cpu", "--no-progress", "--summary", "none", "--no-cache"]
+        return cli.main([*args, *opts, *extra])
 
     assert run("plain") == 0 and run("lines", "--contours", "0.5,0.8") == 0
     (plain,) = (tmp_path / "plain").glob("*.png")
