@@ -280,3 +280,34 @@ def test_a_low_quality_frame_of_a_volume_is_withheld_and_skipped(
     assert "A-scans" in res.frame(1).reason
     assert res.assessed_as_whole and res.most_suspicious_frame() != 1
     assert {f.quality.acceptable for f in (res.frame(0), res.frame(2))} == {True}
+
+
+def test_a_dicom_opt_of_the_optic_disc_is_not_assessed_as_a_whole(tmp_path: Path) -> None:
+    """A multi-frame OPT of real B-scans whose Anatomic Region Sequence names the optic nerve
+    head: every frame withheld for its protocol, and the volume as a whole says so once."""
+    from pydicom import Dataset
+    from pydicom.sequence import Sequence
+
+    import octviewer
+
+    try:
+        import io_factory as fac
+    except ImportError:  # run as tests.test_examination
+        from tests import io_factory as fac
+
+    ds = fac.opt_dataset(fac.kermany_stack())
+    code = Dataset()
+    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = (
+        "81016008",
+        "SCT",
+        "Optic nerve head",
+    )
+    ds.AnatomicRegionSequence = Sequence([code])
+    scan = octviewer.load(fac.write(ds, tmp_path / "onh.dcm"))
+    assert scan.is_volume and scan.metadata.protocol.region is ScanRegion.OPTIC_DISC
+    res = _scoped_engine(tmp_path).analyze(scan, cam=False)
+    assert {f.withholding_flag for f in res.frames} == {ResultFlag.OUT_OF_SCOPE}
+    assert not res.assessed_as_whole
+    assert res.scan_reason.startswith("Not assessed: Volume scan of the optic disc: this model")
+    rows = summary.rows_for_result("onh.dcm", res, scan.n_frames)
+    assert all(r.scan_assessable is False and not r.probabilities for r in rows)
