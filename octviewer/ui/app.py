@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -193,8 +194,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         time.perf_counter() - _T0,
         logfile,
     )
+    log_first_result(window.controller)
     QTimer.singleShot(0, lambda: window.start(files, args.model, args.device))
     return int(app.exec())
+
+
+def log_first_result(controller: Any) -> None:
+    """Log ``first result shown N s after start`` once, when the first result has been drawn
+    (the launch benchmark, ``benchmarks/bench_launch.py``, reads it)."""
+    from PySide6.QtCore import QTimer
+
+    done: list[bool] = []
+
+    def shown(uid: int) -> None:
+        if done:
+            return
+        done.append(True)
+        # after the slots that draw the result have run (queued behind them)
+        QTimer.singleShot(
+            0,
+            lambda: log.info(
+                "first result shown %.2f s after start (scan %d)", time.perf_counter() - _T0, uid
+            ),
+        )
+
+    controller.result_ready.connect(shown)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,133 @@
+"""Launch of the real app: process start -> window shown -> first result on screen.
+
+Starts ``python -m octviewer --samples`` (offscreen Qt) as a new user would: empty settings,
+no stored results. The app's log (``window shown N s after start``, ``first result shown N s
+after start``) is read while it runs; the clock here starts just before the process is created
+and stops when a line appears in the log file (polled every 5 ms). The process is then stopped
+by its pid.
+
+    python benchmarks/bench_launch.py [--repeats 5] [--cold] [-- APP ARGS]
+
+``--cold``: also an empty int8 network cache before every run (the first launch after an
+install or a model change); by default the cache the first run writes is kept, as on every
+later launch. Prints medians, the load average and PASS/FAIL against the goals (window <= 1 s,
+first result <= 2 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WINDOW_GOAL_S = 1.0
+RESULT_GOAL_S = 2.0
+MARKS = {"window": "window shown", "result": "first result shown", "engine": "engine ready"}
+
+
+def loadavg() -> str:
+    a, b, c = os.getloadavg()
+    return f"load {a:.2f} {b:.2f} {c:.2f}"
+
+
+def one_launch(tmp: Path, app_args: list[str], cold: bool, timeout: float = 90.0) -> dict:
+    """One launch; returns seconds from spawn to each mark, and the app's own log lines."""
+    home = tmp / "home"
+    shutil.rmtree(home / "config", ignore_errors=True)
+    shutil.rmtree(home / "data", ignore_errors=True)
+    shutil.rmtree(home / "cache" / "results", ignore_errors=True)  # a new user: no results
+    if cold:
+        shutil.rmtree(home / "cache", ignore_errors=True)
+    env = dict(
+        os.environ,
+        QT_QPA_PLATFORM="offscreen",
+        XDG_CONFIG_HOME=str(home / "config"),
+        XDG_DATA_HOME=str(home / "data"),
+        OCTVIEWER_CACHE_DIR=str(home / "cache"),
+    )
+    env.pop("OMP_WAIT_POLICY", None)  # the app sets its own
+    t0 = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "octviewer", *app_args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    seen: dict[str, float] = {}
+    lines: list[str] = []
+    log: Path | None = None
+    try:
+        while "result" not in seen:
+            if time.monotonic() - t0 > timeout:
+                raise RuntimeError(f"no first result within {timeout:.0f} s: {lines[-5:]}")
+            if proc.poll() is not None:
+                raise RuntimeError(f"the app exited ({proc.returncode}): {lines[-5:]}")
+            if log is None:
+                found = list((home / "data").rglob("octviewer.log"))
+                log = found[0] if found else None
+            if log is not None:
+                lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+                now = time.monotonic() - t0
+                for key, text in MARKS.items():
+                    if key not in seen and any(text in line for line in lines):
+                        seen[key] = now
+            time.sleep(0.005)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    seen["lines"] = [line for line in lines if any(t in line for t in MARKS.values())]
+    return seen
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--cold", action="store_true", help="empty int8 cache before every run")
+    ap.add_argument("app_args", nargs="*", default=["--samples"])
+    args = ap.parse_args(argv)
+    print(f"{sys.executable} -m octviewer {' '.join(args.app_args)}; {loadavg()}")
+    runs = []
+    with tempfile.TemporaryDirectory() as td:
+        tmp = Path(td)
+        if not args.cold:  # the first launch fills the int8 cache; not counted
+            first = one_launch(tmp, args.app_args, cold=True)
+            print(f"  cache-filling launch: first result {first['result']:.2f} s")
+        for i in range(args.repeats):
+            r = one_launch(tmp, args.app_args, cold=args.cold)
+            runs.append(r)
+            print(
+                f"  run {i + 1}: window {r.get('window', float('nan')):.2f} s, engine ready "
+                f"{r.get('engine', float('nan')):.2f} s, first result {r['result']:.2f} s; {loadavg()}"
+            )
+        for line in runs[-1]["lines"]:
+            print(f"    log: {line}")
+    win = statistics.median(r.get("window", float("inf")) for r in runs)
+    res = statistics.median(r["result"] for r in runs)
+    state = "cold int8 cache" if args.cold else "warm int8 cache"
+    print(f"\nmedians over {len(runs)} launches ({state}; {loadavg()}):")
+    print(
+        f"  {'PASS' if win <= WINDOW_GOAL_S else 'FAIL'}  launch -> window {win:.2f} s (goal <= 1 s)"
+    )
+    print(
+        f"  {'PASS' if res <= RESULT_GOAL_S else 'FAIL'}  launch -> first result {res:.2f} s "
+        "(goal <= 2 s)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
