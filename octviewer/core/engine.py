@@ -89,8 +89,8 @@ class Engine:
     ) -> None:
         prepare_environment()
         from octviewer.core.cam import OnePassCam
-        from octviewer.core.model.bundle import load_bundle, read_bundle_head
-        from octviewer.core.model.int8_static import load_int8
+        from octviewer.core.model.bundle import read_bundle_head
+        from octviewer.core.model.network import load_network
 
         if bundle is None:
             from octviewer.resources import default_model_path
@@ -115,14 +115,11 @@ class Engine:
         int8 = bool(quantize) and self._device.type == "cpu"
         if quantize and not int8:
             log.warning("int8 quantisation is a CPU option; ignored on %s", self._device)
-        self._int8 = None  # static (calibrated CNN backbones) or dynamic (Linear layers)
-        if int8:
-            loaded, self._int8 = load_int8(
-                path, str(self._device), self.config, self._cam_target_of, head
-            )
-            self.quantized = True
-        else:
-            loaded = load_bundle(path, device=str(self._device), head=head)
+        # int8 hook: static (calibrated CNN backbones) or dynamic (Linear layers); None
+        loaded, self._int8 = load_network(
+            path, str(self._device), head, int8=int8, cam_target_of=self._cam_target_of
+        )
+        self.quantized = int8
         self.model: torch.nn.Module = loaded.model
         self.config = loaded.config
         self.identity: ModelIdentity = loaded.identity
