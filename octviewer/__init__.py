@@ -81,7 +81,8 @@ def load_model(path: str | Path | None = None, **kwargs: Any) -> Engine:
     """Load a model bundle (None = the bundled default model) into a reusable engine.
 
     Keyword arguments go to :class:`octviewer.core.engine.Engine` (``device="auto"``,
-    ``quantize=False``, ``threads=None``, ``precision="auto"``).
+    ``quantize=None``: int8 when validated for the bundle here, ``threads=None``,
+    ``precision="auto"``).
     """
     from octviewer.core.engine import Engine
 

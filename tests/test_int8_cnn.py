@@ -51,6 +51,12 @@ def _inputs(frames: np.ndarray) -> torch.Tensor:
     return preprocess_frames(frames, _config().preprocess)
 
 
+@pytest.fixture(autouse=True)
+def _no_int8_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests look at the int8 modules torch.ao builds: not those of the int8 cache."""
+    monkeypatch.setenv("OCTVIEWER_INT8_CACHE", "off")
+
+
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A tiny 2-member ensemble, without and with a calibration made on the test images."""

@@ -76,9 +76,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a.add_argument(
         "--int8",
-        action="store_true",
+        action="store_const",
+        const=True,
+        default=None,
         help="CPU fast path: int8 convolutions for CNN ensembles whose bundle has an int8 "
-        "calibration (octviewer-train int8), else dynamic int8 Linear layers",
+        "calibration (octviewer-train int8), else dynamic int8 Linear layers. Default: int8 "
+        "when the bundle was validated in int8 for this CPU (octviewer-train validate)",
+    )
+    a.add_argument(
+        "--no-int8",
+        dest="int8",
+        action="store_const",
+        const=False,
+        help="never int8, even for a bundle validated in it (bf16 or fp32 as --precision says)",
     )
     a.add_argument(
         "--precision",

@@ -6,15 +6,12 @@
     result = engine.analyze(scan)                   # every frame, CAM of the predicted class
     heat = engine.cam(scan, frame_index=3, class_index="DME")
 
-Plain blocking code, safe to call from one worker thread at a time (calls are serialised by a
-lock). On CUDA the forward runs under autocast (bf16 when supported, else fp16); on a CPU with
-native bf16 (AVX512-BF16 or AMX) under bf16 autocast, CNNs in channels-last layout
-(``precision="fp32"`` turns both off; calibration and the OOD statistics are unchanged). On CPU
-the thread policy of :mod:`octviewer.core.device` applies, and ``quantize=True`` (fp32) runs int8:
-a CNN ensemble whose bundle carries a static int8 calibration (``octviewer-train int8``) gets
-int8 convolutions before the CAM layer (:mod:`octviewer.core.model.int8_static`); otherwise the
-Linear layers become dynamic int8, and the layers after the CAM target keep an fp32 copy that
-is swapped in for CAM passes, because quantised Linear layers have no backward.
+Blocking code, one worker thread at a time (calls are serialised by a lock). The arithmetic
+(:mod:`octviewer.core.arithmetic`) is the fastest validated for the bundle here unless the
+caller chose: bf16/fp16 autocast (CNNs channels-last on CPU), fp32, or int8 (CPU): static int8
+convolutions before the CAM layer for a calibrated CNN ensemble
+(:mod:`octviewer.core.model.int8_static`, cached by :mod:`.model.int8_cache`), else dynamic
+int8 Linear layers with an fp32 copy of those after the CAM target for CAM passes.
 
 Every analysed frame also gets the bundle's out-of-distribution score
 (:mod:`octviewer.core.ood`) from the same forward pass: hooks on the classifier layers read the
@@ -35,8 +32,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from octviewer.core.arithmetic import amp_dtype
+from octviewer.core.arithmetic import choose as choose_arithmetic
 from octviewer.core.device import (
-    autocast_dtype,
     check_precision,
     choose_device,
     configure_threads,
@@ -83,10 +81,12 @@ class Engine:
         bundle: str | Path | None = None,
         *,
         device: str = "auto",
-        quantize: bool = False,
+        quantize: bool | None = None,
         threads: int | None = None,
         precision: str = "auto",
+        int8_cache: str | None = None,
     ) -> None:
+        """``int8_cache``: "background" (default), "sync" or "off" (see core/model/network)."""
         prepare_environment()
         from octviewer.core.cam import OnePassCam
         from octviewer.core.model.bundle import read_bundle_head
@@ -112,12 +112,16 @@ class Engine:
         head = read_bundle_head(path)  # parsed once: load_bundle reuses it
         self.config: ModelConfig = head.config
         self.cam_target = self.config.cam_target_layer
-        int8 = bool(quantize) and self._device.type == "cpu"
-        if quantize and not int8:
-            log.warning("int8 quantisation is a CPU option; ignored on %s", self._device)
+        self.arithmetic = choose_arithmetic(self.config, self._device, self.precision, quantize)
+        int8 = self.arithmetic.int8
         # int8 hook: static (calibrated CNN backbones) or dynamic (Linear layers); None
         loaded, self._int8 = load_network(
-            path, str(self._device), head, int8=int8, cam_target_of=self._cam_target_of
+            path,
+            str(self._device),
+            head,
+            int8=int8,
+            cam_target_of=self._cam_target_of,
+            cache=int8_cache,
         )
         self.quantized = int8
         self.model: torch.nn.Module = loaded.model
@@ -126,7 +130,7 @@ class Engine:
         self.ood: OODModel | None = loaded.ood
         self.scope = ModelScope.from_training_domain(self.config.training_domain)
         # int8 layers take fp32 inputs: an int8 model stays out of autocast
-        self._amp = None if self.quantized else autocast_dtype(self._device, self.precision)
+        self._amp = amp_dtype(self.arithmetic.name)
         self._use_channels_last()
         if self._int8 is None or self._int8.cam_target is None:  # not resolved by the int8 hook
             self.cam_target = self._cam_target_of(self.model)
@@ -136,12 +140,13 @@ class Engine:
         self._lock = threading.RLock()
         self._cam_cache: tuple[tuple[int, int], np.ndarray, CamPass] | None = None
         log.info(
-            "engine ready: %s on %s%s%s in %.2f s",
+            "engine ready: %s on %s%s%s in %.2f s; arithmetic: %s",
             self.identity,
             self.device,
             f" (int8 {self.int8_kind})" if self.quantized else "",
             f" ({self.compute_dtype})" if self._amp is not None else "",
             time.perf_counter() - t0,
+            self.arithmetic.reason,
         )
 
     # --- properties ---------------------------------------------------------------------
@@ -198,7 +203,6 @@ class Engine:
         if any(p.ndim == 4 for p in self.model.parameters()):
             self.model.to(memory_format=torch.channels_last)
 
-    # --- int8 ---------------------------------------------------------------------------
     @property
     def _fp32_tail(self) -> dict[str, torch.nn.Module]:
         """The float32 layers an int8 model keeps for CAM passes (empty without int8)."""
@@ -217,7 +221,6 @@ class Engine:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self._device.type, dtype=self._amp)
 
-    # --- helpers ------------------------------------------------------------------------
     def class_index(self, cls: int | str) -> int:
         """An index from a class index or name."""
         names = self.config.class_names

@@ -182,7 +182,7 @@ def check_int8(model: Path, engine: Engine, scan: Scan | None, run: Any) -> None
         log.info("self-test: int8 check not run (bundle not calibrated for it, or not a CPU)")
         return
     try:
-        int8 = Engine(model, device="cpu", quantize=True)
+        int8 = Engine(model, device="cpu", quantize=True, int8_cache="off")  # build it here
         got = int8.analyze(scan, frames=[0], cam=True).frames[0]
     except Exception as exc:  # a packaging gap shows here: record it, go on
         log.exception("self-test: int8 engine failed")

@@ -144,11 +144,13 @@ def open_scan(path: Path, series: str | None) -> Scan:
 def make_engine(bundle: Path, device: str, precision: str) -> Engine:
     """Load a model bundle (a model job; torch is imported here, not at start-up).
     ``precision``: "auto" (bf16 where native) or "fp32", with "+int8" for int8 arithmetic on
-    the CPU (``Engine(quantize=True)``; a GPU ignores it and keeps the first part)."""
+    the CPU (``Engine(quantize=True)``; a GPU ignores it and keeps the first part), "+noint8"
+    for never int8, nothing for int8 when the bundle was validated in it (``quantize=None``)."""
     from octviewer.core.engine import Engine
 
     base, _, int8 = precision.partition("+")
-    return Engine(bundle, device=device, precision=base, quantize=int8 == "int8")
+    quantize = {"int8": True, "noint8": False}.get(int8)
+    return Engine(bundle, device=device, precision=base, quantize=quantize)
 
 
 def analyse(

@@ -71,8 +71,17 @@ class Settings:
 
     @property
     def int8(self) -> bool:
-        """Run the model with int8 arithmetic on the CPU (faster, approximate; off by default)."""
-        return self._s.value("model/int8", "false") in (True, "true", "1")
+        """int8 arithmetic on the CPU: chosen, or left to the model's validation (the default)."""
+        return self.int8_choice is not False
+
+    @property
+    def int8_choice(self) -> bool | None:
+        """True: always int8 on the CPU; False: never; None (not set): when the bundle was
+        validated in int8 for this CPU (octviewer.core.arithmetic)."""
+        value = self._s.value("model/int8", None)
+        if value in (None, ""):
+            return None
+        return value in (True, "true", "1")
 
     @int8.setter
     def int8(self, value: bool) -> None:

@@ -35,7 +35,8 @@ class DialogsMixin:
     def load_model_as_set(self, path: str | Path | None) -> None:
         """Load ``path`` (None: the default) on the device and arithmetic the settings name."""
         s = self.settings
-        self.controller.load_model(path, s.device, s.precision + ("+int8" if s.int8 else ""))
+        int8 = {True: "+int8", False: "+noint8", None: ""}[s.int8_choice]
+        self.controller.load_model(path, s.device, s.precision + int8)
 
     def _reload_model(self) -> None:
         if self.controller.engine is not None:

@@ -83,6 +83,7 @@ __all__ = [
     "quantise_int8",
     "read_bundle_config",
     "read_bundle_head",
+    "read_tensors",
     "save_bundle",
 ]
 
@@ -305,6 +306,33 @@ def load_bundle(
     )
     log.info("loaded model %s on %s", identity, device)
     return LoadedModel(model=model, config=config, identity=identity, ood=ood)
+
+
+def read_tensors(
+    head: BundleHead, names: list[str]
+) -> tuple[dict[str, torch.Tensor], OODModel | None]:
+    """Some of a bundle's weights (float32; int8-stored ones dequantised; each value-checked)
+    and its out-of-distribution statistics, without building the network."""
+    from safetensors import SafetensorError, safe_open
+
+    p = head.path
+    out: dict[str, torch.Tensor] = {}
+    try:
+        with safe_open(str(p), framework="pt", device="cpu", backend="pread") as fh:
+            for k in names:
+                if k not in head.header.tensors:
+                    raise ValueError(f"the bundle has no tensor {k!r}")
+                t = fh.get_tensor(k)
+                if SCALE_PREFIX + k in head.header.tensors:
+                    t = dequantise_int8(t, fh.get_tensor(SCALE_PREFIX + k))
+                if not t.is_floating_point():
+                    raise ValueError(f"tensor {k!r} is not a floating-point weight")
+                out[k] = t.float()
+                _check_values(out[k], k, p)
+            ood = _read_ood(fh, head.header, head.config, p)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise _unreadable(p, exc) from exc
+    return out, ood
 
 
 def _read_ood(fh: Any, header: _Header, config: ModelConfig, p: Path) -> OODModel | None:

@@ -75,6 +75,9 @@ class ModelConfig:
     # Static int8 calibration (octviewer.core.model.int8_static): activation ranges per member,
     # written by `octviewer-train int8`. Empty: `--int8` uses the dynamic Linear-only path.
     int8: dict[str, Any] = field(default_factory=dict)
+    # Per arithmetic ("float32", "bfloat16", "int8"), the decisions it was validated on
+    # (octviewer-train validate; octviewer.core.arithmetic picks the fastest that passed).
+    validated: dict[str, Any] = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:

@@ -75,7 +75,12 @@ def build_ensemble(
                 "feature and head stages)."
             )
         nets.append(net)
-    return _ensemble_class()(nets, hflip_tta=bool(hflip_tta))
+    return ensemble_of(nets, hflip_tta=bool(hflip_tta))
+
+
+def ensemble_of(nets: list[torch.nn.Module], *, hflip_tta: bool) -> torch.nn.Module:
+    """An :class:`Ensemble` of networks already built (e.g. from the int8 cache)."""
+    return _ensemble_class()(nets, hflip_tta=hflip_tta)
 
 
 def _ensemble_class() -> type:

@@ -157,6 +157,8 @@ def validate_config(d: Any) -> None:
             _mapping(d[key], key)
     if "int8" in d:
         validate_int8(d["int8"])
+    if "validated" in d:
+        validate_validated(d["validated"])
     size = validate_preprocess(d.get("preprocess", {}))
     validate_arch(arch, d.get("arch_kwargs", {}), "arch_kwargs", input_size=size)
 
@@ -194,6 +196,42 @@ def validate_int8(block: Any) -> None:
             hi = _num(pair[1], where, -MAX_INT8_RANGE, MAX_INT8_RANGE)
             if lo > hi:
                 raise SchemaError(f"{where} has low {lo:g} above high {hi:g}")
+
+
+VALIDATED_ARITHMETICS = ("float32", "bfloat16", "float16", "int8")
+MAX_VALIDATED_KEYS = 64
+
+
+def validate_validated(block: Any) -> None:
+    """The validation record (``octviewer-train validate``): per arithmetic a JSON object
+    with ``passed`` (true/false), optional ``reason`` (text), ``kind`` ("static"/"dynamic"),
+    ``activation_bits`` (7 or 8), and at most 64 facts: counts and rates (finite numbers),
+    short texts or small objects. Anything else is refused (the engine trusts ``passed``)."""
+    b = _mapping(block, "validated")
+    for name, rec in b.items():
+        where = f"validated.{str(name)[:40]}"
+        if name not in VALIDATED_ARITHMETICS:
+            raise SchemaError(f"{where} is not an arithmetic ({', '.join(VALIDATED_ARITHMETICS)})")
+        if not isinstance(rec, dict) or len(rec) > MAX_VALIDATED_KEYS:
+            raise SchemaError(
+                f"{where} must be a JSON object of at most {MAX_VALIDATED_KEYS} facts"
+            )
+        if not isinstance(rec.get("passed"), bool):
+            raise SchemaError(f"{where}.passed must be true or false")
+        if "kind" in rec and rec["kind"] not in ("static", "dynamic"):
+            raise SchemaError(f"{where}.kind must be 'static' or 'dynamic'")
+        if "activation_bits" in rec:
+            _int(rec["activation_bits"], f"{where}.activation_bits", 7, 8)
+        for key, value in rec.items():
+            field = f"{where}.{str(key)[:40]}"
+            if isinstance(value, bool) or value is None:
+                continue
+            if isinstance(value, (int, float)):
+                _num(value, field, -1e12, 1e12)
+            elif isinstance(value, str):
+                _text(value, field, limit=2000)
+            else:
+                _mapping(value, field)
 
 
 def validate_layer_path(value: Any) -> str:
