@@ -342,6 +342,10 @@ def main(argv: list[str] | None = None) -> int:
         from training.int8_cli import main as int8_main
 
         return int8_main(args[1:])
+    if args[:1] == ["validate"]:
+        from training.validate_cli import main as validate_main
+
+        return validate_main(args[1:])
     verbose = "-v" in args or "--verbose" in args
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,

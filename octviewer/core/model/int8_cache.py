@@ -23,12 +23,14 @@ the bundle's own tensors: neither timm nor torchvision is imported.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import tempfile
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +47,16 @@ FORMAT_NAME = "octviewer-int8-cache"
 SUBDIR = "int8"
 #: Head kinds a cached member can be rebuilt with (timm's two spellings of average pooling).
 HEADS = ("avg", "fast-avg")
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """torch.jit's deprecation notes and the tracer's warnings about constant quantisation
+    scales (constant by design: the calibration fixed them)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", message=".*trace.*")
+        yield
 
 
 def cache_folder() -> Path:
@@ -98,17 +110,18 @@ def store(
             super().__init__()
             self.nets = torch.nn.ModuleList(nets)
 
-        def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-            return [net(x) for net in self.nets]
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            return tuple(net(x) for net in self.nets)
 
     folder.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad():
+    with torch.no_grad(), _quiet():
         traced = torch.jit.trace(Backbones(backbones), torch.zeros(1, 1, *size), check_trace=False)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{key}.", suffix=".pt.part")
     os.close(fd)
     pt, manifest = folder / f"{key}.pt", folder / f"{key}.json"
     try:
-        torch.jit.save(traced, tmp)
+        with _quiet():
+            torch.jit.save(traced, tmp)
         facts = {**facts, "format": FORMAT_NAME, "format_version": CACHE_FORMAT}
         facts |= {"members": len(backbones), "size": list(size), "sha256": file_sha256(tmp)}
         Path(tmp).replace(pt)
@@ -144,7 +157,8 @@ def load(folder: Path, key: str, expect: dict[str, Any]) -> tuple[list[Any], dic
         if problem is None and file_sha256(pt) != facts["sha256"]:
             problem = "its network file does not have the SHA-256 its manifest records"
         if problem is None:
-            loaded = torch.jit.load(str(pt), map_location="cpu")
+            with _quiet():
+                loaded = torch.jit.load(str(pt), map_location="cpu")
             nets = [getattr(loaded.nets, str(k)) for k in range(int(facts["members"]))]
             return nets, facts
     except (OSError, SchemaError, RuntimeError, ValueError, AttributeError, KeyError) as exc:
