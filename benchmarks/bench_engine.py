@@ -23,6 +23,10 @@ Every target gets a PASS/FAIL line, each against a baseline measured in the same
     B-scan with CAM (MIRAGE <= 0.6x; default model <= 100 ms), a volume (MIRAGE <= 0.55x;
     default model 49 frames <= 5 s); ``benchmarks/bench_precision.py`` has its agreement,
     probability and OOD-score change on real images.
+[7] ``--only default``: the default path (``Engine(bundle)``, the fastest validated arithmetic;
+    the random-weight bundle carries a benchmark stamp, ``bench_default.BENCH_STAMP``) against a
+    bare fp32 forward: one B-scan + CAM <= 0.6x, a 49-frame volume <= 0.55x
+    (``benchmarks/bench_default.py``); [3]'s "ours" route is the default path too.
 [6] ``--only int8cnn``: int8 (static int8 convolutions when the bundle carries a calibration)
     vs fp32 vs bf16 Engines and a bare fp32 forward (``benchmarks/bench_int8.py``): one B-scan
     with CAM (default model <= 100 ms), a 49-frame volume (<= 5 s), peak RSS.
@@ -113,11 +117,14 @@ def build_random_bundle(arch: str, path: Path) -> None:
 
     torch.manual_seed(0)
     model = create_model(arch, 4)
+    from benchmarks.bench_default import BENCH_STAMP
+
     cfg = ModelConfig(
         name=f"bench-{arch}-random",
         version="0",
         architecture=arch,
         class_names=("CNV", "DME", "DRUSEN", "NORMAL"),
+        validated=BENCH_STAMP,  # random weights: a stamp, so the default path may pick int8
     )
     save_bundle(path, model, cfg)
 
@@ -158,7 +165,7 @@ if route == "ours":
     from octviewer.core.engine import Engine
     from octviewer.core.model.bundle import file_sha256
     mark("import octviewer engine")
-    e = Engine(bundle, threads=threads, quantize="int8" in sys.argv[5:])
+    e = Engine(bundle, threads=threads, quantize=True if "int8" in sys.argv[5:] else None)
     mark("Engine(): meta build + weights + SHA-256")
     file_sha256(bundle)
     mark("  (SHA-256 again, 1 MiB blocks)")
@@ -291,12 +298,12 @@ def main() -> None:
     ap.add_argument("--no-stock", action="store_true", help="skip the pytorch-grad-cam reference")
     ap.add_argument(
         "--only",
-        choices=("speed", "volume", "rss", "int8", "agreement", "bf16", "int8cnn"),
+        choices=("speed", "volume", "rss", "int8", "agreement", "bf16", "int8cnn", "default"),
         action="append",
         help="run only these parts (repeatable)",
     )
     args = ap.parse_args()
-    parts = set(args.only or ("speed", "volume", "rss", "int8", "agreement", "bf16"))
+    parts = set(args.only or ("speed", "volume", "rss", "int8", "agreement", "bf16", "default"))
     if args.bundle == "default":
         from octviewer.resources import default_model_path
 
@@ -337,6 +344,10 @@ def main() -> None:
             from benchmarks.bench_precision import bench_bf16
 
             bench_bf16(bundle, args, verdict, paired, timed, make_scan)
+        if "default" in parts:  # what the app and CLI run when no arithmetic is named
+            from benchmarks.bench_default import bench_default
+
+            bench_default(bundle, args, verdict, paired, make_scan, load)
         if "int8cnn" in parts:  # int8 (static for calibrated CNN ensembles) vs fp32 and bf16
             from benchmarks.bench_int8 import bench_int8_cnn
 
@@ -347,7 +358,7 @@ def main() -> None:
             return summary()
 
         t = time.perf_counter()
-        eng = Engine(bundle, threads=threads)
+        eng = Engine(bundle, threads=threads, quantize=False)
         print(
             f"\nEngine load (meta build + weights + SHA-256): {time.perf_counter() - t:.2f} s, {load()}"
         )

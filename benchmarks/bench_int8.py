@@ -22,7 +22,7 @@ def _engines(bundle: Path, threads: int) -> dict[str, Any]:
 
     return {
         "fp32": Engine(bundle, threads=threads, precision="fp32"),
-        "bf16": Engine(bundle, threads=threads, precision="auto"),
+        "bf16": Engine(bundle, threads=threads, precision="auto", quantize=False),
         "int8": Engine(bundle, threads=threads, quantize=True),
     }
 

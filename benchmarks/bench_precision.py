@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> None:
             int8_static.reduce_range_here = lambda: True
         fast = Engine(args.bundle, threads=args.threads, quantize=True)
     else:
-        fast = Engine(args.bundle, threads=args.threads, precision="auto")
+        fast = Engine(args.bundle, threads=args.threads, precision="auto", quantize=False)
     if args.plain_view:  # the cheap pass of the volume rule: no mirrored view, both precisions
         for e in (ref, fast):
             e.model.hflip_tta = False
@@ -272,7 +272,7 @@ def bench_bf16(bundle: Path, args: argparse.Namespace, verdict, paired, timed, m
 
     threads = torch.get_num_threads()
     ref = Engine(bundle, threads=threads, precision="fp32")
-    fast = Engine(bundle, threads=threads, precision="auto")
+    fast = Engine(bundle, threads=threads, precision="auto", quantize=False)
     default = ref.config.architecture == "ensemble"
     print(f"\n[5] bf16 ('auto': {fast.compute_dtype}) vs bare fp32, {ref.config.name}, {load()}")
     model, one = ref.model, make_scan(1)
