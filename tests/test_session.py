@@ -276,8 +276,9 @@ def test_volume_caption_scan_facts_and_model_texts() -> None:
 
 @pytest.mark.parametrize(
     ("precision", "expected"),
-    [("auto", ("auto", False)), ("fp32", ("fp32", False)),
-     ("auto+int8", ("auto", True)), ("fp32+int8", ("fp32", True))],
+    [("auto", ("auto", None)), ("fp32", ("fp32", None)),  # None: int8 if validated
+     ("auto+int8", ("auto", True)), ("fp32+int8", ("fp32", True)),
+     ("auto+noint8", ("auto", False))],
 )  # fmt: skip
 def test_engine_choice_keeps_bf16_setting_beside_int8(monkeypatch, precision, expected) -> None:
     """int8 is a CPU option: on a GPU the engine falls back to the bf16/fp32 choice, kept here."""

@@ -71,8 +71,9 @@ class Settings:
 
     @property
     def int8(self) -> bool:
-        """int8 arithmetic on the CPU: chosen, or left to the model's validation (the default)."""
-        return self.int8_choice is not False
+        """int8 arithmetic on the CPU chosen by the user (not set: left to the model's
+        validation, :attr:`int8_choice`)."""
+        return self.int8_choice is True
 
     @property
     def int8_choice(self) -> bool | None:

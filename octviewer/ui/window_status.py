@@ -36,6 +36,10 @@ class AnalysisStatusMixin:
             self.device_label.setToolTip(
                 f"Computes in {'int8' if eng.quantized else eng.compute_dtype}"
             )
+            if self.settings.int8_choice is None:  # left to the model: show what it chose
+                self.act_int8.blockSignals(True)
+                self.act_int8.setChecked(eng.quantized)
+                self.act_int8.blockSignals(False)
             self.result_panel.show_model(eng.identity, where)
         else:
             self.device_label.setText("")
