@@ -231,7 +231,7 @@ def card(path: Path) -> str:
             "docs/SPEED.md).",
             "",
         ]
-    lines += _int8_lines(cfg)
+    lines += _int8_lines(cfg) + _validated_lines(cfg)
     lines += [
         "## Known limits",
         "",
@@ -267,11 +267,45 @@ def card(path: Path) -> str:
         ]
     if (prov.get("int8") or {}).get("command"):
         lines += ["int8 calibration:", "", "```bash", prov["int8"]["command"], "```", ""]
+    if (prov.get("validate") or {}).get("command"):
+        lines += ["Arithmetic validation:", "", "```bash", prov["validate"]["command"], "```", ""]
     if prov.get("git_commit"):
         lines.append(
             f"Code: octviewer commit `{prov['git_commit']}`; versions {prov.get('versions')}."
         )
     return "\n".join(lines) + "\n"
+
+
+def _validated_lines(cfg: Any) -> list[str]:
+    """The arithmetic validation record (octviewer-train validate) as a table."""
+    rec: dict[str, Any] = cfg.validated or {}
+    if not rec:
+        return []
+    lines = [
+        "## Validated arithmetic\n",
+        "Decisions of each arithmetic against fp32 on the development set (Kermany images and "
+        "out-of-domain development files), each with the bundle's out-of-distribution threshold "
+        "re-checked in that arithmetic. The app and the CLI run the fastest arithmetic that "
+        "passed on the CPU at hand (`--int8`, `--no-int8`, `--precision fp32` choose).",
+        "",
+        "| arithmetic | verdict | class agreement | abstention agreement | abstentions flipped "
+        "(dev / out-of-domain) | largest OOD score change |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in rec.items():
+        n, frames = r.get("images"), r.get("ood_frames")
+        if n is None:
+            lines.append(f"| {name} | not passed: {r.get('reason')} | | | | |")
+            continue
+        lines.append(
+            f"| {name}{' (' + r['kind'] + ')' if r.get('kind') else ''} | "
+            f"{'passed' if r.get('passed') else 'not passed: ' + str(r.get('reason'))} | "
+            f"{r.get('dev_class_agree')}/{n} | {r.get('dev_abstain_agree')}/{n} dev, "
+            f"{r.get('ood_abstain_agree')}/{frames} out-of-domain frames | "
+            f"{r.get('dev_abstain_flips')} / {r.get('ood_abstain_flips')} | "
+            f"{r.get('dev_max_ood_score_change')} / {r.get('ood_max_ood_score_change')} |"
+        )
+    return [*lines, ""]
 
 
 def _int8_lines(cfg: Any) -> list[str]:
