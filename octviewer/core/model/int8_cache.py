@@ -208,7 +208,10 @@ def head_module(kind: str, fc: torch.nn.Linear, features: torch.nn.Module) -> to
             self.pool_kind = kind
 
         def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-            return self.int8_features(x)
+            # TorchScript's profiling executor re-optimises a graph over its first calls (about
+            # 0.1 s of the first analysis) for fusions that quantised kernels do not have
+            with torch.jit.optimized_execution(False):
+                return self.int8_features(x)
 
         def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
             if self.pool_kind == "fast-avg":
