@@ -13,6 +13,7 @@ from functools import cache, lru_cache
 
 import numpy as np
 
+from octviewer.core.heatmap import Heatmap
 from octviewer.errors import ReportError
 
 COLORMAPS: tuple[str, ...] = ("inferno", "jet", "viridis")
@@ -149,7 +150,7 @@ def contour_mask(cam: np.ndarray, levels: tuple[float, ...]) -> np.ndarray:
 
 def blend(
     frame_u8: np.ndarray,
-    cam: np.ndarray,
+    cam: np.ndarray | Heatmap,
     colormap: str = DEFAULT_COLORMAP,
     opacity: float = DEFAULT_OPACITY,
     contours: tuple[float, ...] = (),
@@ -160,11 +161,14 @@ def blend(
     where the CAM is 0 the frame is unchanged, where it is 1 the colour is laid at ``opacity``.
     ``contours`` (attention levels in (0, 1], e.g. ``(0.5, 0.8)``) adds one-pixel iso-lines in
     the colour of each level. ``frame_u8`` is ``(H, W)`` grayscale or ``(H, W, 3)`` RGB uint8;
-    a CAM of another size is resized (bilinear) onto the frame grid. Returns ``(H, W, 3)``
+    a CAM of another size is resized (bilinear) onto the frame grid; a
+    :class:`~octviewer.core.heatmap.Heatmap` is upsampled onto it. Returns ``(H, W, 3)``
     uint8. The window and the report both draw with this function.
     """
     frame = _as_rgb(frame_u8)
     gray = frame.ndim == 2
+    if isinstance(cam, Heatmap):
+        cam = cam.resized(frame.shape[:2])
     cam = np.asarray(cam)
     if cam.ndim == 2 and cam.shape != frame.shape[:2]:
         cam = _resize_cam(cam, frame.shape[:2])
