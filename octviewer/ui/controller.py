@@ -17,7 +17,6 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from octviewer.errors import AmbiguousSeriesError, AnalysisCancelled, OCTViewerError
@@ -28,6 +27,7 @@ from octviewer.ui.workers import JobRunner
 
 if TYPE_CHECKING:
     from octviewer.core.engine import Engine
+    from octviewer.core.heatmap import Heatmap
     from octviewer.core.results import ScanResult
     from octviewer.core.scan import Scan
     from octviewer.ui.session import Look
@@ -317,9 +317,10 @@ class Controller(QObject):
             self.analysis_failed.emit(uid)
         self._finish_running()
 
-    def request_cam(self, uid: int, frame: int, class_index: int) -> np.ndarray | None:
-        """The cached CAM, or None after asking the engine for it (``cam_ready`` follows).
-        Only the newest request counts: moving to another frame drops older ones."""
+    def request_cam(self, uid: int, frame: int, class_index: int) -> Heatmap | None:
+        """The cached heatmap (at the model's resolution), or None after asking the engine for
+        it (``cam_ready`` follows). Only the newest request counts: moving to another frame
+        drops older ones."""
         entry = self._entries.get(uid)
         if entry is None or entry.scan is None or entry.result is None or self.engine is None:
             return None
@@ -328,7 +329,7 @@ class Controller(QObject):
             return entry.cams[key]
         engine, scan = self.engine, entry.scan
 
-        def done(cam: np.ndarray) -> None:
+        def done(cam: Heatmap) -> None:
             e = self._entries.get(uid)
             if e is not None:
                 e.cams[key] = cam
@@ -336,7 +337,7 @@ class Controller(QObject):
 
         self.model_jobs.submit(
             "cam",
-            lambda ctx: engine.cam(scan, frame, class_index),
+            lambda ctx: engine.heatmap(scan, frame, class_index),
             on_result=done,
             on_error=lambda exc, tb: self._report_error("Could not compute the heatmap", exc, tb),
         )

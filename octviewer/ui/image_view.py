@@ -27,6 +27,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QWidget
 
+from octviewer.core.heatmap import Heatmap
 from octviewer.core.overlay import DEFAULT_COLORMAP, DEFAULT_OPACITY
 
 ZOOM_STEP = 1.15
@@ -89,7 +90,8 @@ class ImageView(QGraphicsView):
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.wheel_steps_frames = False
         self._frame: np.ndarray | None = None
-        self._cam: np.ndarray | None = None
+        self._cam: Heatmap | np.ndarray | None = None
+        self._cam_drawn: tuple[object, np.ndarray] | None = None  # (map, on the frame grid)
         self._colormap = DEFAULT_COLORMAP
         self._opacity = DEFAULT_OPACITY
         self._overlay_visible = True
@@ -130,14 +132,15 @@ class ImageView(QGraphicsView):
 
     def set_overlay(
         self,
-        cam: np.ndarray | None,
+        cam: Heatmap | np.ndarray | None,
         colormap: str,
         opacity: float,
         visible: bool,
         contours: tuple[float, ...] = (),
     ) -> None:
         """The heatmap: attention-weighted colour (see ``core.overlay.blend``), ``opacity`` at
-        the highest attention, iso-lines at ``contours`` (attention levels in (0, 1])."""
+        the highest attention, iso-lines at ``contours`` (attention levels in (0, 1]). A
+        :class:`~octviewer.core.heatmap.Heatmap` is upsampled once for the frame on screen."""
         self._cam, self._colormap, self._opacity, self._overlay_visible = (
             cam,
             colormap,
@@ -177,12 +180,26 @@ class ImageView(QGraphicsView):
         ):
             from octviewer.core.overlay import blend
 
-            shown = blend(shown, self._cam, self._colormap, self._opacity, self._contours)
+            shown = blend(
+                shown, self._cam_on(shown.shape), self._colormap, self._opacity, self._contours
+            )
         self.rendered = shown
         self._item.setPixmap(QPixmap.fromImage(to_qimage(shown)))
         self._item.setTransform(QTransform.fromScale(1.0, self._aspect))
         self.scene().setSceneRect(self._item.sceneBoundingRect())
         self.viewport().update()
+
+    def _cam_on(self, shape: tuple[int, ...]) -> np.ndarray | None:
+        """The heatmap on the frame grid; one upsampled copy is kept for the map on screen (a
+        window/level drag redraws it many times)."""
+        cam = self._cam
+        if not isinstance(cam, Heatmap):
+            self._cam_drawn = None
+            return cam
+        if self._cam_drawn is None or self._cam_drawn[0] is not cam:
+            self._cam_drawn = None  # the previous map's copy goes first
+            self._cam_drawn = (cam, cam.resized(shape[:2]))
+        return self._cam_drawn[1]
 
     # --- scale bar --------------------------------------------------------------------------------
     def scale_bars(self) -> tuple[tuple[int, float], tuple[int, float]] | None:

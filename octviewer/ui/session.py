@@ -19,10 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 if TYPE_CHECKING:
     from octviewer.core.engine import Engine
+    from octviewer.core.heatmap import Heatmap
     from octviewer.core.results import ScanResult
     from octviewer.core.scan import Scan
 
@@ -58,7 +57,8 @@ class ScanEntry:
     error: str | None = None
     elapsed_s: float = 0.0
     progress: tuple[int, int] = (0, 0)
-    cams: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
+    #: heatmaps asked for, by (frame, class), at the model's resolution (a few hundred bytes)
+    cams: dict[tuple[int, int], Heatmap] = field(default_factory=dict)
     opened_at: float = field(default_factory=time.perf_counter)
 
     @property
@@ -71,8 +71,8 @@ class ScanEntry:
         """The analysis is done: keep ``result`` and cache the heatmaps it carries."""
         self.result, self.status, self.elapsed_s = result, EntryStatus.DONE, elapsed_s
         for fr in result.frames:
-            if fr.cam is not None and fr.cam_class is not None:
-                self.cams[(fr.frame_index, fr.cam_class)] = fr.cam
+            if fr.heatmap is not None and fr.cam_class is not None:
+                self.cams[(fr.frame_index, fr.cam_class)] = fr.heatmap
 
     def needs_analysis(self, model_sha256: str) -> bool:
         """Opened, and without a result of that model (results of another model no longer
@@ -223,7 +223,7 @@ class ReportJob:
     scan: Scan
     result: ScanResult
     engine: Engine | None
-    cams: dict[tuple[int, int], np.ndarray]
+    cams: dict[tuple[int, int], Heatmap]
     frame: int
     class_index: int | None
     path: Path
@@ -260,7 +260,7 @@ class ReportJob:
         cam = self.cams.get((self.frame, cls))
         drawn = fr.assessable or self.show_unreliable  # no heatmap for a frame not assessed
         if cam is None and self.engine is not None and drawn:
-            cam = self.engine.cam(self.scan, self.frame, cls)
+            cam = self.engine.heatmap(self.scan, self.frame, cls)
         return save_report(
             self.scan,
             self.result.with_cam(self.frame, cam, cls),
