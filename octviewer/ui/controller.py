@@ -22,6 +22,7 @@ from PySide6.QtCore import QObject, Signal
 from octviewer.errors import AmbiguousSeriesError, AnalysisCancelled, OCTViewerError
 from octviewer.ui import presenters, session
 from octviewer.ui.presenters import NO_MODEL_TEXT
+from octviewer.ui.residency import FrameKeeper, ScanHeader, read_scan
 from octviewer.ui.session import EntryStatus, ModelState, ScanEntry
 from octviewer.ui.workers import JobRunner
 
@@ -64,6 +65,7 @@ class Controller(QObject):
         self._entries: dict[int, ScanEntry] = {}
         self._next_uid = 0
         self.queue = session.AnalysisQueue()
+        self.frames = FrameKeeper(self, self._report_error)  # whose frames stay in memory
 
     def entries(self) -> list[ScanEntry]:
         return list(self._entries.values())
@@ -72,8 +74,9 @@ class Controller(QObject):
         return self._entries.get(uid)
 
     def set_priority(self, uid: int | None) -> None:
-        """The scan on screen: analysed before the rest of the queue."""
+        """The scan on screen: analysed first; released frames are read again (ui/residency.py)."""
         self.queue.priority = uid
+        self.frames.show(uid)
 
     def open_paths(self, paths: Iterable[str | Path]) -> list[int]:
         """Open files/folders in the background; each becomes an entry at once."""
@@ -129,16 +132,16 @@ class Controller(QObject):
         path, series, uid = entry.path, entry.series, entry.uid
         self.io_jobs.submit(
             f"load:{uid}",
-            lambda ctx: session.open_scan(path, series),
-            on_result=lambda scan: self._on_loaded(uid, scan),
+            lambda ctx: read_scan(path, series),
+            on_result=lambda got: self._on_loaded(uid, *got),
             on_error=lambda exc, tb: self._on_load_error(uid, exc, tb),
         )
 
-    def _on_loaded(self, uid: int, scan: Scan) -> None:
+    def _on_loaded(self, uid: int, scan: Scan, header: ScanHeader) -> None:
         entry = self._entries.get(uid)
         if entry is None:
             return
-        entry.scan = scan
+        self.frames.loaded(entry, scan, header)
         log.info(
             "opened %s: %d frame(s) %dx%d, %s",
             scan.metadata.format,
@@ -233,7 +236,7 @@ class Controller(QObject):
     def analyse(self, uid: int) -> None:
         """(Re)analyse an entry, e.g. after a cancel."""
         entry = self._entries.get(uid)
-        if entry is not None and entry.scan is not None:
+        if entry is not None and entry.opened:
             entry.result, entry.cams = None, {}
             self._enqueue(entry)
 
@@ -252,15 +255,15 @@ class Controller(QObject):
         if uid is None:
             return
         entry = self._entries[uid]
-        assert entry.scan is not None and self.engine is not None
-        entry.status, entry.progress = EntryStatus.ANALYSING, (0, entry.scan.n_frames)
+        assert entry.opened and self.engine is not None
+        entry.status, entry.progress = EntryStatus.ANALYSING, (0, entry.n_frames)
         self.entry_updated.emit(uid)
         self.analysis_running.emit(True)
-        engine, scan = self.engine, entry.scan
+        engine, scan, source = self.engine, entry.scan, (entry.path, entry.series)
         started = time.perf_counter()
         self.model_jobs.submit(
             f"analysis:{uid}",
-            lambda ctx: session.analyse(engine, scan, ctx.progress, ctx.cancelled),
+            lambda ctx: session.analyse_entry(engine, scan, source, ctx.progress, ctx.cancelled),
             on_result=lambda res: self._on_analysed(uid, res, started),
             on_error=lambda exc, tb: self._on_analysis_error(uid, exc, tb),
             on_progress=lambda d, t: self._on_progress(uid, d, t),
@@ -318,9 +321,8 @@ class Controller(QObject):
         self._finish_running()
 
     def request_cam(self, uid: int, frame: int, class_index: int) -> Heatmap | None:
-        """The cached heatmap (at the model's resolution), or None after asking the engine for
-        it (``cam_ready`` follows). Only the newest request counts: moving to another frame
-        drops older ones."""
+        """The cached Heatmap, or None after asking the engine for it (``cam_ready`` follows).
+        Only the newest request counts: moving to another frame drops older ones."""
         entry = self._entries.get(uid)
         if entry is None or entry.scan is None or entry.result is None or self.engine is None:
             return None

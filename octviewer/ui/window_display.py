@@ -40,9 +40,8 @@ class DisplayMixin:
         self.setWindowTitle(f"{entry.name} — octviewer")
         scan = entry.scan
         if scan is None:
-            self.stack.setCurrentWidget(
-                self.empty if entry.status is not EntryStatus.OPENING else self.image_view
-            )
+            waiting = entry.status is EntryStatus.OPENING or entry.released  # being read
+            self.stack.setCurrentWidget(self.image_view if waiting else self.empty)
             self.image_view.set_frame(None)
             self.volume_box.hide()
             self.localizer.hide()
