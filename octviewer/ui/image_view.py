@@ -100,6 +100,7 @@ class ImageView(QGraphicsView):
         self._aspect = 1.0
         self._spacing_um: tuple[float, float] | None = None  # (axial, lateral) µm per pixel
         self._fit_mode = True
+        self._fit_pending = False  # a new frame's geometry: fit when it is drawn
         self._wl_anchor: QPoint | None = None
         self._wl_start = (self._window, self._level)
         self.rendered: np.ndarray | None = None  # what is on screen (tests, screenshots)
@@ -112,9 +113,14 @@ class ImageView(QGraphicsView):
         *,
         reset_view: bool = False,
         spacing_um: tuple[float, float] | None = None,
+        render: bool = True,
     ) -> None:
         """Show a frame. ``aspect`` stretches rows (1 = the device's pixel grid);
-        ``spacing_um`` (axial, lateral µm per pixel) draws the scale bar; None: no bar."""
+        ``spacing_um`` (axial, lateral µm per pixel) draws the scale bar; None: no bar. A new
+        frame drops the heatmap of the previous one (``set_overlay`` gives its own);
+        ``render=False``: drawn by the ``set_overlay`` that follows (one blend, not two)."""
+        if frame_u8 is not self._frame:
+            self._cam = self._cam_drawn = None
         self._frame = frame_u8
         self._spacing_um = spacing_um if spacing_um and all(v > 0 for v in spacing_um) else None
         new_aspect = float(aspect) if aspect and np.isfinite(aspect) and aspect > 0 else 1.0
@@ -126,9 +132,9 @@ class ImageView(QGraphicsView):
             or new_aspect != self._aspect
         )
         self._aspect = new_aspect
-        self._render()
-        if reset_view or geometry_changed:
-            self.fit()
+        self._fit_pending = self._fit_pending or reset_view or geometry_changed
+        if render:
+            self._render()
 
     def set_overlay(
         self,
@@ -188,6 +194,9 @@ class ImageView(QGraphicsView):
         self._item.setTransform(QTransform.fromScale(1.0, self._aspect))
         self.scene().setSceneRect(self._item.sceneBoundingRect())
         self.viewport().update()
+        if self._fit_pending:
+            self._fit_pending = False
+            self.fit()
 
     def _cam_on(self, shape: tuple[int, ...]) -> np.ndarray | None:
         """The heatmap on the frame grid; one upsampled copy is kept for the map on screen (a

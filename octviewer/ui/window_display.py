@@ -57,6 +57,7 @@ class DisplayMixin:
             self._aspect(scan),
             reset_view=new_scan,
             spacing_um=(sp.row * 1000, sp.col * 1000) if sp and sp.unit == "mm" else None,
+            render=False,  # _refresh_overlay below draws frame and heatmap at once
         )
         self.volume_box.setVisible(scan.is_volume)
         if scan.is_volume:
