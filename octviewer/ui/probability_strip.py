@@ -6,8 +6,10 @@ and the class lines break there: their probabilities are not shown as an answer.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QLineF, QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import (
     QBrush,
     QColor,
@@ -16,7 +18,6 @@ from PySide6.QtGui import (
     QPainter,
     QPaintEvent,
     QPen,
-    QPolygonF,
 )
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
@@ -119,8 +120,8 @@ class ProbabilityStrip(QWidget):
             for run in self._runs(order, xs, c, r):
                 if len(run) == 1:  # a lone assessable frame stays visible
                     p.drawEllipse(run[0], 0.9, 0.9)
-                else:
-                    p.drawPolyline(QPolygonF(run))
+                else:  # segments, not one polyline: its outline of 1,000 joins took 300 ms
+                    p.drawLines([QLineF(a, b) for a, b in pairwise(run)])
         # current frame marker
         x = self._x(self._current, r)
         p.setPen(QPen(QColor("#111827"), 1.2, Qt.PenStyle.DashLine))
