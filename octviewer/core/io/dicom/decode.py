@@ -3,6 +3,7 @@ scan bytes, compressed fragment sizes) and the decoder check."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,13 +90,13 @@ def decode_frames(path: Path, ds: Dataset) -> DecodedDicom:
     safety.check_scan_bytes(lay.frames, lay.rows, lay.cols, lay.itemsize, path)
     _check_decoder(ds, path)
     _check_stream_sizes(ds, path, lay)
+    held = _native_frames_held(ds, path, lay)  # never allocate frames the file does not hold
     colour = lay.samples > 1 or lay.palette
     out: np.ndarray | None = None
     bits, count = 8, 0
     try:
-        for i, raw in enumerate(iter_pixels(path, **_bare_file_options(ds))):
-            if i >= lay.frames:
-                break
+        frames = iter_pixels(path, **_bare_file_options(ds))
+        for i, raw in enumerate(itertools.islice(frames, held)):  # a cut frame is not asked for
             if lay.palette:
                 frame, bits = _rgb_to_grey(apply_color_lut(raw, ds)), 8
             elif colour:
@@ -103,7 +104,7 @@ def decode_frames(path: Path, ds: Dataset) -> DecodedDicom:
             else:
                 frame, bits = apply_intensity_chain(raw, pixel_view(ds, i))
             if out is None:
-                out = np.empty((lay.frames, *frame.shape), dtype=frame.dtype)
+                out = np.empty((held, *frame.shape), dtype=frame.dtype)
             out[i] = frame
             count = i + 1
     except ScanReadError:
@@ -127,6 +128,29 @@ def decode_frames(path: Path, ds: Dataset) -> DecodedDicom:
 
     out, note = finite_frames(out, path)
     return DecodedDicom(out, bits, colour, notes + note)
+
+
+def _native_frames_held(ds: Dataset, path: Path, lay: _Layout) -> int:
+    """Frames to decode: the declared number, or for uncompressed pixel data the whole frames
+    its length holds (from the element's header, else the file's length), whichever is fewer.
+    Less than one frame is refused: there is nothing to show."""
+    if _transfer_syntax(ds).is_encapsulated:
+        return lay.frames
+    keyword = next(k for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData") if k in ds)
+    length = getattr(ds.get_item(keyword), "length", None)  # a deferred (raw) element's
+    if length is None or length == 0xFFFFFFFF:
+        length = path.stat().st_size  # a converted element: the file's length bounds it
+    bits = header_int(ds, "BitsAllocated", path, default=8, lo=1, hi=64)
+    frame_bytes = -(-lay.rows * lay.cols * lay.samples * bits // 8)
+    held = length // frame_bytes
+    if held == 0:
+        raise CorruptFileError(
+            f"The DICOM file holds {length:,} bytes of image data, less than one frame of "
+            f"{lay.cols} x {lay.rows} pixels ({frame_bytes:,} bytes) as its header declares: "
+            "the file was cut short or its header is damaged. Export it again from the device.",
+            path=path,
+        )
+    return min(held, lay.frames)
 
 
 def _layout(ds: Dataset, path: Path) -> _Layout:
