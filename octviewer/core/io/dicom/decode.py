@@ -3,7 +3,6 @@ scan bytes, compressed fragment sizes) and the decoder check."""
 
 from __future__ import annotations
 
-import itertools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,13 +89,14 @@ def decode_frames(path: Path, ds: Dataset) -> DecodedDicom:
     safety.check_scan_bytes(lay.frames, lay.rows, lay.cols, lay.itemsize, path)
     _check_decoder(ds, path)
     _check_stream_sizes(ds, path, lay)
-    held = _native_frames_held(ds, path, lay)  # never allocate frames the file does not hold
+    held = _native_frames_held(ds, path, lay)  # never allocate for frames the file cannot hold
     colour = lay.samples > 1 or lay.palette
     out: np.ndarray | None = None
     bits, count = 8, 0
     try:
-        frames = iter_pixels(path, **_bare_file_options(ds))
-        for i, raw in enumerate(itertools.islice(frames, held)):  # a cut frame is not asked for
+        for i, raw in enumerate(iter_pixels(path, **_bare_file_options(ds))):
+            if i >= held:
+                break
             if lay.palette:
                 frame, bits = _rgb_to_grey(apply_color_lut(raw, ds)), 8
             elif colour:
@@ -131,8 +131,9 @@ def decode_frames(path: Path, ds: Dataset) -> DecodedDicom:
 
 
 def _native_frames_held(ds: Dataset, path: Path, lay: _Layout) -> int:
-    """Frames to decode: the declared number, or for uncompressed pixel data the whole frames
-    its length holds (from the element's header, else the file's length), whichever is fewer.
+    """Frames to allocate and decode: the declared number, or for uncompressed pixel data the
+    whole frames its length can hold (the element's length, else the file's), whichever is
+    fewer (a frame cut short still fails in the decoder, as a cut file).
     Less than one frame is refused: there is nothing to show."""
     if _transfer_syntax(ds).is_encapsulated:
         return lay.frames
