@@ -131,7 +131,9 @@ def topcon_chunks(path: Path, variant: str) -> dict[bytes, tuple[int, int]]:
         fh.seek(15)
         for _ in range(MAX_TOPCON_CHUNKS):
             name_size = fh.read(1)
-            if not name_size or name_size == b"\x00":
+            if not name_size:  # real files end the list with a zero byte
+                raise _damaged(f"{what} file ends inside its list of data chunks", path)
+            if name_size == b"\x00":
                 break
             name = fh.read(name_size[0])
             raw = fh.read(4)
