@@ -90,15 +90,15 @@ def read_topcon(path: Path) -> Scan:
     """A Topcon ``.fda`` / ``.fds``: B-scans, spacing, laterality, fundus image as localizer."""
     variant = topcon_variant(path)
     what = f"Topcon .{variant.lower()}"
+    chunks = topcon_chunks(path, variant)  # sizes checked before oct-converter reads them
+    if not OCT_CHUNKS[variant] & set(chunks):
+        raise _refusal(ValueError("Could not find OCT header: no OCT image chunk"), what, path)
     try:
         readers = compat.import_readers()
     except ImportError as exc:
         from octviewer.core.io.vendor import _missing
 
         raise _missing("oct-converter", what, path, exc) from exc
-    chunks = topcon_chunks(path, variant)  # sizes checked before oct-converter reads them
-    if not OCT_CHUNKS[variant] & set(chunks):
-        raise _refusal(ValueError("Could not find OCT header: no OCT image chunk"), what, path)
     quiet = io.StringIO()  # oct-converter prints progress and chunk notes to stdout
     try:
         with compat.numpy_fromstring_for_bytes(), contextlib.redirect_stdout(quiet):

@@ -103,13 +103,13 @@ def read_heidelberg_vol(path: Path) -> Scan:
     Built from eyepy's parsed file (``HeVolReader.parsed_file``), not its ``EyeVolume``, which
     refuses circular and radial scans although the file parses.
     """
+    check_vol(path)  # the sizes the header claims, before eyepy allocates for them
     try:
         from eyepy.core.utils import from_vol_intensity
         from eyepy.io.he.vol_reader import HeVolReader
     except ImportError as exc:
         raise _missing("eyepy", "Heidelberg .vol", path, exc) from exc
 
-    check_vol(path)  # the sizes the header claims, before eyepy allocates for them
     try:
         parsed = HeVolReader(path).parsed_file
         raw = [np.asarray(b.data, dtype=np.float32) for b in parsed.bscans]
