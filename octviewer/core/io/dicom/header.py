@@ -88,9 +88,12 @@ class _CountedReader(io.BufferedReader):
 
     reads = 0
     zero_reads = 0
+    file_size = 1 << 62
 
     def read(self, size: int | None = -1) -> bytes:
         self.reads += 1
+        if size is not None and size > 0:  # a length field beyond the file allocates nothing
+            size = min(size, max(0, self.file_size - self.tell()))
         data = super().read(size)
         self.zero_reads = self.zero_reads + 1 if data and not any(data[:64]) else 0
         if self.reads > MAX_HEADER_READS or self.zero_reads > MAX_ZERO_READS:
@@ -104,6 +107,7 @@ def dcmread_bounded(path: Path, **kwargs: Any) -> Dataset:
     import pydicom
 
     with _CountedReader(io.FileIO(str(path), "rb")) as fh:
+        fh.file_size = path.stat().st_size
         return pydicom.dcmread(fh, **kwargs)
 
 
