@@ -281,3 +281,21 @@ def test_real_vendor_files_still_open(tmp_path: Path) -> None:
     assert load(VENDOR / "Willis_B_716_0.vol").n_frames == 1
     shutil.copy(VENDOR / "circular-valid.vol", tmp_path / "c.vol")
     assert load(tmp_path / "c.vol").n_frames == 1
+
+
+def test_frames_of_one_single_value_are_named_in_a_note(tmp_path: Path) -> None:
+    """Blank frames inside a scan (a header and data that disagree) are marked, never shown
+    silently as if they were B-scans."""
+    from PIL import Image
+
+    from octviewer.core.io import load
+
+    rng = np.random.default_rng(0)
+    pages = [rng.integers(0, 255, (64, 64), dtype=np.uint8) for _ in range(4)]
+    pages[2] = np.zeros((64, 64), np.uint8)
+    path = tmp_path / "stack.tif"
+    Image.fromarray(pages[0]).save(
+        path, save_all=True, append_images=[Image.fromarray(p) for p in pages[1:]]
+    )
+    notes = load(path).metadata.notes
+    assert any(n.startswith("1 of 4 frames hold no image") and "frame(s) 3" in n for n in notes)
