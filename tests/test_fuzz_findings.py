@@ -299,3 +299,27 @@ def test_frames_of_one_single_value_are_named_in_a_note(tmp_path: Path) -> None:
     )
     notes = load(path).metadata.notes
     assert any(n.startswith("1 of 4 frames hold no image") and "frame(s) 3" in n for n in notes)
+
+
+def test_a_fragment_claiming_gigabytes_is_refused_without_allocating(tmp_path: Path) -> None:
+    """Encapsulated pixel data whose fragment length claims ~4 GB: refused as damaged, in
+    milliseconds and without a large allocation."""
+    from pydicom.uid import JPEGBaseline8Bit
+
+    from octviewer.core.io import load
+    from octviewer.errors import CorruptFileError
+
+    ds = fac.opt_dataset(fac.kermany_stack()[:1])
+    ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    item = b"\xfe\xff\x00\xe0"
+    empty_offset_table = item + struct.pack("<L", 0)
+    ds.PixelData = empty_offset_table + item + struct.pack("<L", 0xFFFFFFF0) + b"\xff\xd8"
+    ds["PixelData"].VR = "OB"
+    path = fac.write(ds, tmp_path / "huge-fragment.dcm")
+    tracemalloc.start()
+    started = time.perf_counter()
+    with pytest.raises(CorruptFileError, match="claims"):
+        load(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert time.perf_counter() - started < 2.0 and peak < 200 * 2**20

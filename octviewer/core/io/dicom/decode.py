@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import itertools
 import logging
+import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -176,18 +178,35 @@ def _layout(ds: Dataset, path: Path) -> _Layout:
     return _Layout(rows, cols, frames, 1 if bits <= 8 else 2, samples, palette)
 
 
+def fragment_heads(data: bytes, head: int = 65536) -> Iterator[bytes]:
+    """The first ``head`` bytes of each fragment of encapsulated pixel data (the basic offset
+    table first), every item length checked against the bytes left *before* anything is read:
+    a damaged length claiming gigabytes is a damaged file, never an allocation."""
+    view, at = memoryview(data), 0
+    while at + 8 <= len(view):
+        group, element, length = struct.unpack_from("<HHL", view, at)
+        at += 8
+        if (group, element) == (0xFFFE, 0xE0DD):  # sequence delimiter
+            return
+        if (group, element) != (0xFFFE, 0xE000):
+            raise ValueError(f"unexpected tag ({group:04X},{element:04X}) at byte {at - 8}")
+        if length > len(view) - at:
+            raise ValueError(
+                f"a fragment at byte {at - 8} claims {length} bytes, only {len(view) - at} follow"
+            )
+        yield bytes(view[at : at + min(length, head)])
+        at += length
+
+
 def _check_stream_sizes(ds: Dataset, path: Path, lay: _Layout) -> None:
     """For compressed pixel data: the size each fragment's own header declares, before the
     decoder allocates for it (:func:`octviewer.core.io.safety.stream_size`)."""
-    from pydicom.encaps import generate_fragments
-
     if not _transfer_syntax(ds).is_encapsulated:
         return
     try:
         data = ds.PixelData
-        fragments = generate_fragments(data)
-        for fragment in fragments:
-            size = safety.stream_size(bytes(fragment[:65536]))
+        for fragment in fragment_heads(data):
+            size = safety.stream_size(fragment)
             if size is not None:
                 safety.check_stream_size(size, lay.rows, lay.cols, lay.samples, path)
     except ScanReadError:
