@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import octviewer
     from octviewer.core import report
+    from octviewer.core.heatmap import Heatmap
     from octviewer.core.results import FrameResult, ModelIdentity, ScanResult
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         class_names=names,
         probabilities=np.array([0.81, 0.1, 0.05, 0.04], np.float32),
         logits=np.zeros(4, np.float32),
-        cam=cam,
+        heatmap=Heatmap.of_array(cam),
         cam_class=0,
     )
     model = ModelIdentity("bench", "0", "0" * 64, "none", "")

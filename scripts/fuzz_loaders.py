@@ -8,12 +8,20 @@ runs, structured edits of the safetensors header and the bundle configuration (h
 NaN, 1e400, {}, [], nesting bombs, huge depths), NaN/Inf tensor bytes, DICOM attributes with
 wrong types or counts, more frames declared than stored, and extreme float pixels.
 
+``--shared DIR`` adds the real files of DIR (``dicom/``, ``vendor/``, ``ood/*.tif``) as seeds;
+scans also get structured edits: a DICM preamble followed by megabytes of zeros, zeros appended,
+``.vol`` header sizes (4 billion pixels...), TIFF IFD chains made cyclic or strips removed, bad
+VRs in a DICOMDIR, a damaged file in a folder beside a good copy.
+
 Each case runs in a worker process with ``RLIMIT_DATA`` (``--mem-gb``) and a timeout
-(``--timeout``); a worker that hangs or dies is replaced. Outcomes: ``ok`` (loaded, finite
-results), ``refused`` (an octviewer error), ``last_resort`` (refused by a catch-all handler),
-``foreign`` (another exception escaped), ``nonfinite`` (a NaN/Inf probability or heatmap),
-``phantom_frames`` (more frames than the file holds), ``hang``, ``died``. The same ``--seed``
-gives the same cases, so a run on main and one on a branch compare.
+(``--timeout``); a worker that hangs, dies or grew its peak memory is replaced. Outcomes: ``ok``
+(loaded, finite results), ``refused`` (an octviewer error), ``last_resort`` (refused by a
+catch-all handler, or a message naming a bare Python exception type), ``memory`` (a
+MemoryError, or peak RSS grew by more than ``--mem-growth-mb``), ``foreign`` (another
+exception escaped), ``nonfinite``, ``phantom_frames`` (more frames than the file holds),
+``blank_frames`` (all-zero frames with no note), ``hang``, ``died``; ``slow`` counts cases over
+``--slow`` seconds. The same ``--seed`` gives the same cases, so runs on two commits compare;
+``--minutes`` gives both the same time budget instead.
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ import json
 import logging
 import os
 import random
+import re
+import resource
 import select
 import struct
 import subprocess
@@ -60,6 +70,8 @@ HOSTILE = [
 ]
 LAST_RESORT = ("not what its format promises", "could not be read from disk",
                "The analysis failed (")  # fmt: skip
+#: a message that names a Python exception type instead of the cause
+BARE_TYPE = re.compile(r"\b(?:[A-Z][A-Za-z]*(?:Error|Exception)|StopIteration|Stream\w*Error_?)\b")
 log = logging.getLogger("fuzz")
 
 
@@ -98,6 +110,18 @@ def make_seeds(d: Path) -> dict[str, tuple[Path, int]]:
     if vol_file.is_file():
         seeds["vol"] = (vol_file, 0)
     return seeds
+
+
+def shared_seeds(shared: Path) -> dict[str, tuple[Path, int]]:
+    """The real files of the shared data folder (frame counts unknown: 0)."""
+    files = [*sorted((shared / "dicom").glob("*")), *sorted((shared / "vendor").glob("*"))]
+    files += sorted((shared / "ood").glob("*.tif"))
+    out = {}
+    for p in files:
+        kind = "dicomdir" if "DICOMDIR" in p.name else p.suffix.lower().lstrip(".")
+        kind = {"dcm": "dicom", "tif": "tiff", "fds": "fda"}.get(kind, kind)
+        out[f"{kind}_shared_{p.stem[:24]}"] = (p, 0)
+    return out
 
 
 # --- mutations --------------------------------------------------------------------------------
@@ -242,9 +266,66 @@ def mutate_float_tiff(rng: random.Random) -> bytes:
     return buf.getvalue()
 
 
+VOL_FIELDS = {"size_x": 12, "n_bscans": 16, "size_y": 20, "size_x_slo": 48, "size_y_slo": 52,
+              "bscan_hdr_size": 100}  # fmt: skip
+HUGE = [0, 1, 3, 65535, 1 << 16, 1 << 20, (1 << 31) - 1, (1 << 32) - 1, 4_000_000_000]
+
+
+def mutate_structured(name: str, data: bytes, rng: random.Random) -> tuple[str, bytes] | None:
+    """An edit aimed at one reader's header; None when ``name`` has none."""
+    b = bytearray(data)
+    zeros = bytes(rng.choice([1 << 20, 16 << 20, 64 << 20]))
+    if name.startswith(("dicom", "dicomdir")) and rng.random() < 0.3:
+        if rng.random() < 0.5:
+            return "dicm_zeros", bytes(128) + b"DICM" + zeros
+        return "zero_tail", data + zeros
+    if name.startswith("vol"):
+        field = rng.choice(list(VOL_FIELDS))
+        b[VOL_FIELDS[field] : VOL_FIELDS[field] + 4] = struct.pack("<I", rng.choice(HUGE))
+        return f"vol_{field}", bytes(b)
+    if name.startswith("tiff") and b[:4] == b"II*\x00":
+        ifds = _tiff_ifds(b)
+        if not ifds:
+            return None
+        op = rng.choice(["ifd_cycle", "ifd_self", "strips_zero"])
+        at, entries, nxt = ifds[rng.randrange(len(ifds))]
+        if op == "ifd_cycle":  # the last page points back to an earlier one
+            b[ifds[-1][2] : ifds[-1][2] + 4] = struct.pack("<I", ifds[0][0])
+        elif op == "ifd_self":
+            b[nxt : nxt + 4] = struct.pack("<I", at)
+        else:  # StripOffsets / StripByteCounts of a page say "not written"
+            for tag, pos in entries:
+                if tag in (273, 279):
+                    b[pos + 8 : pos + 12] = bytes(4)
+        return op, bytes(b)
+    if name.startswith("dicomdir"):
+        spots = [m.start() for m in re.finditer(rb"CS|UL|US|IS", data[132:])]
+        for at in rng.sample(spots, min(len(spots), rng.randint(1, 3))):
+            b[132 + at : 134 + at] = rng.choice([b"ZZ", b"\x00\x00", b"SQ", b"OB", b"xx"])
+        return "dicomdir_vr", bytes(b)
+    return None
+
+
+def _tiff_ifds(b: bytearray) -> list[tuple[int, list[tuple[int, int]], int]]:
+    """(offset, [(tag, entry offset)], offset of the next-IFD pointer) of a little-endian TIFF."""
+    out, at, seen = [], struct.unpack("<I", b[4:8])[0], set()
+    while 8 <= at < len(b) - 2 and at not in seen and len(out) < 64:
+        seen.add(at)
+        n = struct.unpack("<H", b[at : at + 2])[0]
+        nxt = at + 2 + 12 * n
+        if nxt + 4 > len(b):
+            break
+        tags = [(struct.unpack("<H", b[at + 2 + 12 * k : at + 4 + 12 * k])[0], at + 2 + 12 * k)
+                for k in range(n)]  # fmt: skip
+        out.append((at, tags, nxt))
+        at = struct.unpack("<I", b[nxt : nxt + 4])[0]
+    return out
+
+
 def make_case(seeds: dict, rng: random.Random, work: Path, i: int) -> dict:
     bundles = sorted(k for k in seeds if k.startswith("bundle"))
-    name = rng.choice(bundles if rng.random() < 0.5 else sorted(set(seeds) - set(bundles)))
+    scans = sorted(set(seeds) - set(bundles))
+    name = rng.choice(bundles if bundles and rng.random() < 0.5 else scans)
     path, frames = seeds[name]
     data = path.read_bytes()
     if name.startswith("bundle"):
@@ -256,11 +337,14 @@ def make_case(seeds: dict, rng: random.Random, work: Path, i: int) -> dict:
             op, out = "bytes", mutate_bytes(data, rng)
     elif name == "tiff_float" and rng.random() < 0.5:
         op, out = "extreme_pixels", mutate_float_tiff(rng)
+    elif (edit := mutate_structured(name, data, rng) if rng.random() < 0.5 else None) is not None:
+        op, out = edit
     else:
         op, out = "bytes", mutate_bytes(data, rng)
     target = work / f"case{i}{path.suffix}"
     target.write_bytes(out)
-    if name.startswith("dicom") and rng.random() < 0.15:  # inside a folder with a good copy
+    in_folder = name.startswith(("dicom_", "tiff", "image"))
+    if in_folder and rng.random() < 0.15:  # inside a folder with a good copy
         folder = work / f"folder{i}"
         folder.mkdir()
         target = target.replace(folder / f"a{path.suffix}")
@@ -276,7 +360,28 @@ def _where(exc: BaseException) -> str:
     return f"{Path(frame.filename).name}:{frame.lineno}" if frame else "?"
 
 
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    out: list[BaseException] = []
+    while exc is not None and exc not in out:
+        out.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return out
+
+
 def run_case(case: dict, ref: object) -> dict:
+    """One case, its outcome, time and peak memory growth (a blow-up is ``memory``)."""
+    before, t0 = _peak_mb(), time.perf_counter()
+    res = _run_case(case, ref)
+    res["s"] = round(time.perf_counter() - t0, 3)
+    res["grew_mb"] = round(_peak_mb() - before)
+    return res
+
+
+def _run_case(case: dict, ref: object) -> dict:
     import numpy as np
 
     import octviewer
@@ -292,6 +397,9 @@ def run_case(case: dict, ref: object) -> dict:
             scan = octviewer.load(case["path"])
         if case["frames"] and scan.n_frames > case["frames"]:
             return {"kind": "phantom_frames", "detail": f"{scan.n_frames}>{case['frames']}"}
+        blank = [i for i, f in enumerate(scan.frames) if not f.any()]
+        if blank and not any("blank" in n or "zero" in n for n in scan.metadata.notes):
+            return {"kind": "blank_frames", "detail": f"{len(blank)}/{scan.n_frames}"}
         result = engine.analyze(scan, frames=list(range(min(scan.n_frames, 3))))
         for fr in result.frames:
             if not np.isfinite(fr.probabilities).all() or (
@@ -300,11 +408,15 @@ def run_case(case: dict, ref: object) -> dict:
                 return {"kind": "nonfinite", "detail": case["op"]}
         return {"kind": "ok"}
     except OCTViewerError as exc:
-        if any(s in str(exc) for s in LAST_RESORT):
-            cause = exc.__cause__ or exc
-            where = f"{type(cause).__name__}@{_where(cause)}"
+        cause = exc.__cause__ or exc
+        where = f"{type(cause).__name__}@{_where(cause)}"
+        if any(isinstance(e, MemoryError) for e in _chain(exc)):
+            return {"kind": "memory", "detail": where, "msg": str(exc)[:160]}
+        if any(s in str(exc) for s in LAST_RESORT) or BARE_TYPE.search(str(exc)):
             return {"kind": "last_resort", "detail": where, "msg": str(exc)[:160]}
         return {"kind": "refused", "detail": type(exc).__name__, "msg": str(exc)[:160]}
+    except MemoryError as exc:
+        return {"kind": "memory", "detail": f"MemoryError@{_where(exc)}"}
     except RecursionError as exc:
         return {"kind": "foreign", "detail": f"RecursionError@{_where(exc)}"}
     except Exception as exc:
@@ -375,6 +487,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=15.0)
     ap.add_argument("--mem-gb", type=float, default=3.0)
+    ap.add_argument("--mem-growth-mb", type=float, default=512.0)
+    ap.add_argument("--slow", type=float, default=2.0)
+    ap.add_argument("--minutes", type=float, help="run for this long instead of --cases")
+    ap.add_argument("--shared", type=Path, help="also mutate the real files of this folder")
+    ap.add_argument("--scans-only", action="store_true", help="no model bundle cases")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--worker", action="store_true")
     ap.add_argument("--ref")
@@ -391,20 +508,40 @@ def main() -> None:
         work = Path(tmp)
         (work / "seeds").mkdir()
         seeds = make_seeds(work / "seeds")
+        if args.shared:
+            seeds.update(shared_seeds(args.shared))
+        ref = seeds["bundle_float32"][0]
+        if args.scans_only:
+            seeds = {k: v for k, v in seeds.items() if not k.startswith("bundle")}
         rng = random.Random(args.seed)
-        w = Worker(args, seeds["bundle_float32"][0])
+        w = Worker(args, ref)
         rows = []
-        for i in range(args.cases):
+        t_start, i = time.time(), 0
+        while (time.time() - t_start < args.minutes * 60) if args.minutes else i < args.cases:
             case = make_case(seeds, rng, work, i)
             res = w.ask(case, args.timeout)
-            if res["kind"] in ("hang", "died"):
+            if res.get("grew_mb", 0) > args.mem_growth_mb and res["kind"] != "memory":
+                res = {**res, "kind": "memory", "detail": f"+{res['grew_mb']} MB peak"}
+            if res["kind"] in ("hang", "died", "memory"):
                 w.close()
-                w = Worker(args, seeds["bundle_float32"][0])
+                w = Worker(args, ref)
             rows.append({**case, **res})
-            if (i + 1) % 200 == 0:
-                log.info("%d cases, %.0f s", i + 1, time.time() - t0)
+            _clean(Path(case["path"]))
+            i += 1
+            if i % 200 == 0:
+                log.info("%d cases, %.0f s", i, time.time() - t0)
         w.close()
     summarise(rows, time.time() - t0, args)
+
+
+def _clean(path: Path) -> None:
+    """Cases can be tens of megabytes: remove each once it ran."""
+    import shutil
+
+    if path.parent.name.startswith("folder"):
+        shutil.rmtree(path.parent, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def summarise(rows: list[dict], elapsed: float, args: argparse.Namespace) -> None:
@@ -415,12 +552,17 @@ def summarise(rows: list[dict], elapsed: float, args: argparse.Namespace) -> Non
         by_target[target][r["kind"]] += 1
         if r["kind"] not in ("ok", "refused"):
             details[(target, r["kind"], r.get("detail", ""), r["seed"], r["op"])] += 1
-    print(f"{len(rows)} cases in {elapsed:.0f} s (seed {args.seed})")
+    slow = [r for r in rows if r.get("s", 0) > args.slow]
+    out = [f"{len(rows)} cases in {elapsed:.0f} s (seed {args.seed})"]
     for target, counts in sorted(by_target.items()):
-        print(f"  {target}: {sum(counts.values())} cases: " + ", ".join(
+        out.append(f"  {target}: {sum(counts.values())} cases: " + ", ".join(
             f"{k} {v}" for k, v in counts.most_common()))  # fmt: skip
+    out.append(f"  slow (> {args.slow:g} s, not hangs): {len(slow)}")
     for (target, kind, detail, seed, op), n in details.most_common(40):
-        print(f"    {n:4d}  {target:6s} {kind:14s} {detail:40s} {seed} / {op}")
+        out.append(f"    {n:4d}  {target:6s} {kind:14s} {detail:40s} {seed} / {op}")
+    for r in sorted(slow, key=lambda r: -r["s"])[:8]:
+        out.append(f"    slow {r['s']:6.1f} s  {r['kind']:10s} {r['seed']} / {r['op']}")
+    log.info("%s", "\n".join(out))
     if args.out:
         args.out.write_text(json.dumps({"elapsed_s": elapsed, "rows": rows}, indent=0))
 

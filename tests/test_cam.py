@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from octviewer.core.cam import OnePassCam, upsample_cam
+from octviewer.core.cam import OnePassCam
+from octviewer.core.heatmap import upsample_cam
 from octviewer.core.model.architectures import create_model
 
 

@@ -179,6 +179,7 @@ def test_heatmap_on_request_and_a_stale_one_is_dropped(controller, engines) -> N
     c.cam_ready.connect(lambda *a: ready.append(a))
     cam = c.request_cam(uid, 2, 1)
     assert cam is not None and ready == [(uid, 2, 1)] and (2, 1) in entry.cams
+    assert cam.nbytes <= 4096 and cam.full().shape == entry.scan.shape  # kept at the model's grid
     assert c.request_cam(uid, 2, 1) is cam and len(ready) == 1  # cached: no second job
     assert c.cam_for(uid, 2, 1) is cam  # the old name still works
 
@@ -191,11 +192,11 @@ def test_heatmap_on_request_and_a_stale_one_is_dropped(controller, engines) -> N
         def __getattr__(self, name: str) -> Any:
             return getattr(real, name)
 
-        def cam(self, scan, frame, cls):
+        def heatmap(self, scan, frame, cls):
             if not self.moved:
                 self.moved = True
                 c.request_cam(uid, 4, cls)
-            return real.cam(scan, frame, cls)
+            return real.heatmap(scan, frame, cls)
 
     c.engine = MovesOn()
     ready.clear()

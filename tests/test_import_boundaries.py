@@ -46,6 +46,7 @@ def test_core_imports_with_pyside6_blocked() -> None:
         # the viewer's Qt-free rooms: session, view state, presenters, the last session
         import octviewer.ui.session, octviewer.ui.view_state, octviewer.ui.presenters
         import octviewer.ui.last_session
+        import octviewer.ui.residency
         import octviewer.core.report.naming
         """
     )
@@ -55,7 +56,7 @@ def test_core_imports_with_pyside6_blocked() -> None:
 # --- the house's contracts, read from the source (no imports run) ------------------------------
 ROOT = Path(__file__).resolve().parent.parent
 #: The ui modules that hold state and text but no widgets: they obey the core's rule.
-QT_FREE_UI = ("session.py", "view_state.py", "presenters.py", "last_session.py")
+QT_FREE_UI = ("session.py", "view_state.py", "presenters.py", "last_session.py", "residency.py")
 FACES = ("PySide6", "shiboken6", "octviewer.ui", "octviewer.cli", "octviewer.selftest",
          "octviewer.__main__", "training")  # fmt: skip
 

@@ -134,3 +134,18 @@ def test_contours_are_drawn_at_the_chosen_levels() -> None:
     assert r.min() >= 8.5 and r.max() <= 10.5  # a ring at half attention (radius 10)
     assert np.all(lined[mask] == overlay.lut("jet")[128])
     assert not overlay.contour_mask(cam, ()).any()
+
+
+@pytest.mark.parametrize("colormap", overlay.COLORMAPS)
+def test_gray_blend_table_gives_the_arithmetic_blend(colormap: str) -> None:
+    """Gray frames blend through a table of every (CAM step, gray level); RGB frames through
+    the arithmetic: the same frame as gray and as RGB gives the same pixels."""
+    rng = np.random.default_rng(3)
+    gray = rng.integers(0, 256, (40, 50), dtype=np.uint8)
+    cam = rng.random((40, 50)).astype(np.float32)
+    for opacity in (0.0, 0.45, 1.0):
+        rgb = np.repeat(gray[:, :, None], 3, axis=2)
+        np.testing.assert_array_equal(
+            overlay.blend(gray, cam, colormap, opacity, (0.5,)),
+            overlay.blend(rgb, cam, colormap, opacity, (0.5,)),
+        )

@@ -210,7 +210,7 @@ def test_exported_report_draws_the_heatmap_as_the_window_shows_it(qtbot, window,
         assert window.export_current(tmp_path / "r.png")
     entry = window.controller.entry(uid)
     cam = entry.cams[(0, entry.result.frames[0].predicted_index)]
-    assert cam.max() > 0.5  # a real heatmap, so opacity, colours and contours show
+    assert cam.full().max() > 0.5  # a real heatmap, so opacity, colours and contours show
     shown = window.image_view.rendered
     assert np.array_equal(shown, overlay.blend(scan.frames[0], cam, "viridis", 0.8, (0.5,)))
     arr = np.asarray(Image.open(tmp_path / "r.png").convert("RGB"))

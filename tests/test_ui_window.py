@@ -134,7 +134,7 @@ def test_class_selector_asks_the_engine_for_that_class(qtbot, window, engine) ->
         combo.setCurrentIndex(combo.findData(other))
     assert blocker.args == [entry.uid, 0, other]
     expected = engine.cam(entry.scan, 0, other)
-    assert np.allclose(entry.cams[(0, other)], expected, atol=1e-5)
+    assert np.allclose(entry.cams[(0, other)].full(), expected, atol=1e-5)
     assert window.image_view._cam is entry.cams[(0, other)]
 
 

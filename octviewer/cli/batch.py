@@ -97,10 +97,10 @@ def _with_cam(
 ) -> ScanResult:
     """``result`` with the CAM of ``frame`` filled in (volumes are analysed without CAMs)."""
     fr = result.frame(frame)
-    if fr.cam is not None:
+    if fr.heatmap is not None:
         return result
     cls = fr.predicted_index if cam_class is None else cam_class
-    return result.with_cam(frame, engine.cam(scan, frame, cls), cls)
+    return result.with_cam(frame, engine.heatmap(scan, frame, cls), cls)
 
 
 def _console_lines(

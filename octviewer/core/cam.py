@@ -27,8 +27,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from octviewer.core.model.architectures import get_submodule, is_token_model
 from octviewer.errors import AnalysisError
 
@@ -130,25 +128,3 @@ def gradcam_from(acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
     """Grad-CAM: ReLU(sum_c mean_hw(dY/dA_c) * A_c) for (B, C, H, W) inputs; (B, H, W)."""
     weights = grads.mean(dim=(2, 3), keepdim=True)
     return (weights * acts).sum(dim=1).clamp_min(0.0)
-
-
-def upsample_cam(grid: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """A coarse CAM grid (gh, gw) to the original frame grid (rows, cols), smooth, in [0, 1].
-
-    The model input is the whole frame resized (aspect ratio not kept), so the grid spans the
-    whole frame. Bilinear (half-pixel centres) upsampling; divided by its maximum so an all-zero
-    map stays all zero.
-    """
-    import torch
-    import torch.nn.functional as F
-
-    g = np.nan_to_num(np.asarray(grid, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-    g = np.maximum(g, 0.0)
-    peak = float(g.max()) if g.size else 0.0
-    if peak <= 0.0:
-        return np.zeros(shape, np.float32)
-    t = torch.from_numpy(g / peak)[None, None]
-    up = F.interpolate(t, size=tuple(int(s) for s in shape), mode="bilinear", align_corners=False)
-    out = up[0, 0].clamp_(0.0, 1.0).numpy()
-    m = float(out.max())
-    return (out / m).astype(np.float32) if m > 0 else out.astype(np.float32)

@@ -38,6 +38,21 @@ def prepare_environment() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+def freeze_heap() -> None:
+    """Take every object alive now out of the cyclic garbage collector's full passes
+    (``gc.freeze``); objects made later are collected as usual.
+
+    The viewer calls it once a model is ready: torch, timm, Qt's wrappers and the network are
+    about 410,000 objects that every automatic full collection walks, 370 ms measured on the
+    GUI thread (the longest stall of a session with many scans open); after the freeze a full
+    collection of what the session adds takes milliseconds. The cost: cyclic garbage that
+    exists at the freeze is never collected (a few objects of start-up).
+    """
+    import gc
+
+    gc.freeze()
+
+
 def release_free_memory() -> None:
     """Give memory that was freed back to the operating system now (glibc's ``malloc_trim``).
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from octviewer.core.heatmap import Heatmap
 from octviewer.core.results import NOT_ASSESSED, ScanResult
 from octviewer.core.scan import Scan
 
@@ -110,9 +111,12 @@ def unavailable_reason(scan: Scan) -> str | None:
     return None
 
 
-def attention_profile(cam: np.ndarray, n: int = ATTENTION_SAMPLES) -> np.ndarray:
+def attention_profile(cam: np.ndarray | Heatmap, n: int = ATTENTION_SAMPLES) -> np.ndarray:
     """Per-A-scan attention of a heatmap: the maximum over depth of each column, resampled to
-    ``n`` values along the B-scan (first column = line start). NaN counts as 0."""
+    ``n`` values along the B-scan (first column = line start). NaN counts as 0. A
+    :class:`~octviewer.core.heatmap.Heatmap` computes it once and keeps it (64 floats)."""
+    if isinstance(cam, Heatmap):
+        return cam.column_profile(n)
     c = np.nan_to_num(np.asarray(cam, np.float32), nan=0.0)
     col = np.clip(c.max(axis=0), 0.0, 1.0) if c.size else np.zeros(1, np.float32)
     xs = np.linspace(0.0, len(col) - 1.0, n)
@@ -135,7 +139,7 @@ def _line_width(pos: np.ndarray, shape: tuple[int, int]) -> float:
 def build_disease_map(
     scan: Scan,
     result: ScanResult | None,
-    cams: Mapping[int, np.ndarray] | None = None,
+    cams: Mapping[int, np.ndarray | Heatmap] | None = None,
     color_of: Callable[[int, tuple[str, ...]], RGB] = class_rgb,
 ) -> DiseaseMap | None:
     """The map of ``scan`` (None when :func:`unavailable_reason` gives a reason).

@@ -41,6 +41,7 @@ from octviewer.core.device import (
     prepare_environment,
 )
 from octviewer.core.examination import examine_frame
+from octviewer.core.heatmap import Heatmap
 from octviewer.core.inference import (
     _require_finite,
     calibrated_probabilities,
@@ -328,8 +329,6 @@ class Engine:
     ) -> list[FrameResult]:
         """One batch of :meth:`analyze`: predictions, OOD scores and (``cam``) the CAMs of the
         predicted class, or of ``fixed_class``, for frames ``idx``."""
-        from octviewer.core.cam import upsample_cam
-
         tap = FeatureTap()
         with inference_failures(self.device):
             x = self._inputs(scan, idx)
@@ -360,7 +359,7 @@ class Engine:
                 logits=logits[j].astype(np.float32),
                 flags=result_flags(scan, probs[j], scores[j], self.config, self.ood)
                 | findings[j].flags,
-                cam=upsample_cam(grids[j], scan.shape) if grids is not None else None,
+                heatmap=Heatmap.from_grid(grids[j], scan.shape) if grids is not None else None,
                 cam_class=classes[j] if classes is not None else None,
                 ood_score=scores[j],
                 ood_threshold=self.ood.threshold if self.ood is not None else None,
@@ -375,10 +374,11 @@ class Engine:
         return bool(getattr(self.model, "hflip_tta", False))
 
     def cam(self, scan: Scan, frame_index: int, class_index: int | str) -> np.ndarray:
-        """The CAM of ``class_index`` (index or name) for one frame: (rows, cols) float32 in
-        [0, 1]. Asking another class of the same frame reuses the last forward pass."""
-        from octviewer.core.cam import upsample_cam
+        """One frame's CAM of ``class_index`` (index or name), (rows, cols) float32 in [0, 1]."""
+        return self.heatmap(scan, frame_index, class_index).full()
 
+    def heatmap(self, scan: Scan, frame_index: int, class_index: int | str) -> Heatmap:
+        """:meth:`cam` at the model's resolution (to keep); another class reuses the forward."""
         check_scan(scan)
         (fi,) = frame_indices(scan, [frame_index])
         ci = self.class_index(class_index)
@@ -392,7 +392,7 @@ class Engine:
             cp = self._cam_cache[2]
             grid = self._cam.cams(cp, [ci], retain_graph=True)[0].cpu().numpy()
         _require_finite(None, grid[None], [fi])
-        return upsample_cam(grid, scan.shape)
+        return Heatmap.from_grid(grid, scan.shape)
 
     def clear_cache(self) -> None:
         """Drop the graph kept for :meth:`cam` (a few MB)."""

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from octviewer.core.heatmap import Heatmap
+
 if TYPE_CHECKING:
     from octviewer.core.anatomy import AnatomyVerdict
     from octviewer.core.quality import QualityVerdict
@@ -155,8 +157,10 @@ class FrameResult:
     """The model's answer for one B-scan.
 
     ``probabilities`` are calibrated (temperature-scaled softmax), shape ``(n_classes,)``.
-    ``cam`` is an attention map on the *original* frame grid (rows, cols), float32 in [0, 1],
-    for class ``cam_class``; None when not requested. ``ood_score`` is the bundle's
+    ``heatmap`` is the attention map of class ``cam_class`` kept at the model's resolution
+    (:class:`~octviewer.core.heatmap.Heatmap`, a few hundred bytes); ``cam`` gives it on the
+    *original* frame grid (rows, cols), float32 in [0, 1], upsampled on each access; both None
+    when not requested. ``ood_score`` is the bundle's
     out-of-distribution score of this frame (higher = less like the training data) and
     ``ood_threshold`` the value above which the frame is flagged ``OUT_OF_DISTRIBUTION``; both
     None when the bundle carries no statistics.
@@ -177,13 +181,25 @@ class FrameResult:
     probabilities: np.ndarray
     logits: np.ndarray
     flags: frozenset[ResultFlag] = frozenset()
-    cam: np.ndarray | None = None
+    heatmap: Heatmap | None = None
     cam_class: int | None = None
     ood_score: float | None = None
     ood_threshold: float | None = None
     details: Mapping[ResultFlag, str] = field(default_factory=dict)
     quality: QualityVerdict | None = None
     anatomy: AnatomyVerdict | None = None
+
+    def __post_init__(self) -> None:
+        # an array given as the heatmap (a caller's own map, on the frame grid) is kept as is
+        if self.heatmap is not None and not isinstance(self.heatmap, Heatmap):
+            object.__setattr__(self, "heatmap", Heatmap.of_array(self.heatmap))
+
+    @property
+    def cam(self) -> np.ndarray | None:
+        """The attention map on the original frame grid (rows, cols), float32 in [0, 1]; None
+        without one. Computed from :attr:`heatmap` on each access: keep the array while drawing,
+        keep the heatmap to store."""
+        return None if self.heatmap is None else self.heatmap.full()
 
     @property
     def predicted_index(self) -> int:
@@ -316,13 +332,14 @@ class ScanResult:
         raise KeyError(index)
 
     def with_cam(
-        self, frame_index: int, cam: np.ndarray | None, cam_class: int | None
+        self, frame_index: int, cam: Heatmap | np.ndarray | None, cam_class: int | None
     ) -> ScanResult:
-        """This result with ``cam`` (the map of class ``cam_class``) as the heatmap of frame
-        ``frame_index``; the other frames are unchanged (volumes are analysed without CAMs and
-        get the shown frame's afterwards)."""
+        """This result with ``cam`` (the map of class ``cam_class``: a Heatmap, or an array on
+        the frame grid) as the heatmap of frame ``frame_index``; the other frames are unchanged
+        (volumes are analysed without CAMs and get the shown frame's afterwards)."""
+        heatmap = Heatmap.coerce(cam)
         frames = tuple(
-            replace(f, cam=cam, cam_class=cam_class) if f.frame_index == frame_index else f
+            replace(f, heatmap=heatmap, cam_class=cam_class) if f.frame_index == frame_index else f
             for f in self.frames
         )
         return replace(self, frames=frames)

@@ -15,17 +15,18 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from octviewer.errors import AmbiguousSeriesError, AnalysisCancelled, OCTViewerError
 from octviewer.ui import presenters, session
 from octviewer.ui.presenters import NO_MODEL_TEXT
+from octviewer.ui.residency import FrameKeeper, ScanHeader, read_scan
 from octviewer.ui.session import EntryStatus, ModelState, ScanEntry
 from octviewer.ui.workers import JobRunner
 
 if TYPE_CHECKING:
     from octviewer.core.engine import Engine
+    from octviewer.core.heatmap import Heatmap
     from octviewer.core.result_cache import ResultCache
     from octviewer.core.results import ScanResult
     from octviewer.core.scan import Scan
@@ -65,6 +66,7 @@ class Controller(QObject):
         self.queue = session.AnalysisQueue()
         self.result_cache: ResultCache | None = None  # set: results read and stored there
         self.recompute: dict[int, bool] = {}  # uids to analyse once past the cache ("again")
+        self.frames = FrameKeeper(self, self._report_error)  # whose frames stay in memory
 
     def entries(self) -> list[ScanEntry]:
         return list(self._entries.values())
@@ -73,8 +75,9 @@ class Controller(QObject):
         return self._entries.get(uid)
 
     def set_priority(self, uid: int | None) -> None:
-        """The scan on screen: analysed before the rest of the queue."""
+        """The scan on screen: analysed first; released frames are read again (ui/residency.py)."""
         self.queue.priority = uid
+        self.frames.show(uid)
 
     def open_paths(self, paths: Iterable[str | Path | tuple[str | Path, str | None]]) -> list[int]:
         """Open files/folders or (path, series key) pairs in the background: an entry each."""
@@ -131,16 +134,16 @@ class Controller(QObject):
         path, series, uid = entry.path, entry.series, entry.uid
         self.io_jobs.submit(
             f"load:{uid}",
-            lambda ctx: session.open_scan(path, series),
-            on_result=lambda scan: self._on_loaded(uid, scan),
+            lambda ctx: read_scan(path, series),
+            on_result=lambda got: self._on_loaded(uid, *got),
             on_error=lambda exc, tb: self._on_load_error(uid, exc, tb),
         )
 
-    def _on_loaded(self, uid: int, scan: Scan) -> None:
+    def _on_loaded(self, uid: int, scan: Scan, header: ScanHeader) -> None:
         entry = self._entries.get(uid)
         if entry is None:
             return
-        entry.scan = scan
+        self.frames.loaded(entry, scan, header)
         log.info(
             "opened %s: %d frame(s) %dx%d, %s",
             scan.metadata.format,
@@ -235,7 +238,7 @@ class Controller(QObject):
     def analyse(self, uid: int) -> None:
         """(Re)analyse an entry, e.g. after a cancel."""
         entry = self._entries.get(uid)
-        if entry is not None and entry.scan is not None:
+        if entry is not None and entry.opened:
             entry.result, entry.cams = None, {}
             self.recompute[uid] = True
             self._enqueue(entry)
@@ -255,15 +258,20 @@ class Controller(QObject):
         if uid is None:
             return
         entry = self._entries[uid]
-        assert entry.scan is not None and self.engine is not None
-        entry.status, entry.progress = EntryStatus.ANALYSING, (0, entry.scan.n_frames)
+        assert entry.opened and self.engine is not None
+        entry.status, entry.progress = EntryStatus.ANALYSING, (0, entry.n_frames)
         self.entry_updated.emit(uid)
         self.analysis_running.emit(True)
-        engine, scan, started = self.engine, entry.scan, time.perf_counter()
-        cached = (self.result_cache, entry.series, self.recompute.pop(uid, None) is None)
+        engine, scan, source = self.engine, entry.scan, (entry.path, entry.series)
+        started, cached = (
+            time.perf_counter(),
+            (self.result_cache, self.recompute.pop(uid, None) is None),
+        )
         self.model_jobs.submit(
             f"analysis:{uid}",
-            lambda ctx: session.analyse(engine, scan, ctx.progress, ctx.cancelled, *cached),
+            lambda ctx: session.analyse_entry(
+                engine, scan, source, ctx.progress, ctx.cancelled, *cached
+            ),
             on_result=lambda res: self._on_analysed(uid, res, started),
             on_error=lambda exc, tb: self._on_analysis_error(uid, exc, tb),
             on_progress=lambda d, t: self._on_progress(uid, d, t),
@@ -320,8 +328,8 @@ class Controller(QObject):
             self.analysis_failed.emit(uid)
         self._finish_running()
 
-    def request_cam(self, uid: int, frame: int, class_index: int) -> np.ndarray | None:
-        """The cached CAM, or None after asking the engine for it (``cam_ready`` follows).
+    def request_cam(self, uid: int, frame: int, class_index: int) -> Heatmap | None:
+        """The cached Heatmap, or None after asking the engine for it (``cam_ready`` follows).
         Only the newest request counts: moving to another frame drops older ones."""
         entry = self._entries.get(uid)
         if entry is None or entry.scan is None or entry.result is None or self.engine is None:
@@ -331,7 +339,7 @@ class Controller(QObject):
             return entry.cams[key]
         engine, scan = self.engine, entry.scan
 
-        def done(cam: np.ndarray) -> None:
+        def done(cam: Heatmap) -> None:
             e = self._entries.get(uid)
             if e is not None:
                 e.cams[key] = cam
@@ -339,7 +347,7 @@ class Controller(QObject):
 
         self.model_jobs.submit(
             "cam",
-            lambda ctx: engine.cam(scan, frame, class_index),
+            lambda ctx: engine.heatmap(scan, frame, class_index),
             on_result=done,
             on_error=lambda exc, tb: self._report_error("Could not compute the heatmap", exc, tb),
         )

@@ -27,6 +27,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QWidget
 
+from octviewer.core.heatmap import Heatmap
 from octviewer.core.overlay import DEFAULT_COLORMAP, DEFAULT_OPACITY
 
 ZOOM_STEP = 1.15
@@ -89,7 +90,8 @@ class ImageView(QGraphicsView):
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.wheel_steps_frames = False
         self._frame: np.ndarray | None = None
-        self._cam: np.ndarray | None = None
+        self._cam: Heatmap | np.ndarray | None = None
+        self._cam_drawn: tuple[object, np.ndarray] | None = None  # (map, on the frame grid)
         self._colormap = DEFAULT_COLORMAP
         self._opacity = DEFAULT_OPACITY
         self._overlay_visible = True
@@ -98,6 +100,7 @@ class ImageView(QGraphicsView):
         self._aspect = 1.0
         self._spacing_um: tuple[float, float] | None = None  # (axial, lateral) µm per pixel
         self._fit_mode = True
+        self._fit_pending = False  # a new frame's geometry: fit when it is drawn
         self._wl_anchor: QPoint | None = None
         self._wl_start = (self._window, self._level)
         self.rendered: np.ndarray | None = None  # what is on screen (tests, screenshots)
@@ -110,9 +113,14 @@ class ImageView(QGraphicsView):
         *,
         reset_view: bool = False,
         spacing_um: tuple[float, float] | None = None,
+        render: bool = True,
     ) -> None:
         """Show a frame. ``aspect`` stretches rows (1 = the device's pixel grid);
-        ``spacing_um`` (axial, lateral µm per pixel) draws the scale bar; None: no bar."""
+        ``spacing_um`` (axial, lateral µm per pixel) draws the scale bar; None: no bar. A new
+        frame drops the heatmap of the previous one (``set_overlay`` gives its own);
+        ``render=False``: drawn by the ``set_overlay`` that follows (one blend, not two)."""
+        if frame_u8 is not self._frame:
+            self._cam = self._cam_drawn = None
         self._frame = frame_u8
         self._spacing_um = spacing_um if spacing_um and all(v > 0 for v in spacing_um) else None
         new_aspect = float(aspect) if aspect and np.isfinite(aspect) and aspect > 0 else 1.0
@@ -124,20 +132,21 @@ class ImageView(QGraphicsView):
             or new_aspect != self._aspect
         )
         self._aspect = new_aspect
-        self._render()
-        if reset_view or geometry_changed:
-            self.fit()
+        self._fit_pending = self._fit_pending or reset_view or geometry_changed
+        if render:
+            self._render()
 
     def set_overlay(
         self,
-        cam: np.ndarray | None,
+        cam: Heatmap | np.ndarray | None,
         colormap: str,
         opacity: float,
         visible: bool,
         contours: tuple[float, ...] = (),
     ) -> None:
         """The heatmap: attention-weighted colour (see ``core.overlay.blend``), ``opacity`` at
-        the highest attention, iso-lines at ``contours`` (attention levels in (0, 1])."""
+        the highest attention, iso-lines at ``contours`` (attention levels in (0, 1]). A
+        :class:`~octviewer.core.heatmap.Heatmap` is upsampled once for the frame on screen."""
         self._cam, self._colormap, self._opacity, self._overlay_visible = (
             cam,
             colormap,
@@ -177,12 +186,29 @@ class ImageView(QGraphicsView):
         ):
             from octviewer.core.overlay import blend
 
-            shown = blend(shown, self._cam, self._colormap, self._opacity, self._contours)
+            shown = blend(
+                shown, self._cam_on(shown.shape), self._colormap, self._opacity, self._contours
+            )
         self.rendered = shown
         self._item.setPixmap(QPixmap.fromImage(to_qimage(shown)))
         self._item.setTransform(QTransform.fromScale(1.0, self._aspect))
         self.scene().setSceneRect(self._item.sceneBoundingRect())
         self.viewport().update()
+        if self._fit_pending:
+            self._fit_pending = False
+            self.fit()
+
+    def _cam_on(self, shape: tuple[int, ...]) -> np.ndarray | None:
+        """The heatmap on the frame grid; one upsampled copy is kept for the map on screen (a
+        window/level drag redraws it many times)."""
+        cam = self._cam
+        if not isinstance(cam, Heatmap):
+            self._cam_drawn = None
+            return cam
+        if self._cam_drawn is None or self._cam_drawn[0] is not cam:
+            self._cam_drawn = None  # the previous map's copy goes first
+            self._cam_drawn = (cam, cam.resized(shape[:2]))
+        return self._cam_drawn[1]
 
     # --- scale bar --------------------------------------------------------------------------------
     def scale_bars(self) -> tuple[tuple[int, float], tuple[int, float]] | None:

@@ -17,6 +17,7 @@ from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent, QPen, QPix
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from octviewer.core import disease_map as dm
+from octviewer.core.heatmap import Heatmap
 from octviewer.core.overlay import DEFAULT_COLORMAP, attention_alpha, lut
 from octviewer.core.scan import outline_of
 from octviewer.ui.image_view import to_qimage
@@ -103,7 +104,9 @@ class LocalizerView(QWidget):
         )
         self.update()
 
-    def show_map(self, scan, result, cams: Mapping[int, np.ndarray] | None = None) -> None:
+    def show_map(
+        self, scan, result, cams: Mapping[int, np.ndarray | Heatmap] | None = None
+    ) -> None:
         """Build the disease map of ``scan`` from ``result`` (None: lines only). ``cams``: frame
         -> heatmap of its predicted class, projected along the line when attention is shown."""
         self.map = dm.build_disease_map(scan, result, cams if self.attention_visible else None)

@@ -199,7 +199,8 @@ class MainWindow(
     def show_entry(self, uid: int) -> None:
         """Show an opened scan (from the list)."""
         entry = self.controller.entry(uid)
-        if self.view.select(uid, entry.scan if entry is not None else None):
+        known = None if entry is None else entry.scan or entry.header  # released: its header
+        if self.view.select(uid, known):
             self.controller.set_priority(uid)
             self._show_current(new_scan=True)
         self.scan_list.select(uid)

@@ -25,12 +25,13 @@ WAITING_FOR_MODEL_TEXT = "Waiting for the model to load…"
 CANCELLED_TEXT = "Analysis cancelled. Analysis > Analyse again (Ctrl+R) to run it."
 SCAN_NOT_ASSESSED_CAPTION = "the scan as a whole is not assessed: no frame is the most suspicious"
 NONE_ASSESSABLE = "No frame of this volume is assessed, so none is the most suspicious."
+REREADING_TEXT = "Reading the scan again…"
 
 
 def entry_summary(entry: ScanEntry) -> str:
     """One line for the side list: status, or the answer when done."""
     if entry.status is EntryStatus.DONE and entry.result is not None:
-        if entry.scan is not None and entry.scan.is_volume:
+        if entry.is_volume:
             n = len(entry.result.frames)
             if not entry.result.assessed_as_whole:
                 return f"not assessed as a whole ({n} frames)"
@@ -52,6 +53,13 @@ def result_placeholder(entry: ScanEntry | None, frame: int, model_state: ModelSt
     """What the result panel says instead of an answer; None when ``frame`` has a result."""
     if entry is None:
         return NO_SCAN_TEXT
+    if entry.released:
+        if entry.reread_error:
+            return (
+                f"Could not read this scan again: {entry.reread_error}\n\nIts result is kept "
+                "in the list; put the file back where it was and show it again."
+            )
+        return REREADING_TEXT
     if entry.scan is None:
         if entry.status is EntryStatus.FAILED:
             return f"Could not open this file.\n\n{entry.error or ''}"

@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
+from octviewer.ui.residency import ScanHeader, read_scan, scan_nbytes
 
 if TYPE_CHECKING:
     from octviewer.core.engine import Engine
+    from octviewer.core.heatmap import Heatmap
     from octviewer.core.result_cache import ResultCache
     from octviewer.core.results import ScanResult
     from octviewer.core.scan import Scan
@@ -54,32 +55,75 @@ class ScanEntry:
     path: Path
     series: str | None = None
     status: EntryStatus = EntryStatus.OPENING
-    scan: Scan | None = None
+    scan: Scan | None = None  # None before it is read, when it failed, or when released
+    #: what is kept of a scan read from a file when its frames are released (ui/residency.py)
+    header: ScanHeader | None = None
+    #: why the released frames could not be read again (shown instead of the scan)
+    reread_error: str | None = None
     result: ScanResult | None = None
     error: str | None = None
     elapsed_s: float = 0.0
     progress: tuple[int, int] = (0, 0)
-    cams: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
+    #: heatmaps asked for, by (frame, class), at the model's resolution (a few hundred bytes)
+    cams: dict[tuple[int, int], Heatmap] = field(default_factory=dict)
     opened_at: float = field(default_factory=time.perf_counter)
 
     @property
     def name(self) -> str:
         if self.scan is not None:
             return self.scan.metadata.display_name
+        if self.header is not None:
+            return self.header.metadata.display_name
         return self.path.name or str(self.path)
+
+    @property
+    def released(self) -> bool:
+        """Read once, frames given back to free memory: reading the file again shows it."""
+        return self.scan is None and self.header is not None
+
+    @property
+    def opened(self) -> bool:
+        """The scan was read (its frames may be released since)."""
+        return self.scan is not None or self.header is not None
+
+    @property
+    def is_volume(self) -> bool:
+        return self.n_frames > 1
+
+    @property
+    def n_frames(self) -> int:
+        """Frames of the scan (0 before it is read)."""
+        known = self.scan if self.scan is not None else self.header
+        return 0 if known is None else known.n_frames
+
+    def release(self) -> None:
+        """Give the frames (and localizer) back; the header, result and heatmaps stay."""
+        if self.header is not None:
+            self.scan = None
+
+    def held_bytes(self) -> int:
+        """Bytes of array data this entry holds: frames and localizer while resident, the
+        result's per-frame arrays and the kept heatmaps (what grows with the entries)."""
+        n = scan_nbytes(self.scan)
+        if self.result is not None:
+            for fr in self.result.frames:
+                n += fr.probabilities.nbytes + fr.logits.nbytes
+                n += fr.heatmap.nbytes if fr.heatmap is not None else 0
+        seen = {id(fr.heatmap) for fr in self.result.frames} if self.result is not None else set()
+        return n + sum(h.nbytes for h in self.cams.values() if id(h) not in seen)
 
     def take_result(self, result: ScanResult, elapsed_s: float) -> None:
         """The analysis is done: keep ``result`` and cache the heatmaps it carries."""
         self.result, self.status, self.elapsed_s = result, EntryStatus.DONE, elapsed_s
         for fr in result.frames:
-            if fr.cam is not None and fr.cam_class is not None:
-                self.cams[(fr.frame_index, fr.cam_class)] = fr.cam
+            if fr.heatmap is not None and fr.cam_class is not None:
+                self.cams[(fr.frame_index, fr.cam_class)] = fr.heatmap
 
     def needs_analysis(self, model_sha256: str) -> bool:
         """Opened, and without a result of that model (results of another model no longer
         describe what is shown)."""
         return (
-            self.scan is not None
+            self.opened
             and self.status is not EntryStatus.FAILED
             and (self.result is None or self.result.model.sha256 != model_sha256)
         )
@@ -134,13 +178,6 @@ class AnalysisQueue:
         return out
 
 
-def open_scan(path: Path, series: str | None) -> Scan:
-    """Read a scan (an I/O job)."""
-    from octviewer.core.io import load
-
-    return load(path, series=series)
-
-
 def make_engine(bundle: Path, device: str, precision: str) -> Engine:
     """Load a model bundle (a model job; torch is imported here, not at start-up).
     ``precision``: "auto" (bf16 where native) or "fp32", with "+int8" for int8 arithmetic on
@@ -182,12 +219,29 @@ def analyse(
     return cache.through(scan, engine, compute, series=series, lookup=lookup)
 
 
+def analyse_entry(
+    engine: Engine,
+    scan: Scan | None,
+    source: tuple[Path, str | None],
+    progress: Callable[[int, int], None],
+    cancelled: Callable[[], bool],
+    cache: ResultCache | None = None,
+    lookup: bool = True,
+) -> ScanResult:
+    """The analysis job: a released scan (``scan`` None, e.g. analysed again by a new model)
+    is read again from ``source`` (path, series) for the analysis and released after it.
+    With a ``cache``: its result when it has one (``lookup``), else the engine's, stored."""
+    if scan is None:
+        scan, _header = read_scan(*source)
+    return analyse(engine, scan, progress, cancelled, cache, source[1], lookup)
+
+
 def default_report_name(entry: ScanEntry, frame: int) -> str:
     """``<file stem>[_frameN]_<class>_report.png``: from the file name, never the patient's name."""
     from octviewer.core.report.naming import safe_stem
 
     parts = [safe_stem(entry.path.stem if entry.path.suffix else entry.path.name, max_len=60)]
-    if entry.scan is not None and entry.scan.is_volume:
+    if entry.is_volume:
         parts.append(f"frame{frame + 1:03d}")
     if entry.result is not None:
         with contextlib.suppress(KeyError):
@@ -203,7 +257,7 @@ def export_plan(entries: Iterable[ScanEntry], directory: Path) -> list[tuple[Sca
     plan = []
     used: set[str] = set()
     for e in entries:
-        if e.result is None or e.scan is None:
+        if e.result is None or not e.opened:
             continue
         frame = (
             e.result.most_suspicious_frame()
@@ -230,18 +284,20 @@ def write_reports(
 @dataclass(frozen=True)
 class ReportJob:
     """One PNG report, with the scan, result, engine and cached heatmaps taken when it was
-    asked for (the entry may change or close while a worker writes it)."""
+    asked for (the entry may change or close while a worker writes it). A released scan
+    (``scan`` None) is read again from ``source`` (path, series, checksum) by the worker."""
 
-    scan: Scan
+    scan: Scan | None
     result: ScanResult
     engine: Engine | None
-    cams: dict[tuple[int, int], np.ndarray]
+    cams: dict[tuple[int, int], Heatmap]
     frame: int
     class_index: int | None
     path: Path
     include_identity: bool
     show_unreliable: bool = False
     look: dict[str, Any] | None = None
+    source: tuple[Path, str | None, int] | None = None
 
     @classmethod
     def of(
@@ -258,23 +314,42 @@ class ReportJob:
         """The report of ``entry``'s ``frame``: the heatmap of ``class_index`` (None: the
         predicted class); ``show_unreliable``: a not-assessed frame's output drawn anyway;
         ``look``: the heatmap as the window shows it (colormap, opacity, contours)."""
-        assert entry.scan is not None and entry.result is not None
+        assert entry.opened and entry.result is not None
         cams = dict(entry.cams)
         options = (class_index, path, include_identity, show_unreliable, look)
-        return cls(entry.scan, entry.result, engine, cams, frame, *options)
+        h = entry.header
+        source = None if h is None else (entry.path, entry.series, h.checksum)
+        return cls(entry.scan, entry.result, engine, cams, frame, *options, source=source)
+
+    def _read(self) -> Scan:
+        """The scan: as taken, or read again (refused when the file changed since)."""
+        if self.scan is not None:
+            return self.scan
+        from octviewer.errors import ReportError
+
+        assert self.source is not None
+        path, series, checksum = self.source
+        scan, header = read_scan(path, series)
+        if header.checksum != checksum:
+            raise ReportError(
+                f"{path.name} changed since it was analysed, so its result no longer describes "
+                "it. Show it to analyse it again, then write its report."
+            )
+        return scan
 
     def run(self) -> Path:
         """Write the report (computing the frame's heatmap when none is cached)."""
         from octviewer.core.report import save_report
 
+        scan = self._read()
         fr = self.result.frame(self.frame)
         cls = fr.predicted_index if self.class_index is None else self.class_index
         cam = self.cams.get((self.frame, cls))
         drawn = fr.assessable or self.show_unreliable  # no heatmap for a frame not assessed
         if cam is None and self.engine is not None and drawn:
-            cam = self.engine.cam(self.scan, self.frame, cls)
+            cam = self.engine.heatmap(scan, self.frame, cls)
         return save_report(
-            self.scan,
+            scan,
             self.result.with_cam(self.frame, cam, cls),
             self.path,
             frame_index=self.frame,

@@ -15,6 +15,7 @@ from octviewer.core.overlay import COLORMAPS, DEFAULT_COLORMAP, DEFAULT_OPACITY
 
 if TYPE_CHECKING:
     from octviewer.core.scan import PixelSpacing, Scan
+    from octviewer.ui.residency import ScanHeader
 
 
 @dataclass
@@ -46,7 +47,7 @@ class ViewState:
         return view
 
     # --- scan and frame ----------------------------------------------------------------------
-    def select(self, uid: int | None, scan: Scan | None = None) -> bool:
+    def select(self, uid: int | None, scan: Scan | ScanHeader | None = None) -> bool:
         """Show entry ``uid``: a volume opens on its middle frame, anything else on frame 0.
         False (nothing changes) when it is already on screen."""
         if uid == self.uid:

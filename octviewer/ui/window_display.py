@@ -41,9 +41,8 @@ class DisplayMixin:
         self.setWindowTitle(f"{entry.name} — octviewer")
         scan = entry.scan
         if scan is None:
-            self.stack.setCurrentWidget(
-                self.empty if entry.status is not EntryStatus.OPENING else self.image_view
-            )
+            waiting = entry.status is EntryStatus.OPENING or entry.released  # being read
+            self.stack.setCurrentWidget(self.image_view if waiting else self.empty)
             self.image_view.set_frame(None)
             self.volume_box.hide()
             self.localizer.hide()
@@ -59,6 +58,7 @@ class DisplayMixin:
             self._aspect(scan),
             reset_view=new_scan,
             spacing_um=(sp.row * 1000, sp.col * 1000) if sp and sp.unit == "mm" else None,
+            render=False,  # _refresh_overlay below draws frame and heatmap at once
         )
         self.volume_box.setVisible(scan.is_volume)
         if scan.is_volume:

@@ -103,7 +103,7 @@ def load(path: str | Path, *, series: str | None = None) -> Scan:
     """
     p = Path(path).expanduser()
     try:
-        return judge_content(_load(p, series))
+        return judge_content(note_blank_frames(_load(p, series)))
     except OCTViewerError:
         raise
     except PermissionError as exc:
@@ -175,6 +175,23 @@ def _load(p: Path, series: str | None) -> Scan:
         if file_is_dicomdir(p):  # a media index, not an image: list / open its series
             return read_dicomdir(p, series=series)
     return _resolve(reader)(p)
+
+
+def note_blank_frames(scan: Scan) -> Scan:
+    """Mark frames that hold one single value (no image: a file whose header and data disagree
+    can yield them) in ``metadata.notes``, so they are never shown as if they were a scan; a
+    scan whose every frame is blank is left to the content check, which refuses it as blank."""
+    f = scan.frames.reshape(scan.n_frames, -1)
+    blank = [i for i in range(scan.n_frames) if f[i].min() == f[i].max()]
+    if blank and len(blank) < scan.n_frames:
+        listed = ", ".join(str(i + 1) for i in blank[:10]) + (" ..." if len(blank) > 10 else "")
+        note = (
+            f"{len(blank)} of {scan.n_frames} frames hold no image (one single value): frame(s) "
+            f"{listed}; the file may be damaged or cut short"
+        )
+        logger.info("load: %s", note)
+        scan.metadata = replace(scan.metadata, notes=(*scan.metadata.notes, note))
+    return scan
 
 
 #: Vendor raw formats whose frames are OCT B-scans by construction (the SLO is kept apart).

@@ -8,11 +8,14 @@ Patient records (name, ID) are only walked through, never shown, logged or retur
 
 from __future__ import annotations
 
+import io
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from octviewer.core.io.dicom.header import HeaderTooLongError, dcmread_bounded, too_long
+from octviewer.core.io.errors import library_cause
 from octviewer.core.scan import Scan
 from octviewer.errors import (
     AmbiguousSeriesError,
@@ -27,6 +30,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MEDIA_DIRECTORY_UID = "1.2.840.10008.1.3.10"
+#: Bytes read to tell a DICOMDIR: its file meta (the Media Storage SOP Class) and its first
+#: elements (group 0004) sit at the start; the rest of the file is never parsed to decide.
+SNIFF_BYTES = 64 * 1024
 #: record types that point at a file with an image octviewer can show
 IMAGE_RECORDS = {"IMAGE", "STEREOMETRIC"}
 _COPY_ALL = (
@@ -77,14 +83,33 @@ def is_dicomdir(ds: Dataset) -> bool:
 
 
 def file_is_dicomdir(path: Path) -> bool:
-    """Cheap check (header only) whether a DICOM file is a DICOMDIR."""
+    """Cheap check whether a DICOM file is a DICOMDIR, from its first :data:`SNIFF_BYTES`
+    only (a file of megabytes of zeros after the preamble answers at once)."""
     import pydicom
 
+    with path.open("rb") as fh:
+        head = fh.read(SNIFF_BYTES)
+    if _uid_in(head[: _meta_end(head)]):
+        return True
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=[], force=True)
-    except Exception:  # not parseable: the DICOM reader gives the precise message
+        ds = pydicom.dcmread(io.BytesIO(head), stop_before_pixels=True, defer_size=1024, force=True)
+    except Exception:  # cut off by the prefix, or not parseable: the reader says why
         return False
-    return is_dicomdir(ds)
+    return is_dicomdir(ds) or any(tag.group == 0x0004 for tag in list(ds.keys()))
+
+
+def _meta_end(head: bytes) -> int:
+    """Where the file meta group ends (its group length), or 0 without one."""
+    if head[128:132] != b"DICM" or head[132:134] != b"\x02\x00" or head[136:138] != b"UL":
+        return 0
+    return min(len(head), 144 + int.from_bytes(head[140:144], "little"))
+
+
+def _uid_in(meta: bytes) -> bool:
+    """The Media Storage Directory UID as a whole value (not the prefix of a longer UID)."""
+    at = meta.find(MEDIA_DIRECTORY_UID.encode())
+    end = meta[at + len(MEDIA_DIRECTORY_UID) : at + len(MEDIA_DIRECTORY_UID) + 1]
+    return at >= 0 and end in (b"", b"\x00", b" ", b"\x02")
 
 
 def _records_in_order(ds: Dataset) -> list[tuple[int, Dataset]]:
@@ -111,9 +136,7 @@ def _records_in_order(ds: Dataset) -> list[tuple[int, Dataset]]:
 
 def list_series(path: Path, ds: Dataset | None = None) -> dict[str, DicomdirSeries]:
     """The series a DICOMDIR references, by SeriesInstanceUID (in index order)."""
-    import pydicom
-
-    ds = ds if ds is not None else pydicom.dcmread(path, force=True)
+    ds = ds if ds is not None else dcmread_bounded(path, force=True)
     root = path.parent
     series: dict[str, DicomdirSeries] = {}
     current: DicomdirSeries | None = None
@@ -146,21 +169,21 @@ def list_series(path: Path, ds: Dataset | None = None) -> dict[str, DicomdirSeri
 
 def read_dicomdir(path: Path, *, series: str | None = None) -> Scan:
     """Open the series of a DICOMDIR (``series`` = its SeriesInstanceUID when it lists several)."""
-    import pydicom
-
     from octviewer.core.io.series import read_dicom_files
 
     try:
-        ds = pydicom.dcmread(path, force=True)
-    except PermissionError:
+        ds = dcmread_bounded(path, force=True)
+        listed = list_series(path, ds)  # values are converted here: a bad VR fails here
+    except HeaderTooLongError as exc:
+        raise too_long(path) from exc
+    except (PermissionError, MemoryError):
         raise
     except Exception as exc:  # pydicom raises many types on a damaged index
         raise CorruptFileError(
             "This DICOMDIR (the index of a DICOM export) ends early or is damaged and its list "
-            f"of series cannot be read ({type(exc).__name__}). {_COPY_ALL}",
+            f"of series cannot be read ({library_cause(exc)}). {_COPY_ALL}",
             path=path,
         ) from exc
-    listed = list_series(path, ds)
     root = path.parent
     choices = {uid: s.describe(root) for uid, s in listed.items() if s.has_images}
     every_file = [p for s in listed.values() for p in s.files]

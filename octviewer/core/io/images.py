@@ -6,7 +6,7 @@ import logging
 import math
 import struct
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,6 +14,7 @@ import numpy as np
 
 from octviewer.core.io import safety
 from octviewer.core.io.sniff import FileKind
+from octviewer.core.io.tiffwalk import check_pages_hold_data, walk_tiff
 from octviewer.core.scan import Modality, Scan, ScanMetadata
 from octviewer.errors import CorruptFileError, ImageTooLargeError, ScanReadError
 
@@ -70,14 +71,28 @@ def read_image(path: Path, kind: FileKind) -> Scan:
 
 
 def image_size(path: Path, kind: FileKind) -> tuple[int, int, int]:
-    """(n_frames, rows, cols) from the header only, for folder budgeting."""
-
+    """(n_frames, rows, cols) from the header only, for folder budgeting (a TIFF's page chain
+    is walked with its own bounds, :mod:`octviewer.core.io.tiffwalk`)."""
+    if kind is FileKind.TIFF:
+        pages = walk_tiff(path)
+        if pages[0].rows and pages[0].cols:
+            return len(pages), pages[0].rows, pages[0].cols
     with _opened(path, kind) as im:
         n = getattr(im, "n_frames", 1) if kind is FileKind.TIFF else 1
         return int(n), im.size[1], im.size[0]
 
 
 def decode_image(path: Path, kind: FileKind) -> DecodedImage:
+    """Decode every frame; a TIFF's page chain is checked first (cycles, page count, pages
+    whose pixel data is not in the file)."""
+    if kind is FileKind.TIFF:
+        note = check_pages_hold_data(walk_tiff(path), path)
+        image = _decode(path, kind)
+        return replace(image, notes=(*image.notes, *note)) if note else image
+    return _decode(path, kind)
+
+
+def _decode(path: Path, kind: FileKind) -> DecodedImage:
     from PIL import Image
 
     try:

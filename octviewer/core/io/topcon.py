@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 
 from octviewer.core.io import octconverter_compat as compat
+from octviewer.core.io.errors import library_cause
+from octviewer.core.io.headers import fundus_fits, topcon_chunks
 from octviewer.core.scan import (
     DeviceQuality,
     Laterality,
@@ -88,6 +90,9 @@ def read_topcon(path: Path) -> Scan:
     """A Topcon ``.fda`` / ``.fds``: B-scans, spacing, laterality, fundus image as localizer."""
     variant = topcon_variant(path)
     what = f"Topcon .{variant.lower()}"
+    chunks = topcon_chunks(path, variant)  # sizes checked before oct-converter reads them
+    if not OCT_CHUNKS[variant] & set(chunks):
+        raise _refusal(ValueError("Could not find OCT header: no OCT image chunk"), what, path)
     try:
         readers = compat.import_readers()
     except ImportError as exc:
@@ -98,10 +103,8 @@ def read_topcon(path: Path) -> Scan:
     try:
         with compat.numpy_fromstring_for_bytes(), contextlib.redirect_stdout(quiet):
             reader = getattr(readers, variant)(str(path))
-            if not OCT_CHUNKS[variant] & set(getattr(reader, "chunk_dict", {})):
-                raise ValueError("Could not find OCT header: no OCT image chunk")
             volume = reader.read_oct_volume()
-            fundus = _fundus(reader)
+            fundus = _fundus(reader) if fundus_fits(path, chunks) else None
         frames = np.stack([np.asarray(f) for f in volume.volume])
     except PermissionError:
         raise
@@ -209,7 +212,7 @@ def _refusal(exc: Exception, what: str, path: Path) -> Exception:
         )
     return UnsupportedFormatError(
         f"This {what} file is of a variant the Topcon reader (oct-converter) does not "
-        f"handle ({type(exc).__name__}). {_EXPORT}",
+        f"handle (it says: {library_cause(exc)}). {_EXPORT}",
         path=path,
     )
 

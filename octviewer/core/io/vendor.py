@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from octviewer.core.io.errors import MissingReaderError
+from octviewer.core.io.errors import MissingReaderError, library_cause
+from octviewer.core.io.headers import check_vol
 from octviewer.core.scan import (
     DeviceQuality,
     Laterality,
@@ -102,6 +103,7 @@ def read_heidelberg_vol(path: Path) -> Scan:
     Built from eyepy's parsed file (``HeVolReader.parsed_file``), not its ``EyeVolume``, which
     refuses circular and radial scans although the file parses.
     """
+    check_vol(path)  # the sizes the header claims, before eyepy allocates for them
     try:
         from eyepy.core.utils import from_vol_intensity
         from eyepy.io.he.vol_reader import HeVolReader
@@ -118,7 +120,7 @@ def read_heidelberg_vol(path: Path) -> Scan:
         logger.info("eyepy could not parse a .vol file: %s", type(exc).__name__)
         raise CorruptFileError(
             "The Heidelberg .vol file could not be parsed: it ends early or its header does not "
-            f"match the HSF-OCT format (eyepy: {type(exc).__name__}). Copy or export it again. "
+            f"match the HSF-OCT format ({library_cause(exc)}). Copy or export it again. "
             f"{_EXPORT_DICOM}",
             path=path,
         ) from exc
@@ -285,7 +287,7 @@ def _e2e_with_eyepy(path: Path) -> Scan:
             volumes = reader.volumes
     except Exception as exc:
         logger.info("eyepy could not read an E2E file: %s", type(exc).__name__)
-        raise _NothingFound(f"could not parse it ({type(exc).__name__})") from exc
+        raise _NothingFound(f"could not parse it: {library_cause(exc)}") from exc
     volumes = [v for v in volumes if np.asarray(v.data).size]
     if not volumes:
         raise _NothingFound("found no series with B-scans in it")
@@ -350,7 +352,7 @@ def _e2e_with_oct_converter(path: Path) -> Scan:
             result = readers.E2E(str(path)).read_oct_volume()
     except Exception as exc:
         logger.info("oct-converter could not read an E2E file: %s", type(exc).__name__)
-        raise _NothingFound(f"could not parse it ({type(exc).__name__})") from exc
+        raise _NothingFound(f"could not parse it: {library_cause(exc)}") from exc
     volumes = [v for v in (result if isinstance(result, list) else [result]) if v.volume]
     if not volumes:
         raise _NothingFound("found no B-scans in it")

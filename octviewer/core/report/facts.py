@@ -173,7 +173,7 @@ def result_record(
         "scan_assessable": result.assessed_as_whole,
         "scan_reason": result.scan_reason,
         "cam_class": fr.class_names[fr.cam_class]
-        if revealed and fr.cam is not None and fr.cam_class is not None
+        if revealed and fr.heatmap is not None and fr.cam_class is not None
         else None,
         "model": {
             "name": result.model.name,

@@ -63,8 +63,9 @@ def _panels(
     size = (round(cols * scale), round(rows * scale))
     left = Image.fromarray(frame, "L").convert("RGB")
     right = None
-    if fr.cam is not None:
-        right = Image.fromarray(overlay.blend(frame, fr.cam, colormap, opacity, contours), "RGB")
+    cam = fr.cam  # upsampled from the model's grid here, where it is drawn
+    if cam is not None:
+        right = Image.fromarray(overlay.blend(frame, cam, colormap, opacity, contours), "RGB")
     if scale > 1.0:
         left = left.resize(size, Image.Resampling.BICUBIC)
         right = right.resize(size, Image.Resampling.BICUBIC) if right is not None else None

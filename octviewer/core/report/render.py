@@ -60,7 +60,7 @@ def render_report(
     created = created or _dt.datetime.now().astimezone()
     revealed = fr.assessable or show_unreliable
     left, right = _panels(
-        scan, fr if revealed else replace(fr, cam=None), colormap, opacity, contours
+        scan, fr if revealed else replace(fr, heatmap=None), colormap, opacity, contours
     )
     pw, ph = left.size
     width = max(1280, 2 * pw + 3 * 32)

@@ -3,7 +3,10 @@ scan bytes, compressed fragment sizes) and the decoder check."""
 
 from __future__ import annotations
 
+import itertools
 import logging
+import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -89,13 +92,13 @@ def decode_frames(path: Path, ds: Dataset) -> DecodedDicom:
     safety.check_scan_bytes(lay.frames, lay.rows, lay.cols, lay.itemsize, path)
     _check_decoder(ds, path)
     _check_stream_sizes(ds, path, lay)
+    held = _native_frames_held(ds, path, lay)  # never allocate for frames the file cannot hold
     colour = lay.samples > 1 or lay.palette
     out: np.ndarray | None = None
     bits, count = 8, 0
     try:
-        for i, raw in enumerate(iter_pixels(path, **_bare_file_options(ds))):
-            if i >= lay.frames:
-                break
+        frames = iter_pixels(path, **_bare_file_options(ds))
+        for i, raw in enumerate(itertools.islice(frames, held)):  # no frame it does not hold
             if lay.palette:
                 frame, bits = _rgb_to_grey(apply_color_lut(raw, ds)), 8
             elif colour:
@@ -103,7 +106,7 @@ def decode_frames(path: Path, ds: Dataset) -> DecodedDicom:
             else:
                 frame, bits = apply_intensity_chain(raw, pixel_view(ds, i))
             if out is None:
-                out = np.empty((lay.frames, *frame.shape), dtype=frame.dtype)
+                out = np.empty((held, *frame.shape), dtype=frame.dtype)
             out[i] = frame
             count = i + 1
     except ScanReadError:
@@ -129,6 +132,39 @@ def decode_frames(path: Path, ds: Dataset) -> DecodedDicom:
     return DecodedDicom(out, bits, colour, notes + note)
 
 
+def _native_frames_held(ds: Dataset, path: Path, lay: _Layout) -> int:
+    """Frames to allocate and decode: the declared number, or for uncompressed pixel data the
+    whole frames its length can hold (the value's or element's length, else the file's), whichever is
+    fewer; a frame cut short is a file cut short.
+    Less than one frame is refused: there is nothing to show."""
+    if _transfer_syntax(ds).is_encapsulated:
+        return lay.frames
+    keyword = next(k for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData") if k in ds)
+    elem = ds.get_item(keyword)
+    value = getattr(elem, "value", None)
+    length = len(value) if isinstance(value, bytes) else getattr(elem, "length", None)
+    if length is None or length == 0xFFFFFFFF:  # a raw element holds its length
+        length = path.stat().st_size
+    bits = header_int(ds, "BitsAllocated", path, default=8, lo=1, hi=64)
+    frame_bytes = -(-lay.rows * lay.cols * lay.samples * bits // 8)
+    held = length // frame_bytes
+    if held == 0:
+        raise CorruptFileError(
+            f"The DICOM file holds {length:,} bytes of image data, less than one frame of "
+            f"{lay.cols} x {lay.rows} pixels ({frame_bytes:,} bytes) as its header declares: "
+            "the file was cut short or its header is damaged. Export it again from the device.",
+            path=path,
+        )
+    if held < lay.frames and length - held * frame_bytes > 1:  # beyond a 1-byte pad: cut
+        raise CorruptFileError(
+            f"The DICOM file ends inside frame {held + 1} of its image data ({held} of the "
+            f"{lay.frames} frames it declares are complete): it was cut short while copying or "
+            "exporting. Copy or export it again from the device.",
+            path=path,
+        )
+    return min(held, lay.frames)
+
+
 def _layout(ds: Dataset, path: Path) -> _Layout:
     rows = header_int(ds, "Rows", path, lo=1, hi=65535)
     cols = header_int(ds, "Columns", path, lo=1, hi=65535)
@@ -142,18 +178,35 @@ def _layout(ds: Dataset, path: Path) -> _Layout:
     return _Layout(rows, cols, frames, 1 if bits <= 8 else 2, samples, palette)
 
 
+def fragment_heads(data: bytes, head: int = 65536) -> Iterator[bytes]:
+    """The first ``head`` bytes of each fragment of encapsulated pixel data (the basic offset
+    table first), every item length checked against the bytes left *before* anything is read:
+    a damaged length claiming gigabytes is a damaged file, never an allocation."""
+    view, at = memoryview(data), 0
+    while at + 8 <= len(view):
+        group, element, length = struct.unpack_from("<HHL", view, at)
+        at += 8
+        if (group, element) == (0xFFFE, 0xE0DD):  # sequence delimiter
+            return
+        if (group, element) != (0xFFFE, 0xE000):
+            raise ValueError(f"unexpected tag ({group:04X},{element:04X}) at byte {at - 8}")
+        if length > len(view) - at:
+            raise ValueError(
+                f"a fragment at byte {at - 8} claims {length} bytes, only {len(view) - at} follow"
+            )
+        yield bytes(view[at : at + min(length, head)])
+        at += length
+
+
 def _check_stream_sizes(ds: Dataset, path: Path, lay: _Layout) -> None:
     """For compressed pixel data: the size each fragment's own header declares, before the
     decoder allocates for it (:func:`octviewer.core.io.safety.stream_size`)."""
-    from pydicom.encaps import generate_fragments
-
     if not _transfer_syntax(ds).is_encapsulated:
         return
     try:
         data = ds.PixelData
-        fragments = generate_fragments(data)
-        for fragment in fragments:
-            size = safety.stream_size(bytes(fragment[:65536]))
+        for fragment in fragment_heads(data):
+            size = safety.stream_size(fragment)
             if size is not None:
                 safety.check_stream_size(size, lay.rows, lay.cols, lay.samples, path)
     except ScanReadError:
