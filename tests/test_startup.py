@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers_models import tiny_config
+from PIL import Image
 from test_hostile_bundles import rewrite
-from test_int8_cnn import _config, _frames, bundles  # noqa: F401 (a fixture)
+from test_int8_cnn import IMAGES, MEMBERS, SIZE, bundles  # noqa: F401 (a fixture)
 
 import octviewer.core.device as device_mod
 import octviewer.core.model.int8_static as int8_static
@@ -27,6 +29,20 @@ from octviewer.errors import ModelFormatError
 ROOT = Path(__file__).resolve().parent.parent
 CPU = torch.device("cpu")
 PASS_INT8 = {"passed": True, "kind": "static", "activation_bits": 8, "images": 648}
+
+
+def _config(**kw):
+    """The configuration of test_int8_cnn's tiny two-member ensemble."""
+    arch = {"members": MEMBERS, "hflip_tta": True}
+    return tiny_config("ensemble", img_size=SIZE, arch_kwargs=arch, cam_target_layer="stack", **kw)
+
+
+def _frames() -> np.ndarray:
+    out = []
+    for p in IMAGES[:2]:
+        with Image.open(p) as im:
+            out.append(np.asarray(im.convert("L").resize((512, 496))))
+    return np.stack(out)
 
 
 def _with_record(validated: dict, calibrated: bool = True):

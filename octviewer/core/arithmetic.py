@@ -83,7 +83,8 @@ def int8_validated_here(config: ModelConfig) -> tuple[bool, str]:
             f"int8 was validated with {rec.get('activation_bits')}-bit activations; this CPU "
             f"computes {bits}-bit ones (no VNNI)"
         )
-    return True, f"int8 validated ({kind}, {rec.get('images', '?')} images)"
+    images = f", {rec['images']} images" if isinstance(rec.get("images"), int) else ""
+    return True, f"int8 validated ({kind}{images})"
 
 
 def choose(
