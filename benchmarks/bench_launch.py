@@ -47,9 +47,11 @@ def one_launch(
     timeout: float = 90.0,
     fill_cache: bool = False,
     repo: Path = ROOT,
+    legacy: bool = False,
 ) -> dict:
     """One launch; returns seconds from spawn to each mark, and the app's own log lines.
-    ``fill_cache``: keep the app open until its int8 network cache has been written."""
+    ``fill_cache``: keep the app open until its int8 network cache has been written;
+    ``legacy``: an app without the 'first result shown' line (:data:`FALLBACK`)."""
     home = tmp / "home"
     shutil.rmtree(home / "config", ignore_errors=True)
     shutil.rmtree(home / "data", ignore_errors=True)
@@ -88,7 +90,7 @@ def one_launch(
                 lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
                 now = time.monotonic() - t0
                 for key, text in MARKS.items():
-                    alt = FALLBACK.get(key, text)
+                    alt = FALLBACK.get(key, text) if legacy else text
                     if key not in seen and any(text in line or alt in line for line in lines):
                         seen[key] = now
             time.sleep(0.005)
@@ -114,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--cold", action="store_true", help="empty int8 cache before every run")
     ap.add_argument("--repo", type=Path, default=ROOT, help="launch this checkout's app")
+    ap.add_argument(
+        "--legacy", action="store_true", help="an app before 'first result shown' (main before #27)"
+    )
     ap.add_argument("app_args", nargs="*", default=["--samples"])
     args = ap.parse_args(argv)
     print(f"{args.repo}: {sys.executable} -m octviewer {' '.join(args.app_args)}; {loadavg()}")
@@ -124,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             first = one_launch(tmp, args.app_args, cold=True, fill_cache=True, repo=args.repo)
             print(f"  cache-filling launch: first result {first['result']:.2f} s")
         for i in range(args.repeats):
-            r = one_launch(tmp, args.app_args, cold=args.cold, repo=args.repo)
+            r = one_launch(tmp, args.app_args, cold=args.cold, repo=args.repo, legacy=args.legacy)
             runs.append(r)
             print(
                 f"  run {i + 1}: window {r.get('window', float('nan')):.2f} s, engine ready "
