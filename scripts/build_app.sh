@@ -69,6 +69,10 @@ if [ "${OCTVIEWER_SKIP_BUILD:-0}" = "1" ] && [ -x "$EXE" ]; then
 else
     say "1. pyinstaller --noconfirm --clean build.spec (log: build/pyinstaller.log)"
     mkdir -p build
+    # the default model's int8 network, built with the torch the app ships: a new user's first
+    # start loads it instead of building it (docs/SPEED.md; not fatal: the app builds it then)
+    "$PY" scripts/build_int8_cache.py resources/models/octviewer-demo-kermany.safetensors \
+        >build/int8_cache.log 2>&1 || warn "the int8 network cache was not built (build/int8_cache.log)"
     T0=$(date +%s.%N)
     if ! nice -n 10 "$PY" -m PyInstaller --noconfirm --clean --log-level WARN \
             --distpath dist --workpath build build.spec >build/pyinstaller.log 2>&1; then

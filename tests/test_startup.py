@@ -241,3 +241,30 @@ def test_the_launch_log_lines_exist(tmp_path: Path) -> None:
     lines = "\n".join(r["lines"])
     assert "window shown" in lines and "first result shown" in lines and "engine ready" in lines
     assert r["window"] <= r["result"]
+
+
+def test_an_entry_shipped_with_the_app_is_used_and_never_deleted(
+    bundles,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """scripts/build_int8_cache.py writes entries into resources/models/int8 for the packaged
+    app: a new user's empty cache falls back to them; a damaged one is refused, not deleted."""
+    from octviewer.core.model.bundle import read_bundle_head
+    from octviewer.core.model.int8_static import load_int8
+    from octviewer.core.model.network import store_cached
+
+    shipped = tmp_path / "shipped"
+    head = read_bundle_head(bundles["calibrated"])
+    loaded, hook = load_int8(bundles["calibrated"], "cpu", head.config, lambda m: "stack", head)
+    assert store_cached(head, loaded, hook, shipped) is not None
+    monkeypatch.setenv("OCTVIEWER_CACHE_DIR", str(tmp_path / "user"))
+    monkeypatch.setattr(int8_cache, "shipped_folder", lambda: shipped)
+    assert _from_cache(Engine(bundles["calibrated"], device="cpu", quantize=True))
+    assert not _entries(int8_cache.cache_folder())  # nothing copied to the user's folder
+    (pt,) = _entries(shipped)
+    pt.write_bytes(pt.read_bytes()[:-10])
+    assert not _from_cache(
+        Engine(bundles["calibrated"], device="cpu", quantize=True, int8_cache="sync")
+    )
+    assert pt.is_file() and _entries(int8_cache.cache_folder())  # kept; built into the user's

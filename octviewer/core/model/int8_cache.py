@@ -34,6 +34,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from octviewer.core.filemode import apply_umask_to
 from octviewer.core.model.header import file_sha256
 from octviewer.core.model.schema import SchemaError, loads_bounded
 
@@ -63,6 +64,15 @@ def cache_folder() -> Path:
     from octviewer.core.result_cache import cache_home
 
     return cache_home() / SUBDIR
+
+
+def shipped_folder() -> Path:
+    """Entries installed with the app (``resources/models/int8``, written by
+    ``scripts/build_int8_cache.py`` when the app is packaged): read-only, tried after the
+    user's folder, so that a new user's first start need not build the network."""
+    from octviewer.resources import resources_dir
+
+    return resources_dir() / "models" / SUBDIR
 
 
 def torch_version() -> str:
@@ -122,6 +132,7 @@ def store(
     try:
         with _quiet():
             torch.jit.save(traced, tmp)
+        apply_umask_to(Path(tmp))  # mkstemp's 0600: a shipped entry is read by every user
         facts = {**facts, "format": FORMAT_NAME, "format_version": CACHE_FORMAT}
         facts |= {"members": len(backbones), "size": list(size), "sha256": file_sha256(tmp)}
         Path(tmp).replace(pt)
@@ -137,13 +148,17 @@ def _write_text(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
+    apply_umask_to(Path(tmp))
     Path(tmp).replace(path)
 
 
-def load(folder: Path, key: str, expect: dict[str, Any]) -> tuple[list[Any], dict[str, Any]] | None:
+def load(
+    folder: Path, key: str, expect: dict[str, Any], *, readonly: bool = False
+) -> tuple[list[Any], dict[str, Any]] | None:
     """The cached backbones of entry ``key`` and its manifest, or None (a miss, or an entry
-    refused: then it is deleted so that it is rebuilt). ``expect``: manifest values that must
-    be equal (bundle SHA-256, torch version, activation bits, member count)."""
+    refused: then it is deleted so that it is rebuilt, unless ``readonly``). ``expect``:
+    manifest values that must be equal (bundle SHA-256, torch version, activation bits,
+    member count)."""
     import torch
 
     pt, manifest = folder / f"{key}.pt", folder / f"{key}.json"
@@ -163,8 +178,9 @@ def load(folder: Path, key: str, expect: dict[str, Any]) -> tuple[list[Any], dic
             return nets, facts
     except (OSError, SchemaError, RuntimeError, ValueError, AttributeError, KeyError) as exc:
         problem = f"it could not be read ({type(exc).__name__}: {str(exc)[:200]})"
-    log.warning("int8 cache entry %s refused: %s; it is rebuilt", key[:12], problem)
-    remove(folder, key)
+    log.warning("int8 cache entry %s in %s refused: %s", key[:12], folder, problem)
+    if not readonly:
+        remove(folder, key)
     return None
 
 

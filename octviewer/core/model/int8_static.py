@@ -267,10 +267,16 @@ class StaticInt8:
 
     kind = "static"
 
-    def __init__(self, ranges: dict[str, dict[str, list[float]]], size: tuple[int, int]) -> None:
+    def __init__(
+        self,
+        ranges: dict[str, dict[str, list[float]]],
+        size: tuple[int, int],
+        reduce_range: bool | None = None,
+    ) -> None:
+        """``reduce_range``: 7-bit activations (None: as this CPU needs, :func:`reduce_range_here`)."""
         self._ranges = ranges
         self._size = size
-        self.reduce_range = reduce_range_here()
+        self.reduce_range = reduce_range_here() if reduce_range is None else reduce_range
         self.activation_bits = 7 if self.reduce_range else 8
         self.cam_target: str | None = None
         self.fp32_tail: dict[str, torch.nn.Module] = {}
@@ -313,7 +319,12 @@ class StaticInt8:
 
 
 def load_int8(
-    path: Any, device: str, config: ModelConfig, cam_target_of: Any, head: Any = None
+    path: Any,
+    device: str,
+    config: ModelConfig,
+    cam_target_of: Any,
+    head: Any = None,
+    reduce_range: bool | None = None,
 ) -> tuple[Any, Any]:
     """``load_bundle`` with int8: the static path when the bundle carries a calibration that
     fits, else the dynamic Linear-only path (:class:`~.int8.DynamicInt8`), the reason logged.
@@ -325,7 +336,7 @@ def load_int8(
     size = tuple(config.preprocess.size)
     ranges, reason = calibration_for(config)
     if ranges is not None:
-        static = StaticInt8(ranges, size)
+        static = StaticInt8(ranges, size, reduce_range)
         try:
             loaded = load_bundle(path, device=device, on_unit=static.on_unit, head=head)
             static.finish(loaded.model)

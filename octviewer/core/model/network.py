@@ -85,9 +85,10 @@ def load_cached(head: BundleHead) -> tuple[LoadedModel, Any] | None:
     hook = StaticInt8(ranges, tuple(config.preprocess.size))
     sha = file_sha256(head.path)
     key = int8_cache.entry_key(sha, hook.activation_bits)
-    found = int8_cache.load(
-        int8_cache.cache_folder(), key, _expect(head, sha, hook.activation_bits, len(ranges))
-    )
+    expect = _expect(head, sha, hook.activation_bits, len(ranges))
+    found = int8_cache.load(int8_cache.cache_folder(), key, expect)
+    if found is None:  # the entry shipped with a packaged app, if any
+        found = int8_cache.load(int8_cache.shipped_folder(), key, expect, readonly=True)
     if found is None:
         return None
     nets, facts = found
@@ -98,7 +99,6 @@ def load_cached(head: BundleHead) -> tuple[LoadedModel, Any] | None:
         w, b = tensors[f"members.{k}.fc.weight"], tensors[f"members.{k}.fc.bias"]
         if w.shape != (config.num_classes, facts["channels"][k]) or b.shape != (w.shape[0],):
             log.warning("int8 cache entry %s does not fit the bundle's heads", key[:12])
-            int8_cache.remove(int8_cache.cache_folder(), key)
             return None
         fc = _linear(w, b)
         members.append(int8_cache.head_module(facts["heads"][k], fc, net))
@@ -124,9 +124,11 @@ def _linear(w: torch.Tensor, b: torch.Tensor) -> torch.nn.Linear:
     return fc.eval()
 
 
-def store_cached(head: BundleHead, loaded: LoadedModel, hook: Any) -> Path | None:
-    """Write a freshly built static int8 network to the int8 cache (None: not cacheable or
-    failed; logged, never raised: the engine works without the cache)."""
+def store_cached(
+    head: BundleHead, loaded: LoadedModel, hook: Any, folder: Path | None = None
+) -> Path | None:
+    """Write a freshly built static int8 network to the int8 cache, or to ``folder`` (None:
+    not cacheable or failed; logged, never raised: the engine works without the cache)."""
     from octviewer.core.model import int8_cache
 
     members = list(getattr(loaded.model, "members", []))
@@ -141,7 +143,7 @@ def store_cached(head: BundleHead, loaded: LoadedModel, hook: Any) -> Path | Non
     try:
         backbones = [m.int8_features for m in members]
         size = tuple(head.config.preprocess.size)
-        return int8_cache.store(int8_cache.cache_folder(), key, facts, backbones, size)
+        return int8_cache.store(folder or int8_cache.cache_folder(), key, facts, backbones, size)
     except Exception:  # a cache that cannot be written is not an error
         log.warning("int8: the network could not be cached", exc_info=True)
         return None
