@@ -48,6 +48,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
+from octviewer.core.content import touching_border
+
 __all__ = ["CUP_SCALE", "CUP_THRESHOLD", "GAP_MIN", "AnatomyVerdict", "check_anatomy"]
 
 GW, GH = 128, 192  #: frames are judged on a GW x GH (columns x rows) copy
@@ -79,24 +81,6 @@ def _box(a: np.ndarray, length: int, axis: int) -> np.ndarray:
     return (c[:, length:] - c[:, :-length])[:, :n] / length
 
 
-def _touching_border(mask: np.ndarray) -> np.ndarray:
-    """The part of ``mask`` connected (4-neighbours) to the border: padding, not tissue."""
-    seed = np.zeros_like(mask)
-    seed[[0, -1], :] = mask[[0, -1], :]
-    seed[:, [0, -1]] = mask[:, [0, -1]]
-    for _ in range(GW + GH):
-        grown = seed.copy()
-        grown[1:] |= seed[:-1]
-        grown[:-1] |= seed[1:]
-        grown[:, 1:] |= seed[:, :-1]
-        grown[:, :-1] |= seed[:, 1:]
-        grown &= mask
-        if np.array_equal(grown, seed):
-            break
-        seed = grown
-    return seed
-
-
 def _grid(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """(GH x GW image in [0, 1] with padding filled, padding mask) or None when not judgeable."""
     f = np.asarray(frame)
@@ -112,7 +96,7 @@ def _grid(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     near_max = (f >= top - 0.03 * span).astype(np.float32)
     img = np.asarray(Image.fromarray(f).resize((GW, GH), Image.Resampling.BOX))
     pad = np.asarray(Image.fromarray(near_max).resize((GW, GH), Image.Resampling.BOX)) > 0.5
-    pad = _touching_border(pad)
+    pad = touching_border(pad)
     keep = img[~pad] if (~pad).sum() > GW * GH // 8 else img.ravel()
     lo, hi = np.percentile(keep, [1, 99])
     if hi - lo <= 1e-3 * span:

@@ -61,7 +61,15 @@ from PIL import Image
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["GRID", "RULES", "ContentVerdict", "check_frame", "check_frames", "sample_indices"]
+__all__ = [
+    "GRID",
+    "RULES",
+    "ContentVerdict",
+    "check_frame",
+    "check_frames",
+    "sample_indices",
+    "touching_border",
+]
 
 GRID = 128  #: frames are judged on a GRID x GRID copy
 MIN_SIDE = 32  #: smaller frames cannot be judged
@@ -133,7 +141,7 @@ def _grid(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray] | str:
     near_max = (f >= top - 0.03 * span).astype(np.float32)
     img = np.asarray(Image.fromarray(f).resize((GRID, GRID), Image.Resampling.BOX))
     pad = np.asarray(Image.fromarray(near_max).resize((GRID, GRID), Image.Resampling.BOX))
-    pad = _touching_border(pad > PAD_BLOCK)
+    pad = touching_border(pad > PAD_BLOCK)
     keep = img[~pad] if (~pad).sum() > GRID * GRID // 8 else img.ravel()
     lo, hi = np.percentile(keep, [1, 99])
     if hi - lo <= BLANK_RANGE * span:
@@ -144,12 +152,12 @@ def _grid(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray] | str:
     return np.where(pad, np.float32(background), img), pad
 
 
-def _touching_border(mask: np.ndarray) -> np.ndarray:
+def touching_border(mask: np.ndarray) -> np.ndarray:
     """The part of ``mask`` connected (4-neighbours) to the image border: padding, not tissue."""
     seed = np.zeros_like(mask)
     seed[[0, -1], :] = mask[[0, -1], :]
     seed[:, [0, -1]] = mask[:, [0, -1]]
-    for _ in range(2 * GRID):
+    for _ in range(sum(mask.shape)):
         grown = seed.copy()
         grown[1:] |= seed[:-1]
         grown[:-1] |= seed[1:]

@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
+from octviewer.core.content import touching_border
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -111,24 +113,6 @@ class QualityVerdict:
         return " · ".join(parts)
 
 
-def _touching_border(mask: np.ndarray) -> np.ndarray:
-    """The part of ``mask`` connected (4-neighbours) to the image border: padding, not tissue."""
-    seed = np.zeros_like(mask)
-    seed[[0, -1], :] = mask[[0, -1], :]
-    seed[:, [0, -1]] = mask[:, [0, -1]]
-    for _ in range(sum(mask.shape)):
-        grown = seed.copy()
-        grown[1:] |= seed[:-1]
-        grown[:-1] |= seed[1:]
-        grown[:, 1:] |= seed[:, :-1]
-        grown[:, :-1] |= seed[:, 1:]
-        grown &= mask
-        if np.array_equal(grown, seed):
-            break
-        seed = grown
-    return seed
-
-
 def padding_mask(frame: np.ndarray, shape: tuple[int, int] | None = None) -> np.ndarray:
     """Where ``frame`` is padding: near-maximum regions touching the border (Kermany's white
     rotation fill) and constant columns at the left / right edge (an export's canvas fill), on
@@ -146,7 +130,7 @@ def padding_mask(frame: np.ndarray, shape: tuple[int, int] | None = None) -> np.
     near_max[:, flat.size - right :] = 1.0
     if (rows, cols) != f.shape:
         near_max = np.asarray(Image.fromarray(near_max).resize((cols, rows), Image.Resampling.BOX))
-    pad = _touching_border(near_max > PAD_SHARE)
+    pad = touching_border(near_max > PAD_SHARE)
     if (rows, cols) != f.shape:  # a cell partly covered by padding is padding too
         pad = _dilate(pad)
     return pad
