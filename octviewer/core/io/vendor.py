@@ -315,7 +315,8 @@ def _e2e_eyepy_protocol(vol: object, n: int) -> dict[str, object]:
     file yields no B-scan. Anything odd leaves both unknown."""
     try:
         metas = list(vol.meta["bscan_meta"])[:n]  # type: ignore[attr-defined]
-    except Exception:  # an eyepy version or file without it
+    except Exception as exc:  # an eyepy version or file without it
+        logger.info("E2E: no B-scan metadata for the protocol (%s)", type(exc).__name__)
         return {}
 
     def field(meta: object, key: str) -> object:
@@ -378,7 +379,8 @@ def _e2e_pattern_name(volume: object) -> ScanProtocol:
     unknown. One text for the whole file, else nothing."""
     try:
         texts = {str(t).strip() for t in volume.metadata["scan_pattern"].values()}  # type: ignore[attr-defined]
-    except Exception:
+    except Exception as exc:  # not every oct-converter version or file has it
+        logger.info("E2E: no scan pattern text for the protocol (%s)", type(exc).__name__)
         return ScanProtocol()
     texts.discard("")
     if len(texts) != 1:
