@@ -55,6 +55,9 @@ def viewer(size: str, settings_dir: Path):
     from octviewer.ui.main_window import MainWindow
     from octviewer.ui.settings import Settings
 
+    # results, the session list and the unclean-exit marker of this run stay in its own folder:
+    # never the user's cache (nor a restore offer left by another run in the pictures)
+    os.environ["OCTVIEWER_CACHE_DIR"] = str(settings_dir / "cache")
     app = QApplication.instance() or QApplication(sys.argv[:1])
     w, h = (int(v) for v in size.lower().split("x"))
     win = MainWindow(Settings.at(settings_dir / "settings.ini"))
