@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from octviewer.core.content import touching_border
+from octviewer.core.content import box_mean, touching_border
 
 __all__ = ["CUP_SCALE", "CUP_THRESHOLD", "GAP_MIN", "AnatomyVerdict", "check_anatomy"]
 
@@ -68,17 +68,6 @@ class AnatomyVerdict:
     score: float
     reason: str
     features: dict[str, float] = field(default_factory=dict)
-
-
-def _box(a: np.ndarray, length: int, axis: int) -> np.ndarray:
-    """Running mean of ``length`` along ``axis`` (edges repeated), same shape as ``a``."""
-    width = [(0, 0), (0, 0)]
-    width[axis] = (length // 2 + 1, length - length // 2 - 1)
-    c = np.cumsum(np.pad(a, width, mode="edge"), axis=axis)
-    n = a.shape[axis]
-    if axis == 0:
-        return (c[length:] - c[:-length])[:n] / length
-    return (c[:, length:] - c[:, :-length])[:, :n] / length
 
 
 def _grid(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -163,9 +152,9 @@ def features(frame: np.ndarray) -> dict[str, float] | None:
     img, pad = prepared
     cols = np.arange(GW)
     valid_col = pad.mean(axis=0) < 0.5
-    sm = _box(_box(img, 5, 1), 3, 0)
+    sm = box_mean(box_mean(img, 5, 1), 3, 0)
     bg, fg = np.percentile(sm, [30, 95])
-    above = _box((sm > bg + 0.35 * (fg - bg)).astype(np.float32), 5, 0) > 0.99
+    above = box_mean((sm > bg + 0.35 * (fg - bg)).astype(np.float32), 5, 0) > 0.99
     has = above.any(axis=0) & valid_col
     surf = np.where(has, np.maximum(above.argmax(axis=0) - 2, 0), GH - 1).astype(np.float64)
     k = RIDGE

@@ -65,6 +65,7 @@ __all__ = [
     "GRID",
     "RULES",
     "ContentVerdict",
+    "box_mean",
     "check_frame",
     "check_frames",
     "sample_indices",
@@ -182,7 +183,7 @@ def _dilate(mask: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def _box(a: np.ndarray, length: int, axis: int) -> np.ndarray:
+def box_mean(a: np.ndarray, length: int, axis: int) -> np.ndarray:
     """Running mean of ``length`` along ``axis`` (edges repeated), same shape as ``a``."""
     width = [(0, 0), (0, 0)]
     width[axis] = (length // 2 + 1, length - length // 2 - 1)
@@ -201,7 +202,7 @@ def _skew(img: np.ndarray, valid: np.ndarray) -> float:
 
 
 def _polarity(img: np.ndarray, valid: np.ndarray) -> float:
-    smooth = _box(_box(img, 3, 0), 3, 1)
+    smooth = box_mean(box_mean(img, 3, 0), 3, 1)
     step = np.zeros_like(smooth)
     step[2:-2] = smooth[4:] - smooth[:-4]  # brighter below = positive
     inner = valid.copy()
@@ -214,7 +215,7 @@ def _polarity(img: np.ndarray, valid: np.ndarray) -> float:
 
 def _lateral(img: np.ndarray, valid: np.ndarray) -> float:
     zero_mean = img - img[valid].mean()
-    lateral_part = _box(zero_mean, GRID // 8, 1)[valid]
+    lateral_part = box_mean(zero_mean, GRID // 8, 1)[valid]
     total = float((zero_mean[valid] ** 2).mean())
     return float((lateral_part**2).mean() / total) if total > 0 else 0.0
 
