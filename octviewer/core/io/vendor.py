@@ -322,7 +322,7 @@ def _e2e_eyepy_protocol(vol: object, n: int) -> dict[str, object]:
     def field(meta: object, key: str) -> object:
         try:
             return meta[key]  # type: ignore[index]
-        except Exception:
+        except (KeyError, IndexError, TypeError):  # a B-scan without the field: not stated
             return None
 
     out: dict[str, object] = {}
