@@ -15,6 +15,7 @@ import numpy as np
 
 from octviewer.core.io.errors import MissingReaderError, library_cause
 from octviewer.core.io.headers import check_vol
+from octviewer.core.io.vol_display import vol_display
 from octviewer.core.scan import (
     DeviceQuality,
     Laterality,
@@ -105,7 +106,6 @@ def read_heidelberg_vol(path: Path) -> Scan:
     """
     check_vol(path)  # the sizes the header claims, before eyepy allocates for them
     try:
-        from eyepy.core.utils import from_vol_intensity
         from eyepy.io.he.vol_reader import HeVolReader
     except ImportError as exc:
         raise _missing("eyepy", "Heidelberg .vol", path, exc) from exc
@@ -133,8 +133,8 @@ def read_heidelberg_vol(path: Path) -> Scan:
             + f", which octviewer cannot show. {_EXPORT_DICOM}",
             path=path,
         )
-    # the .vol intensity transform of Heyex (float reflectivity -> 8-bit display); in place
-    data = np.stack([from_vol_intensity(r.copy()) for r in raw])
+    # HEYEX's display transform (float reflectivity -> 8-bit), as Kermany's exports show it
+    data = np.stack([vol_display(r) for r in raw])
     return Scan(
         frames=np.ascontiguousarray(data),
         metadata=_vol_metadata(parsed, path, len(data), pattern_no, pattern_name),
