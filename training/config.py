@@ -51,7 +51,9 @@ class TrainConfig:
     ema_decay: float = 0.999
     mixup: float = 0.0
     augment: bool = True
+    augment_extra: tuple[str, ...] = ()  # groups of training.variation (real-data variation)
     fill: float = 1.0
+    outlier_label: str | None = None  # CSV label trained toward a uniform output
     max_steps_per_epoch: int | None = None
     seed: int = 0
     split_seed: int | None = None  # None = seed; set it to train several models on one split
@@ -81,6 +83,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.classes is not None:
             self.classes = tuple(self.classes)
+        self.augment_extra = tuple(self.augment_extra)
         self.validate()
 
     def validate(self) -> None:
@@ -117,6 +120,11 @@ class TrainConfig:
             and self.img_size % int(self.arch_kwargs.get("patch_size", 32))
         ):
             raise bad("for MIRAGE models --img-size must be a multiple of the patch size (32).")
+        from training.variation import GROUPS
+
+        unknown = sorted(set(self.augment_extra) - set(GROUPS))
+        if unknown:
+            raise bad(f"--augment-extra: unknown group(s) {', '.join(unknown)}; use {GROUPS}.")
         if self.layer_decay is not None and not 0.0 < self.layer_decay <= 1.0:
             raise bad("--layer-decay must be in (0, 1].")
         if not 0.0 <= self.label_smoothing < 1.0:
@@ -160,6 +168,7 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["classes"] = list(self.classes) if self.classes else None
+        d["augment_extra"] = list(self.augment_extra)
         return d
 
     def save(self, path: Path) -> None:

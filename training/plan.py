@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from octviewer.core.model.config import PreprocessConfig
 from octviewer.errors import TrainingError
-from training.data import FrameDataset, Sample
+from training.data import OUTLIER, FrameDataset, Sample
 
 if TYPE_CHECKING:
     import torch
@@ -148,8 +148,12 @@ def _balance(
             "add images from more patients."
         )
     loss_weights = torch.tensor(cw) if cfg.balance == "loss" else None
+    n_outliers = sum(1 for s in train if s.label == OUTLIER)
     sample_weights = (
-        torch.tensor([1.0 / train_counts[s.label] for s in train], dtype=torch.double)
+        torch.tensor(
+            [1.0 / (n_outliers if s.label == OUTLIER else train_counts[s.label]) for s in train],
+            dtype=torch.double,
+        )
         if cfg.balance == "sampler"
         else None
     )
@@ -172,7 +176,7 @@ def _fit_inputs(
 
     train_ds, val_ds = datasets
     workers = 0 if train_ds.cache is not None else cfg.workers
-    aug = AugmentConfig(fill=cfg.fill)
+    aug = AugmentConfig(fill=cfg.fill, extra=cfg.augment_extra)
 
     def prep_eval(x: torch.Tensor) -> torch.Tensor:
         return eval_batch(x, pre)
