@@ -49,6 +49,18 @@ def _classes(text: str) -> tuple[str, ...]:
     return names
 
 
+def _groups(text: str) -> tuple[str, ...]:
+    from training.variation import GROUPS
+
+    names = tuple(c.strip() for c in text.split(",") if c.strip())
+    if names == ("all",):
+        return GROUPS
+    unknown = sorted(set(names) - set(GROUPS))
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown group(s) {', '.join(unknown)}; use {GROUPS}")
+    return names
+
+
 def _json_dict(text: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
@@ -223,6 +235,17 @@ def build_parser() -> argparse.ArgumentParser:
         "affine, intensity (default on; --no-augment turns them off).",
     )
     g.add_argument(
+        "--augment-extra",
+        type=_groups,
+        help="Real-data variation groups added to the augmentations, comma-separated: "
+        "display, speckle, contrast, zoom, overlay, or all (training/variation.py; default none).",
+    )
+    g.add_argument(
+        "--outlier-label",
+        help="CSV label of images with findings outside the classes: trained toward a uniform "
+        "output (outlier exposure), never validated on (default: none).",
+    )
+    g.add_argument(
         "--fill",
         type=float,
         help="Fill value of the affine warp in [0, 1] (default 1 = white, "
@@ -342,6 +365,14 @@ def main(argv: list[str] | None = None) -> int:
         from training.int8_cli import main as int8_main
 
         return int8_main(args[1:])
+    if args[:1] == ["source-eval"]:
+        from training.source_eval import main as source_eval_main
+
+        return source_eval_main(args[1:])
+    if args[:1] == ["sources"]:
+        from training.sources import main as sources_main
+
+        return sources_main(args[1:])
     if args[:1] == ["validate"]:
         from training.validate_cli import main as validate_main
 

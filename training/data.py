@@ -5,7 +5,13 @@ Layouts understood by :func:`discover`:
 * a folder with one sub-folder per class (ImageFolder), files anywhere below it;
 * Kermany's layout: ``root/train/<CLASS>/...`` (plus ``root/val``, merged into the training
   pool, and ``root/test``, used as the test set unless ``--test`` says otherwise);
-* a CSV file with a header ``path,label[,patient]`` (paths relative to the CSV's folder).
+* a CSV file with a header ``path,label[,patient][,source]`` (paths relative to the CSV's
+  folder). ``source`` names where an image comes from (a dataset, a device): cross-validation
+  folds are dealt per source (:func:`training.split.patient_fold`), so adding a source leaves
+  the folds of the others as they were.
+
+Outlier exposure: images whose label is ``outlier_label`` (findings outside the classes) get the
+label :data:`OUTLIER` (-1); they are trained toward a uniform output and never validated on.
 
 The patient of an image comes from the CSV column, else from a Kermany-style name
 ``CLASS-PATIENT-N`` (the ``patient_regex``), else from a sub-folder between the class folder and
@@ -41,12 +47,17 @@ PLAIN_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 SKIP_SUFFIXES = {".txt", ".csv", ".tsv", ".json", ".md", ".xml", ".html", ".pdf", ".zip", ".py"}
 
 
+#: The label of an outlier-exposure image (a finding outside the classes).
+OUTLIER = -1
+
+
 @dataclass(frozen=True)
 class Sample:
     path: Path
-    label: int
+    label: int  # class index, or OUTLIER
     patient: str
     frame: int | None = None  # frame of a multi-frame file; None = the middle frame
+    source: str = ""  # where the image comes from (CSV column); folds are dealt per source
 
 
 @dataclass(frozen=True)
@@ -133,7 +144,7 @@ def _scan_imagefolder(
 
 
 def _scan_csv(
-    path: Path, class_names: tuple[str, ...] | None
+    path: Path, class_names: tuple[str, ...] | None, outlier_label: str | None = None
 ) -> tuple[list[Sample], tuple[str, ...], bool]:
     with path.open(newline="", encoding="utf-8-sig") as fh:
         rows = list(csv.reader(fh))
@@ -143,11 +154,13 @@ def _scan_csv(
     if "path" in header and "label" in header:
         ip, il = header.index("path"), header.index("label")
         ipat = header.index("patient") if "patient" in header else None
+        isrc = header.index("source") if "source" in header else None
         body = rows[1:]
     else:
-        ip, il, ipat = 0, 1, (2 if len(rows[0]) >= 3 else None)
+        ip, il, ipat, isrc = 0, 1, (2 if len(rows[0]) >= 3 else None), None
         body = rows
     entries: list[tuple[Path, str, str | None]] = []
+    source_of: dict[Path, str] = {}
     for n, row in enumerate(body, start=2):
         if not row or not "".join(row).strip():
             continue
@@ -161,13 +174,22 @@ def _scan_csv(
             else None
         )
         entries.append((p, row[il].strip(), patient))
-    labels_found = Counter(lbl for _, lbl, _ in entries)
+        if isrc is not None and len(row) > isrc:
+            source_of[p] = row[isrc].strip()
+    labels_found = Counter(lbl for _, lbl, _ in entries if lbl != outlier_label)
     names = tuple(class_names) if class_names else tuple(sorted(labels_found))
     _check_classes({c: labels_found.get(c, 0) for c in names}, path)
     index = {c: i for i, c in enumerate(names)}
+    if outlier_label is not None:
+        index[outlier_label] = OUTLIER
     has_patients = all(pat is not None for _, _, pat in entries)
     samples = [
-        Sample(path=p, label=index[lbl], patient=pat if pat is not None else p.stem)
+        Sample(
+            path=p,
+            label=index[lbl],
+            patient=pat if pat is not None else p.stem,
+            source=source_of.get(p, ""),
+        )
         for p, lbl, pat in entries
         if lbl in index
     ]
@@ -179,8 +201,10 @@ def discover(
     *,
     class_names: tuple[str, ...] | None = None,
     patient_regex: str = DEFAULT_PATIENT_REGEX,
+    outlier_label: str | None = None,
 ) -> DatasetSource:
-    """Find the labelled images of ``source`` (folder or CSV). Refuses unusable datasets."""
+    """Find the labelled images of ``source`` (folder or CSV). Refuses unusable datasets.
+    ``outlier_label``: the CSV label of outlier-exposure images (see the module docstring)."""
     root = Path(source).expanduser()
     if not root.exists():
         raise TrainingError(f"The dataset {root} does not exist.", path=root)
@@ -192,7 +216,7 @@ def discover(
                 "class, or a CSV with the columns path,label[,patient].",
                 path=root,
             )
-        samples, names, has_patients = _scan_csv(root, class_names)
+        samples, names, has_patients = _scan_csv(root, class_names, outlier_label)
         ds = DatasetSource(
             tuple(samples), names, "csv", root, None, "csv" if has_patients else "image"
         )
@@ -354,8 +378,11 @@ def describe(
     samples: tuple[Sample, ...] | list[Sample], class_names: tuple[str, ...]
 ) -> dict[str, Any]:
     counts = Counter(s.label for s in samples)
-    return {
+    out = {
         "images": len(samples),
         "patients": len({s.patient for s in samples}),
         "per_class": {c: counts.get(i, 0) for i, c in enumerate(class_names)},
     }
+    if counts.get(OUTLIER):
+        out["outliers"] = counts[OUTLIER]
+    return out

@@ -246,7 +246,9 @@ def _forward_backward(
     """Loss and gradients of one micro-batch (DDP syncs only on an accumulation boundary)."""
     x = prepare_train(x.to(device, non_blocking=True), g)
     y = y.to(device)
-    targets = F.one_hot(y, k).float() * (1 - lc.label_smoothing) + lc.label_smoothing / k
+    targets = F.one_hot(y.clamp_min(0), k).float() * (1 - lc.label_smoothing)
+    targets += lc.label_smoothing / k
+    targets[y < 0] = 1.0 / k  # outlier exposure: a finding outside the classes -> uniform
     if lc.mixup > 0:
         from training.augment import mixup
 

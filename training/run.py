@@ -126,7 +126,9 @@ def _run(
     from training.samples import readable_samples, split_datasets
 
     regex = cfg.patient_regex or DEFAULT_PATIENT_REGEX
-    source = discover(cfg.data, class_names=cfg.classes, patient_regex=regex)
+    source = discover(
+        cfg.data, class_names=cfg.classes, patient_regex=regex, outlier_label=cfg.outlier_label
+    )
     names = source.class_names
     pre = PreprocessConfig(
         size=(cfg.input_size, cfg.input_size),

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from octviewer.errors import TrainingError
-from training.data import Sample
+from training.data import OUTLIER, Sample
 
 if TYPE_CHECKING:
     from training.config import TrainConfig
@@ -49,15 +49,23 @@ class Split:
 
 
 def _primary_labels(samples: list[Sample] | tuple[Sample, ...]) -> dict[int, list[str]]:
-    """Patients grouped by their most frequent label (ties: lowest class index), sorted."""
+    """Patients grouped by their most frequent class (ties: lowest class index), sorted; a
+    patient with outlier images only is grouped under OUTLIER. Outlier images do not count
+    towards a patient's class, so the classes' grouping is the same with or without them."""
     by_patient: dict[str, list[Sample]] = defaultdict(list)
     for s in samples:
         by_patient[s.patient].append(s)
     primary: dict[int, list[str]] = defaultdict(list)
     for patient in sorted(by_patient):
-        counts = Counter(s.label for s in by_patient[patient])
-        primary[min(counts, key=lambda c: (-counts[c], c))].append(patient)
+        counts = Counter(s.label for s in by_patient[patient] if s.label != OUTLIER)
+        label = min(counts, key=lambda c: (-counts[c], c)) if counts else OUTLIER
+        primary[label].append(patient)
     return primary
+
+
+def _dealing_order(label: int) -> tuple[bool, int]:
+    """Classes first, outliers last: the classes' folds do not depend on the outliers."""
+    return (label == OUTLIER, label)
 
 
 def patient_split(
@@ -74,7 +82,7 @@ def patient_split(
     primary = _primary_labels(samples)
     rng = np.random.default_rng(seed)
     val_patients: set[str] = set()
-    for label in sorted(primary):
+    for label in sorted(primary, key=_dealing_order):
         patients = primary[label]
         order = rng.permutation(len(patients))
         n_val = round(val_fraction * len(patients))
@@ -84,17 +92,18 @@ def patient_split(
             n_val = 0
             log.warning(
                 "Class %s has a single patient: all its images go to training, none to validation",
-                class_names[label],
+                "outliers" if label == OUTLIER else class_names[label],
             )
         val_patients.update(patients[i] for i in order[:n_val])
     train = tuple(s for s in samples if s.patient not in val_patients)
-    val = tuple(s for s in samples if s.patient in val_patients)
+    val = tuple(s for s in samples if s.patient in val_patients and s.label != OUTLIER)
     if not val:
         raise TrainingError(
             "Not enough patients to hold out a validation set: add images from more patients "
             "or give a larger --val-fraction."
         )
-    missing = sorted({class_names[s.label] for s in samples} - {class_names[s.label] for s in val})
+    known = [s for s in samples if s.label != OUTLIER]
+    missing = sorted({class_names[s.label] for s in known} - {class_names[s.label] for s in val})
     if missing:
         log.warning("Validation set has no images of: %s (too few patients)", ", ".join(missing))
     return Split(train=train, val=val, seed=seed, val_fraction=val_fraction)
@@ -108,15 +117,53 @@ def patient_fold(
     fold: int,
     seed: int = 0,
 ) -> Split:
-    """Fold ``fold`` (1-based) of ``n_folds`` as validation, the other folds as training."""
+    """Fold ``fold`` (1-based) of ``n_folds`` as validation, the other folds as training.
+
+    Each source (``Sample.source``) is dealt on its own, from a generator seeded afresh, so
+    one source's folds do not change when another is added. Outlier-exposure images
+    (``OUTLIER``) of the validation patients are left out of both sides."""
     if n_folds < 2 or not 1 <= fold <= n_folds:
         raise TrainingError(
             f"Fold {fold} of {n_folds} does not exist: use 1 <= fold <= folds, folds >= 2."
         )
+    val_patients = fold_patients(samples, class_names, n_folds=n_folds, fold=fold, seed=seed)
+    train = tuple(s for s in samples if s.patient not in val_patients)
+    val = tuple(s for s in samples if s.patient in val_patients and s.label != OUTLIER)
+    if not val or not train:
+        raise TrainingError(
+            f"Not enough patients for {n_folds} folds: add images from more patients or use "
+            "fewer --folds."
+        )
+    return Split(train, val, seed=seed, val_fraction=len(val) / len(samples), fold=(fold, n_folds))
+
+
+def fold_patients(
+    samples: list[Sample] | tuple[Sample, ...],
+    class_names: tuple[str, ...],
+    *,
+    n_folds: int,
+    fold: int,
+    seed: int = 0,
+) -> set[str]:
+    """The patients of fold ``fold`` (1-based), outlier-only patients included: each source
+    dealt on its own (see :func:`patient_fold`)."""
+    val_patients: set[str] = set()
+    for source in sorted({s.source for s in samples}):
+        of_source = [s for s in samples if s.source == source]
+        val_patients |= _deal(of_source, class_names, n_folds, fold, seed)
+    return val_patients
+
+
+def _deal(
+    samples: list[Sample], class_names: tuple[str, ...], n_folds: int, fold: int, seed: int
+) -> set[str]:
+    """The patients of fold ``fold``: a seeded per-class shuffle dealt round-robin."""
     rng = np.random.default_rng(seed)
     val_patients: set[str] = set()
     dealt = 0  # continue the round-robin across classes so small classes do not pile up in fold 1
-    for label, patients in sorted(_primary_labels(samples).items()):
+    groups = _primary_labels(samples)
+    for label in sorted(groups, key=_dealing_order):
+        patients = groups[label]
         order = rng.permutation(len(patients))
         for j, i in enumerate(order):
             if (dealt + j) % n_folds == fold - 1:
@@ -125,18 +172,11 @@ def patient_fold(
         if len(patients) < n_folds:
             log.warning(
                 "Class %s has %d patients for %d folds: some folds have none of it",
-                class_names[label],
+                "outliers" if label == OUTLIER else class_names[label],
                 len(patients),
                 n_folds,
             )
-    train = tuple(s for s in samples if s.patient not in val_patients)
-    val = tuple(s for s in samples if s.patient in val_patients)
-    if not val or not train:
-        raise TrainingError(
-            f"Not enough patients for {n_folds} folds: add images from more patients or use "
-            "fewer --folds."
-        )
-    return Split(train, val, seed=seed, val_fraction=len(val) / len(samples), fold=(fold, n_folds))
+    return val_patients
 
 
 def save_split(split: Split, class_names: tuple[str, ...], path: Path) -> None:
@@ -151,7 +191,7 @@ def save_split(split: Split, class_names: tuple[str, ...], path: Path) -> None:
                         subset,
                         str(s.path),
                         "" if s.frame is None else s.frame,
-                        class_names[s.label],
+                        "OUTLIER" if s.label == OUTLIER else class_names[s.label],
                         s.patient,
                     ]
                 )
