@@ -46,7 +46,7 @@ def build_model(cfg: TrainConfig, num_classes: int, class_names: tuple[str, ...]
     kind = kind.lower()
     train_only = {"drop_path_rate": cfg.drop_path} if cfg.drop_path > 0 else {}
     if kind == "bundle":
-        return _from_bundle(Path(path), cfg, num_classes, class_names, train_only)
+        return _from_bundle(path, cfg, num_classes, class_names, train_only)
     if kind in ("mirage-base", "mirage-large"):
         return _from_mirage(Path(path), kind, cfg, num_classes, train_only)
     if kind != "scratch":
@@ -108,8 +108,16 @@ def _from_mirage(
     )
 
 
+def _member_spec(spec: str) -> tuple[Path, int | None]:
+    """``PATH`` or ``PATH@K`` (member K, 1-based, of an ensemble bundle)."""
+    head, at, tail = spec.rpartition("@")
+    if at and tail.isdigit() and head:
+        return Path(head), int(tail)
+    return Path(spec), None
+
+
 def _from_bundle(
-    path: Path,
+    spec: str,
     cfg: TrainConfig,
     num_classes: int,
     class_names: tuple[str, ...],
@@ -120,19 +128,29 @@ def _from_bundle(
     from octviewer.core.model.architectures import create_model
     from octviewer.core.model.bundle import load_bundle
 
+    path, member = _member_spec(spec)
     try:
         loaded = load_bundle(path)
     except OCTViewerError as exc:
         raise TrainingError(f"Cannot start from the bundle {path.name}: {exc}", path=path) from exc
     bc = loaded.config
-    kw = dict(bc.arch_kwargs)
+    architecture, kw, net = bc.architecture, dict(bc.arch_kwargs), loaded.model
+    if member is not None:
+        specs = kw.get("members") if architecture == "ensemble" else None
+        if not specs or not 1 <= member <= len(specs):
+            raise TrainingError(
+                f"--init bundle:{spec}: the bundle is not an ensemble with a member {member}.",
+                path=path,
+            )
+        architecture, kw = specs[member - 1]["architecture"], dict(specs[member - 1]["arch_kwargs"])
+        net = loaded.model.members[member - 1]
     if tuple(bc.preprocess.size) != (cfg.input_size, cfg.input_size) and cfg.img_size:
         log.warning("Bundle input %s, training at %d px", bc.preprocess.size, cfg.input_size)
     if "img_size" in kw:
         kw["img_size"] = cfg.input_size
     torch.manual_seed(cfg.seed)
-    model = create_model(bc.architecture, bc.num_classes, **kw, **train_only)
-    model.load_state_dict(loaded.model.state_dict(), strict=True)
+    model = create_model(architecture, bc.num_classes, **kw, **train_only)
+    model.load_state_dict(net.state_dict(), strict=True)
     new_head = tuple(bc.class_names) != tuple(class_names)
     if new_head:
         log.info(
@@ -142,9 +160,10 @@ def _from_bundle(
         model.reset_classifier(num_classes)
     return BuiltModel(
         model,
-        bc.architecture,
+        architecture,
         kw,
         f"bundle {path.name} (sha256 {loaded.identity.sha256[:12]})"
+        + (f", member {member}" if member is not None else "")
         + (", new head" if new_head else ""),
         licence_hint=bc.licence,
         init_info={"bundle_sha256": loaded.identity.sha256},
