@@ -98,6 +98,8 @@ def result_flags(
         flags.add(ResultFlag.OUT_OF_DISTRIBUTION)
     if float(probs.max()) < float(config.confidence_threshold):
         flags.add(ResultFlag.LOW_CONFIDENCE)
+    if not reassuring(config, probs):
+        flags.add(ResultFlag.DISEASE_NOT_EXCLUDED)
     if other_device(config, md.manufacturer):
         flags.add(ResultFlag.OTHER_DEVICE)
     if md.was_color:
@@ -105,6 +107,18 @@ def result_flags(
     if md.downsampled_from is not None:
         flags.add(ResultFlag.DOWNSAMPLED)
     return frozenset(flags)
+
+
+def reassuring(config: ModelConfig, probs: np.ndarray) -> bool:
+    """False for a frame predicted as the bundle's reassuring class (NORMAL) with a probability
+    below its operating point (``ModelConfig.reassurance``, chosen out of fold so that diseased
+    B-scans are rarely headlined NORMAL); True otherwise."""
+    r = config.reassurance
+    cls = r.get("class") if r else None
+    if cls not in config.class_names:
+        return True
+    k = int(np.argmax(probs))
+    return config.class_names[k] != cls or float(probs[k]) >= float(r["min_probability"])
 
 
 def other_device(config: ModelConfig, manufacturer: str | None) -> bool:

@@ -35,6 +35,7 @@ class ResultFlag(str, enum.Enum):
     OUT_OF_DISTRIBUTION = "unlike the training data"
     SCAN_NOT_ASSESSED = "the scan as a whole is not assessed"
     LOW_CONFIDENCE = "low confidence"
+    DISEASE_NOT_EXCLUDED = "looks normal, disease not excluded"
     OTHER_DEVICE = "device not in the training data"
     OOD_CHECK_UNAVAILABLE = "out-of-distribution check unavailable"
     COLOR_INPUT = "colour image converted to grayscale"
@@ -84,6 +85,7 @@ FLAG_PRECEDENCE: tuple[ResultFlag, ...] = (
     ResultFlag.OUT_OF_DISTRIBUTION,
     ResultFlag.SCAN_NOT_ASSESSED,
     ResultFlag.LOW_CONFIDENCE,
+    ResultFlag.DISEASE_NOT_EXCLUDED,
     ResultFlag.OTHER_DEVICE,
     ResultFlag.OOD_CHECK_UNAVAILABLE,
     ResultFlag.COLOR_INPUT,
@@ -92,6 +94,9 @@ FLAG_PRECEDENCE: tuple[ResultFlag, ...] = (
 
 #: The headline of a frame whose class is withheld.
 NOT_ASSESSED = "Not assessed"
+
+#: The headline of a NORMAL below the model's reassurance operating point.
+NOT_EXCLUDED = "Looks normal — disease not excluded"
 
 _WARNINGS = {
     ResultFlag.NOT_OCT: "Not assessed: this image is not an OCT B-scan (it looks like an "
@@ -109,6 +114,9 @@ _WARNINGS = {
     "reads, so no frame of it is given a class.",
     ResultFlag.LOW_CONFIDENCE: "Uncertain: the model's confidence is below its threshold. "
     "Do not rely on this classification.",
+    ResultFlag.DISEASE_NOT_EXCLUDED: "Caution: the scan looks normal to the model, but not "
+    "with the confidence at which missed disease was rare when the model was tested; disease "
+    "is not excluded.",
     ResultFlag.OTHER_DEVICE: "Caution: this scan comes from a device the model was not "
     "trained on; its answer may be less reliable.",
     ResultFlag.OOD_CHECK_UNAVAILABLE: "This model carries no out-of-distribution statistics: "
@@ -286,6 +294,8 @@ class FrameResult:
         """What a screen or report shows in large type: ``"CNV 92.1 %"`` or ``Not assessed``."""
         if not self.assessable:
             return NOT_ASSESSED
+        if self.reassurance_withheld:
+            return f"{NOT_EXCLUDED} ({self.predicted_class} {100 * self.confidence:.1f} %)"
         return f"{self.predicted_class} {100 * self.confidence:.1f} %"
 
     @property
@@ -294,9 +304,19 @@ class FrameResult:
         return ordered_flags(self.flags)
 
     @property
+    def reassurance_withheld(self) -> bool:
+        """Assessed as NORMAL, but below the confidence a reassuring headline needs."""
+        return self.assessable and ResultFlag.DISEASE_NOT_EXCLUDED in self.flags
+
+    @property
     def is_flagged(self) -> bool:
-        """Not assessed, or assessed with low confidence."""
-        return not self.assessable or ResultFlag.LOW_CONFIDENCE in self.flags
+        """Not assessed, assessed with low confidence, or a NORMAL that does not exclude
+        disease: never shown as a plain answer."""
+        return (
+            not self.assessable
+            or ResultFlag.LOW_CONFIDENCE in self.flags
+            or self.reassurance_withheld
+        )
 
     def probability_of(self, class_name: str) -> float:
         return float(self.probabilities[self.class_names.index(class_name)])

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from octviewer.core.overlay import COLORMAPS, DEFAULT_OPACITY, HEATMAP_LEGEND
-from octviewer.core.results import FrameResult, ModelIdentity
+from octviewer.core.results import NOT_EXCLUDED, FrameResult, ModelIdentity
 from octviewer.ui.presenters import model_facts
 from octviewer.ui.style import class_color
 
@@ -33,6 +33,8 @@ PREDICTED = -1
 SHOW_ANYWAY = "Show model output anyway"
 UNRELIABLE = "UNRELIABLE — not assessed. The model's output for this frame cannot be trusted."
 NOT_ASSESSED_COLOR = "#6B7280"
+#: A NORMAL that does not exclude disease: amber, never the reassuring green.
+NOT_EXCLUDED_COLOR = "#9A6700"
 ALERT_COLOR = "#B00020"
 
 
@@ -254,7 +256,13 @@ class ResultPanel(QFrame):
             self._reset_show_anyway()
         self._shown, self._shown_key = fr, key
         suffix = f"  ·  {frame_text}" if frame_text else ""
-        if fr.assessable:
+        if fr.reassurance_withheld:
+            self.prediction.setText(NOT_EXCLUDED)
+            self.prediction.setStyleSheet(f"color: {NOT_EXCLUDED_COLOR};")
+            self.confidence.setText(
+                f"{fr.predicted_class} {fr.confidence * 100:.1f} % probability{suffix}"
+            )
+        elif fr.assessable:
             self.prediction.setText(fr.predicted_class)
             self.prediction.setStyleSheet(
                 f"color: {class_color(fr.predicted_index, fr.class_names).darker(140).name()};"

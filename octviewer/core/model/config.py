@@ -78,6 +78,9 @@ class ModelConfig:
     # Per arithmetic ("float32", "bfloat16", "int8"), the decisions it was validated on
     # (octviewer-train validate; octviewer.core.arithmetic picks the fastest that passed).
     validated: dict[str, Any] = field(default_factory=dict)
+    # The operating point of a reassuring headline (octviewer.core.reassurance): {"class":
+    # "NORMAL", "min_probability": p, ...how it was chosen}. Empty: any NORMAL is a headline.
+    reassurance: dict[str, Any] = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:

@@ -35,7 +35,7 @@ _INT8_NET = re.compile(r"^members\.\d{1,2}$")
 _INT8_OBSERVER = re.compile(r"^activation_post_process_\d{1,6}$")
 _TIMM_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,120}$")
 _LAYER_PART = re.compile(r"^(?:[A-Za-z][A-Za-z0-9_]*|-?\d{1,4})$")
-_MAPPINGS = ("provenance", "metrics", "ood", "training_domain")
+_MAPPINGS = ("provenance", "metrics", "ood", "training_domain", "reassurance")
 _VIT_FLAGS = ("qkv_bias", "class_token", "no_embed_class", "dynamic_img_size", "dynamic_img_pad")
 _VIT_RATES = ("drop_rate", "attn_drop_rate", "drop_path_rate", "proj_drop_rate", "pos_drop_rate")
 
@@ -157,6 +157,12 @@ def validate_config(d: Any) -> None:
             _mapping(d[key], key)
     if "int8" in d:
         validate_int8(d["int8"])
+    if isinstance(d.get("reassurance"), dict) and d["reassurance"]:
+        r = d["reassurance"]
+        _text(r.get("class"), "reassurance.class", limit=200, empty=False)
+        if r.get("class") not in names:
+            raise SchemaError("reassurance.class is not one of class_names")
+        _num(r.get("min_probability"), "reassurance.min_probability", 0.0, 1.0)
     if "validated" in d:
         validate_validated(d["validated"])
     size = validate_preprocess(d.get("preprocess", {}))

@@ -19,7 +19,7 @@ from octviewer.core.report.charts import (
     text,
 )
 from octviewer.core.report.fonts import font
-from octviewer.core.results import FrameResult
+from octviewer.core.results import NOT_EXCLUDED, FrameResult
 from octviewer.core.scan import Scan
 
 MIN_PANEL_WIDTH = 640  # frames narrower than this are upscaled for readability
@@ -96,7 +96,11 @@ def _draw_answer(
     h += line_height(f.h2)
     if fr.assessable:
         headline = f"{fr.predicted_class}  {100 * fr.confidence:.1f} %"
-        if fr.is_flagged:
+        if fr.reassurance_withheld:
+            text(d, (x, y + h), NOT_EXCLUDED, f.h1, WARN_EDGE)
+            h += line_height(f.h1) + 2
+            text(d, (x, y + h), headline, f.h2, WARN_EDGE)
+        elif fr.is_flagged:
             text(d, (x, y + h), "UNCERTAIN — " + headline, f.h1, WARN_EDGE)
         else:
             text(d, (x, y + h), headline, f.h1, INK)
