@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _fold_of_members(config: Any) -> list[int] | None:
+def fold_of_members(config: Any) -> list[int] | None:
     """1-based held-out fold of each ensemble member, from the members' recorded commands."""
     members = (config.provenance or {}).get("members") or []
     folds = []
@@ -103,7 +103,7 @@ def fit_for_bundle(args: argparse.Namespace, model: Any, config: Any) -> tuple[A
     }
     if split.get("cross_validation"):
         folds = int(split["folds"])
-        order = _fold_of_members(config) or list(range(1, n_nets + 1))
+        order = fold_of_members(config) or list(range(1, n_nets + 1))
         if len(order) != n_nets or sorted(order) != list(range(1, folds + 1)):
             raise TrainingError(
                 f"The ensemble's {n_nets} members do not map one to one onto its {folds} folds."
