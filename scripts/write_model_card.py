@@ -15,13 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from octviewer.core.model.bundle import file_sha256, read_bundle_config
-from octviewer.core.scope import ModelScope
+from training.card_sections import int8_lines, ood_lines, pct, validated_lines
 
 log = logging.getLogger("write_model_card")
-
-
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:.1f} %"
 
 
 #: The volume rule's measured agreement with the full computation (docs/SPEED.md).
@@ -64,7 +60,7 @@ def card(path: Path) -> str:
         f"| input | {cfg.preprocess.size[1]}x{cfg.preprocess.size[0]} px, grayscale, "
         f"{cfg.preprocess.interpolation} resize (aspect not kept), per-image {cfg.preprocess.normalization} |",
         f"| calibration | temperature {cfg.temperature:.3f} (fitted on {fitted_on}) |",
-        f"| flagged uncertain below | {_pct(cfg.confidence_threshold)} calibrated confidence |",
+        f"| flagged uncertain below | {pct(cfg.confidence_threshold)} calibrated confidence |",
         f"| Grad-CAM layer | `{cfg.cam_target_layer}` |",
         f"| licence | {cfg.licence} |",
         "",
@@ -214,7 +210,7 @@ def card(path: Path) -> str:
                 "measure."
             )
         lines += ["", caveat, ""]
-    lines += _ood_section(cfg)
+    lines += ood_lines(cfg)
     if cfg.arch_kwargs.get("hflip_tta"):
         lines += [
             "## How the app runs it on volumes",
@@ -231,7 +227,7 @@ def card(path: Path) -> str:
             "docs/SPEED.md).",
             "",
         ]
-    lines += _int8_lines(cfg) + _validated_lines(cfg)
+    lines += int8_lines(cfg) + validated_lines(cfg)
     lines += [
         "## Known limits",
         "",
@@ -274,112 +270,6 @@ def card(path: Path) -> str:
             f"Code: octviewer commit `{prov['git_commit']}`; versions {prov.get('versions')}."
         )
     return "\n".join(lines) + "\n"
-
-
-def _validated_lines(cfg: Any) -> list[str]:
-    """The arithmetic validation record (octviewer-train validate) as a table."""
-    rec: dict[str, Any] = cfg.validated or {}
-    if not rec:
-        return []
-    lines = [
-        "## Validated arithmetic\n",
-        "Decisions of each arithmetic against fp32 on the development set (Kermany images and "
-        "out-of-domain development files), each with the bundle's out-of-distribution threshold "
-        "re-checked in that arithmetic. The app and the CLI run the fastest arithmetic that "
-        "passed on the CPU at hand (`--int8`, `--no-int8`, `--precision fp32` choose).",
-        "",
-        "| arithmetic | verdict | class agreement | abstention agreement | abstentions flipped "
-        "(dev / out-of-domain) | largest OOD score change |",
-        "|---|---|---|---|---|---|",
-    ]
-    for name, r in rec.items():
-        n, frames = r.get("images"), r.get("ood_frames")
-        if n is None:
-            lines.append(f"| {name} | not passed: {r.get('reason')} | | | | |")
-            continue
-        lines.append(
-            f"| {name}{' (' + r['kind'] + ')' if r.get('kind') else ''} | "
-            f"{'passed' if r.get('passed') else 'not passed: ' + str(r.get('reason'))} | "
-            f"{r.get('dev_class_agree')}/{n} | {r.get('dev_abstain_agree')}/{n} dev, "
-            f"{r.get('ood_abstain_agree')}/{frames} out-of-domain frames | "
-            f"{r.get('dev_abstain_flips')} / {r.get('ood_abstain_flips')} | "
-            f"{r.get('dev_max_ood_score_change')} / {r.get('ood_max_ood_score_change')} |"
-        )
-    return [*lines, ""]
-
-
-def _int8_lines(cfg: Any) -> list[str]:
-    """One paragraph when the bundle carries a static int8 calibration (octviewer-train int8)."""
-    block: dict[str, Any] = cfg.int8 or {}
-    if not block:
-        return []
-    got = block.get("measured") or {}
-    check = (
-        f" Against fp32 on {got.get('images')} training images not used for the calibration: "
-        f"top-1 agreement {_pct(got.get('top1_agreement'))}, largest change of a probability "
-        f"{got.get('max_probability_change')}."
-        if got
-        else ""
-    )
-    return [
-        "## int8",
-        "",
-        f"With `--int8` (CPU) the members' convolutions run in int8, with activation ranges "
-        f"calibrated on {block.get('images')} training images ({block.get('views')} view(s) "
-        f"each) and stored in the bundle; the heads, the heatmap and the OOD score stay "
-        f"float32.{check} Measured speed and agreement on all 648 images: docs/SPEED.md.",
-        "",
-    ]
-
-
-def _ood_section(cfg: Any) -> list[str]:
-    """What the out-of-distribution check is, its threshold and its measured rates."""
-    ood: dict[str, Any] = (cfg.metrics or {}).get("ood") or {}
-    domain = cfg.training_domain or {}
-    lines = ["## Out-of-distribution check", ""]
-    if domain:
-        lines += [
-            "Training domain (a scan whose DICOM/vendor header names another manufacturer gets "
-            f"a caution): {', '.join(f'{k}: {v}' for k, v in sorted(domain.items()))}.",
-            "",
-        ]
-    scope = ModelScope.from_training_domain(domain)
-    if scope.is_stated:
-        lines += [
-            f"**What it reads**: {scope.description}. A scan whose file states another "
-            "protocol or region (a peripapillary circle scan, a radial scan, a scan of the "
-            "optic disc) is *not assessed* before any network output is shown; a scan that "
-            "states nothing is judged from its pixels (image quality, optic-nerve-head anatomy, "
-            "the score below). See docs/OOD.md.",
-            "",
-        ]
-    if not ood:
-        return [*lines, "This bundle carries no out-of-distribution statistics.", ""]
-    lines += [
-        f"Method: {ood.get('method')} (shared covariance, shrinkage {ood.get('shrinkage')}), "
-        "each member's statistics from the images it trained on; the frame's score is the mean "
-        "of the members' distances scaled by their held-out spread. Above the threshold "
-        f"(**{ood.get('threshold', float('nan')):.3f}**) a frame is *not assessed*: no class is "
-        "shown.",
-        "",
-        f"- Threshold chosen at a {_pct(ood.get('false_flag_target'))} false-flag target on "
-        f"held-out patients ({ood.get('evaluation')}).",
-        f"- Measured false-flag rate on in-domain held-out scans: "
-        f"**{_pct(ood.get('heldout_false_flag_rate'))}** "
-        f"({ood.get('heldout_false_flags')} of {ood.get('heldout_images')}).",
-    ]
-    dev = ood.get("development_ood_set")
-    if dev:
-        lines.append(
-            f"- Development out-of-domain set: **{dev['flagged']} of {dev['images']}** flagged "
-            "by this score alone (the pixel check that stops en-face images before the model "
-            "is separate):"
-        )
-        lines += [
-            f"  - `{r['file']}`: score {r['score']:.2f}{' (flagged)' if r['flagged'] else ''}"
-            for r in dev["files"]
-        ]
-    return [*lines, ""]
 
 
 def main(argv: list[str] | None = None) -> int:
