@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from octviewer.core.model.bundle import file_sha256, read_bundle_config
-from training.card_sections import int8_lines, ood_lines, pct, validated_lines
+from training.card_sections import (
+    dev_files_lines,
+    int8_lines,
+    ood_lines,
+    pct,
+    reassurance_lines,
+    sources_lines,
+    validated_lines,
+)
 
 log = logging.getLogger("write_model_card")
 
@@ -27,6 +35,11 @@ VOLUME_RULE_CHECK = (
     "OUT_OF_DISTRIBUTION and LOW_CONFIDENCE decisions (0 flips, measured with version 2.2.0's "
     "OOD statistics; not yet re-measured with the L2-normalised statistics of 2.3.0)"
 )
+
+
+def _n_images(metrics: dict[str, Any]) -> int:
+    """Labelled B-scans the model learned from (648 Kermany images before 3.0.0)."""
+    return sum(r["images"] for r in (metrics.get("sources") or {}).values()) or 648
 
 
 def card(path: Path) -> str:
@@ -49,7 +62,7 @@ def card(path: Path) -> str:
         f"**{cfg.description}**",
         "",
         "> Research use only — not for diagnosis. This is a demonstration model trained from "
-        "scratch on 648 public images; it is **not** MIRAGE and not a medical device.",
+        f"scratch on {_n_images(m)} public images; it is **not** MIRAGE and not a medical device.",
         "",
         "| | |",
         "|---|---|",
@@ -82,6 +95,16 @@ def card(path: Path) -> str:
         "class, mostly from the official test split).",
         "",
     ]
+    if m.get("sources"):
+        lines += [
+            "Kulyabin et al. (2024), *OCTDL: Optical Coherence Tomography Dataset for Image-Based "
+            "Deep Learning Methods*, Scientific Data 11:365, CC BY 4.0: 757 B-scans of 466 "
+            "patients (Optovue Avanti RTVue XR, another hospital) mapped to the four classes, and "
+            "85 B-scans with findings outside them (epiretinal membrane, vein and artery "
+            "occlusion, vitreomacular interface disease) used for outlier exposure (trained "
+            "toward a uniform output, never as a class).",
+            "",
+        ]
     if cv:
         va = split.get("validation", {})
         lines += [
@@ -210,7 +233,7 @@ def card(path: Path) -> str:
                 "measure."
             )
         lines += ["", caveat, ""]
-    lines += ood_lines(cfg)
+    lines += sources_lines(cfg) + reassurance_lines(cfg) + ood_lines(cfg) + dev_files_lines(cfg)
     if cfg.arch_kwargs.get("hflip_tta"):
         lines += [
             "## How the app runs it on volumes",
@@ -228,13 +251,20 @@ def card(path: Path) -> str:
             "",
         ]
     lines += int8_lines(cfg) + validated_lines(cfg)
+    devices = (
+        "Two device types (Heidelberg Spectralis as exported in Kermany 2018, Optovue Avanti as "
+        "exported in OCTDL)"
+        if m.get("sources")
+        else "One device type (Heidelberg Spectralis, as exported in Kermany 2018)"
+    )
     lines += [
         "## Known limits",
         "",
-        "- One device type (Heidelberg Spectralis, as exported in Kermany 2018), four classes "
+        f"- {devices}, four classes "
         "(CNV, DME, DRUSEN, NORMAL), B-scans through the fovea. Other vendors, other diseases, "
         "peripheral B-scans, low-quality scans: the output is not meaningful.",
-        "- 648 training images: small. "
+        f"- {_n_images(m)} training "
+        "images: small. "
         + (
             "Cross-validation scores every image, but the members saw only 3/4 of the data each."
             if cv

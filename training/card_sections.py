@@ -1,5 +1,6 @@
 """Model-card sections that read one part of a bundle's config: its out-of-distribution
-check, its int8 calibration and its validated arithmetic.
+check, its int8 calibration, its validated arithmetic, and what ``octviewer-train source-eval``
+recorded (per-source figures out of fold, the NORMAL operating point, development files).
 
 Used by ``scripts/write_model_card.py``; every number comes from the bundle's own config.
 """
@@ -120,3 +121,78 @@ def ood_lines(cfg: Any) -> list[str]:
             for r in dev["files"]
         ]
     return [*lines, ""]
+
+
+def sources_lines(cfg: Any) -> list[str]:
+    """ "Per source, out of fold": coverage, selective balanced accuracy, false reassurance."""
+    sources = (cfg.metrics or {}).get("sources") or {}
+    if not sources:
+        return []
+    lines = [
+        "## Per source, out of fold",
+        "",
+        "Each B-scan decided as the app decides it (the out-of-distribution check, the "
+        "confidence threshold, the quality and anatomy checks, the NORMAL operating point) by "
+        "the member that never saw its patient (`octviewer-train source-eval`).",
+        "",
+        "| source | B-scans | assessed (coverage) | selective balanced accuracy | diseased "
+        "headlined NORMAL without a caution |",
+        "|---|---|---|---|---|",
+    ]
+    for name, row in sources.items():
+        lines.append(
+            f"| {name} | {row['images']} | {pct(row['coverage'])} | "
+            f"{row['selective_balanced_accuracy'] or 0:.3f} | "
+            f"{row['diseased_headlined_normal']} of {row['diseased']} "
+            f"({pct(row['false_reassurance_rate'])}) |"
+        )
+    for name, row in sources.items():
+        other = row.get("other_findings")
+        if other:
+            lines += [
+                "",
+                f"Findings outside the four classes ({name}: epiretinal membrane, vein and artery "
+                f"occlusion, vitreomacular interface disease; {other['images']} B-scans): "
+                f"{other['withheld']} withheld, {other['cautioned']} shown with a caution, "
+                f"**{other['confident_class']} given a class with no caution**.",
+            ]
+    return [*lines, ""]
+
+
+def reassurance_lines(cfg: Any) -> list[str]:
+    """The NORMAL operating point and how it was chosen."""
+    r = cfg.reassurance or {}
+    if not r:
+        return []
+    return [
+        "## When NORMAL is a reassurance",
+        "",
+        f"A {r['class']} headline needs a calibrated probability of at least "
+        f'**{pct(r["min_probability"])}**; below it the app says "Looks normal — disease not '
+        'excluded" in amber. The point was chosen on '
+        f"{r.get('chosen_on', 'out-of-fold decisions')} so that at most "
+        f"{pct(r.get('missed_disease_target'))} of each source's diseased B-scans are "
+        "headlined NORMAL without a caution.",
+        "",
+    ]
+
+
+def dev_files_lines(cfg: Any) -> list[str]:
+    """The development files the model should assess (raw .vol line scans) or withhold."""
+    m = cfg.metrics or {}
+    lines: list[str] = []
+    for key, what in (
+        ("dev_assessed", "Development files it should assess (raw Spectralis `.vol` line scans)"),
+        ("dev_withheld", "Development files it should withhold (out of domain, not OCT)"),
+    ):
+        dev = m.get(key)
+        if not dev:
+            continue
+        lines += [f"{what}: **{dev['assessed']} of {dev['files']} assessed**.", ""]
+        lines += [
+            f"- `{r['file']}`: {r.get('headline') or r.get('why')}"
+            + (f" (OOD score {r['ood_score']})" if r.get("ood_score") is not None else "")
+            for r in dev["rows"]
+        ]
+        lines.append("")
+    return ["## Development files", "", *lines] if lines else []

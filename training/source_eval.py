@@ -65,8 +65,50 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--model-version", dest="version", help="version of that copy")
     p.add_argument("--report", type=Path, required=True, help="JSON report to write")
+    p.add_argument(
+        "--dev-assessed",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="development files the model should assess (e.g. raw .vol macular line scans)",
+    )
+    p.add_argument(
+        "--dev-withheld",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="development files or folders the model should withhold (out of domain, not OCT)",
+    )
     p.add_argument("--threads", type=int)
     return p
+
+
+def dev_files_decided(bundle: Path, paths: list[Path]) -> list[dict[str, Any]]:
+    """Each development file through the real engine (fp32): assessed or why not."""
+    from octviewer import load
+    from octviewer.core.engine import Engine
+    from octviewer.errors import OCTViewerError
+    from training.ood_cli import dev_files
+
+    engine = Engine(bundle, precision="fp32", quantize=False, int8_cache="off")
+    rows = []
+    for p in dev_files(paths):
+        try:
+            result = engine.analyze(load(p), cam=False)
+        except OCTViewerError as exc:
+            rows.append({"file": p.name, "assessed": False, "why": f"refused: {exc}"[:120]})
+            continue
+        fr = result.frame(result.most_suspicious_frame())
+        rows.append(
+            {
+                "file": p.name,
+                "assessed": bool(result.assessable_frames),
+                "headline": fr.headline,
+                "ood_score": None if fr.ood_score is None else round(fr.ood_score, 3),
+                "why": fr.reason,
+            }
+        )
+    return rows
 
 
 def decide_out_of_fold(bundle: Path, data: str, outlier_label: str) -> list[Decision]:
@@ -234,6 +276,15 @@ def run(args: argparse.Namespace, argv: list[str]) -> Path:
     loaded = load_bundle(args.bundle)
     config, ood = loaded.config, loaded.ood
     report: dict[str, Any] = {"before": source_metrics(decisions, config, ood, args.outlier_label)}
+    # assessed or withheld does not depend on the reassurance point: the input bundle decides
+    for key, paths in (("dev_assessed", args.dev_assessed), ("dev_withheld", args.dev_withheld)):
+        if paths:
+            rows = dev_files_decided(args.bundle, paths)
+            report[key] = {
+                "files": len(rows),
+                "assessed": sum(r["assessed"] for r in rows),
+                "rows": rows,
+            }
     if args.choose_reassurance:
         t = choose_reassurance(decisions, config, ood, args.missed_disease)
         reassurance = {
@@ -252,7 +303,11 @@ def run(args: argparse.Namespace, argv: list[str]) -> Path:
         new = replace(
             config,
             version=args.version or config.version,
-            metrics={**config.metrics, "sources": report["after"]},
+            metrics={
+                **config.metrics,
+                "sources": report["after"],
+                **{k: report[k] for k in ("dev_assessed", "dev_withheld") if k in report},
+            },
             provenance=provenance,
         )
         save_bundle(args.choose_reassurance, loaded.model, new, dtype=config.weights_dtype, ood=ood)
