@@ -114,3 +114,34 @@ def test_the_chooser_keeps_missed_disease_at_the_target_per_source() -> None:
     assert 0.85 <= t <= 0.9
     flagged = replace(config, reassurance={"class": "NORMAL", "min_probability": t})
     assert result_flags(_scan(), decisions[0].probabilities, 0.0, flagged, None)
+
+
+def test_the_model_card_states_sources_reassurance_and_dev_files() -> None:
+    from training.card_sections import dev_files_lines, reassurance_lines, sources_lines
+
+    row = {
+        "images": 757,
+        "coverage": 0.95,
+        "selective_balanced_accuracy": 0.91,
+        "diseased": 559,
+        "diseased_headlined_normal": 4,
+        "false_reassurance_rate": 4 / 559,
+        "other_findings": {"images": 85, "withheld": 30, "cautioned": 40, "confident_class": 15},
+    }
+    dev = {
+        "files": 3,
+        "assessed": 3,
+        "rows": [
+            {"file": "a.vol", "assessed": True, "headline": "NORMAL 99.0 %", "ood_score": 1.2}
+        ],
+    }
+    config = tiny_config(
+        reassurance=OPERATING_POINT,
+        metrics={"sources": {"octdl": row}, "dev_assessed": dev},
+    )
+    text = "\n".join(sources_lines(config) + reassurance_lines(config) + dev_files_lines(config))
+    assert "| octdl | 757 | 95.0 % | 0.910 | 4 of 559 (0.7 %) |" in text
+    assert "**15 given a class with no caution**" in text
+    assert "at least **90.0 %**" in text
+    assert "3 of 3 assessed" in text and "`a.vol`: NORMAL 99.0 % (OOD score 1.2)" in text
+    assert sources_lines(tiny_config()) == [] and reassurance_lines(tiny_config()) == []

@@ -233,6 +233,31 @@ def source_metrics(
     return report
 
 
+def confidence_sweep(
+    decisions: list[Decision], config: Any, ood: Any, outlier_label: str
+) -> list[dict[str, Any]]:
+    """For candidate "Uncertain below" thresholds: the share of other-finding B-scans that
+    would be withheld or cautioned, and the share of labelled B-scans cautioned in exchange."""
+    from octviewer.core.results import ABSTAIN_FLAGS, ResultFlag
+
+    rows = []
+    for t in (0.5, 0.6, 0.7, 0.8, 0.9):
+        cfg = replace(config, confidence_threshold=t)
+        other, known = [], []
+        for d in decisions:
+            f = flags_of(d, cfg, ood)
+            caught = bool(f & ABSTAIN_FLAGS) or ResultFlag.LOW_CONFIDENCE in f
+            (other if d.label == outlier_label else known).append(caught)
+        rows.append(
+            {
+                "uncertain_below": t,
+                "other_findings_caught": float(np.mean(other)) if other else None,
+                "labelled_withheld_or_uncertain": float(np.mean(known)) if known else None,
+            }
+        )
+    return rows
+
+
 def choose_reassurance(decisions: list[Decision], config: Any, ood: Any, rate: float) -> float:
     """The lowest NORMAL probability at which at most ``rate`` of each source's diseased,
     assessed-or-not B-scans would be headlined NORMAL without a caution."""
@@ -275,7 +300,10 @@ def run(args: argparse.Namespace, argv: list[str]) -> Path:
     decisions = decide_out_of_fold(args.bundle, args.data, args.outlier_label)
     loaded = load_bundle(args.bundle)
     config, ood = loaded.config, loaded.ood
-    report: dict[str, Any] = {"before": source_metrics(decisions, config, ood, args.outlier_label)}
+    report: dict[str, Any] = {
+        "before": source_metrics(decisions, config, ood, args.outlier_label),
+        "confidence_sweep": confidence_sweep(decisions, config, ood, args.outlier_label),
+    }
     # assessed or withheld does not depend on the reassurance point: the input bundle decides
     for key, paths in (("dev_assessed", args.dev_assessed), ("dev_withheld", args.dev_withheld)):
         if paths:
