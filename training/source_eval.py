@@ -64,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="write a copy of the bundle with the chosen reassurance operating point",
     )
     p.add_argument("--model-version", dest="version", help="version of that copy")
+    p.add_argument(
+        "--uncertain-below",
+        type=float,
+        help="set that copy's 'Uncertain below' confidence threshold (see the report's "
+        "confidence_sweep: other findings caught against labelled B-scans cautioned)",
+    )
     p.add_argument("--report", type=Path, required=True, help="JSON report to write")
     p.add_argument(
         "--dev-assessed",
@@ -314,6 +320,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> Path:
                 "rows": rows,
             }
     if args.choose_reassurance:
+        if args.uncertain_below is not None:
+            config = replace(config, confidence_threshold=args.uncertain_below)
         t = choose_reassurance(decisions, config, ood, args.missed_disease)
         reassurance = {
             "class": NORMAL,
