@@ -1,4 +1,4 @@
-"""Bounded memory (octviewer.ui.residency): frames of scans not on screen are released and read
+"""Bounded memory (octviewer.viewer.residency): frames of scans not on screen are released and read
 again from their file when shown; what an entry keeps is small and bounded."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import pytest
 from helpers_models import make_tiny_bundle
 from ui_helpers import KERMANY
 
-from octviewer.ui.presenters import REREADING_TEXT, result_placeholder
-from octviewer.ui.residency import KEEP_RECENT, Residency
-from octviewer.ui.session import ModelState
+from octviewer.viewer.presenters import REREADING_TEXT, result_placeholder
+from octviewer.viewer.residency import KEEP_RECENT, Residency
+from octviewer.viewer.session import ModelState
 
 #: What a released B-scan entry may hold in arrays: its result (probabilities, logits) and its
 #: heatmap at the model's grid (7 x 7 float32 for the default model, 16 x 16 for MIRAGE);

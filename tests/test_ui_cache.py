@@ -20,9 +20,9 @@ from ui_helpers import KERMANY
 pytestmark = pytest.mark.gui
 
 from octviewer.ui.controller import Controller, EntryStatus  # noqa: E402
-from octviewer.ui.last_session import LastSession, SessionStore  # noqa: E402
 from octviewer.ui.main_window import MainWindow  # noqa: E402
 from octviewer.ui.settings import Settings  # noqa: E402
+from octviewer.viewer.last_session import LastSession, SessionStore  # noqa: E402
 
 SHOTS = Path("/tmp/cache-shots")
 

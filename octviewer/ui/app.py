@@ -226,7 +226,7 @@ def freeze_heap_when_model_ready(controller: Any) -> None:
     """Each time a model is ready, keep what exists then out of the garbage collector's full
     passes (:func:`octviewer.core.device.freeze_heap`: a 370 ms GUI stall otherwise)."""
     from octviewer.core.device import freeze_heap
-    from octviewer.ui.session import ModelState
+    from octviewer.viewer.session import ModelState
 
     def on_model(state: str, _text: str) -> None:
         if state == ModelState.READY.value:

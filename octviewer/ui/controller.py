@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QObject, Signal
 
 from octviewer.errors import AmbiguousSeriesError, AnalysisCancelled, OCTViewerError
-from octviewer.ui import presenters, session
-from octviewer.ui.presenters import NO_MODEL_TEXT
-from octviewer.ui.residency import FrameKeeper, ScanHeader, read_scan
-from octviewer.ui.session import EntryStatus, ModelState, ScanEntry
 from octviewer.ui.workers import JobRunner
+from octviewer.viewer import presenters, session
+from octviewer.viewer.presenters import NO_MODEL_TEXT
+from octviewer.viewer.residency import FrameKeeper, ScanHeader, read_scan
+from octviewer.viewer.session import EntryStatus, ModelState, ScanEntry
 
 if TYPE_CHECKING:
     from octviewer.core.engine import Engine
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from octviewer.core.result_cache import ResultCache
     from octviewer.core.results import ScanResult
     from octviewer.core.scan import Scan
-    from octviewer.ui.session import Look
+    from octviewer.viewer.session import Look
 
 log = logging.getLogger(__name__)
 default_report_name = session.default_report_name  # re-exported: tests and scripts use it here
@@ -75,7 +75,7 @@ class Controller(QObject):
         return self._entries.get(uid)
 
     def set_priority(self, uid: int | None) -> None:
-        """The scan on screen: analysed first; released frames are read again (ui/residency.py)."""
+        """The scan on screen: analysed first; released frames are read again (viewer/residency.py)."""
         self.queue.priority = uid
         self.frames.show(uid)
 

@@ -31,10 +31,10 @@ from octviewer.ui.actions import SUSPICIOUS_TIP
 from octviewer.ui.empty_state import EmptyState
 from octviewer.ui.image_view import ImageView
 from octviewer.ui.localizer_view import LocalizerView
-from octviewer.ui.presenters import NO_MODEL_TEXT
 from octviewer.ui.probability_strip import ProbabilityStrip
 from octviewer.ui.result_panel import ResultPanel
 from octviewer.ui.scan_list import ScanList
+from octviewer.viewer.presenters import NO_MODEL_TEXT
 
 
 def build_widgets(window: Any) -> None:

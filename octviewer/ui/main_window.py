@@ -33,7 +33,6 @@ from octviewer.ui.layout import build_widgets
 from octviewer.ui.menus import build_menus, build_toolbar
 from octviewer.ui.settings import Settings
 from octviewer.ui.style import STYLE_SHEET
-from octviewer.ui.view_state import ViewState
 from octviewer.ui.window_dialogs import DialogsMixin
 from octviewer.ui.window_display import DisplayMixin
 from octviewer.ui.window_frames import NONE_ASSESSABLE, FramesMixin  # noqa: F401
@@ -44,6 +43,7 @@ from octviewer.ui.window_opening import (
 from octviewer.ui.window_reports import ReportsMixin
 from octviewer.ui.window_restore import SessionKeeper
 from octviewer.ui.window_status import AnalysisStatusMixin
+from octviewer.viewer.view_state import ViewState
 
 log = logging.getLogger(__name__)
 #: Files opened with the first wait for its result at most this long.
@@ -162,7 +162,7 @@ class MainWindow(
         job and the first analysis for the CPU (7 samples on 2 cores: about 0.5 s later)."""
         from PySide6.QtCore import QTimer
 
-        from octviewer.ui.session import ModelState
+        from octviewer.viewer.session import ModelState
 
         c, pending = self.controller, [list(paths)]
 

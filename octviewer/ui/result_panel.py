@@ -25,8 +25,8 @@ from PySide6.QtWidgets import (
 
 from octviewer.core.overlay import COLORMAPS, DEFAULT_OPACITY, HEATMAP_LEGEND
 from octviewer.core.results import FrameResult, ModelIdentity
-from octviewer.ui.presenters import model_facts
 from octviewer.ui.style import class_color
+from octviewer.viewer.presenters import model_facts
 
 LEGEND = HEATMAP_LEGEND + "."
 PREDICTED = -1

@@ -10,7 +10,7 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QListWidget, QListWidgetItem, QWidget
 
-from octviewer.ui.session import EntryStatus, ScanEntry
+from octviewer.viewer.session import EntryStatus, ScanEntry
 
 _STATUS_COLORS = {
     EntryStatus.OPENING: "#9CA3AF",

@@ -1,19 +1,19 @@
 """What the main window shows for the entry on screen: the frame, the volume bar, the
-localizer with its disease map, and the result panel (texts from :mod:`~octviewer.ui.presenters`)."""
+localizer with its disease map, and the result panel (texts from :mod:`~octviewer.viewer.presenters`)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from octviewer.core.result_cache import cached_at_text
-from octviewer.ui.presenters import (
+from octviewer.viewer.presenters import (
     NO_SCAN_TEXT,
     frame_label,
     result_placeholder,
     scan_facts,
     volume_caption,
 )
-from octviewer.ui.session import EntryStatus, ScanEntry
+from octviewer.viewer.session import EntryStatus, ScanEntry
 
 if TYPE_CHECKING:
     from octviewer.core.results import FrameResult

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from octviewer.ui.presenters import NONE_ASSESSABLE
 from octviewer.ui.result_panel import PREDICTED
+from octviewer.viewer.presenters import NONE_ASSESSABLE
 
 
 class FramesMixin:

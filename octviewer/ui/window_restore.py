@@ -1,7 +1,7 @@
 """The main window's memory across runs: the last session and the result cache.
 
 :class:`SessionKeeper` (``window.restorer``) keeps the list of open scans on disk as it changes
-(:mod:`~octviewer.ui.last_session`), offers to restore it after a run that did not close
+(:mod:`~octviewer.viewer.last_session`), offers to restore it after a run that did not close
 normally (a status-bar button, never a modal dialog), restores it on *File > Restore last
 session*, gives the controller the result cache (:mod:`octviewer.core.result_cache`) when the
 setting allows it, empties the cache on *Analysis > Clear result cache*, and says when a result
@@ -16,7 +16,7 @@ from typing import Any
 from PySide6.QtWidgets import QPushButton
 
 from octviewer.core.result_cache import ResultCache, cached_at_text
-from octviewer.ui.last_session import LastSession, SessionStore
+from octviewer.viewer.last_session import LastSession, SessionStore
 
 log = logging.getLogger(__name__)
 

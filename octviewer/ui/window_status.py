@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from octviewer.ui import presenters
-from octviewer.ui.session import ModelState
+from octviewer.viewer import presenters
+from octviewer.viewer.session import ModelState
 
 
 class AnalysisStatusMixin:

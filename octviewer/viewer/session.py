@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from octviewer.ui.residency import ScanHeader, read_scan, scan_nbytes
+from octviewer.viewer.residency import ScanHeader, read_scan, scan_nbytes
 
 if TYPE_CHECKING:
     from octviewer.core.engine import Engine
@@ -56,7 +56,7 @@ class ScanEntry:
     series: str | None = None
     status: EntryStatus = EntryStatus.OPENING
     scan: Scan | None = None  # None before it is read, when it failed, or when released
-    #: what is kept of a scan read from a file when its frames are released (ui/residency.py)
+    #: what is kept of a scan read from a file when its frames are released (viewer/residency.py)
     header: ScanHeader | None = None
     #: why the released frames could not be read again (shown instead of the scan)
     reread_error: str | None = None
@@ -130,8 +130,8 @@ class ScanEntry:
 
     @property
     def summary(self) -> str:
-        """One line for the side list (:func:`~octviewer.ui.presenters.entry_summary`)."""
-        from octviewer.ui.presenters import entry_summary
+        """One line for the side list (:func:`~octviewer.viewer.presenters.entry_summary`)."""
+        from octviewer.viewer.presenters import entry_summary
 
         return entry_summary(self)
 

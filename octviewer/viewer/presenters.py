@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from octviewer.ui.session import EntryStatus, ModelState
+from octviewer.viewer.session import EntryStatus, ModelState
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from octviewer.core.results import FrameResult, ModelIdentity, ScanResult
     from octviewer.core.scan import Scan
-    from octviewer.ui.session import ScanEntry
+    from octviewer.viewer.session import ScanEntry
 
 NO_MODEL_TEXT = "No model loaded — File > Load model…"
 NO_SCAN_TEXT = "Open a scan to see the model's answer."

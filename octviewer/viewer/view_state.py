@@ -15,7 +15,7 @@ from octviewer.core.overlay import COLORMAPS, DEFAULT_COLORMAP, DEFAULT_OPACITY
 
 if TYPE_CHECKING:
     from octviewer.core.scan import PixelSpacing, Scan
-    from octviewer.ui.residency import ScanHeader
+    from octviewer.viewer.residency import ScanHeader
 
 
 @dataclass
