@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     from octviewer.core.report import save_report
     from octviewer.resources import default_model_path, samples_dir
     from octviewer.ui.controller import ModelState
+    from octviewer.viewer.presenters import entry_summary
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         vol = _open(app, win, volume)
         win.grab().save(str(out / "examination-volume.png"))
         for entry in (circle, low, vol):
-            log.info("%s: %s", entry.scan.metadata.display_name, entry.summary)
+            log.info("%s: %s", entry.scan.metadata.display_name, entry_summary(entry))
         win.close()
         win.controller.shutdown()
     return 0

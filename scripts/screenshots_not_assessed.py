@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     from octviewer.core.report import save_report
     from octviewer.resources import default_model_path, samples_dir
     from octviewer.ui.controller import ModelState
+    from octviewer.viewer.presenters import entry_summary
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             _wait(app, lambda: win.image_view.overlay_shown, timeout=60)
             win.grab().save(str(out / "not-assessed-shown.png"))
         save_report(fundus.scan, fundus.result, out / "report-not-assessed.png")
-        log.info("B-scan: %s; fundus: %s", bscan.summary, fundus.summary)
+        log.info("B-scan: %s; fundus: %s", entry_summary(bscan), entry_summary(fundus))
         win.close()
         win.controller.shutdown()
     return 0

@@ -214,16 +214,17 @@ def test_entry_summary_and_placeholders() -> None:
     from octviewer.viewer.session import EntryStatus, ModelState
 
     done = _entry(1, "/a/b.jpeg", _scan(), ScanResult((_fr(0),), MODEL, "cpu"))
-    assert done.summary == presenters.entry_summary(done) == "CNV 70%"
+    summary = presenters.entry_summary
+    assert summary(done) == "CNV 70%"
     fundus = ScanResult((_fr(0, flags=frozenset({ResultFlag.NOT_OCT})),), MODEL, "cpu")
-    assert _entry(2, "/f.png", _scan(), fundus).summary == "not assessed: not an OCT B-scan"
+    assert summary(_entry(2, "/f.png", _scan(), fundus)) == "not assessed: not an OCT B-scan"
     vol = ScanResult((_fr(0), _fr(1, flags=frozenset({ResultFlag.NOT_OCT}))), MODEL, "cpu")
-    assert _entry(3, "/v.dcm", _scan(2), vol).summary == (
+    assert summary(_entry(3, "/v.dcm", _scan(2), vol)) == (
         "CNV 70% (most suspicious of 2 frames; 1 not assessed)"
     )
     e = _entry(4, "/w.dcm", _scan())
     e.status, e.progress = EntryStatus.ANALYSING, (3, 8)
-    assert e.summary == "Analysing… 3/8"
+    assert summary(e) == "Analysing… 3/8"
     ph = presenters.result_placeholder
     assert ph(None, 0, ModelState.NONE) == presenters.NO_SCAN_TEXT
     e.status = EntryStatus.WAITING

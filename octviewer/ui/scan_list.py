@@ -1,6 +1,6 @@
 """The side list of opened scans, each with its status or result.
 
-A scan whose shown frame is *not assessed* says so (``ScanEntry.summary``: "not assessed: ...",
+A scan whose shown frame is *not assessed* says so (``presenters.entry_summary``: "not assessed: ...",
 never a class) and gets a grey ring instead of a coloured dot.
 """
 
@@ -10,6 +10,7 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QListWidget, QListWidgetItem, QWidget
 
+from octviewer.viewer.presenters import entry_summary
 from octviewer.viewer.session import EntryStatus, ScanEntry
 
 _STATUS_COLORS = {
@@ -72,7 +73,7 @@ class ScanList(QListWidget):
             it.setData(Qt.ItemDataRole.UserRole, entry.uid)
             self.addItem(it)
             self._items[entry.uid] = it
-        it.setText(f"{entry.name}\n{entry.summary}")
+        it.setText(f"{entry.name}\n{entry_summary(entry)}")
         done = entry.status is EntryStatus.DONE and entry.result is not None
         shown = None
         if done:

@@ -72,7 +72,7 @@ def result_placeholder(entry: ScanEntry | None, frame: int, model_state: ModelSt
             EntryStatus.CANCELLED: CANCELLED_TEXT,
             EntryStatus.ANALYSIS_FAILED: f"Analysis failed.\n\n{entry.error or ''}",
         }
-        return texts.get(entry.status, entry.summary)
+        return texts.get(entry.status, entry_summary(entry))
     try:
         entry.result.frame(frame)
     except KeyError:

@@ -128,13 +128,6 @@ class ScanEntry:
             and (self.result is None or self.result.model.sha256 != model_sha256)
         )
 
-    @property
-    def summary(self) -> str:
-        """One line for the side list (:func:`~octviewer.viewer.presenters.entry_summary`)."""
-        from octviewer.viewer.presenters import entry_summary
-
-        return entry_summary(self)
-
 
 @dataclass
 class AnalysisQueue:
