@@ -3,7 +3,7 @@ Prints numbers; not a test.
 
 The volume is a multi-page TIFF of 49 real Kermany B-scans (``tests/data/kermany``, cycled and
 cropped to a common size) in a temporary folder, with a temporary cache folder. "Reopen" is
-what the window does with a file: read it, then its analysis job (``viewer/session.analyse``: the
+what the window does with a file: read it, then its analysis job (``viewer/work.analyse``: the
 cache lookup, else the engine's volume pass, stored), then the heatmap of the frame on screen
 (the cache holds no heatmaps).
 
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     import octviewer
     from octviewer.core.engine import Engine
     from octviewer.core.result_cache import ResultCache
-    from octviewer.viewer.session import analyse
+    from octviewer.viewer.work import analyse
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=None, help="bundle (default: the bundled one)")

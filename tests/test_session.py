@@ -174,7 +174,7 @@ def _entry(uid: int, path: str, scan=None, result=None):
 
 
 def test_default_report_name_from_the_file_never_the_patient() -> None:
-    from octviewer.viewer.session import default_report_name
+    from octviewer.viewer.work import default_report_name
 
     res = ScanResult((_fr(0),), MODEL, "cpu")
     assert default_report_name(_entry(1, "/d/Doe^John scan.dcm", _scan(), res), 0) == (
@@ -189,7 +189,7 @@ def test_default_report_name_from_the_file_never_the_patient() -> None:
 
 
 def test_export_plan_takes_analysed_scans_their_frame_and_unique_names(tmp_path: Path) -> None:
-    from octviewer.viewer.session import export_plan
+    from octviewer.viewer.work import export_plan
 
     res = ScanResult((_fr(0),), MODEL, "cpu")
     vol = ScanResult((_fr(0, (0.1, 0.1, 0.1, 0.7)), _fr(1)), MODEL, "cpu")  # 1: least NORMAL
@@ -284,11 +284,11 @@ def test_volume_caption_scan_facts_and_model_texts() -> None:
 def test_engine_choice_keeps_bf16_setting_beside_int8(monkeypatch, precision, expected) -> None:
     """int8 is a CPU option: on a GPU the engine falls back to the bf16/fp32 choice, kept here."""
     import octviewer.core.engine as engine_module
-    from octviewer.viewer import session
+    from octviewer.viewer import work
 
     seen = {}
     monkeypatch.setattr(
         engine_module, "Engine", lambda b, **kw: seen.update(kw) or "engine", raising=True
     )
-    assert session.make_engine(Path("m.safetensors"), "cuda", precision) == "engine"
+    assert work.make_engine(Path("m.safetensors"), "cuda", precision) == "engine"
     assert (seen["precision"], seen["quantize"]) == expected and seen["device"] == "cuda"

@@ -19,7 +19,7 @@ from PySide6.QtCore import QObject, Signal
 
 from octviewer.errors import AmbiguousSeriesError, AnalysisCancelled, OCTViewerError
 from octviewer.ui.workers import JobRunner
-from octviewer.viewer import presenters, session
+from octviewer.viewer import presenters, session, work
 from octviewer.viewer.presenters import NO_MODEL_TEXT
 from octviewer.viewer.residency import FrameKeeper, ScanHeader, read_scan
 from octviewer.viewer.session import EntryStatus, ModelState, ScanEntry
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from octviewer.viewer.session import Look
 
 log = logging.getLogger(__name__)
-default_report_name = session.default_report_name  # re-exported: tests and scripts use it here
+default_report_name = work.default_report_name  # re-exported: tests and scripts use it here
 
 
 class Controller(QObject):
@@ -191,7 +191,7 @@ class Controller(QObject):
         self, path: str | Path | None, device: str = "auto", precision: str = "auto"
     ) -> None:
         """Load a bundle in the background (None = the bundled default, if present);
-        ``precision``: "auto" or "fp32", "+int8" added for int8 (:func:`.session.make_engine`)."""
+        ``precision``: "auto" or "fp32", "+int8" added for int8 (:func:`.work.make_engine`)."""
         from octviewer.resources import default_model_path
 
         bundle = Path(path) if path else default_model_path()
@@ -204,7 +204,7 @@ class Controller(QObject):
         self._set_model(self.engine, ModelState.LOADING, presenters.model_loading(bundle.name))
         self.model_jobs.submit(
             "model",
-            lambda ctx: session.make_engine(bundle, device, precision),
+            lambda ctx: work.make_engine(bundle, device, precision),
             on_result=self._on_model_loaded,
             on_error=lambda exc, tb: self._on_model_error(bundle, exc, tb),
         )
@@ -269,7 +269,7 @@ class Controller(QObject):
         )
         self.model_jobs.submit(
             f"analysis:{uid}",
-            lambda ctx: session.analyse_entry(
+            lambda ctx: work.analyse_entry(
                 engine, scan, source, ctx.progress, ctx.cancelled, *cached
             ),
             on_result=lambda res: self._on_analysed(uid, res, started),
@@ -369,7 +369,7 @@ class Controller(QObject):
     ) -> None:
         """Write one scan/frame's PNG report in the background (options: ReportJob.of)."""
         entry, options = self._entries[uid], (class_index, include_identity, show_unreliable, look)
-        job = session.ReportJob.of(entry, self.engine, frame, Path(path), *options)
+        job = work.ReportJob.of(entry, self.engine, frame, Path(path), *options)
         self.model_jobs.submit(
             "export",
             lambda ctx: [job.run()],
@@ -382,14 +382,12 @@ class Controller(QObject):
         self, directory: str | Path, *, include_identity: bool = False, look: Look | None = None
     ) -> list[int]:
         """One report per analysed scan (its most suspicious frame for volumes) into ``directory``."""
-        plan = session.export_plan(self._entries.values(), Path(directory))
+        plan = work.export_plan(self._entries.values(), Path(directory))
         options = (None, include_identity, False, look)
-        jobs = [
-            session.ReportJob.of(e, self.engine, frame, path, *options) for e, frame, path in plan
-        ]
+        jobs = [work.ReportJob.of(e, self.engine, frame, path, *options) for e, frame, path in plan]
         self.model_jobs.submit(
             "export-all",
-            lambda ctx: session.write_reports(jobs, ctx.cancelled, ctx.progress),
+            lambda ctx: work.write_reports(jobs, ctx.cancelled, ctx.progress),
             on_result=self._on_exported,
             on_error=lambda exc, tb: self._report_error("Could not export the reports", exc, tb),
             on_progress=lambda d, t: self.export_progress.emit(d, t),
