@@ -53,8 +53,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from octviewer.core.report import save_report
     from octviewer.resources import default_model_path, samples_dir
-    from octviewer.ui.controller import ModelState
     from octviewer.viewer.presenters import entry_summary
+    from octviewer.viewer.session import ModelState
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -19,10 +19,11 @@ from ui_helpers import KERMANY
 
 pytestmark = pytest.mark.gui
 
-from octviewer.ui.controller import Controller, EntryStatus  # noqa: E402
+from octviewer.ui.controller import Controller  # noqa: E402
 from octviewer.ui.main_window import MainWindow  # noqa: E402
 from octviewer.ui.settings import Settings  # noqa: E402
 from octviewer.viewer.last_session import LastSession, SessionStore  # noqa: E402
+from octviewer.viewer.session import EntryStatus  # noqa: E402
 
 SHOTS = Path("/tmp/cache-shots")
 
@@ -90,7 +91,7 @@ def test_reopened_scan_comes_from_the_cache_at_once(qtbot, tmp_path, engine, vol
     counting = CountingEngine(engine)
     w = _window(qtbot, tmp_path, counting)
     c = w.controller
-    assert c.result_cache is not None and w.act_cache.isChecked()
+    assert c.session.result_cache is not None and w.act_cache.isChecked()
     (uid,) = c.open_paths([volume])
     assert counting.calls == 1 and "cached_at" not in c.entry(uid).result.extra
     c.remove(uid)
@@ -116,13 +117,13 @@ def test_cache_off_and_clear(qtbot, tmp_path, engine) -> None:
     (uid,) = c.open_paths([KERMANY[0]])
     c.remove(uid)
     w.act_cache.setChecked(False)  # Analysis > Reuse results from the result cache
-    assert c.result_cache is None and not w.settings.result_cache
+    assert c.session.result_cache is None and not w.settings.result_cache
     c.open_paths([KERMANY[0]])
     assert counting.calls == 2
     w.act_cache.setChecked(True)
-    assert c.result_cache is not None and c.result_cache.usage()[0] == 1
+    assert c.session.result_cache is not None and c.session.result_cache.usage()[0] == 1
     w.act_clear_cache.trigger()  # Analysis > Clear result cache
-    assert c.result_cache.usage() == (0, 0)
+    assert c.session.result_cache.usage() == (0, 0)
     message = w.statusBar().currentMessage()
     assert message.startswith("Result cache cleared: 1 result, ") and "freed" in message
     w.close()

@@ -17,9 +17,9 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDragEnterEvent, QDropEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
 
-from octviewer.ui.controller import EntryStatus, ModelState  # noqa: E402
 from octviewer.ui.main_window import MainWindow  # noqa: E402
 from octviewer.ui.settings import Settings  # noqa: E402
+from octviewer.viewer.session import EntryStatus, ModelState  # noqa: E402
 
 TIMEOUT = 60000
 
@@ -176,7 +176,7 @@ def test_export_writes_png_with_the_shown_result(qtbot, window, engine, tmp_path
     assert entry.result.model.sha256 in chunks["octviewer:model_sha256"]
     assert "Research use only" in chunks["octviewer:disclaimer"]
     assert not window.act_identity.isChecked()
-    from octviewer.ui.controller import default_report_name
+    from octviewer.viewer.work import default_report_name
 
     name = default_report_name(entry, 0)
     assert name.startswith(KERMANY[3].stem) and name.endswith("_report.png")

@@ -64,7 +64,7 @@ class MainWindow(
     ) -> None:
         super().__init__()
         self.settings = settings or Settings()
-        self.controller = controller or Controller(self)
+        self.controller = controller or Controller()
         self.view = ViewState.from_settings(self.settings)  # what is on screen, and how
         self._export_dialog: QProgressDialog | None = None
         self.errors: list[tuple[str, str]] = []  # every error shown (title, message), newest last

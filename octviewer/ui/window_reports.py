@@ -7,7 +7,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QProgressDialog
 
-from octviewer.ui.controller import default_report_name
+from octviewer.viewer.work import ReportOptions, default_report_name
 
 
 class ReportsMixin:
@@ -38,15 +38,13 @@ class ReportsMixin:
             self.settings.export_dir = str(Path(path).parent)
         cls = self._cam_class()
         self.statusBar().showMessage("Writing report…")
-        self.controller.export_report(
-            entry.uid,
-            self.view.frame,
-            path,
+        options = ReportOptions(
             class_index=cls,
             include_identity=self.view.include_identity,
             look=self.view.overlay_look(),
             show_unreliable=self.result_panel.show_anyway.isChecked(),
         )
+        self.controller.export_report(entry.uid, self.view.frame, path, options)
         return True
 
     def export_all(self, directory: str | Path | None = None) -> bool:
@@ -57,9 +55,10 @@ class ReportsMixin:
             if not directory:
                 return False
             self.settings.export_dir = str(directory)
-        uids = self.controller.export_all(
-            directory, include_identity=self.view.include_identity, look=self.view.overlay_look()
+        options = ReportOptions(
+            include_identity=self.view.include_identity, look=self.view.overlay_look()
         )
+        uids = self.controller.export_all(directory, options)
         if not uids:
             self.show_error("Nothing to export", "No scan has been analysed yet.")
             return False

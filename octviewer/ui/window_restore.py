@@ -112,11 +112,11 @@ class SessionKeeper:
     def set_cache_enabled(self, on: bool) -> None:
         """Use the result cache (read before analysing, store after) or not."""
         self.window.settings.result_cache = bool(on)
-        self.window.controller.result_cache = ResultCache.default() if on else None
+        self.window.controller.session.result_cache = ResultCache.default() if on else None
 
     def clear_result_cache(self) -> tuple[int, int]:
         """Empty the result cache and say how much it freed: (entries, bytes)."""
-        cache = self.window.controller.result_cache or ResultCache.default()
+        cache = self.window.controller.session.result_cache or ResultCache.default()
         n, freed = cache.clear()
         self.window.statusBar().showMessage(
             f"Result cache cleared: {n} result{'s' * (n != 1)}, {size_text(freed)} freed.", 15000

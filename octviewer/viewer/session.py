@@ -17,10 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from octviewer.viewer.events import Events, ModelChanged, ScanAdded, ScanChanged
 from octviewer.viewer.residency import ScanHeader, scan_nbytes
 
 if TYPE_CHECKING:
+    from octviewer.core.engine import Engine
     from octviewer.core.heatmap import Heatmap
+    from octviewer.core.result_cache import ResultCache
     from octviewer.core.results import ScanResult
     from octviewer.core.scan import Scan
 
@@ -165,3 +168,46 @@ class AnalysisQueue:
         """Empty the waiting list; return what was waiting, in order."""
         out, self.waiting = self.waiting, []
         return out
+
+
+class Session:
+    """The opened scans, the model and the analysis queue: what the controller drives and the
+    window draws. Every change goes out as one typed event on :attr:`events`
+    (:mod:`octviewer.viewer.events`), so the window is told, it does not ask."""
+
+    def __init__(self, model_text: str = "") -> None:
+        self.events = Events()
+        self._entries: dict[int, ScanEntry] = {}
+        self._next_uid = 0
+        self.engine: Engine | None = None
+        self.model_state = ModelState.NONE
+        self.model_text = model_text
+        self.queue = AnalysisQueue()
+        self.result_cache: ResultCache | None = None  # set: results read and stored there
+        self.recompute: dict[int, bool] = {}  # uids to analyse once past the cache ("again")
+
+    def entries(self) -> list[ScanEntry]:
+        return list(self._entries.values())
+
+    def entry(self, uid: int | None) -> ScanEntry | None:
+        return None if uid is None else self._entries.get(uid)
+
+    def add(self, path: Path, *, series: str | None = None, scan: Scan | None = None) -> ScanEntry:
+        """A new entry (emits :class:`ScanAdded`)."""
+        self._next_uid += 1
+        entry = ScanEntry(self._next_uid, path, series=series, scan=scan)
+        self._entries[entry.uid] = entry
+        self.events.emit(ScanAdded(entry))
+        return entry
+
+    def pop(self, uid: int) -> ScanEntry | None:
+        """Forget entry ``uid`` (the caller emits :class:`ScanRemoved` once its jobs are
+        stopped)."""
+        return self._entries.pop(uid, None)
+
+    def changed(self, entry: ScanEntry) -> None:
+        self.events.emit(ScanChanged(entry))
+
+    def set_model(self, engine: Engine | None, state: ModelState, text: str) -> None:
+        self.engine, self.model_state, self.model_text = engine, state, text
+        self.events.emit(ModelChanged(state.value, text))

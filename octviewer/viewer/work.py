@@ -129,6 +129,22 @@ def write_reports(
 
 
 @dataclass(frozen=True)
+class ReportOptions:
+    """How a report is drawn: the heatmap of ``class_index`` (None: the predicted class),
+    the patient's identifiers or not, a not-assessed frame's output drawn anyway
+    (``show_unreliable``), and ``look``: the heatmap as the window shows it (colormap,
+    opacity, contours: ViewState.overlay_look)."""
+
+    class_index: int | None = None
+    include_identity: bool = False
+    show_unreliable: bool = False
+    look: dict[str, Any] | None = None
+
+
+DEFAULT_REPORT = ReportOptions()
+
+
+@dataclass(frozen=True)
 class ReportJob:
     """One PNG report, with the scan, result, engine and cached heatmaps taken when it was
     asked for (the entry may change or close while a worker writes it). A released scan
@@ -139,11 +155,8 @@ class ReportJob:
     engine: Engine | None
     cams: dict[tuple[int, int], Heatmap]
     frame: int
-    class_index: int | None
     path: Path
-    include_identity: bool
-    show_unreliable: bool = False
-    look: dict[str, Any] | None = None
+    options: ReportOptions = DEFAULT_REPORT
     source: tuple[Path, str | None, int] | None = None
 
     @classmethod
@@ -153,20 +166,13 @@ class ReportJob:
         engine: Engine | None,
         frame: int,
         path: Path,
-        class_index: int | None = None,
-        include_identity: bool = False,
-        show_unreliable: bool = False,
-        look: dict[str, Any] | None = None,
+        options: ReportOptions = DEFAULT_REPORT,
     ) -> ReportJob:
-        """The report of ``entry``'s ``frame``: the heatmap of ``class_index`` (None: the
-        predicted class); ``show_unreliable``: a not-assessed frame's output drawn anyway;
-        ``look``: the heatmap as the window shows it (colormap, opacity, contours)."""
+        """The report of ``entry``'s ``frame``, drawn as ``options`` say."""
         assert entry.opened and entry.result is not None
-        cams = dict(entry.cams)
-        options = (class_index, path, include_identity, show_unreliable, look)
         h = entry.header
         source = None if h is None else (entry.path, entry.series, h.checksum)
-        return cls(entry.scan, entry.result, engine, cams, frame, *options, source=source)
+        return cls(entry.scan, entry.result, engine, dict(entry.cams), frame, path, options, source)
 
     def _read(self) -> Scan:
         """The scan: as taken, or read again (refused when the file changed since)."""
@@ -190,9 +196,10 @@ class ReportJob:
 
         scan = self._read()
         fr = self.result.frame(self.frame)
-        cls = fr.predicted_index if self.class_index is None else self.class_index
+        opts = self.options
+        cls = fr.predicted_index if opts.class_index is None else opts.class_index
         cam = self.cams.get((self.frame, cls))
-        drawn = fr.assessable or self.show_unreliable  # no heatmap for a frame not assessed
+        drawn = fr.assessable or opts.show_unreliable  # no heatmap for a frame not assessed
         if cam is None and self.engine is not None and drawn:
             cam = self.engine.heatmap(scan, self.frame, cls)
         return save_report(
@@ -200,7 +207,7 @@ class ReportJob:
             self.result.with_cam(self.frame, cam, cls),
             self.path,
             frame_index=self.frame,
-            include_identity=self.include_identity,
-            show_unreliable=self.show_unreliable,
-            **(self.look or {}),
+            include_identity=opts.include_identity,
+            show_unreliable=opts.show_unreliable,
+            **(opts.look or {}),
         )
