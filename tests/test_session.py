@@ -95,7 +95,7 @@ def test_with_cam_puts_the_heatmap_into_one_frame_only() -> None:
 
 # --- the view state -----------------------------------------------------------------------------
 class _Settings:
-    """The attributes ViewState.from_settings reads (ui.settings.Settings without Qt)."""
+    """The attributes bind_settings reads and writes (ui.settings.Settings without Qt)."""
 
     overlay_visible = False
     overlay_opacity = 0.7049
@@ -107,13 +107,14 @@ class _Settings:
     include_identity = False
 
 
-def test_view_state_from_settings_clamps_and_defaults() -> None:
+def test_view_state_bound_to_settings_clamps_and_defaults() -> None:
     from octviewer.core.overlay import COLORMAPS, DEFAULT_COLORMAP, DEFAULT_OPACITY
-    from octviewer.viewer.view_state import ViewState
+    from octviewer.viewer.view_state import ViewState, bind_settings
 
     fresh = ViewState()
     assert fresh.colormap == DEFAULT_COLORMAP and fresh.opacity == DEFAULT_OPACITY
-    v = ViewState.from_settings(_Settings())
+    v = ViewState()
+    bind_settings(v, _Settings())
     assert v.colormap == DEFAULT_COLORMAP  # an unknown name falls back to the default
     assert v.opacity == 0.70 and v.opacity_percent == 70  # the slider's 1 % steps
     assert not v.overlay_visible and v.contours == (0.5,) and v.physical_aspect

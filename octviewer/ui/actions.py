@@ -139,7 +139,7 @@ ACTIONS: tuple[ActionSpec | Group, ...] = (
     Group(_build_contours),
     ActionSpec("act_map", "Disease &map on the localizer", "_on_map", "M",
                checked=lambda s: s.disease_map),
-    ActionSpec("act_map_attention", "Attention along the B-scan &lines", "_on_map",
+    ActionSpec("act_map_attention", "Attention along the B-scan &lines", "_on_map_attention",
                checked=lambda s: s.map_attention, on_window=False),
     ActionSpec("act_overlay", "Show &heatmap", "set_overlay_visible", "H",
                checked=lambda s: s.overlay_visible),

@@ -43,7 +43,7 @@ from octviewer.ui.window_opening import (
 from octviewer.ui.window_reports import ReportsMixin
 from octviewer.ui.window_restore import SessionKeeper
 from octviewer.ui.window_status import AnalysisStatusMixin
-from octviewer.viewer.view_state import ViewState
+from octviewer.viewer.view_state import ViewState, bind_settings
 
 log = logging.getLogger(__name__)
 #: Files opened with the first wait for its result at most this long.
@@ -65,7 +65,8 @@ class MainWindow(
         super().__init__()
         self.settings = settings or Settings()
         self.controller = controller or Controller()
-        self.view = ViewState.from_settings(self.settings)  # what is on screen, and how
+        self.view = ViewState()  # what is on screen, and how
+        bind_settings(self.view, self.settings)  # the remembered fields, read and written
         self._export_dialog: QProgressDialog | None = None
         self.errors: list[tuple[str, str]] = []  # every error shown (title, message), newest last
         self.setWindowTitle("octviewer")
@@ -79,6 +80,7 @@ class MainWindow(
         self._connect()
         self._restore()
         self._show_current()
+        self.view.events.connect(self._on_view_changed)
         self.restorer.start()
 
     # --- construction -------------------------------------------------------------------------
@@ -122,8 +124,8 @@ class MainWindow(
         rp.overlay_toggled.connect(self.set_overlay_visible)
         rp.opacity_changed.connect(self._on_opacity)
         rp.colormap_changed.connect(self._on_colormap)
-        rp.cam_class_changed.connect(lambda _: self._refresh_overlay())
-        rp.show_anyway_toggled.connect(lambda _: self._refresh_overlay())
+        rp.cam_class_changed.connect(self._on_cam_class)
+        rp.show_anyway_toggled.connect(lambda on: setattr(self.view, "show_unreliable", on))
 
     def _restore(self) -> None:
         geom, state = self.settings.window_state()
@@ -220,20 +222,19 @@ class MainWindow(
     def _on_entry_removed(self, uid: int) -> None:
         self.scan_list.remove(uid)
         if uid == self.view.uid:
-            self.view.uid = None
             nxt = self.scan_list.current_uid()
             if nxt is not None:
                 self.show_entry(nxt)
             else:
-                self._show_current()
+                self.view.select(None)  # redrawn on its event
 
     def show_entry(self, uid: int) -> None:
         """Show an opened scan (from the list)."""
         entry = self.controller.entry(uid)
         known = None if entry is None else entry.scan or entry.header  # released: its header
-        if self.view.select(uid, known):
+        if uid != self.view.uid:
             self.controller.set_priority(uid)
-            self._show_current(new_scan=True)
+            self.view.select(uid, known)  # redrawn on its event
         self.scan_list.select(uid)
 
     def close_current(self) -> None:

@@ -108,10 +108,13 @@ class DisplayMixin:
         self.map_note.setText(reason or "")
         self.map_note.setVisible(bool(reason) and self.view.disease_map)
 
-    def _on_map(self, _: bool = False) -> None:
-        # one handler for both map actions: take both states
-        self.view.disease_map = self.settings.disease_map = self.act_map.isChecked()
-        self.view.map_attention = self.settings.map_attention = self.act_map_attention.isChecked()
+    def _on_map(self, on: bool) -> None:
+        self.view.disease_map = on
+
+    def _on_map_attention(self, on: bool) -> None:
+        self.view.map_attention = on
+
+    def _refresh_map(self) -> None:
         entry = self.current_entry()
         if entry is not None and entry.scan is not None:
             self._show_map(entry)
@@ -139,7 +142,7 @@ class DisplayMixin:
         if uid == self.view.uid and frame == self.view.frame and cls == self._cam_class():
             self._refresh_overlay()
         if uid == self.view.uid and self.view.map_attention:
-            self._on_map()
+            self._refresh_map()
 
 
 def _frame_result(entry: ScanEntry, frame: int) -> FrameResult | None:

@@ -2,30 +2,50 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from octviewer.ui.result_panel import PREDICTED
+from octviewer.viewer.events import Event, ViewChanged
 from octviewer.viewer.presenters import NONE_ASSESSABLE
+
+if TYPE_CHECKING:
+    from octviewer.core.results import FrameResult
+
+#: The view state's fields that only the heatmap overlay reads.
+OVERLAY_FIELDS = frozenset(
+    {"overlay_visible", "opacity", "colormap", "contours", "cam_class", "show_unreliable"}
+)
 
 
 class FramesMixin:
     """MainWindow's frame stepping and overlay settings (a mixin: the window supplies the views)."""
 
-    def _cam_class(self) -> int | None:
+    def _shown_result(self) -> FrameResult | None:
+        """The result of the frame on screen, when it has one."""
         entry = self.current_entry()
         if entry is None or entry.result is None:
             return None
         try:
-            fr = entry.result.frame(self.view.frame)
+            return entry.result.frame(self.view.frame)
         except KeyError:
             return None
-        sel = self.result_panel.selected_cam_class()
-        return fr.predicted_index if sel == PREDICTED else sel
+
+    def _cam_class(self) -> int | None:
+        fr = self._shown_result()
+        if fr is None:
+            return None
+        return fr.predicted_index if self.view.cam_class is None else self.view.cam_class
+
+    def _on_cam_class(self, selected: int) -> None:
+        self.view.cam_class = None if selected == PREDICTED else selected
 
     def _refresh_overlay(self) -> None:
         entry = self.current_entry()
         cam = None
         # a frame that is not assessed gets its heatmap only after "Show model output anyway"
-        view = self.view
-        visible = view.overlay_visible and self.result_panel.output_revealed
+        view, fr = self.view, self._shown_result()
+        revealed = fr is not None and (fr.assessable or view.show_unreliable)
+        visible = view.overlay_visible and revealed
         cls = self._cam_class()
         if entry is not None and cls is not None and visible:
             cam = self.controller.request_cam(entry.uid, view.frame, cls)
@@ -35,11 +55,7 @@ class FramesMixin:
         entry = self.current_entry()
         if entry is None or entry.scan is None:
             return
-        frame = self.view.clamp(frame, entry.scan.n_frames)
-        if frame == self.view.frame and self.slider.value() == frame:
-            return
-        self.view.frame = frame
-        self._show_current()
+        self.view.frame = self.view.clamp(frame, entry.scan.n_frames)  # redrawn on its event
 
     def step_frame(self, delta: int) -> None:
         entry = self.current_entry()
@@ -64,23 +80,28 @@ class FramesMixin:
                 w.blockSignals(True)
                 w.setChecked(visible)
                 w.blockSignals(False)
-        self.view.overlay_visible = self.settings.overlay_visible = visible
-        self._refresh_overlay()
+        self.view.overlay_visible = visible
 
     def _on_opacity(self, v: float) -> None:
         self.view.set_opacity(v)
-        self.settings.overlay_opacity = v
-        self._refresh_overlay()
 
     def _on_colormap(self, name: str) -> None:
         self.view.set_colormap(name)
-        self.settings.overlay_colormap = name
-        self._refresh_overlay()
 
     def _on_contours(self, levels: tuple[float, ...]) -> None:
-        self.view.contours = self.settings.overlay_contours = levels
-        self._refresh_overlay()
+        self.view.contours = levels
 
     def _on_aspect(self, on: bool) -> None:
-        self.view.physical_aspect = self.settings.physical_aspect = on
-        self._show_current(new_scan=True)
+        self.view.physical_aspect = on
+
+    def _on_view_changed(self, event: Event) -> None:
+        """One redraw per change of the view state: what the changed fields touch."""
+        if not isinstance(event, ViewChanged):
+            return
+        changed = event.fields
+        if changed & {"uid", "frame", "physical_aspect"}:
+            self._show_current(new_scan=bool(changed & {"uid", "physical_aspect"}))
+        elif changed & OVERLAY_FIELDS:
+            self._refresh_overlay()
+        elif changed & {"disease_map", "map_attention"}:
+            self._refresh_map()

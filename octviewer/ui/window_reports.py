@@ -14,7 +14,7 @@ class ReportsMixin:
     """MainWindow's report export (a mixin: the window supplies settings, controller and views)."""
 
     def _on_identity(self, on: bool) -> None:
-        self.view.include_identity = self.settings.include_identity = on
+        self.view.include_identity = on
 
     def export_current(self, path: str | Path | None = None) -> bool:
         """Export the current scan/frame's report; asks for a file name when ``path`` is None."""
@@ -42,7 +42,7 @@ class ReportsMixin:
             class_index=cls,
             include_identity=self.view.include_identity,
             look=self.view.overlay_look(),
-            show_unreliable=self.result_panel.show_anyway.isChecked(),
+            show_unreliable=self.view.show_unreliable,
         )
         self.controller.export_report(entry.uid, self.view.frame, path, options)
         return True
