@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from octviewer.core.report import save_report
     from octviewer.resources import default_model_path, samples_dir
+    from octviewer.ui import model_commands
     from octviewer.viewer.presenters import entry_summary
     from octviewer.viewer.session import ModelState
 
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as td:
         single, volume = _blinked_files(Path(td))
         app, win = viewer(args.size, Path(td))
-        win.load_model(args.model or default_model_path())
+        model_commands.load_model(win, args.model or default_model_path())
         _wait(app, lambda: win.controller.model_state is ModelState.READY)
         circle = _open(app, win, samples_dir().parent / "selftest" / "circular-valid.vol")
         win.grab().save(str(out / "examination-circle.png"))

@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from octviewer.core.report import save_report
     from octviewer.resources import default_model_path, samples_dir
+    from octviewer.ui import model_commands
     from octviewer.viewer.presenters import entry_summary
     from octviewer.viewer.session import ModelState
 
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as td:
         app, win = viewer(args.size, Path(td))
-        win.load_model(args.model or default_model_path())
+        model_commands.load_model(win, args.model or default_model_path())
         _wait(app, lambda: win.controller.model_state is ModelState.READY)
         samples = samples_dir()
         bscan = _open(app, win, samples / "CNV-1016042-1.jpeg")

@@ -8,6 +8,8 @@ another frame or scan is shown.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPaintEvent, QPixmap
@@ -25,8 +27,11 @@ from PySide6.QtWidgets import (
 
 from octviewer.core.overlay import COLORMAPS, DEFAULT_OPACITY, HEATMAP_LEGEND
 from octviewer.core.results import FrameResult, ModelIdentity
+
+if TYPE_CHECKING:
+    from octviewer.viewer.shown import Shown
 from octviewer.ui.style import class_color
-from octviewer.viewer.presenters import model_facts
+from octviewer.viewer.presenters import NO_SCAN_TEXT, model_facts, scan_facts
 
 LEGEND = HEATMAP_LEGEND + "."
 PREDICTED = -1
@@ -194,6 +199,37 @@ class ResultPanel(QFrame):
         lay.addWidget(self.model_info)
 
     # --- updates --------------------------------------------------------------------------------
+    def render(self, shown: Shown) -> None:
+        """The answer for ``shown``'s frame (or what stands instead) and the scan's facts; the
+        heatmap class and "show model output anyway" as the view state says."""
+        entry, scan = shown.entry, shown.scan
+        if entry is None or scan is None:
+            self.set_prediction_placeholder(NO_SCAN_TEXT if entry is None else shown.placeholder)
+            self.scan_info.setText("—" if entry is None else str(entry.path.name))
+            return
+        self.scan_info.setText(scan_facts(scan, shown.frame_result))
+        placeholder = shown.placeholder
+        fr = shown.frame_result
+        if placeholder is not None or fr is None:
+            self.set_prediction_placeholder(placeholder or "")
+            return
+        names_changed = fr.class_names != self._class_names
+        self.show_anyway.blockSignals(True)
+        self.show_anyway.setChecked(shown.view.show_unreliable)
+        self.show_anyway.blockSignals(False)
+        self.show_result(fr, shown.caption, key=(entry.uid, shown.frame))
+        self._select_cam_class(shown.view.cam_class, names_changed)
+
+    def _select_cam_class(self, selected: int | None, names_changed: bool) -> None:
+        """Show ``selected`` (None: the predicted class) in the class selector; other class
+        names (another model) start again from the predicted class, and say so."""
+        want = PREDICTED if selected is None or names_changed else selected
+        self.cam_class.blockSignals(True)
+        self.cam_class.setCurrentIndex(max(self.cam_class.findData(want), 0))
+        self.cam_class.blockSignals(False)
+        if selected is not None and want == PREDICTED:
+            self.cam_class_changed.emit(PREDICTED)
+
     def _on_cam_class(self, idx: int) -> None:
         if idx >= 0:
             self.cam_class_changed.emit(int(self.cam_class.itemData(idx)))

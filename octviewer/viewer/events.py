@@ -102,10 +102,15 @@ class CamReady(Event):
 
 @dataclass(frozen=True)
 class ModelChanged(Event):
-    """The model's state (a ModelState value) and the status bar's text for it."""
+    """The model's state (a ModelState value), the status bar's text for it, and the engine
+    (a core Engine once ready; the previous one or None while loading or after a failure)."""
 
     state: str
     text: str
+    engine: Any = None
+
+    def args(self) -> tuple[Any, ...]:
+        return (self.state, self.text)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,10 @@ CANCELLED_TEXT = "Analysis cancelled. Analysis > Analyse again (Ctrl+R) to run i
 SCAN_NOT_ASSESSED_CAPTION = "the scan as a whole is not assessed: no frame is the most suspicious"
 NONE_ASSESSABLE = "No frame of this volume is assessed, so none is the most suspicious."
 REREADING_TEXT = "Reading the scan again…"
+SUSPICIOUS_TIP = (
+    "Show the frame with the lowest probability of NORMAL; frames that are not assessed "
+    "(not a B-scan, unlike the training data) are skipped"
+)
 
 
 def entry_summary(entry: ScanEntry) -> str:

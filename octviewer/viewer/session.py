@@ -210,4 +210,4 @@ class Session:
 
     def set_model(self, engine: Engine | None, state: ModelState, text: str) -> None:
         self.engine, self.model_state, self.model_text = engine, state, text
-        self.events.emit(ModelChanged(state.value, text))
+        self.events.emit(ModelChanged(state.value, text, engine))

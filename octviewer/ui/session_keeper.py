@@ -11,12 +11,16 @@ shown came from the cache.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtWidgets import QPushButton
 
 from octviewer.core.result_cache import ResultCache, cached_at_text
+from octviewer.viewer.events import Event, ResultArrived, ScanAdded, ScanChanged, ScanRemoved
 from octviewer.viewer.last_session import LastSession, SessionStore
+
+if TYPE_CHECKING:
+    from octviewer.ui.main_window import MainWindow
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +38,7 @@ class SessionKeeper:
     """See the module docstring. ``window`` is the MainWindow; :meth:`start` after its
     widgets and actions exist, :meth:`closed` from its close event."""
 
-    def __init__(self, window: Any, store: SessionStore | None = None) -> None:
+    def __init__(self, window: MainWindow, store: SessionStore | None = None) -> None:
         self.window = window
         self.store = store or SessionStore()
         self.previous: LastSession | None = None  # the session before this run
@@ -53,13 +57,10 @@ class SessionKeeper:
         w, c = self.window, self.window.controller
         self.previous = self.store.load()
         self.unclean = self.store.start()
-        for signal in (c.entry_added, c.entry_updated, c.entry_removed):
-            signal.connect(lambda _uid: self.save())
+        c.events.connect(self._on_event)
         w.scan_list.current_uid_changed.connect(lambda _uid: self.save())
-        c.result_ready.connect(self._on_result_ready)
         # a permanent widget: beside the status messages, not over them
         w.statusBar().insertPermanentWidget(0, self.restore_btn)
-        w.act_restore.setEnabled(bool(self.previous))
         if self.unclean and self.previous:
             n = len(self.previous)
             self.restore_btn.setText(f"Restore last session ({n} scan{'s' * (n != 1)})")
@@ -123,9 +124,11 @@ class SessionKeeper:
         )
         return n, freed
 
-    def _on_result_ready(self, uid: int) -> None:
-        w = self.window
-        entry = w.controller.entry(uid)
-        note = cached_at_text(entry.result) if entry is not None and entry.result else None
-        if note and uid == w.view.uid:
-            w.statusBar().showMessage(f"{entry.name}: {note}.", 15000)
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, (ScanAdded, ScanChanged, ScanRemoved)):
+            self.save()
+        elif isinstance(event, ResultArrived):
+            entry = event.entry
+            note = cached_at_text(entry.result) if entry.result else None
+            if note and entry.uid == self.window.view.uid:
+                self.window.statusBar().showMessage(f"{entry.name}: {note}.", 15000)
