@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
                 show(shared / rel, name)
         if vols and (wanted("map") or wanted("attention")):
             show(_map_volume(vols[0], samples, tmp), "map", volume=True)
-            if wanted("attention") and hasattr(win, "act_map_attention"):
+            if wanted("attention") and "map_attention" in getattr(win, "act", {}):
                 # the attention of every frame whose heatmap is computed: visit each frame
                 win.act["map_attention"].setChecked(True)
                 entry = c.entry(win.view.uid)
