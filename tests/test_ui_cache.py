@@ -198,6 +198,6 @@ def test_the_session_list_stays_out_of_the_logs(qtbot, tmp_path, engine, caplog)
         again.act["restore"].trigger()
         again.close()
     logged = " ".join(r.getMessage() for r in caplog.records if r.name.endswith(
-        ("result_cache", "last_session", "window_restore")))  # fmt: skip
+        ("result_cache", "last_session", "session_keeper")))  # fmt: skip
     assert "Zyxwood" not in logged and "PX99817" not in logged
     assert "Zyxwood" in (Path(os.environ["OCTVIEWER_CACHE_DIR"]) / "last-session.json").read_text()
