@@ -20,7 +20,7 @@ from octviewer.ui.settings import DEVICES
 from octviewer.viewer.presenters import SUSPICIOUS_TIP
 
 if TYPE_CHECKING:
-    from octviewer.ui.main_window import MainWindow
+    from octviewer.ui.window_face import Window
 
 SP = QStyle.StandardPixmap
 Key = QKeySequence.StandardKey
@@ -58,31 +58,31 @@ SUBMENUS: tuple[Submenu, ...] = (
 
 
 # --- what the view commands do: write the view state, the window redraws on its event ----------
-def _set_identity(w: MainWindow, on: bool) -> None:
+def _set_identity(w: Window, on: bool) -> None:
     w.view.include_identity = on
 
 
-def _set_aspect(w: MainWindow, on: bool) -> None:
+def _set_aspect(w: Window, on: bool) -> None:
     w.view.physical_aspect = on
 
 
-def _set_map(w: MainWindow, on: bool) -> None:
+def _set_map(w: Window, on: bool) -> None:
     w.view.disease_map = on
 
 
-def _set_map_attention(w: MainWindow, on: bool) -> None:
+def _set_map_attention(w: Window, on: bool) -> None:
     w.view.map_attention = on
 
 
-def _set_overlay(w: MainWindow, on: bool) -> None:
+def _set_overlay(w: Window, on: bool) -> None:
     w.view.overlay_visible = on
 
 
-def _set_contours(w: MainWindow, levels: tuple[float, ...]) -> None:
+def _set_contours(w: Window, levels: tuple[float, ...]) -> None:
     w.view.contours = levels
 
 
-def _contours_checked(w: MainWindow, levels: tuple[float, ...]) -> bool:
+def _contours_checked(w: Window, levels: tuple[float, ...]) -> bool:
     saved = w.view.contours
     return levels == saved or (not levels and saved not in dict(CONTOUR_CHOICES).values())
 

@@ -20,7 +20,7 @@ from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QMenu, QStyle, QToolBar, QWidget
 
 if TYPE_CHECKING:
-    from octviewer.ui.main_window import MainWindow
+    from octviewer.ui.window_face import Window
 
 TOOLBAR = "toolbar"
 
@@ -46,9 +46,9 @@ class Command:
     shortcut: str | QKeySequence.StandardKey | None = None
     tip: str = ""
     icon: QStyle.StandardPixmap | None = None
-    checked: Callable[[MainWindow], bool] | None = None  # set: checkable, its first state
+    checked: Callable[[Window], bool] | None = None  # set: checkable, its first state
     choice: str | None = None  # set: one of an exclusive group of checkable commands
-    enabled: Callable[[MainWindow], bool] | None = None  # None: always
+    enabled: Callable[[Window], bool] | None = None  # None: always
     on_window: bool = True  # added to the window: its shortcut works without the menu
 
 
@@ -60,10 +60,10 @@ class Submenu:
     id: str
     title: str
     place: Place
-    fill: Callable[[MainWindow, QMenu], None] | None = None
+    fill: Callable[[Window, QMenu], None] | None = None
 
 
-def build_actions(window: MainWindow, commands: tuple[Command, ...]) -> dict[str, QAction]:
+def build_actions(window: Window, commands: tuple[Command, ...]) -> dict[str, QAction]:
     """One QAction per command, in order (the keyboard-shortcut list follows this order)."""
     actions: dict[str, QAction] = {}
     groups: dict[str, QActionGroup] = {}
@@ -92,7 +92,7 @@ def _set_tips(a: QAction, cmd: Command) -> None:
         a.setToolTip(f"{cmd.tip} ({key})" if cmd.shortcut else cmd.tip)
 
 
-def _connect(window: MainWindow, a: QAction, cmd: Command) -> None:
+def _connect(window: Window, a: QAction, cmd: Command) -> None:
     run = cmd.run
     if cmd.checked is None:
         a.triggered.connect(lambda _=False: run(window))
@@ -105,7 +105,7 @@ def _connect(window: MainWindow, a: QAction, cmd: Command) -> None:
         a.toggled.connect(lambda on: run(window, on))
 
 
-def refresh(window: MainWindow, commands: tuple[Command, ...], actions: dict[str, QAction]) -> None:
+def refresh(window: Window, commands: tuple[Command, ...], actions: dict[str, QAction]) -> None:
     """Apply each command's enabled-when to its action."""
     for cmd in commands:
         if cmd.enabled is not None:
@@ -124,7 +124,7 @@ def _items(menu: str, commands: tuple[Command, ...], submenus: tuple[Submenu, ..
 
 
 def _fill(
-    window: MainWindow,
+    window: Window,
     target: QMenu | QToolBar,
     path: str,
     menus: tuple[tuple[Command, ...], tuple[Submenu, ...], dict[str, QAction]],
@@ -151,7 +151,7 @@ def _fill(
 
 
 def build_menus(
-    window: MainWindow,
+    window: Window,
     titles: tuple[tuple[str, str], ...],
     menus: tuple[tuple[Command, ...], tuple[Submenu, ...], dict[str, QAction]],
 ) -> dict[str, QMenu]:
@@ -167,7 +167,7 @@ def build_menus(
 
 
 def build_toolbar(
-    window: MainWindow, menus: tuple[tuple[Command, ...], tuple[Submenu, ...], dict[str, QAction]]
+    window: Window, menus: tuple[tuple[Command, ...], tuple[Submenu, ...], dict[str, QAction]]
 ) -> QToolBar:
     """The main toolbar: the commands placed in :data:`TOOLBAR`."""
     tb = QToolBar("Main")

@@ -13,13 +13,13 @@ from PySide6.QtWidgets import QFileDialog, QInputDialog, QMenu, QProgressDialog
 from octviewer.viewer.work import ReportOptions, default_report_name
 
 if TYPE_CHECKING:
-    from octviewer.ui.main_window import MainWindow
+    from octviewer.ui.window_face import Window
 
 SCAN_FILTER = "Scans (*.dcm *.dicom *.png *.jpg *.jpeg *.tif *.tiff *.bmp *.vol *.e2e *.E2E *.fda);;All files (*)"
 
 
 # --- opening -----------------------------------------------------------------------------------------
-def open_files_dialog(window: MainWindow) -> None:
+def open_files_dialog(window: Window) -> None:
     s = window.settings
     files, _ = QFileDialog.getOpenFileNames(window, "Open scans", s.open_dir, SCAN_FILTER)
     if files:
@@ -27,7 +27,7 @@ def open_files_dialog(window: MainWindow) -> None:
         window.open_paths(files)
 
 
-def open_folder_dialog(window: MainWindow) -> None:
+def open_folder_dialog(window: Window) -> None:
     s = window.settings
     d = QFileDialog.getExistingDirectory(window, "Open a DICOM series or image folder", s.open_dir)
     if d:
@@ -35,7 +35,7 @@ def open_folder_dialog(window: MainWindow) -> None:
         window.open_paths([d])
 
 
-def fill_samples(window: MainWindow, menu: QMenu) -> None:
+def fill_samples(window: Window, menu: QMenu) -> None:
     from octviewer.resources import sample_scans
 
     menu.clear()
@@ -48,7 +48,7 @@ def fill_samples(window: MainWindow, menu: QMenu) -> None:
         a.setEnabled(False)
 
 
-def fill_recent(window: MainWindow, menu: QMenu) -> None:
+def fill_recent(window: Window, menu: QMenu) -> None:
     menu.clear()
     recent = window.settings.recent_files
     for r in recent:
@@ -63,7 +63,7 @@ def fill_recent(window: MainWindow, menu: QMenu) -> None:
         )
 
 
-def choose_series(window: MainWindow, series: dict[str, str]) -> str | None:
+def choose_series(window: Window, series: dict[str, str]) -> str | None:
     """Ask which of a folder's series to open; its key, or None when the user declines."""
     keys = list(series)
     labels = [series[k] for k in keys]
@@ -79,7 +79,7 @@ def choose_series(window: MainWindow, series: dict[str, str]) -> str | None:
 
 
 # --- reports -----------------------------------------------------------------------------------------
-def export_current(window: MainWindow, path: str | Path | None = None) -> bool:
+def export_current(window: Window, path: str | Path | None = None) -> bool:
     """Export the current scan/frame's report; asks for a file name when ``path`` is None."""
     entry, view = window.current_entry(), window.view
     if entry is None or entry.result is None:
@@ -107,7 +107,7 @@ def export_current(window: MainWindow, path: str | Path | None = None) -> bool:
     return True
 
 
-def export_all(window: MainWindow, directory: str | Path | None = None) -> bool:
+def export_all(window: Window, directory: str | Path | None = None) -> bool:
     """One report per analysed scan into ``directory`` (asked for when None)."""
     if directory is None:
         directory = QFileDialog.getExistingDirectory(
@@ -131,13 +131,13 @@ def export_all(window: MainWindow, directory: str | Path | None = None) -> bool:
     return True
 
 
-def on_export_progress(window: MainWindow, done: int, total: int) -> None:
+def on_export_progress(window: Window, done: int, total: int) -> None:
     if window.export_dialog is not None:
         window.export_dialog.setMaximum(total)
         window.export_dialog.setValue(done)
 
 
-def on_exported(window: MainWindow, paths: list[Path]) -> None:
+def on_exported(window: Window, paths: list[Path]) -> None:
     if window.export_dialog is not None:
         window.export_dialog.reset()
         window.export_dialog = None

@@ -17,11 +17,11 @@ from octviewer.ui import dialogs
 from octviewer.ui.commands import shortcut_rows
 
 if TYPE_CHECKING:
-    from octviewer.ui.main_window import MainWindow
+    from octviewer.ui.window_face import Window
 
 
 # --- the model ---------------------------------------------------------------------------------------
-def load_model_dialog(window: MainWindow) -> None:
+def load_model_dialog(window: Window) -> None:
     last = window.settings.last_model
     start = str(Path(last).parent) if last else ""
     p, _ = QFileDialog.getOpenFileName(
@@ -31,42 +31,42 @@ def load_model_dialog(window: MainWindow) -> None:
         load_model(window, p)
 
 
-def load_model(window: MainWindow, path: str | Path) -> None:
+def load_model(window: Window, path: str | Path) -> None:
     """Load the bundle at ``path`` and remember it."""
     window.settings.last_model = str(path)
     load_model_as_set(window, path)
 
 
-def load_model_as_set(window: MainWindow, path: str | Path | None) -> None:
+def load_model_as_set(window: Window, path: str | Path | None) -> None:
     """Load ``path`` (None: the default) on the device and arithmetic the settings name."""
     s = window.settings
     int8 = {True: "+int8", False: "+noint8", None: ""}[s.int8_choice]
     window.controller.load_model(path, s.device, s.precision + int8)
 
 
-def reload_model(window: MainWindow) -> None:
+def reload_model(window: Window) -> None:
     if window.controller.engine is not None:
         load_model_as_set(window, window.settings.last_model or None)
 
 
-def set_device(window: MainWindow, device: str) -> None:
+def set_device(window: Window, device: str) -> None:
     window.settings.device = device
     reload_model(window)
 
 
-def set_bf16(window: MainWindow, on: bool) -> None:
+def set_bf16(window: Window, on: bool) -> None:
     """Allow bf16 ("auto") or force fp32; reloads a loaded model."""
     window.settings.precision = "auto" if on else "fp32"
     reload_model(window)
 
 
-def set_int8(window: MainWindow, on: bool) -> None:
+def set_int8(window: Window, on: bool) -> None:
     """int8 arithmetic on the CPU (faster, approximate) or not; reloads a loaded model."""
     window.settings.int8 = on
     reload_model(window)
 
 
-def show_model_card(window: MainWindow) -> None:
+def show_model_card(window: Window) -> None:
     eng, last = window.controller.engine, window.settings.last_model
     body = dialogs.model_card_html(
         eng.config if eng else None,
@@ -77,7 +77,7 @@ def show_model_card(window: MainWindow) -> None:
     _open(window, dialogs.HtmlDialog("About this model", body, window))
 
 
-def show_mirage_dialog(window: MainWindow) -> None:
+def show_mirage_dialog(window: Window) -> None:
     dlg = dialogs.HtmlDialog(
         "Use MIRAGE weights", dialogs.mirage_html(), window, extra_button="Choose a file…"
     )
@@ -85,7 +85,7 @@ def show_mirage_dialog(window: MainWindow) -> None:
     _open(window, dlg)
 
 
-def choose_mirage_file(window: MainWindow) -> None:
+def choose_mirage_file(window: Window) -> None:
     p, _ = QFileDialog.getOpenFileName(
         window,
         "Choose MIRAGE weights or a fine-tuned bundle",
@@ -96,7 +96,7 @@ def choose_mirage_file(window: MainWindow) -> None:
         use_mirage_file(window, p)
 
 
-def use_mirage_file(window: MainWindow, path: str | Path) -> None:
+def use_mirage_file(window: Window, path: str | Path) -> None:
     """A fine-tuned bundle is loaded; official (not fine-tuned) weights get the explanation."""
     path = Path(path)
     try:
@@ -122,11 +122,11 @@ def default_model_if_exists() -> Path | None:
 
 
 # --- help ---------------------------------------------------------------------------------------------
-def show_about(window: MainWindow) -> None:
+def show_about(window: Window) -> None:
     _open(window, dialogs.HtmlDialog("About octviewer", dialogs.about_html(), window))
 
 
-def show_log_folder(window: MainWindow) -> None:
+def show_log_folder(window: Window) -> None:
     from octviewer.ui.logging_setup import log_dir
 
     d = log_dir()
@@ -134,7 +134,7 @@ def show_log_folder(window: MainWindow) -> None:
     QDesktopServices.openUrl(QUrl.fromLocalFile(str(d)))
 
 
-def show_shortcuts(window: MainWindow) -> None:
+def show_shortcuts(window: Window) -> None:
     rows = "".join(
         f"<tr><td><b>{key}</b></td><td>{text}</td></tr>" for key, text in shortcut_rows(window)
     )
@@ -147,7 +147,7 @@ def show_shortcuts(window: MainWindow) -> None:
     _open(window, dialogs.HtmlDialog("Keyboard shortcuts", body, window))
 
 
-def _open(window: MainWindow, dlg: dialogs.HtmlDialog) -> None:
+def _open(window: Window, dlg: dialogs.HtmlDialog) -> None:
     """Open ``dlg`` (non-modal) and keep it alive while it shows."""
     dlg.open()
     window.last_dialog = dlg

@@ -20,7 +20,7 @@ from octviewer.viewer.events import Event, ResultArrived, ScanAdded, ScanChanged
 from octviewer.viewer.last_session import LastSession, SessionStore
 
 if TYPE_CHECKING:
-    from octviewer.ui.main_window import MainWindow
+    from octviewer.ui.window_face import Window
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +35,10 @@ def size_text(n_bytes: int) -> str:
 
 
 class SessionKeeper:
-    """See the module docstring. ``window`` is the MainWindow; :meth:`start` after its
+    """See the module docstring. ``window`` is the Window; :meth:`start` after its
     widgets and actions exist, :meth:`closed` from its close event."""
 
-    def __init__(self, window: MainWindow, store: SessionStore | None = None) -> None:
+    def __init__(self, window: Window, store: SessionStore | None = None) -> None:
         self.window = window
         self.store = store or SessionStore()
         self.previous: LastSession | None = None  # the session before this run

@@ -4,7 +4,7 @@ each change of the view state leads to one redraw of what it touches.
 :class:`WindowEvents` is the window's one subscriber: it routes an event to the views that
 draw it (the scan list gets the entry the event carries; the status area a
 :class:`~octviewer.ui.status_area.StatusState`; the scan screen and the result panel the
-window's :meth:`~octviewer.ui.main_window.MainWindow.redraw`).
+window's :meth:`~octviewer.ui.main_window.Window.redraw`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from octviewer.viewer.presenters import compute_label
 from octviewer.viewer.session import ModelState
 
 if TYPE_CHECKING:
-    from octviewer.ui.main_window import MainWindow
+    from octviewer.ui.window_face import Window
 
 #: The view state's fields that only the heatmap overlay reads.
 OVERLAY_FIELDS = frozenset(
@@ -32,7 +32,7 @@ MAP_FIELDS = frozenset({"disease_map", "map_attention"})
 class WindowEvents:
     """See the module docstring; connected on construction."""
 
-    def __init__(self, window: MainWindow) -> None:
+    def __init__(self, window: Window) -> None:
         self.w = window
         self.status = StatusState()
         window.controller.events.connect(self.on_event)
