@@ -14,9 +14,9 @@ from helpers_models import make_tiny_bundle
 from ui_helpers import KERMANY, kermany_volume
 
 from octviewer.ui.controller import Controller
+from octviewer.viewer.entry import EntryStatus
 from octviewer.viewer.events import ResultArrived, ScanAdded, ScanChanged
 from octviewer.viewer.jobs import Jobs
-from octviewer.viewer.session import EntryStatus
 
 
 @pytest.fixture(scope="module")

@@ -168,7 +168,7 @@ def _scan(n_frames: int = 1, **md):
 
 
 def _entry(uid: int, path: str, scan=None, result=None):
-    from octviewer.viewer.session import EntryStatus, ScanEntry
+    from octviewer.viewer.entry import EntryStatus, ScanEntry
 
     status = EntryStatus.DONE if result is not None else EntryStatus.OPENING
     return ScanEntry(uid, Path(path), status=status, scan=scan, result=result)
@@ -212,7 +212,8 @@ def test_export_plan_takes_analysed_scans_their_frame_and_unique_names(tmp_path:
 def test_entry_summary_and_placeholders() -> None:
     from octviewer.core.results import ResultFlag
     from octviewer.viewer import presenters
-    from octviewer.viewer.session import EntryStatus, ModelState
+    from octviewer.viewer.entry import EntryStatus
+    from octviewer.viewer.session import ModelState
 
     done = _entry(1, "/a/b.jpeg", _scan(), ScanResult((_fr(0),), MODEL, "cpu"))
     summary = presenters.entry_summary

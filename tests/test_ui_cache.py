@@ -22,8 +22,8 @@ pytestmark = pytest.mark.gui
 from octviewer.ui.controller import Controller  # noqa: E402
 from octviewer.ui.main_window import MainWindow  # noqa: E402
 from octviewer.ui.settings import Settings  # noqa: E402
+from octviewer.viewer.entry import EntryStatus  # noqa: E402
 from octviewer.viewer.last_session import LastSession, SessionStore  # noqa: E402
-from octviewer.viewer.session import EntryStatus  # noqa: E402
 
 SHOTS = Path("/tmp/cache-shots")
 

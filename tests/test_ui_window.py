@@ -20,7 +20,8 @@ from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
 from octviewer.ui import file_commands, model_commands  # noqa: E402
 from octviewer.ui.main_window import MainWindow  # noqa: E402
 from octviewer.ui.settings import Settings  # noqa: E402
-from octviewer.viewer.session import EntryStatus, ModelState  # noqa: E402
+from octviewer.viewer.entry import EntryStatus  # noqa: E402
+from octviewer.viewer.session import ModelState  # noqa: E402
 
 TIMEOUT = 60000
 

@@ -65,7 +65,7 @@ def test_the_session_tells_the_window() -> None:
 
 
 def test_a_signal_face_unpacks_the_events_of_its_type() -> None:
-    from octviewer.viewer.session import ScanEntry
+    from octviewer.viewer.entry import ScanEntry
 
     events = Events()
     ready = events.signal(ResultArrived)

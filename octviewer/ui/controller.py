@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 from octviewer.errors import AmbiguousSeriesError, AnalysisCancelled, OCTViewerError
 from octviewer.viewer import events, presenters, session, work
+from octviewer.viewer.entry import EntryStatus, ScanEntry
 from octviewer.viewer.jobs import Jobs
 from octviewer.viewer.presenters import NO_MODEL_TEXT
 from octviewer.viewer.residency import FrameKeeper, ScanHeader, read_scan
-from octviewer.viewer.session import EntryStatus, ModelState, ScanEntry
+from octviewer.viewer.session import ModelState
 from octviewer.viewer.work import DEFAULT_REPORT, ReportOptions
 
 if TYPE_CHECKING:

@@ -43,8 +43,9 @@ from octviewer.ui.settings import Settings
 from octviewer.ui.status_area import StatusArea
 from octviewer.ui.style import STYLE_SHEET
 from octviewer.ui.window_events import WindowEvents
+from octviewer.viewer.entry import ScanEntry
 from octviewer.viewer.presenters import NONE_ASSESSABLE
-from octviewer.viewer.session import ModelState, ScanEntry
+from octviewer.viewer.session import ModelState
 from octviewer.viewer.shown import Shown
 from octviewer.viewer.view_state import ViewState, bind_settings
 

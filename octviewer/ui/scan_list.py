@@ -10,8 +10,8 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QListWidget, QListWidgetItem, QWidget
 
+from octviewer.viewer.entry import EntryStatus, ScanEntry
 from octviewer.viewer.presenters import entry_summary
-from octviewer.viewer.session import EntryStatus, ScanEntry
 
 _STATUS_COLORS = {
     EntryStatus.OPENING: "#9CA3AF",

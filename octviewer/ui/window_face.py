@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from octviewer.ui.scan_screen import ScanScreen
     from octviewer.ui.settings import Settings
     from octviewer.ui.status_area import StatusArea
-    from octviewer.viewer.session import ScanEntry
+    from octviewer.viewer.entry import ScanEntry
     from octviewer.viewer.shown import Shown
     from octviewer.viewer.view_state import ViewState
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from octviewer.viewer.session import ScanEntry
+    from octviewer.viewer.entry import ScanEntry
 
 log = logging.getLogger(__name__)
 

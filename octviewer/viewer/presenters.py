@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from octviewer.viewer.session import EntryStatus, ModelState
+from octviewer.viewer.entry import EntryStatus
+from octviewer.viewer.session import ModelState
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from octviewer.core.results import FrameResult, ModelIdentity, ScanResult
     from octviewer.core.scan import Scan
-    from octviewer.viewer.session import ScanEntry
+    from octviewer.viewer.entry import ScanEntry
 
 NO_MODEL_TEXT = "No model loaded — File > Load model…"
 NO_SCAN_TEXT = "Open a scan to see the model's answer."

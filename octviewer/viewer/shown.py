@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from octviewer.core.result_cache import cached_at_text
+from octviewer.viewer.entry import EntryStatus, ScanEntry
 from octviewer.viewer.presenters import result_placeholder, volume_caption
-from octviewer.viewer.session import EntryStatus, ModelState, ScanEntry
+from octviewer.viewer.session import ModelState
 from octviewer.viewer.view_state import ViewState
 
 if TYPE_CHECKING:

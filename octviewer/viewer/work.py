@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from octviewer.core.result_cache import ResultCache
     from octviewer.core.results import ScanResult
     from octviewer.core.scan import Scan
-    from octviewer.viewer.session import ScanEntry
+    from octviewer.viewer.entry import ScanEntry
 
 
 def make_engine(bundle: Path, device: str, precision: str) -> Engine:
