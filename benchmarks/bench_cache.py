@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     import octviewer
     from octviewer.core.engine import Engine
     from octviewer.core.result_cache import ResultCache
+    from octviewer.viewer.jobs import JobContext
     from octviewer.viewer.work import analyse
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         def reopen() -> tuple[float, float, bool]:
             t0 = time.perf_counter()
             scan = octviewer.load(volume)
-            result = analyse(engine, scan, lambda d, t: None, lambda: False, cache)
+            result = analyse(engine, scan, JobContext(0, "bench"), cache)
             shown = time.perf_counter() - t0
             fr = result.frames[0]
             engine.cam(scan, fr.frame_index, fr.predicted_index)  # the frame on screen

@@ -269,9 +269,7 @@ class Controller:
         cached = (self.session.result_cache, self.session.recompute.pop(uid, None) is None)
         self.model_jobs.submit(
             f"analysis:{uid}",
-            lambda ctx: work.analyse_entry(
-                engine, scan, source, ctx.progress, ctx.cancelled, *cached
-            ),
+            lambda ctx: work.analyse_entry(engine, scan, source, ctx, *cached),
             on_result=lambda res: self._on_analysed(uid, res, started),
             on_error=lambda exc, tb: self._on_analysis_error(uid, exc, tb),
             on_progress=lambda d, t: self._on_progress(uid, d, t),

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from octviewer.viewer.jobs import JobContext
 from octviewer.viewer.residency import read_scan
 
 if TYPE_CHECKING:
@@ -40,8 +41,7 @@ def make_engine(bundle: Path, device: str, precision: str) -> Engine:
 def analyse(
     engine: Engine,
     scan: Scan,
-    progress: Callable[[int, int], None],
-    cancelled: Callable[[], bool],
+    ctx: JobContext,
     cache: ResultCache | None = None,
     series: str | None = None,
     lookup: bool = True,
@@ -49,15 +49,16 @@ def analyse(
     """The viewer's analysis of a scan. B-scan: prediction and CAM in one pass. Volume:
     predictions for every frame (the mirrored view only where it can change the answer,
     core/volume_rule.py), then the CAM of the frame on screen on request (request_cam).
-    With a ``cache``: its result when it has one (``lookup``), else the engine's, stored."""
+    ``ctx``: the job's progress and cancel flag. With a ``cache``: its result when it has
+    one (``lookup``), else the engine's, stored."""
     from octviewer.core.volume_rule import VolumeShortcut
 
     def compute() -> ScanResult:
         return engine.analyze(
             scan,
             cam=not scan.is_volume,
-            progress=progress,
-            cancel=cancelled,
+            progress=ctx.progress,
+            cancel=ctx.cancelled,
             shortcut=VolumeShortcut() if scan.is_volume else None,
         )
 
@@ -70,8 +71,7 @@ def analyse_entry(
     engine: Engine,
     scan: Scan | None,
     source: tuple[Path, str | None],
-    progress: Callable[[int, int], None],
-    cancelled: Callable[[], bool],
+    ctx: JobContext,
     cache: ResultCache | None = None,
     lookup: bool = True,
 ) -> ScanResult:
@@ -80,7 +80,7 @@ def analyse_entry(
     With a ``cache``: its result when it has one (``lookup``), else the engine's, stored."""
     if scan is None:
         scan, _header = read_scan(*source)
-    return analyse(engine, scan, progress, cancelled, cache, source[1], lookup)
+    return analyse(engine, scan, ctx, cache, source[1], lookup)
 
 
 def default_report_name(entry: ScanEntry, frame: int) -> str:
