@@ -127,6 +127,8 @@ class ResultPanel(QFrame):
         self._build_facts(lay)
         lay.addStretch(1)
         self._class_names: tuple[str, ...] = ()
+        self._selected = PREDICTED  # the heatmap class shown in the selector
+        self._anyway = False  # "Show model output anyway" ticked
         self._shown: FrameResult | None = None
         self._shown_key: object = None
 
@@ -214,9 +216,7 @@ class ResultPanel(QFrame):
             self.set_prediction_placeholder(placeholder or "")
             return
         names_changed = fr.class_names != self._class_names
-        self.show_anyway.blockSignals(True)
-        self.show_anyway.setChecked(shown.view.show_unreliable)
-        self.show_anyway.blockSignals(False)
+        self._reset_show_anyway(shown.view.show_unreliable)
         self.show_result(fr, shown.caption, key=(entry.uid, shown.frame))
         self._select_cam_class(shown.view.cam_class, names_changed)
 
@@ -224,6 +224,7 @@ class ResultPanel(QFrame):
         """Show ``selected`` (None: the predicted class) in the class selector; other class
         names (another model) start again from the predicted class, and say so."""
         want = PREDICTED if selected is None or names_changed else selected
+        self._selected = want
         self.cam_class.blockSignals(True)
         self.cam_class.setCurrentIndex(max(self.cam_class.findData(want), 0))
         self.cam_class.blockSignals(False)
@@ -232,7 +233,8 @@ class ResultPanel(QFrame):
 
     def _on_cam_class(self, idx: int) -> None:
         if idx >= 0:
-            self.cam_class_changed.emit(int(self.cam_class.itemData(idx)))
+            self._selected = int(self.cam_class.itemData(idx))
+            self.cam_class_changed.emit(self._selected)
 
     def _on_colormap(self, name: str) -> None:
         self.colorbar.set_colormap(name)
@@ -240,21 +242,16 @@ class ResultPanel(QFrame):
 
     def set_class_names(self, names: tuple[str, ...], predicted: str | None) -> None:
         """Fill the class selector: "Predicted (X)" first, then every class."""
-        current = self.cam_class.currentData()
         self.cam_class.blockSignals(True)
         self.cam_class.clear()
         self.cam_class.addItem(f"Predicted ({predicted})" if predicted else "Predicted", PREDICTED)
         for i, n in enumerate(names):
             self.cam_class.addItem(n, i)
-        if names == self._class_names and current is not None:
-            k = self.cam_class.findData(current)
-            self.cam_class.setCurrentIndex(max(k, 0))
+        if names != self._class_names:
+            self._selected = PREDICTED
+        self.cam_class.setCurrentIndex(max(self.cam_class.findData(self._selected), 0))
         self.cam_class.blockSignals(False)
         self._class_names = names
-
-    def selected_cam_class(self) -> int:
-        d = self.cam_class.currentData()
-        return PREDICTED if d is None else int(d)
 
     def show_message(self, title: str, text: str) -> None:
         self.prediction.setText(title)
@@ -271,14 +268,16 @@ class ResultPanel(QFrame):
         """Whether the shown frame's probabilities and heatmap may be displayed: always for an
         assessable frame, only after "Show model output anyway" for one that is not."""
         fr = self._shown
-        return fr is not None and (fr.assessable or self.show_anyway.isChecked())
+        return fr is not None and (fr.assessable or self._anyway)
 
-    def _reset_show_anyway(self) -> None:
+    def _reset_show_anyway(self, on: bool = False) -> None:
+        self._anyway = on
         self.show_anyway.blockSignals(True)
-        self.show_anyway.setChecked(False)
+        self.show_anyway.setChecked(on)
         self.show_anyway.blockSignals(False)
 
     def _on_show_anyway(self, on: bool) -> None:
+        self._anyway = on
         if self._shown is not None:
             self._show_output(self._shown)
         self.show_anyway_toggled.emit(on)
