@@ -66,7 +66,9 @@ class ScanList(QListWidget):
         every status change of every scan asks)."""
         return self._items.get(uid)
 
-    def upsert(self, entry: ScanEntry) -> None:
+    def render(self, entry: ScanEntry) -> None:
+        """Draw one entry, added or changed (the list is drawn an entry at a time: redrawing a
+        thousand items on every event would be slow)."""
         it = self._item(entry.uid)
         if it is None:
             it = QListWidgetItem()

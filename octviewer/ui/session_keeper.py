@@ -35,8 +35,8 @@ def size_text(n_bytes: int) -> str:
 
 
 class SessionKeeper:
-    """See the module docstring. ``window`` is the Window; :meth:`start` after its
-    widgets and actions exist, :meth:`closed` from its close event."""
+    """See the module docstring. ``window`` is the main window (its Window face);
+    :meth:`start` after its widgets and actions exist, :meth:`closed` from its close event."""
 
     def __init__(self, window: Window, store: SessionStore | None = None) -> None:
         self.window = window

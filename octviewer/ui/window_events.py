@@ -45,7 +45,7 @@ class WindowEvents:
         elif isinstance(event, ev.ScanRemoved):
             self._on_removed(event.uid)
         elif isinstance(event, ev.AnalysisProgress):
-            w.scan_list.upsert(event.entry)  # cheap: the list only, no full redraw per batch
+            w.scan_list.render(event.entry)  # cheap: the list only, no full redraw per batch
             self._status(progress=(event.done, event.total))
         elif isinstance(event, ev.AnalysisRunning):
             self._status(running=event.running, progress=None)
@@ -85,7 +85,7 @@ class WindowEvents:
     # --- the session's events ----------------------------------------------------------------------
     def _on_entry(self, event: ev.ScanAdded | ev.ScanChanged) -> None:
         w, entry = self.w, event.entry
-        w.scan_list.upsert(entry)
+        w.scan_list.render(entry)
         if isinstance(event, ev.ScanAdded):
             if w.view.uid is None:
                 w.scan_list.select(entry.uid)
