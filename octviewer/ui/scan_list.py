@@ -1,6 +1,6 @@
 """The side list of opened scans, each with its status or result.
 
-A scan whose shown frame is *not assessed* says so (``ScanEntry.summary``: "not assessed: ...",
+A scan whose shown frame is *not assessed* says so (``presenters.entry_summary``: "not assessed: ...",
 never a class) and gets a grey ring instead of a coloured dot.
 """
 
@@ -10,7 +10,8 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QListWidget, QListWidgetItem, QWidget
 
-from octviewer.ui.session import EntryStatus, ScanEntry
+from octviewer.viewer.entry import EntryStatus, ScanEntry
+from octviewer.viewer.presenters import entry_summary
 
 _STATUS_COLORS = {
     EntryStatus.OPENING: "#9CA3AF",
@@ -65,14 +66,16 @@ class ScanList(QListWidget):
         every status change of every scan asks)."""
         return self._items.get(uid)
 
-    def upsert(self, entry: ScanEntry) -> None:
+    def render(self, entry: ScanEntry) -> None:
+        """Draw one entry, added or changed (the list is drawn an entry at a time: redrawing a
+        thousand items on every event would be slow)."""
         it = self._item(entry.uid)
         if it is None:
             it = QListWidgetItem()
             it.setData(Qt.ItemDataRole.UserRole, entry.uid)
             self.addItem(it)
             self._items[entry.uid] = it
-        it.setText(f"{entry.name}\n{entry.summary}")
+        it.setText(f"{entry.name}\n{entry_summary(entry)}")
         done = entry.status is EntryStatus.DONE and entry.result is not None
         shown = None
         if done:
