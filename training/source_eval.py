@@ -120,7 +120,6 @@ def dev_files_decided(bundle: Path, paths: list[Path]) -> list[dict[str, Any]]:
 def decide_out_of_fold(bundle: Path, data: str, outlier_label: str) -> list[Decision]:
     """Every B-scan of ``data`` decided by the member that held its patient out."""
     from octviewer import load
-    from octviewer.core.examination import examine_frame
     from octviewer.core.model.bundle import load_bundle
     from octviewer.core.preprocess import preprocess_frames
     from octviewer.core.scope import ModelScope
@@ -163,10 +162,22 @@ def decide_out_of_fold(bundle: Path, data: str, outlier_label: str) -> list[Deci
                         label=outlier_label if s.label == OUTLIER else names[s.label],
                         probabilities=_calibrated(logits[j], config.temperature),
                         ood_score=float(z[j]),
-                        gate_flags=examine_frame(scans[j], mids[j], scope).flags,
+                        gate_flags=_gates(scans[j], mids[j], scope),
                     )
                 )
     return out
+
+
+def _gates(scan: Any, index: int, scope: Any) -> frozenset[Any]:
+    """What the app decides from the pixels and the file before the network: not an OCT
+    B-scan (the content check), the protocol, quality and anatomy checks."""
+    from octviewer.core.examination import examine_frame
+    from octviewer.core.results import ResultFlag
+
+    flags = examine_frame(scan, index, scope).flags
+    if not scan.metadata.modality.is_oct:
+        flags |= {ResultFlag.NOT_OCT}
+    return frozenset(flags)
 
 
 #: Images per forward in :func:`decide_out_of_fold`.
