@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -357,7 +358,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> Path:
         t = choose_reassurance(decisions, config, ood, args.missed_disease)
         reassurance = {
             "class": NORMAL,
-            "min_probability": round(t, 4),
+            # rounded up: rounding down could let one more diseased B-scan through
+            "min_probability": math.ceil(t * 1e4) / 1e4,
             "missed_disease_target": args.missed_disease,
             "chosen_on": "out-of-fold decisions of every source in " + Path(args.data).name,
         }
