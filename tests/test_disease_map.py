@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from octviewer.core import disease_map as dm
+from octviewer.core import presentation
 from octviewer.core.io import load
 from octviewer.core.results import FrameResult, ModelIdentity, ResultFlag, ScanResult
 
@@ -46,8 +47,8 @@ def test_lines_sit_at_the_dicom_positions_in_the_class_colours(volume) -> None:
     for line, (x0, y0, x1, y1) in zip(m.lines, positions, strict=True):
         assert line.start == pytest.approx((x0, y0)) and line.end == pytest.approx((x1, y1))
     assert [ln.class_name for ln in m.lines] == ["CNV", "NORMAL", "DME", None, "DRUSEN"]
-    assert m.line(1).color == dm.NORMAL_GREEN
-    assert m.line(0).color == dm.class_rgb(0, NAMES) != m.line(2).color
+    assert m.line(1).color == presentation.NORMAL_RGB
+    assert m.line(0).color == presentation.class_rgb(0, NAMES) != m.line(2).color
     assert len({m.line(i).color for i in (0, 1, 2, 4)}) == 4  # one colour per class
     assert m.line(0).strength == pytest.approx(0.9)
     na = m.line(3)

@@ -14,6 +14,7 @@ pytestmark = pytest.mark.gui
 from PySide6.QtCore import QPoint, Qt  # noqa: E402
 
 from octviewer.core import disease_map as dm  # noqa: E402
+from octviewer.core import presentation  # noqa: E402
 from octviewer.core.scan import PixelSpacing  # noqa: E402
 from octviewer.ui.image_view import scale_bar_um  # noqa: E402
 from octviewer.ui.main_window import MainWindow  # noqa: E402
@@ -107,7 +108,7 @@ def test_disease_map_click_to_frame_and_current_line(qtbot, window, engine) -> N
     assert m is not None and len(m.lines) == 9
     for line, fr, pos in zip(m.lines, res.frames, scan.localizer.positions, strict=True):
         assert line.start == pytest.approx(tuple(pos[:2]))
-        assert line.color == dm.class_rgb(fr.predicted_index, fr.class_names)
+        assert line.color == presentation.class_rgb(fr.predicted_index, fr.class_names)
         assert line.strength == pytest.approx(fr.confidence)
     assert not window.map_note.isVisible()
     # click next to line 6 (not on it): the nearest B-scan is shown and highlighted
@@ -190,7 +191,7 @@ def test_window_map_colours_are_the_strip_colours() -> None:
 
     for names in (("CNV", "DME", "DRUSEN", "NORMAL"), ("NORMAL", "AMD"), tuple("ABCDEFGHI")):
         for k in range(len(names)):
-            assert QColor(*dm.class_rgb(k, names)) == class_color(k, names), (names, k)
+            assert QColor(*presentation.class_rgb(k, names)) == class_color(k, names), (names, k)
 
 
 def test_exported_report_draws_the_heatmap_as_the_window_shows_it(qtbot, window, engine, tmp_path):
@@ -249,7 +250,7 @@ def test_not_assessed_frames_are_dashed_and_pending_frames_thin(qtbot) -> None:
     assert solid.color().alpha() == round(255 * (0.25 + 0.75 * 0.7))
     assert dashed.style() == Qt.PenStyle.DashLine
     assert thin.widthF() == 1.0 and lv.map.line(3).status == "pending"
-    assert lv._map_pen(2, 6.0).color().getRgb()[:3] == dm.NORMAL_GREEN
+    assert lv._map_pen(2, 6.0).color().getRgb()[:3] == presentation.NORMAL_RGB
 
 
 def test_localizer_of_the_first_file_opened_is_drawn(qtbot, window, engine, tmp_path) -> None:

@@ -17,34 +17,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from octviewer.core.heatmap import Heatmap
-from octviewer.core.results import NOT_ASSESSED, ScanResult
+from octviewer.core.presentation import NOT_ASSESSED, PENDING_LABEL, RGB, class_rgb
+from octviewer.core.results import ScanResult
 from octviewer.core.scan import Scan
 
-RGB = tuple[int, int, int]
-
-#: Class colours (Okabe-Ito), the same rule as the window's strip: NORMAL is always green,
-#: other classes take the palette in class order.
-PALETTE: tuple[RGB, ...] = (
-    (230, 159, 0),
-    (86, 180, 233),
-    (204, 121, 167),
-    (240, 228, 66),
-    (0, 114, 178),
-    (213, 94, 0),
-    (153, 153, 153),
-)
-NORMAL_GREEN: RGB = (0, 158, 115)
 NOT_ASSESSED_RGB: RGB = (255, 255, 255)  # drawn dashed
 PENDING_RGB: RGB = (150, 150, 150)
 MAP_TITLE = "Disease map: predicted class per B-scan on the localizer"
 ATTENTION_SAMPLES = 64
-
-
-def class_rgb(index: int, class_names: tuple[str, ...]) -> RGB:
-    """The colour of class ``index`` (NORMAL green, others in palette order)."""
-    if 0 <= index < len(class_names) and class_names[index].upper() == "NORMAL":
-        return NORMAL_GREEN
-    return PALETTE[index % len(PALETTE)]
 
 
 @dataclass(frozen=True)
@@ -176,5 +156,5 @@ def build_disease_map(
     if any_na:
         legend.append(LegendEntry(NOT_ASSESSED, NOT_ASSESSED_RGB, dashed=True))
     if any(ln.status == "pending" for ln in lines):
-        legend.append(LegendEntry("not analysed yet", PENDING_RGB))
+        legend.append(LegendEntry(PENDING_LABEL, PENDING_RGB))
     return DiseaseMap(tuple(lines), tuple(legend), (shape[0], shape[1]), _line_width(pos, shape))

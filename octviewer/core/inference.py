@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from octviewer.core.calibration import calibrated_probabilities  # noqa: F401 (engine imports it here)
+from octviewer.core.presentation import frame_numbers
 from octviewer.core.results import ResultFlag
 from octviewer.core.scan import Scan
 from octviewer.errors import AnalysisCancelled, AnalysisError
@@ -45,7 +46,7 @@ def _require_finite(probs: np.ndarray | None, grids: np.ndarray | None, idx: lis
             continue
         bad = ~np.isfinite(arr.reshape(len(idx), -1)).all(axis=1)
         if bad.any():
-            frames = ", ".join(str(i + 1) for i, b in zip(idx, bad, strict=True) if b)
+            frames = frame_numbers(i for i, b in zip(idx, bad, strict=True) if b)
             raise AnalysisError(
                 f"The model produced invalid {what} (not numbers) for frame(s) {frames}: no "
                 "result is shown. The model bundle is probably damaged or unsuited to this "

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from octviewer.core.heatmap import Heatmap
+from octviewer.core.presentation import NOT_ASSESSED
 
 if TYPE_CHECKING:
     from octviewer.core.anatomy import AnatomyVerdict
@@ -91,9 +92,6 @@ FLAG_PRECEDENCE: tuple[ResultFlag, ...] = (
     ResultFlag.COLOR_INPUT,
     ResultFlag.DOWNSAMPLED,
 )
-
-#: The headline of a frame whose class is withheld.
-NOT_ASSESSED = "Not assessed"
 
 #: The headline of a NORMAL below the model's reassurance operating point.
 NOT_EXCLUDED = "Looks normal — disease not excluded"

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from octviewer.core.content import ContentVerdict, check_frames
 from octviewer.core.io.errors import MissingReaderError, ScanNotFoundError, ScanPermissionError
 from octviewer.core.io.sniff import FileKind, sniff
+from octviewer.core.presentation import frame_numbers
 from octviewer.core.scan import Modality, Scan
 from octviewer.errors import (
     CorruptFileError,
@@ -184,7 +185,7 @@ def note_blank_frames(scan: Scan) -> Scan:
     f = scan.frames.reshape(scan.n_frames, -1)
     blank = [i for i in range(scan.n_frames) if f[i].min() == f[i].max()]
     if blank and len(blank) < scan.n_frames:
-        listed = ", ".join(str(i + 1) for i in blank[:10]) + (" ..." if len(blank) > 10 else "")
+        listed = frame_numbers(blank[:10]) + (" ..." if len(blank) > 10 else "")
         note = (
             f"{len(blank)} of {scan.n_frames} frames hold no image (one single value): frame(s) "
             f"{listed}; the file may be damaged or cut short"

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import ImageDraw, ImageFont
 
+from octviewer.core.presentation import NOT_ASSESSED_LABEL, frame_number, frame_text
 from octviewer.core.report.fonts import fit_text
 
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
@@ -207,7 +208,7 @@ def draw_probability_strip(
         draw.line((cx, yy, cx, min(yy + 4, plot.py1)), fill=INK, width=2)
     _strip_lines(draw, plot, frame_indices, len(class_names), probs, ok)
     draw.rectangle((plot.px0, plot.py0, plot.px1, plot.py1), outline=MUTED)
-    label = f"shown: frame {chosen + 1}"
+    label = f"shown: {frame_text(chosen)}"
     lx = min(max(cx + 4, plot.px0 + 2), plot.px1 - text_width(label, font) - 2)
     text(draw, (lx, plot.py0 + 2), label, font, INK)
     _strip_legend(draw, plot, class_names, font, not all(ok))
@@ -224,7 +225,7 @@ def _strip_axes(draw: ImageDraw.ImageDraw, plot: _StripPlot, font: Font) -> None
         text(draw, (x, yy - lh * 0.4), label, font, MUTED)
     step = max(1, int(np.ceil(plot.n_frames / 10)))
     for i in range(0, plot.n_frames, step):
-        label = str(i + 1)
+        label = str(frame_number(i))
         x = plot.fx(i) - text_width(label, font) / 2
         text(draw, (x, plot.py1 + lh * 0.15), label, font, MUTED)
 
@@ -270,7 +271,7 @@ def _strip_legend(
     if any_not_assessed:
         hx = plot.px0 + text_width(axis, font) + font.size * 1.5
         _hatch(draw, (hx, py1 + lh * 0.9, hx + font.size * 1.2, py1 + lh * 1.3))
-        text(draw, (hx + font.size * 1.6, py1 + lh * 0.75), "not assessed", font, MUTED)
+        text(draw, (hx + font.size * 1.6, py1 + lh * 0.75), NOT_ASSESSED_LABEL, font, MUTED)
     lx = plot.px1
     for c in reversed(range(len(class_names))):
         w = text_width(class_names[c], font)

@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from octviewer._version import __version__
+from octviewer.core.presentation import frame_number
 from octviewer.core.results import RESEARCH_ONLY as DISCLAIMER
 from octviewer.core.results import FrameResult, ScanResult
 from octviewer.core.scan import Laterality, PatientIdentity, Scan, ScanMetadata
@@ -87,7 +88,7 @@ def metadata_rows(scan: Scan, frame_index: int) -> list[tuple[str, str]]:
         ("Acquired", m.acquisition_date.isoformat() if m.acquisition_date else "not recorded"),
         (
             "Frame",
-            f"{frame_index + 1} of {scan.n_frames}"
+            f"{frame_number(frame_index)} of {scan.n_frames}"
             + (f" (index {frame_index})" if scan.is_volume else ""),
         ),
         ("Size", f"{scan.shape[1]} × {scan.shape[0]} px, {m.bit_depth}-bit"),

@@ -13,6 +13,7 @@ from PIL import Image, ImageDraw
 
 from octviewer._version import __version__
 from octviewer.core.overlay import HEATMAP_LEGEND
+from octviewer.core.presentation import frame_text
 from octviewer.core.report.charts import (
     MUTED,
     draw_key_values,
@@ -77,7 +78,9 @@ def draw_header(page: Page, scan: Scan, fr: FrameResult, include_identity: bool)
     y += max(line_height(f.h1), bh) + 4
     label = source_label(scan, include_identity=include_identity)
     sub = f"File: {label}" + (
-        f"   ·   Frame {fr.frame_index + 1} of {scan.n_frames}" if scan.is_volume else ""
+        f"   ·   {frame_text(fr.frame_index, scan.n_frames, word='Frame')}"
+        if scan.is_volume
+        else ""
     )
     y += draw_wrapped(d, margin, y, sub, f.body, page.inner, MUTED) + round(lh * 0.4)
     return y

@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from octviewer.core import disease_map as dm
+from octviewer.core.presentation import frame_number
 from octviewer.core.report.charts import MUTED, class_color, draw_wrapped, line_height, text
 from octviewer.core.results import ScanResult
 from octviewer.core.scan import Scan
@@ -144,7 +145,7 @@ def map_chunk(scan: Scan, result: ScanResult) -> str:
         )
     frames = [
         {
-            "frame": ln.frame_index + 1,
+            "frame": frame_number(ln.frame_index),
             "status": ln.status,
             "class": ln.class_name,
             "confidence": round(ln.strength, 6) if ln.status == "assessed" else None,
