@@ -12,9 +12,9 @@ from PIL import Image
 
 from octviewer.core import disease_map as dm
 from octviewer.core.io import load
+from octviewer.core.presentation import class_rgb
 from octviewer.core.report import render_report, save_report
 from octviewer.core.report import volume as report_volume
-from octviewer.core.report.charts import class_color
 from octviewer.core.results import FrameResult, ModelIdentity, ResultFlag, ScanResult
 
 NAMES = ("CNV", "DME", "DRUSEN", "NORMAL")
@@ -73,8 +73,8 @@ def test_volume_report_has_the_map_panel_and_names_it_in_a_text_chunk(volume, tm
 
 def test_map_image_draws_each_line_in_its_class_colour(volume) -> None:
     res = _result([0, 0, 3, None, 2, 3])
-    m = report_volume._build(volume, res)
-    assert m.line(0).color == class_color(0) and m.legend[3].color == class_color(3)
+    m = dm.build_disease_map(volume, res)
+    assert m.line(0).color == class_rgb(0, NAMES) and m.legend[3].color == class_rgb(3, NAMES)
     pic = np.asarray(report_volume.map_image(m, volume, 768, current=None)).astype(int)
     base = np.asarray(report_volume._localizer_rgb(volume)).astype(int)
     for ln in m.lines:

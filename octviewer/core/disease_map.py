@@ -11,7 +11,7 @@ the GUI thread, and Qt-free so the window and the report draw the same map.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -120,14 +120,12 @@ def build_disease_map(
     scan: Scan,
     result: ScanResult | None,
     cams: Mapping[int, np.ndarray | Heatmap] | None = None,
-    color_of: Callable[[int, tuple[str, ...]], RGB] = class_rgb,
 ) -> DiseaseMap | None:
     """The map of ``scan`` (None when :func:`unavailable_reason` gives a reason).
 
     ``result`` may be None or partial (frames not analysed are drawn as pending); ``cams``
-    maps frame index to a heatmap on that frame's grid, projected along its line;
-    ``color_of(class index, class names)`` gives class colours (the report passes its own, so
-    the map matches the strip drawn beside it).
+    maps frame index to a heatmap on that frame's grid, projected along its line. Lines and
+    legend take the class colours of :func:`octviewer.core.presentation.class_rgb`.
     """
     if unavailable_reason(scan) is not None:
         return None
@@ -149,10 +147,10 @@ def build_disease_map(
             any_na = True
         else:
             k = fr.predicted_index
-            status, cls, color = "assessed", fr.class_names[k], color_of(k, fr.class_names)
+            status, cls, color = "assessed", fr.class_names[k], class_rgb(k, fr.class_names)
             strength = fr.confidence
         lines.append(MapLine(i, (x0, y0), (x1, y1), status, cls, color, strength, att))
-    legend = [LegendEntry(n, color_of(k, names)) for k, n in enumerate(names)]
+    legend = [LegendEntry(n, class_rgb(k, names)) for k, n in enumerate(names)]
     if any_na:
         legend.append(LegendEntry(NOT_ASSESSED, NOT_ASSESSED_RGB, dashed=True))
     if any(ln.status == "pending" for ln in lines):

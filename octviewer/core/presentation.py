@@ -3,7 +3,9 @@ frame numbers (the window, the disease map, the probability strip, the PNG repor
 
 - **Colours**: Okabe-Ito, distinguishable with the common colour-vision deficiencies. A class
   named NORMAL is always bluish green; the other classes take :data:`PALETTE` in class order.
-  For the Kermany classes: CNV orange, DME sky blue, DRUSEN reddish purple, NORMAL green.
+  For the Kermany classes: CNV vermilion, DME blue, DRUSEN reddish purple, NORMAL green (of
+  the Okabe-Ito sets, this one keeps the four apart best under simulated protanopia,
+  deuteranopia and tritanopia and reads best on white: each at least 3:1 against it).
 - **Names**: a class is shown by the name the model bundle gives it (:func:`class_label`);
   frames without a class are labelled :data:`NOT_ASSESSED_LABEL` or :data:`PENDING_LABEL`.
   A flag's words live in :meth:`octviewer.core.results.ResultFlag.sentence` only.
@@ -24,15 +26,15 @@ RGB = tuple[int, int, int]
 #: "most suspicious frame" (matched without regard to case).
 NORMAL_CLASS = "NORMAL"
 NORMAL_RGB: RGB = (0, 158, 115)  # Okabe-Ito bluish green
-#: The other classes in class order (Okabe-Ito).
+#: The other classes in class order (Okabe-Ito: vermilion, blue, reddish purple, orange, sky
+#: blue, yellow; no grey, which the disease map keeps for frames not analysed yet).
 PALETTE: tuple[RGB, ...] = (
+    (213, 94, 0),
+    (0, 114, 178),
+    (204, 121, 167),
     (230, 159, 0),
     (86, 180, 233),
-    (204, 121, 167),
     (240, 228, 66),
-    (0, 114, 178),
-    (213, 94, 0),
-    (153, 153, 153),
 )
 
 #: The headline of a frame whose class is withheld, and its label in legends and lists.

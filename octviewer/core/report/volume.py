@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw
 
 from octviewer.core import disease_map as dm
 from octviewer.core.presentation import frame_number
-from octviewer.core.report.charts import MUTED, class_color, draw_wrapped, line_height, text
+from octviewer.core.report.charts import MUTED, draw_wrapped, line_height, text
 from octviewer.core.results import ScanResult
 from octviewer.core.scan import Scan
 
@@ -27,11 +27,6 @@ HOW_TO_READ = (
     "outline marks the frame shown above."
 )
 CURRENT = (57, 255, 136)
-
-
-def _build(scan: Scan, result: ScanResult) -> dm.DiseaseMap | None:
-    """The map in the report's class colours (those of its probability bars and strip)."""
-    return dm.build_disease_map(scan, result, color_of=lambda k, _names: class_color(k))
 
 
 def _localizer_rgb(scan: Scan) -> Image.Image:
@@ -98,7 +93,7 @@ def map_panel(
     read it; or the title and the reason when the volume has no map."""
     h2, body, small = fonts.h2, fonts.body, fonts.small
     lh = line_height(body)
-    m = _build(scan, result)
+    m = dm.build_disease_map(scan, result)
     map_side = 0 if m is None else min(round(width * 0.55), 760)
     tall = line_height(h2) + max(map_side, 10 * lh) + 4 * lh
     img = Image.new("RGB", (width, tall), "white")
@@ -138,7 +133,7 @@ def map_panel(
 
 def map_chunk(scan: Scan, result: ScanResult) -> str:
     """The map as JSON for the ``octviewer:disease_map`` text chunk (frame numbers 1-based)."""
-    m = _build(scan, result)
+    m = dm.build_disease_map(scan, result)
     if m is None:
         return json.dumps(
             {"title": dm.MAP_TITLE, "available": False, "reason": dm.unavailable_reason(scan)}
