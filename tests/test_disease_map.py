@@ -54,7 +54,7 @@ def test_lines_sit_at_the_dicom_positions_in_the_class_colours(volume) -> None:
     na = m.line(3)
     assert na.status == "not assessed" and na.strength == 0 and na.color == dm.NOT_ASSESSED_RGB
     labels = [e.label for e in m.legend]
-    assert labels == [*NAMES, "Not assessed"] and m.legend[-1].dashed
+    assert labels == [*NAMES, "not assessed"] and m.legend[-1].dashed
     assert 1.5 <= m.line_width <= 0.012 * 768
 
 
@@ -97,3 +97,7 @@ def test_volumes_without_positions_say_why_there_is_no_map(volume) -> None:
     assert "3 B-scan position(s) for 5 frames" in dm.unavailable_reason(wrong)
     single = dataclasses.replace(scan, frames=scan.frames[:1])
     assert "single B-scan" in dm.unavailable_reason(single)
+    # the window shows these above its strip, the report below its strip: no side is named
+    for reason in map(dm.unavailable_reason, (no_loc, no_pos, wrong)):
+        assert "probability strip shows every frame" in reason
+        assert "below" not in reason and "above" not in reason

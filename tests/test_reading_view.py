@@ -122,11 +122,15 @@ def test_disease_map_click_to_frame_and_current_line(qtbot, window, engine) -> N
     assert not lv.map_visible and not window.settings.disease_map
     after = lv.grab().toImage()
     assert before != after
-    # the current line is green in both modes
+    # the current line keeps its class colour on the map, outlined (black inside white); off
+    # the map it is the plain line colour, opaque, with the same outline
     cx = round(target.left() + (x0 + x1) / 2 * s)
     cy = round(target.top() + y0 * s)
-    px = after.pixelColor(cx, cy)
-    assert px.green() > 200 and px.red() < 120
+    cls = presentation.class_rgb(res.frame(6).predicted_index, res.class_names)
+    assert before.pixelColor(cx, cy).getRgb()[:3] == cls
+    edge = [before.pixelColor(cx, cy + k).lightness() for k in range(1, 9)]
+    assert min(edge) < 60 and max(edge) > 200, edge  # the black rim, then the white one
+    assert after.pixelColor(cx, cy).getRgb()[:3] == (120, 200, 255)
 
 
 def test_localizer_split_is_remembered(qtbot, window, engine, tmp_path) -> None:

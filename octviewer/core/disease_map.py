@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from octviewer.core.heatmap import Heatmap
-from octviewer.core.presentation import NOT_ASSESSED, PENDING_LABEL, RGB, class_rgb
+from octviewer.core.presentation import NOT_ASSESSED_LABEL, PENDING_LABEL, RGB, class_rgb
 from octviewer.core.results import ScanResult
 from octviewer.core.scan import Scan
 
@@ -25,6 +25,19 @@ NOT_ASSESSED_RGB: RGB = (255, 255, 255)  # drawn dashed
 PENDING_RGB: RGB = (150, 150, 150)
 MAP_TITLE = "Disease map: predicted class per B-scan on the localizer"
 ATTENTION_SAMPLES = 64
+MARKER_OUTER: RGB = (255, 255, 255)
+MARKER_INNER: RGB = (0, 0, 0)
+#: How the current frame is marked, in the window and in the report (the captions say it).
+MARKER_TEXT = "outlined in black and white"
+
+
+def marker_rims(width: float) -> tuple[tuple[RGB, float], ...]:
+    """The pens (colour, width) of the current frame's marker around a line ``width`` wide,
+    widest first: a white rim outside a black one, each ``max(1.5, width / 5)`` a side. The
+    line is drawn again on top, in its own colour at full strength: the marker outlines the
+    class colour, it never covers it (nor looks like a class: neither is a class colour)."""
+    rim = max(1.5, width / 5)
+    return ((MARKER_OUTER, width + 4 * rim), (MARKER_INNER, width + 2 * rim))
 
 
 @dataclass(frozen=True)
@@ -75,18 +88,19 @@ def unavailable_reason(scan: Scan) -> str | None:
     if loc is None:
         return (
             "No disease map: this volume comes without a localizer (SLO / fundus image), so the "
-            "B-scan positions are unknown. The per-frame strip below shows every frame."
+            "B-scan positions are unknown. The per-frame probability strip shows every frame."
         )
     pos = loc.positions
     if pos is None or len(pos) == 0:
         return (
             "No disease map: the localizer of this volume carries no B-scan positions. The "
-            "per-frame strip below shows every frame."
+            "per-frame probability strip shows every frame."
         )
     if len(pos) != scan.n_frames:
         return (
             f"No disease map: the localizer has {len(pos)} B-scan position(s) for "
-            f"{scan.n_frames} frames, so they cannot be matched. The strip shows every frame."
+            f"{scan.n_frames} frames, so they cannot be matched. The per-frame probability strip "
+            "shows every frame."
         )
     return None
 
@@ -152,7 +166,7 @@ def build_disease_map(
         lines.append(MapLine(i, (x0, y0), (x1, y1), status, cls, color, strength, att))
     legend = [LegendEntry(n, class_rgb(k, names)) for k, n in enumerate(names)]
     if any_na:
-        legend.append(LegendEntry(NOT_ASSESSED, NOT_ASSESSED_RGB, dashed=True))
+        legend.append(LegendEntry(NOT_ASSESSED_LABEL, NOT_ASSESSED_RGB, dashed=True))
     if any(ln.status == "pending" for ln in lines):
         legend.append(LegendEntry(PENDING_LABEL, PENDING_RGB))
     return DiseaseMap(tuple(lines), tuple(legend), (shape[0], shape[1]), _line_width(pos, shape))
