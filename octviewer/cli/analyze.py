@@ -31,8 +31,8 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
         return "octviewer-cli: --contours takes levels between 0 and 1, e.g. 0.5,0.8."
     if args.batch_size < 1 or (args.threads is not None and args.threads < 1):
         return "octviewer-cli: --batch-size and --threads must be at least 1."
-    if args.frame is not None and args.frame < 0:
-        return "octviewer-cli: --frame must be 0 or more (0 = first frame)."
+    if args.frame is not None and args.frame < 1:
+        return "octviewer-cli: --frame must be 1 or more (1 = the first frame)."
     return None
 
 

@@ -73,7 +73,8 @@ def frame_indices(scan: Scan, frames: Sequence[int] | None) -> list[int]:
         j = int(i)
         if not 0 <= j < scan.n_frames:
             raise AnalysisError(
-                f"Frame {j} does not exist: this scan has {scan.n_frames} frame(s)."
+                f"Frame index {j} does not exist: this scan has {scan.n_frames} frame(s) "
+                f"(indices 0 to {scan.n_frames - 1})."
             )
         out.append(j)
     if not out:

@@ -14,6 +14,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from octviewer.core import overlay
 from octviewer.core.filemode import apply_umask
+from octviewer.core.presentation import frame_text
 from octviewer.core.report import volume as report_volume
 from octviewer.core.report.charts import line_height
 from octviewer.core.report.facts import choose_frame, text_chunks
@@ -55,7 +56,8 @@ def render_report(
     fr = choose_frame(result, frame_index)
     if not 0 <= fr.frame_index < scan.n_frames:
         raise ReportError(
-            f"The result refers to frame {fr.frame_index}, but the scan has {scan.n_frames} frame(s)."
+            f"The result refers to {frame_text(fr.frame_index)}, but the scan has "
+            f"{scan.n_frames} frame(s)."
         )
     created = created or _dt.datetime.now().astimezone()
     revealed = fr.assessable or show_unreliable
