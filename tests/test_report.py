@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw
 
 import octviewer
 from octviewer.core import overlay, report, summary
+from octviewer.core.report.panels import image_panels
 from octviewer.core.results import FrameResult, ModelIdentity, ResultFlag, ScanResult
 from octviewer.core.scan import (
     Laterality,
@@ -145,7 +146,7 @@ def test_small_frames_are_upscaled_never_downscaled(data_dir: Path) -> None:
     res = ScanResult(
         (_fr(0, [0.1, 0.1, 0.1, 0.7], cam=_hot_cam(frame.shape), cam_class=3),), MODEL, "cpu"
     )
-    left, right = report._panels(scan, res.frames[0], "jet", 0.5)
+    left, right = image_panels(scan, res.frames[0], "jet", 0.5)
     assert left.width >= report.MIN_PANEL_WIDTH and left.height > frame.shape[0]
     assert right is not None and right.size == left.size
     img = report.render_report(scan, res)

@@ -80,7 +80,7 @@ class BatchOutcome:
     lines: list[str] = field(default_factory=list)  # one console line per analysed input
 
 
-def _resolve_cam_class(engine: Engine, name: str | None) -> int | None:
+def resolve_cam_class(engine: Engine, name: str | None) -> int | None:
     if name is None:
         return None
     names = list(engine.config.class_names)

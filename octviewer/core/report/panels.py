@@ -37,7 +37,7 @@ WITHHELD = (
 
 
 @dataclass(frozen=True)
-class _Fonts:
+class ReportFonts:
     small: Any
     body: Any
     bold: Any
@@ -45,16 +45,16 @@ class _Fonts:
     h1: Any
 
 
-def _fonts(unit: float) -> _Fonts:
+def scaled_fonts(unit: float) -> ReportFonts:
     def px(n: float) -> int:
         return max(10, round(n * unit))
 
-    return _Fonts(
+    return ReportFonts(
         font(px(15)), font(px(18)), font(px(18), True), font(px(22), True), font(px(30), True)
     )
 
 
-def _panels(
+def image_panels(
     scan: Scan, fr: FrameResult, colormap: str, opacity: float, contours: tuple[float, ...] = ()
 ) -> tuple[Image.Image, Image.Image | None]:
     frame = scan.frame_as_uint8(fr.frame_index)
@@ -72,18 +72,18 @@ def _panels(
     return left, right
 
 
-def _colorbar(colormap: str, width: int, height: int) -> Image.Image:
+def colorbar(colormap: str, width: int, height: int) -> Image.Image:
     ramp = np.linspace(0.0, 1.0, width, dtype=np.float32)[None, :].repeat(height, axis=0)
     return Image.fromarray(overlay.colorize(ramp, colormap)[..., :3], "RGB")
 
 
-def _draw_answer(
+def draw_answer(
     d: ImageDraw.ImageDraw,
     x: float,
     y: float,
     width: float,
     fr: FrameResult,
-    f: _Fonts,
+    f: ReportFonts,
     show_unreliable: bool,
 ) -> int:
     """The headline and the probabilities; returns the height used.

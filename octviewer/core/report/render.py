@@ -18,7 +18,7 @@ from octviewer.core.presentation import frame_text
 from octviewer.core.report import volume as report_volume
 from octviewer.core.report.charts import line_height
 from octviewer.core.report.facts import choose_frame, text_chunks
-from octviewer.core.report.panels import _fonts, _panels
+from octviewer.core.report.panels import image_panels, scaled_fonts
 from octviewer.core.report.sections import (
     Page,
     draw_columns,
@@ -61,13 +61,13 @@ def render_report(
         )
     created = created or _dt.datetime.now().astimezone()
     revealed = fr.assessable or show_unreliable
-    left, right = _panels(
+    left, right = image_panels(
         scan, fr if revealed else replace(fr, heatmap=None), colormap, opacity, contours
     )
     pw, ph = left.size
     width = max(1280, 2 * pw + 3 * 32)
     u = width / 1600
-    f = _fonts(max(0.85, u))
+    f = scaled_fonts(max(0.85, u))
     margin = round(32 * u) if u > 1 else 32
     gap = width - 2 * margin - 2 * pw
     inner = width - 2 * margin
