@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from octviewer.core.calibration import calibrated_probabilities  # noqa: F401 (engine imports it here)
 from octviewer.core.presentation import frame_numbers
 from octviewer.core.results import ResultFlag
 from octviewer.core.scan import Scan
@@ -37,8 +36,12 @@ _INFERENCE_ERRORS = (
     NotImplementedError,
 )
 
+#: ``progress(done, total)`` and ``cancel() -> bool``: the callbacks of one analysis call.
+ProgressFn = Callable[[int, int], None]
+CancelFn = Callable[[], bool]
 
-def _require_finite(probs: np.ndarray | None, grids: np.ndarray | None, idx: list[int]) -> None:
+
+def require_finite(probs: np.ndarray | None, grids: np.ndarray | None, idx: list[int]) -> None:
     """A NaN/Inf probability or heatmap is an error, never a result (the input is finite:
     :mod:`octviewer.core.preprocess` guarantees it, so the network or its weights are at fault)."""
     for what, arr in (("class probabilities", probs), ("attention map", grids)):
