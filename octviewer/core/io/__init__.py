@@ -61,7 +61,7 @@ READERS: dict[FileKind, str | Reader] = {
     FileKind.DICOM: "octviewer.core.io.dicom:read_dicom",
     FileKind.HEIDELBERG_VOL: "octviewer.core.io.vendor:read_heidelberg_vol",
     FileKind.HEIDELBERG_E2E: "octviewer.core.io.vendor:read_heidelberg_e2e",
-    FileKind.TOPCON_FDA: "octviewer.core.io.vendor:read_topcon_fda",
+    FileKind.TOPCON_FDA: "octviewer.core.io.topcon:read_topcon",
 }
 
 _SUPPORTED = (
@@ -154,7 +154,7 @@ def _load(p: Path, series: str | None) -> Scan:
     if p.is_dir():
         from octviewer.core.io.folders import read_planned
 
-        return read_planned(p, series=series)
+        return read_planned(p, load, series=series)
     mode = p.stat().st_mode
     if not stat.S_ISREG(mode):
         raise UnsupportedFormatError("This is not a regular file (a device or a pipe).", path=p)
