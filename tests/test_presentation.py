@@ -55,3 +55,18 @@ def test_frame_numbers_read_one_based() -> None:
     assert pr.frame_text(2, 21) == "frame 3 of 21" and pr.frame_text(0, word="Frame") == "Frame 1"
     assert pr.frame_numbers([0, 4]) == "1, 5" and pr.frame_file_part(2) == "frame003"
     assert pr.normal_index(("CNV", "Normal")) == 1 and pr.normal_index(("A", "B")) is None
+
+
+def test_normal_is_found_by_one_rule_for_colour_and_most_suspicious_frame() -> None:
+    from octviewer.core.results import FrameResult, ModelIdentity, ScanResult
+    from octviewer.core.volume_rule import VolumeShortcut
+
+    names = ("CNV", "Normal")  # a bundle that spells it in title case
+    p = [np.array([0.2, 0.8], np.float32), np.array([0.7, 0.3], np.float32)]
+    frames = tuple(FrameResult(i, names, q, np.log(q)) for i, q in enumerate(p))
+    res = ScanResult(frames, ModelIdentity("m", "1", "0" * 64, "t"), "cpu")
+    assert pr.class_rgb(1, names) == pr.NORMAL_RGB
+    assert res.most_suspicious_frame() == 1  # the lowest probability of Normal
+    assert VolumeShortcut(margin=0, confidence_margin=0, suspicious=1).frames_to_refine(
+        frames, 0.0
+    ) == [1]

@@ -6,9 +6,11 @@ frame numbers (the window, the disease map, the probability strip, the PNG repor
   For the Kermany classes: CNV vermilion, DME blue, DRUSEN reddish purple, NORMAL green (of
   the Okabe-Ito sets, this one keeps the four apart best under simulated protanopia,
   deuteranopia and tritanopia and reads best on white: each at least 3:1 against it).
-- **Names**: a class is shown by the name the model bundle gives it (:func:`class_label`);
-  frames without a class are labelled :data:`NOT_ASSESSED_LABEL` or :data:`PENDING_LABEL`.
-  A flag's words live in :meth:`octviewer.core.results.ResultFlag.sentence` only.
+- **Names**: a class is shown by the name the model bundle gives it, unchanged, on every face;
+  the class that means "no disease" is found by one rule (:func:`is_normal`, any case: its
+  colour, the most suspicious frame, the volume shortcut); frames without a class read
+  :data:`NOT_ASSESSED` (headline) or :data:`NOT_ASSESSED_LABEL` / :data:`PENDING_LABEL`
+  (legends). A flag's words live in :meth:`octviewer.core.results.ResultFlag.sentence` only.
 - **Frame numbers**: a person reads frames 1-based ("frame 3 of 21"), everywhere: window,
   report, CLI text, file names. Only machine fields named ``*_index`` (JSON, CSV) hold the
   0-based index.
@@ -64,11 +66,6 @@ def class_rgb(index: int, class_names: Sequence[str] = ()) -> RGB:
 def class_hex(index: int, class_names: Sequence[str] = ()) -> str:
     """:func:`class_rgb` as ``"#RRGGBB"`` (for style sheets and ``QColor``)."""
     return "#{:02X}{:02X}{:02X}".format(*class_rgb(index, class_names))
-
-
-def class_label(class_names: Sequence[str], index: int) -> str:
-    """The name a person reads for class ``index``: the bundle's own class name."""
-    return class_names[index]
 
 
 def frame_number(index: int) -> int:

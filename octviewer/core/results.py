@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from octviewer.core.heatmap import Heatmap
-from octviewer.core.presentation import NOT_ASSESSED
+from octviewer.core.presentation import NOT_ASSESSED, normal_index
 
 if TYPE_CHECKING:
     from octviewer.core.anatomy import AnatomyVerdict
@@ -385,15 +385,16 @@ class ScanResult:
         """The frames whose class may be presented."""
         return tuple(f for f in self.frames if f.assessable)
 
-    def most_suspicious_frame(self, normal_class: str = "NORMAL") -> int:
-        """Among *assessable* frames, the index with the lowest probability of
-        ``normal_class`` (or the highest confidence when the model has no such class). Frames
-        that are not assessed are skipped; when none is assessable, the first analysed frame."""
+    def most_suspicious_frame(self) -> int:
+        """Among *assessable* frames, the index with the lowest probability of NORMAL
+        (:func:`~octviewer.core.presentation.normal_index`; the highest confidence when the
+        model has no such class). Frames that are not assessed are skipped; when none is
+        assessable, the first analysed frame."""
         pool = self.assessable_frames
         if not pool:
             return self.frames[0].frame_index
-        if normal_class in self.class_names:
-            i = self.class_names.index(normal_class)
+        i = normal_index(self.class_names)
+        if i is not None:
             best = min(pool, key=lambda f: float(f.probabilities[i]))
         else:
             best = max(pool, key=lambda f: f.confidence)
