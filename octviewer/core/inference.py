@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from octviewer.core.model.config import ModelConfig
     from octviewer.core.ood import OODModel
 
-log = logging.getLogger("octviewer.core.engine")  # the name these messages always had
+log = logging.getLogger(__name__)
 
 #: What a forward or CAM pass raises on a network that does not fit its input (shapes, dtypes,
 #: an assertion in timm), besides running out of memory.

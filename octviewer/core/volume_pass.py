@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from octviewer.core.scan import Scan
     from octviewer.core.volume_rule import VolumeShortcut
 
-log = logging.getLogger("octviewer.core.engine")  # the name these messages always had
+log = logging.getLogger(__name__)
 
 
 class ShortcutEngine(Protocol):

@@ -15,7 +15,7 @@ from octviewer.errors import ModelFormatError, ModelMismatchError
 if TYPE_CHECKING:
     import torch
 
-log = logging.getLogger("octviewer.core.model.bundle")  # the name these messages always had
+log = logging.getLogger(__name__)
 
 
 def check_state(
