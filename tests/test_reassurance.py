@@ -13,7 +13,8 @@ import pytest
 from octviewer.core.inference import result_flags
 from octviewer.core.model.config import ModelConfig
 from octviewer.core.model.schema import SchemaError, validate_config
-from octviewer.core.results import NOT_EXCLUDED, FrameResult, ResultFlag
+from octviewer.core.presentation import NOT_EXCLUDED
+from octviewer.core.results import FrameResult, ResultFlag
 from octviewer.core.scan import Modality, Scan, ScanMetadata
 from tests.helpers_models import tiny_config
 

@@ -44,6 +44,8 @@ NOT_ASSESSED = "Not assessed"
 NOT_ASSESSED_LABEL = "not assessed"
 #: The legend label of frames without a result yet.
 PENDING_LABEL = "not analysed yet"
+#: The headline of a NORMAL below the model's reassurance operating point (never plain green).
+NOT_EXCLUDED = "Looks normal — disease not excluded"
 
 
 def is_normal(name: str) -> bool:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from octviewer.core.heatmap import Heatmap
-from octviewer.core.presentation import NOT_ASSESSED, normal_index
+from octviewer.core.presentation import NOT_ASSESSED, NOT_EXCLUDED, normal_index
 
 if TYPE_CHECKING:
     from octviewer.core.anatomy import AnatomyVerdict
@@ -92,9 +92,6 @@ FLAG_PRECEDENCE: tuple[ResultFlag, ...] = (
     ResultFlag.COLOR_INPUT,
     ResultFlag.DOWNSAMPLED,
 )
-
-#: The headline of a NORMAL below the model's reassurance operating point.
-NOT_EXCLUDED = "Looks normal — disease not excluded"
 
 _WARNINGS = {
     ResultFlag.NOT_OCT: "Not assessed: this image is not an OCT B-scan (it looks like an "

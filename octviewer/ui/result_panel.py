@@ -24,7 +24,8 @@ from PySide6.QtWidgets import (
 )
 
 from octviewer.core.overlay import COLORMAPS, DEFAULT_OPACITY, HEATMAP_LEGEND
-from octviewer.core.results import NOT_EXCLUDED, FrameResult, ModelIdentity
+from octviewer.core.presentation import NOT_EXCLUDED
+from octviewer.core.results import FrameResult, ModelIdentity
 from octviewer.ui.presenters import model_facts
 from octviewer.ui.style import class_color
 

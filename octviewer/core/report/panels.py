@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from octviewer.core import overlay
+from octviewer.core.presentation import NOT_EXCLUDED
 from octviewer.core.report.charts import (
     INK,
     MUTED,
@@ -19,7 +20,7 @@ from octviewer.core.report.charts import (
     text,
 )
 from octviewer.core.report.fonts import font
-from octviewer.core.results import NOT_EXCLUDED, FrameResult
+from octviewer.core.results import FrameResult
 from octviewer.core.scan import Scan
 
 MIN_PANEL_WIDTH = 640  # frames narrower than this are upscaled for readability
