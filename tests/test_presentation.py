@@ -70,3 +70,13 @@ def test_normal_is_found_by_one_rule_for_colour_and_most_suspicious_frame() -> N
     assert VolumeShortcut(margin=0, confidence_margin=0, suspicious=1).frames_to_refine(
         frames, 0.0
     ) == [1]
+
+
+@pytest.mark.gui
+def test_window_and_report_write_disease_not_excluded_in_the_same_amber(qtbot) -> None:
+    from PySide6.QtGui import QColor
+
+    from octviewer.ui import result_panel
+
+    window = QColor(result_panel.NOT_EXCLUDED_COLOR).getRgb()[:3]
+    assert window == pr.NOT_EXCLUDED_RGB not in (*pr.PALETTE, pr.NORMAL_RGB)

@@ -46,6 +46,8 @@ NOT_ASSESSED_LABEL = "not assessed"
 PENDING_LABEL = "not analysed yet"
 #: The headline of a NORMAL below the model's reassurance operating point (never plain green).
 NOT_EXCLUDED = "Looks normal — disease not excluded"
+#: Its colour, in the window and the report alike: a dark amber (5:1 on white), not a class's.
+NOT_EXCLUDED_RGB: RGB = (154, 103, 0)
 
 
 def is_normal(name: str) -> bool:

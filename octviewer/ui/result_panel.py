@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from octviewer.core.overlay import COLORMAPS, DEFAULT_OPACITY, HEATMAP_LEGEND
-from octviewer.core.presentation import NOT_EXCLUDED
+from octviewer.core.presentation import NOT_EXCLUDED, NOT_EXCLUDED_RGB
 from octviewer.core.results import FrameResult, ModelIdentity
 from octviewer.ui.presenters import model_facts
 from octviewer.ui.style import class_color
@@ -35,7 +35,7 @@ SHOW_ANYWAY = "Show model output anyway"
 UNRELIABLE = "UNRELIABLE — not assessed. The model's output for this frame cannot be trusted."
 NOT_ASSESSED_COLOR = "#6B7280"
 #: A NORMAL that does not exclude disease: amber, never the reassuring green.
-NOT_EXCLUDED_COLOR = "#9A6700"
+NOT_EXCLUDED_COLOR = "#{:02X}{:02X}{:02X}".format(*NOT_EXCLUDED_RGB)
 ALERT_COLOR = "#B00020"
 
 

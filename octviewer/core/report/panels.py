@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from octviewer.core import overlay
-from octviewer.core.presentation import NOT_EXCLUDED
+from octviewer.core.presentation import NOT_EXCLUDED, NOT_EXCLUDED_RGB
 from octviewer.core.report.charts import (
     INK,
     MUTED,
@@ -98,9 +98,9 @@ def draw_answer(
     if fr.assessable:
         headline = f"{fr.predicted_class}  {100 * fr.confidence:.1f} %"
         if fr.reassurance_withheld:
-            text(d, (x, y + h), NOT_EXCLUDED, f.h1, WARN_EDGE)
+            text(d, (x, y + h), NOT_EXCLUDED, f.h1, NOT_EXCLUDED_RGB)
             h += line_height(f.h1) + 2
-            text(d, (x, y + h), headline, f.h2, WARN_EDGE)
+            text(d, (x, y + h), headline, f.h2, NOT_EXCLUDED_RGB)
         elif fr.is_flagged:
             text(d, (x, y + h), "UNCERTAIN — " + headline, f.h1, WARN_EDGE)
         else:
