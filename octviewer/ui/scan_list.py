@@ -118,7 +118,7 @@ class ScanList(QListWidget):
                 not_assessed=shown is not None and not shown.assessable,
             )
         )
-        tip = f"{entry.path}\n{entry.summary}"
+        tip = f"{it.text()}\n{entry.path}"  # what the entry says, whole, and where it is
         if entry.error:
             tip += "\n\n" + entry.error
         it.setToolTip(tip)
