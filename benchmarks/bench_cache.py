@@ -3,7 +3,7 @@ Prints numbers; not a test.
 
 The volume is a multi-page TIFF of 49 real Kermany B-scans (``tests/data/kermany``, cycled and
 cropped to a common size) in a temporary folder, with a temporary cache folder. "Reopen" is
-what the window does with a file: read it, then its analysis job (``ui/session.analyse``: the
+what the window does with a file: read it, then its analysis job (``viewer/work.analyse``: the
 cache lookup, else the engine's volume pass, stored), then the heatmap of the frame on screen
 (the cache holds no heatmaps).
 
@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     import octviewer
     from octviewer.core.engine import Engine
     from octviewer.core.result_cache import ResultCache
-    from octviewer.ui.session import analyse
+    from octviewer.viewer.jobs import JobContext
+    from octviewer.viewer.work import analyse
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=None, help="bundle (default: the bundled one)")
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         def reopen() -> tuple[float, float, bool]:
             t0 = time.perf_counter()
             scan = octviewer.load(volume)
-            result = analyse(engine, scan, lambda d, t: None, lambda: False, cache)
+            result = analyse(engine, scan, JobContext(0, "bench"), cache)
             shown = time.perf_counter() - t0
             fr = result.frames[0]
             engine.cam(scan, fr.frame_index, fr.predicted_index)  # the frame on screen

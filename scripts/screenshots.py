@@ -98,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtGui import QPainter
 
     from octviewer.resources import samples_dir
+    from octviewer.ui import model_commands
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             return uid
 
         c = win.controller
-        win.load_model(_model(args.model, tmp))
+        model_commands.load_model(win, _model(args.model, tmp))
         _wait(app, lambda: c.engine is not None)
         if wanted("empty"):
             shot("empty")  # first launch as a user sees it a moment later: the model is loaded
@@ -158,10 +159,10 @@ def main(argv: list[str] | None = None) -> int:
                 show(shared / rel, name)
         if vols and (wanted("map") or wanted("attention")):
             show(_map_volume(vols[0], samples, tmp), "map", volume=True)
-            if wanted("attention") and hasattr(win, "act_map_attention"):
+            if wanted("attention") and "map_attention" in getattr(win, "act", {}):
                 # the attention of every frame whose heatmap is computed: visit each frame
-                win.act_map_attention.setChecked(True)
-                entry = c.entry(win._uid)
+                win.act["map_attention"].setChecked(True)
+                entry = c.entry(win.view.uid)
                 for f in range(entry.scan.n_frames):
                     win.set_frame(f)
                     if getattr(entry.result.frame(f), "assessable", True):
@@ -169,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
                 win.go_most_suspicious()
                 _wait(app, lambda: True)
                 shot("map-attention")
-                win.act_map_attention.setChecked(False)
+                win.act["map_attention"].setChecked(False)
         if not wanted("error"):
             win.close()
             return 0

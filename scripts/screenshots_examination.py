@@ -82,14 +82,16 @@ def main(argv: list[str] | None = None) -> int:
 
     from octviewer.core.report import save_report
     from octviewer.resources import default_model_path, samples_dir
-    from octviewer.ui.controller import ModelState
+    from octviewer.ui import model_commands
+    from octviewer.viewer.presenters import entry_summary
+    from octviewer.viewer.session import ModelState
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as td:
         single, volume = _blinked_files(Path(td))
         app, win = viewer(args.size, Path(td))
-        win.load_model(args.model or default_model_path())
+        model_commands.load_model(win, args.model or default_model_path())
         _wait(app, lambda: win.controller.model_state is ModelState.READY)
         circle = _open(app, win, samples_dir().parent / "selftest" / "circular-valid.vol")
         win.grab().save(str(out / "examination-circle.png"))
@@ -99,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         vol = _open(app, win, volume)
         win.grab().save(str(out / "examination-volume.png"))
         for entry in (circle, low, vol):
-            log.info("%s: %s", entry.scan.metadata.display_name, entry.summary)
+            log.info("%s: %s", entry.scan.metadata.display_name, entry_summary(entry))
         win.close()
         win.controller.shutdown()
     return 0

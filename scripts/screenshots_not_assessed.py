@@ -53,13 +53,15 @@ def main(argv: list[str] | None = None) -> int:
 
     from octviewer.core.report import save_report
     from octviewer.resources import default_model_path, samples_dir
-    from octviewer.ui.controller import ModelState
+    from octviewer.ui import model_commands
+    from octviewer.viewer.presenters import entry_summary
+    from octviewer.viewer.session import ModelState
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as td:
         app, win = viewer(args.size, Path(td))
-        win.load_model(args.model or default_model_path())
+        model_commands.load_model(win, args.model or default_model_path())
         _wait(app, lambda: win.controller.model_state is ModelState.READY)
         samples = samples_dir()
         bscan = _open(app, win, samples / "CNV-1016042-1.jpeg")
@@ -74,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             _wait(app, lambda: win.image_view.overlay_shown, timeout=60)
             win.grab().save(str(out / "not-assessed-shown.png"))
         save_report(fundus.scan, fundus.result, out / "report-not-assessed.png")
-        log.info("B-scan: %s; fundus: %s", bscan.summary, fundus.summary)
+        log.info("B-scan: %s; fundus: %s", entry_summary(bscan), entry_summary(fundus))
         win.close()
         win.controller.shutdown()
     return 0

@@ -21,6 +21,7 @@ OUT=${OUT:-resources/models/octviewer-demo-kermany.safetensors}
 EPOCHS=${EPOCHS:-10}
 VARIATION=${VARIATION:-speckle,zoom}  # kept by scripts/ablate_variation.sh (docs/TRAINING.md)
 JOBS=${JOBS:-2}
+FOLDS=${FOLDS:-1 2 3 4}  # e.g. FOLDS="3 4" to (re)train only those; the others must exist
 RUNS=runs/v3
 mkdir -p "$RUNS"
 cp "$FROM" "$RUNS/from.safetensors"
@@ -35,7 +36,7 @@ train() {
         --run-dir "$RUNS/fold$1" --name "octviewer-demo-fold$1" > "$RUNS/fold$1.log" 2>&1
 }
 running=0
-for k in 1 2 3 4; do
+for k in $FOLDS; do
     train "$k" &
     running=$((running + 1))
     if [ "$running" -ge "$JOBS" ]; then wait -n; running=$((running - 1)); fi
@@ -54,6 +55,7 @@ octviewer-train ood "$RUNS/ensemble.safetensors" --data "$RUNS/sources.csv" \
     --false-flag-rate "${OOD_RATE:-0.01}" --training-domain "$DOMAIN" --ood-dev "${DEV[@]}" --threads 2
 octviewer-train source-eval "$RUNS/ood.safetensors" --data "$RUNS/sources.csv" \
     --choose-reassurance "$RUNS/reassure.safetensors" --report "$RUNS/source_eval.json" --threads 2 \
+    ${UNCERTAIN_BELOW:+--uncertain-below "$UNCERTAIN_BELOW"} \
     --dev-assessed $SHARED/vendor/TEST_T_2707_0.vol $SHARED/vendor/TEST_T_2710_0.vol \
     $SHARED/vendor/Willis_B_716_0.vol --dev-withheld "${DEV[@]}"
 octviewer-train int8 "$RUNS/reassure.safetensors" --data "$RUNS/sources.csv" \

@@ -1,6 +1,7 @@
-"""The controller without a window or event-loop waits (ndv-style): the job runner in
-synchronous mode runs each job in the calling thread with the threaded runner's delivery rules,
-so every assertion below holds as soon as the call returns. A real tiny engine analyses."""
+"""The controller without a window, a QApplication or event-loop waits (ndv-style): it gets
+Qt-free runners (:class:`octviewer.viewer.jobs.Jobs`) that run each job in the calling thread
+with the threaded runner's delivery rules, so every assertion below holds as soon as the call
+returns. A real tiny engine analyses."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ import pytest
 from helpers_models import make_tiny_bundle
 from ui_helpers import KERMANY, kermany_volume
 
-pytestmark = pytest.mark.gui
-
-from octviewer.ui.controller import Controller, EntryStatus  # noqa: E402
-from octviewer.ui.workers import JobRunner  # noqa: E402
+from octviewer.ui.controller import Controller
+from octviewer.viewer.entry import EntryStatus
+from octviewer.viewer.events import ResultArrived, ScanAdded, ScanChanged
+from octviewer.viewer.jobs import Jobs
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +32,8 @@ def engines(tmp_path_factory) -> tuple[Any, Any]:
 
 
 @pytest.fixture
-def controller(qapp):
-    c = Controller(sync=True)
+def controller():
+    c = Controller(model_jobs=Jobs(), io_jobs=Jobs())  # injected: no thread pool, no Qt
     yield c
     c.shutdown()
 
@@ -57,8 +58,8 @@ def _started(c: Controller) -> list[int]:
 
 
 # --- the runner ----------------------------------------------------------------------------------
-def test_sync_runner_delivers_in_place(qapp, monkeypatch) -> None:
-    r = JobRunner(sync=True)
+def test_sync_runner_delivers_in_place() -> None:
+    r = Jobs()
     busy: list[bool] = []
     r.busy_changed.connect(busy.append)
     got: list[object] = []
@@ -74,14 +75,10 @@ def test_sync_runner_delivers_in_place(qapp, monkeypatch) -> None:
     r.submit("x", lambda ctx: 1 / 0, on_error=lambda e, tb: errors.append((e, tb)))
     assert isinstance(errors[0][0], ZeroDivisionError) and "ZeroDivisionError" in errors[0][1]
     assert not r.is_busy()
-    monkeypatch.setenv("OCTVIEWER_SYNCHRONOUS", "1")
-    assert JobRunner().sync and not JobRunner(sync=False).sync
-    monkeypatch.setenv("OCTVIEWER_SYNCHRONOUS", "0")
-    assert not JobRunner().sync
 
 
-def test_sync_runner_drops_stale_results_and_skips_superseded_jobs(qapp) -> None:
-    r = JobRunner(sync=True)
+def test_sync_runner_drops_stale_results_and_skips_superseded_jobs() -> None:
+    r = Jobs()
     got: list[str] = []
 
     def old(ctx):
@@ -100,8 +97,8 @@ def test_sync_runner_drops_stale_results_and_skips_superseded_jobs(qapp) -> None
     assert ran == [2]
 
 
-def test_sync_runner_cancel_is_seen_between_steps(qapp) -> None:
-    r = JobRunner(sync=True)
+def test_sync_runner_cancel_is_seen_between_steps() -> None:
+    r = Jobs()
     seen: list[object] = []
 
     def job(ctx):
@@ -153,7 +150,7 @@ def test_cancel_stops_the_analysis_and_it_can_run_again(controller, engines) -> 
     entry = c.entry(uid)
     assert entry.status is EntryStatus.CANCELLED and entry.result is None and failed == [uid]
     assert not c.is_analysing()
-    c.analysis_progress.disconnect()
+    c.analysis_progress.disconnect()  # every slot
     c.analyse(uid)
     assert entry.status is EntryStatus.DONE and len(entry.result.frames) == 12
 
@@ -181,7 +178,6 @@ def test_heatmap_on_request_and_a_stale_one_is_dropped(controller, engines) -> N
     assert cam is not None and ready == [(uid, 2, 1)] and (2, 1) in entry.cams
     assert cam.nbytes <= 4096 and cam.full().shape == entry.scan.shape  # kept at the model's grid
     assert c.request_cam(uid, 2, 1) is cam and len(ready) == 1  # cached: no second job
-    assert c.cam_for(uid, 2, 1) is cam  # the old name still works
 
     class MovesOn:
         """The user steps to frame 4 while frame 3's heatmap is computed."""
@@ -198,7 +194,7 @@ def test_heatmap_on_request_and_a_stale_one_is_dropped(controller, engines) -> N
                 c.request_cam(uid, 4, cls)
             return real.heatmap(scan, frame, cls)
 
-    c.engine = MovesOn()
+    c.session.engine = MovesOn()
     ready.clear()
     c.request_cam(uid, 3, 0)
     assert ready == [(uid, 4, 0)] and (3, 0) not in entry.cams and (4, 0) in entry.cams
@@ -249,3 +245,46 @@ def test_export_all_names_clashing_files_apart(controller, engines, tmp_path: Pa
     cls = c.entry(uids[0]).result.frames[0].presented_class or "not-assessed"
     assert names == sorted([f"scan_{cls}_report.png", f"scan_{cls}_report_.png"])
     assert all(p.is_file() for p in written[0])
+
+
+def test_the_window_is_told_with_typed_events(controller, engines) -> None:
+    """One stream of typed events carries every change, the entry with it."""
+    c = controller
+    seen: list[object] = []
+    c.events.connect(seen.append)
+    c.set_engine(engines[0])
+    uid = c.add_scan(_bscan(0))
+    entry = c.entry(uid)
+    kinds = [type(e).__name__ for e in seen]
+    assert kinds[0] == "ModelChanged" and isinstance(seen[1], ScanAdded)
+    assert seen[1].entry is entry  # told, not asked: the event carries the entry
+    arrived = [e for e in seen if isinstance(e, ResultArrived)]
+    assert len(arrived) == 1 and arrived[0].entry is entry
+    # the result's ScanChanged comes just before ResultArrived
+    i = seen.index(arrived[0])
+    assert isinstance(seen[i - 1], ScanChanged) and seen[i - 1].entry.status is EntryStatus.DONE
+
+
+def test_the_controller_runs_without_qt(tmp_path) -> None:
+    """With injected runners the controller imports no PySide6 at all (a subprocess)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = f"""
+        import sys
+        from pathlib import Path
+        from octviewer.ui.controller import Controller
+        from octviewer.viewer.jobs import Jobs
+        c = Controller(model_jobs=Jobs(), io_jobs=Jobs())
+        errors = []
+        c.error.connect(lambda t, m, d: errors.append(t))
+        (uid,) = c.open_paths([Path({str(KERMANY[0])!r})])
+        assert c.entry(uid).scan is not None, errors
+        assert c.entry(uid).status.name == "WAITING"  # no model yet
+        assert "PySide6" not in sys.modules, "Qt was imported"
+    """
+    r = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300
+    )
+    assert r.returncode == 0, r.stderr

@@ -19,7 +19,7 @@ def test_import_octviewer_is_light() -> None:
     r = _run(
         """
         import sys, octviewer
-        import octviewer.ui.session, octviewer.ui.view_state, octviewer.ui.presenters
+        import octviewer.viewer.session, octviewer.viewer.view_state, octviewer.viewer.presenters
         heavy = [m for m in ("torch", "timm", "PySide6", "pytorch_grad_cam", "cv2") if m in sys.modules]
         assert not heavy, heavy
         """
@@ -43,11 +43,28 @@ def test_core_imports_with_pyside6_blocked() -> None:
         for mod in pkgutil.walk_packages(core.__path__, "octviewer.core."):
             importlib.import_module(mod.name)
         import octviewer.cli
-        # the viewer's Qt-free rooms: session, view state, presenters, the last session
-        import octviewer.ui.session, octviewer.ui.view_state, octviewer.ui.presenters
-        import octviewer.ui.last_session
-        import octviewer.ui.residency
+        # the viewer's Qt-free package: session, view state, presenters, the last session
+        import octviewer.viewer as viewer
+        for mod in pkgutil.walk_packages(viewer.__path__, "octviewer.viewer."):
+            importlib.import_module(mod.name)
         import octviewer.core.report.naming
+        """
+    )
+    assert r.returncode == 0, r.stderr
+
+
+def test_every_viewer_module_imports_without_qt() -> None:
+    """Importing every module of ``octviewer/viewer/`` loads no PySide6 (nor torch)."""
+    r = _run(
+        """
+        import importlib, pkgutil, sys
+        import octviewer.viewer as viewer
+        names = [m.name for m in pkgutil.walk_packages(viewer.__path__, "octviewer.viewer.")]
+        for name in names:
+            importlib.import_module(name)
+        assert len(names) >= 5, names
+        loaded = [m for m in ("PySide6", "shiboken6", "torch") if m in sys.modules]
+        assert not loaded, loaded
         """
     )
     assert r.returncode == 0, r.stderr
@@ -55,8 +72,6 @@ def test_core_imports_with_pyside6_blocked() -> None:
 
 # --- the house's contracts, read from the source (no imports run) ------------------------------
 ROOT = Path(__file__).resolve().parent.parent
-#: The ui modules that hold state and text but no widgets: they obey the core's rule.
-QT_FREE_UI = ("session.py", "view_state.py", "presenters.py", "last_session.py", "residency.py")
 FACES = ("PySide6", "shiboken6", "octviewer.ui", "octviewer.cli", "octviewer.selftest",
          "octviewer.__main__", "training")  # fmt: skip
 
@@ -95,13 +110,10 @@ def test_core_imports_no_face_and_no_trainer() -> None:
     assert files and not _violations(files, FACES)
 
 
-def test_qt_free_ui_modules_obey_the_core_rule() -> None:
-    ui = ROOT / "octviewer" / "ui"
-    files = [ui / n for n in QT_FREE_UI]
-    assert all(f.is_file() for f in files)
-    others = tuple(f"octviewer.ui.{n[:-3]}" for n in QT_FREE_UI)
-    bad = [v for v in _violations(files, FACES) if not _under(v.split(" imports ")[1], others)]
-    assert not bad
+def test_the_viewer_package_obeys_the_core_rule() -> None:
+    """``octviewer/viewer/`` (session, view state, presenters) imports no face and no Qt."""
+    files = sorted((ROOT / "octviewer" / "viewer").rglob("*.py"))
+    assert files and not _violations(files, FACES)
 
 
 def test_faces_keep_to_their_side() -> None:

@@ -16,6 +16,7 @@ from PySide6.QtCore import QPoint, Qt  # noqa: E402
 from octviewer.core import disease_map as dm  # noqa: E402
 from octviewer.core import presentation  # noqa: E402
 from octviewer.core.scan import PixelSpacing  # noqa: E402
+from octviewer.ui import file_commands  # noqa: E402
 from octviewer.ui.image_view import scale_bar_um  # noqa: E402
 from octviewer.ui.main_window import MainWindow  # noqa: E402
 from octviewer.ui.settings import Settings  # noqa: E402
@@ -60,18 +61,18 @@ def test_bscans_open_on_the_pixel_grid_and_physical_aspect_is_one_key_away(
     view = window.image_view
     rows, cols = scan.shape
     rect = view._item.sceneBoundingRect()
-    assert not window.act_aspect.isChecked()
+    assert not window.act["aspect"].isChecked()
     assert (rect.width(), rect.height()) == (cols, rows)  # the device's pixel grid
-    assert window.act_aspect.shortcut().toString() == "A"
-    window.act_aspect.trigger()
+    assert window.act["aspect"].shortcut().toString() == "A"
+    window.act["aspect"].trigger()
     rect = view._item.sceneBoundingRect()
     assert rect.height() == pytest.approx(rows * 0.0039 / 0.0117)  # physical proportions
     # remembered
     w2 = MainWindow(Settings.at(tmp_path / "settings.ini"))
     qtbot.addWidget(w2)
-    assert w2.act_aspect.isChecked()
+    assert w2.act["aspect"].isChecked()
     w2.close()
-    window.act_aspect.trigger()
+    window.act["aspect"].trigger()
     assert view._item.sceneBoundingRect().height() == rows
 
 
@@ -82,12 +83,12 @@ def test_scale_bar_in_both_modes_only_when_the_spacing_is_known(qtbot, window, e
     (hu, hpx), (vu, vpx) = view.scale_bars()
     z = view.zoom_factor()
     assert hpx == pytest.approx(hu / 11.7 * z) and vpx == pytest.approx(vu / 3.9 * z)
-    window.act_aspect.trigger()  # physical: the axial bar is drawn with the stretched rows
+    window.act["aspect"].trigger()  # physical: the axial bar is drawn with the stretched rows
     (hu2, hpx2), (vu2, vpx2) = view.scale_bars()
     z2 = view.zoom_factor()
     assert vpx2 == pytest.approx(vu2 / 3.9 * z2 * (3.9 / 11.7))
     assert hpx2 / hu2 == pytest.approx(vpx2 / vu2)  # one µm is as long both ways
-    window.act_aspect.trigger()
+    window.act["aspect"].trigger()
     # the same pixels without a spacing: no bar
     plain = dataclasses.replace(
         scan, metadata=dataclasses.replace(scan.metadata, spacing=None, source_paths=(Path("p"),))
@@ -102,7 +103,7 @@ def test_disease_map_click_to_frame_and_current_line(qtbot, window, engine) -> N
     scan = kermany_volume(9, with_localizer=True)
     uid = _open(qtbot, window, engine, scan)
     lv = window.localizer
-    assert lv.isVisible() and window.act_map.isChecked()
+    assert lv.isVisible() and window.act["map"].isChecked()
     m = lv.map
     res = window.controller.entry(uid).result
     assert m is not None and len(m.lines) == 9
@@ -110,7 +111,7 @@ def test_disease_map_click_to_frame_and_current_line(qtbot, window, engine) -> N
         assert line.start == pytest.approx(tuple(pos[:2]))
         assert line.color == presentation.class_rgb(fr.predicted_index, fr.class_names)
         assert line.strength == pytest.approx(fr.confidence)
-    assert not window.map_note.isVisible()
+    assert not window.screen.map_note.isVisible()
     # click next to line 6 (not on it): the nearest B-scan is shown and highlighted
     x0, y0, x1, _ = scan.localizer.positions[6]
     target, s = lv._target()
@@ -118,7 +119,7 @@ def test_disease_map_click_to_frame_and_current_line(qtbot, window, engine) -> N
     qtbot.mouseClick(lv, Qt.MouseButton.LeftButton, pos=click)
     assert window.current_frame == 6 and lv._current == 6
     before = lv.grab().toImage()
-    window.act_map.trigger()  # off: lines only, remembered
+    window.act["map"].trigger()  # off: lines only, remembered
     assert not lv.map_visible and not window.settings.disease_map
     after = lv.grab().toImage()
     assert before != after
@@ -135,7 +136,7 @@ def test_disease_map_click_to_frame_and_current_line(qtbot, window, engine) -> N
 
 def test_localizer_split_is_remembered(qtbot, window, engine, tmp_path) -> None:
     _open(qtbot, window, engine, kermany_volume(4, with_localizer=True))
-    split = window.view_split
+    split = window.screen.view_split
     total = sum(split.sizes())
     split.moveSplitter(round(total * 0.55), 1)
     wanted = split.sizes()
@@ -146,21 +147,24 @@ def test_localizer_split_is_remembered(qtbot, window, engine, tmp_path) -> None:
     w2.resize(window.size())
     w2.show()
     _open(qtbot, w2, engine, kermany_volume(4, with_localizer=True))
-    assert w2.view_split.sizes()[0] > total * 0.45
+    assert w2.screen.view_split.sizes()[0] > total * 0.45
     w2.close()
 
 
 def test_volume_without_positions_keeps_the_strip_and_says_why(qtbot, window, engine) -> None:
     _open(qtbot, window, engine, kermany_volume(4))
-    assert window.volume_box.isVisible() and not window.localizer.isVisible()
-    assert window.map_note.isVisible() and "without a localizer" in window.map_note.text()
+    assert window.screen.volume_box.isVisible() and not window.localizer.isVisible()
+    assert (
+        window.screen.map_note.isVisible()
+        and "without a localizer" in window.screen.map_note.text()
+    )
 
 
 def test_attention_along_lines_uses_the_computed_heatmaps(qtbot, window, engine) -> None:
     scan = kermany_volume(5, with_localizer=True)
     uid = _open(qtbot, window, engine, scan)
     qtbot.waitUntil(lambda: window.image_view.overlay_shown, timeout=TIMEOUT)
-    window.act_map_attention.trigger()
+    window.act["map_attention"].trigger()
     m = window.localizer.map
     shown = window.current_frame
     entry = window.controller.entry(uid)
@@ -212,7 +216,7 @@ def test_exported_report_draws_the_heatmap_as_the_window_shows_it(qtbot, window,
     window.contour_actions[(0.5,)].trigger()
     window.result_panel.colormap.setCurrentText("viridis")
     with qtbot.waitSignal(window.controller.export_finished, timeout=TIMEOUT):
-        assert window.export_current(tmp_path / "r.png")
+        assert file_commands.export_current(window, tmp_path / "r.png")
     entry = window.controller.entry(uid)
     cam = entry.cams[(0, entry.result.frames[0].predicted_index)]
     assert cam.full().max() > 0.5  # a real heatmap, so opacity, colours and contours show

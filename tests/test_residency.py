@@ -1,4 +1,4 @@
-"""Bounded memory (octviewer.ui.residency): frames of scans not on screen are released and read
+"""Bounded memory (octviewer.viewer.residency): frames of scans not on screen are released and read
 again from their file when shown; what an entry keeps is small and bounded."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import pytest
 from helpers_models import make_tiny_bundle
 from ui_helpers import KERMANY
 
-from octviewer.ui.presenters import REREADING_TEXT, result_placeholder
-from octviewer.ui.residency import KEEP_RECENT, Residency
-from octviewer.ui.session import ModelState
+from octviewer.viewer.presenters import REREADING_TEXT, entry_summary, result_placeholder
+from octviewer.viewer.residency import KEEP_RECENT, Residency
+from octviewer.viewer.session import ModelState
 
 #: What a released B-scan entry may hold in arrays: its result (probabilities, logits) and its
 #: heatmap at the model's grid (7 x 7 float32 for the default model, 16 x 16 for MIRAGE);
@@ -82,7 +82,7 @@ def test_frames_of_scans_not_shown_are_released_and_read_again(controller, tmp_p
     resident = [u for u in uids if c.entry(u).scan is not None]
     assert len(resident) == KEEP_RECENT + 1 and uids[-1] in resident  # + the one on screen
     first = c.entry(uids[0])
-    result, summary = first.result, first.summary
+    result, summary = first.result, entry_summary(first)
     assert first.released and result is not None and first.name == files[0].name
     assert summary.startswith(result.frames[0].predicted_class)  # the list line is unchanged
     assert first.cams and first.held_bytes() <= RELEASED_BSCAN_BYTES

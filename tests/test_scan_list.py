@@ -10,8 +10,8 @@ import pytest
 pytest.importorskip("PySide6")
 
 from octviewer.ui.scan_list import ScanList
-from octviewer.ui.session import EntryStatus
 from octviewer.ui.style import STYLE_SHEET
+from octviewer.viewer.entry import EntryStatus
 
 pytestmark = pytest.mark.gui
 NAMES = (
@@ -25,8 +25,8 @@ def _entry(uid: int, name: str) -> SimpleNamespace:
     return SimpleNamespace(
         uid=uid,
         name=name,
-        summary="CNV 100% (most suspicious of 21 frames)",
-        status=EntryStatus.DONE,
+        status=EntryStatus.ANALYSING,
+        progress=(3, 21),
         result=None,
         path=Path("/scans") / name,
         error="",
@@ -38,7 +38,7 @@ def test_long_entries_wrap_inside_the_list_with_the_whole_name_in_the_tooltip(qt
     lst.setStyleSheet(STYLE_SHEET)  # its item padding made items wider than the list before
     qtbot.addWidget(lst)
     for uid, name in enumerate(NAMES):
-        lst.upsert(_entry(uid, name))
+        lst.render(_entry(uid, name))
     for width in (230, 320, 205):
         lst.resize(width, 400)
         lst.show()
@@ -51,4 +51,5 @@ def test_long_entries_wrap_inside_the_list_with_the_whole_name_in_the_tooltip(qt
         assert not bar.isVisible() and bar.maximum() == 0, width
     long = lst.item(1)
     assert lst.visualItemRect(long).height() > lst.visualItemRect(lst.item(0)).height()  # wrapped
-    assert NAMES[1] in long.toolTip() and "most suspicious" in long.toolTip()
+    assert NAMES[1] in long.toolTip() and "Analysing… 3/21" in long.toolTip()
+    assert str(Path("/scans") / NAMES[1]) in long.toolTip()

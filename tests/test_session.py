@@ -10,7 +10,7 @@ import pytest
 
 from octviewer.core.report.naming import safe_stem, unique_name
 from octviewer.core.results import FrameResult, ModelIdentity, ScanResult
-from octviewer.ui.session import AnalysisQueue
+from octviewer.viewer.session import AnalysisQueue
 
 MODEL = ModelIdentity("octviewer-test", "1.2.3", "f00dbabe" * 8, "mirage_vit", "test only")
 CLASSES = ("CNV", "DME", "DRUSEN", "NORMAL")
@@ -95,7 +95,7 @@ def test_with_cam_puts_the_heatmap_into_one_frame_only() -> None:
 
 # --- the view state -----------------------------------------------------------------------------
 class _Settings:
-    """The attributes ViewState.from_settings reads (ui.settings.Settings without Qt)."""
+    """The attributes bind_settings reads and writes (ui.settings.Settings without Qt)."""
 
     overlay_visible = False
     overlay_opacity = 0.7049
@@ -107,13 +107,14 @@ class _Settings:
     include_identity = False
 
 
-def test_view_state_from_settings_clamps_and_defaults() -> None:
+def test_view_state_bound_to_settings_clamps_and_defaults() -> None:
     from octviewer.core.overlay import COLORMAPS, DEFAULT_COLORMAP, DEFAULT_OPACITY
-    from octviewer.ui.view_state import ViewState
+    from octviewer.viewer.view_state import ViewState, bind_settings
 
     fresh = ViewState()
     assert fresh.colormap == DEFAULT_COLORMAP and fresh.opacity == DEFAULT_OPACITY
-    v = ViewState.from_settings(_Settings())
+    v = ViewState()
+    bind_settings(v, _Settings())
     assert v.colormap == DEFAULT_COLORMAP  # an unknown name falls back to the default
     assert v.opacity == 0.70 and v.opacity_percent == 70  # the slider's 1 % steps
     assert not v.overlay_visible and v.contours == (0.5,) and v.physical_aspect
@@ -130,7 +131,7 @@ def test_view_state_from_settings_clamps_and_defaults() -> None:
 def test_view_state_select_and_step_frames() -> None:
     from types import SimpleNamespace
 
-    from octviewer.ui.view_state import ViewState
+    from octviewer.viewer.view_state import ViewState
 
     volume = SimpleNamespace(n_frames=49, is_volume=True)
     bscan = SimpleNamespace(n_frames=1, is_volume=False)
@@ -148,7 +149,7 @@ def test_view_state_select_and_step_frames() -> None:
 
 def test_view_state_aspect_follows_the_spacing_only_when_asked() -> None:
     from octviewer.core.scan import PixelSpacing
-    from octviewer.ui.view_state import ViewState
+    from octviewer.viewer.view_state import ViewState
 
     sp = PixelSpacing(row=0.0039, col=0.0117)
     v = ViewState()
@@ -167,14 +168,14 @@ def _scan(n_frames: int = 1, **md):
 
 
 def _entry(uid: int, path: str, scan=None, result=None):
-    from octviewer.ui.session import EntryStatus, ScanEntry
+    from octviewer.viewer.entry import EntryStatus, ScanEntry
 
     status = EntryStatus.DONE if result is not None else EntryStatus.OPENING
     return ScanEntry(uid, Path(path), status=status, scan=scan, result=result)
 
 
 def test_default_report_name_from_the_file_never_the_patient() -> None:
-    from octviewer.ui.session import default_report_name
+    from octviewer.viewer.work import default_report_name
 
     res = ScanResult((_fr(0),), MODEL, "cpu")
     assert default_report_name(_entry(1, "/d/Doe^John scan.dcm", _scan(), res), 0) == (
@@ -189,7 +190,7 @@ def test_default_report_name_from_the_file_never_the_patient() -> None:
 
 
 def test_export_plan_takes_analysed_scans_their_frame_and_unique_names(tmp_path: Path) -> None:
-    from octviewer.ui.session import export_plan
+    from octviewer.viewer.work import export_plan
 
     res = ScanResult((_fr(0),), MODEL, "cpu")
     vol = ScanResult((_fr(0, (0.1, 0.1, 0.1, 0.7)), _fr(1)), MODEL, "cpu")  # 1: least NORMAL
@@ -210,20 +211,22 @@ def test_export_plan_takes_analysed_scans_their_frame_and_unique_names(tmp_path:
 
 def test_entry_summary_and_placeholders() -> None:
     from octviewer.core.results import ResultFlag
-    from octviewer.ui import presenters
-    from octviewer.ui.session import EntryStatus, ModelState
+    from octviewer.viewer import presenters
+    from octviewer.viewer.entry import EntryStatus
+    from octviewer.viewer.session import ModelState
 
     done = _entry(1, "/a/b.jpeg", _scan(), ScanResult((_fr(0),), MODEL, "cpu"))
-    assert done.summary == presenters.entry_summary(done) == "CNV 70%"
+    summary = presenters.entry_summary
+    assert summary(done) == "CNV 70%"
     fundus = ScanResult((_fr(0, flags=frozenset({ResultFlag.NOT_OCT})),), MODEL, "cpu")
-    assert _entry(2, "/f.png", _scan(), fundus).summary == "not assessed: not an OCT B-scan"
+    assert summary(_entry(2, "/f.png", _scan(), fundus)) == "not assessed: not an OCT B-scan"
     vol = ScanResult((_fr(0), _fr(1, flags=frozenset({ResultFlag.NOT_OCT}))), MODEL, "cpu")
-    assert _entry(3, "/v.dcm", _scan(2), vol).summary == (
+    assert summary(_entry(3, "/v.dcm", _scan(2), vol)) == (
         "CNV 70% (most suspicious of 2 frames; 1 not assessed)"
     )
     e = _entry(4, "/w.dcm", _scan())
     e.status, e.progress = EntryStatus.ANALYSING, (3, 8)
-    assert e.summary == "Analysing… 3/8"
+    assert summary(e) == "Analysing… 3/8"
     ph = presenters.result_placeholder
     assert ph(None, 0, ModelState.NONE) == presenters.NO_SCAN_TEXT
     e.status = EntryStatus.WAITING
@@ -243,7 +246,7 @@ def test_volume_caption_scan_facts_and_model_texts() -> None:
 
     from octviewer.core.results import ResultFlag
     from octviewer.core.scan import Laterality, PixelSpacing
-    from octviewer.ui import presenters
+    from octviewer.viewer import presenters
 
     scan = _scan(2, spacing=PixelSpacing(row=0.0039, col=0.0117))
     vol = ScanResult((_fr(0), _fr(1, (0.1, 0.1, 0.1, 0.7))), MODEL, "cpu")
@@ -283,11 +286,11 @@ def test_volume_caption_scan_facts_and_model_texts() -> None:
 def test_engine_choice_keeps_bf16_setting_beside_int8(monkeypatch, precision, expected) -> None:
     """int8 is a CPU option: on a GPU the engine falls back to the bf16/fp32 choice, kept here."""
     import octviewer.core.engine as engine_module
-    from octviewer.ui import session
+    from octviewer.viewer import work
 
     seen = {}
     monkeypatch.setattr(
         engine_module, "Engine", lambda b, **kw: seen.update(kw) or "engine", raising=True
     )
-    assert session.make_engine(Path("m.safetensors"), "cuda", precision) == "engine"
+    assert work.make_engine(Path("m.safetensors"), "cuda", precision) == "engine"
     assert (seen["precision"], seen["quantize"]) == expected and seen["device"] == "cuda"

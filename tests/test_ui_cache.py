@@ -19,10 +19,11 @@ from ui_helpers import KERMANY
 
 pytestmark = pytest.mark.gui
 
-from octviewer.ui.controller import Controller, EntryStatus  # noqa: E402
-from octviewer.ui.last_session import LastSession, SessionStore  # noqa: E402
+from octviewer.ui.controller import Controller  # noqa: E402
 from octviewer.ui.main_window import MainWindow  # noqa: E402
 from octviewer.ui.settings import Settings  # noqa: E402
+from octviewer.viewer.entry import EntryStatus  # noqa: E402
+from octviewer.viewer.last_session import LastSession, SessionStore  # noqa: E402
 
 SHOTS = Path("/tmp/cache-shots")
 
@@ -90,7 +91,7 @@ def test_reopened_scan_comes_from_the_cache_at_once(qtbot, tmp_path, engine, vol
     counting = CountingEngine(engine)
     w = _window(qtbot, tmp_path, counting)
     c = w.controller
-    assert c.result_cache is not None and w.act_cache.isChecked()
+    assert c.session.result_cache is not None and w.act["cache"].isChecked()
     (uid,) = c.open_paths([volume])
     assert counting.calls == 1 and "cached_at" not in c.entry(uid).result.extra
     c.remove(uid)
@@ -115,14 +116,14 @@ def test_cache_off_and_clear(qtbot, tmp_path, engine) -> None:
     c = w.controller
     (uid,) = c.open_paths([KERMANY[0]])
     c.remove(uid)
-    w.act_cache.setChecked(False)  # Analysis > Reuse results from the result cache
-    assert c.result_cache is None and not w.settings.result_cache
+    w.act["cache"].setChecked(False)  # Analysis > Reuse results from the result cache
+    assert c.session.result_cache is None and not w.settings.result_cache
     c.open_paths([KERMANY[0]])
     assert counting.calls == 2
-    w.act_cache.setChecked(True)
-    assert c.result_cache is not None and c.result_cache.usage()[0] == 1
-    w.act_clear_cache.trigger()  # Analysis > Clear result cache
-    assert c.result_cache.usage() == (0, 0)
+    w.act["cache"].setChecked(True)
+    assert c.session.result_cache is not None and c.session.result_cache.usage()[0] == 1
+    w.act["clear_cache"].trigger()  # Analysis > Clear result cache
+    assert c.session.result_cache.usage() == (0, 0)
     message = w.statusBar().currentMessage()
     assert message.startswith("Result cache cleared: 1 result, ") and "freed" in message
     w.close()
@@ -160,8 +161,8 @@ def test_restore_after_an_unclean_exit(qtbot, tmp_path, engine, volume) -> None:
     # closed cleanly: the next start offers nothing, the menu still restores
     again = _window(qtbot, tmp_path / "c", counting)
     assert not again.restorer.unclean and again.restorer.restore_btn.isHidden()
-    assert again.act_restore.isEnabled()
-    again.act_restore.trigger()
+    assert again.act["restore"].isEnabled()
+    again.act["restore"].trigger()
     assert len(again.controller.entries()) == 3 and counting.calls == 3
     again.close()
 
@@ -194,9 +195,9 @@ def test_the_session_list_stays_out_of_the_logs(qtbot, tmp_path, engine, caplog)
         w.restorer.save()
         w.close()
         again = _window(qtbot, tmp_path / "2", engine)
-        again.act_restore.trigger()
+        again.act["restore"].trigger()
         again.close()
     logged = " ".join(r.getMessage() for r in caplog.records if r.name.endswith(
-        ("result_cache", "last_session", "window_restore")))  # fmt: skip
+        ("result_cache", "last_session", "session_keeper")))  # fmt: skip
     assert "Zyxwood" not in logged and "PX99817" not in logged
     assert "Zyxwood" in (Path(os.environ["OCTVIEWER_CACHE_DIR"]) / "last-session.json").read_text()

@@ -22,8 +22,9 @@ from PIL import Image  # noqa: E402
 
 from octviewer.core.results import ResultFlag  # noqa: E402
 from octviewer.resources import samples_dir  # noqa: E402
-from octviewer.ui.main_window import NONE_ASSESSABLE  # noqa: E402
+from octviewer.ui import file_commands  # noqa: E402
 from octviewer.ui.result_panel import UNRELIABLE  # noqa: E402
+from octviewer.viewer.presenters import NONE_ASSESSABLE  # noqa: E402
 
 TIMEOUT = 60000
 CLASSES = ("CNV", "DME", "DRUSEN", "NORMAL")
@@ -109,7 +110,7 @@ def test_fundus_is_not_assessed_and_output_is_shown_only_on_request(
     # export without the tick: no probabilities in the report either
     out = tmp_path / "hidden.png"
     with qtbot.waitSignal(window.controller.export_finished, timeout=TIMEOUT):
-        assert window.export_current(out)
+        assert file_commands.export_current(window, out)
     with Image.open(out) as im:
         rec = json.loads(im.text["octviewer:result"])
     assert rec["class"] is None and rec["probabilities"] is None
@@ -121,7 +122,7 @@ def test_fundus_is_not_assessed_and_output_is_shown_only_on_request(
     qtbot.waitUntil(lambda: window.image_view.overlay_shown, timeout=TIMEOUT)
     out = tmp_path / "shown.png"
     with qtbot.waitSignal(window.controller.export_finished, timeout=TIMEOUT):
-        assert window.export_current(out)
+        assert file_commands.export_current(window, out)
     with Image.open(out) as im:
         rec = json.loads(im.text["octviewer:result"])
     assert rec["class"] is None and rec["unreliable_output_shown"] is True

@@ -17,9 +17,11 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDragEnterEvent, QDropEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
 
-from octviewer.ui.controller import EntryStatus, ModelState  # noqa: E402
+from octviewer.ui import file_commands, model_commands  # noqa: E402
 from octviewer.ui.main_window import MainWindow  # noqa: E402
 from octviewer.ui.settings import Settings  # noqa: E402
+from octviewer.viewer.entry import EntryStatus  # noqa: E402
+from octviewer.viewer.session import ModelState  # noqa: E402
 
 TIMEOUT = 60000
 
@@ -75,7 +77,7 @@ def test_starts_without_a_model_and_says_so(window, monkeypatch, tmp_path) -> No
     monkeypatch.setattr(res, "default_model_path", lambda: tmp_path / "missing.safetensors")
     window.start([])
     assert window.controller.model_state is ModelState.NONE
-    assert "No model loaded — File > Load model…" in window.model_label.text()
+    assert "No model loaded — File > Load model…" in window.status.model_label.text()
     assert window.banner.isVisible() and "Research use only" in window.banner.text()
 
 
@@ -85,12 +87,12 @@ def test_scan_opened_before_the_model_is_analysed_when_it_loads(qtbot, window, b
     qtbot.waitUntil(lambda: c.entry(uid).scan is not None, timeout=TIMEOUT)
     assert c.entry(uid).status is EntryStatus.WAITING
     with qtbot.waitSignal(c.result_ready, timeout=TIMEOUT):
-        window.load_model(bundle)  # background load, then the waiting scan runs
-    assert "tiny-test-model" in window.model_label.text()
+        model_commands.load_model(window, bundle)  # background load, then the waiting scan runs
+    assert "tiny-test-model" in window.status.model_label.text()
     # the device and, when not float32, the arithmetic, as the report footer states them
     arithmetic = c.engine.compute_dtype
     where = "cpu" if arithmetic == "float32" else f"cpu, {arithmetic}"
-    assert window.device_label.text() == f"Device: {where}"
+    assert window.status.device_label.text() == f"Device: {where}"
     assert c.entry(uid).status is EntryStatus.DONE
     assert c.entry(uid).result.computed_on == where
 
@@ -112,11 +114,11 @@ def test_drop_files_shows_class_probabilities_and_heatmap(qtbot, window, engine)
     assert window.image_view.overlay_shown
     rgb = window.image_view.rendered
     assert rgb.ndim == 3
-    window.act_overlay.trigger()
+    window.act["overlay"].trigger()
     assert not window.image_view.overlay_shown and window.image_view.rendered.ndim == 2
     assert not window.result_panel.overlay_box.isChecked()
     window.result_panel.overlay_box.setChecked(True)
-    assert window.act_overlay.isChecked() and window.image_view.overlay_shown
+    assert window.act["overlay"].isChecked() and window.image_view.overlay_shown
     # the scan list says what each scan is
     assert fr.predicted_class in window.scan_list.item(0).text()
 
@@ -166,7 +168,7 @@ def test_export_writes_png_with_the_shown_result(qtbot, window, engine, tmp_path
     entry = window.current_entry()
     out = tmp_path / "report.png"
     with qtbot.waitSignal(c.export_finished, timeout=TIMEOUT) as blocker:
-        assert window.export_current(out)
+        assert file_commands.export_current(window, out)
     assert blocker.args[0] == [out]
     img = Image.open(out)
     chunks = img.text
@@ -175,8 +177,8 @@ def test_export_writes_png_with_the_shown_result(qtbot, window, engine, tmp_path
     assert entry.result.frames[0].predicted_class in text
     assert entry.result.model.sha256 in chunks["octviewer:model_sha256"]
     assert "Research use only" in chunks["octviewer:disclaimer"]
-    assert not window.act_identity.isChecked()
-    from octviewer.ui.controller import default_report_name
+    assert not window.act["identity"].isChecked()
+    from octviewer.viewer.work import default_report_name
 
     name = default_report_name(entry, 0)
     assert name.startswith(KERMANY[3].stem) and name.endswith("_report.png")
@@ -188,7 +190,7 @@ def test_export_all_writes_one_report_per_scan(qtbot, window, engine, tmp_path) 
     with qtbot.waitSignals([c.result_ready] * 2, timeout=TIMEOUT):
         window.open_paths(KERMANY[:2])
     with qtbot.waitSignal(c.export_finished, timeout=TIMEOUT) as blocker:
-        assert window.export_all(tmp_path)
+        assert file_commands.export_all(window, tmp_path)
     written = blocker.args[0]
     assert len(written) == 2 and all(Path(p).is_file() for p in written)
 
@@ -199,7 +201,7 @@ def test_volume_strip_localizer_and_most_suspicious_frame(qtbot, window, engine)
     scan = kermany_volume(12, with_localizer=True)
     with qtbot.waitSignal(c.result_ready, timeout=TIMEOUT):
         uid = c.add_scan(scan)
-    assert window.volume_box.isVisible() and window.localizer.isVisible()
+    assert window.screen.volume_box.isVisible() and window.localizer.isVisible()
     res = c.entry(uid).result
     assert len(res.frames) == 12 and all(f.cam is None for f in res.frames)
     assert window.strip._probs.shape == (12, 4)
@@ -208,9 +210,9 @@ def test_volume_strip_localizer_and_most_suspicious_frame(qtbot, window, engine)
     # click on the strip -> frame
     r = window.strip._plot_rect()
     window.strip.frame_clicked.emit(window.strip.frame_at(r.right()))
-    assert window.current_frame == 11 and window.slider.value() == 11
+    assert window.current_frame == 11 and window.screen.slider.value() == 11
     # keyboard stepping and the localizer pick
-    window.act_prev.trigger()
+    window.act["prev"].trigger()
     assert window.current_frame == 10
     from PySide6.QtCore import QPoint
 
@@ -231,13 +233,13 @@ def test_cancel_during_a_volume(qtbot, window, engine) -> None:
     with qtbot.waitSignal(c.analysis_failed, timeout=TIMEOUT):
         uid = c.add_scan(kermany_volume(49))
         assert gated.started.wait(30)  # first batch of 4 done, the worker waits at the gate
-        assert window.cancel_btn.isVisible()
-        window.cancel_btn.click()
+        assert window.status.cancel_btn.isVisible()
+        window.status.cancel_btn.click()
         gated.release.set()
     entry = c.entry(uid)
     assert entry.status is EntryStatus.CANCELLED and entry.result is None
     assert not c.is_analysing()
-    qtbot.waitUntil(lambda: not window.cancel_btn.isVisible(), timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: not window.status.cancel_btn.isVisible(), timeout=TIMEOUT)
     # analysing again works
     gated.started.clear()
     with qtbot.waitSignal(c.result_ready, timeout=TIMEOUT):
@@ -282,16 +284,16 @@ def test_settings_are_remembered(qtbot, tmp_path) -> None:
     qtbot.addWidget(w)
     w.result_panel.opacity.setValue(70)
     w.result_panel.colormap.setCurrentText("viridis")
-    w.act_overlay.setChecked(False)
+    w.act["overlay"].setChecked(False)
     w.settings.add_recent(KERMANY[0])
     w.close()
     w2 = MainWindow(Settings.at(ini))
     qtbot.addWidget(w2)
     assert w2.result_panel.opacity.value() == 70
     assert w2.result_panel.colormap.currentText() == "viridis"
-    assert not w2.act_overlay.isChecked()
+    assert not w2.act["overlay"].isChecked()
     assert w2.settings.recent_files[0] == str(KERMANY[0])
-    assert not w2.act_identity.isChecked()
+    assert not w2.act["identity"].isChecked()
     w2.close()
 
 
@@ -320,14 +322,14 @@ def test_one_result_redraws_the_window_once(qtbot, tmp_path, engine, monkeypatch
     qtbot.addWidget(w)
     c.set_engine(engine)
     drawn: list[EntryStatus | None] = []
-    real = w._show_current
+    real = w.redraw
 
     def counting(new_scan: bool = False) -> None:
         entry = w.current_entry()
         drawn.append(None if entry is None else entry.status)
         real(new_scan)
 
-    monkeypatch.setattr(w, "_show_current", counting)
+    monkeypatch.setattr(w, "redraw", counting)
     ready: list[int] = []
     c.result_ready.connect(ready.append)  # still emitted, for tests and scripts
     uid = c.add_scan(load(KERMANY[0]))
@@ -343,19 +345,19 @@ def test_int8_choice_reloads_the_model_and_results_say_int8(qtbot, window, bundl
     with qtbot.waitSignal(
         c.model_changed, timeout=TIMEOUT, check_params_cb=lambda s, t: s == "ready"
     ):
-        window.load_model(bundle)
-    assert not window.act_int8.isChecked() and not c.engine.quantized
+        model_commands.load_model(window, bundle)
+    assert not window.act["int8"].isChecked() and not c.engine.quantized
     with qtbot.waitSignal(
         c.model_changed, timeout=TIMEOUT, check_params_cb=lambda s, t: s == "ready"
     ):
-        window.act_int8.trigger()
+        window.act["int8"].trigger()
     assert window.settings.int8 and c.engine.quantized
-    assert window.device_label.text() == "Device: cpu, int8"
+    assert window.status.device_label.text() == "Device: cpu, int8"
     with qtbot.waitSignal(c.result_ready, timeout=TIMEOUT):
         (uid,) = window.open_paths([KERMANY[0]])
     assert c.entry(uid).result.arithmetic == "int8"
     with qtbot.waitSignal(
         c.model_changed, timeout=TIMEOUT, check_params_cb=lambda s, t: s == "ready"
     ):
-        window.act_int8.trigger()
+        window.act["int8"].trigger()
     assert not window.settings.int8 and not c.engine.quantized

@@ -88,6 +88,13 @@ def test_unexpected_error_reaches_the_gui_thread_with_traceback(qtbot) -> None:
     assert runner.shutdown(5000)
 
 
+def test_synchronous_switch_from_the_environment(qapp, monkeypatch) -> None:
+    monkeypatch.setenv("OCTVIEWER_SYNCHRONOUS", "1")
+    assert JobRunner().sync and not JobRunner(sync=False).sync
+    monkeypatch.setenv("OCTVIEWER_SYNCHRONOUS", "0")
+    assert not JobRunner().sync
+
+
 def test_refcount_guard_makes_signals_safe_on_a_leaky_binding(qtbot) -> None:
     import sys
 

@@ -17,7 +17,10 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from octviewer.ui.controller import Controller
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return int(app.exec())
 
 
-def log_first_result(controller: Any) -> None:
+def log_first_result(controller: Controller) -> None:
     """Log ``first result shown N s after start`` once, when the first result has been drawn
     (the launch benchmark, ``benchmarks/bench_launch.py``, reads it)."""
     from PySide6.QtCore import QTimer
@@ -222,11 +225,11 @@ def log_first_result(controller: Any) -> None:
     controller.result_ready.connect(shown)
 
 
-def freeze_heap_when_model_ready(controller: Any) -> None:
+def freeze_heap_when_model_ready(controller: Controller) -> None:
     """Each time a model is ready, keep what exists then out of the garbage collector's full
     passes (:func:`octviewer.core.device.freeze_heap`: a 370 ms GUI stall otherwise)."""
     from octviewer.core.device import freeze_heap
-    from octviewer.ui.session import ModelState
+    from octviewer.viewer.session import ModelState
 
     def on_model(state: str, _text: str) -> None:
         if state == ModelState.READY.value:

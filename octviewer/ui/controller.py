@@ -1,9 +1,11 @@
 """The glue between the core and the widgets: opened scans, the model, background jobs.
 
-No widgets here. The controller owns the opened scans (:class:`~.session.ScanEntry`), loads
-them on an I/O pool and runs the engine on a one-thread model pool, one analysis at a time
-through :class:`~.session.AnalysisQueue` (the scan on screen first; cancel between batches;
-``result_cache``, when set, answers first). :class:`~.workers.JobRunner` drops stale results.
+No widgets and no Qt here. The controller drives the session (:mod:`octviewer.viewer.session`:
+the opened scans, the model, the analysis queue), loads scans through ``io_jobs`` and runs the
+engine through ``model_jobs`` (one job at a time), one analysis at a time through the
+queue (the scan on screen first; cancel between batches; ``result_cache``, when set, answers
+first). The runners drop stale results; every change goes out as an event
+(:mod:`octviewer.viewer.events`).
 """
 
 from __future__ import annotations
@@ -12,71 +14,85 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject, Signal
-
 from octviewer.errors import AmbiguousSeriesError, AnalysisCancelled, OCTViewerError
-from octviewer.ui import presenters, session
-from octviewer.ui.presenters import NO_MODEL_TEXT
-from octviewer.ui.residency import FrameKeeper, ScanHeader, read_scan
-from octviewer.ui.session import EntryStatus, ModelState, ScanEntry
-from octviewer.ui.workers import JobRunner
+from octviewer.viewer import events, presenters, session, work
+from octviewer.viewer.entry import EntryStatus, ScanEntry
+from octviewer.viewer.jobs import Jobs
+from octviewer.viewer.presenters import NO_MODEL_TEXT
+from octviewer.viewer.residency import FrameKeeper, ScanHeader, read_scan
+from octviewer.viewer.session import ModelState
+from octviewer.viewer.work import DEFAULT_REPORT, ReportOptions
 
 if TYPE_CHECKING:
     from octviewer.core.engine import Engine
     from octviewer.core.heatmap import Heatmap
-    from octviewer.core.result_cache import ResultCache
     from octviewer.core.results import ScanResult
     from octviewer.core.scan import Scan
-    from octviewer.ui.session import Look
 
 log = logging.getLogger(__name__)
-default_report_name = session.default_report_name  # re-exported: tests and scripts use it here
 
 
-class Controller(QObject):
-    """Signals carry entry uids; widgets read the entry through :meth:`entry`."""
+class Controller:
+    """Drives the session; its events have signal-like faces here (uids as arguments).
+    ``model_jobs`` / ``io_jobs``: runners with :class:`~octviewer.viewer.jobs.Jobs`'s
+    ``submit`` (a test injects ``Jobs()``: no QApplication); without them the Qt thread
+    pools are made (:class:`~octviewer.ui.workers.JobRunner`, ``sync`` as there)."""
 
-    entry_added = Signal(int)
-    entry_updated = Signal(int)
-    entry_removed = Signal(int)
-    result_ready = Signal(int)
-    analysis_failed = Signal(int)
-    analysis_progress = Signal(int, int, int)  # uid, done, total
-    analysis_running = Signal(bool)
-    cam_ready = Signal(int, int, int)  # uid, frame, class
-    model_changed = Signal(str, str)  # ModelState value, text for the status bar
-    error = Signal(str, str, str)  # title, message, details (traceback for unexpected errors)
-    series_needed = Signal(int, object)  # uid, {key: description}
-    export_progress = Signal(int, int)
-    export_finished = Signal(object)  # list[Path] written
+    def __init__(
+        self,
+        *,
+        sync: bool | None = None,
+        model_jobs: Jobs | None = None,
+        io_jobs: Jobs | None = None,
+    ) -> None:
+        if model_jobs is None or io_jobs is None:
+            from octviewer.ui.workers import JobRunner  # Qt only when no runner is injected
 
-    def __init__(self, parent: QObject | None = None, *, sync: bool | None = None) -> None:
-        """``sync``: run jobs in the calling thread (tests; see ui/workers.py)."""
-        super().__init__(parent)
-        self.model_jobs = JobRunner(1, self, sync=sync)
-        self.io_jobs = JobRunner(2, self, sync=sync)
-        self.engine: Engine | None = None
-        self.model_state = ModelState.NONE
-        self.model_text = NO_MODEL_TEXT
-        self._entries: dict[int, ScanEntry] = {}
-        self._next_uid = 0
-        self.queue = session.AnalysisQueue()
-        self.result_cache: ResultCache | None = None  # set: results read and stored there
-        self.recompute: dict[int, bool] = {}  # uids to analyse once past the cache ("again")
+            model_jobs = model_jobs or JobRunner(1, sync=sync)
+            io_jobs = io_jobs or JobRunner(2, sync=sync)
+        self.model_jobs, self.io_jobs = model_jobs, io_jobs
+        self.session = session.Session(NO_MODEL_TEXT)
+        self.events = ev = self.session.events
+        self.entry_added = ev.signal(events.ScanAdded)  # uid
+        self.entry_updated = ev.signal(events.ScanChanged)  # uid
+        self.entry_removed = ev.signal(events.ScanRemoved)  # uid
+        self.result_ready = ev.signal(events.ResultArrived)  # uid
+        self.analysis_failed = ev.signal(events.AnalysisFailed)  # uid
+        self.analysis_progress = ev.signal(events.AnalysisProgress)  # uid, done, total
+        self.analysis_running = ev.signal(events.AnalysisRunning)  # bool
+        self.cam_ready = ev.signal(events.CamReady)  # uid, frame, class
+        self.model_changed = ev.signal(events.ModelChanged)  # ModelState value, status text
+        self.error = ev.signal(events.ErrorRaised)  # title, message, details (a traceback)
+        self.series_needed = ev.signal(events.SeriesNeeded)  # uid, {key: description}
+        self.export_progress = ev.signal(events.ExportProgress)  # done, total
+        self.export_finished = ev.signal(events.ExportFinished)  # list[Path] written
         self.frames = FrameKeeper(self, self._report_error)  # whose frames stay in memory
 
+    # --- the session's state, by its old names ---------------------------------------------
+    @property
+    def engine(self) -> Engine | None:
+        return self.session.engine
+
+    @property
+    def model_state(self) -> ModelState:
+        return self.session.model_state
+
     def entries(self) -> list[ScanEntry]:
-        return list(self._entries.values())
+        return self.session.entries()
 
     def entry(self, uid: int) -> ScanEntry | None:
-        return self._entries.get(uid)
+        return self.session.entry(uid)
+
+    def _emit(self, event: events.Event) -> None:
+        self.session.events.emit(event)
 
     def set_priority(self, uid: int | None) -> None:
-        """The scan on screen: analysed first; released frames are read again (ui/residency.py)."""
-        self.queue.priority = uid
+        """The scan on screen: analysed first; released frames are read again (viewer/residency.py)."""
+        self.session.queue.priority = uid
         self.frames.show(uid)
 
     def open_paths(self, paths: Iterable[str | Path | tuple[str | Path, str | None]]) -> list[int]:
@@ -85,7 +101,7 @@ class Controller(QObject):
         with self._batch():
             for p in paths:
                 path, series = p if isinstance(p, tuple) else (p, None)
-                entry = self._new_entry(Path(path), series=series)
+                entry = self.session.add(Path(path), series=series)
                 uids.append(entry.uid)
                 self._load(entry)
         return uids
@@ -99,36 +115,27 @@ class Controller(QObject):
     def add_scan(self, scan: Scan, path: str | Path | None = None) -> int:
         """Add a scan that is already in memory (scripts, tests); it is analysed like a file."""
         src = path or (scan.metadata.source_paths[0] if scan.metadata.source_paths else "scan")
-        entry = self._new_entry(Path(src), scan=scan)
+        entry = self.session.add(Path(src), scan=scan)
         self._enqueue(entry)
         return entry.uid
 
-    def _new_entry(
-        self, path: Path, *, series: str | None = None, scan: Scan | None = None
-    ) -> ScanEntry:
-        self._next_uid += 1
-        entry = ScanEntry(self._next_uid, path, series=series, scan=scan)
-        self._entries[entry.uid] = entry
-        self.entry_added.emit(entry.uid)
-        return entry
-
     def open_series(self, uid: int, series: str) -> None:
-        entry = self._entries.get(uid)
+        entry = self.session.entry(uid)
         if entry is None:
             return
         entry.series, entry.status, entry.error = series, EntryStatus.OPENING, None
-        self.entry_updated.emit(uid)
+        self.session.changed(entry)
         self._load(entry)
 
     def remove(self, uid: int) -> None:
-        if self._entries.pop(uid, None) is None:
+        if self.session.pop(uid) is None:
             return
         self.io_jobs.invalidate(f"load:{uid}")
         self.model_jobs.invalidate(f"analysis:{uid}")
-        if self.queue.discard(uid):
-            self.analysis_running.emit(False)
+        if self.session.queue.discard(uid):
+            self._emit(events.AnalysisRunning(False))
             self._start_next()
-        self.entry_removed.emit(uid)
+        self._emit(events.ScanRemoved(uid))
 
     def _load(self, entry: ScanEntry) -> None:
         path, series, uid = entry.path, entry.series, entry.uid
@@ -140,41 +147,37 @@ class Controller(QObject):
         )
 
     def _on_loaded(self, uid: int, scan: Scan, header: ScanHeader) -> None:
-        entry = self._entries.get(uid)
+        entry = self.session.entry(uid)
         if entry is None:
             return
         self.frames.loaded(entry, scan, header)
-        log.info(
-            "opened %s: %d frame(s) %dx%d, %s",
-            scan.metadata.format,
-            scan.n_frames,
-            *scan.shape,
-            scan.metadata.modality.value,
-        )
+        md = scan.metadata
+        log.info("opened %s: %d frame(s) %dx%d, %s", md.format, scan.n_frames, *scan.shape,
+                 md.modality.value)  # fmt: skip
         self._enqueue(entry)
 
     def _on_load_error(self, uid: int, exc: BaseException, tb: str) -> None:
-        entry = self._entries.get(uid)
+        entry = self.session.entry(uid)
         if entry is None:
             return
         if isinstance(exc, AmbiguousSeriesError) and exc.independent and exc.series:
             # a folder of separate scans (vendor files, unrelated images): one entry each
             keys = list(exc.series)
             entry.series, entry.status, entry.error = keys[0], EntryStatus.OPENING, None
-            self.entry_updated.emit(uid)
+            self.session.changed(entry)
             with self._batch():
                 self._load(entry)
                 for key in keys[1:]:
-                    self._load(self._new_entry(entry.path, series=key))
+                    self._load(self.session.add(entry.path, series=key))
             return
         if isinstance(exc, AmbiguousSeriesError):
             entry.status, entry.error = EntryStatus.FAILED, str(exc)
-            self.entry_updated.emit(uid)
-            self.series_needed.emit(uid, dict(exc.series))
+            self.session.changed(entry)
+            self._emit(events.SeriesNeeded(uid, dict(exc.series)))
             return
         entry.status = EntryStatus.FAILED
         entry.error = self._report_error(f"Could not open {entry.path.name}", exc, tb)
-        self.entry_updated.emit(uid)
+        self.session.changed(entry)
 
     def _report_error(self, title: str, exc: BaseException, tb: str) -> str:
         """Emit ``error`` with the core's message (OCTViewerError) or a generic one (logged)."""
@@ -184,27 +187,30 @@ class Controller(QObject):
         else:
             log.error("%s: unexpected error\n%s", title, tb)
             msg, details = presenters.unexpected_error_text(exc), tb
-        self.error.emit(title, msg, details)
+        self._emit(events.ErrorRaised(title, msg, details))
         return msg
 
     def load_model(
         self, path: str | Path | None, device: str = "auto", precision: str = "auto"
     ) -> None:
         """Load a bundle in the background (None = the bundled default, if present);
-        ``precision``: "auto" or "fp32", "+int8" added for int8 (:func:`.session.make_engine`)."""
+        ``precision``: "auto" or "fp32", "+int8" added for int8 (:func:`.work.make_engine`)."""
         from octviewer.resources import default_model_path
 
         bundle = Path(path) if path else default_model_path()
         if not bundle.is_file():
             if path:
-                self.error.emit("Model not found", presenters.model_not_found_text(bundle), "")
-            self._set_model(None, ModelState.NONE, NO_MODEL_TEXT)
+                text = presenters.model_not_found_text(bundle)
+                self._emit(events.ErrorRaised("Model not found", text))
+            self.session.set_model(None, ModelState.NONE, NO_MODEL_TEXT)
             return
         self.model_jobs.cancel("analysis")
-        self._set_model(self.engine, ModelState.LOADING, presenters.model_loading(bundle.name))
+        self.session.set_model(
+            self.engine, ModelState.LOADING, presenters.model_loading(bundle.name)
+        )
         self.model_jobs.submit(
             "model",
-            lambda ctx: session.make_engine(bundle, device, precision),
+            lambda ctx: work.make_engine(bundle, device, precision),
             on_result=self._on_model_loaded,
             on_error=lambda exc, tb: self._on_model_error(bundle, exc, tb),
         )
@@ -213,16 +219,12 @@ class Controller(QObject):
         """Use an already-built engine (tests, benchmarks)."""
         self._on_model_loaded(engine)
 
-    def _set_model(self, engine: Engine | None, state: ModelState, text: str) -> None:
-        self.engine, self.model_state, self.model_text = engine, state, text
-        self.model_changed.emit(state.value, text)
-
     def _on_model_loaded(self, engine: Engine) -> None:
         ident = engine.identity
         log.info("model ready: %s on %s", ident, engine.device)
-        self._set_model(engine, ModelState.READY, presenters.model_status(ident))
+        self.session.set_model(engine, ModelState.READY, presenters.model_status(ident))
         with self._batch():
-            for entry in self._entries.values():
+            for entry in self.entries():
                 if entry.needs_analysis(ident.sha256):  # results of another model: analyse again
                     entry.result, entry.cams = None, {}
                     self._enqueue(entry)
@@ -233,45 +235,41 @@ class Controller(QObject):
         if self.engine is not None:  # the previous model stays in use
             self._on_model_loaded(self.engine)
         else:
-            self._set_model(None, ModelState.FAILED, NO_MODEL_TEXT)
+            self.session.set_model(None, ModelState.FAILED, NO_MODEL_TEXT)
 
     def analyse(self, uid: int) -> None:
         """(Re)analyse an entry, e.g. after a cancel."""
-        entry = self._entries.get(uid)
+        entry = self.session.entry(uid)
         if entry is not None and entry.opened:
             entry.result, entry.cams = None, {}
-            self.recompute[uid] = True
+            self.session.recompute[uid] = True
             self._enqueue(entry)
 
     def _enqueue(self, entry: ScanEntry) -> None:
         ready = self.model_state is ModelState.READY
         entry.status = EntryStatus.QUEUED if ready else EntryStatus.WAITING
-        self.queue.add(entry.uid)
-        self.entry_updated.emit(entry.uid)
+        self.session.queue.add(entry.uid)
+        self.session.changed(entry)
         self._start_next()
 
     def _start_next(self) -> None:
         """Start the next queued analysis, if the model is ready and none is running."""
         if self.model_state is not ModelState.READY:
             return
-        uid = self.queue.next()
+        uid = self.session.queue.next()
         if uid is None:
             return
-        entry = self._entries[uid]
-        assert entry.opened and self.engine is not None
+        entry = self.session.entry(uid)
+        assert entry is not None and entry.opened and self.engine is not None
         entry.status, entry.progress = EntryStatus.ANALYSING, (0, entry.n_frames)
-        self.entry_updated.emit(uid)
-        self.analysis_running.emit(True)
+        self.session.changed(entry)
+        self._emit(events.AnalysisRunning(True))
         engine, scan, source = self.engine, entry.scan, (entry.path, entry.series)
-        started, cached = (
-            time.perf_counter(),
-            (self.result_cache, self.recompute.pop(uid, None) is None),
-        )
+        started = time.perf_counter()
+        cached = (self.session.result_cache, self.session.recompute.pop(uid, None) is None)
         self.model_jobs.submit(
             f"analysis:{uid}",
-            lambda ctx: session.analyse_entry(
-                engine, scan, source, ctx.progress, ctx.cancelled, *cached
-            ),
+            lambda ctx: work.analyse_entry(engine, scan, source, ctx, *cached),
             on_result=lambda res: self._on_analysed(uid, res, started),
             on_error=lambda exc, tb: self._on_analysis_error(uid, exc, tb),
             on_progress=lambda d, t: self._on_progress(uid, d, t),
@@ -279,28 +277,30 @@ class Controller(QObject):
 
     def cancel_analysis(self) -> None:
         """Stop the running analysis (between batches) and the queue behind it."""
-        for uid in self.queue.clear():
-            self._entries[uid].status = EntryStatus.CANCELLED
-            self.entry_updated.emit(uid)
-        if self.queue.running is not None:
-            self.model_jobs.cancel(f"analysis:{self.queue.running}")
+        for uid in self.session.queue.clear():
+            entry = self.session.entry(uid)
+            if entry is not None:
+                entry.status = EntryStatus.CANCELLED
+                self.session.changed(entry)
+        if self.session.queue.running is not None:
+            self.model_jobs.cancel(f"analysis:{self.session.queue.running}")
 
     def is_analysing(self) -> bool:
-        return self.queue.running is not None
+        return self.session.queue.running is not None
 
     def _on_progress(self, uid: int, done: int, total: int) -> None:
-        entry = self._entries.get(uid)
+        entry = self.session.entry(uid)
         if entry is not None:
             entry.progress = (done, total)
-            self.analysis_progress.emit(uid, done, total)  # cheap: no full redraw per batch
+            self._emit(events.AnalysisProgress(entry, done, total))  # the list only
 
     def _finish_running(self) -> None:
-        self.queue.finish()
-        self.analysis_running.emit(False)
+        self.session.queue.finish()
+        self._emit(events.AnalysisRunning(False))
         self._start_next()
 
     def _on_analysed(self, uid: int, result: ScanResult, started: float) -> None:
-        entry = self._entries.get(uid)
+        entry = self.session.entry(uid)
         current = self.engine.identity.sha256 if self.engine is not None else result.model.sha256
         if entry is not None and result.model.sha256 != current:
             self._finish_running()  # produced by the previous model: analyse again with this one
@@ -311,12 +311,12 @@ class Controller(QObject):
             log.info(
                 "analysed scan %d: %d frame(s) in %.2f s", uid, len(result.frames), entry.elapsed_s
             )
-            self.entry_updated.emit(uid)
-            self.result_ready.emit(uid)
+            self.session.changed(entry)
+            self._emit(events.ResultArrived(entry))
         self._finish_running()
 
     def _on_analysis_error(self, uid: int, exc: BaseException, tb: str) -> None:
-        entry = self._entries.get(uid)
+        entry = self.session.entry(uid)
         if entry is not None:
             if isinstance(exc, AnalysisCancelled):
                 entry.status = EntryStatus.CANCELLED
@@ -324,14 +324,14 @@ class Controller(QObject):
             else:
                 entry.status = EntryStatus.ANALYSIS_FAILED
                 entry.error = self._report_error(f"Could not analyse {entry.name}", exc, tb)
-            self.entry_updated.emit(uid)
-            self.analysis_failed.emit(uid)
+            self.session.changed(entry)
+            self._emit(events.AnalysisFailed(uid))
         self._finish_running()
 
     def request_cam(self, uid: int, frame: int, class_index: int) -> Heatmap | None:
         """The cached Heatmap, or None after asking the engine for it (``cam_ready`` follows).
         Only the newest request counts: moving to another frame drops older ones."""
-        entry = self._entries.get(uid)
+        entry = self.session.entry(uid)
         if entry is None or entry.scan is None or entry.result is None or self.engine is None:
             return None
         key = (frame, class_index)
@@ -340,10 +340,10 @@ class Controller(QObject):
         engine, scan = self.engine, entry.scan
 
         def done(cam: Heatmap) -> None:
-            e = self._entries.get(uid)
+            e = self.session.entry(uid)
             if e is not None:
                 e.cams[key] = cam
-                self.cam_ready.emit(uid, frame, class_index)
+                self._emit(events.CamReady(uid, frame, class_index))
 
         self.model_jobs.submit(
             "cam",
@@ -351,25 +351,16 @@ class Controller(QObject):
             on_result=done,
             on_error=lambda exc, tb: self._report_error("Could not compute the heatmap", exc, tb),
         )
-        e = self._entries.get(uid)
+        e = self.session.entry(uid)
         return None if e is None else e.cams.get(key)  # sync mode: computed already
 
-    cam_for = request_cam  # the old name: it submits a job, it is not a getter
-
     def export_report(
-        self,
-        uid: int,
-        frame: int,
-        path: str | Path,
-        *,
-        class_index: int | None = None,
-        include_identity: bool = False,
-        show_unreliable: bool = False,
-        look: Look | None = None,
+        self, uid: int, frame: int, path: str | Path, options: ReportOptions = DEFAULT_REPORT
     ) -> None:
-        """Write one scan/frame's PNG report in the background (options: ReportJob.of)."""
-        entry, options = self._entries[uid], (class_index, include_identity, show_unreliable, look)
-        job = session.ReportJob.of(entry, self.engine, frame, Path(path), *options)
+        """Write one scan/frame's PNG report in the background."""
+        entry = self.entry(uid)
+        assert entry is not None
+        job = work.ReportJob.of(entry, self.engine, frame, Path(path), options)
         self.model_jobs.submit(
             "export",
             lambda ctx: [job.run()],
@@ -379,20 +370,19 @@ class Controller(QObject):
         )
 
     def export_all(
-        self, directory: str | Path, *, include_identity: bool = False, look: Look | None = None
+        self, directory: str | Path, options: ReportOptions = DEFAULT_REPORT
     ) -> list[int]:
-        """One report per analysed scan (its most suspicious frame for volumes) into ``directory``."""
-        plan = session.export_plan(self._entries.values(), Path(directory))
-        options = (None, include_identity, False, look)
-        jobs = [
-            session.ReportJob.of(e, self.engine, frame, path, *options) for e, frame, path in plan
-        ]
+        """One report per analysed scan (its most suspicious frame for volumes, its predicted
+        class's heatmap) into ``directory``."""
+        plan = work.export_plan(self.entries(), Path(directory))
+        opts = replace(options, class_index=None, show_unreliable=False)
+        jobs = [work.ReportJob.of(e, self.engine, frame, path, opts) for e, frame, path in plan]
         self.model_jobs.submit(
             "export-all",
-            lambda ctx: session.write_reports(jobs, ctx.cancelled, ctx.progress),
+            lambda ctx: work.write_reports(jobs, ctx.cancelled, ctx.progress),
             on_result=self._on_exported,
             on_error=lambda exc, tb: self._report_error("Could not export the reports", exc, tb),
-            on_progress=lambda d, t: self.export_progress.emit(d, t),
+            on_progress=lambda d, t: self._emit(events.ExportProgress(d, t)),
         )
         return [e.uid for e, _, _ in plan]
 
@@ -401,7 +391,7 @@ class Controller(QObject):
 
     def _on_exported(self, paths: Any) -> None:
         log.info("wrote %d report(s)", len(paths))
-        self.export_finished.emit(list(paths))
+        self._emit(events.ExportFinished(list(paths)))
 
     def shutdown(self) -> None:
         self.model_jobs.shutdown()

@@ -1,10 +1,14 @@
-"""The main window: menus, the side list, the B-scan view, the result panel, the status bar.
+"""The main window: it composes the views and wires them to the session and the view state.
 
-All work happens in :class:`~octviewer.ui.controller.Controller`; this class only wires
-widgets to it. Errors are shown through :meth:`MainWindow.show_error` (non-blocking dialogs).
-Widgets come from :mod:`~octviewer.ui.layout`, actions and menus from :mod:`~octviewer.ui.actions`
-and :mod:`~octviewer.ui.menus`; the handlers of one concern each live in a ``window_*`` mixin
-(opening, reports, Model/Help dialogs, frames and overlay, analysis status, display).
+The views, each with one ``render`` and its own signals: the scan screen
+(:mod:`~octviewer.ui.scan_screen`: image, localizer, volume bar), the result panel
+(:mod:`~octviewer.ui.result_panel`), the scan list (:mod:`~octviewer.ui.scan_list`) and the
+status area (:mod:`~octviewer.ui.status_area`). The window is *told*: the session's events
+(:mod:`octviewer.viewer.events`, emitted by the :class:`~octviewer.ui.controller.Controller`)
+and the view state's ``ViewChanged`` each lead to one redraw. The actions, menus and toolbar
+are derived from the command records (:mod:`~octviewer.ui.command_list`); their handlers are
+plain functions (:mod:`~octviewer.ui.file_commands`, :mod:`~octviewer.ui.model_commands`).
+Errors are shown through :meth:`MainWindow.show_error` (non-blocking dialogs).
 """
 
 from __future__ import annotations
@@ -13,117 +17,131 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import (
-    QCloseEvent,
-    QDragEnterEvent,
-    QDropEvent,
-)
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import (
+    QLabel,
     QMainWindow,
     QMessageBox,
     QProgressDialog,
+    QScrollArea,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
 )
 
-from octviewer.ui import dialogs
-from octviewer.ui.actions import CONTOUR_CHOICES, SUSPICIOUS_TIP, build_actions  # noqa: F401
-from octviewer.ui.controller import Controller, ScanEntry
-from octviewer.ui.empty_state import EmptyState  # noqa: F401
-from octviewer.ui.layout import build_widgets
-from octviewer.ui.menus import build_menus, build_toolbar
+import octviewer
+from octviewer.core.overlay import COLORMAPS
+from octviewer.ui import command_list, commands, dialogs
+from octviewer.ui import model_commands as model
+from octviewer.ui.controller import Controller
+from octviewer.ui.result_panel import PREDICTED, ResultPanel
+from octviewer.ui.scan_list import ScanList
+from octviewer.ui.scan_screen import ScanScreen
+from octviewer.ui.session_keeper import SessionKeeper
 from octviewer.ui.settings import Settings
+from octviewer.ui.status_area import StatusArea
 from octviewer.ui.style import STYLE_SHEET
-from octviewer.ui.view_state import ViewState
-from octviewer.ui.window_dialogs import DialogsMixin
-from octviewer.ui.window_display import DisplayMixin
-from octviewer.ui.window_frames import NONE_ASSESSABLE, FramesMixin  # noqa: F401
-from octviewer.ui.window_opening import (
-    SCAN_FILTER,  # noqa: F401
-    OpeningMixin,
-)
-from octviewer.ui.window_reports import ReportsMixin
-from octviewer.ui.window_restore import SessionKeeper
-from octviewer.ui.window_status import AnalysisStatusMixin
+from octviewer.ui.window_events import WindowEvents
+from octviewer.viewer.entry import ScanEntry
+from octviewer.viewer.presenters import NONE_ASSESSABLE
+from octviewer.viewer.session import ModelState
+from octviewer.viewer.shown import Shown
+from octviewer.viewer.view_state import ViewState, bind_settings
 
 log = logging.getLogger(__name__)
 #: Files opened with the first wait for its result at most this long.
 OPEN_REST_AFTER_MS = 8000
 
 
-class MainWindow(
-    DisplayMixin,
-    AnalysisStatusMixin,
-    FramesMixin,
-    DialogsMixin,
-    ReportsMixin,
-    OpeningMixin,
-    QMainWindow,
-):
+class MainWindow(QMainWindow):
     def __init__(
         self, settings: Settings | None = None, controller: Controller | None = None
     ) -> None:
         super().__init__()
         self.settings = settings or Settings()
-        self.controller = controller or Controller(self)
-        self.view = ViewState.from_settings(self.settings)  # what is on screen, and how
-        self._export_dialog: QProgressDialog | None = None
+        self.controller = controller or Controller()
+        self.view = ViewState()  # what is on screen, and how
+        bind_settings(self.view, self.settings)  # the remembered fields, read and written
+        self.export_dialog: QProgressDialog | None = None
+        self.last_dialog: QWidget | None = None  # kept alive while it shows
         self.errors: list[tuple[str, str]] = []  # every error shown (title, message), newest last
         self.setWindowTitle("octviewer")
         self.setAcceptDrops(True)
         self.resize(1360, 860)
         self.setStyleSheet(STYLE_SHEET)
-        build_widgets(self)
+        self._compose()
         self.restorer = SessionKeeper(self)  # the last session and the result cache
-        build_actions(self)
-        self._build_menus()
+        self.act = commands.build_actions(self, command_list.COMMANDS)
+        records = (command_list.COMMANDS, command_list.SUBMENUS, self.act)
+        self.menus = commands.build_menus(self, command_list.MENU_TITLES, records)
+        commands.build_toolbar(self, records)
+        self.contour_actions = {
+            levels: self.act[f"contours{i}"]
+            for i, (_label, levels) in enumerate(command_list.CONTOUR_CHOICES)
+        }
+        self.events = WindowEvents(self)  # the session's and the view state's events
         self._connect()
         self._restore()
-        self._show_current()
+        self.redraw()
         self.restorer.start()
+        commands.refresh(self, command_list.COMMANDS, self.act)
 
     # --- construction -------------------------------------------------------------------------
-    def _build_menus(self) -> None:
-        build_menus(self)
-        build_toolbar(self)
-        self._fill_samples()
-        self._fill_recent()
+    def _compose(self) -> None:
+        """The research-only banner above a three-way splitter: the scan list, the scan
+        screen, the result panel; the status area below."""
+        self.banner = QLabel(f"{octviewer.RESEARCH_ONLY}")
+        self.banner.setObjectName("banner")
+        self.banner.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.scan_list = ScanList()
+        self.screen = ScanScreen()
+        self.image_view, self.localizer = self.screen.image_view, self.screen.localizer
+        self.strip = self.screen.strip
+        self.result_panel = ResultPanel(COLORMAPS)
+        scroll = QScrollArea()
+        scroll.setWidget(self.result_panel)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setMinimumWidth(300)
+        self.main_split = QSplitter(Qt.Orientation.Horizontal)
+        self.main_split.addWidget(_side(self.scan_list, "Opened scans", (8, 8, 0, 8)))
+        self.main_split.addWidget(self.screen)
+        self.main_split.addWidget(_side(scroll, "", (0, 8, 8, 8)))
+        for i, stretch in enumerate((0, 1, 0)):
+            self.main_split.setStretchFactor(i, stretch)
+        self.main_split.setSizes([240, 800, 320])
+        root = QWidget()
+        rlay = QVBoxLayout(root)
+        rlay.setContentsMargins(0, 0, 0, 0)
+        rlay.setSpacing(0)
+        rlay.addWidget(self.banner)
+        rlay.addWidget(self.main_split, 1)
+        self.setCentralWidget(root)
+        self.status = StatusArea(self.statusBar())
 
     def _connect(self) -> None:
-        c = self.controller
-        c.entry_added.connect(self._on_entry_added)
-        c.entry_updated.connect(self._on_entry_updated)
-        c.entry_removed.connect(self._on_entry_removed)
-        c.cam_ready.connect(self._on_cam_ready)
-        c.model_changed.connect(self._on_model_changed)
-        c.error.connect(lambda t, m, d: self.show_error(t, m, d))
-        c.series_needed.connect(self._on_series_needed)
-        c.analysis_running.connect(self._on_running)
-        c.analysis_progress.connect(self._on_progress)
-        c.export_progress.connect(self._on_export_progress)
-        c.export_finished.connect(self._on_exported)
-        self.cancel_btn.clicked.connect(c.cancel_analysis)
+        c, s, rp, view = self.controller, self.screen, self.result_panel, self.view
+        self.status.cancel_requested.connect(c.cancel_analysis)
         self.scan_list.current_uid_changed.connect(self.show_entry)
         self.scan_list.remove_requested.connect(c.remove)
-        self.image_view.frame_step.connect(self.step_frame)
-        self.image_view.view_changed.connect(self.view_label.setText)
-        self.slider.valueChanged.connect(self.set_frame)
-        self.prev_btn.clicked.connect(lambda: self.step_frame(-1))
-        self.next_btn.clicked.connect(lambda: self.step_frame(1))
-        self.suspicious_btn.clicked.connect(self.go_most_suspicious)
-        self.strip.frame_clicked.connect(self.set_frame)
-        self.localizer.frame_picked.connect(self.set_frame)
-        self.view_split.splitterMoved.connect(
-            lambda *_: setattr(self.settings, "localizer_split", self.view_split.saveState())
+        s.frame_step.connect(self.step_frame)
+        s.frame_picked.connect(self.set_frame)
+        s.most_suspicious.connect(self.go_most_suspicious)
+        self.image_view.view_changed.connect(self.status.view_label.setText)
+        s.view_split.splitterMoved.connect(
+            lambda *_: setattr(self.settings, "localizer_split", s.view_split.saveState())
         )
-        rp = self.result_panel
-        rp.overlay_box.setChecked(self.view.overlay_visible)
-        rp.opacity.setValue(self.view.opacity_percent)
-        rp.colormap.setCurrentText(self.view.colormap)
-        rp.overlay_toggled.connect(self.set_overlay_visible)
-        rp.opacity_changed.connect(self._on_opacity)
-        rp.colormap_changed.connect(self._on_colormap)
-        rp.cam_class_changed.connect(lambda _: self._refresh_overlay())
-        rp.show_anyway_toggled.connect(lambda _: self._refresh_overlay())
+        rp.overlay_box.setChecked(view.overlay_visible)
+        rp.opacity.setValue(view.opacity_percent)
+        rp.colormap.setCurrentText(view.colormap)
+        rp.overlay_toggled.connect(lambda on: setattr(view, "overlay_visible", on))
+        rp.opacity_changed.connect(view.set_opacity)
+        rp.colormap_changed.connect(view.set_colormap)
+        rp.cam_class_changed.connect(
+            lambda i: setattr(view, "cam_class", None if i == PREDICTED else i)
+        )
+        rp.show_anyway_toggled.connect(lambda on: setattr(view, "show_unreliable", on))
 
     def _restore(self) -> None:
         geom, state = self.settings.window_state()
@@ -133,37 +151,35 @@ class MainWindow(
             self.restoreState(state)
         split = self.settings.localizer_split
         if split is not None:
-            self.view_split.restoreState(split)
+            self.screen.view_split.restoreState(split)
 
     # --- start-up ---------------------------------------------------------------------------------
     def start(
         self,
         files: Sequence[str | Path] = (),
-        model: str | Path | None = None,
+        model_path: str | Path | None = None,
         device: str | None = None,
     ) -> None:
         """After the window is shown: open the files and load the model in the background."""
         if device:
             self.settings.device = device
-            for d, a in self.device_actions.items():
-                a.setChecked(d == self.settings.device)
+            for d, a in self.act.items():
+                if d.startswith("device_"):
+                    a.setChecked(d == f"device_{self.settings.device}")
         files = list(files)
         if files:  # the first now, the others once it has its result
             self.open_paths(files[:1])
             if files[1:]:
                 self._open_after_first_result(files[1:])
-        if model is None and self.settings.last_model and Path(self.settings.last_model).is_file():
-            model = self.settings.last_model
-        self.load_model_as_set(model)
+        last = self.settings.last_model
+        if model_path is None and last and Path(last).is_file():
+            model_path = last
+        model.load_model_as_set(self, model_path)
 
     def _open_after_first_result(self, paths: Sequence[str | Path]) -> None:
         """Open ``paths`` once the first scan has its result (or failed, or no model loads; at
         the latest after ``OPEN_REST_AFTER_MS``): reading them meanwhile competes with the model
         job and the first analysis for the CPU (7 samples on 2 cores: about 0.5 s later)."""
-        from PySide6.QtCore import QTimer
-
-        from octviewer.ui.session import ModelState
-
         c, pending = self.controller, [list(paths)]
 
         def go(*_args: object) -> None:
@@ -183,6 +199,12 @@ class MainWindow(
         QTimer.singleShot(OPEN_REST_AFTER_MS, go)
 
     # --- opening ---------------------------------------------------------------------------------------
+    def open_paths(self, paths: Sequence[str | Path]) -> list[int]:
+        paths = [Path(p) for p in paths]
+        for p in paths:
+            self.settings.add_recent(p)
+        return self.controller.open_paths(paths)
+
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         md = event.mimeData()
         if md.hasUrls() and any(u.isLocalFile() for u in md.urls()):
@@ -190,7 +212,7 @@ class MainWindow(
         else:
             event.ignore()
 
-    def dragMoveEvent(self, event) -> None:
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
         if event.mimeData().hasUrls():
             event.acceptProposedAction()
 
@@ -200,58 +222,82 @@ class MainWindow(
             event.acceptProposedAction()
             self.open_paths(paths)
 
-    # --- entries --------------------------------------------------------------------------------
-    def _on_entry_added(self, uid: int) -> None:
-        entry = self.controller.entry(uid)
-        if entry is None:
-            return
-        self.scan_list.upsert(entry)
-        if self.view.uid is None:
-            self.scan_list.select(uid)
+    # --- the entry and frame on screen -------------------------------------------------------------
+    def shown(self) -> Shown:
+        """What is on screen now (the views render it)."""
+        entry = self.controller.session.entry(self.view.uid)
+        return Shown(entry, self.view, self.controller.model_state)
 
-    def _on_entry_updated(self, uid: int) -> None:
-        entry = self.controller.entry(uid)
-        if entry is None:
-            return
-        self.scan_list.upsert(entry)
-        if uid == self.view.uid:
-            self._show_current()
-
-    def _on_entry_removed(self, uid: int) -> None:
-        self.scan_list.remove(uid)
-        if uid == self.view.uid:
-            self.view.uid = None
-            nxt = self.scan_list.current_uid()
-            if nxt is not None:
-                self.show_entry(nxt)
-            else:
-                self._show_current()
+    def current_entry(self) -> ScanEntry | None:
+        return self.shown().entry
 
     def show_entry(self, uid: int) -> None:
         """Show an opened scan (from the list)."""
-        entry = self.controller.entry(uid)
-        known = None if entry is None else entry.scan or entry.header  # released: its header
-        if self.view.select(uid, known):
+        if uid != self.view.uid:
+            entry = self.controller.session.entry(uid)
+            known = None if entry is None else entry.scan or entry.header  # released: header
             self.controller.set_priority(uid)
-            self._show_current(new_scan=True)
+            self.view.select(uid, known)  # redrawn on its event
         self.scan_list.select(uid)
 
     def close_current(self) -> None:
         if self.view.uid is not None:
             self.controller.remove(self.view.uid)
 
-    def current_entry(self) -> ScanEntry | None:
-        return None if self.view.uid is None else self.controller.entry(self.view.uid)
-
     @property
-    def _uid(self) -> int | None:  # the entry on screen (scripts read it)
-        return self.view.uid
+    def current_frame(self) -> int:
+        return self.view.frame
+
+    def set_frame(self, frame: int) -> None:
+        scan = self.shown().scan
+        if scan is not None:
+            self.view.frame = self.view.clamp(frame, scan.n_frames)  # redrawn on its event
+
+    def step_frame(self, delta: int) -> None:
+        scan = self.shown().scan
+        if scan is not None:
+            self.set_frame(self.view.stepped(delta, scan.n_frames))
+
+    def go_most_suspicious(self) -> None:
+        entry = self.current_entry()
+        if entry is not None and entry.result is not None:
+            if not entry.result.assessable_frames:
+                self.status.say(NONE_ASSESSABLE, 8000)
+                return
+            self.set_frame(entry.result.most_suspicious_frame())
+
+    def reanalyse_current(self) -> None:
+        if self.view.uid is not None:
+            self.controller.analyse(self.view.uid)
+
+    # --- drawing ---------------------------------------------------------------------------------
+    def redraw(self, new_scan: bool = False) -> None:
+        """Everything the entry on screen shows: title, scan screen, result panel, heatmap."""
+        shown = self.shown()
+        if shown.scan is not None:
+            frame = self.view.clamp(self.view.frame, shown.scan.n_frames)
+            if frame != self.view.frame:  # a scan shorter than thought: redrawn on its event
+                self.view.frame = frame
+                return
+        self.setWindowTitle(shown.title)
+        self.screen.render(shown, new_scan=new_scan)
+        self.result_panel.render(shown)
+        if shown.scan is not None:
+            self.refresh_overlay(shown)
+
+    def refresh_overlay(self, shown: Shown | None = None) -> None:
+        """The heatmap of the frame on screen (asked for when not computed yet)."""
+        shown = shown or self.shown()
+        cam, cls, visible = None, shown.cam_class, shown.overlay_visible
+        if shown.entry is not None and cls is not None and visible:
+            cam = self.controller.request_cam(shown.entry.uid, shown.frame, cls)
+        self.screen.show_overlay(cam, self.view, visible)
 
     # --- errors -----------------------------------------------------------------------------------------
     def show_error(self, title: str, message: str, details: str = "") -> QMessageBox:
         """The one route for error dialogs. Non-blocking (the app keeps working)."""
         self.errors.append((title, message))
-        self.statusBar().showMessage(title, 8000)
+        self.status.say(title, 8000)
         box = dialogs.error_box(self, title, message, details)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.open()
@@ -264,3 +310,16 @@ class MainWindow(
         self.restorer.closed()
         self.controller.shutdown()
         super().closeEvent(event)
+
+
+def _side(widget: QWidget, heading: str, margins: tuple[int, int, int, int]) -> QWidget:
+    """``widget`` in a column with its margins, under ``heading`` (none when empty)."""
+    box = QWidget()
+    lay = QVBoxLayout(box)
+    lay.setContentsMargins(*margins)
+    if heading:
+        title = QLabel(heading)
+        title.setObjectName("heading")
+        lay.addWidget(title)
+    lay.addWidget(widget, 1)
+    return box

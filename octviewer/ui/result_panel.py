@@ -8,6 +8,8 @@ another frame or scan is shown.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPaintEvent, QPixmap
@@ -26,8 +28,11 @@ from PySide6.QtWidgets import (
 from octviewer.core.overlay import COLORMAPS, DEFAULT_OPACITY, HEATMAP_LEGEND
 from octviewer.core.presentation import NOT_EXCLUDED, NOT_EXCLUDED_RGB
 from octviewer.core.results import FrameResult, ModelIdentity
-from octviewer.ui.presenters import model_facts
+
+if TYPE_CHECKING:
+    from octviewer.viewer.shown import Shown
 from octviewer.ui.style import class_color
+from octviewer.viewer.presenters import NO_SCAN_TEXT, model_facts, scan_facts
 
 LEGEND = HEATMAP_LEGEND + "."
 PREDICTED = -1
@@ -125,6 +130,8 @@ class ResultPanel(QFrame):
         self._build_facts(lay)
         lay.addStretch(1)
         self._class_names: tuple[str, ...] = ()
+        self._selected = PREDICTED  # the heatmap class shown in the selector
+        self._anyway = False  # "Show model output anyway" ticked
         self._shown: FrameResult | None = None
         self._shown_key: object = None
 
@@ -197,9 +204,40 @@ class ResultPanel(QFrame):
         lay.addWidget(self.model_info)
 
     # --- updates --------------------------------------------------------------------------------
+    def render(self, shown: Shown) -> None:
+        """The answer for ``shown``'s frame (or what stands instead) and the scan's facts; the
+        heatmap class and "show model output anyway" as the view state says."""
+        entry, scan = shown.entry, shown.scan
+        if entry is None or scan is None:
+            self.set_prediction_placeholder(NO_SCAN_TEXT if entry is None else shown.placeholder)
+            self.scan_info.setText("—" if entry is None else str(entry.path.name))
+            return
+        self.scan_info.setText(scan_facts(scan, shown.frame_result))
+        placeholder = shown.placeholder
+        fr = shown.frame_result
+        if placeholder is not None or fr is None:
+            self.set_prediction_placeholder(placeholder or "")
+            return
+        names_changed = fr.class_names != self._class_names
+        self._reset_show_anyway(shown.view.show_unreliable)
+        self.show_result(fr, shown.caption, key=(entry.uid, shown.frame))
+        self._select_cam_class(shown.view.cam_class, names_changed)
+
+    def _select_cam_class(self, selected: int | None, names_changed: bool) -> None:
+        """Show ``selected`` (None: the predicted class) in the class selector; other class
+        names (another model) start again from the predicted class, and say so."""
+        want = PREDICTED if selected is None or names_changed else selected
+        self._selected = want
+        self.cam_class.blockSignals(True)
+        self.cam_class.setCurrentIndex(max(self.cam_class.findData(want), 0))
+        self.cam_class.blockSignals(False)
+        if selected is not None and want == PREDICTED:
+            self.cam_class_changed.emit(PREDICTED)
+
     def _on_cam_class(self, idx: int) -> None:
         if idx >= 0:
-            self.cam_class_changed.emit(int(self.cam_class.itemData(idx)))
+            self._selected = int(self.cam_class.itemData(idx))
+            self.cam_class_changed.emit(self._selected)
 
     def _on_colormap(self, name: str) -> None:
         self.colorbar.set_colormap(name)
@@ -207,21 +245,16 @@ class ResultPanel(QFrame):
 
     def set_class_names(self, names: tuple[str, ...], predicted: str | None) -> None:
         """Fill the class selector: "Predicted (X)" first, then every class."""
-        current = self.cam_class.currentData()
         self.cam_class.blockSignals(True)
         self.cam_class.clear()
         self.cam_class.addItem(f"Predicted ({predicted})" if predicted else "Predicted", PREDICTED)
         for i, n in enumerate(names):
             self.cam_class.addItem(n, i)
-        if names == self._class_names and current is not None:
-            k = self.cam_class.findData(current)
-            self.cam_class.setCurrentIndex(max(k, 0))
+        if names != self._class_names:
+            self._selected = PREDICTED
+        self.cam_class.setCurrentIndex(max(self.cam_class.findData(self._selected), 0))
         self.cam_class.blockSignals(False)
         self._class_names = names
-
-    def selected_cam_class(self) -> int:
-        d = self.cam_class.currentData()
-        return PREDICTED if d is None else int(d)
 
     def show_message(self, title: str, text: str) -> None:
         self.prediction.setText(title)
@@ -238,14 +271,16 @@ class ResultPanel(QFrame):
         """Whether the shown frame's probabilities and heatmap may be displayed: always for an
         assessable frame, only after "Show model output anyway" for one that is not."""
         fr = self._shown
-        return fr is not None and (fr.assessable or self.show_anyway.isChecked())
+        return fr is not None and (fr.assessable or self._anyway)
 
-    def _reset_show_anyway(self) -> None:
+    def _reset_show_anyway(self, on: bool = False) -> None:
+        self._anyway = on
         self.show_anyway.blockSignals(True)
-        self.show_anyway.setChecked(False)
+        self.show_anyway.setChecked(on)
         self.show_anyway.blockSignals(False)
 
     def _on_show_anyway(self, on: bool) -> None:
+        self._anyway = on
         if self._shown is not None:
             self._show_output(self._shown)
         self.show_anyway_toggled.emit(on)

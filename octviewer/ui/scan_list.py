@@ -1,9 +1,9 @@
 """The side list of opened scans, each with its status or result.
 
-A scan whose shown frame is *not assessed* says so (``ScanEntry.summary``: "not assessed: ...",
-never a class) and gets a grey ring instead of a coloured dot. Entries wrap to the list's
-width (a long file name breaks anywhere); the tooltip holds the whole path and summary; the
-list never scrolls sideways.
+A scan whose shown frame is *not assessed* says so (``presenters.entry_summary``: "not
+assessed: ...", never a class) and gets a grey ring instead of a coloured dot. Entries wrap to
+the list's width (a long file name breaks anywhere); the tooltip holds the entry's whole text
+and its path; the list never scrolls sideways.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from octviewer.ui.session import EntryStatus, ScanEntry
+from octviewer.viewer.entry import EntryStatus, ScanEntry
+from octviewer.viewer.presenters import entry_summary
 
 _STATUS_COLORS = {
     EntryStatus.OPENING: "#9CA3AF",
@@ -98,14 +99,16 @@ class ScanList(QListWidget):
         every status change of every scan asks)."""
         return self._items.get(uid)
 
-    def upsert(self, entry: ScanEntry) -> None:
+    def render(self, entry: ScanEntry) -> None:
+        """Draw one entry, added or changed (the list is drawn an entry at a time: redrawing a
+        thousand items on every event would be slow)."""
         it = self._item(entry.uid)
         if it is None:
             it = QListWidgetItem()
             it.setData(Qt.ItemDataRole.UserRole, entry.uid)
             self.addItem(it)
             self._items[entry.uid] = it
-        it.setText(f"{entry.name}\n{entry.summary}")
+        it.setText(f"{entry.name}\n{entry_summary(entry)}")
         done = entry.status is EntryStatus.DONE and entry.result is not None
         shown = None
         if done:

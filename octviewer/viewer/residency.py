@@ -127,9 +127,9 @@ class Residency:
 class FrameKeeper:
     """The controller's side of the rule: touches, releases, and reads frames back.
 
-    Qt-free: it uses the controller's public face (``entries()``, ``entry()``, ``queue``,
-    ``io_jobs.submit``, ``entry_updated.emit``, ``analyse()``) and ``report_error(title, exc,
-    traceback) -> message``, so it can be driven by a stand-in."""
+    Qt-free: it uses the controller's public face (``entries()``, ``entry()``, ``session``
+    (its queue, ``changed``), ``io_jobs.submit``, ``analyse()``) and ``report_error(title,
+    exc, traceback) -> message``, so it can be driven by a stand-in."""
 
     def __init__(self, controller: Any, report_error: Callable[[str, BaseException, str], str]):
         self.rule = Residency()
@@ -149,7 +149,8 @@ class FrameKeeper:
     def release(self) -> None:
         """Give back the frames of the scans outside the rule."""
         entries = {e.uid: e for e in self._c.entries()}
-        pinned = (self._c.queue.priority, self._c.queue.running)
+        queue = self._c.session.queue
+        pinned = (queue.priority, queue.running)
         for uid in self.rule.to_release(entries, pinned):
             entries[uid].release()
             log.debug("released the frames of scan %d", uid)
@@ -180,7 +181,7 @@ class FrameKeeper:
             log.warning("%s changed since it was analysed; analysing it again", entry.path)
             self._c.analyse(uid)
         else:
-            self._c.entry_updated.emit(uid)
+            self._c.session.changed(entry)
         self.touch(uid)
 
     def _on_reread_error(self, uid: int, exc: BaseException, tb: str) -> None:
@@ -188,4 +189,4 @@ class FrameKeeper:
         if entry is None or not entry.released:
             return
         entry.reread_error = self._report_error(f"Could not read {entry.name} again", exc, tb)
-        self._c.entry_updated.emit(uid)
+        self._c.session.changed(entry)

@@ -1,7 +1,7 @@
 """The main window's memory across runs: the last session and the result cache.
 
 :class:`SessionKeeper` (``window.restorer``) keeps the list of open scans on disk as it changes
-(:mod:`~octviewer.ui.last_session`), offers to restore it after a run that did not close
+(:mod:`~octviewer.viewer.last_session`), offers to restore it after a run that did not close
 normally (a status-bar button, never a modal dialog), restores it on *File > Restore last
 session*, gives the controller the result cache (:mod:`octviewer.core.result_cache`) when the
 setting allows it, empties the cache on *Analysis > Clear result cache*, and says when a result
@@ -11,12 +11,16 @@ shown came from the cache.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtWidgets import QPushButton
 
 from octviewer.core.result_cache import ResultCache, cached_at_text
-from octviewer.ui.last_session import LastSession, SessionStore
+from octviewer.viewer.events import Event, ResultArrived, ScanAdded, ScanChanged, ScanRemoved
+from octviewer.viewer.last_session import LastSession, SessionStore
+
+if TYPE_CHECKING:
+    from octviewer.ui.window_face import Window
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +35,10 @@ def size_text(n_bytes: int) -> str:
 
 
 class SessionKeeper:
-    """See the module docstring. ``window`` is the MainWindow; :meth:`start` after its
-    widgets and actions exist, :meth:`closed` from its close event."""
+    """See the module docstring. ``window`` is the main window (its Window face);
+    :meth:`start` after its widgets and actions exist, :meth:`closed` from its close event."""
 
-    def __init__(self, window: Any, store: SessionStore | None = None) -> None:
+    def __init__(self, window: Window, store: SessionStore | None = None) -> None:
         self.window = window
         self.store = store or SessionStore()
         self.previous: LastSession | None = None  # the session before this run
@@ -53,13 +57,10 @@ class SessionKeeper:
         w, c = self.window, self.window.controller
         self.previous = self.store.load()
         self.unclean = self.store.start()
-        for signal in (c.entry_added, c.entry_updated, c.entry_removed):
-            signal.connect(lambda _uid: self.save())
+        c.events.connect(self._on_event)
         w.scan_list.current_uid_changed.connect(lambda _uid: self.save())
-        c.result_ready.connect(self._on_result_ready)
         # a permanent widget: beside the status messages, not over them
         w.statusBar().insertPermanentWidget(0, self.restore_btn)
-        w.act_restore.setEnabled(bool(self.previous))
         if self.unclean and self.previous:
             n = len(self.previous)
             self.restore_btn.setText(f"Restore last session ({n} scan{'s' * (n != 1)})")
@@ -112,20 +113,22 @@ class SessionKeeper:
     def set_cache_enabled(self, on: bool) -> None:
         """Use the result cache (read before analysing, store after) or not."""
         self.window.settings.result_cache = bool(on)
-        self.window.controller.result_cache = ResultCache.default() if on else None
+        self.window.controller.session.result_cache = ResultCache.default() if on else None
 
     def clear_result_cache(self) -> tuple[int, int]:
         """Empty the result cache and say how much it freed: (entries, bytes)."""
-        cache = self.window.controller.result_cache or ResultCache.default()
+        cache = self.window.controller.session.result_cache or ResultCache.default()
         n, freed = cache.clear()
         self.window.statusBar().showMessage(
             f"Result cache cleared: {n} result{'s' * (n != 1)}, {size_text(freed)} freed.", 15000
         )
         return n, freed
 
-    def _on_result_ready(self, uid: int) -> None:
-        w = self.window
-        entry = w.controller.entry(uid)
-        note = cached_at_text(entry.result) if entry is not None and entry.result else None
-        if note and uid == w.view.uid:
-            w.statusBar().showMessage(f"{entry.name}: {note}.", 15000)
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, (ScanAdded, ScanChanged, ScanRemoved)):
+            self.save()
+        elif isinstance(event, ResultArrived):
+            entry = event.entry
+            note = cached_at_text(entry.result) if entry.result else None
+            if note and entry.uid == self.window.view.uid:
+                self.window.statusBar().showMessage(f"{entry.name}: {note}.", 15000)

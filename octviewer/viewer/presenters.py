@@ -11,14 +11,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from octviewer.core.presentation import frame_number, frame_text
-from octviewer.ui.session import EntryStatus, ModelState
+from octviewer.viewer.entry import EntryStatus
+from octviewer.viewer.session import ModelState
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from octviewer.core.results import FrameResult, ModelIdentity, ScanResult
     from octviewer.core.scan import Scan
-    from octviewer.ui.session import ScanEntry
+    from octviewer.viewer.entry import ScanEntry
 
 NO_MODEL_TEXT = "No model loaded — File > Load model…"
 NO_SCAN_TEXT = "Open a scan to see the model's answer."
@@ -27,6 +28,10 @@ CANCELLED_TEXT = "Analysis cancelled. Analysis > Analyse again (Ctrl+R) to run i
 SCAN_NOT_ASSESSED_CAPTION = "the scan as a whole is not assessed: no frame is the most suspicious"
 NONE_ASSESSABLE = "No frame of this volume is assessed, so none is the most suspicious."
 REREADING_TEXT = "Reading the scan again…"
+SUSPICIOUS_TIP = (
+    "Show the frame with the lowest probability of NORMAL; frames that are not assessed "
+    "(not a B-scan, unlike the training data) are skipped"
+)
 
 
 def entry_summary(entry: ScanEntry) -> str:
@@ -73,7 +78,7 @@ def result_placeholder(entry: ScanEntry | None, frame: int, model_state: ModelSt
             EntryStatus.CANCELLED: CANCELLED_TEXT,
             EntryStatus.ANALYSIS_FAILED: f"Analysis failed.\n\n{entry.error or ''}",
         }
-        return texts.get(entry.status, entry.summary)
+        return texts.get(entry.status, entry_summary(entry))
     try:
         entry.result.frame(frame)
     except KeyError:
