@@ -72,7 +72,7 @@ def _real_volume(images: Path, n: int) -> Any:
 def bench_int8_cnn(bundle: Path, args: argparse.Namespace, verdict, paired, timed, make_scan):
     import torch
 
-    from benchmarks.bench_engine import load
+    from benchmarks.measure import load
     from octviewer.core.preprocess import preprocess_frames
     from octviewer.core.volume_rule import VolumeShortcut
 
@@ -146,7 +146,7 @@ def bench_int8_cnn(bundle: Path, args: argparse.Namespace, verdict, paired, time
 def _rss(bundle: Path, threads: int, verdict) -> None:
     """Peak RSS in fresh processes, as packaged (no triton); "auto": the default Engine (bf16
     here where native)."""
-    from benchmarks.bench_engine import peak, print_stages, rss_stages
+    from benchmarks.measure import peak, print_stages, rss_stages
 
     auto = rss_stages("ours", bundle, threads, True)
     int8 = rss_stages("ours", bundle, threads, True, "int8")

@@ -172,11 +172,11 @@ def _items(name: str, config: Any) -> tuple[list, dict]:
 
 def _fold_of(samples: Any, config: Any) -> np.ndarray:
     """0-based member that held out each sample (the bundle's recorded CV split)."""
-    from training.ood_cli import _fold_of_members
+    from training.ood_cli import fold_of_members
     from training.split import patient_fold
 
     split = config.provenance["split"]
-    order = _fold_of_members(config)
+    order = fold_of_members(config)
     fold_of = np.full(len(samples), -1)
     index = {s: i for i, s in enumerate(samples)}
     for k, fold in enumerate(order):

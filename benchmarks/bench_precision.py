@@ -44,7 +44,8 @@ def run(args: argparse.Namespace) -> None:
     import torch
     from PIL import Image
 
-    from octviewer.core.engine import Engine, calibrated_probabilities
+    from octviewer.core.calibration import calibrated_probabilities
+    from octviewer.core.engine import Engine
     from octviewer.core.ood import FeatureTap
     from octviewer.core.preprocess import preprocess_frames
 

@@ -272,7 +272,7 @@ def test_engine_reads_the_bundle_header_once(
     from octviewer.core.model import header
 
     path = make_tiny_bundle(tmp_path / "m.safetensors")
-    real, calls = header._read_header, []
-    monkeypatch.setattr(header, "_read_header", lambda p: calls.append(p) or real(p))
+    real, calls = header.read_header, []
+    monkeypatch.setattr(header, "read_header", lambda p: calls.append(p) or real(p))
     Engine(path, device="cpu", quantize=quantize)
     assert len(calls) == 1

@@ -125,13 +125,15 @@ def test_folder_is_one_scan_recursive_is_each_file(
     reports = list(out.glob("*.png"))
     assert len(reports) == 1 and reports[0].name.startswith("stack_frame")
     rows = _csv(out / "summary.csv")
-    assert [r["frame"] for r in rows] == ["0", "1", "2"] and {r["n_frames"] for r in rows} == {"3"}
+    assert [r["frame_index"] for r in rows] == ["0", "1", "2"]
+    assert {r["n_frames"] for r in rows} == {"3"}
     assert sum(1 for r in rows if r["report"]) == 1
 
     per = tmp_path / "per"
     assert _analyze(bundle, per, stack, "--per-frame") == cli.EXIT_OK
     assert sorted(p.name for p in per.glob("*.png")) == [
-        f"stack_frame{i:03d}.png" for i in range(3)
+        f"stack_frame{i:03d}.png"
+        for i in (1, 2, 3)  # frame numbers, as a person counts
     ]
 
     each = tmp_path / "each"
@@ -142,8 +144,10 @@ def test_folder_is_one_scan_recursive_is_each_file(
 def test_frame_option(tmp_path: Path, inputs: Path, bundle: Path, capsys) -> None:
     out = tmp_path / "out"
     assert _analyze(bundle, out, inputs / GOOD[0], "--frame", "3") == cli.EXIT_SOME_FAILED
-    assert "Frame 3 does not exist" in capsys.readouterr().err
-    assert _analyze(bundle, out, inputs / GOOD[0], "--frame", "0") == cli.EXIT_OK
+    assert "Frame 3 does not exist: this scan has 1 frame(s) (1 to 1)" in capsys.readouterr().err
+    assert _analyze(bundle, out, inputs / GOOD[0], "--frame", "0") == cli.EXIT_USAGE
+    assert "--frame must be 1 or more" in capsys.readouterr().err
+    assert _analyze(bundle, out, inputs / GOOD[0], "--frame", "1") == cli.EXIT_OK
 
 
 def test_unexpected_error_is_logged_and_batch_goes_on(
@@ -337,7 +341,27 @@ def test_one_frame_of_a_cached_volume_is_a_hit(tmp_path: Path, bundle: Path, cap
     assert _analyze(bundle, tmp_path / "all", vol) == cli.EXIT_OK
     assert len(_csv(tmp_path / "all" / "summary.csv")) == 4
     capsys.readouterr()
-    assert _analyze(bundle, tmp_path / "one", vol, "--frame", "2") == cli.EXIT_OK
+    assert _analyze(bundle, tmp_path / "one", vol, "--frame", "3") == cli.EXIT_OK
     assert "(result from the cache, computed" in capsys.readouterr().out
     rows = _csv(tmp_path / "one" / "summary.csv")
-    assert len(rows) == 1 and rows[0]["frame"] == "2"
+    assert len(rows) == 1 and rows[0]["frame_index"] == "2"
+
+
+def test_frame_numbers_read_one_based_and_indices_stay_zero_based(
+    tmp_path: Path, bundle: Path, capsys
+) -> None:
+    """A person reads frame 3 of 4 (console, report, file name, --frame); the machine fields
+    named *_index hold 2 (CSV, JSON summary, the report's result chunk)."""
+    from test_result_cache import write_volume
+
+    vol = write_volume(tmp_path / "vol.tif", n=4)
+    out = tmp_path / "out"
+    assert _analyze(bundle, out, vol, "--frame", "3") == cli.EXIT_OK
+    said = capsys.readouterr().out
+    assert "(frame 3 of 4)" in said and "frame 2 " not in said
+    assert [p.name for p in out.glob("*.png")] == ["vol_frame003.png"]
+    assert _csv(out / "summary.csv")[0]["frame_index"] == "2"
+    doc = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert doc["results"][0]["frame_index"] == 2 and "frame" not in doc["results"][0]
+    record = json.loads(_chunks(out / "vol_frame003.png")["octviewer:result"])
+    assert record["frame_index"] == 2 and "frame" not in record

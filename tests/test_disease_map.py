@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from octviewer.core import disease_map as dm
+from octviewer.core import presentation
 from octviewer.core.io import load
 from octviewer.core.results import FrameResult, ModelIdentity, ResultFlag, ScanResult
 
@@ -46,14 +47,14 @@ def test_lines_sit_at_the_dicom_positions_in_the_class_colours(volume) -> None:
     for line, (x0, y0, x1, y1) in zip(m.lines, positions, strict=True):
         assert line.start == pytest.approx((x0, y0)) and line.end == pytest.approx((x1, y1))
     assert [ln.class_name for ln in m.lines] == ["CNV", "NORMAL", "DME", None, "DRUSEN"]
-    assert m.line(1).color == dm.NORMAL_GREEN
-    assert m.line(0).color == dm.class_rgb(0, NAMES) != m.line(2).color
+    assert m.line(1).color == presentation.NORMAL_RGB
+    assert m.line(0).color == presentation.class_rgb(0, NAMES) != m.line(2).color
     assert len({m.line(i).color for i in (0, 1, 2, 4)}) == 4  # one colour per class
     assert m.line(0).strength == pytest.approx(0.9)
     na = m.line(3)
     assert na.status == "not assessed" and na.strength == 0 and na.color == dm.NOT_ASSESSED_RGB
     labels = [e.label for e in m.legend]
-    assert labels == [*NAMES, "Not assessed"] and m.legend[-1].dashed
+    assert labels == [*NAMES, "not assessed"] and m.legend[-1].dashed
     assert 1.5 <= m.line_width <= 0.012 * 768
 
 
@@ -96,3 +97,7 @@ def test_volumes_without_positions_say_why_there_is_no_map(volume) -> None:
     assert "3 B-scan position(s) for 5 frames" in dm.unavailable_reason(wrong)
     single = dataclasses.replace(scan, frames=scan.frames[:1])
     assert "single B-scan" in dm.unavailable_reason(single)
+    # the window shows these above its strip, the report below its strip: no side is named
+    for reason in map(dm.unavailable_reason, (no_loc, no_pos, wrong)):
+        assert "probability strip shows every frame" in reason
+        assert "below" not in reason and "above" not in reason

@@ -10,8 +10,9 @@ import torch
 from helpers_models import make_tiny_bundle
 from PIL import Image
 
+from octviewer.core.calibration import calibrated_probabilities
 from octviewer.core.device import choose_device, default_threads
-from octviewer.core.engine import Engine, calibrated_probabilities
+from octviewer.core.engine import Engine
 from octviewer.core.results import ResultFlag
 from octviewer.core.scan import Modality, Scan, ScanMetadata
 from octviewer.errors import AnalysisCancelled, AnalysisError, ModelFormatError

@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import octviewer
-from octviewer.core.model.bundle import _read_header, read_bundle_config
+from octviewer.core.model.bundle import read_bundle_config
+from octviewer.core.model.header import read_header
 from octviewer.core.model.schema import SchemaError, loads_bounded, validate_config
 from octviewer.core.scan import Modality, Scan, ScanMetadata
 from octviewer.errors import AnalysisError, ModelError, ModelFormatError
@@ -190,7 +191,7 @@ def test_optional_mappings_of_the_lead_are_accepted(
     assert read_bundle_config(p).name == "tiny-test-model"
     q = rewrite(p, tmp_path / "ood2.safetensors", header=extra_tensor, body=lambda b: b + bytes(8))
     assert read_bundle_config(q).name == "tiny-test-model"  # the header checks pass it
-    head = _read_header(q)
+    head = read_header(q)
     assert head.tensors["__ood__.mean"]["shape"] == [2]
 
 

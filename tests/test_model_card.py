@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from octviewer.core.model.card import finetune_command, model_facts
-from octviewer.core.model.header import _FINETUNE_HINT, read_bundle_config
+from octviewer.core.model.header import FINETUNE_HINT, read_bundle_config
 
 try:
     from helpers_models import make_tiny_bundle
@@ -31,7 +31,7 @@ def test_finetune_command_is_one_the_trainer_accepts(tmp_path: Path) -> None:
 
 def test_bundle_hint_names_the_same_command() -> None:
     # the hint once told users `--init MIRAGE-Base.safetensors`, which the trainer refuses
-    spelled = re.search(r"`([^`]+)`", _FINETUNE_HINT).group(1)
+    spelled = re.search(r"`([^`]+)`", FINETUNE_HINT).group(1)
     assert spelled == finetune_command("model.safetensors", "labelled_scans/")
 
 

@@ -187,7 +187,7 @@ def test_volume_report_skips_and_hatches_frames_not_assessed(monkeypatch, data_d
     res = ScanResult(tuple(frames), MODEL, "cpu")
     assert report.choose_frame(res, None).frame_index == 3
     img = report.render_report(scan, res)
-    assert json.loads(img.info["octviewer:result"])["frame"] == 3
+    assert json.loads(img.info["octviewer:result"])["frame_index"] == 3
     # the strip marks frame 1 with the grey hatch (and its legend says so)
     arr = np.asarray(img)
     assert np.all(arr == np.array(HATCH_FILL, np.uint8), axis=-1).sum() > 1000
@@ -227,7 +227,7 @@ def test_summary_leaves_class_empty_and_lists_flags(tmp_path: Path) -> None:
     assert [r["class"] for r in j["results"]] == [None, None, "DME"]
     assert j["results"][1]["assessable"] is False and j["results"][1]["ood_score"] == 3.25
     line = summary.result_line("in/scan.dcm", frames[0], 3)
-    assert line.startswith("in/scan.dcm (frame 0): not assessed: This image is not an OCT")
+    assert line.startswith("in/scan.dcm (frame 1 of 3): not assessed: This image is not an OCT")
     assert not _has_class_word(line)
     assert summary.result_line("x", frames[2]).startswith("x: DME 80.0 %")
 

@@ -14,6 +14,7 @@ pytestmark = pytest.mark.gui
 from PySide6.QtCore import QPoint, Qt  # noqa: E402
 
 from octviewer.core import disease_map as dm  # noqa: E402
+from octviewer.core import presentation  # noqa: E402
 from octviewer.core.scan import PixelSpacing  # noqa: E402
 from octviewer.ui import file_commands  # noqa: E402
 from octviewer.ui.image_view import scale_bar_um  # noqa: E402
@@ -108,7 +109,7 @@ def test_disease_map_click_to_frame_and_current_line(qtbot, window, engine) -> N
     assert m is not None and len(m.lines) == 9
     for line, fr, pos in zip(m.lines, res.frames, scan.localizer.positions, strict=True):
         assert line.start == pytest.approx(tuple(pos[:2]))
-        assert line.color == dm.class_rgb(fr.predicted_index, fr.class_names)
+        assert line.color == presentation.class_rgb(fr.predicted_index, fr.class_names)
         assert line.strength == pytest.approx(fr.confidence)
     assert not window.screen.map_note.isVisible()
     # click next to line 6 (not on it): the nearest B-scan is shown and highlighted
@@ -122,11 +123,15 @@ def test_disease_map_click_to_frame_and_current_line(qtbot, window, engine) -> N
     assert not lv.map_visible and not window.settings.disease_map
     after = lv.grab().toImage()
     assert before != after
-    # the current line is green in both modes
+    # the current line keeps its class colour on the map, outlined (black inside white); off
+    # the map it is the plain line colour, opaque, with the same outline
     cx = round(target.left() + (x0 + x1) / 2 * s)
     cy = round(target.top() + y0 * s)
-    px = after.pixelColor(cx, cy)
-    assert px.green() > 200 and px.red() < 120
+    cls = presentation.class_rgb(res.frame(6).predicted_index, res.class_names)
+    assert before.pixelColor(cx, cy).getRgb()[:3] == cls
+    edge = [before.pixelColor(cx, cy + k).lightness() for k in range(1, 9)]
+    assert min(edge) < 60 and max(edge) > 200, edge  # the black rim, then the white one
+    assert after.pixelColor(cx, cy).getRgb()[:3] == (120, 200, 255)
 
 
 def test_localizer_split_is_remembered(qtbot, window, engine, tmp_path) -> None:
@@ -194,7 +199,7 @@ def test_window_map_colours_are_the_strip_colours() -> None:
 
     for names in (("CNV", "DME", "DRUSEN", "NORMAL"), ("NORMAL", "AMD"), tuple("ABCDEFGHI")):
         for k in range(len(names)):
-            assert QColor(*dm.class_rgb(k, names)) == class_color(k, names), (names, k)
+            assert QColor(*presentation.class_rgb(k, names)) == class_color(k, names), (names, k)
 
 
 def test_exported_report_draws_the_heatmap_as_the_window_shows_it(qtbot, window, engine, tmp_path):
@@ -253,7 +258,7 @@ def test_not_assessed_frames_are_dashed_and_pending_frames_thin(qtbot) -> None:
     assert solid.color().alpha() == round(255 * (0.25 + 0.75 * 0.7))
     assert dashed.style() == Qt.PenStyle.DashLine
     assert thin.widthF() == 1.0 and lv.map.line(3).status == "pending"
-    assert lv._map_pen(2, 6.0).color().getRgb()[:3] == dm.NORMAL_GREEN
+    assert lv._map_pen(2, 6.0).color().getRgb()[:3] == presentation.NORMAL_RGB
 
 
 def test_localizer_of_the_first_file_opened_is_drawn(qtbot, window, engine, tmp_path) -> None:

@@ -13,7 +13,8 @@ import pytest
 from octviewer.core.inference import result_flags
 from octviewer.core.model.config import ModelConfig
 from octviewer.core.model.schema import SchemaError, validate_config
-from octviewer.core.results import NOT_EXCLUDED, FrameResult, ResultFlag
+from octviewer.core.presentation import NOT_EXCLUDED
+from octviewer.core.results import FrameResult, ResultFlag
 from octviewer.core.scan import Modality, Scan, ScanMetadata
 from tests.helpers_models import tiny_config
 
@@ -72,7 +73,7 @@ def test_the_operating_point_round_trips_and_is_checked() -> None:
 
 
 def test_the_report_headline_is_amber_and_says_disease_not_excluded() -> None:
-    from octviewer.core.report import WARN_EDGE
+    from octviewer.core.presentation import NOT_EXCLUDED_RGB
     from octviewer.core.report.render import render_report
     from octviewer.core.results import ModelIdentity, ScanResult
 
@@ -84,7 +85,7 @@ def test_the_report_headline_is_amber_and_says_disease_not_excluded() -> None:
     def amber_pixels(fr: FrameResult) -> int:
         result = ScanResult(frames=(fr,), model=model, device="cpu", elapsed_s=0.0)
         img = render_report(_scan(), result).convert("RGB")
-        return sum(n for n, c in img.getcolors(1 << 22) if c == WARN_EDGE)
+        return sum(n for n, c in img.getcolors(1 << 22) if c == NOT_EXCLUDED_RGB)
 
     assert amber_pixels(borderline) > amber_pixels(confident) + 200
 

@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw
 
 import octviewer
 from octviewer.core import overlay, report, summary
+from octviewer.core.report.panels import image_panels
 from octviewer.core.results import FrameResult, ModelIdentity, ResultFlag, ScanResult
 from octviewer.core.scan import (
     Laterality,
@@ -98,7 +99,7 @@ def test_report_png_has_text_chunks(tmp_path: Path, bscan) -> None:
     assert chunks["octviewer:disclaimer"] == octviewer.RESEARCH_ONLY
     rec = json.loads(chunks["octviewer:result"])
     assert rec["file"] == "CNV-53018-1.jpeg"
-    assert rec["frame"] == 0 and rec["n_frames"] == 1
+    assert rec["frame_index"] == 0 and rec["n_frames"] == 1
     assert rec["class"] == "CNV"
     assert rec["probabilities"]["DME"] == pytest.approx(0.1, abs=1e-6)
     assert rec["flags"] == []
@@ -145,7 +146,7 @@ def test_small_frames_are_upscaled_never_downscaled(data_dir: Path) -> None:
     res = ScanResult(
         (_fr(0, [0.1, 0.1, 0.1, 0.7], cam=_hot_cam(frame.shape), cam_class=3),), MODEL, "cpu"
     )
-    left, right = report._panels(scan, res.frames[0], "jet", 0.5)
+    left, right = image_panels(scan, res.frames[0], "jet", 0.5)
     assert left.width >= report.MIN_PANEL_WIDTH and left.height > frame.shape[0]
     assert right is not None and right.size == left.size
     img = report.render_report(scan, res)
@@ -265,9 +266,9 @@ def test_volume_report_defaults_to_most_suspicious_frame_and_draws_strip(
     res = ScanResult(frs, MODEL, "cpu")
     drawn = " ".join(_drawn_strings(monkeypatch, lambda: report.render_report(scan, res)))
     assert "Class probability per frame" in drawn
-    assert "shown: frame 5" in drawn and "5 of 7 (index 4)" in drawn
+    assert "shown: frame 5" in drawn and "5 of 7" in drawn and "(index" not in drawn
     img = report.render_report(scan, res)
-    assert json.loads(img.info["octviewer:result"])["frame"] == 4
+    assert json.loads(img.info["octviewer:result"])["frame_index"] == 4
     single = report.render_report(
         _scan(base),
         ScanResult(
@@ -310,7 +311,7 @@ def test_summary_csv_and_json(tmp_path: Path, bscan) -> None:
     assert [r["status"] for r in table] == ["ok", "failed"]
     assert table[0]["class"] == "CNV" and float(table[0]["p_CNV"]) == pytest.approx(0.81, abs=1e-6)
     assert table[0]["model_sha256"] == MODEL.sha256 and table[0]["device"] == "cpu"
-    assert table[0]["report"] == "CNV-53018-1.png" and table[0]["frame"] == "0"
+    assert table[0]["report"] == "CNV-53018-1.png" and table[0]["frame_index"] == "0"
     assert table[1]["error"] == "The file is empty." and table[1]["class"] == ""
     j = json.loads(
         summary.write_json(rows, tmp_path / "s.json", model=MODEL, class_names=CLASSES).read_text(

@@ -12,9 +12,9 @@ from PIL import Image
 
 from octviewer.core import disease_map as dm
 from octviewer.core.io import load
+from octviewer.core.presentation import class_rgb
 from octviewer.core.report import render_report, save_report
 from octviewer.core.report import volume as report_volume
-from octviewer.core.report.charts import class_color
 from octviewer.core.results import FrameResult, ModelIdentity, ResultFlag, ScanResult
 
 NAMES = ("CNV", "DME", "DRUSEN", "NORMAL")
@@ -73,8 +73,8 @@ def test_volume_report_has_the_map_panel_and_names_it_in_a_text_chunk(volume, tm
 
 def test_map_image_draws_each_line_in_its_class_colour(volume) -> None:
     res = _result([0, 0, 3, None, 2, 3])
-    m = report_volume._build(volume, res)
-    assert m.line(0).color == class_color(0) and m.legend[3].color == class_color(3)
+    m = dm.build_disease_map(volume, res)
+    assert m.line(0).color == class_rgb(0, NAMES) and m.legend[3].color == class_rgb(3, NAMES)
     pic = np.asarray(report_volume.map_image(m, volume, 768, current=None)).astype(int)
     base = np.asarray(report_volume._localizer_rgb(volume)).astype(int)
     for ln in m.lines:
@@ -87,11 +87,21 @@ def test_map_image_draws_each_line_in_its_class_colour(volume) -> None:
             assert np.abs(pic[y, x] - expected).max() <= 3
     # off the lines the localizer is unchanged
     assert np.array_equal(pic[10, 10], base[10, 10])
-    # the frame shown in the report is outlined in green
+    # the frame shown in the report keeps its class colour (full strength), outlined black
+    # inside white: the marker never paints over the class
     marked = np.asarray(report_volume.map_image(m, volume, 768, current=2))
     ln = m.line(2)
     x, y = round((ln.start[0] + ln.end[0]) / 2), round(ln.start[1])
-    assert tuple(marked[y, x]) == report_volume.CURRENT
+    assert tuple(marked[y, x]) == ln.color == class_rgb(3, NAMES)
+    column = [tuple(int(v) for v in marked[y + k, x]) for k in range(1, 12)]
+    assert (0, 0, 0) in column and (255, 255, 255) in column
+
+
+def test_report_captions_match_its_layout() -> None:
+    """The B-scan of the shown frame is at the top of the report, the map at the bottom: the
+    caption says so, and describes the marker as it is drawn (an outline, not a green line)."""
+    assert "at the top of this report is outlined in black and white" in report_volume.HOW_TO_READ
+    assert "green" not in report_volume.HOW_TO_READ
 
 
 def test_single_bscan_report_has_no_map_section(volume) -> None:

@@ -13,7 +13,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 from octviewer.errors import TrainingError
 from training.cli import main as train_main
 from training.config import TrainConfig
-from training.ensemble import bootstrap_balanced_accuracy
+from training.ensemble_report import bootstrap_balanced_accuracy
 from training.run import run_training
 
 KERMANY_SMALL = Path(__file__).parent / "data" / "kermany_small"

@@ -209,13 +209,13 @@ def test_cnn_trains_in_bf16_channels_last_on_the_cpu(
     from training import run as run_mod
 
     seen: list[bool] = []
-    real = run_mod._use_channels_last
+    real = run_mod.use_channels_last
 
     def spy(model: torch.nn.Module) -> bool:
         seen.append(real(model))
         return seen[-1]
 
-    monkeypatch.setattr(run_mod, "_use_channels_last", spy)
+    monkeypatch.setattr(run_mod, "use_channels_last", spy)
     res = run_training(
         _cfg(
             tmp_path,

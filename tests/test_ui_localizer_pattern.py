@@ -7,21 +7,20 @@ import numpy as np
 import pytest
 
 pytest.importorskip("PySide6")
-from PySide6.QtGui import QColor
 
 from octviewer.core.io import load
-from octviewer.ui.localizer_view import LocalizerView
+from octviewer.ui.localizer_view import CURRENT, LocalizerView
 
 pytestmark = pytest.mark.gui
-CURRENT = QColor("#39FF88")
 
 
 def _is_current(image, x: float, y: float) -> bool:
-    """A pixel near (x, y) has the colour of the current B-scan's outline."""
+    """A pixel near (x, y) has the colour of the current B-scan's line (opaque, outlined)."""
+    want = np.array(CURRENT.getRgb()[:3])
     for dx in (-1, 0, 1):
         for dy in (-1, 0, 1):
             c = image.pixelColor(round(x) + dx, round(y) + dy)
-            if c.green() > 200 and c.red() < 120 and c.blue() < 180:
+            if np.abs(np.array(c.getRgb()[:3]) - want).max() < 30:
                 return True
     return False
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from octviewer.core.calibration import softmax  # the one implementation (re-exported)
+from octviewer.core.calibration import softmax  # the one implementation
 
 log = logging.getLogger(__name__)
 

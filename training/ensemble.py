@@ -20,11 +20,10 @@ from typing import Any
 
 from octviewer.core.ood import DEFAULT_FALSE_FLAG_RATE
 from octviewer.errors import OCTViewerError, TrainingError
-from training.ensemble_report import bootstrap_balanced_accuracy  # re-exported
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EnsembleResult", "bootstrap_balanced_accuracy", "build_parser", "main", "run_ensemble"]
+__all__ = ["EnsembleResult", "build_parser", "main", "run_ensemble"]
 
 
 @dataclass(frozen=True)

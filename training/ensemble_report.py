@@ -91,7 +91,7 @@ def score(args: argparse.Namespace, members: Members, sets: EvalSets, lg: Member
 def _members_report(
     args: argparse.Namespace, members: Members, sets: EvalSets, lg: MemberLogits
 ) -> list[dict[str, Any]]:
-    from training.calibrate import softmax
+    from octviewer.core.calibration import softmax
     from training.metrics import classification_report
 
     out = []
@@ -297,8 +297,8 @@ def write_outputs(
     )
     if not args.plots:
         return
+    from octviewer.core.calibration import softmax
     from training import plots
-    from training.calibrate import softmax
 
     names, folds, cal = members.names, members.folds, scores.calibration
     what = f"Out of fold ({folds}-fold patient CV)" if folds is not None else "Validation"

@@ -53,12 +53,12 @@ def calibrate_and_score(
     precision: str,
 ) -> Validation:
     """Load the best weights, predict validation, fit the temperature, score validation."""
-    from training import loop
+    from training import batches
 
     plan.trainable.load_state_dict(result.best_state)
     model.to(device).eval()
     single = dataclasses.replace(dist, rank=0, world_size=1)
-    val_logits, val_labels, _, _ = loop.predict(
+    val_logits, val_labels, _, _ = batches.predict(
         plan.trainable,
         plan.fit_val,
         plan.prepare_eval,
@@ -104,7 +104,7 @@ def score_test(
     val: Validation,
 ) -> ScoredTest:
     """Score the test set (``--test`` or the dataset's own) into ``val.metrics["test"]``."""
-    from training import loop
+    from training import batches
 
     test_root = cfg.test or (str(source.test_root) if source.test_root else None)
     if not test_root:
@@ -117,7 +117,7 @@ def score_test(
             len(overlap),
         )
     single = dataclasses.replace(dist, rank=0, world_size=1)
-    tl, tlab, _, tbad = loop.predict(
+    tl, tlab, _, tbad = batches.predict(
         model,
         FrameDataset(test_samples, pre),
         lambda x: _eval_batch(x, pre),

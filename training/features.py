@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from training.loop import EvalPrepare, autocast_ctx, make_loader
+from training.batches import EvalPrepare, autocast_ctx, make_loader
 from training.model_setup import features
 
 log = logging.getLogger(__name__)

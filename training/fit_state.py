@@ -9,16 +9,13 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from octviewer.errors import TrainingError
 from training.batches import lr_lambda_factory
 from training.distributed import DistInfo
-
-if TYPE_CHECKING:
-    from training.loop import LoopConfig
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +32,30 @@ def write_history(history: list[dict[str, Any]], run_dir: Path) -> None:
 def state_cpu(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     # contiguous(): a channels_last model's conv weights must be saved in the standard layout
     return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
+
+
+@dataclass
+class LoopConfig:
+    """How one fit runs (what :func:`training.loop.fit` reads); beside :class:`Trainer`, which
+    :func:`setup_trainer` builds from it."""
+
+    epochs: int
+    lr_groups: list[dict[str, Any]]
+    warmup_epochs: float
+    min_lr_ratio: float
+    label_smoothing: float
+    class_weights: torch.Tensor | None
+    sample_weights: torch.Tensor | None  # balanced sampler when set
+    batch_size: int
+    accum_steps: int = 1
+    patience: int = 20
+    clip_grad: float | None = None
+    mixup: float = 0.0
+    ema_decay: float | None = None
+    precision: str = "fp32"  # fp32, bf16, fp16
+    max_steps_per_epoch: int | None = None
+    workers: int = 0
+    seed: int = 0
 
 
 @dataclass

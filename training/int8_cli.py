@@ -100,8 +100,8 @@ def calibrate(model: Any, samples: list[Any], config: Any, batch_size: int) -> d
 
 def compare(path: Path, samples: list[Any], batch_size: int) -> dict[str, Any]:
     """int8 against fp32 engines of the bundle at ``path`` on ``samples``."""
+    from octviewer.core.calibration import calibrated_probabilities
     from octviewer.core.engine import Engine
-    from octviewer.core.inference import calibrated_probabilities
 
     fp32 = Engine(path, device="cpu", precision="fp32")
     int8 = Engine(path, device="cpu", quantize=True)

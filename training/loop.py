@@ -24,21 +24,21 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from octviewer.core.calibration import softmax
 from octviewer.errors import TrainingError
 from training.batches import (
     EvalPrepare,
     Prepare,
     autocast_ctx,
     epoch_indices,
-    lr_lambda_factory,
     make_loader,
     predict,
     seed_epoch,
     soft_cross_entropy,
 )
-from training.calibrate import softmax
 from training.distributed import DistInfo, all_gather_objects
 from training.fit_state import (
+    LoopConfig,
     Progress,
     Trainer,
     restore,
@@ -49,42 +49,6 @@ from training.fit_state import (
 from training.metrics import classification_report
 
 log = logging.getLogger(__name__)
-
-__all__ = [  # batches and fit_state re-exported: training.loop (and training.engine) keep them
-    "EvalPrepare",
-    "FitResult",
-    "LoopConfig",
-    "Prepare",
-    "autocast_ctx",
-    "epoch_indices",
-    "fit",
-    "lr_lambda_factory",
-    "make_loader",
-    "predict",
-    "seed_epoch",
-    "soft_cross_entropy",
-]
-
-
-@dataclass
-class LoopConfig:
-    epochs: int
-    lr_groups: list[dict[str, Any]]
-    warmup_epochs: float
-    min_lr_ratio: float
-    label_smoothing: float
-    class_weights: torch.Tensor | None
-    sample_weights: torch.Tensor | None  # balanced sampler when set
-    batch_size: int
-    accum_steps: int = 1
-    patience: int = 20
-    clip_grad: float | None = None
-    mixup: float = 0.0
-    ema_decay: float | None = None
-    precision: str = "fp32"  # fp32, bf16, fp16
-    max_steps_per_epoch: int | None = None
-    workers: int = 0
-    seed: int = 0
 
 
 @dataclass

@@ -127,10 +127,10 @@ def predict_logits(
     """Logits and labels of ``ds`` on the CPU; refuses unreadable validation images."""
     import torch
 
-    from training import loop
+    from training import batches
     from training.distributed import DistInfo
 
-    lg, lab, _, bad = loop.predict(
+    lg, lab, _, bad = batches.predict(
         model,
         ds,
         prep,

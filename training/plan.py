@@ -16,9 +16,10 @@ from training.data import OUTLIER, FrameDataset, Sample
 if TYPE_CHECKING:
     import torch
 
-    from training import loop
+    from training import batches
     from training.config import TrainConfig
     from training.distributed import DistInfo
+    from training.fit_state import LoopConfig
     from training.split import Split
 
 log = logging.getLogger(__name__)
@@ -83,8 +84,8 @@ class _Inputs:
     trainable: Any  # torch.nn.Module: the whole model, or its head on cached features
     fit_train: Any
     fit_val: Any
-    prepare_train: loop.Prepare
-    prepare_eval: loop.EvalPrepare
+    prepare_train: batches.Prepare
+    prepare_eval: batches.EvalPrepare
     batch_size: int
     workers: int
     unreadable: list[Sample]  # training images the feature pass could not read
@@ -94,7 +95,7 @@ class _Inputs:
 class Plan(_Inputs):
     """The loop's inputs and its configuration."""
 
-    loop_config: loop.LoopConfig
+    loop_config: LoopConfig
 
 
 def plan_training(
@@ -109,11 +110,11 @@ def plan_training(
     dist: DistInfo,
     run_dir: Path,
 ) -> Plan:
-    from training import loop
+    from training.fit_state import LoopConfig
 
     cw, sw = _balance(cfg, split.train, names)
     inputs = _fit_inputs(cfg, model, split, datasets, pre, device, precision, dist, run_dir)
-    lc = loop.LoopConfig(
+    lc = LoopConfig(
         epochs=cfg.epochs,
         lr_groups=_lr_groups(cfg, inputs.trainable),
         warmup_epochs=cfg.warmup,

@@ -17,19 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from octviewer.core.calibration import softmax
 from octviewer.core.model.config import PreprocessConfig
 from octviewer.errors import OCTViewerError, TrainingError
-from training.calibrate import softmax
 from training.config import TrainConfig
 from training.data import DEFAULT_PATIENT_REGEX, describe, discover
-from training.plan import device_and_precision as _device_and_precision
-from training.plan import use_channels_last as _use_channels_last
-from training.rundir import (  # RUN_MARKERS, git_commit, prepare_run_dir: re-exported
-    RUN_MARKERS,
-    attach_log,
-    git_commit,
-    prepare_run_dir,
-)
+from training.plan import device_and_precision, use_channels_last
+from training.rundir import attach_log, prepare_run_dir
 from training.split import Split, choose_split, requested_fold
 
 if TYPE_CHECKING:
@@ -38,16 +32,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_attach_log = attach_log  # the old private name
 
-__all__ = [
-    "RUN_MARKERS",
-    "RunResult",
-    "git_commit",
-    "main_entry",
-    "prepare_run_dir",
-    "run_training",
-]
+__all__ = ["RunResult", "main_entry", "run_training"]
 
 
 @dataclass(frozen=True)
@@ -142,7 +128,7 @@ def _run(
     del readable  # the full decoded cache; each dataset keeps its own share
     _log_split(cfg, split, names)
 
-    device, precision = _device_and_precision(cfg, dist.local_rank)
+    device, precision = device_and_precision(cfg, dist.local_rank)
     built = build_model(cfg, len(names), names)
     model = built.model
     _prepare_model(cfg, model)
@@ -238,7 +224,7 @@ def _log_split(cfg: TrainConfig, split: Split, names: tuple[str, ...]) -> None:
 
 def _prepare_model(cfg: TrainConfig, model: Any) -> None:
     """channels_last for CNNs and gradient checkpointing, when the whole network trains."""
-    if cfg.mode == "full" and _use_channels_last(model):
+    if cfg.mode == "full" and use_channels_last(model):
         import torch
 
         model.to(memory_format=torch.channels_last)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from octviewer.cli.analyze import _cmd_analyze
+from octviewer.cli.analyze import cmd_analyze
 from octviewer.cli.batch import (
     BatchOutcome,
     analyze_one,
@@ -40,10 +40,10 @@ from octviewer.cli.common import (
     EXIT_SOME_FAILED,
     EXIT_USAGE,
     SUBCOMMANDS,
-    _configure_logging,
+    configure_logging,
     log,
 )
-from octviewer.cli.model_info import _cmd_model_info
+from octviewer.cli.model_info import cmd_model_info
 from octviewer.cli.parser import DISCLAIMER, build_parser
 
 __all__ = [
@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     except SystemExit as e:  # --help, --version, or a usage error (argparse printed it)
         return int(e.code) if isinstance(e.code, int) else EXIT_USAGE
-    _configure_logging(args.verbose_global + args.verbose)
+    configure_logging(args.verbose_global + args.verbose)
     if args.command in ("analyze", "analyse"):
-        return _cmd_analyze(args)
-    return _cmd_model_info(args)
+        return cmd_analyze(args)
+    return cmd_model_info(args)

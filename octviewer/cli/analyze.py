@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from octviewer.cli.batch import BatchOutcome, _resolve_cam_class, expand_inputs, run_batch
-from octviewer.cli.common import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, _say, log
+from octviewer.cli.batch import BatchOutcome, expand_inputs, resolve_cam_class, run_batch
+from octviewer.cli.common import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, log, say
 from octviewer.core.results import RESEARCH_ONLY as DISCLAIMER
 from octviewer.errors import OCTViewerError
 
@@ -31,8 +31,8 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
         return "octviewer-cli: --contours takes levels between 0 and 1, e.g. 0.5,0.8."
     if args.batch_size < 1 or (args.threads is not None and args.threads < 1):
         return "octviewer-cli: --batch-size and --threads must be at least 1."
-    if args.frame is not None and args.frame < 0:
-        return "octviewer-cli: --frame must be 0 or more (0 = first frame)."
+    if args.frame is not None and args.frame < 1:
+        return "octviewer-cli: --frame must be 1 or more (1 = the first frame)."
     return None
 
 
@@ -48,13 +48,13 @@ def _load_engine(args: argparse.Namespace) -> tuple[Engine, int | None] | None:
             threads=args.threads,
             precision=args.precision,
         )
-        cam_class = _resolve_cam_class(engine, args.cam_class)
+        cam_class = resolve_cam_class(engine, args.cam_class)
     except OCTViewerError as e:
-        _say(f"octviewer-cli: cannot use the model: {e}", sys.stderr)
+        say(f"octviewer-cli: cannot use the model: {e}", sys.stderr)
         return None
     except Exception:
         log.exception("Unexpected error while loading the model")
-        _say(
+        say(
             "octviewer-cli: the model could not be loaded (unexpected error, see the log above).",
             sys.stderr,
         )
@@ -93,8 +93,8 @@ def _print_outcome(
 ) -> None:
     n_ok = n_inputs - len(outcome.failures)
     for line in outcome.lines:
-        _say(line)
-    _say(
+        say(line)
+    say(
         f"Analysed {n_ok} of {n_inputs} input(s) in {seconds:.1f} s "
         f"with {engine.identity} on {engine.device}."
     )
@@ -102,21 +102,21 @@ def _print_outcome(
 
     imageability = imageability_line(outcome.rows)
     if imageability:
-        _say(imageability)
-    _say(f"Reports: {len(outcome.reports)} in {args.out}")
+        say(imageability)
+    say(f"Reports: {len(outcome.reports)} in {args.out}")
     for s in summaries:
-        _say(f"Summary: {s}")
+        say(f"Summary: {s}")
     if outcome.failures:
-        _say(f"\n{len(outcome.failures)} input(s) could not be analysed:", sys.stderr)
+        say(f"\n{len(outcome.failures)} input(s) could not be analysed:", sys.stderr)
         for p, msg in outcome.failures:
-            _say(f"  {p}: {msg}", sys.stderr)
-    _say(DISCLAIMER + ".")
+            say(f"  {p}: {msg}", sys.stderr)
+    say(DISCLAIMER + ".")
 
 
-def _cmd_analyze(args: argparse.Namespace) -> int:
+def cmd_analyze(args: argparse.Namespace) -> int:
     problem = _usage_problem(args)
     if problem is not None:
-        _say(problem, sys.stderr)
+        say(problem, sys.stderr)
         return EXIT_USAGE
     t0 = time.perf_counter()
     loaded = _load_engine(args)
@@ -126,7 +126,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
     inputs = expand_inputs(args.paths, args.recursive)
     if not inputs:
-        _say("octviewer-cli: the given folders hold no files.", sys.stderr)
+        say("octviewer-cli: the given folders hold no files.", sys.stderr)
         return EXIT_SOME_FAILED
     from octviewer.core.result_cache import ResultCache
 
@@ -135,7 +135,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     try:
         summaries = _write_summaries(engine, outcome, args)
     except OCTViewerError as e:
-        _say(f"octviewer-cli: {e}", sys.stderr)
+        say(f"octviewer-cli: {e}", sys.stderr)
         return EXIT_SOME_FAILED
     _print_outcome(engine, outcome, args, len(inputs), summaries, time.perf_counter() - t0)
     return EXIT_SOME_FAILED if outcome.failures else EXIT_OK

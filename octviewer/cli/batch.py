@@ -80,7 +80,7 @@ class BatchOutcome:
     lines: list[str] = field(default_factory=list)  # one console line per analysed input
 
 
-def _resolve_cam_class(engine: Engine, name: str | None) -> int | None:
+def resolve_cam_class(engine: Engine, name: str | None) -> int | None:
     if name is None:
         return None
     names = list(engine.config.class_names)
@@ -134,23 +134,25 @@ def analyze_one(
     """Load, analyse (or read from ``cache``) and report one input: its summary rows, reports
     and console line. Raises OCTViewerError for a bad input."""
     import octviewer
+    from octviewer.core.presentation import frame_file_part, frame_index
     from octviewer.core.report import redact, save_report
     from octviewer.core.summary import rows_for_result
 
     scan = octviewer.load(path, series=series)
-    if args.frame is not None and not 0 <= args.frame < scan.n_frames:
+    chosen = None if args.frame is None else frame_index(args.frame)  # --frame is 1-based
+    if chosen is not None and not 0 <= chosen < scan.n_frames:
         raise OCTViewerError(
             f"Frame {args.frame} does not exist: this scan has {scan.n_frames} frame(s) "
-            f"(indices 0 to {scan.n_frames - 1}).",
+            f"(1 to {scan.n_frames}).",
             path=path,
         )
-    frames = [args.frame] if args.frame is not None else None
+    frames = [chosen] if chosen is not None else None
     is_file_item = series is not None and series.startswith("file:")
     source = series[5:] if is_file_item else path.name
     shown_name = source if args.include_identity else redact(source, scan.identity)
     stem = _unique_stem(_safe_stem(shown_name, path.is_dir() and not is_file_item), used)
     # CAMs for every analysed frame only when each gets a report (or there is only one frame).
-    cam_all = args.per_frame or args.frame is not None or not scan.is_volume
+    cam_all = args.per_frame or chosen is not None or not scan.is_volume
 
     def compute() -> ScanResult:
         return engine.analyze(
@@ -164,14 +166,14 @@ def analyze_one(
     to_report = (
         [f.frame_index for f in result.frames]
         if args.per_frame
-        else [args.frame if args.frame is not None else result.most_suspicious_frame()]
+        else [chosen if chosen is not None else result.most_suspicious_frame()]
     )
     written: dict[int, str] = {}
     out_paths: list[Path] = []
     for idx in to_report:
         if result.frame(idx).assessable or args.show_unreliable:  # no heatmap drawn otherwise
             result = _with_cam(engine, scan, result, idx, cam_class)
-        name = f"{stem}_frame{idx:03d}.png" if scan.is_volume else f"{stem}.png"
+        name = f"{stem}_{frame_file_part(idx)}.png" if scan.is_volume else f"{stem}.png"
         out = save_report(
             scan,
             result,

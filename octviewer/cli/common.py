@@ -12,12 +12,12 @@ SUBCOMMANDS = ("analyze", "model-info")
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-def _say(msg: str = "", stream: TextIO | None = None) -> None:
+def say(msg: str = "", stream: TextIO | None = None) -> None:
     """CLI output (results and messages for the user); logging is for diagnostics."""
     (stream or sys.stdout).write(msg + "\n")
 
 
-def _configure_logging(verbosity: int) -> None:
+def configure_logging(verbosity: int) -> None:
     level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     root = logging.getLogger()
     if not any(getattr(h, "_octviewer_cli", False) for h in root.handlers):

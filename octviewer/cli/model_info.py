@@ -6,11 +6,11 @@ import argparse
 import json
 import sys
 
-from octviewer.cli.common import EXIT_OK, EXIT_USAGE, _say
+from octviewer.cli.common import EXIT_OK, EXIT_USAGE, say
 from octviewer.errors import OCTViewerError
 
 
-def _cmd_model_info(args: argparse.Namespace) -> int:
+def cmd_model_info(args: argparse.Namespace) -> int:
     from octviewer.core.model.bundle import file_sha256, read_bundle_config
     from octviewer.core.model.card import model_facts
     from octviewer.resources import default_model_path
@@ -18,7 +18,7 @@ def _cmd_model_info(args: argparse.Namespace) -> int:
     path = args.model or default_model_path()
     if not path.is_file():
         which = "The default model" if args.model is None else "The model file"
-        _say(
+        say(
             f"octviewer-cli: {which} was not found at {path}. Give a bundle with --model.",
             sys.stderr,
         )
@@ -27,20 +27,20 @@ def _cmd_model_info(args: argparse.Namespace) -> int:
         cfg = read_bundle_config(path)
         sha = file_sha256(path)
     except OCTViewerError as e:
-        _say(f"octviewer-cli: {e}", sys.stderr)
+        say(f"octviewer-cli: {e}", sys.stderr)
         return EXIT_USAGE
     if args.json:
         d = cfg.to_dict()
         d["sha256"] = sha
         d["file"] = str(path)
-        _say(json.dumps(d, indent=1, sort_keys=True, default=str))
+        say(json.dumps(d, indent=1, sort_keys=True, default=str))
         return EXIT_OK
     rows = model_facts(cfg, sha, path)
     width = max(len(k) for k, _ in rows)
     for k, v in rows:
-        _say(f"{k + ':':<{width + 2}}{v}")
+        say(f"{k + ':':<{width + 2}}{v}")
     for title, d in (("Metrics", cfg.metrics), ("Provenance", cfg.provenance)):
-        _say(f"{title}:" + ("" if d else " none recorded"))
+        say(f"{title}:" + ("" if d else " none recorded"))
         for k, v in d.items():
-            _say(f"  {k}: {json.dumps(v, default=str) if isinstance(v, dict | list) else v}")
+            say(f"  {k}: {json.dumps(v, default=str) if isinstance(v, dict | list) else v}")
     return EXIT_OK

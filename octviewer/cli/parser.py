@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--frame",
         type=int,
         metavar="N",
-        help="analyse and report only frame N (0-based index, as in the summary) of each scan",
+        help="analyse and report only frame N of each scan (1 = the first frame, as the viewer "
+        "and the reports count; the summary's frame_index is N - 1)",
     )
     a.add_argument(
         "--cam-class",

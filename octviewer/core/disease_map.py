@@ -11,40 +11,33 @@ the GUI thread, and Qt-free so the window and the report draw the same map.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from octviewer.core.heatmap import Heatmap
-from octviewer.core.results import NOT_ASSESSED, ScanResult
+from octviewer.core.presentation import NOT_ASSESSED_LABEL, PENDING_LABEL, RGB, class_rgb
+from octviewer.core.results import ScanResult
 from octviewer.core.scan import Scan
 
-RGB = tuple[int, int, int]
-
-#: Class colours (Okabe-Ito), the same rule as the window's strip: NORMAL is always green,
-#: other classes take the palette in class order.
-PALETTE: tuple[RGB, ...] = (
-    (230, 159, 0),
-    (86, 180, 233),
-    (204, 121, 167),
-    (240, 228, 66),
-    (0, 114, 178),
-    (213, 94, 0),
-    (153, 153, 153),
-)
-NORMAL_GREEN: RGB = (0, 158, 115)
 NOT_ASSESSED_RGB: RGB = (255, 255, 255)  # drawn dashed
 PENDING_RGB: RGB = (150, 150, 150)
 MAP_TITLE = "Disease map: predicted class per B-scan on the localizer"
 ATTENTION_SAMPLES = 64
+MARKER_OUTER: RGB = (255, 255, 255)
+MARKER_INNER: RGB = (0, 0, 0)
+#: How the current frame is marked, in the window and in the report (the captions say it).
+MARKER_TEXT = "outlined in black and white"
 
 
-def class_rgb(index: int, class_names: tuple[str, ...]) -> RGB:
-    """The colour of class ``index`` (NORMAL green, others in palette order)."""
-    if 0 <= index < len(class_names) and class_names[index].upper() == "NORMAL":
-        return NORMAL_GREEN
-    return PALETTE[index % len(PALETTE)]
+def marker_rims(width: float) -> tuple[tuple[RGB, float], ...]:
+    """The pens (colour, width) of the current frame's marker around a line ``width`` wide,
+    widest first: a white rim outside a black one, each ``max(1.5, width / 5)`` a side. The
+    line is drawn again on top, in its own colour at full strength: the marker outlines the
+    class colour, it never covers it (nor looks like a class: neither is a class colour)."""
+    rim = max(1.5, width / 5)
+    return ((MARKER_OUTER, width + 4 * rim), (MARKER_INNER, width + 2 * rim))
 
 
 @dataclass(frozen=True)
@@ -95,18 +88,19 @@ def unavailable_reason(scan: Scan) -> str | None:
     if loc is None:
         return (
             "No disease map: this volume comes without a localizer (SLO / fundus image), so the "
-            "B-scan positions are unknown. The per-frame strip below shows every frame."
+            "B-scan positions are unknown. The per-frame probability strip shows every frame."
         )
     pos = loc.positions
     if pos is None or len(pos) == 0:
         return (
             "No disease map: the localizer of this volume carries no B-scan positions. The "
-            "per-frame strip below shows every frame."
+            "per-frame probability strip shows every frame."
         )
     if len(pos) != scan.n_frames:
         return (
             f"No disease map: the localizer has {len(pos)} B-scan position(s) for "
-            f"{scan.n_frames} frames, so they cannot be matched. The strip shows every frame."
+            f"{scan.n_frames} frames, so they cannot be matched. The per-frame probability strip "
+            "shows every frame."
         )
     return None
 
@@ -140,14 +134,12 @@ def build_disease_map(
     scan: Scan,
     result: ScanResult | None,
     cams: Mapping[int, np.ndarray | Heatmap] | None = None,
-    color_of: Callable[[int, tuple[str, ...]], RGB] = class_rgb,
 ) -> DiseaseMap | None:
     """The map of ``scan`` (None when :func:`unavailable_reason` gives a reason).
 
     ``result`` may be None or partial (frames not analysed are drawn as pending); ``cams``
-    maps frame index to a heatmap on that frame's grid, projected along its line;
-    ``color_of(class index, class names)`` gives class colours (the report passes its own, so
-    the map matches the strip drawn beside it).
+    maps frame index to a heatmap on that frame's grid, projected along its line. Lines and
+    legend take the class colours of :func:`octviewer.core.presentation.class_rgb`.
     """
     if unavailable_reason(scan) is not None:
         return None
@@ -169,12 +161,12 @@ def build_disease_map(
             any_na = True
         else:
             k = fr.predicted_index
-            status, cls, color = "assessed", fr.class_names[k], color_of(k, fr.class_names)
+            status, cls, color = "assessed", fr.class_names[k], class_rgb(k, fr.class_names)
             strength = fr.confidence
         lines.append(MapLine(i, (x0, y0), (x1, y1), status, cls, color, strength, att))
-    legend = [LegendEntry(n, color_of(k, names)) for k, n in enumerate(names)]
+    legend = [LegendEntry(n, class_rgb(k, names)) for k, n in enumerate(names)]
     if any_na:
-        legend.append(LegendEntry(NOT_ASSESSED, NOT_ASSESSED_RGB, dashed=True))
+        legend.append(LegendEntry(NOT_ASSESSED_LABEL, NOT_ASSESSED_RGB, dashed=True))
     if any(ln.status == "pending" for ln in lines):
-        legend.append(LegendEntry("not analysed yet", PENDING_RGB))
+        legend.append(LegendEntry(PENDING_LABEL, PENDING_RGB))
     return DiseaseMap(tuple(lines), tuple(legend), (shape[0], shape[1]), _line_width(pos, shape))

@@ -26,7 +26,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +34,7 @@ import numpy as np
 
 from octviewer.core.arithmetic import amp_dtype
 from octviewer.core.arithmetic import choose as choose_arithmetic
+from octviewer.core.calibration import calibrated_probabilities
 from octviewer.core.device import (
     check_precision,
     choose_device,
@@ -43,11 +44,12 @@ from octviewer.core.device import (
 from octviewer.core.examination import examine_frame
 from octviewer.core.heatmap import Heatmap
 from octviewer.core.inference import (
-    _require_finite,
-    calibrated_probabilities,
+    CancelFn,
+    ProgressFn,
     check_scan,
     frame_indices,
     inference_failures,
+    require_finite,
     result_flags,
 )
 from octviewer.core.ood import FeatureTap
@@ -68,10 +70,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CancelFn", "Engine", "ProgressFn", "calibrated_probabilities"]
-
-ProgressFn = Callable[[int, int], None]
-CancelFn = Callable[[], bool]
+__all__ = ["Engine"]
 
 
 class Engine:
@@ -138,7 +137,7 @@ class Engine:
         else:
             self.cam_target = self._int8.cam_target
         self._cam = OnePassCam(self.model, self.cam_target)
-        self._lock = threading.RLock()
+        self.lock = threading.RLock()  # one pass at a time; the volume shortcut holds it for two
         self._cam_cache: tuple[tuple[int, int], np.ndarray, CamPass] | None = None
         log.info(
             "engine ready: %s on %s%s%s in %.2f s; arithmetic: %s",
@@ -263,7 +262,7 @@ class Engine:
     def _predict(self, x: torch.Tensor, tap: FeatureTap) -> np.ndarray:
         import torch
 
-        with self._lock, inference_failures(self.device), torch.inference_mode(), self._autocast():
+        with self.lock, inference_failures(self.device), torch.inference_mode(), self._autocast():
             with tap.recording(self.model):
                 out = self.model(x.to(self._device))
             return out.float().cpu().numpy()
@@ -335,7 +334,7 @@ class Engine:
             grids: np.ndarray | None = None
             classes: list[int] | None = None
             if cam:
-                with self._lock, self._cam_ready(), self._autocast():
+                with self.lock, self._cam_ready(), self._autocast():
                     with tap.recording(self.model):
                         cp = self._cam.forward(x)
                     logits = cp.logits.cpu().numpy()
@@ -349,7 +348,7 @@ class Engine:
                 logits = self._predict(x, tap)
             scores = self._ood_scores(tap, len(idx))
         probs = calibrated_probabilities(logits, self.config.temperature)
-        _require_finite(probs, grids, idx)
+        require_finite(probs, grids, idx)
         findings = [examine_frame(scan, fi, self.scope) for fi in idx]
         return [
             FrameResult(
@@ -382,7 +381,7 @@ class Engine:
         check_scan(scan)
         (fi,) = frame_indices(scan, [frame_index])
         ci = self.class_index(class_index)
-        with self._lock, inference_failures(self.device), self._cam_ready(), self._autocast():
+        with self.lock, inference_failures(self.device), self._cam_ready(), self._autocast():
             key = (id(scan.frames), fi)
             if self._cam_cache is None or self._cam_cache[0] != key:
                 self._cam_cache = None
@@ -391,10 +390,10 @@ class Engine:
                 self._cam_cache = (key, scan.frames, cp)
             cp = self._cam_cache[2]
             grid = self._cam.cams(cp, [ci], retain_graph=True)[0].cpu().numpy()
-        _require_finite(None, grid[None], [fi])
+        require_finite(None, grid[None], [fi])
         return Heatmap.from_grid(grid, scan.shape)
 
     def clear_cache(self) -> None:
         """Drop the graph kept for :meth:`cam` (a few MB)."""
-        with self._lock:
+        with self.lock:
             self._cam_cache = None

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from octviewer.core.calibration import calibrated_probabilities  # noqa: F401 (engine imports it here)
+from octviewer.core.presentation import frame_numbers
 from octviewer.core.results import ResultFlag
 from octviewer.core.scan import Scan
 from octviewer.errors import AnalysisCancelled, AnalysisError
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from octviewer.core.model.config import ModelConfig
     from octviewer.core.ood import OODModel
 
-log = logging.getLogger("octviewer.core.engine")  # the name these messages always had
+log = logging.getLogger(__name__)
 
 #: What a forward or CAM pass raises on a network that does not fit its input (shapes, dtypes,
 #: an assertion in timm), besides running out of memory.
@@ -36,8 +36,12 @@ _INFERENCE_ERRORS = (
     NotImplementedError,
 )
 
+#: ``progress(done, total)`` and ``cancel() -> bool``: the callbacks of one analysis call.
+ProgressFn = Callable[[int, int], None]
+CancelFn = Callable[[], bool]
 
-def _require_finite(probs: np.ndarray | None, grids: np.ndarray | None, idx: list[int]) -> None:
+
+def require_finite(probs: np.ndarray | None, grids: np.ndarray | None, idx: list[int]) -> None:
     """A NaN/Inf probability or heatmap is an error, never a result (the input is finite:
     :mod:`octviewer.core.preprocess` guarantees it, so the network or its weights are at fault)."""
     for what, arr in (("class probabilities", probs), ("attention map", grids)):
@@ -45,7 +49,7 @@ def _require_finite(probs: np.ndarray | None, grids: np.ndarray | None, idx: lis
             continue
         bad = ~np.isfinite(arr.reshape(len(idx), -1)).all(axis=1)
         if bad.any():
-            frames = ", ".join(str(i + 1) for i, b in zip(idx, bad, strict=True) if b)
+            frames = frame_numbers(i for i, b in zip(idx, bad, strict=True) if b)
             raise AnalysisError(
                 f"The model produced invalid {what} (not numbers) for frame(s) {frames}: no "
                 "result is shown. The model bundle is probably damaged or unsuited to this "
@@ -72,7 +76,8 @@ def frame_indices(scan: Scan, frames: Sequence[int] | None) -> list[int]:
         j = int(i)
         if not 0 <= j < scan.n_frames:
             raise AnalysisError(
-                f"Frame {j} does not exist: this scan has {scan.n_frames} frame(s)."
+                f"Frame index {j} does not exist: this scan has {scan.n_frames} frame(s) "
+                f"(indices 0 to {scan.n_frames - 1})."
             )
         out.append(j)
     if not out:

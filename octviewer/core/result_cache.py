@@ -31,7 +31,6 @@ import hashlib
 import json
 import logging
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -40,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from octviewer._version import __version__
+from octviewer.core.cache_dir import cache_home
 from octviewer.core.result_codec import (
     decode_frame,
     decode_identity,
@@ -58,19 +58,15 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "BUDGET_BYTES",
-    "CACHE_ENV",
     "FORMAT_VERSION",
     "CacheKey",
     "ResultCache",
-    "cache_home",
     "cached_at_text",
     "content_sha256",
     "engine_arithmetic",
     "write_atomic",
 ]
 
-#: The environment variable that moves the app's cache folder (tests use a temporary one).
-CACHE_ENV = "OCTVIEWER_CACHE_DIR"
 #: Written in every entry; an entry of another version is ignored.
 FORMAT_VERSION = 1
 FORMAT_NAME = "octviewer-result-cache"
@@ -78,20 +74,6 @@ FORMAT_NAME = "octviewer-result-cache"
 BUDGET_BYTES = 500 * 1024 * 1024
 MAX_ENTRY_BYTES = 64 * 1024 * 1024  # larger is not an entry this module wrote
 STALE_PART_S = 3600.0  # a temporary file this old is left over from a crash
-
-
-def cache_home() -> Path:
-    """The app's cache folder: ``$OCTVIEWER_CACHE_DIR``, else the platform's cache folder +
-    ``octviewer``."""
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env).expanduser()
-    home = Path.home()
-    if sys.platform == "win32":
-        return Path(os.environ.get("LOCALAPPDATA") or home / "AppData" / "Local") / "octviewer"
-    if sys.platform == "darwin":
-        return home / "Library" / "Caches" / "octviewer"
-    return Path(os.environ.get("XDG_CACHE_HOME") or home / ".cache") / "octviewer"
 
 
 def content_sha256(paths: Sequence[Path], series: str | None = None) -> str | None:

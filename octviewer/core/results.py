@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from octviewer.core.heatmap import Heatmap
+from octviewer.core.presentation import NOT_ASSESSED, NOT_EXCLUDED, normal_index
 
 if TYPE_CHECKING:
     from octviewer.core.anatomy import AnatomyVerdict
@@ -91,12 +92,6 @@ FLAG_PRECEDENCE: tuple[ResultFlag, ...] = (
     ResultFlag.COLOR_INPUT,
     ResultFlag.DOWNSAMPLED,
 )
-
-#: The headline of a frame whose class is withheld.
-NOT_ASSESSED = "Not assessed"
-
-#: The headline of a NORMAL below the model's reassurance operating point.
-NOT_EXCLUDED = "Looks normal — disease not excluded"
 
 _WARNINGS = {
     ResultFlag.NOT_OCT: "Not assessed: this image is not an OCT B-scan (it looks like an "
@@ -387,15 +382,16 @@ class ScanResult:
         """The frames whose class may be presented."""
         return tuple(f for f in self.frames if f.assessable)
 
-    def most_suspicious_frame(self, normal_class: str = "NORMAL") -> int:
-        """Among *assessable* frames, the index with the lowest probability of
-        ``normal_class`` (or the highest confidence when the model has no such class). Frames
-        that are not assessed are skipped; when none is assessable, the first analysed frame."""
+    def most_suspicious_frame(self) -> int:
+        """Among *assessable* frames, the index with the lowest probability of NORMAL
+        (:func:`~octviewer.core.presentation.normal_index`; the highest confidence when the
+        model has no such class). Frames that are not assessed are skipped; when none is
+        assessable, the first analysed frame."""
         pool = self.assessable_frames
         if not pool:
             return self.frames[0].frame_index
-        if normal_class in self.class_names:
-            i = self.class_names.index(normal_class)
+        i = normal_index(self.class_names)
+        if i is not None:
             best = min(pool, key=lambda f: float(f.probabilities[i]))
         else:
             best = max(pool, key=lambda f: f.confidence)

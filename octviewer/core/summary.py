@@ -1,6 +1,7 @@
 """One summary table for a batch of analyses: CSV and JSON, one row per analysed frame.
 
-A row names the input (as the user gave it, patient name/ID parts blanked unless asked), the frame (0-based index), the predicted class,
+A row names the input (as the user gave it, patient name/ID parts blanked unless asked), the
+frame (``frame_index``: 0-based; a person reads frame ``frame_index + 1``), the predicted class,
 its confidence, each class probability, the result flags, the model SHA-256, the device, the
 arithmetic (float32, bfloat16, int8) and the report written. Inputs that failed get one row with ``status = "failed"`` and the message,
 so a spreadsheet of the summary shows every input that was asked for.
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from octviewer._version import __version__
+from octviewer.core.presentation import frame_text
 from octviewer.core.results import RESEARCH_ONLY as DISCLAIMER
 from octviewer.core.results import FrameResult, ModelIdentity, ScanResult
 from octviewer.errors import ReportError
@@ -38,7 +40,7 @@ class SummaryRow:
     """One analysed frame (or one failed input, with ``status == "failed"``)."""
 
     file: str
-    frame: int | None
+    frame_index: int | None
     n_frames: int | None
     predicted_class: str | None
     confidence: float | None
@@ -64,7 +66,7 @@ class SummaryRow:
     def to_dict(self) -> dict[str, Any]:
         return {
             "file": self.file,
-            "frame": self.frame,
+            "frame_index": self.frame_index,
             "n_frames": self.n_frames,
             "class": self.predicted_class,
             "confidence": self.confidence,
@@ -108,7 +110,7 @@ def rows_for_result(
         rows.append(
             SummaryRow(
                 file=file,
-                frame=fr.frame_index,
+                frame_index=fr.frame_index,
                 n_frames=n_frames,
                 predicted_class=fr.presented_class,
                 confidence=round(fr.confidence, 6) if fr.assessable else None,
@@ -158,8 +160,9 @@ def _rounded(v: float | None) -> float | None:
 
 def result_line(file: str, fr: FrameResult, n_frames: int = 1) -> str:
     """One console line for a reported frame: ``file: CNV 92.1 %`` or
-    ``file: not assessed: <reason>`` (never a class for a frame that is not assessed)."""
-    where = f" (frame {fr.frame_index})" if n_frames > 1 else ""
+    ``file: not assessed: <reason>`` (never a class for a frame that is not assessed); a
+    volume's frame as a person counts it, ``(frame 3 of 21)``."""
+    where = f" ({frame_text(fr.frame_index, n_frames)})" if n_frames > 1 else ""
     if not fr.assessable:
         return f"{file}{where}: not assessed: {fr.reason_text}"
     cautions = [f.value for f in fr.ordered_flags]
@@ -169,7 +172,7 @@ def result_line(file: str, fr: FrameResult, n_frames: int = 1) -> str:
 def failed_row(file: str, message: str, model_sha256: str = "") -> SummaryRow:
     return SummaryRow(
         file=file,
-        frame=None,
+        frame_index=None,
         n_frames=None,
         predicted_class=None,
         confidence=None,
@@ -182,7 +185,7 @@ def failed_row(file: str, message: str, model_sha256: str = "") -> SummaryRow:
 def csv_columns(class_names: Sequence[str]) -> list[str]:
     return [
         "file",
-        "frame",
+        "frame_index",
         "n_frames",
         "class",
         "confidence",

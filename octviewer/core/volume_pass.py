@@ -7,20 +7,40 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
-from octviewer.core.results import ScanResult
+from octviewer.core.results import ModelIdentity, ScanResult
 
 if TYPE_CHECKING:
-    from octviewer.core.engine import CancelFn, Engine, ProgressFn
+    from octviewer.core.inference import CancelFn, ProgressFn
+    from octviewer.core.model.config import ModelConfig
     from octviewer.core.scan import Scan
     from octviewer.core.volume_rule import VolumeShortcut
 
-log = logging.getLogger("octviewer.core.engine")  # the name these messages always had
+log = logging.getLogger(__name__)
+
+
+class ShortcutEngine(Protocol):
+    """What the shortcut uses of :class:`~octviewer.core.engine.Engine` (its public names;
+    written here so that the engine and this module do not import each other)."""
+
+    lock: Any  # held across both passes
+    model: Any  # its ``hflip_tta`` switches the mirrored view
+
+    @property
+    def config(self) -> ModelConfig: ...
+
+    @property
+    def identity(self) -> ModelIdentity: ...
+
+    @property
+    def device(self) -> str: ...
+
+    def analyze(self, scan: Scan, **kw: Any) -> ScanResult: ...
 
 
 def analyze_with_shortcut(
-    engine: Engine,
+    engine: ShortcutEngine,
     scan: Scan,
     indices: list[int],
     rule: VolumeShortcut,
@@ -37,7 +57,7 @@ def analyze_with_shortcut(
         if progress is not None:
             progress(min(done, n - 1), n)
 
-    with engine._lock:
+    with engine.lock:
         engine.model.hflip_tta = False
         try:
             cheap = engine.analyze(

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from octviewer.core.presentation import normal_index
 from octviewer.core.results import FrameResult
 
 
@@ -38,7 +39,6 @@ class VolumeShortcut:
     confidence_margin: float = 0.1
     ood_margin: float = 1.0
     suspicious: int = 3
-    normal_class: str = "NORMAL"
 
     def needs_full(self, fr: FrameResult, confidence_threshold: float) -> bool:
         """True when the cheap-pass result ``fr`` could differ from the full pass."""
@@ -66,8 +66,8 @@ class VolumeShortcut:
         cheap = list(cheap)
         chosen = {int(k) for k in keep}
         chosen |= {f.frame_index for f in cheap if self.needs_full(f, confidence_threshold)}
-        if cheap and self.suspicious > 0 and self.normal_class in cheap[0].class_names:
-            i = cheap[0].class_names.index(self.normal_class)
+        i = normal_index(cheap[0].class_names) if cheap else None
+        if i is not None and self.suspicious > 0:
             order = sorted(cheap, key=lambda f: float(f.probabilities[i]))
             chosen |= {f.frame_index for f in order[: self.suspicious]}
         known = {f.frame_index for f in cheap}

@@ -47,8 +47,8 @@ from octviewer.selftest.dicoms import (
     JPEG_LOSSLESS_SV1,
     OPHTHALMIC_PHOTOGRAPHY_8BIT,
     OPHTHALMIC_TOMOGRAPHY,
-    _small_copy,
     check_decoders,
+    small_copy,
     synthetic_bscan,
     write_test_dicoms,
 )
@@ -148,7 +148,7 @@ def run_selftest(
         run.cases.append(case)
         scan = analyse_case(path, engine, out_dir, case, expected.get(path.name, {}))
         if source is None and scan is not None and scan.is_oct:
-            source, first_oct = _small_copy(scan.frame_as_uint8(0)), scan
+            source, first_oct = small_copy(scan.frame_as_uint8(0)), scan
     check_int8(model, engine, first_oct, run)
     check_protocol_gate(engine, run)
     if decoders:

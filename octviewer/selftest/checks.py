@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from octviewer._version import __version__
+from octviewer.core.presentation import frame_text
 from octviewer.errors import OCTViewerError
 from octviewer.selftest.outcome import CaseOutcome
 
@@ -56,34 +57,36 @@ def _check_result(scan: Scan, result: Any, engine: Engine, case: CaseOutcome) ->
         p = np.asarray(fr.probabilities, dtype=np.float64)
         if p.shape != (n_classes,) or not np.all(np.isfinite(p)):
             case.fail(
-                f"frame {fr.frame_index}: probabilities {p!r} are not {n_classes} finite numbers"
+                f"{frame_text(fr.frame_index)}: probabilities {p!r} are not {n_classes} finite numbers"
             )
         elif abs(p.sum() - 1.0) > 1e-3 or p.min() < 0 or p.max() > 1:
-            case.fail(f"frame {fr.frame_index}: probabilities sum to {p.sum():.6f}, not 1")
+            case.fail(f"{frame_text(fr.frame_index)}: probabilities sum to {p.sum():.6f}, not 1")
         flagged = ResultFlag.NOT_OCT in fr.flags
         case.not_oct_flagged |= flagged and not scan.is_oct
         if flagged != (not scan.is_oct):
             case.fail(
-                f"frame {fr.frame_index}: NOT_OCT flag is {flagged} but the scan's modality is "
+                f"{frame_text(fr.frame_index)}: NOT_OCT flag is {flagged} but the scan's modality is "
                 f"{scan.metadata.modality.value}"
             )
         if flagged and (fr.assessable or fr.presented_class is not None):
-            case.fail(f"frame {fr.frame_index}: flagged NOT_OCT but presented as a class")
+            case.fail(f"{frame_text(fr.frame_index)}: flagged NOT_OCT but presented as a class")
         if engine.ood is not None and not (fr.ood_score is not None and np.isfinite(fr.ood_score)):
-            case.fail(f"frame {fr.frame_index}: no out-of-distribution score ({fr.ood_score!r})")
+            case.fail(
+                f"{frame_text(fr.frame_index)}: no out-of-distribution score ({fr.ood_score!r})"
+            )
 
 
 def _check_cam(cam: Any, scan: Scan, case: CaseOutcome, frame: int) -> None:
     if cam is None:
-        case.fail(f"frame {frame}: no CAM although one was requested")
+        case.fail(f"{frame_text(frame)}: no CAM although one was requested")
         return
     cam = np.asarray(cam)
     if cam.shape != scan.shape:
-        case.fail(f"frame {frame}: CAM shape {cam.shape} is not the frame grid {scan.shape}")
+        case.fail(f"{frame_text(frame)}: CAM shape {cam.shape} is not the frame grid {scan.shape}")
     elif not np.issubdtype(cam.dtype, np.floating) or not np.all(np.isfinite(cam)):
-        case.fail(f"frame {frame}: CAM is not finite floating point ({cam.dtype})")
+        case.fail(f"{frame_text(frame)}: CAM is not finite floating point ({cam.dtype})")
     elif cam.min() < 0 or cam.max() > 1 + 1e-6:
-        case.fail(f"frame {frame}: CAM outside [0, 1] ({cam.min():.3g}..{cam.max():.3g})")
+        case.fail(f"{frame_text(frame)}: CAM outside [0, 1] ({cam.min():.3g}..{cam.max():.3g})")
 
 
 def _check_report(path: Path, engine: Engine, case: CaseOutcome) -> None:
@@ -162,7 +165,7 @@ def analyse_case(
         _check_report(report, engine, case)
         top = result.frame(k)
         answer = f"{top.predicted_class} {top.confidence:.2f}" if top.assessable else "not assessed"
-        case.notes.append(f"frame {k}: {answer}")
+        case.notes.append(f"{frame_text(k)}: {answer}")
     except OCTViewerError as exc:
         case.fail(f"analysis or report failed: {type(exc).__name__}: {exc}")
     except Exception as exc:  # an engine/report bug: record it, go on with the other samples

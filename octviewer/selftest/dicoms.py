@@ -121,6 +121,6 @@ def synthetic_bscan(rows: int = 128, cols: int = 192) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def _small_copy(frame_u8: np.ndarray, max_side: int = 256) -> np.ndarray:
+def small_copy(frame_u8: np.ndarray, max_side: int = 256) -> np.ndarray:
     step = max(1, int(np.ceil(max(frame_u8.shape) / max_side)))
     return np.ascontiguousarray(frame_u8[::step, ::step])

@@ -1,7 +1,7 @@
 """The en-face localizer (SLO / fundus) with the B-scan lines and the disease map.
 
 Click anywhere on the image to show the B-scan whose line passes nearest. The current B-scan's
-line is highlighted. With the disease map on (volumes with positions), each line takes the
+line is outlined in black and white, keeping its own colour. With the disease map on (volumes with positions), each line takes the
 colour of its frame's presented class, with the confidence as opacity; frames that are not
 assessed are dashed white, frames not analysed yet thin grey; optionally the attention of each
 frame's heatmap along its line. All lines go through :func:`draw_scan_lines`.
@@ -23,7 +23,7 @@ from octviewer.core.scan import outline_of
 from octviewer.ui.image_view import to_qimage
 
 BASE_PEN = QColor(120, 200, 255, 70)
-CURRENT = QColor("#39FF88")
+CURRENT = QColor(120, 200, 255)  # the current line without a map: the base colour, opaque
 
 
 def draw_scan_lines(
@@ -60,7 +60,8 @@ class LocalizerView(QWidget):
         self.attention_visible = False
         self.colormap = DEFAULT_COLORMAP
         self.setToolTip(
-            "Localizer: the highlighted line is the current B-scan. Click to show the nearest B-scan."
+            "Localizer: the line outlined in black and white is the current B-scan. "
+            "Click to show the nearest B-scan."
         )
 
     def sizeHint(self) -> QSize:
@@ -146,6 +147,7 @@ class LocalizerView(QWidget):
                 return QPointF(ox + x * s, oy + y * s)
 
             shown = self.map if self.map_visible else None
+            width = 2.2
             if shown is not None:
                 width = max(1.5, shown.line_width * s)
                 draw_scan_lines(
@@ -161,24 +163,33 @@ class LocalizerView(QWidget):
                 draw_scan_lines(
                     p, self._positions, to_widget, lambda i: QPen(BASE_PEN, 1), self._pattern
                 )
-            cur = self._current
-            if 0 <= cur < len(self._positions):
-                w = 2.2 if shown is None else max(2.2, shown.line_width * s * 0.5)
-                for color, width in ((QColor(0, 0, 0, 200), w + 2.5), (CURRENT, w)):
-                    draw_scan_lines(
-                        p,
-                        self._positions,
-                        to_widget,
-                        lambda i, c=color, w_=width: QPen(c, w_) if i == cur else None,
-                        self._pattern,
-                    )
+            if 0 <= self._current < len(self._positions):
+                self._draw_marker(p, to_widget, width, shown is not None)
         p.end()
 
-    def _map_pen(self, i: int, width: float) -> QPen:
+    def _draw_marker(self, p: QPainter, to_widget, width: float, on_map: bool) -> None:
+        """The current B-scan: its line outlined (:func:`~octviewer.core.disease_map.marker_rims`)
+        and drawn again on top at full strength, so it keeps its class colour on the map."""
+        cur = self._current
+        pens = [QPen(QColor(*rgb), w) for rgb, w in dm.marker_rims(width)]
+        pens.append(self._map_pen(cur, width, full=True) if on_map else QPen(CURRENT, width))
+        for pen in pens:
+            pen.setCapStyle(Qt.PenCapStyle.FlatCap)
+            draw_scan_lines(
+                p,
+                self._positions,
+                to_widget,
+                lambda i, pn=pen: pn if i == cur else None,
+                self._pattern,
+            )
+
+    def _map_pen(self, i: int, width: float, *, full: bool = False) -> QPen:
+        """The pen of frame ``i``'s map line; ``full``: at full strength (the current frame)."""
         assert self.map is not None
         line = self.map.lines[i]
         if line.status == "assessed":
-            c = QColor(*line.color, round(255 * (0.25 + 0.75 * line.strength)))
+            strength = 1.0 if full else line.strength
+            c = QColor(*line.color, round(255 * (0.25 + 0.75 * strength)))
             pen = QPen(c, width)
             pen.setCapStyle(Qt.PenCapStyle.FlatCap)
             return pen

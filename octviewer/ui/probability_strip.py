@@ -21,9 +21,9 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from octviewer.core.presentation import NOT_ASSESSED_LABEL, frame_number
 from octviewer.ui.style import class_color
 
-NOT_ASSESSED_LEGEND = "not assessed"
 NOT_ASSESSED_FILL = "#E5E7EB"
 NOT_ASSESSED_HATCH = "#9CA3AF"
 
@@ -138,9 +138,9 @@ class ProbabilityStrip(QWidget):
         if not all(self._assessable):
             self._paint_hatch(p, QRectF(lx, self.height() - 13, 12, 10))
             p.setPen(QColor("#374151"))
-            p.drawText(QPointF(lx + 16, self.height() - 4), NOT_ASSESSED_LEGEND)
+            p.drawText(QPointF(lx + 16, self.height() - 4), NOT_ASSESSED_LABEL)
         p.setPen(QColor("#6B7280"))
-        label = f"frame {self._current + 1} / {self._n_frames}"
+        label = f"frame {frame_number(self._current)} / {self._n_frames}"
         p.drawText(
             QRectF(r.left(), self.height() - 16, r.width(), 14), Qt.AlignmentFlag.AlignRight, label
         )

@@ -26,7 +26,8 @@ from PySide6.QtWidgets import (
 )
 
 from octviewer.core.overlay import COLORMAPS, DEFAULT_OPACITY, HEATMAP_LEGEND
-from octviewer.core.results import NOT_EXCLUDED, FrameResult, ModelIdentity
+from octviewer.core.presentation import NOT_EXCLUDED, NOT_EXCLUDED_RGB
+from octviewer.core.results import FrameResult, ModelIdentity
 
 if TYPE_CHECKING:
     from octviewer.viewer.shown import Shown
@@ -39,7 +40,7 @@ SHOW_ANYWAY = "Show model output anyway"
 UNRELIABLE = "UNRELIABLE — not assessed. The model's output for this frame cannot be trusted."
 NOT_ASSESSED_COLOR = "#6B7280"
 #: A NORMAL that does not exclude disease: amber, never the reassuring green.
-NOT_EXCLUDED_COLOR = "#9A6700"
+NOT_EXCLUDED_COLOR = "#{:02X}{:02X}{:02X}".format(*NOT_EXCLUDED_RGB)
 ALERT_COLOR = "#B00020"
 
 

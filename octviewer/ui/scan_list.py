@@ -1,14 +1,24 @@
 """The side list of opened scans, each with its status or result.
 
-A scan whose shown frame is *not assessed* says so (``presenters.entry_summary``: "not assessed: ...",
-never a class) and gets a grey ring instead of a coloured dot.
+A scan whose shown frame is *not assessed* says so (``presenters.entry_summary``: "not
+assessed: ...", never a class) and gets a grey ring instead of a coloured dot. Entries wrap to
+the list's width (a long file name breaks anywhere); the tooltip holds the entry's whole text
+and its path; the list never scrolls sideways.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPainter, QPen, QPixmap
-from PySide6.QtWidgets import QAbstractItemView, QListWidget, QListWidgetItem, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QListView,
+    QListWidget,
+    QListWidgetItem,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QWidget,
+)
 
 from octviewer.viewer.entry import EntryStatus, ScanEntry
 from octviewer.viewer.presenters import entry_summary
@@ -26,6 +36,24 @@ _STATUS_COLORS = {
 
 
 NOT_ASSESSED_RING = "#6B7280"
+#: The item's horizontal padding in the style sheet (``QListWidget::item``, both sides).
+ITEM_PADDING_X = 8
+
+
+class _FitDelegate(QStyledItemDelegate):
+    """Items as wide as the list: the text wraps inside the style sheet's padding. Qt wraps
+    at the viewport's width and then adds the padding, which made every item wider than the
+    list (clipped text and a horizontal scrollbar)."""
+
+    def sizeHint(
+        self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
+    ) -> QSize:
+        view = self.parent()
+        width = view.viewport().width() if isinstance(view, QListView) else option.rect.width()
+        opt = QStyleOptionViewItem(option)
+        opt.rect.setWidth(max(40, width - ITEM_PADDING_X))
+        size = super().sizeHint(opt, index)
+        return QSize(min(size.width(), width), size.height())
 
 
 def _dot(color: str, flagged: bool = False, not_assessed: bool = False) -> QIcon:
@@ -56,6 +84,11 @@ class ScanList(QListWidget):
         self.setIconSize(QSize(12, 12))
         self.setWordWrap(True)
         self.setUniformItemSizes(False)
+        self._delegate = _FitDelegate(self)  # kept: PySide drops an unreferenced subclass
+        self.setItemDelegate(self._delegate)
+        self.setResizeMode(QListView.ResizeMode.Adjust)  # wrap again when the list is resized
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.setMinimumWidth(200)
         self.setAcceptDrops(False)
         self.currentItemChanged.connect(self._on_current)
@@ -88,7 +121,7 @@ class ScanList(QListWidget):
                 not_assessed=shown is not None and not shown.assessable,
             )
         )
-        tip = str(entry.path)
+        tip = f"{it.text()}\n{entry.path}"  # what the entry says, whole, and where it is
         if entry.error:
             tip += "\n\n" + entry.error
         it.setToolTip(tip)

@@ -4,28 +4,16 @@ from __future__ import annotations
 
 from PySide6.QtGui import QColor
 
-# Class colours: distinguishable for common colour-vision deficiencies (Okabe-Ito).
-CLASS_COLORS = (
-    "#E69F00",
-    "#56B4E9",
-    "#CC79A7",
-    "#009E73",
-    "#F0E442",
-    "#0072B2",
-    "#D55E00",
-    "#999999",
-)
+from octviewer.core.presentation import class_rgb
+
 ACCENT = "#3B82C4"
 WARNING_BG = "#FFF4CE"
 WARNING_FG = "#5C4400"
 
 
 def class_color(index: int, class_names: tuple[str, ...] = ()) -> QColor:
-    """NORMAL is always green; other classes take the palette in order."""
-    if class_names and 0 <= index < len(class_names) and class_names[index].upper() == "NORMAL":
-        return QColor("#009E73")
-    palette = [c for c in CLASS_COLORS if c != "#009E73"]
-    return QColor(palette[index % len(palette)])
+    """The class colour of :func:`octviewer.core.presentation.class_rgb` as a ``QColor``."""
+    return QColor(*class_rgb(index, class_names))
 
 
 STYLE_SHEET = """

@@ -1,7 +1,7 @@
 """The viewer's last session on disk, without Qt: which scans were open (their paths and series
 keys, in order) and which one was on screen, and a marker that says the app is running.
 
-Both live in the app's cache folder (:func:`~octviewer.core.result_cache.cache_home`), next to
+Both live in the app's cache folder (:func:`~octviewer.core.cache_dir.cache_home`), next to
 the result cache. The marker is written at start and removed at a clean close: a marker left
 by a process that is gone means the previous run did not close normally (a crash, a forced
 quit), and the window offers to restore. The session file holds the user's own file paths, in
@@ -19,7 +19,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from octviewer.core.result_cache import cache_home, write_atomic
+from octviewer.core.cache_dir import cache_home
+from octviewer.core.result_cache import write_atomic
 
 log = logging.getLogger(__name__)
 

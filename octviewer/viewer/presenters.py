@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from octviewer.core.presentation import frame_number, frame_text
 from octviewer.viewer.entry import EntryStatus
 from octviewer.viewer.session import ModelState
 
@@ -81,7 +82,7 @@ def result_placeholder(entry: ScanEntry | None, frame: int, model_state: ModelSt
     try:
         entry.result.frame(frame)
     except KeyError:
-        return f"Frame {frame + 1} was not analysed."
+        return f"{frame_text(frame, word='Frame')} was not analysed."
     return None
 
 
@@ -89,7 +90,7 @@ def volume_caption(scan: Scan, result: ScanResult, frame: int) -> str:
     """Under a volume frame's answer: which frame, and the most suspicious one."""
     if not scan.is_volume:
         return ""
-    text = f"frame {frame + 1} of {scan.n_frames}\n"
+    text = frame_text(frame, scan.n_frames) + "\n"
     low = sum(not f.quality.acceptable for f in result.frames if f.quality is not None)
     if low:
         text += f"{low} of {len(result.frames)} frames below image quality\n"
@@ -97,12 +98,12 @@ def volume_caption(scan: Scan, result: ScanResult, frame: int) -> str:
         return text + SCAN_NOT_ASSESSED_CAPTION
     if result.assessable_frames:
         ms = result.most_suspicious_frame()
-        return text + f"most suspicious: frame {ms + 1} ({result.frame(ms).headline})"
+        return text + f"most suspicious: {frame_text(ms)} ({result.frame(ms).headline})"
     return text + NONE_ASSESSABLE
 
 
 def frame_label(frame: int, n_frames: int) -> str:
-    return f"Frame {frame + 1} / {n_frames}"
+    return f"Frame {frame_number(frame)} / {n_frames}"
 
 
 def scan_facts(scan: Scan, frame: FrameResult | None = None) -> str:

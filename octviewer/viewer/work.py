@@ -85,11 +85,12 @@ def analyse_entry(
 
 def default_report_name(entry: ScanEntry, frame: int) -> str:
     """``<file stem>[_frameN]_<class>_report.png``: from the file name, never the patient's name."""
+    from octviewer.core.presentation import frame_file_part
     from octviewer.core.report.naming import safe_stem
 
     parts = [safe_stem(entry.path.stem if entry.path.suffix else entry.path.name, max_len=60)]
     if entry.is_volume:
-        parts.append(f"frame{frame + 1:03d}")
+        parts.append(frame_file_part(frame))
     if entry.result is not None:
         with contextlib.suppress(KeyError):
             parts.append(entry.result.frame(frame).presented_class or "not-assessed")

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from octviewer.core.content import ContentVerdict, check_frames
 from octviewer.core.io.errors import MissingReaderError, ScanNotFoundError, ScanPermissionError
 from octviewer.core.io.sniff import FileKind, sniff
+from octviewer.core.presentation import frame_numbers
 from octviewer.core.scan import Modality, Scan
 from octviewer.errors import (
     CorruptFileError,
@@ -60,7 +61,7 @@ READERS: dict[FileKind, str | Reader] = {
     FileKind.DICOM: "octviewer.core.io.dicom:read_dicom",
     FileKind.HEIDELBERG_VOL: "octviewer.core.io.vendor:read_heidelberg_vol",
     FileKind.HEIDELBERG_E2E: "octviewer.core.io.vendor:read_heidelberg_e2e",
-    FileKind.TOPCON_FDA: "octviewer.core.io.vendor:read_topcon_fda",
+    FileKind.TOPCON_FDA: "octviewer.core.io.topcon:read_topcon",
 }
 
 _SUPPORTED = (
@@ -153,7 +154,7 @@ def _load(p: Path, series: str | None) -> Scan:
     if p.is_dir():
         from octviewer.core.io.folders import read_planned
 
-        return read_planned(p, series=series)
+        return read_planned(p, load, series=series)
     mode = p.stat().st_mode
     if not stat.S_ISREG(mode):
         raise UnsupportedFormatError("This is not a regular file (a device or a pipe).", path=p)
@@ -184,7 +185,7 @@ def note_blank_frames(scan: Scan) -> Scan:
     f = scan.frames.reshape(scan.n_frames, -1)
     blank = [i for i in range(scan.n_frames) if f[i].min() == f[i].max()]
     if blank and len(blank) < scan.n_frames:
-        listed = ", ".join(str(i + 1) for i in blank[:10]) + (" ..." if len(blank) > 10 else "")
+        listed = frame_numbers(blank[:10]) + (" ..." if len(blank) > 10 else "")
         note = (
             f"{len(blank)} of {scan.n_frames} frames hold no image (one single value): frame(s) "
             f"{listed}; the file may be damaged or cut short"

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -32,6 +33,9 @@ from octviewer.core.scan import Localizer, Scan
 from octviewer.errors import AmbiguousSeriesError, NoImagesFoundError, ScanReadError
 
 logger = logging.getLogger(__name__)
+
+#: ``load(path, *, series=None) -> Scan``: how a single file of a folder is opened.
+Loader = Callable[..., Scan]
 
 VENDOR_KINDS = frozenset({FileKind.HEIDELBERG_VOL, FileKind.HEIDELBERG_E2E, FileKind.TOPCON_FDA})
 IMAGES_KEY = series_io.IMAGES_KEY
@@ -89,7 +93,7 @@ def _files(folder: Path) -> list[Path]:
         key=lambda p: p.name,
         alg=ns.IGNORECASE,
     )
-    files = [p for p in entries if p.is_file() and p.name.lower() not in series_io._IGNORED_NAMES]
+    files = [p for p in entries if p.is_file() and p.name.lower() not in series_io.IGNORED_NAMES]
     if not files:
         dicomdir = [p for p in entries if p.is_file() and p.name.lower() == "dicomdir"]
         if dicomdir:
@@ -123,7 +127,9 @@ def plan_folder(folder: str | Path) -> FolderPlan:
     scan_kinds = {FileKind.DICOM, *VENDOR_KINDS, *IMAGE_KINDS}
     ignored = tuple(p for p in files if kinds.get(p) not in scan_kinds)
     items: list[FolderItem] = []
-    dicom_groups = series_io._classify(folder, [p for p, k in kinds.items() if k is FileKind.DICOM])
+    dicom_groups = series_io.classify_dicoms(
+        folder, [p for p, k in kinds.items() if k is FileKind.DICOM]
+    )
     for key, group in dicom_groups.items():
         items.append(FolderItem(key, group.description, tuple(group.paths)))
     for path, kind in kinds.items():
@@ -204,15 +210,15 @@ def _single(path: Path) -> FolderItem:
     return FolderItem(f"file:{path.name}", path.name, (path,))
 
 
-def read_planned(folder: Path, *, series: str | None = None) -> Scan:
-    """Open a folder by its plan: the one scan it is, or the item ``series`` names."""
+def read_planned(folder: Path, load: Loader, *, series: str | None = None) -> Scan:
+    """Open a folder by its plan: the one scan it is, or the item ``series`` names; a single
+    file of it (or its DICOMDIR) through ``load`` (:func:`octviewer.core.io.load`, passed in:
+    the loader calls this module, so this module does not import it)."""
     plan = plan_folder(folder)
     if plan.items[0].key == DICOMDIR_KEY:  # an export folder: its index lists the series
-        from octviewer.core.io import load
-
         return load(plan.items[0].paths[0], series=series)
     if series is None and plan.decision == "one":
-        return _with_note(_open_item(folder, plan.items[0]), ignored_note(plan.ignored))
+        return _with_note(_open_item(folder, plan.items[0], load), ignored_note(plan.ignored))
     if series is None:
         independent = plan.decision == "several"
         intro = (
@@ -236,7 +242,7 @@ def read_planned(folder: Path, *, series: str | None = None) -> Scan:
             path=folder,
             independent=plan.decision == "several",
         )
-    scan = _open_item(folder, item)
+    scan = _open_item(folder, item, load)
     return scan if len(item.paths) == 1 else _with_note(scan, ignored_note(plan.ignored))
 
 
@@ -247,14 +253,12 @@ def _with_note(scan: Scan, note: str | None) -> Scan:
     return scan
 
 
-def _open_item(folder: Path, item: FolderItem) -> Scan:
-    from octviewer.core.io import load
-
+def _open_item(folder: Path, item: FolderItem, load: Loader) -> Scan:
     if item.key.startswith("file:") or (len(item.paths) == 1 and item.key != IMAGES_KEY):
         return load(item.paths[0])
     if item.key != IMAGES_KEY:  # a DICOM series
         return series_io.read_folder(folder, series=item.key)
-    scan = series_io._read_image_stack(folder, list(item.paths))
+    scan = series_io.read_image_stack(folder, list(item.paths))
     if item.localizer is not None:
         enface = images.decode_image(item.localizer, sniff(item.localizer))
         scan.localizer = Localizer(image=enface.frames[0])

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 IMAGES_KEY = "images"
-_IGNORED_NAMES = {"dicomdir", "thumbs.db", "desktop.ini"}
+IGNORED_NAMES = {"dicomdir", "thumbs.db", "desktop.ini"}
 
 
 @dataclass
@@ -47,7 +47,7 @@ def read_folder(folder: Path, *, series: str | None = None) -> Scan:
         key=lambda p: p.name,
         alg=ns.IGNORECASE,
     )
-    files = [p for p in entries if p.is_file() and p.name.lower() not in _IGNORED_NAMES]
+    files = [p for p in entries if p.is_file() and p.name.lower() not in IGNORED_NAMES]
     if not files:
         subfolders = [p.name for p in entries if p.is_dir()]
         hint = (
@@ -59,7 +59,7 @@ def read_folder(folder: Path, *, series: str | None = None) -> Scan:
             f"The folder '{folder.name}' contains no files to open.{hint}", path=folder
         )
 
-    groups = _classify(folder, files)
+    groups = classify_dicoms(folder, files)
     if not groups:
         raise NoImagesFoundError(
             f"None of the {len(files)} file(s) in the folder '{folder.name}' is an OCT image or "
@@ -82,7 +82,7 @@ def read_folder(folder: Path, *, series: str | None = None) -> Scan:
         )
     group = groups[series] if series is not None else next(iter(groups.values()))
     if group.key == IMAGES_KEY:
-        return _read_image_stack(folder, group.paths)
+        return read_image_stack(folder, group.paths)
     return _read_dicom_series(folder, group)
 
 
@@ -96,7 +96,7 @@ def read_dicom_files(folder: Path, paths: list[Path]) -> Scan:
     return _read_dicom_series(folder, group)
 
 
-def _classify(folder: Path, files: list[Path]) -> dict[str, _Group]:
+def classify_dicoms(folder: Path, files: list[Path]) -> dict[str, _Group]:
     image_paths: list[tuple[Path, FileKind]] = []
     dicom_files: list[tuple[Path, Dataset]] = []
     for path in files:
@@ -270,7 +270,7 @@ def _with_instance_distance(spacing: PixelSpacing, headers: list[Dataset]) -> Pi
     return PixelSpacing(row=spacing.row, col=spacing.col, unit=spacing.unit, frame=step)
 
 
-def _read_image_stack(folder: Path, paths: list[Path]) -> Scan:
+def read_image_stack(folder: Path, paths: list[Path]) -> Scan:
     kinds = [sniff(p) for p in paths]
     sizes = [images.image_size(p, k) for p, k in zip(paths, kinds, strict=True)]
     shapes = Counter((r, c) for _, r, c in sizes)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from octviewer.core.io import octconverter_compat as compat
-from octviewer.core.io.errors import library_cause
+from octviewer.core.io.errors import library_cause, missing_reader
 from octviewer.core.io.headers import fundus_fits, topcon_chunks
 from octviewer.core.scan import (
     DeviceQuality,
@@ -96,9 +96,7 @@ def read_topcon(path: Path) -> Scan:
     try:
         readers = compat.import_readers()
     except ImportError as exc:
-        from octviewer.core.io.vendor import _missing
-
-        raise _missing("oct-converter", what, path, exc) from exc
+        raise missing_reader("oct-converter", what, path, exc) from exc
     quiet = io.StringIO()  # oct-converter prints progress and chunk notes to stdout
     try:
         with compat.numpy_fromstring_for_bytes(), contextlib.redirect_stdout(quiet):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from octviewer.core.io.errors import MissingReaderError, library_cause
+from octviewer.core.io.errors import library_cause, missing_reader
 from octviewer.core.io.headers import check_vol
 from octviewer.core.io.vol_display import vol_display
 from octviewer.core.scan import (
@@ -37,35 +37,6 @@ _EXPORT_DICOM = (
     "Export the examination from the device software as DICOM (Ophthalmic Tomography) and "
     "open that file instead."
 )
-
-
-def _missing(
-    package: str, what: str, path: Path, exc: ImportError | None = None
-) -> MissingReaderError:
-    """Not installed, or installed but a part of it cannot be imported (an incomplete build)."""
-    if exc is not None and _installed(package):
-        logger.warning("the %s reader is installed but cannot be imported: %s", package, exc)
-        return MissingReaderError(
-            f"Opening {what} files needs the package '{package}'; it is installed but part of "
-            f"it could not be loaded ({type(exc).__name__}: {exc}). Reinstall octviewer with "
-            'pip install "octviewer[vendor]", or report this if it is the packaged app.',
-            path=path,
-        )
-    return MissingReaderError(
-        f"Opening {what} files needs the optional package '{package}', which is not installed. "
-        'Install it with: pip install "octviewer[vendor]"',
-        path=path,
-    )
-
-
-def _installed(package: str) -> bool:
-    import importlib.util
-
-    module = {"oct-converter": "oct_converter"}.get(package, package)
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError, AttributeError):  # blocked or half-imported
-        return False
 
 
 #: Heidelberg .vol scan patterns (file header ``ScanPattern``) -> localizer pattern
@@ -108,7 +79,7 @@ def read_heidelberg_vol(path: Path) -> Scan:
     try:
         from eyepy.io.he.vol_reader import HeVolReader
     except ImportError as exc:
-        raise _missing("eyepy", "Heidelberg .vol", path, exc) from exc
+        raise missing_reader("eyepy", "Heidelberg .vol", path, exc) from exc
 
     try:
         parsed = HeVolReader(path).parsed_file
@@ -257,7 +228,7 @@ def read_heidelberg_e2e(path: Path) -> Scan:
         except _NothingFound as exc:
             tried.append(f"{package} {exc}")
     if missing:  # the reader that is not installed might read it
-        error = _missing(missing[0][0], "Heidelberg .E2E", path, missing[0][1])
+        error = missing_reader(missing[0][0], "Heidelberg .E2E", path, missing[0][1])
         if tried:
             error.message = f"No B-scan could be read from this file ({'; '.join(tried)}). " + (
                 error.message
@@ -386,10 +357,3 @@ def _e2e_pattern_name(volume: object) -> ScanProtocol:
     if len(texts) != 1:
         return ScanProtocol()
     return ScanProtocol(name=next(iter(texts))[:64], source="E2E scan pattern text (oct-converter)")
-
-
-def read_topcon_fda(path: Path) -> Scan:
-    """Topcon .fda / .fds (see :mod:`octviewer.core.io.topcon`)."""
-    from octviewer.core.io.topcon import read_topcon
-
-    return read_topcon(path)

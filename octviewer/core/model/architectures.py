@@ -31,7 +31,7 @@ _TIMM_PREFIX = "timm/"
 
 #: What timm and torch raise for network settings they cannot build (a damaged bundle's
 #: arch_kwargs): translated into ModelFormatError with the cause.
-_BUILD_ERRORS = (
+BUILD_ERRORS = (
     TypeError,
     ValueError,
     AssertionError,
@@ -84,7 +84,7 @@ def mirage_vit(num_classes: int, **kw: Any) -> torch.nn.Module:
             act_layer=torch.nn.GELU,
             **args,
         )
-    except _BUILD_ERRORS as exc:
+    except BUILD_ERRORS as exc:
         raise ModelFormatError(
             f"The model configuration is invalid for a MIRAGE-type network "
             f"({type(exc).__name__}: {str(exc)[:200]}). "
@@ -138,7 +138,7 @@ def _timm_model(name: str, num_classes: int, kw: dict[str, Any]) -> torch.nn.Mod
     kw = {k: v for k, v in kw.items() if k not in ("in_chans", "num_classes", "pretrained")}
     try:
         return timm.create_model(name, pretrained=False, in_chans=1, num_classes=num_classes, **kw)
-    except _BUILD_ERRORS as exc:
+    except BUILD_ERRORS as exc:
         raise ModelFormatError(
             f"The timm network '{name}' could not be built with the bundle's settings "
             f"({type(exc).__name__}: {str(exc)[:200]}). "

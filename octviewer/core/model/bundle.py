@@ -40,23 +40,22 @@ from octviewer.core.model.config import ModelConfig
 from octviewer.core.model.header import (
     CONFIG_KEY,
     BundleHead,
-    _Header,
-    _header_shapes,
-    _read_header,  # noqa: F401 (tests read raw headers through this module)
-    _validate_config,
+    BundleHeader,
+    check_config,
     file_sha256,
+    header_shapes,
     read_bundle_config,
     read_bundle_head,
 )
 from octviewer.core.model.int8 import SCALE_PREFIX, dequantise_int8, quantisable, quantise_int8
 from octviewer.core.model.schema import validate_config
 from octviewer.core.model.validation import (
-    _BUILD_ERRORS,
+    BUILD_ERRORS,
     MAX_WEIGHT,
-    _check_state,
-    _check_values,
-    _unreadable,
     check_input_size,
+    check_state,
+    check_values,
+    unreadable,
 )
 from octviewer.core.ood import TENSOR_PREFIX as _OOD_PREFIX
 from octviewer.core.results import ModelIdentity
@@ -121,7 +120,7 @@ def save_bundle(
 
     if dtype not in _DTYPES:
         raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
-    _validate_config(config)
+    check_config(config)
     ood_meta, ood_tensors = ood.to_bundle() if ood is not None else ({}, {})
     config = dataclasses.replace(config, weights_dtype=dtype, ood=ood_meta)
     validate_config(json.loads(config.to_json()))  # what load_bundle will check, refused now
@@ -190,7 +189,7 @@ def create_model_for(config: ModelConfig, *, meta: bool) -> torch.nn.Module:
         )
     except ModelError:
         raise
-    except _BUILD_ERRORS as exc:
+    except BUILD_ERRORS as exc:
         log.info("building %s failed", config.architecture, exc_info=True)
         raise ModelFormatError(
             f"The network '{config.architecture}' could not be built from the bundle's "
@@ -230,14 +229,14 @@ def _fill_unit(
                 t = dequantise_int8(t, fh.get_tensor(SCALE_PREFIX + k))
             if t.is_floating_point() and want.is_floating_point and t.dtype != want:
                 t = t.to(want)
-            _check_values(t, k, p)
+            check_values(t, k, p)
             part[k[len(prefix) + 1 :] if prefix else k] = t
         if prefix:
             unit.load_state_dict(part, strict=True, assign=True)
         else:
             model.load_state_dict(part, strict=False, assign=True)
     except (SafetensorError, OSError, ValueError) as exc:
-        raise _unreadable(p, exc) from exc
+        raise unreadable(p, exc) from exc
     except RuntimeError as exc:
         raise ModelMismatchError(
             f"The weights do not fit the architecture '{config.architecture}' ({exc}).",
@@ -273,14 +272,14 @@ def load_bundle(
     model = create_model_for(config, meta=True)
     check_input_size(model, config, p)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    _check_state(_header_shapes(header, p), expected, config, p)
+    check_state(header_shapes(header, p), expected, config, p)
     _materialise_nonpersistent(model, config)
     dtypes = {k: v.dtype for k, v in model.state_dict().items()}
     done: set[str] = set()
     try:
         fh = safe_open(str(p), framework="pt", device="cpu", backend="pread")
     except (SafetensorError, OSError, ValueError) as exc:
-        raise _unreadable(p, exc) from exc
+        raise unreadable(p, exc) from exc
     with fh:
         for prefix, unit in load_units(model):
             keys = _fill_unit(fh, model, prefix, unit, dtypes, config, p)
@@ -328,14 +327,14 @@ def read_tensors(
                 if not t.is_floating_point():
                     raise ValueError(f"tensor {k!r} is not a floating-point weight")
                 out[k] = t.float()
-                _check_values(out[k], k, p)
+                check_values(out[k], k, p)
             ood = _read_ood(fh, head.header, head.config, p)
     except (SafetensorError, OSError, ValueError) as exc:
-        raise _unreadable(p, exc) from exc
+        raise unreadable(p, exc) from exc
     return out, ood
 
 
-def _read_ood(fh: Any, header: _Header, config: ModelConfig, p: Path) -> OODModel | None:
+def _read_ood(fh: Any, header: BundleHeader, config: ModelConfig, p: Path) -> OODModel | None:
     """The bundle's out-of-distribution statistics, or None when it has none."""
     from safetensors import SafetensorError
 
@@ -349,7 +348,7 @@ def _read_ood(fh: Any, header: _Header, config: ModelConfig, p: Path) -> OODMode
         for k in names:
             tensors[k] = fh.get_tensor(k).float().numpy()
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise _unreadable(p, exc) from exc
+        raise unreadable(p, exc) from exc
     try:
         return OODModel.from_bundle(config.ood, tensors)
     except ModelFormatError as exc:

@@ -23,7 +23,7 @@ _MAX_HEADER = 16 * 1024 * 1024  # a MIRAGE-Large int8 bundle's header is about 6
 _ITEMSIZE = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1,
              "U64": 8, "U32": 4, "U16": 2, "U8": 1, "BOOL": 1}  # fmt: skip
 _MIRAGE_HINTS = ("input_adapters.", "global_tokens", "output_adapters.", "encoder.0.")
-_FINETUNE_HINT = (
+FINETUNE_HINT = (
     "This looks like a MIRAGE foundation-model weight file, not an octviewer model bundle: "
     "it has no classification head. Fine-tune it first with octviewer-train "
     f"(`{finetune_command('model.safetensors', 'labelled_scans/')}`), then open the bundle it writes."
@@ -31,7 +31,7 @@ _FINETUNE_HINT = (
 
 
 @dataclass(frozen=True)
-class _Header:
+class BundleHeader:
     tensors: dict[str, dict[str, Any]]
     metadata: dict[str, str]
     data_start: int
@@ -47,7 +47,7 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def _read_header(path: str | Path) -> _Header:
+def read_header(path: str | Path) -> BundleHeader:
     p = Path(path)
     what = f"'{p.name}' is not an octviewer model bundle"
     try:
@@ -96,7 +96,7 @@ def _read_header(path: str | Path) -> _Header:
             "not copied or downloaded completely. Copy it again.",
             path=p,
         )
-    return _Header(tensors, {str(k): v for k, v in metadata.items()}, 8 + n, size)
+    return BundleHeader(tensors, {str(k): v for k, v in metadata.items()}, 8 + n, size)
 
 
 def _entry_problem(info: Any) -> str | None:
@@ -123,17 +123,17 @@ def _whole(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 1 << 48
 
 
-def _looks_like_mirage(names: Any) -> bool:
+def looks_like_mirage(names: Any) -> bool:
     return any(
         n.split(".", 1)[-1].startswith(_MIRAGE_HINTS) or n.startswith(_MIRAGE_HINTS) for n in names
     )
 
 
-def _config_from_header(header: _Header, path: Path) -> ModelConfig:
+def _config_from_header(header: BundleHeader, path: Path) -> ModelConfig:
     raw = header.metadata.get(CONFIG_KEY)
     if raw is None:
-        if _looks_like_mirage(header.tensors):
-            raise ModelFormatError(_FINETUNE_HINT, path=path)
+        if looks_like_mirage(header.tensors):
+            raise ModelFormatError(FINETUNE_HINT, path=path)
         raise ModelFormatError(
             f"'{path.name}' is a weights file without octviewer configuration, not a model bundle. "
             "Use a bundle written by octviewer-train.",
@@ -147,7 +147,7 @@ def _config_from_header(header: _Header, path: Path) -> ModelConfig:
         if fmt != BUNDLE_FORMAT:
             raise TypeError(f"format '{fmt}'")
         config = ModelConfig.from_dict(d)
-        _validate_config(config)
+        check_config(config)
     except (json.JSONDecodeError, TypeError, KeyError, ValueError) as exc:
         raise ModelFormatError(
             f"The configuration inside the model bundle is missing or invalid ({exc}). "
@@ -157,7 +157,7 @@ def _config_from_header(header: _Header, path: Path) -> ModelConfig:
     return config
 
 
-def _validate_config(c: ModelConfig) -> None:
+def check_config(c: ModelConfig) -> None:
     if not isinstance(c.architecture, str) or not c.architecture:
         raise ValueError("no architecture")
     if not c.class_names or not all(isinstance(n, str) and n for n in c.class_names):
@@ -181,7 +181,7 @@ class BundleHead:
     engine reads it, then hands it to :func:`~octviewer.core.model.bundle.load_bundle`)."""
 
     path: Path
-    header: _Header
+    header: BundleHeader
     config: ModelConfig
 
 
@@ -190,7 +190,7 @@ def read_bundle_head(path: str | Path) -> BundleHead:
     p = Path(path)
     if not p.is_file():
         raise ModelFormatError(f"The model file does not exist: {p}. Check the path.", path=p)
-    header = _read_header(p)
+    header = read_header(p)
     return BundleHead(p, header, _config_from_header(header, p))
 
 
@@ -199,7 +199,7 @@ def read_bundle_config(path: str | Path) -> ModelConfig:
     return read_bundle_head(path).config
 
 
-def _header_shapes(header: _Header, p: Path) -> dict[str, tuple[int, ...]]:
+def header_shapes(header: BundleHeader, p: Path) -> dict[str, tuple[int, ...]]:
     """Tensor shapes from the (already checked) header; int8 tensors must have their scales.
     The out-of-distribution statistics (``__ood__.*``) are not weights: left out here."""
     shapes = {

@@ -5,7 +5,7 @@ Building the static int8 members (:mod:`.int8_static`: FX trace, prepare, conver
 3 s for the default model on a 2-core CPU, and it gives the same network every time for the same
 bundle, torch and activation width. So the converted backbones are traced to TorchScript
 (``torch.jit.trace``) and saved in the user's cache folder (``$OCTVIEWER_CACHE_DIR/int8``, else
-the platform's cache folder, :func:`octviewer.core.result_cache.cache_home`), one pair per key:
+the platform's cache folder, :func:`octviewer.core.cache_dir.cache_home`), one pair per key:
 
 - ``<key>.pt``: the traced backbones of all members (``torch.jit.save``: TorchScript, no
   pickle of Python objects);
@@ -61,7 +61,7 @@ def _quiet() -> Iterator[None]:
 
 
 def cache_folder() -> Path:
-    from octviewer.core.result_cache import cache_home
+    from octviewer.core.cache_dir import cache_home
 
     return cache_home() / SUBDIR
 

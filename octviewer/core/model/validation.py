@@ -7,18 +7,18 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from octviewer.core.model.architectures import _BUILD_ERRORS
+from octviewer.core.model.architectures import BUILD_ERRORS
 from octviewer.core.model.config import ModelConfig
-from octviewer.core.model.header import _FINETUNE_HINT, _looks_like_mirage
+from octviewer.core.model.header import FINETUNE_HINT, looks_like_mirage
 from octviewer.errors import ModelFormatError, ModelMismatchError
 
 if TYPE_CHECKING:
     import torch
 
-log = logging.getLogger("octviewer.core.model.bundle")  # the name these messages always had
+log = logging.getLogger(__name__)
 
 
-def _check_state(
+def check_state(
     shapes: dict[str, tuple[int, ...]],
     expected: dict[str, tuple[int, ...]],
     config: ModelConfig,
@@ -28,8 +28,8 @@ def _check_state(
     missing = sorted(set(expected) - set(shapes))
     unexpected = sorted(set(shapes) - set(expected))
     if missing or unexpected:
-        if missing and _looks_like_mirage(unexpected):
-            raise ModelFormatError(_FINETUNE_HINT, path=p)
+        if missing and looks_like_mirage(unexpected):
+            raise ModelFormatError(FINETUNE_HINT, path=p)
         raise ModelMismatchError(
             f"The weights in this bundle do not fit its declared architecture "
             f"'{config.architecture}' ({len(missing)} missing, {len(unexpected)} unexpected, "
@@ -70,7 +70,7 @@ def check_input_size(model: torch.nn.Module, config: ModelConfig, p: Path) -> No
     except NotImplementedError:  # an operation without a meta kernel: checked at analysis
         log.debug("meta forward of %s not possible; input size not checked", config.architecture)
         return
-    except _BUILD_ERRORS as exc:
+    except BUILD_ERRORS as exc:
         raise ModelMismatchError(
             f"The network '{config.architecture}' does not accept the {rows}x{cols} input its "
             f"bundle's preprocessing produces ({type(exc).__name__}: {str(exc)[:200]}). "
@@ -86,7 +86,7 @@ def check_input_size(model: torch.nn.Module, config: ModelConfig, p: Path) -> No
         )
 
 
-def _unreadable(p: Path, exc: BaseException) -> ModelFormatError:
+def unreadable(p: Path, exc: BaseException) -> ModelFormatError:
     return ModelFormatError(
         f"The weights in the model bundle could not be read ({exc}). The file is damaged: "
         "copy it again or re-create it with octviewer-train.",
@@ -99,7 +99,7 @@ def _unreadable(p: Path, exc: BaseException) -> ModelFormatError:
 MAX_WEIGHT = 1e8
 
 
-def _check_values(t: torch.Tensor, name: str, p: Path) -> None:
+def check_values(t: torch.Tensor, name: str, p: Path) -> None:
     """A damaged bundle is refused, not run: NaN/Inf or absurd magnitudes in a weight."""
     import torch
 

@@ -50,7 +50,6 @@ from octviewer.core.report.panels import (
     WARN_EDGE,
     WARN_FILL,
     WITHHELD,
-    _panels,
 )
 from octviewer.core.report.render import render_report, save_report
 from octviewer.core.results import RESEARCH_ONLY as DISCLAIMER
@@ -67,7 +66,6 @@ __all__ = [
     "WARN_EDGE",
     "WARN_FILL",
     "WITHHELD",
-    "_panels",
     "choose_frame",
     "identity_rows",
     "metadata_rows",

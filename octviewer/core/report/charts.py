@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import ImageDraw, ImageFont
 
+from octviewer.core.presentation import NOT_ASSESSED_LABEL, class_rgb, frame_number, frame_text
 from octviewer.core.report.fonts import fit_text
 
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
@@ -20,21 +21,6 @@ RGB = tuple[int, int, int]
 INK: RGB = (26, 26, 26)
 MUTED: RGB = (95, 95, 95)
 GRID: RGB = (225, 225, 225)
-# Okabe-Ito: distinguishable with colour-vision deficiencies. Index = class index.
-CLASS_COLORS: tuple[RGB, ...] = (
-    (0, 114, 178),
-    (213, 94, 0),
-    (204, 121, 167),
-    (0, 158, 115),
-    (230, 159, 0),
-    (86, 180, 233),
-    (240, 228, 66),
-    (0, 0, 0),
-)
-
-
-def class_color(index: int) -> RGB:
-    return CLASS_COLORS[index % len(CLASS_COLORS)]
 
 
 def text(
@@ -128,7 +114,7 @@ def draw_probability_bars(
         draw.rectangle((bx, by, bx + bar_w, by + bar_h), fill=(240, 240, 240), outline=GRID)
         pv = float(np.clip(np.nan_to_num(p), 0.0, 1.0))
         if pv > 0:
-            draw.rectangle((bx, by, bx + bar_w * pv, by + bar_h), fill=class_color(i))
+            draw.rectangle((bx, by, bx + bar_w * pv, by + bar_h), fill=class_rgb(i, class_names))
         text(draw, (bx + bar_w + font.size * 0.5, row_y), f"{100 * pv:5.1f} %", f)
     return lh * len(class_names)
 
@@ -205,9 +191,9 @@ def draw_probability_strip(
     cx = plot.fx(chosen)
     for yy in np.arange(plot.py0, plot.py1, 8):
         draw.line((cx, yy, cx, min(yy + 4, plot.py1)), fill=INK, width=2)
-    _strip_lines(draw, plot, frame_indices, len(class_names), probs, ok)
+    _strip_lines(draw, plot, frame_indices, class_names, probs, ok)
     draw.rectangle((plot.px0, plot.py0, plot.px1, plot.py1), outline=MUTED)
-    label = f"shown: frame {chosen + 1}"
+    label = f"shown: {frame_text(chosen)}"
     lx = min(max(cx + 4, plot.px0 + 2), plot.px1 - text_width(label, font) - 2)
     text(draw, (lx, plot.py0 + 2), label, font, INK)
     _strip_legend(draw, plot, class_names, font, not all(ok))
@@ -224,7 +210,7 @@ def _strip_axes(draw: ImageDraw.ImageDraw, plot: _StripPlot, font: Font) -> None
         text(draw, (x, yy - lh * 0.4), label, font, MUTED)
     step = max(1, int(np.ceil(plot.n_frames / 10)))
     for i in range(0, plot.n_frames, step):
-        label = str(i + 1)
+        label = str(frame_number(i))
         x = plot.fx(i) - text_width(label, font) / 2
         text(draw, (x, plot.py1 + lh * 0.15), label, font, MUTED)
 
@@ -233,7 +219,7 @@ def _strip_lines(
     draw: ImageDraw.ImageDraw,
     plot: _StripPlot,
     frame_indices: Sequence[int],
-    n_classes: int,
+    class_names: Sequence[str],
     probs: np.ndarray,
     ok: Sequence[bool],
 ) -> None:
@@ -241,7 +227,8 @@ def _strip_lines(
     order = np.argsort(np.asarray(frame_indices))
     xs = [plot.fx(int(frame_indices[k])) for k in order]
     dot = 2 if len(xs) > 60 else 3
-    for c in range(n_classes):
+    for c in range(len(class_names)):
+        color = class_rgb(c, class_names)
         ys = [plot.fy(probs[k, c]) for k in order]
         runs: list[list[tuple[float, float]]] = [[]]
         for k, px, py in zip(order, xs, ys, strict=True):
@@ -251,9 +238,9 @@ def _strip_lines(
                 runs.append([])
         for pts in runs:
             if len(pts) > 1:
-                draw.line(pts, fill=class_color(c), width=2, joint="curve")
+                draw.line(pts, fill=color, width=2, joint="curve")
             for px, py in pts:
-                draw.ellipse((px - dot, py - dot, px + dot, py + dot), fill=class_color(c))
+                draw.ellipse((px - dot, py - dot, px + dot, py + dot), fill=color)
 
 
 def _strip_legend(
@@ -270,14 +257,15 @@ def _strip_legend(
     if any_not_assessed:
         hx = plot.px0 + text_width(axis, font) + font.size * 1.5
         _hatch(draw, (hx, py1 + lh * 0.9, hx + font.size * 1.2, py1 + lh * 1.3))
-        text(draw, (hx + font.size * 1.6, py1 + lh * 0.75), "not assessed", font, MUTED)
+        text(draw, (hx + font.size * 1.6, py1 + lh * 0.75), NOT_ASSESSED_LABEL, font, MUTED)
     lx = plot.px1
     for c in reversed(range(len(class_names))):
         w = text_width(class_names[c], font)
         lx -= w
-        text(draw, (lx, py1 + lh * 0.75), class_names[c], font, class_color(c))
+        text(draw, (lx, py1 + lh * 0.75), class_names[c], font, class_rgb(c, class_names))
         lx -= font.size * 1.2
         draw.rectangle(
-            (lx, py1 + lh * 0.95, lx + font.size * 0.8, py1 + lh * 1.25), fill=class_color(c)
+            (lx, py1 + lh * 0.95, lx + font.size * 0.8, py1 + lh * 1.25),
+            fill=class_rgb(c, class_names),
         )
         lx -= font.size * 1.0

@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from octviewer._version import __version__
+from octviewer.core.presentation import frame_number, frame_numbers, frame_text
 from octviewer.core.results import RESEARCH_ONLY as DISCLAIMER
 from octviewer.core.results import FrameResult, ScanResult
 from octviewer.core.scan import Laterality, PatientIdentity, Scan, ScanMetadata
@@ -47,9 +48,9 @@ def choose_frame(result: ScanResult, frame_index: int | None) -> FrameResult:
     try:
         return result.frame(frame_index)
     except KeyError:
-        done = ", ".join(str(f.frame_index) for f in result.frames[:10])
+        done = frame_numbers(f.frame_index for f in result.frames[:10])
         raise ReportError(
-            f"Frame {frame_index} was not analysed (analysed frames: {done}"
+            f"{frame_text(frame_index, word='Frame')} was not analysed (analysed frames: {done}"
             f"{', ...' if len(result.frames) > 10 else ''}). Analyse that frame first."
         ) from None
 
@@ -87,8 +88,7 @@ def metadata_rows(scan: Scan, frame_index: int) -> list[tuple[str, str]]:
         ("Acquired", m.acquisition_date.isoformat() if m.acquisition_date else "not recorded"),
         (
             "Frame",
-            f"{frame_index + 1} of {scan.n_frames}"
-            + (f" (index {frame_index})" if scan.is_volume else ""),
+            f"{frame_number(frame_index)} of {scan.n_frames}",
         ),
         ("Size", f"{scan.shape[1]} × {scan.shape[0]} px, {m.bit_depth}-bit"),
     ]
@@ -153,7 +153,7 @@ def result_record(
     revealed = fr.assessable or show_unreliable
     return {
         "file": source_label(scan, include_identity=include_identity),
-        "frame": fr.frame_index,
+        "frame_index": fr.frame_index,
         "n_frames": scan.n_frames,
         "assessable": fr.assessable,
         "reason": fr.reason,

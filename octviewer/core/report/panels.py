@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from octviewer.core import overlay
+from octviewer.core.presentation import NOT_EXCLUDED, NOT_EXCLUDED_RGB
 from octviewer.core.report.charts import (
     INK,
     MUTED,
@@ -19,7 +20,7 @@ from octviewer.core.report.charts import (
     text,
 )
 from octviewer.core.report.fonts import font
-from octviewer.core.results import NOT_EXCLUDED, FrameResult
+from octviewer.core.results import FrameResult
 from octviewer.core.scan import Scan
 
 MIN_PANEL_WIDTH = 640  # frames narrower than this are upscaled for readability
@@ -37,7 +38,7 @@ WITHHELD = (
 
 
 @dataclass(frozen=True)
-class _Fonts:
+class ReportFonts:
     small: Any
     body: Any
     bold: Any
@@ -45,16 +46,16 @@ class _Fonts:
     h1: Any
 
 
-def _fonts(unit: float) -> _Fonts:
+def scaled_fonts(unit: float) -> ReportFonts:
     def px(n: float) -> int:
         return max(10, round(n * unit))
 
-    return _Fonts(
+    return ReportFonts(
         font(px(15)), font(px(18)), font(px(18), True), font(px(22), True), font(px(30), True)
     )
 
 
-def _panels(
+def image_panels(
     scan: Scan, fr: FrameResult, colormap: str, opacity: float, contours: tuple[float, ...] = ()
 ) -> tuple[Image.Image, Image.Image | None]:
     frame = scan.frame_as_uint8(fr.frame_index)
@@ -72,18 +73,18 @@ def _panels(
     return left, right
 
 
-def _colorbar(colormap: str, width: int, height: int) -> Image.Image:
+def colorbar(colormap: str, width: int, height: int) -> Image.Image:
     ramp = np.linspace(0.0, 1.0, width, dtype=np.float32)[None, :].repeat(height, axis=0)
     return Image.fromarray(overlay.colorize(ramp, colormap)[..., :3], "RGB")
 
 
-def _draw_answer(
+def draw_answer(
     d: ImageDraw.ImageDraw,
     x: float,
     y: float,
     width: float,
     fr: FrameResult,
-    f: _Fonts,
+    f: ReportFonts,
     show_unreliable: bool,
 ) -> int:
     """The headline and the probabilities; returns the height used.
@@ -97,9 +98,9 @@ def _draw_answer(
     if fr.assessable:
         headline = f"{fr.predicted_class}  {100 * fr.confidence:.1f} %"
         if fr.reassurance_withheld:
-            text(d, (x, y + h), NOT_EXCLUDED, f.h1, WARN_EDGE)
+            text(d, (x, y + h), NOT_EXCLUDED, f.h1, NOT_EXCLUDED_RGB)
             h += line_height(f.h1) + 2
-            text(d, (x, y + h), headline, f.h2, WARN_EDGE)
+            text(d, (x, y + h), headline, f.h2, NOT_EXCLUDED_RGB)
         elif fr.is_flagged:
             text(d, (x, y + h), "UNCERTAIN — " + headline, f.h1, WARN_EDGE)
         else:

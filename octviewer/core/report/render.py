@@ -14,10 +14,11 @@ from PIL.PngImagePlugin import PngInfo
 
 from octviewer.core import overlay
 from octviewer.core.filemode import apply_umask
+from octviewer.core.presentation import frame_text
 from octviewer.core.report import volume as report_volume
 from octviewer.core.report.charts import line_height
 from octviewer.core.report.facts import choose_frame, text_chunks
-from octviewer.core.report.panels import _fonts, _panels
+from octviewer.core.report.panels import image_panels, scaled_fonts
 from octviewer.core.report.sections import (
     Page,
     draw_columns,
@@ -55,17 +56,18 @@ def render_report(
     fr = choose_frame(result, frame_index)
     if not 0 <= fr.frame_index < scan.n_frames:
         raise ReportError(
-            f"The result refers to frame {fr.frame_index}, but the scan has {scan.n_frames} frame(s)."
+            f"The result refers to {frame_text(fr.frame_index)}, but the scan has "
+            f"{scan.n_frames} frame(s)."
         )
     created = created or _dt.datetime.now().astimezone()
     revealed = fr.assessable or show_unreliable
-    left, right = _panels(
+    left, right = image_panels(
         scan, fr if revealed else replace(fr, heatmap=None), colormap, opacity, contours
     )
     pw, ph = left.size
     width = max(1280, 2 * pw + 3 * 32)
     u = width / 1600
-    f = _fonts(max(0.85, u))
+    f = scaled_fonts(max(0.85, u))
     margin = round(32 * u) if u > 1 else 32
     gap = width - 2 * margin - 2 * pw
     inner = width - 2 * margin

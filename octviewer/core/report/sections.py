@@ -13,6 +13,7 @@ from PIL import Image, ImageDraw
 
 from octviewer._version import __version__
 from octviewer.core.overlay import HEATMAP_LEGEND
+from octviewer.core.presentation import frame_text
 from octviewer.core.report.charts import (
     MUTED,
     draw_key_values,
@@ -33,9 +34,9 @@ from octviewer.core.report.panels import (
     ALERT,
     WARN_EDGE,
     WARN_FILL,
-    _colorbar,
-    _draw_answer,
-    _Fonts,
+    ReportFonts,
+    colorbar,
+    draw_answer,
 )
 from octviewer.core.result_cache import cached_at_text
 from octviewer.core.results import RESEARCH_ONLY as DISCLAIMER
@@ -49,7 +50,7 @@ class Page:
 
     img: Image.Image
     d: ImageDraw.ImageDraw
-    f: _Fonts
+    f: ReportFonts
     width: int
     margin: int
     gap: int  # between the two image panels, and between the two columns
@@ -77,7 +78,9 @@ def draw_header(page: Page, scan: Scan, fr: FrameResult, include_identity: bool)
     y += max(line_height(f.h1), bh) + 4
     label = source_label(scan, include_identity=include_identity)
     sub = f"File: {label}" + (
-        f"   ·   Frame {fr.frame_index + 1} of {scan.n_frames}" if scan.is_volume else ""
+        f"   ·   {frame_text(fr.frame_index, scan.n_frames, word='Frame')}"
+        if scan.is_volume
+        else ""
     )
     y += draw_wrapped(d, margin, y, sub, f.body, page.inner, MUTED) + round(lh * 0.4)
     return y
@@ -138,7 +141,7 @@ def draw_heatmap_key(page: Page, y: float, colormap: str) -> float:
     cb_w, cb_h = min(pw, round(260 * u) if u > 1 else 260), max(10, round(lh * 0.55))
     text(d, (cb_x, y), "low", f.small, MUTED)
     bar_x = cb_x + text_width("low ", f.small) + 4
-    img.paste(_colorbar(colormap, cb_w, cb_h), (round(bar_x), round(y + lh * 0.12)))
+    img.paste(colorbar(colormap, cb_w, cb_h), (round(bar_x), round(y + lh * 0.12)))
     text(d, (bar_x + cb_w + 6, y), "high attention", f.small, MUTED)
     y += lh
     y += draw_wrapped(d, cb_x, y, HEATMAP_LEGEND, f.body, pw)
@@ -190,7 +193,7 @@ def draw_columns(
     """Two columns: the model output and warnings (left), the scan facts (right)."""
     col_w = (page.inner - page.gap) / 2
     x_left, x_right = page.margin, page.margin + col_w + page.gap
-    y_left = y + _draw_answer(page.d, x_left, y, col_w, fr, page.f, show_unreliable)
+    y_left = y + draw_answer(page.d, x_left, y, col_w, fr, page.f, show_unreliable)
     y_left = draw_cautions(page, x_left, y_left, col_w, fr)
     y_right = draw_scan_facts(page, x_right, y, col_w, scan, fr, include_identity)
     return max(y_left, y_right) + round(page.lh * 0.6)

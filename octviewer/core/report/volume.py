@@ -15,22 +15,17 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from octviewer.core import disease_map as dm
-from octviewer.core.report.charts import MUTED, class_color, draw_wrapped, line_height, text
+from octviewer.core.presentation import frame_number
+from octviewer.core.report.charts import MUTED, draw_wrapped, line_height, text
 from octviewer.core.results import ScanResult
 from octviewer.core.scan import Scan
 
 CHUNK_KEY = "octviewer:disease_map"
 HOW_TO_READ = (
     "Each B-scan is drawn where it was taken, in the colour of the class the model presents "
-    "for it; stronger colour = higher confidence. Dashed white: not assessed. The green "
-    "outline marks the frame shown above."
+    f"for it; stronger colour = higher confidence. Dashed white: not assessed. The frame shown "
+    f"at the top of this report is {dm.MARKER_TEXT}."
 )
-CURRENT = (57, 255, 136)
-
-
-def _build(scan: Scan, result: ScanResult) -> dm.DiseaseMap | None:
-    """The map in the report's class colours (those of its probability bars and strip)."""
-    return dm.build_disease_map(scan, result, color_of=lambda k, _names: class_color(k))
 
 
 def _localizer_rgb(scan: Scan) -> Image.Image:
@@ -74,20 +69,27 @@ def map_image(m: dm.DiseaseMap, scan: Scan, size: int, current: int | None) -> I
     d = ImageDraw.Draw(layer)
     w = max(2, round(m.line_width * s))
     for ln in m.lines:
-        p0 = (ln.start[0] * s, ln.start[1] * s)
-        p1 = (ln.end[0] * s, ln.end[1] * s)
-        if ln.status == "assessed":
-            d.line((*p0, *p1), fill=(*ln.color, round(255 * (0.25 + 0.75 * ln.strength))), width=w)
-        elif ln.status == "not assessed":
-            _dashed(d, p0, p1, (*ln.color, 230), max(2, round(w * 0.6)), dash=max(4.0, 2.0 * w))
-        else:
-            d.line((*p0, *p1), fill=(*ln.color, 150), width=1)
+        _draw_line(d, ln, s, w, ln.strength)
     if current is not None and 0 <= current < len(m.lines):
-        ln = m.lines[current]
+        ln = m.lines[current]  # outlined, then drawn again at full strength: it keeps its colour
         xy = (ln.start[0] * s, ln.start[1] * s, ln.end[0] * s, ln.end[1] * s)
-        d.line(xy, fill=(0, 0, 0, 230), width=max(4, w // 2 + 4))  # dark edge, as in the window
-        d.line(xy, fill=(*CURRENT, 255), width=max(2, w // 2))
+        for rgb, width in dm.marker_rims(w):
+            d.line(xy, fill=(*rgb, 255), width=round(width))
+        _draw_line(d, ln, s, w, 1.0)
     return Image.alpha_composite(base.convert("RGBA"), layer).convert("RGB")
+
+
+def _draw_line(d: ImageDraw.ImageDraw, ln: dm.MapLine, s: float, w: int, strength: float) -> None:
+    """One map line at scale ``s``: its class colour (opacity from ``strength``), dashed white
+    when not assessed, thin grey when not analysed yet."""
+    p0 = (ln.start[0] * s, ln.start[1] * s)
+    p1 = (ln.end[0] * s, ln.end[1] * s)
+    if ln.status == "assessed":
+        d.line((*p0, *p1), fill=(*ln.color, round(255 * (0.25 + 0.75 * strength))), width=w)
+    elif ln.status == "not assessed":
+        _dashed(d, p0, p1, (*ln.color, 230), max(2, round(w * 0.6)), dash=max(4.0, 2.0 * w))
+    else:
+        d.line((*p0, *p1), fill=(*ln.color, 150), width=1)
 
 
 def map_panel(
@@ -97,7 +99,7 @@ def map_panel(
     read it; or the title and the reason when the volume has no map."""
     h2, body, small = fonts.h2, fonts.body, fonts.small
     lh = line_height(body)
-    m = _build(scan, result)
+    m = dm.build_disease_map(scan, result)
     map_side = 0 if m is None else min(round(width * 0.55), 760)
     tall = line_height(h2) + max(map_side, 10 * lh) + 4 * lh
     img = Image.new("RGB", (width, tall), "white")
@@ -137,14 +139,14 @@ def map_panel(
 
 def map_chunk(scan: Scan, result: ScanResult) -> str:
     """The map as JSON for the ``octviewer:disease_map`` text chunk (frame numbers 1-based)."""
-    m = _build(scan, result)
+    m = dm.build_disease_map(scan, result)
     if m is None:
         return json.dumps(
             {"title": dm.MAP_TITLE, "available": False, "reason": dm.unavailable_reason(scan)}
         )
     frames = [
         {
-            "frame": ln.frame_index + 1,
+            "frame": frame_number(ln.frame_index),
             "status": ln.status,
             "class": ln.class_name,
             "confidence": round(ln.strength, 6) if ln.status == "assessed" else None,

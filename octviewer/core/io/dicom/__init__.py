@@ -7,13 +7,17 @@ stays cheap. Frames are decoded one at a time (``pydicom.pixels.iter_pixels``), 
 The rooms: :mod:`.header` (parsing and header checks), :mod:`.decode` (size guards, decoders,
 frames), :mod:`.intensity` (the intensity chain), :mod:`.metadata` (non-pixel facts),
 :mod:`.protocol` (the acquisition protocol the header states) and :mod:`.localizer` (frame
-locations, the localizer lookup). Their public names are re-exported
+locations, the localizer file lookup; :func:`find_localizer` here reads it). Their public
+names are re-exported
 here, so ``octviewer.core.io.dicom.<name>`` keeps working.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+
+import numpy as np
 
 from octviewer.core.io.dicom.decode import DecodedDicom, decode_frames, decoder_package
 from octviewer.core.io.dicom.geometry import instance_orientation, plane_positions
@@ -27,7 +31,7 @@ from octviewer.core.io.dicom.header import (
     tolerant,
 )
 from octviewer.core.io.dicom.intensity import apply_intensity_chain, pixel_view
-from octviewer.core.io.dicom.localizer import find_localizer, frame_locations
+from octviewer.core.io.dicom.localizer import frame_locations, localizer_file
 from octviewer.core.io.dicom.metadata import (
     build_metadata,
     identity_of,
@@ -37,7 +41,10 @@ from octviewer.core.io.dicom.metadata import (
     spacing_of,
 )
 from octviewer.core.io.dicom.protocol import protocol_of
-from octviewer.core.scan import Scan
+from octviewer.core.scan import Localizer, Scan
+from octviewer.errors import ScanReadError
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "OPT_SOP",
@@ -65,6 +72,23 @@ __all__ = [
     "spacing_of",
     "tolerant",
 ]
+
+
+def find_localizer(
+    folder: Path, ref_uid: str, positions: np.ndarray, *, exclude: Path | None = None
+) -> tuple[Localizer | None, str | None]:
+    """The referenced localizer image among the DICOM files of ``folder``, with the B-scan
+    ``positions`` on it; else None and a note saying why."""
+    candidate = localizer_file(folder, ref_uid, exclude=exclude)
+    if candidate is not None:
+        try:
+            return Localizer(image=read_dicom(candidate).frames[0], positions=positions), None
+        except ScanReadError as exc:
+            logger.warning("the localizer image could not be read: %s", exc)
+    return None, (
+        f"B-scan positions are known for {len(positions)} frame(s) on localizer {ref_uid}, but "
+        "that localizer image is not in the same folder"
+    )
 
 
 def read_dicom(path: Path) -> Scan:

@@ -15,12 +15,12 @@ import numpy as np
 
 from octviewer.core.io import safety
 from octviewer.core.io.dicom.header import (
-    _bad_attr,
-    _bare_file_options,
-    _cause,
-    _transfer_syntax,
+    bad_attr,
+    bare_file_options,
+    error_cause,
     header_int,
     require_pixels,
+    transfer_syntax,
 )
 from octviewer.core.io.dicom.intensity import apply_intensity_chain, pixel_view
 from octviewer.errors import (
@@ -97,7 +97,7 @@ def decode_frames(path: Path, ds: Dataset) -> DecodedDicom:
     out: np.ndarray | None = None
     bits, count = 8, 0
     try:
-        frames = iter_pixels(path, **_bare_file_options(ds))
+        frames = iter_pixels(path, **bare_file_options(ds))
         for i, raw in enumerate(itertools.islice(frames, held)):  # no frame it does not hold
             if lay.palette:
                 frame, bits = _rgb_to_grey(apply_color_lut(raw, ds)), 8
@@ -116,7 +116,7 @@ def decode_frames(path: Path, ds: Dataset) -> DecodedDicom:
     except Exception as exc:  # pydicom and its decoder plugins raise many types
         raise CorruptFileError(
             "The image data in this DICOM file is damaged or incomplete and cannot be decoded "
-            f"({_cause(exc)}). Export it again from the device.",
+            f"({error_cause(exc)}). Export it again from the device.",
             path=path,
         ) from exc
     if out is None:
@@ -137,7 +137,7 @@ def _native_frames_held(ds: Dataset, path: Path, lay: _Layout) -> int:
     whole frames its length can hold (the value's or element's length, else the file's), whichever is
     fewer; a frame cut short is a file cut short.
     Less than one frame is refused: there is nothing to show."""
-    if _transfer_syntax(ds).is_encapsulated:
+    if transfer_syntax(ds).is_encapsulated:
         return lay.frames
     keyword = next(k for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData") if k in ds)
     elem = ds.get_item(keyword)
@@ -174,7 +174,7 @@ def _layout(ds: Dataset, path: Path) -> _Layout:
     try:
         palette = str(ds.get("PhotometricInterpretation", "")) == "PALETTE COLOR"
     except Exception as exc:  # a bad VR, converted lazily
-        raise _bad_attr("PhotometricInterpretation", "cannot be read", path) from exc
+        raise bad_attr("PhotometricInterpretation", "cannot be read", path) from exc
     return _Layout(rows, cols, frames, 1 if bits <= 8 else 2, samples, palette)
 
 
@@ -201,7 +201,7 @@ def fragment_heads(data: bytes, head: int = 65536) -> Iterator[bytes]:
 def _check_stream_sizes(ds: Dataset, path: Path, lay: _Layout) -> None:
     """For compressed pixel data: the size each fragment's own header declares, before the
     decoder allocates for it (:func:`octviewer.core.io.safety.stream_size`)."""
-    if not _transfer_syntax(ds).is_encapsulated:
+    if not transfer_syntax(ds).is_encapsulated:
         return
     try:
         data = ds.PixelData
@@ -216,7 +216,7 @@ def _check_stream_sizes(ds: Dataset, path: Path, lay: _Layout) -> None:
     except Exception as exc:  # the encapsulation itself (item tags, lengths) is damaged
         raise CorruptFileError(
             "The compressed image data in this DICOM file is damaged (its fragments cannot be "
-            f"read: {_cause(exc)}). Export it again from the device.",
+            f"read: {error_cause(exc)}). Export it again from the device.",
             path=path,
         ) from exc
 
@@ -224,7 +224,7 @@ def _check_stream_sizes(ds: Dataset, path: Path, lay: _Layout) -> None:
 def _check_decoder(ds: Dataset, path: Path) -> None:
     from pydicom.pixels import get_decoder
 
-    ts = _transfer_syntax(ds)
+    ts = transfer_syntax(ds)
     if not ts.is_transfer_syntax:
         raise UnsupportedFormatError(
             f"The DICOM file declares the transfer syntax '{str(ts)[:64]}', which is not a DICOM "
@@ -247,7 +247,7 @@ def _check_decoder(ds: Dataset, path: Path) -> None:
 
 
 def _missing_decoder(ds: Dataset, path: Path) -> MissingDecoderError:
-    ts = _transfer_syntax(ds)
+    ts = transfer_syntax(ds)
     return MissingDecoderError(
         f"This DICOM image is compressed with '{ts.name}' and the decoder for it is not "
         f"installed. Install {decoder_package(ts.name)} and open the file again.",

@@ -25,8 +25,8 @@ logger = logging.getLogger(__name__)
 
 
 OPT_SOP = "1.2.840.10008.5.1.4.1.1.77.1.5.4"  # Ophthalmic Tomography Image Storage
-_OCT_SOPS = {OPT_SOP, "1.2.840.10008.5.1.4.1.1.77.1.5.8"}  # + OCT B-scan Volume Analysis
-_PHOTO_SOPS = {
+OCT_SOPS = {OPT_SOP, "1.2.840.10008.5.1.4.1.1.77.1.5.8"}  # + OCT B-scan Volume Analysis
+PHOTO_SOPS = {
     "1.2.840.10008.5.1.4.1.1.77.1.5.1",  # Ophthalmic Photography 8 Bit
     "1.2.840.10008.5.1.4.1.1.77.1.5.2",  # Ophthalmic Photography 16 Bit
     "1.2.840.10008.5.1.4.1.1.77.1.5.3",  # Stereometric Relationship
@@ -38,7 +38,7 @@ _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 
 #: What reading a malformed metadata value raises (a wrong VR, NaN, a sequence where a number
 #: belongs, several values, a deferred value that cannot be read back).
-_METADATA_ERRORS = (
+METADATA_ERRORS = (
     TypeError,
     ValueError,
     AttributeError,
@@ -59,7 +59,7 @@ def tolerant(default: Any) -> Any:
         def inner(*args: Any, **kwargs: Any) -> Any:
             try:
                 return func(*args, **kwargs)
-            except _METADATA_ERRORS as exc:
+            except METADATA_ERRORS as exc:
                 logger.info("ignoring malformed DICOM metadata in %s: %s", func.__name__, exc)
                 return default
 
@@ -148,7 +148,7 @@ def read_header(path: Path, *, stop_before_pixels: bool = False, force: bool = T
         raise
     except Exception as exc:  # pydicom raises many types on damaged headers
         raise CorruptFileError(
-            f"The DICOM file is damaged or incomplete and its header cannot be read ({_cause(exc)})."
+            f"The DICOM file is damaged or incomplete and its header cannot be read ({error_cause(exc)})."
             " Copy or export it again from the device.",
             path=path,
         ) from exc
@@ -212,7 +212,7 @@ def require_pixels(ds: Dataset, path: Path) -> None:
         )
 
 
-def _cause(exc: BaseException) -> str:
+def error_cause(exc: BaseException) -> str:
     return library_cause(exc)
 
 
@@ -225,33 +225,33 @@ def header_int(
     try:
         value = ds.get(kw)
     except Exception as exc:  # pydicom converts raw values lazily: a bad VR fails here
-        raise _bad_attr(kw, f"cannot be read ({_cause(exc)})", path) from exc
+        raise bad_attr(kw, f"cannot be read ({error_cause(exc)})", path) from exc
     if value is None or (isinstance(value, (str, bytes)) and not value.strip()):
         if default is None:
-            raise _bad_attr(kw, "is missing", path)
+            raise bad_attr(kw, "is missing", path)
         return default
     if not isinstance(value, (str, bytes, int, float)) and hasattr(value, "__len__"):
         if len(value) != 1:
-            raise _bad_attr(kw, f"has {len(value)} values instead of one", path)
+            raise bad_attr(kw, f"has {len(value)} values instead of one", path)
         value = value[0]
     try:
         text = value.decode("ascii", "replace") if isinstance(value, bytes) else value
         number = float(text)
     except (TypeError, ValueError, OverflowError):
-        raise _bad_attr(kw, f"({str(value)[:20]!r}) is not a whole number", path) from None
+        raise bad_attr(kw, f"({str(value)[:20]!r}) is not a whole number", path) from None
     if not (math.isfinite(number) and number == int(number) and lo <= number <= hi):
-        raise _bad_attr(kw, f"({str(value)[:20]!r}) is not a whole number in [{lo}, {hi}]", path)
+        raise bad_attr(kw, f"({str(value)[:20]!r}) is not a whole number in [{lo}, {hi}]", path)
     return int(number)
 
 
-def _bad_attr(kw: str, problem: str, path: Path) -> CorruptFileError:
+def bad_attr(kw: str, problem: str, path: Path) -> CorruptFileError:
     return CorruptFileError(
         f"The DICOM header is damaged: its {kw} {problem}. Export the scan again from the device.",
         path=path,
     )
 
 
-def _transfer_syntax(ds: Dataset) -> Any:
+def transfer_syntax(ds: Dataset) -> Any:
     from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
     fm = getattr(ds, "file_meta", None)
@@ -264,9 +264,9 @@ def _transfer_syntax(ds: Dataset) -> Any:
     return ExplicitVRLittleEndian if little is not False else ExplicitVRBigEndian
 
 
-def _bare_file_options(ds: Dataset) -> dict[str, Any]:
+def bare_file_options(ds: Dataset) -> dict[str, Any]:
     """A file written without the DICOM file meta (no preamble): tell pydicom its encoding."""
     fm = getattr(ds, "file_meta", None)
     if fm is not None and fm.get("TransferSyntaxUID"):
         return {}
-    return {"transfer_syntax_uid": _transfer_syntax(ds)}
+    return {"transfer_syntax_uid": transfer_syntax(ds)}

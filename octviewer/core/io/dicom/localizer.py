@@ -12,12 +12,6 @@ import numpy as np
 from octviewer.core.io.dicom.header import (
     tolerant,
 )
-from octviewer.core.scan import (
-    Localizer,
-)
-from octviewer.errors import (
-    ScanReadError,
-)
 
 if TYPE_CHECKING:
     from pydicom import Dataset
@@ -51,18 +45,13 @@ def frame_locations(ds: Dataset) -> tuple[str | None, np.ndarray | None]:
     return ref_uid, positions.astype(np.float32)
 
 
-def find_localizer(
-    folder: Path,
-    ref_uid: str,
-    positions: np.ndarray,
-    *,
-    exclude: Path | None = None,
-    limit: int = 2000,
-) -> tuple[Localizer | None, str | None]:
-    """Look for the referenced localizer image among the DICOM files of ``folder``."""
+def localizer_file(
+    folder: Path, ref_uid: str, *, exclude: Path | None = None, limit: int = 2000
+) -> Path | None:
+    """The DICOM file of ``folder`` whose SOP Instance UID is ``ref_uid`` (the localizer a
+    volume references); None when there is none among its first ``limit`` files."""
     import pydicom
 
-    from octviewer.core.io.dicom import read_dicom
     from octviewer.core.io.sniff import FileKind, sniff
 
     try:
@@ -80,13 +69,5 @@ def find_localizer(
             logger.debug("not the localizer: %s (%s)", candidate.name, exc)
             continue
         if str(header.get("SOPInstanceUID", "")) == ref_uid:
-            try:
-                image = read_dicom(candidate).frames[0]
-            except ScanReadError as exc:
-                logger.warning("the localizer image could not be read: %s", exc)
-                break
-            return Localizer(image=image, positions=positions), None
-    return None, (
-        f"B-scan positions are known for {len(positions)} frame(s) on localizer {ref_uid}, but "
-        "that localizer image is not in the same folder"
-    )
+            return candidate
+    return None

@@ -13,9 +13,9 @@ import numpy as np
 from octviewer.core.io.dicom.decode import DecodedDicom
 from octviewer.core.io.dicom.geometry import first_item, plane_positions
 from octviewer.core.io.dicom.header import (
-    _METADATA_ERRORS,
-    _OCT_SOPS,
-    _PHOTO_SOPS,
+    METADATA_ERRORS,
+    OCT_SOPS,
+    PHOTO_SOPS,
     sop_class_name,
     tolerant,
 )
@@ -37,9 +37,9 @@ if TYPE_CHECKING:
 def modality_of(ds: Dataset, n_frames: int) -> Modality:
     sop = str(ds.get("SOPClassUID", ""))
     dicom_modality = str(ds.get("Modality", "")).upper()
-    if sop in _OCT_SOPS or (sop not in _PHOTO_SOPS and dicom_modality == "OPT"):
+    if sop in OCT_SOPS or (sop not in PHOTO_SOPS and dicom_modality == "OPT"):
         return Modality.OCT_VOLUME if n_frames > 1 else Modality.OCT_BSCAN
-    if sop in _PHOTO_SOPS or dicom_modality in ("OP", "XC"):
+    if sop in PHOTO_SOPS or dicom_modality in ("OP", "XC"):
         return Modality.FUNDUS
     return Modality.UNKNOWN
 
@@ -115,7 +115,7 @@ def _text_of(ds: Dataset, kw: str) -> str | None:
     """A text attribute, stripped; None when absent, empty or unreadable (a bad VR)."""
     try:
         value = str(ds.get(kw) or "").strip()
-    except _METADATA_ERRORS:
+    except METADATA_ERRORS:
         return None
     return value[:256] or None
 
