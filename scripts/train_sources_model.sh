@@ -60,6 +60,6 @@ octviewer-train source-eval "$RUNS/ood.safetensors" --data "$RUNS/sources.csv" \
     $SHARED/vendor/Willis_B_716_0.vol --dev-withheld "${DEV[@]}"
 octviewer-train int8 "$RUNS/reassure.safetensors" --data "$RUNS/sources.csv" \
     --output "$RUNS/int8.safetensors" --threads 2
-octviewer-train validate "$RUNS/int8.safetensors" --data "$RUNS/sources.csv" --ood "${DEV[@]}" \
+octviewer-train validate "$RUNS/int8.safetensors" --data "$RUNS/sources.csv" --ood "${DEV[@]}" --limit 350 \
     --output "$OUT" --model-version 3.0.0 --threads 2
 python scripts/write_model_card.py "$OUT"

@@ -47,7 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-version", dest="version", help="version of the new bundle")
     p.add_argument("--min-agreement", type=float, default=0.995)
     p.add_argument("--margin", type=float, default=0.5, help="near the OOD threshold: within")
-    p.add_argument("--limit", type=int, default=0, help="at most N development images (tests)")
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=0,
+        help="at most N development images, spread evenly over every source and class",
+    )
     p.add_argument("--threads", type=int, default=0)
     return p
 
@@ -146,8 +151,9 @@ def validate(args: argparse.Namespace, bundle: Path) -> dict[str, dict[str, Any]
     samples = sorted(
         discover(args.data, class_names=config.class_names).samples, key=lambda s: str(s.path)
     )
-    if args.limit:
-        samples = samples[: args.limit]
+    if args.limit and len(samples) > args.limit:
+        stride = len(samples) / args.limit
+        samples = [samples[int(i * stride)] for i in range(args.limit)]
     dev_scans = load_scans([s.path for s in samples])
     ood_scans = load_scans(ood_files(args.ood))
     thr = float(ood_model.threshold)
