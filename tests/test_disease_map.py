@@ -101,3 +101,23 @@ def test_volumes_without_positions_say_why_there_is_no_map(volume) -> None:
     for reason in map(dm.unavailable_reason, (no_loc, no_pos, wrong)):
         assert "probability strip shows every frame" in reason
         assert "below" not in reason and "above" not in reason
+
+
+def test_a_normal_that_does_not_exclude_disease_is_amber_on_the_map(volume) -> None:
+    scan, _ = volume
+    res = _result([3, 3, 0], conf=0.9)
+    frames = list(res.frames)
+    frames[1] = FrameResult(
+        1,
+        NAMES,
+        frames[1].probabilities,
+        frames[1].logits,
+        flags=frozenset({ResultFlag.DISEASE_NOT_EXCLUDED}),
+    )
+    m = dm.build_disease_map(scan, ScanResult(tuple(frames), res.model, "cpu"))
+    assert m.line(0).color == presentation.NORMAL_RGB  # a confident NORMAL stays green
+    assert m.line(1).color == presentation.NOT_EXCLUDED_RGB != presentation.NORMAL_RGB
+    assert m.line(1).class_name == "NORMAL"
+    assert (presentation.NOT_EXCLUDED_LEGEND, presentation.NOT_EXCLUDED_RGB) in [
+        (e.label, e.color) for e in m.legend
+    ]

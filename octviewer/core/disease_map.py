@@ -17,7 +17,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from octviewer.core.heatmap import Heatmap
-from octviewer.core.presentation import NOT_ASSESSED_LABEL, PENDING_LABEL, RGB, class_rgb
+from octviewer.core.presentation import (
+    NOT_ASSESSED_LABEL,
+    NOT_EXCLUDED_LEGEND,
+    NOT_EXCLUDED_RGB,
+    PENDING_LABEL,
+    RGB,
+    class_rgb,
+)
 from octviewer.core.results import ScanResult
 from octviewer.core.scan import Scan
 
@@ -148,7 +155,7 @@ def build_disease_map(
     shape = tuple(int(v) for v in np.asarray(scan.localizer.image).shape[:2])
     by_frame = {} if result is None else {f.frame_index: f for f in result.frames}
     names: tuple[str, ...] = () if result is None else result.class_names
-    lines, any_na = [], False
+    lines, any_na, any_ne = [], False, False
     for i, (x0, y0, x1, y1) in enumerate(pos):
         fr = by_frame.get(i)
         att = None
@@ -163,8 +170,12 @@ def build_disease_map(
             k = fr.predicted_index
             status, cls, color = "assessed", fr.class_names[k], class_rgb(k, fr.class_names)
             strength = fr.confidence
+            if fr.reassurance_withheld:  # never the reassuring green below the operating point
+                color, any_ne = NOT_EXCLUDED_RGB, True
         lines.append(MapLine(i, (x0, y0), (x1, y1), status, cls, color, strength, att))
     legend = [LegendEntry(n, class_rgb(k, names)) for k, n in enumerate(names)]
+    if any_ne:
+        legend.append(LegendEntry(NOT_EXCLUDED_LEGEND, NOT_EXCLUDED_RGB))
     if any_na:
         legend.append(LegendEntry(NOT_ASSESSED_LABEL, NOT_ASSESSED_RGB, dashed=True))
     if any(ln.status == "pending" for ln in lines):

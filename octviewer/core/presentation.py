@@ -48,6 +48,8 @@ PENDING_LABEL = "not analysed yet"
 NOT_EXCLUDED = "Looks normal — disease not excluded"
 #: Its colour, in the window and the report alike: a dark amber (5:1 on white), not a class's.
 NOT_EXCLUDED_RGB: RGB = (154, 103, 0)
+#: The disease map's legend of a NORMAL frame below the operating point (drawn amber).
+NOT_EXCLUDED_LEGEND = "NORMAL, disease not excluded"
 
 
 def is_normal(name: str) -> bool:
