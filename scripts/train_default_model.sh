@@ -60,3 +60,4 @@ octviewer-train ood resources/models/octviewer-demo-kermany.safetensors --data "
     ../shared/data/vendor/TEST_T_2707_0.vol ../shared/data/vendor/TEST_T_2710_0.vol \
     ../shared/data/vendor/Willis_B_716_0.vol ../shared/data/vendor/circular-valid.vol --threads 2
 python scripts/write_model_card.py resources/models/octviewer-demo-kermany.safetensors
+scripts/train_sources_model.sh  # 3.0.0: fine-tuned on every labelled source (FROM/OUT: the bundle above)
