@@ -145,7 +145,7 @@ def test_small_frames_are_upscaled_never_downscaled(data_dir: Path) -> None:
     res = ScanResult(
         (_fr(0, [0.1, 0.1, 0.1, 0.7], cam=_hot_cam(frame.shape), cam_class=3),), MODEL, "cpu"
     )
-    left, right = report._panels(scan, res.frames[0], "jet", 0.5)
+    left, right = report.frame_panels(scan, res.frames[0], "jet", 0.5)
     assert left.width >= report.MIN_PANEL_WIDTH and left.height > frame.shape[0]
     assert right is not None and right.size == left.size
     img = report.render_report(scan, res)

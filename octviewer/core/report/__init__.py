@@ -50,7 +50,7 @@ from octviewer.core.report.panels import (
     WARN_EDGE,
     WARN_FILL,
     WITHHELD,
-    _panels,
+    frame_panels,
 )
 from octviewer.core.report.render import render_report, save_report
 from octviewer.core.results import RESEARCH_ONLY as DISCLAIMER
@@ -67,8 +67,8 @@ __all__ = [
     "WARN_EDGE",
     "WARN_FILL",
     "WITHHELD",
-    "_panels",
     "choose_frame",
+    "frame_panels",
     "identity_rows",
     "metadata_rows",
     "redact",

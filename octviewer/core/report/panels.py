@@ -54,7 +54,7 @@ def _fonts(unit: float) -> _Fonts:
     )
 
 
-def _panels(
+def frame_panels(
     scan: Scan, fr: FrameResult, colormap: str, opacity: float, contours: tuple[float, ...] = ()
 ) -> tuple[Image.Image, Image.Image | None]:
     frame = scan.frame_as_uint8(fr.frame_index)
@@ -72,7 +72,7 @@ def _panels(
     return left, right
 
 
-def _colorbar(colormap: str, width: int, height: int) -> Image.Image:
+def colorbar(colormap: str, width: int, height: int) -> Image.Image:
     ramp = np.linspace(0.0, 1.0, width, dtype=np.float32)[None, :].repeat(height, axis=0)
     return Image.fromarray(overlay.colorize(ramp, colormap)[..., :3], "RGB")
 

@@ -17,7 +17,7 @@ from octviewer.core.filemode import apply_umask
 from octviewer.core.report import volume as report_volume
 from octviewer.core.report.charts import line_height
 from octviewer.core.report.facts import choose_frame, text_chunks
-from octviewer.core.report.panels import _fonts, _panels
+from octviewer.core.report.panels import _fonts, frame_panels
 from octviewer.core.report.sections import (
     Page,
     draw_columns,
@@ -59,7 +59,7 @@ def render_report(
         )
     created = created or _dt.datetime.now().astimezone()
     revealed = fr.assessable or show_unreliable
-    left, right = _panels(
+    left, right = frame_panels(
         scan, fr if revealed else replace(fr, heatmap=None), colormap, opacity, contours
     )
     pw, ph = left.size

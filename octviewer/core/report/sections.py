@@ -33,9 +33,9 @@ from octviewer.core.report.panels import (
     ALERT,
     WARN_EDGE,
     WARN_FILL,
-    _colorbar,
     _draw_answer,
     _Fonts,
+    colorbar,
 )
 from octviewer.core.result_cache import cached_at_text
 from octviewer.core.results import RESEARCH_ONLY as DISCLAIMER
@@ -138,7 +138,7 @@ def draw_heatmap_key(page: Page, y: float, colormap: str) -> float:
     cb_w, cb_h = min(pw, round(260 * u) if u > 1 else 260), max(10, round(lh * 0.55))
     text(d, (cb_x, y), "low", f.small, MUTED)
     bar_x = cb_x + text_width("low ", f.small) + 4
-    img.paste(_colorbar(colormap, cb_w, cb_h), (round(bar_x), round(y + lh * 0.12)))
+    img.paste(colorbar(colormap, cb_w, cb_h), (round(bar_x), round(y + lh * 0.12)))
     text(d, (bar_x + cb_w + 6, y), "high attention", f.small, MUTED)
     y += lh
     y += draw_wrapped(d, cb_x, y, HEATMAP_LEGEND, f.body, pw)
