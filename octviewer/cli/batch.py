@@ -185,6 +185,8 @@ def analyze_one(
         )
         written[idx] = out.name
         out_paths.append(out)
+        if getattr(args, "pdf", False):
+            out_paths.append(_write_pdf(scan, result, out.with_suffix(".pdf"), idx, args))
     label = str(path) if args.include_identity else redact(str(path), scan.identity)
     lines = _console_lines(label, result, to_report, scan.n_frames)
     protocol = scan.metadata.protocol
@@ -247,3 +249,21 @@ def run_batch(
         outcome.lines.extend(lines)
     bar.close()
     return outcome
+
+
+def _write_pdf(
+    scan: Scan, result: ScanResult, path: Path, idx: int, args: argparse.Namespace
+) -> Path:
+    """The printable report (``--pdf``) of frame ``idx`` on the ``--page`` size."""
+    from octviewer.core.report.pdf import PrintOptions, page_size, save_report_pdf
+
+    options = PrintOptions(
+        page=page_size(getattr(args, "page", "A4")),
+        frame_index=idx,
+        include_identity=args.include_identity,
+        show_unreliable=args.show_unreliable,
+        colormap=args.colormap,
+        opacity=args.opacity,
+        contours=args.contour_levels,
+    )
+    return save_report_pdf(scan, result, path, options)

@@ -146,6 +146,19 @@ def build_parser() -> argparse.ArgumentParser:
         "heatmap anyway, marked unreliable (left out by default)",
     )
     a.add_argument(
+        "--pdf",
+        action="store_true",
+        help="also write each report as a printable one-page PDF (vector, fonts embedded) "
+        "next to its PNG",
+    )
+    a.add_argument(
+        "--page",
+        choices=("a4", "letter"),
+        default="a4",
+        type=str.lower,
+        help="page size of the PDF report (default: a4 portrait)",
+    )
+    a.add_argument(
         "--contours",
         default="",
         metavar="LEVELS",

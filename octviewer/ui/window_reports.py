@@ -29,12 +29,13 @@ class ReportsMixin:
             start = Path(self.settings.export_dir or Path.home()) / default_report_name(
                 entry, self.view.frame
             )
-            p, _ = QFileDialog.getSaveFileName(
-                self, "Export report", str(start), "PNG image (*.png)"
+            p, chosen = QFileDialog.getSaveFileName(
+                self, "Export report", str(start), "PNG image (*.png);;PDF, printable page (*.pdf)"
             )
             if not p:
                 return False
-            path = p if p.lower().endswith(".png") else p + ".png"
+            ext = ".pdf" if "pdf" in chosen.lower() or p.lower().endswith(".pdf") else ".png"
+            path = p if p.lower().endswith(ext) else p + ext
             self.settings.export_dir = str(Path(path).parent)
         cls = self._cam_class()
         self.statusBar().showMessage("Writing report…")
@@ -44,7 +45,7 @@ class ReportsMixin:
             path,
             class_index=cls,
             include_identity=self.view.include_identity,
-            look=self.view.overlay_look(),
+            look={**self.view.overlay_look(), "page": self.settings.report_page},
             show_unreliable=self.result_panel.show_anyway.isChecked(),
         )
         return True
