@@ -182,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _model_arg(m)
     m.add_argument("--json", action="store_true", help="print the full configuration as JSON")
+    from octviewer.cli.archive_parser import add_archive_parser
+
+    add_archive_parser(sub, _model_arg)
     return p
 
 
