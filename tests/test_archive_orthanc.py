@@ -335,3 +335,60 @@ def test_out_of_resources_is_reported_and_kept(tmp_path) -> None:
     finally:
         server.shutdown()
         shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+@pytest.mark.gui
+def test_window_open_from_archive_send_results_and_print(
+    qtbot, orthanc, bundle, tmp_path, monkeypatch
+) -> None:
+    """The window's archive commands against Orthanc: add and test a node, search, retrieve,
+    open, send the PDF and SR into the study; and export the printable PDF."""
+    pytest.importorskip("PySide6")
+    from PySide6.QtWidgets import QInputDialog, QMessageBox
+
+    from octviewer.core.engine import Engine
+    from octviewer.ui.archive_dialogs import NodesDialog, OpenFromArchiveDialog, send_results
+
+    try:
+        from ui_helpers import shown_window
+    except ImportError:
+        from tests.ui_helpers import shown_window
+
+    monkeypatch.setenv("OCTVIEWER_CONFIG_DIR", str(tmp_path / "config"))
+    shown: list[str] = []
+    monkeypatch.setattr(QMessageBox, "information", lambda _p, _t, text: shown.append(text))
+    window = shown_window(qtbot, tmp_path)
+    try:
+        nodes = NodesDialog(window)
+        nodes.name.setText("orthanc")
+        nodes.address.setText(orthanc.dimse)
+        nodes.method.setCurrentText("c-get")
+        assert nodes.add()
+        nodes.list.setCurrentRow(0)
+        assert nodes.test() == "C-ECHO answered"
+
+        dlg = OpenFromArchiveDialog(window)
+        dlg.patient_id.setText("QX-770012")
+        dlg.dates.setText("20240305")
+        dlg.search()
+        assert dlg.table.rowCount() == 1
+        dlg.table.selectRow(0)
+        paths = dlg.retrieve()
+        assert len(paths) == 1
+
+        c = window.controller
+        c.set_engine(Engine(bundle, device="cpu"))
+        with qtbot.waitSignal(c.result_ready, timeout=120_000):
+            window.open_paths(paths)
+        monkeypatch.setattr(QInputDialog, "getItem", lambda *a, **k: ("orthanc", True))
+        assert send_results(window), window.errors
+        assert set(_filed(orthanc, orthanc.studies["small"])) == {"DOC", "SR"}
+
+        out = tmp_path / "printed.pdf"
+        with qtbot.waitSignal(c.export_finished, timeout=120_000):
+            assert window.export_current(out)
+        assert out.read_bytes().startswith(b"%PDF")
+        assert window.act_archive_open.text() == "Open from &archive…"
+    finally:
+        _delete_filed(orthanc, orthanc.studies["small"])
+        window.close()

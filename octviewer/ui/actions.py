@@ -112,6 +112,13 @@ ACTIONS: tuple[ActionSpec | Group, ...] = (
                args=()),
     ActionSpec("act_export_all", "Export &all reports…", "export_all", "Ctrl+Shift+E",
                "Save a PNG report for every analysed scan", args=()),
+    ActionSpec("act_archive_open", "Open from &archive…", "archive.open_from_archive",
+               tip="Search a PACS (DICOMweb or DIMSE) and open a study's scans", args=()),
+    ActionSpec("act_archive_send", "Send results to archi&ve", "archive.send_results",
+               tip="File the report (Encapsulated PDF) and the result (DICOM SR) into the "
+               "scan's study, with the patient's identity", args=()),
+    ActionSpec("act_archive_nodes", "Archive &nodes…", "archive.manage_nodes",
+               tip="Add, test and remove archives; clear the archive cache", args=()),
     ActionSpec("act_identity", "Include patient identifiers in reports", "_on_identity",
                checked=lambda s: s.include_identity, on_window=False),
     ActionSpec("act_restore", "Restore &last session", "restorer.restore_last_session",

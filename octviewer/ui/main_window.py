@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from octviewer.ui import dialogs
 from octviewer.ui.actions import CONTOUR_CHOICES, SUSPICIOUS_TIP, build_actions  # noqa: F401
+from octviewer.ui.archive_dialogs import ArchiveCommands
 from octviewer.ui.controller import Controller, ScanEntry
 from octviewer.ui.empty_state import EmptyState  # noqa: F401
 from octviewer.ui.layout import build_widgets
@@ -74,6 +75,7 @@ class MainWindow(
         self.setStyleSheet(STYLE_SHEET)
         build_widgets(self)
         self.restorer = SessionKeeper(self)  # the last session and the result cache
+        self.archive = ArchiveCommands(self)  # File > Open from archive / Send results / nodes
         build_actions(self)
         self._build_menus()
         self._connect()

@@ -32,6 +32,7 @@ MENUS: tuple[Submenu, ...] = (
         Submenu("Open &sample", attr="sample_menu", on_show="_fill_samples"),
         Submenu("Open &recent", attr="recent_menu", on_show="_fill_recent"), "act_restore",
         SEP, "act_export", "act_export_all", "act_identity",
+        SEP, "act_archive_open", "act_archive_send", "act_archive_nodes",
         SEP, "act_load_model", "act_close",
         SEP, "act_quit",
     )),
