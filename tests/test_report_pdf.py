@@ -133,10 +133,13 @@ def test_cli_writes_pdf_beside_png(tmp_path: Path, data_dir: Path) -> None:
     out = tmp_path / "out"
     code = cli.main(
         ["analyze", str(src), "--model", str(bundle), "--out", str(out), "--device", "cpu",
-         "--no-progress", "--pdf", "--page", "letter"]
+         "--no-progress", "--pdf", "--page-png", "--page", "letter"]
     )  # fmt: skip
     assert code == 0
     pdf = out / "CNV-53018-1.pdf"
     assert (out / "CNV-53018-1.png").is_file() and pdf.is_file()
     [(size, text)] = _pages(pdf.read_bytes())
     assert size == LETTER_PT and octviewer.RESEARCH_ONLY in text
+    with Image.open(out / "CNV-53018-1_page.png") as page:
+        assert page.width == 1275 and abs(page.height - 1650) <= 1  # 8.5 x 11 in at 150 dpi
+        assert page.text["octviewer:page"] == "Letter"

@@ -152,11 +152,16 @@ def build_parser() -> argparse.ArgumentParser:
         "next to its PNG",
     )
     a.add_argument(
+        "--page-png",
+        action="store_true",
+        help="also write the printable page as PNG (<name>_page.png, 150 dpi): the PDF's page",
+    )
+    a.add_argument(
         "--page",
         choices=("a4", "letter"),
         default="a4",
         type=str.lower,
-        help="page size of the PDF report (default: a4 portrait)",
+        help="page size of the printable report, --pdf and --page-png (default: a4 portrait)",
     )
     a.add_argument(
         "--contours",

@@ -192,6 +192,27 @@ def render_page_png(
     return img
 
 
+def save_page_png(
+    scan: Scan, result: ScanResult, path: str | Path, options: PrintOptions | None = None
+) -> Path:
+    """Write the printable page as PNG (150 dpi, the PNG report's text chunks) to ``path``."""
+    import io
+
+    from PIL.PngImagePlugin import PngInfo
+
+    path = Path(path)
+    img = render_page_png(scan, result, options)
+    info = PngInfo()
+    for k, v in img.info.items():
+        if isinstance(v, str):
+            info.add_text(k, v)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", pnginfo=info, dpi=(150, 150))
+    _write(path, buf.getvalue())
+    log.info("Printable page written: %s", path.name)
+    return path
+
+
 def _write(path: Path, data: bytes) -> None:
     import os
     import tempfile
@@ -224,5 +245,6 @@ __all__ = [
     "render_page_png",
     "render_pdf",
     "result_record",
+    "save_page_png",
     "save_report_pdf",
 ]
