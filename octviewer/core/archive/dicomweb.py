@@ -112,10 +112,15 @@ def retrieve(
     c = client(node, password)
     n = 0
     with _errors(node, "the retrieve (WADO-RS)"):
-        if not series_uids:
-            series_uids = [s.series_uid for s in find_series(node, study_uid, password)]
-        for series_uid in series_uids:
-            for ds in c.iter_series(study_uid, series_uid):
+        # a whole study in one request: against Orthanc 1.10 / DICOMweb 1.7 one study request
+        # took 0.4 s where its two series one by one took 3-5 s (49-frame OPT + localizer)
+        parts = (
+            [c.iter_study(study_uid)]
+            if not series_uids
+            else [c.iter_series(study_uid, s) for s in series_uids]
+        )
+        for part in parts:
+            for ds in part:
                 keep(ds)
                 n += 1
     return n
