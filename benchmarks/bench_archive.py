@@ -122,6 +122,11 @@ def main() -> int:
                     indent=1,
                 )
             )
+            for s in series:
+                if s["MainDicomTags"].get("Modality") == "DOC":
+                    r = server.rest("GET", f"/instances/{s['Instances'][0]}/pdf")
+                    print(f"Orthanc /instances/ID/pdf: HTTP {r.status_code}, "
+                          f"{r.headers.get('Content-Type')}, {len(r.content)} bytes")  # fmt: skip
             print(f"dumped to {args.dump}")
     finally:
         server.stop()
