@@ -92,13 +92,13 @@ def main() -> int:
             ),
         }
         one_round(Archive(web), engine, uid)  # warm-up: model and imports
-        seeds._delete_filed(server, uid)
+        seeds.delete_filed(server, uid)
         rounds: dict[str, list[dict[str, float]]] = {label: [] for label in nodes}
         for _ in range(args.runs):  # the kinds interleaved, so a busy machine hits each alike
             for label, node in nodes.items():
                 clear_cache()
                 rounds[label].append(one_round(Archive(node), engine, uid))
-                seeds._delete_filed(server, uid)
+                seeds.delete_filed(server, uid)
         for label, rs in rounds.items():
             med = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
             print(f"{label}: " + ", ".join(f"{k} {v:.2f} s" for k, v in med.items()))
@@ -107,7 +107,7 @@ def main() -> int:
         if args.dump:
             args.dump.mkdir(parents=True, exist_ok=True)
             one_round(Archive(web), engine, uid)
-            for modality, ds in seeds._filed(server, uid).items():
+            for modality, ds in seeds.filed_objects(server, uid).items():
                 ds.save_as(args.dump / f"{modality}.dcm", enforce_file_format=True)
             study = server.rest("POST", "/tools/lookup", data=uid).json()[0]["ID"]
             import json

@@ -175,7 +175,7 @@ def test_c_move_refuses_what_was_not_asked_for(orthanc, caplog) -> None:
     assert "Refused an instance that was not asked for" in caplog.text
 
 
-def _filed(orthanc, study_uid: str) -> dict[str, pydicom.Dataset]:
+def filed_objects(orthanc, study_uid: str) -> dict[str, pydicom.Dataset]:
     """The study's instances filed by octviewer (DOC, SR), read back from Orthanc's REST API."""
     out = {}
     study = orthanc.rest("POST", "/tools/lookup", data=study_uid).json()[0]["ID"]
@@ -189,7 +189,7 @@ def _filed(orthanc, study_uid: str) -> dict[str, pydicom.Dataset]:
     return out
 
 
-def _delete_filed(orthanc, study_uid: str) -> None:
+def delete_filed(orthanc, study_uid: str) -> None:
     study = orthanc.rest("POST", "/tools/lookup", data=study_uid).json()[0]["ID"]
     for s in orthanc.rest("GET", f"/studies/{study}/series").json():
         if s["MainDicomTags"].get("Modality") in ("DOC", "SR"):
@@ -210,7 +210,7 @@ def test_analyze_and_file_results_into_the_study(orthanc, bundle, tmp_path, kind
         args += ["--user", srv.USER]
     try:
         assert cli.main(args) == 0
-        filed = _filed(orthanc, uid)
+        filed = filed_objects(orthanc, uid)
         assert set(filed) == {"DOC", "SR"}
         pdf, sr = filed["DOC"], filed["SR"]
         source = pydicom.dcmread(
@@ -251,7 +251,7 @@ def test_analyze_and_file_results_into_the_study(orthanc, bundle, tmp_path, kind
         assert "QX-770012" not in page[0].get_textpage().get_text_range()
         page.close()
     finally:
-        _delete_filed(orthanc, uid)
+        delete_filed(orthanc, uid)
 
 
 def test_batch_skips_studies_with_this_models_result_and_shards(
@@ -273,7 +273,7 @@ def test_batch_skips_studies_with_this_models_result_and_shards(
         assert cli.main([*base, "--no-skip", "--shard", f"{3 - mine[0]}/2"]) == 0
         assert "0 in shard" in capsys.readouterr().out
     finally:
-        _delete_filed(orthanc, uid)
+        delete_filed(orthanc, uid)
 
 
 def test_refusals_are_clear_and_lose_nothing(orthanc, tmp_path) -> None:
@@ -307,7 +307,7 @@ def test_refusals_are_clear_and_lose_nothing(orthanc, tmp_path) -> None:
     credentials.remember(lost, srv.PASSWORD)
     with pytest.raises(ArchiveRefusedError, match="HTTP 404"):
         Archive(lost).find(StudyQuery())
-    _delete_filed(orthanc, uid)
+    delete_filed(orthanc, uid)
 
 
 def test_out_of_resources_is_reported_and_kept(tmp_path) -> None:
@@ -382,7 +382,7 @@ def test_window_open_from_archive_send_results_and_print(
             window.open_paths(paths)
         monkeypatch.setattr(QInputDialog, "getItem", lambda *a, **k: ("orthanc", True))
         assert send_results(window), window.errors
-        assert set(_filed(orthanc, orthanc.studies["small"])) == {"DOC", "SR"}
+        assert set(filed_objects(orthanc, orthanc.studies["small"])) == {"DOC", "SR"}
 
         out = tmp_path / "printed.pdf"
         with qtbot.waitSignal(c.export_finished, timeout=120_000):
@@ -390,5 +390,5 @@ def test_window_open_from_archive_send_results_and_print(
         assert out.read_bytes().startswith(b"%PDF")
         assert window.act_archive_open.text() == "Open from &archive…"
     finally:
-        _delete_filed(orthanc, orthanc.studies["small"])
+        delete_filed(orthanc, orthanc.studies["small"])
         window.close()

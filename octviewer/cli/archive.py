@@ -12,15 +12,20 @@ import getpass
 import hashlib
 import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
-from octviewer.cli.common import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, _say, log
+from octviewer.cli.common import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, log
 from octviewer.errors import OCTViewerError
 
 if TYPE_CHECKING:
     from octviewer.core.archive.nodes import ArchiveNode
     from octviewer.core.archive.service import Archive
     from octviewer.core.engine import Engine
+
+
+def _say(msg: str = "", stream: TextIO | None = None) -> None:
+    """Console output of the archive commands (results for the user; logging is diagnostics)."""
+    (stream or sys.stdout).write(msg + "\n")
 
 
 def _ask_password(node: ArchiveNode) -> str | None:
