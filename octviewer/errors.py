@@ -123,3 +123,28 @@ class ReportError(OCTViewerError):
 
 class TrainingError(OCTViewerError):
     """A training run was refused or failed (bad dataset, existing run directory...)."""
+
+
+# --- archives (PACS, DICOMweb) ---------------------------------------------------------------
+class ArchiveError(OCTViewerError):
+    """An archive (DICOMweb or DIMSE node) could not be used: configuration, connection, refusal.
+
+    ``node`` names the node; ``resendable`` is True when what was to be sent is kept and can be
+    sent again (nothing was lost)."""
+
+    def __init__(self, message: str, *, node: str = "", resendable: bool = False) -> None:
+        super().__init__(message)
+        self.node = node
+        self.resendable = resendable
+
+
+class ArchiveConfigError(ArchiveError):
+    """A node description that cannot be used (bad address, unknown node name)."""
+
+
+class ArchiveConnectionError(ArchiveError):
+    """The archive could not be reached, or refused the association / the login."""
+
+
+class ArchiveRefusedError(ArchiveError):
+    """The archive answered but refused the request (DIMSE failure status, HTTP 4xx/5xx)."""

@@ -2,8 +2,9 @@
 # Create or reuse the local environment that `scripts/run` and `scripts/test` (and `make run` /
 # `make test`) use; a second call with nothing changed does no install work.
 #
-#   scripts/setup_env.sh run    the app: torch pair + octviewer[jpeg,vendor]
+#   scripts/setup_env.sh run    the app: torch pair + octviewer[jpeg,vendor,archive]
 #   scripts/setup_env.sh test   everything: torch pair + octviewer[all] (tests, ruff, PyInstaller)
+#                               + Orthanc and its DICOMweb plugin (the archive the tests start)
 #
 # Steps, each only when needed:
 #   1. .venv with a Python >= 3.10 (on Debian/Ubuntu as root: apt-get install python3-venv
@@ -13,6 +14,9 @@
 #   4. Linux: the system libraries Qt's xcb plugin needs (python -m octviewer.ui.qt_syslibs):
 #      installed with apt-get as root, else it stops with the exact `sudo apt-get install` line
 #      (for `test` only a warning: the tests run on Qt's offscreen platform)
+#   5. test, Linux: Debian's `orthanc orthanc-dicomweb` (the tests start their own Orthanc on
+#      loopback; without it those tests skip): apt-get as root, else the line to run
+#      (OCTVIEWER_SKIP_ORTHANC=1: do not check)
 # Steps 1-3 are skipped when .venv/.octviewer-setup holds the same key: a hash of
 # pyproject.toml, the torch spec, the torch index and the Python version (and the extras cover
 # the ones asked for).
@@ -32,8 +36,8 @@ ROOT="$(pwd)"
 T0=$(date +%s)
 PURPOSE="${1:-run}"
 case "$PURPOSE" in
-    run) WANT="jpeg vendor" ;;
-    test) WANT="jpeg vendor train test package" ;;
+    run) WANT="jpeg vendor archive" ;;
+    test) WANT="jpeg vendor archive train test package" ;;
     *) echo "usage: scripts/setup_env.sh run|test" >&2; exit 2 ;;
 esac
 DEFAULT_TORCH="torch==2.14.1 torchvision==0.29.1"
@@ -116,6 +120,21 @@ if [ "$(uname -s)" = Linux ] && [ "${OCTVIEWER_SKIP_SYSLIBS:-0}" != 1 ]; then
         fi
         say "WARNING: Qt's system libraries are missing (see above): the tests run offscreen and" \
             "do not need them, the window and scripts/build_app.sh do"
+    fi
+fi
+# --- 5. the archive the tests start (Linux, test only) -------------------------------------------
+ORTHANC_PKGS="orthanc orthanc-dicomweb"
+if [ "$PURPOSE" = test ] && [ "$(uname -s)" = Linux ] && [ "${OCTVIEWER_SKIP_ORTHANC:-0}" != 1 ]; then
+    if [ -x /usr/sbin/Orthanc ] && ls /usr/share/orthanc/plugins/libOrthancDicomWeb.so* >/dev/null 2>&1; then
+        :
+    elif is_root_apt; then
+        say "installing $ORTHANC_PKGS (apt-get) for the archive tests"
+        # the package's own service start is refused in containers: harmless, the tests start
+        # a private Orthanc of their own
+        apt_install $ORTHANC_PKGS >/dev/null || say "WARNING: apt-get install $ORTHANC_PKGS failed: the archive tests will skip"
+    else
+        say "WARNING: Orthanc is missing, the archive tests will skip. Run:" \
+            "sudo apt-get install -y --no-install-recommends $ORTHANC_PKGS"
     fi
 fi
 say "ready in $(($(date +%s) - T0)) s"

@@ -76,7 +76,7 @@ def test_map_image_draws_each_line_in_its_class_colour(volume) -> None:
     m = dm.build_disease_map(volume, res)
     assert m.line(0).color == class_rgb(0, NAMES) and m.legend[3].color == class_rgb(3, NAMES)
     pic = np.asarray(report_volume.map_image(m, volume, 768, current=None)).astype(int)
-    base = np.asarray(report_volume._localizer_rgb(volume)).astype(int)
+    base = np.asarray(report_volume.localizer_rgb(volume)).astype(int)
     for ln in m.lines:
         x = round((ln.start[0] + ln.end[0]) / 2)
         y = round(ln.start[1])

@@ -72,7 +72,10 @@ def test_readme_test_section_and_ci_run_the_same_command() -> None:
     pair = re.search(r'DEFAULT_TORCH="([^"]+)"', setup).group(1)
     install = README.split("\n## Install\n", 1)[1].split("\n## ", 1)[0]
     assert all(p in install for p in pair.split()), f"Install does not give {pair}"
-    assert 'pip install -e ".[jpeg,vendor]"' in install and 'pip install -e ".[all]"' in install
+    assert (
+        'pip install -e ".[jpeg,vendor,archive]"' in install
+        and 'pip install -e ".[all]"' in install
+    )
 
 
 # --- the stamp: a second run does no install work --------------------------------------------
@@ -107,7 +110,9 @@ def _setup(
     venv_dir: Path, purpose: str, script: str = "setup_env.sh", **env: str
 ) -> tuple[subprocess.CompletedProcess, list[str]]:
     e = {k: v for k, v in os.environ.items() if k not in ("OCTVIEWER_TORCH", "TORCH_INDEX_URL")}
-    e.update(OCTVIEWER_VENV=str(venv_dir), OCTVIEWER_SKIP_SYSLIBS="1", **env)
+    e.update(
+        OCTVIEWER_VENV=str(venv_dir), OCTVIEWER_SKIP_SYSLIBS="1", OCTVIEWER_SKIP_ORTHANC="1", **env
+    )
     r = subprocess.run(
         ["bash", ROOT / "scripts" / script, *([purpose] if purpose else [])],
         capture_output=True,
@@ -126,7 +131,7 @@ def test_setup_installs_once_and_reinstalls_only_when_the_key_changes(fake_venv:
     assert r.returncode == 0, r.stderr
     assert len(calls) == 2, calls
     assert calls[0].split()[-2:] == ["torch==2.14.1", "torchvision==0.29.1"]
-    assert calls[1].endswith("-e .[jpeg,vendor]"), calls[1]
+    assert calls[1].endswith("-e .[archive,jpeg,vendor]"), calls[1]
 
     r, calls = _setup(fake_venv, "run")  # nothing changed: no pip at all
     assert r.returncode == 0 and "environment up to date" in r.stdout
@@ -134,7 +139,7 @@ def test_setup_installs_once_and_reinstalls_only_when_the_key_changes(fake_venv:
 
     r, calls = _setup(fake_venv, "test")  # more extras: installs the union
     assert r.returncode == 0, r.stderr
-    assert calls[-1].endswith("-e .[jpeg,package,test,train,vendor]"), calls[-1]
+    assert calls[-1].endswith("-e .[archive,jpeg,package,test,train,vendor]"), calls[-1]
     r, calls = _setup(fake_venv, "run")  # run needs a subset of what test installed
     assert "environment up to date" in r.stdout and len(calls) == 4
 

@@ -69,7 +69,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     except SystemExit as e:  # --help, --version, or a usage error (argparse printed it)
         return int(e.code) if isinstance(e.code, int) else EXIT_USAGE
-    configure_logging(args.verbose_global + args.verbose)
+    configure_logging(args.verbose_global + getattr(args, "verbose", 0))
     if args.command in ("analyze", "analyse"):
         return cmd_analyze(args)
+    if args.command == "archive":
+        from octviewer.cli.archive import cmd_archive
+
+        return cmd_archive(args)
     return cmd_model_info(args)

@@ -8,7 +8,7 @@ from typing import TextIO
 
 log = logging.getLogger("octviewer.cli")
 
-SUBCOMMANDS = ("analyze", "model-info")
+SUBCOMMANDS = ("analyze", "model-info", "archive")
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 
 

@@ -147,6 +147,24 @@ def build_parser() -> argparse.ArgumentParser:
         "heatmap anyway, marked unreliable (left out by default)",
     )
     a.add_argument(
+        "--pdf",
+        action="store_true",
+        help="also write each report as a printable one-page PDF (vector, fonts embedded) "
+        "next to its PNG",
+    )
+    a.add_argument(
+        "--page-png",
+        action="store_true",
+        help="also write the printable page as PNG (<name>_page.png, 150 dpi): the PDF's page",
+    )
+    a.add_argument(
+        "--page",
+        choices=("a4", "letter"),
+        default="a4",
+        type=str.lower,
+        help="page size of the printable report, --pdf and --page-png (default: a4 portrait)",
+    )
+    a.add_argument(
         "--contours",
         default="",
         metavar="LEVELS",
@@ -170,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _model_arg(m)
     m.add_argument("--json", action="store_true", help="print the full configuration as JSON")
+    from octviewer.cli.archive_parser import add_archive_parser
+
+    add_archive_parser(sub, _model_arg)
     return p
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QStyle
 
+from octviewer.ui import archive_dialogs as archive
 from octviewer.ui import file_commands as files
 from octviewer.ui import model_commands as model
 from octviewer.ui.commands import TOOLBAR, Command, Place, Submenu
@@ -124,7 +125,16 @@ COMMANDS: tuple[Command, ...] = (
     Command("load_model", "Load &model…", model.load_model_dialog,
             (Place("File", 2, 0), Place("Model", 0, 0)), "Ctrl+M",
             "Load a model bundle (.safetensors)"),
-    Command("quit", "&Quit", lambda w: w.close(), (Place("File", 3, 0),), Key.Quit),
+    Command("archive_open", "Open from &archive…", archive.open_from_archive,
+            (Place("File", 3, 0),),
+            tip="Search a PACS (DICOMweb or DIMSE) and open a study's scans"),
+    Command("archive_send", "Send results to archi&ve", archive.send_results,
+            (Place("File", 3, 1),),
+            tip="File the report (Encapsulated PDF) and the result (DICOM SR) into the scan's "
+            "study, with the patient's identity"),
+    Command("archive_nodes", "Archive &nodes…", archive.manage_nodes, (Place("File", 3, 2),),
+            tip="Add, test and remove archives; clear the archive cache"),
+    Command("quit", "&Quit", lambda w: w.close(), (Place("File", 4, 0),), Key.Quit),
     # View
     Command("fit", "&Fit to window", lambda w: w.image_view.fit(),
             (Place("View", 0, 0), Place(TOOLBAR, 1, 0)), "F", "Fit the image to the window"),

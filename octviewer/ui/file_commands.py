@@ -91,16 +91,22 @@ def export_current(window: Window, path: str | Path | None = None) -> bool:
     if path is None:
         name = default_report_name(entry, view.frame)
         start = Path(window.settings.export_dir or Path.home()) / name
-        p, _ = QFileDialog.getSaveFileName(window, "Export report", str(start), "PNG image (*.png)")
+        p, chosen = QFileDialog.getSaveFileName(
+            window,
+            "Export report",
+            str(start),
+            "PNG image (*.png);;PDF, printable page (*.pdf)",
+        )
         if not p:
             return False
-        path = p if p.lower().endswith(".png") else p + ".png"
+        ext = ".pdf" if "pdf" in chosen.lower() or p.lower().endswith(".pdf") else ".png"
+        path = p if p.lower().endswith(ext) else p + ext
         window.settings.export_dir = str(Path(path).parent)
     options = ReportOptions(
         class_index=window.shown().cam_class,
         include_identity=view.include_identity,
         show_unreliable=view.show_unreliable,
-        look=view.overlay_look(),
+        look={**view.overlay_look(), "page": window.settings.report_page},
     )
     window.status.say("Writing report…")
     window.controller.export_report(entry.uid, view.frame, path, options)

@@ -42,6 +42,16 @@ class Settings:
     def clear_recent(self) -> None:
         self._s.setValue("recent/files", [])
 
+    # --- printable report -----------------------------------------------------------------
+    @property
+    def report_page(self) -> str:
+        """Page size of PDF reports: "A4" (default) or "Letter"."""
+        return "Letter" if self._str("report/page", "A4").lower() == "letter" else "A4"
+
+    @report_page.setter
+    def report_page(self, value: str) -> None:
+        self._s.setValue("report/page", "Letter" if value.lower() == "letter" else "A4")
+
     # --- model ------------------------------------------------------------------------------
     @property
     def last_model(self) -> str:

@@ -28,7 +28,7 @@ HOW_TO_READ = (
 )
 
 
-def _localizer_rgb(scan: Scan) -> Image.Image:
+def localizer_rgb(scan: Scan) -> Image.Image:
     assert scan.localizer is not None
     img = np.asarray(scan.localizer.image)
     if img.dtype != np.uint8:
@@ -62,7 +62,7 @@ def _dashed(
 
 def map_image(m: dm.DiseaseMap, scan: Scan, size: int, current: int | None) -> Image.Image:
     """The localizer scaled to ``size`` pixels on its longer side with the map drawn on it."""
-    base = _localizer_rgb(scan)
+    base = localizer_rgb(scan)
     s = size / max(base.size)
     base = base.resize((round(base.width * s), round(base.height * s)), Image.Resampling.LANCZOS)
     layer = Image.new("RGBA", base.size, (0, 0, 0, 0))
