@@ -87,7 +87,8 @@ def test_menus_keep_their_layout(qtbot, tmp_path) -> None:
     assert texts == [
         "&Open files…", "Open &folder…", "Open &sample", "Open &recent", "Restore &last session",
         "---", "&Export report…", "Export &all reports…", "Include patient identifiers in reports",
-        "---", "Load &model…", "&Close scan", "---", "&Quit",
+        "---", "Load &model…", "&Close scan", "---", "Open from &archive…",
+        "Send results to archi&ve", "Archive &nodes…", "---", "&Quit",
     ]  # fmt: skip
     assert [a.text() for a in w.menuBar().actions()] == [t for _, t in MENU_TITLES]
     assert not w.act["restore"].isEnabled()  # enabled-when: there is no last session

@@ -25,7 +25,6 @@ from octviewer.core import disease_map as dm
 from octviewer.core import overlay
 from octviewer.core.report import pdf_draw as pd
 from octviewer.core.report import pdf_page as sections
-from octviewer.core.report.charts import class_color
 from octviewer.core.report.facts import choose_frame, result_record, source_label, text_chunks
 from octviewer.core.report.panels import colorbar, image_panels
 from octviewer.core.report.volume import map_image
@@ -117,7 +116,7 @@ def _compose(
         y = sections.strip(pdf, ctx, y, panel_h * 0.45)
     loc = scan.localizer
     if scan.is_volume and len(result.frames) > 1 and loc is not None and loc.positions is not None:
-        m = dm.build_disease_map(scan, result, color_of=lambda k, _n: class_color(k))
+        m = dm.build_disease_map(scan, result)
         if m is not None:
             pic = map_image(m, scan, 900, ctx.fr.frame_index)
             box = pd.Box(sections.MARGIN, y, ctx.inner, panel_h)

@@ -15,7 +15,8 @@ import numpy as np
 from fpdf import FPDF
 from PIL import Image
 
-from octviewer.core.report.charts import INK, MUTED, RGB, class_color
+from octviewer.core.presentation import class_rgb
+from octviewer.core.report.charts import INK, MUTED, RGB
 from octviewer.core.report.fonts import font_set
 
 FAMILY = "octviewer"
@@ -177,7 +178,7 @@ def probability_bars(
         bx, bh = box.x + label_w, line_mm(size_pt) * 0.8
         pdf.set_fill_color(235, 235, 235)
         pdf.rect(bx, y + 0.3, bar_w, bh, style="F")
-        pdf.set_fill_color(*class_color(i))
+        pdf.set_fill_color(*class_rgb(i, tuple(names)))
         pdf.rect(bx, y + 0.3, max(0.0, min(1.0, float(p))) * bar_w, bh, style="F")
         put_text(pdf, bx + bar_w + 1.5, y, f"{100 * float(p):.1f} %")
         y += pitch

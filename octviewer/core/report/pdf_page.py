@@ -18,6 +18,7 @@ from PIL import Image, ImageDraw
 from octviewer._version import __version__
 from octviewer.core import disease_map as dm
 from octviewer.core.overlay import HEATMAP_LEGEND
+from octviewer.core.presentation import NOT_EXCLUDED, NOT_EXCLUDED_RGB
 from octviewer.core.report import pdf_draw as pd
 from octviewer.core.report.charts import MUTED, draw_probability_strip
 from octviewer.core.report.facts import (
@@ -37,8 +38,8 @@ from octviewer.core.report.panels import (
 )
 from octviewer.core.report.volume import HOW_TO_READ
 from octviewer.core.result_cache import cached_at_text
-from octviewer.core.results import NOT_EXCLUDED, FrameResult, ScanResult
 from octviewer.core.results import RESEARCH_ONLY as DISCLAIMER
+from octviewer.core.results import FrameResult, ScanResult
 from octviewer.core.scan import Scan
 
 MARGIN = 12.0
@@ -145,10 +146,10 @@ def answer(pdf: FPDF, ctx: PageContext, y: float, col_w: float) -> float:
     if fr.assessable:
         headline = f"{fr.predicted_class}  {100 * fr.confidence:.1f} %"
         if fr.reassurance_withheld:
-            pd.use_font(pdf, 15, bold=True, color=WARN_EDGE)
+            pd.use_font(pdf, 15, bold=True, color=NOT_EXCLUDED_RGB)
             pd.put_text(pdf, x, y, NOT_EXCLUDED)
             y += pd.line_mm(15)
-            pd.use_font(pdf, 12, bold=True, color=WARN_EDGE)
+            pd.use_font(pdf, 12, bold=True, color=NOT_EXCLUDED_RGB)
             pd.put_text(pdf, x, y, headline)
             y += pd.line_mm(12) + 1
         else:
