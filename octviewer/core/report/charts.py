@@ -6,7 +6,7 @@ height it used, so :mod:`octviewer.core.report` can stack sections.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,12 +40,18 @@ def line_height(font: Font) -> int:
 
 def wrap(s: str, font: Font, max_width: float) -> list[str]:
     """Greedy word wrap of ``s`` to lines no wider than ``max_width`` pixels."""
+    return wrap_words(s, max_width, lambda t: text_width(t, font))
+
+
+def wrap_words(s: str, max_width: float, measure: Callable[[str], float]) -> list[str]:
+    """Greedy word wrap of ``s``: lines no wider than ``max_width`` as ``measure`` counts it
+    (pixels of a PIL font here, millimetres on the printable page)."""
     lines: list[str] = []
     for paragraph in s.splitlines() or [""]:
         current = ""
         for word in paragraph.split():
             trial = f"{current} {word}" if current else word
-            if current and text_width(trial, font) > max_width:
+            if current and measure(trial) > max_width:
                 lines.append(current)
                 current = word
             else:

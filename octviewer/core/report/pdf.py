@@ -27,6 +27,7 @@ from octviewer.core.report import pdf_draw as pd
 from octviewer.core.report import pdf_page as sections
 from octviewer.core.report.facts import choose_frame, result_record, source_label, text_chunks
 from octviewer.core.report.panels import colorbar, image_panels
+from octviewer.core.report.render import png_bytes, write_report_file
 from octviewer.core.report.volume import map_image
 from octviewer.core.results import RESEARCH_ONLY as DISCLAIMER
 from octviewer.core.results import ScanResult
@@ -151,7 +152,7 @@ def save_report_pdf(
     if path.suffix.lower() != ".pdf":
         path = path.with_name(path.name + ".pdf")
     data = render_pdf(scan, result, options)
-    _write(path, data)
+    write_report_file(path, data)
     log.info("PDF report written: %s", path.name)
     return path
 
@@ -195,45 +196,11 @@ def save_page_png(
     scan: Scan, result: ScanResult, path: str | Path, options: PrintOptions | None = None
 ) -> Path:
     """Write the printable page as PNG (150 dpi, the PNG report's text chunks) to ``path``."""
-    import io
-
-    from PIL.PngImagePlugin import PngInfo
-
     path = Path(path)
     img = render_page_png(scan, result, options)
-    info = PngInfo()
-    for k, v in img.info.items():
-        if isinstance(v, str):
-            info.add_text(k, v)
-    buf = io.BytesIO()
-    img.save(buf, format="PNG", pnginfo=info, dpi=(150, 150))
-    _write(path, buf.getvalue())
+    write_report_file(path, png_bytes(img, dpi=(150, 150)))
     log.info("Printable page written: %s", path.name)
     return path
-
-
-def _write(path: Path, data: bytes) -> None:
-    import os
-    import tempfile
-
-    from octviewer.core.filemode import apply_umask
-
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".octviewer-", suffix=path.suffix, dir=path.parent)
-        try:
-            apply_umask(fd)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            Path(tmp).replace(path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError as e:
-        raise ReportError(
-            f"The report could not be written to {path}: {e.strerror or e}. "
-            "Check that the folder exists, is writable and has free space."
-        ) from e
 
 
 __all__ = [

@@ -16,7 +16,7 @@ from fpdf import FPDF
 from PIL import Image
 
 from octviewer.core.presentation import class_rgb
-from octviewer.core.report.charts import INK, MUTED, RGB
+from octviewer.core.report.charts import INK, MUTED, RGB, wrap_words
 from octviewer.core.report.fonts import font_set
 
 FAMILY = "octviewer"
@@ -88,18 +88,7 @@ def wrapped(pdf: FPDF, x: float, y: float, s: str, width: float) -> float:
 
 
 def _wrap(pdf: FPDF, s: str, width: float) -> list[str]:
-    lines: list[str] = []
-    for paragraph in s.splitlines() or [""]:
-        current = ""
-        for word in paragraph.split():
-            trial = f"{current} {word}".strip()
-            if current and text_width(pdf, trial) > width:
-                lines.append(current)
-                current = word
-            else:
-                current = trial
-        lines.append(current)
-    return lines
+    return wrap_words(s, width, lambda t: text_width(pdf, t))
 
 
 def wrapped_height(pdf: FPDF, s: str, width: float) -> float:

@@ -144,17 +144,34 @@ def save_report(
         created=created,
         show_unreliable=show_unreliable,
     )
+    write_report_file(path, png_bytes(img, compress_level=3))
+    log.info("Report written: %s", path.name)
+    return path
+
+
+def png_bytes(img: Image.Image, **save: object) -> bytes:
+    """``img`` encoded as PNG with its text chunks (the report record) kept."""
+    import io
+
     info = PngInfo()
     for k, v in img.info.items():
         if isinstance(v, str):
             info.add_text(k, v)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", pnginfo=info, **save)
+    return buf.getvalue()
+
+
+def write_report_file(path: Path, data: bytes) -> None:
+    """Write a report atomically: a temporary name first, then renamed, so a failed write never
+    leaves a half-written report; the file gets the user's normal mode (mkstemp makes 0600)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".octviewer-", suffix=".png", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=".octviewer-", suffix=path.suffix, dir=path.parent)
         try:
-            apply_umask(fd)  # mkstemp makes it 0600; a report gets the user's normal mode
+            apply_umask(fd)
             with os.fdopen(fd, "wb") as fh:
-                img.save(fh, format="PNG", pnginfo=info, compress_level=3)
+                fh.write(data)
             Path(tmp).replace(path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -164,5 +181,3 @@ def save_report(
             f"The report could not be written to {path}: {e.strerror or e}. "
             "Check that the folder exists, is writable and has free space."
         ) from e
-    log.info("Report written: %s", path.name)
-    return path
