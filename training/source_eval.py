@@ -121,6 +121,7 @@ def dev_files_decided(bundle: Path, paths: list[Path]) -> list[dict[str, Any]]:
 def decide_out_of_fold(bundle: Path, data: str, outlier_label: str) -> list[Decision]:
     """Every B-scan of ``data`` decided by the member that held its patient out."""
     from octviewer import load
+    from octviewer.core.calibration import calibrated_probabilities
     from octviewer.core.model.bundle import load_bundle
     from octviewer.core.preprocess import preprocess_frames
     from octviewer.core.scope import ModelScope
@@ -156,12 +157,13 @@ def decide_out_of_fold(bundle: Path, data: str, outlier_label: str) -> list[Deci
                 config.preprocess,
             )
             logits, z = _member_outputs(model, m, x, ood, mirrored)
+            probs = calibrated_probabilities(logits, config.temperature)
             for j, s in enumerate(batch):
                 out.append(
                     Decision(
                         source=s.source,
                         label=outlier_label if s.label == OUTLIER else names[s.label],
-                        probabilities=_calibrated(logits[j], config.temperature),
+                        probabilities=probs[j],
                         ood_score=float(z[j]),
                         gate_flags=_gates(scans[j], mids[j], scope),
                     )
@@ -204,12 +206,6 @@ def _member_outputs(
             logits = (logits + net(x.flip(-1))) / 2
     z = ood.networks[m].z(tap.features()[m]) if ood is not None else np.full(len(x), np.nan)
     return logits.numpy(), np.asarray(z)
-
-
-def _calibrated(logits: np.ndarray, temperature: float) -> np.ndarray:
-    from octviewer.core.calibration import calibrated_probabilities
-
-    return calibrated_probabilities(logits[None], temperature)[0]
 
 
 def flags_of(d: Decision, config: Any, ood: Any) -> frozenset[Any]:
