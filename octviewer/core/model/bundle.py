@@ -37,12 +37,12 @@ from typing import TYPE_CHECKING, Any
 
 from octviewer.core.filemode import apply_umask_to
 from octviewer.core.model.config import ModelConfig
+from octviewer.core.model.digest import file_sha256
 from octviewer.core.model.header import (
     CONFIG_KEY,
     BundleHead,
     BundleHeader,
     check_config,
-    file_sha256,
     header_shapes,
     read_bundle_config,
     read_bundle_head,

@@ -3,7 +3,6 @@ entry, and the :class:`ModelConfig` in its metadata (key ``CONFIG_KEY``), valida
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import struct
@@ -36,15 +35,6 @@ class BundleHeader:
     metadata: dict[str, str]
     data_start: int
     file_size: int
-
-
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 (hex) of a file, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def read_header(path: str | Path) -> BundleHeader:

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from octviewer.core.filemode import apply_umask_to
-from octviewer.core.model.header import file_sha256
+from octviewer.core.model.digest import file_sha256
 from octviewer.core.model.schema import SchemaError, loads_bounded
 
 if TYPE_CHECKING:

@@ -73,8 +73,8 @@ def load_cached(head: BundleHead) -> tuple[LoadedModel, Any] | None:
     """The static int8 network of ``head``'s bundle from the int8 cache, or None."""
     from octviewer.core.model import int8_cache
     from octviewer.core.model.bundle import LoadedModel, read_tensors
+    from octviewer.core.model.digest import file_sha256
     from octviewer.core.model.ensemble import ensemble_of
-    from octviewer.core.model.header import file_sha256
     from octviewer.core.model.int8_static import StaticInt8, calibration_for
     from octviewer.core.results import ModelIdentity
 
