@@ -88,10 +88,6 @@ class Engine:
     ) -> None:
         """``int8_cache``: "background" (default), "sync" or "off" (see core/model/network)."""
         prepare_environment()
-        from octviewer.core.cam import OnePassCam
-        from octviewer.core.model.bundle import read_bundle_head
-        from octviewer.core.model.network import load_network
-
         if bundle is None:
             from octviewer.resources import default_model_path
 
@@ -103,6 +99,13 @@ class Engine:
                 )
         else:
             path = Path(bundle)
+        from octviewer.core.model.network import hash_ahead_for_load
+
+        hash_ahead_for_load(path)  # on a thread, while torch imports
+        from octviewer.core.cam import OnePassCam
+        from octviewer.core.model.bundle import read_bundle_head
+        from octviewer.core.model.network import load_network
+
         self.path = path
         self._device = choose_device(device)
         self.precision = check_precision(precision)

@@ -105,6 +105,38 @@ def head_kind(member: torch.nn.Module) -> str | None:
     return None
 
 
+#: at most this many entries of a folder are looked at for a load's head start
+_MAX_AHEAD = 16
+
+
+def entry_files() -> list[Path]:
+    """The network files of the cache entries a load may read (user's folder, then shipped)."""
+    files: list[Path] = []
+    for folder in (cache_folder(), shipped_folder()):
+        try:
+            files += sorted(folder.glob("*.pt"))[:_MAX_AHEAD]
+        except OSError:
+            continue
+    return files
+
+
+def entry_files_of(bundle_sha256: str) -> set[Path]:
+    """Those of :func:`entry_files` whose manifest names the bundle ``bundle_sha256`` (a
+    manifest that cannot be read names none; :func:`load` says why when it is used)."""
+    found: set[Path] = set()
+    for pt in entry_files():
+        try:
+            facts = loads_bounded(
+                pt.with_suffix(".json").read_bytes(), what="the int8 cache manifest",
+                max_bytes=65536,
+            )  # fmt: skip
+        except (OSError, SchemaError, ValueError):
+            continue
+        if isinstance(facts, dict) and facts.get("bundle_sha256") == bundle_sha256:
+            found.add(pt)
+    return found
+
+
 def store(
     folder: Path,
     key: str,
