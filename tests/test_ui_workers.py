@@ -114,3 +114,26 @@ def test_refcount_guard_makes_signals_safe_on_a_leaky_binding(qtbot) -> None:
     # either the binding does not leak, or True is pinned far above what a session can lose
     assert sys.getrefcount(True) >= before - 2000
     assert sys.getrefcount(True) > 1_000_000 or sys.getrefcount(True) >= before - 10
+
+
+@pytest.mark.skipif(
+    not __import__("sys").platform.startswith("linux"), reason="nice is per thread on Linux only"
+)
+def test_jobs_run_on_threads_that_yield_to_the_window(qtbot) -> None:
+    """Worker threads get a higher nice value than the GUI thread (stalls while drawing)."""
+    import os
+
+    from octviewer.core.device import BACKGROUND_NICENESS
+
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    runner = JobRunner(max_threads=1)
+    got: list[int] = []
+    runner.submit(
+        "probe",
+        lambda ctx: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()),
+        on_result=got.append,
+    )
+    qtbot.waitUntil(lambda: bool(got), timeout=10000)
+    assert got == [min(19, mine + BACKGROUND_NICENESS)]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine
+    assert runner.shutdown(5000)

@@ -11,13 +11,17 @@ thread, exactly as :class:`~octviewer.viewer.jobs.Jobs` runs them.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
+from octviewer.core.device import lower_thread_priority
 from octviewer.viewer.jobs import Job, Jobs, execute, synchronous_default
 
 log = logging.getLogger(__name__)
+#: per pool thread: whether its priority was lowered (the window's thread keeps its own)
+_pool_thread = threading.local()
 
 
 class _Bridge(QObject):
@@ -62,6 +66,9 @@ class _Runnable(QRunnable):
         self._runner = runner
 
     def run(self) -> None:  # runs on a pool thread
+        if not getattr(_pool_thread, "lowered", False):  # once per pool thread
+            _pool_thread.lowered = True
+            lower_thread_priority()
         b = self._bridge
         execute(self._job, self._runner.is_current, b.result.emit, b.error.emit, b.finished.emit)
 
