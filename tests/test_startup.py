@@ -215,6 +215,51 @@ def test_a_damaged_cache_entry_is_refused_and_rebuilt(
     assert _from_cache(Engine(bundles["calibrated"], device="cpu", quantize=True))  # rebuilt
 
 
+def test_an_entry_missing_a_member_is_refused_even_with_a_matching_sha256(
+    bundles,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import json
+    import zipfile
+
+    from octviewer.core.model.digest import file_sha256
+
+    monkeypatch.setenv("OCTVIEWER_CACHE_DIR", str(tmp_path / "cache"))
+    Engine(bundles["calibrated"], device="cpu", quantize=True, int8_cache="sync")
+    (pt,) = _entries(int8_cache.cache_folder())
+    with zipfile.ZipFile(pt) as zf:
+        first = zf.read("member-0.pt")
+    with zipfile.ZipFile(pt, "w") as zf:  # member 1 gone, the manifest made to agree
+        zf.writestr("member-0.pt", first)
+    manifest = pt.with_suffix(".json")
+    facts = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**facts, "sha256": file_sha256(pt)}))
+    with caplog.at_level(logging.WARNING, logger="octviewer.core.model.int8_cache"):
+        e = Engine(bundles["calibrated"], device="cpu", quantize=True, int8_cache="sync")
+    assert not _from_cache(e) and "member-1.pt" in caplog.text
+
+
+def test_entries_of_an_older_cache_format_are_deleted_when_one_is_written(
+    bundles,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import json
+
+    monkeypatch.setenv("OCTVIEWER_CACHE_DIR", str(tmp_path / "cache"))
+    folder = int8_cache.cache_folder()
+    folder.mkdir(parents=True)
+    old = {"format": int8_cache.FORMAT_NAME, "format_version": int8_cache.CACHE_FORMAT - 1}
+    (folder / "old.json").write_text(json.dumps(old))
+    (folder / "old.pt").write_bytes(b"a network of the old format")
+    (folder / "foreign.json").write_text(json.dumps({"format": "something else"}))
+    Engine(bundles["calibrated"], device="cpu", quantize=True, int8_cache="sync")
+    assert not (folder / "old.pt").exists() and not (folder / "old.json").exists()
+    assert (folder / "foreign.json").exists() and len(_entries(folder)) == 1
+
+
 def test_a_cache_hit_imports_neither_timm_nor_torchvision(bundles, tmp_path: Path) -> None:  # noqa: F811
     import os
     import subprocess

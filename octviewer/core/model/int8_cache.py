@@ -7,8 +7,11 @@ bundle, torch and activation width. So the converted backbones are traced to Tor
 (``torch.jit.trace``) and saved in the user's cache folder (``$OCTVIEWER_CACHE_DIR/int8``, else
 the platform's cache folder, :func:`octviewer.core.cache_dir.cache_home`), one pair per key:
 
-- ``<key>.pt``: the traced backbones of all members (``torch.jit.save``: TorchScript, no
-  pickle of Python objects);
+- ``<key>.pt``: a stored (uncompressed) zip of one TorchScript file per member
+  (``member-K.pt``: the converted backbone traced, frozen with ``torch.jit.freeze`` and saved
+  with ``torch.jit.save``: no pickle of Python objects). Frozen graphs load in half the time of
+  the module hierarchy a trace keeps (0.33 s against 0.60 s for the default model's four
+  members, and a first forward of 0.065 s against 0.105 s), with identical outputs;
 - ``<key>.json``: the manifest, written last: cache format, bundle SHA-256, torch version,
   activation bits, member count, feature channels, head kind per member, the input size and the
   SHA-256 of ``<key>.pt``.
@@ -25,11 +28,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import logging
 import os
 import tempfile
 import warnings
+import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,7 +48,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 1: one traced module of all members, not frozen
 FORMAT_NAME = "octviewer-int8-cache"
 SUBDIR = "int8"
 #: Head kinds a cached member can be rebuilt with (timm's two spellings of average pooling).
@@ -145,25 +150,14 @@ def store(
     size: tuple[int, int],
 ) -> Path:
     """Trace ``backbones`` (int8 GraphModules) and write the entry ``key``; returns the .pt."""
-    import torch
-
-    class Backbones(torch.nn.Module):
-        def __init__(self, nets: Sequence[torch.nn.Module]) -> None:
-            super().__init__()
-            self.nets = torch.nn.ModuleList(nets)
-
-        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-            return tuple(net(x) for net in self.nets)
-
     folder.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad(), _quiet():
-        traced = torch.jit.trace(Backbones(backbones), torch.zeros(1, 1, *size), check_trace=False)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{key}.", suffix=".pt.part")
     os.close(fd)
     pt, manifest = folder / f"{key}.pt", folder / f"{key}.json"
     try:
-        with _quiet():
-            torch.jit.save(traced, tmp)
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
+            for k, backbone in enumerate(backbones):
+                zf.writestr(_member_name(k), _frozen_bytes(backbone, size))
         apply_umask_to(Path(tmp))  # mkstemp's 0600: a shipped entry is read by every user
         facts = {**facts, "format": FORMAT_NAME, "format_version": CACHE_FORMAT}
         facts |= {"members": len(backbones), "size": list(size), "sha256": file_sha256(tmp)}
@@ -172,8 +166,58 @@ def store(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    remove_other_formats(folder)
     log.info("int8 network cached in %s (%.1f MB)", pt, pt.stat().st_size / 1e6)
     return pt
+
+
+def _member_name(k: int) -> str:
+    return f"member-{k}.pt"
+
+
+def _frozen_bytes(backbone: torch.nn.Module, size: tuple[int, int]) -> bytes:
+    """One converted backbone traced, frozen and saved as TorchScript."""
+    import torch
+
+    with torch.no_grad(), _quiet():
+        traced = torch.jit.trace(backbone, torch.zeros(1, 1, *size), check_trace=False)
+        frozen = torch.jit.freeze(traced.eval())
+        buf = io.BytesIO()
+        torch.jit.save(frozen, buf)
+    return buf.getvalue()
+
+
+def _load_members(pt: Path, members: int) -> list[Any]:
+    import torch
+
+    nets = []
+    with zipfile.ZipFile(pt) as zf:
+        for k in range(members):
+            info = zf.getinfo(_member_name(k))  # KeyError: a member is missing
+            if info.compress_type != zipfile.ZIP_STORED or info.file_size > pt.stat().st_size:
+                raise ValueError(f"{_member_name(k)} is not stored as this app writes it")
+            with _quiet():
+                nets.append(torch.jit.load(io.BytesIO(zf.read(info)), map_location="cpu"))
+    return nets
+
+
+def remove_other_formats(folder: Path) -> None:
+    """Delete the entries of ``folder`` written in another cache format (never used again: the
+    format is part of the key)."""
+    for manifest in sorted(folder.glob("*.json"))[: _MAX_AHEAD * 4]:
+        try:
+            facts = loads_bounded(manifest.read_bytes(), what="the int8 cache manifest",
+                                  max_bytes=65536)  # fmt: skip
+        except (OSError, SchemaError, ValueError):
+            continue
+        if (
+            isinstance(facts, dict)
+            and facts.get("format") == FORMAT_NAME
+            and facts.get("format_version") != CACHE_FORMAT
+        ):
+            log.info("int8 cache: deleting entry %s of format %s",
+                     manifest.stem[:12], facts.get("format_version"))  # fmt: skip
+            remove(folder, manifest.stem)
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -191,8 +235,6 @@ def load(
     refused: then it is deleted so that it is rebuilt, unless ``readonly``). ``expect``:
     manifest values that must be equal (bundle SHA-256, torch version, activation bits,
     member count)."""
-    import torch
-
     pt, manifest = folder / f"{key}.pt", folder / f"{key}.json"
     if not manifest.is_file():
         return None
@@ -204,11 +246,11 @@ def load(
         if problem is None and file_sha256(pt) != facts["sha256"]:
             problem = "its network file does not have the SHA-256 its manifest records"
         if problem is None:
-            with _quiet():
-                loaded = torch.jit.load(str(pt), map_location="cpu")
-            nets = [getattr(loaded.nets, str(k)) for k in range(int(facts["members"]))]
-            return nets, facts
-    except (OSError, SchemaError, RuntimeError, ValueError, AttributeError, KeyError) as exc:
+            return _load_members(pt, int(facts["members"])), facts
+    except (
+        OSError, SchemaError, RuntimeError, ValueError, AttributeError, KeyError,
+        zipfile.BadZipFile,
+    ) as exc:  # fmt: skip
         problem = f"it could not be read ({type(exc).__name__}: {str(exc)[:200]})"
     log.warning("int8 cache entry %s in %s refused: %s", key[:12], folder, problem)
     if not readonly:
