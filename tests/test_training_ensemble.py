@@ -13,7 +13,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 from octviewer.errors import TrainingError
 from training.cli import main as train_main
 from training.config import TrainConfig
-from training.ensemble_report import bootstrap_balanced_accuracy
+from training.ensemble.report import bootstrap_balanced_accuracy
 from training.run import run_training
 
 KERMANY_SMALL = Path(__file__).parent / "data" / "kermany_small"
@@ -94,7 +94,7 @@ def test_member_weights_last_takes_each_final_epoch(tmp_path: Path) -> None:
     from safetensors.torch import load_file
 
     from octviewer.core.model.bundle import read_bundle_config
-    from training.ensemble import build_parser, run_ensemble
+    from training.ensemble.command import build_parser, run_ensemble
 
     torch.set_num_threads(1)
     a, b = _member(tmp_path, 1, epochs=2), _member(tmp_path, 2, epochs=2)
@@ -129,7 +129,7 @@ def test_cross_validated_members_give_out_of_fold_metrics(tmp_path: Path) -> Non
     import torch
 
     from octviewer.core.model.bundle import read_bundle_config
-    from training.ensemble import build_parser, run_ensemble
+    from training.ensemble.command import build_parser, run_ensemble
 
     torch.set_num_threads(1)
     runs = [_member(tmp_path, k, folds=3, fold=k) for k in (1, 2, 3)]
@@ -165,7 +165,7 @@ def test_cross_validated_members_give_out_of_fold_metrics(tmp_path: Path) -> Non
 def test_members_on_different_splits_are_refused(tmp_path: Path) -> None:
     a, b = _member(tmp_path, 1, split_seed=0), _member(tmp_path, 2, split_seed=5)
     with pytest.raises(TrainingError, match="different patient splits"):
-        from training.ensemble import build_parser, run_ensemble
+        from training.ensemble.command import build_parser, run_ensemble
 
         args = build_parser().parse_args(_shared_split_args(tmp_path, a, b))
         run_ensemble(args, ["x"])

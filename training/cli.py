@@ -50,7 +50,7 @@ def _classes(text: str) -> tuple[str, ...]:
 
 
 def _groups(text: str) -> tuple[str, ...]:
-    from training.variation import GROUPS
+    from training.data.variation import GROUPS
 
     names = tuple(c.strip() for c in text.split(",") if c.strip())
     if names == ("all",):
@@ -238,7 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--augment-extra",
         type=_groups,
         help="Real-data variation groups added to the augmentations, comma-separated: "
-        "display, speckle, contrast, zoom, overlay, or all (training/variation.py; default none).",
+        "display, speckle, contrast, zoom, overlay, or all (training/data/variation.py; default "
+        "none).",
     )
     g.add_argument(
         "--outlier-label",
@@ -354,27 +355,27 @@ def parse_config(argv: list[str]) -> TrainConfig:
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["ensemble"]:
-        from training.ensemble import main as ensemble_main
+        from training.ensemble.command import main as ensemble_main
 
         return ensemble_main(args[1:])
     if args[:1] == ["ood"]:
-        from training.ood_cli import main as ood_main
+        from training.rewrite.add_ood import main as ood_main
 
         return ood_main(args[1:])
     if args[:1] == ["int8"]:
-        from training.int8_cli import main as int8_main
+        from training.rewrite.add_int8 import main as int8_main
 
         return int8_main(args[1:])
     if args[:1] == ["source-eval"]:
-        from training.source_eval import main as source_eval_main
+        from training.rewrite.source_eval import main as source_eval_main
 
         return source_eval_main(args[1:])
     if args[:1] == ["sources"]:
-        from training.sources import main as sources_main
+        from training.data.sources import main as sources_main
 
         return sources_main(args[1:])
     if args[:1] == ["validate"]:
-        from training.validate_cli import main as validate_main
+        from training.rewrite.validate import main as validate_main
 
         return validate_main(args[1:])
     verbose = "-v" in args or "--verbose" in args

@@ -1,9 +1,10 @@
 """One training run end to end: data -> split -> train -> calibrate -> metrics -> bundle -> plots.
 
 :func:`run_training` is the API the command line calls; tests call it directly. :func:`_run`
-orchestrates the steps, each in its own module: :mod:`training.samples`, :mod:`training.split`,
-:mod:`training.plan`, :mod:`training.loop`, :mod:`training.evaluate`, :mod:`training.outputs`
-(provenance stamp and run directory: :mod:`training.rundir`).
+orchestrates the steps, each in its own module: :mod:`training.data.samples`,
+:mod:`training.data.split`, :mod:`training.fit.plan`, :mod:`training.fit.loop`,
+:mod:`training.evaluate.scoring`, :mod:`training.export.outputs`
+(provenance stamp and run directory: :mod:`training.export.rundir`).
 """
 
 from __future__ import annotations
@@ -21,14 +22,14 @@ from octviewer.core.calibration import softmax
 from octviewer.core.model.config import PreprocessConfig
 from octviewer.errors import OCTViewerError, TrainingError
 from training.config import TrainConfig
-from training.data import DEFAULT_PATIENT_REGEX, describe, discover
-from training.plan import device_and_precision, use_channels_last
-from training.rundir import attach_log, prepare_run_dir
-from training.split import Split, choose_split, requested_fold
+from training.data.dataset import DEFAULT_PATIENT_REGEX, describe, discover
+from training.data.split import Split, choose_split, requested_fold
+from training.export.rundir import attach_log, prepare_run_dir
+from training.fit.plan import device_and_precision, use_channels_last
 
 if TYPE_CHECKING:
-    from training.loop import FitResult
-    from training.plan import Plan
+    from training.fit.loop import FitResult
+    from training.fit.plan import Plan
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ def run_training(
     OCTViewerError) for anything the user can fix."""
     import torch
 
-    from training.distributed import broadcast_object, init_distributed, shutdown
+    from training.fit.distributed import broadcast_object, init_distributed, shutdown
 
     t_start = time.perf_counter()
     dist = init_distributed()
@@ -106,10 +107,11 @@ def _run(
     t_start: float,
 ) -> RunResult:
     """The steps of one run: samples, split, plan, loop, evaluate, OOD, provenance, outputs."""
-    from training import evaluate, outputs
-    from training.model_setup import build_model
-    from training.plan import plan_training
-    from training.samples import readable_samples, split_datasets
+    from training.data.samples import readable_samples, split_datasets
+    from training.evaluate import scoring
+    from training.export import outputs
+    from training.fit.plan import plan_training
+    from training.model.setup import build_model
 
     regex = cfg.patient_regex or DEFAULT_PATIENT_REGEX
     source = discover(
@@ -143,13 +145,13 @@ def _run(
     if not dist.is_main:
         return RunResult(run_dir, None, None, {}, ())
 
-    val = evaluate.calibrate_and_score(cfg, plan, model, result, names, device, dist, precision)
-    test = evaluate.score_test(
+    val = scoring.calibrate_and_score(cfg, plan, model, result, names, device, dist, precision)
+    test = scoring.score_test(
         cfg, source, split, names, regex, model, pre, device, dist, precision, val
     )
     unreadable += test.unreadable
     metrics = val.metrics
-    ood_model = evaluate.fit_ood(cfg, model, split, pre, metrics, len(names))
+    ood_model = scoring.fit_ood(cfg, model, split, pre, metrics, len(names))
 
     model.cpu().eval()
     provenance = outputs.training_provenance(
@@ -180,7 +182,7 @@ def _fit(
     run_dir: Path,
     epoch_callback: Callable[[int, dict[str, Any]], None] | None,
 ) -> FitResult:
-    from training import loop
+    from training.fit import loop
 
     return loop.fit(
         plan.trainable,

@@ -15,7 +15,7 @@ import numpy as np
 
 from octviewer.core.model.config import ModelConfig, PreprocessConfig
 from octviewer.errors import TrainingError
-from training.data import FrameDataset, Sample
+from training.data.dataset import FrameDataset, Sample
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +93,8 @@ def load_members(args: argparse.Namespace) -> Members:
 
 def evaluation_sets(args: argparse.Namespace, members: Members) -> EvalSets:
     """Each member's held-out fold (cross-validation), or the shared validation patients."""
-    from training.data import discover
-    from training.split import load_split
+    from training.data.dataset import discover
+    from training.data.split import load_split
 
     names, pre = members.names, members.pre
     source = discover(args.data, class_names=names)
@@ -114,7 +114,7 @@ def evaluation_sets(args: argparse.Namespace, members: Members) -> EvalSets:
 
 def eval_prepare(pre: PreprocessConfig, *, mirrored: bool = False) -> Prepare:
     """The model input of a loaded batch, optionally the mirrored B-scan."""
-    from training.augment import eval_batch
+    from training.data.augment import eval_batch
 
     if mirrored:
         return lambda x: eval_batch(x.flip(-1), pre)
@@ -127,8 +127,8 @@ def predict_logits(
     """Logits and labels of ``ds`` on the CPU; refuses unreadable validation images."""
     import torch
 
-    from training import batches
-    from training.distributed import DistInfo
+    from training.fit import batches
+    from training.fit.distributed import DistInfo
 
     lg, lab, _, bad = batches.predict(
         model,

@@ -14,8 +14,8 @@ from typing import Any
 import torch
 
 from octviewer.errors import TrainingError
-from training.batches import lr_lambda_factory
-from training.distributed import DistInfo
+from training.fit.batches import lr_lambda_factory
+from training.fit.distributed import DistInfo
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def state_cpu(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 @dataclass
 class LoopConfig:
-    """How one fit runs (what :func:`training.loop.fit` reads); beside :class:`Trainer`, which
+    """How one fit runs (what :func:`training.fit.loop.fit` reads); beside :class:`Trainer`, which
     :func:`setup_trainer` builds from it."""
 
     epochs: int

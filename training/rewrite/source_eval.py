@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from training.rewrite import run_step
+from training.rewrite.step import run_step
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def dev_files_decided(bundle: Path, paths: list[Path]) -> list[dict[str, Any]]:
     from octviewer import load
     from octviewer.core.engine import Engine
     from octviewer.errors import OCTViewerError
-    from training.ood_cli import dev_files
+    from training.rewrite.add_ood import dev_files
 
     engine = Engine(bundle, precision="fp32", quantize=False, int8_cache="off")
     rows = []
@@ -125,9 +125,9 @@ def decide_out_of_fold(bundle: Path, data: str, outlier_label: str) -> list[Deci
     from octviewer.core.model.bundle import load_bundle
     from octviewer.core.preprocess import preprocess_frames
     from octviewer.core.scope import ModelScope
-    from training.data import OUTLIER, discover
-    from training.ood_cli import fold_of_members
-    from training.split import fold_patients
+    from training.data.dataset import OUTLIER, discover
+    from training.data.split import fold_patients
+    from training.rewrite.add_ood import fold_of_members
 
     loaded = load_bundle(bundle)
     model, config, ood = loaded.model.eval(), loaded.config, loaded.ood
@@ -328,7 +328,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> Path:
     import torch
 
     from octviewer.core.model.bundle import load_bundle, save_bundle
-    from training.rewrite import check_weights_unchanged, step_provenance
+    from training.rewrite.step import check_weights_unchanged, step_provenance
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -26,7 +26,8 @@ import torch.nn.functional as F
 
 from octviewer.core.calibration import softmax
 from octviewer.errors import TrainingError
-from training.batches import (
+from training.evaluate.metrics import classification_report
+from training.fit.batches import (
     EvalPrepare,
     Prepare,
     autocast_ctx,
@@ -36,8 +37,8 @@ from training.batches import (
     seed_epoch,
     soft_cross_entropy,
 )
-from training.distributed import DistInfo, all_gather_objects
-from training.fit_state import (
+from training.fit.distributed import DistInfo, all_gather_objects
+from training.fit.state import (
     LoopConfig,
     Progress,
     Trainer,
@@ -46,7 +47,6 @@ from training.fit_state import (
     setup_trainer,
     state_cpu,
 )
-from training.metrics import classification_report
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +214,7 @@ def _forward_backward(
     targets += lc.label_smoothing / k
     targets[y < 0] = 1.0 / k  # outlier exposure: a finding outside the classes -> uniform
     if lc.mixup > 0:
-        from training.augment import mixup
+        from training.data.augment import mixup
 
         x, targets = mixup(x, targets, lc.mixup, g)
     sync = nullcontext() if (boundary or not dist.enabled) else tr.ddp_model.no_sync()

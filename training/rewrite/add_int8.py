@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from octviewer.errors import TrainingError
-from training.rewrite import run_step
+from training.rewrite.step import run_step
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +68,8 @@ def _batches(samples: list[Any], pre: Any, batch_size: int) -> Any:
     """Normalised input batches (N, 1, H, W) of ``samples``, as the app builds them."""
     import torch
 
-    from training.augment import eval_batch
-    from training.data import FrameDataset
+    from training.data.augment import eval_batch
+    from training.data.dataset import FrameDataset
 
     ds = FrameDataset(tuple(samples), pre)
     for start in range(0, len(ds), batch_size):
@@ -130,8 +130,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> Path:
 
     from octviewer.core.model.bundle import load_bundle, save_bundle
     from octviewer.core.model.int8_static import BACKEND, METHOD
-    from training.data import discover
-    from training.rewrite import check_weights_unchanged, step_provenance
+    from training.data.dataset import discover
+    from training.rewrite.step import check_weights_unchanged, step_provenance
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -11,16 +11,16 @@ from typing import TYPE_CHECKING, Any
 
 from octviewer.core.model.config import PreprocessConfig
 from octviewer.errors import TrainingError
-from training.data import OUTLIER, FrameDataset, Sample
+from training.data.dataset import OUTLIER, FrameDataset, Sample
 
 if TYPE_CHECKING:
     import torch
 
-    from training import batches
     from training.config import TrainConfig
-    from training.distributed import DistInfo
-    from training.fit_state import LoopConfig
-    from training.split import Split
+    from training.data.split import Split
+    from training.fit import batches
+    from training.fit.distributed import DistInfo
+    from training.fit.state import LoopConfig
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def plan_training(
     dist: DistInfo,
     run_dir: Path,
 ) -> Plan:
-    from training.fit_state import LoopConfig
+    from training.fit.state import LoopConfig
 
     cw, sw = _balance(cfg, split.train, names)
     inputs = _fit_inputs(cfg, model, split, datasets, pre, device, precision, dist, run_dir)
@@ -173,7 +173,7 @@ def _fit_inputs(
     run_dir: Path,
 ) -> _Inputs:
     """The trainable module, what it sees, and how to turn a batch into its input."""
-    from training.augment import AugmentConfig, augment_batch, eval_batch
+    from training.data.augment import AugmentConfig, augment_batch, eval_batch
 
     train_ds, val_ds = datasets
     workers = 0 if train_ds.cache is not None else cfg.workers
@@ -187,7 +187,7 @@ def _fit_inputs(
 
     if cfg.mode != "cached-features":
         if cfg.mode == "linear-probe":
-            from training.model_setup import freeze_backbone
+            from training.model.setup import freeze_backbone
 
             freeze_backbone(model)
         return _Inputs(model, train_ds, val_ds, prep_train, prep_eval, cfg.batch_size, workers, [])
@@ -195,7 +195,7 @@ def _fit_inputs(
         raise TrainingError(
             "--mode cached-features runs in one process: start it without torchrun."
         )
-    from training.features import cached_features
+    from training.model.features import cached_features
 
     model.to(device)
     feats = cached_features(
@@ -223,7 +223,7 @@ def _fit_inputs(
 
 def _lr_groups(cfg: TrainConfig, trainable: Any) -> list[dict[str, Any]]:
     if cfg.mode == "full":
-        from training.model_setup import param_groups
+        from training.model.setup import param_groups
 
         return param_groups(trainable, cfg)
     return [

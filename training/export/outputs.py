@@ -13,17 +13,17 @@ import numpy as np
 
 from octviewer.core.model.config import ModelConfig, PreprocessConfig
 from octviewer.errors import TrainingError
-from training.data import DatasetSource, Sample, describe
-from training.rundir import provenance_stamp
-from training.split import requested_fold
+from training.data.dataset import DatasetSource, Sample, describe
+from training.data.split import requested_fold
+from training.export.rundir import provenance_stamp
 
 if TYPE_CHECKING:
     from training.config import TrainConfig
-    from training.distributed import DistInfo
-    from training.evaluate import ScoredTest, Validation
-    from training.loop import FitResult
-    from training.model_setup import BuiltModel
-    from training.split import Split
+    from training.data.split import Split
+    from training.evaluate.scoring import ScoredTest, Validation
+    from training.fit.distributed import DistInfo
+    from training.fit.loop import FitResult
+    from training.model.setup import BuiltModel
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ def write_plots(
     """The run's PNGs; ``probs_raw`` are the validation probabilities before calibration."""
     labels, probs_cal, cal = val.labels, val.probs, val.calibration
     try:
-        from training import plots
+        from training.export import plots
     except ImportError as exc:  # matplotlib is an optional extra
         log.warning("No plots: %s (install octviewer[train])", exc)
         return

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from training.batches import EvalPrepare, autocast_ctx, make_loader
-from training.model_setup import features
+from training.fit.batches import EvalPrepare, autocast_ctx, make_loader
+from training.model.setup import features
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from octviewer.errors import OCTViewerError, TrainingError
-from training.rewrite import run_step
+from training.rewrite.step import run_step
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ def load_scans(paths: list[Path]) -> list[Any]:
 def validate(args: argparse.Namespace, bundle: Path) -> dict[str, dict[str, Any]]:
     """The validation record of ``bundle`` (see the module docstring)."""
     from octviewer.core.arithmetic import int8_kind_here
-    from training.data import discover
+    from training.data.dataset import discover
 
     engines, skipped = _engines(bundle)
     ref = engines["float32"]
@@ -186,7 +186,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> Path:
     import torch
 
     from octviewer.core.model.bundle import load_bundle, save_bundle
-    from training.rewrite import check_weights_unchanged, step_provenance
+    from training.rewrite.step import check_weights_unchanged, step_provenance
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from octviewer.errors import TrainingError
-from training.rewrite import run_step
+from training.rewrite.step import run_step
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +81,9 @@ def fold_of_members(config: Any) -> list[int] | None:
 
 def fit_for_bundle(args: argparse.Namespace, model: Any, config: Any) -> tuple[Any, dict]:
     """The OOD model and its report for a loaded bundle."""
-    from training.data import discover
-    from training.ood import extract, fit_cross_validated, fit_shared_split
-    from training.split import patient_fold, patient_split
+    from training.data.dataset import discover
+    from training.data.split import patient_fold, patient_split
+    from training.evaluate.ood import extract, fit_cross_validated, fit_shared_split
 
     split = (config.provenance or {}).get("split") or {}
     if "seed" not in split:
@@ -147,8 +147,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> Path:
     import torch
 
     from octviewer.core.model.bundle import load_bundle, save_bundle
-    from training.ood import score_dev_set
-    from training.rewrite import check_weights_unchanged, step_provenance
+    from training.evaluate.ood import score_dev_set
+    from training.rewrite.step import check_weights_unchanged, step_provenance
 
     if not 0.0 < args.false_flag_rate < 0.5:
         raise TrainingError("--false-flag-rate must be between 0 and 0.5 (e.g. 0.02).")

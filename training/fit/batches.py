@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from training.distributed import DistInfo, all_gather_objects
+from training.fit.distributed import DistInfo, all_gather_objects
 
 log = logging.getLogger(__name__)
 

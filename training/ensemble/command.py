@@ -122,14 +122,14 @@ def run_ensemble(args: argparse.Namespace, argv: list[str]) -> EnsembleResult:
     """Load and check the members, score them and their mean, write the ensemble bundle."""
     import torch
 
-    from training import ensemble_report as rep
-    from training.members import (
+    from training.ensemble import report as rep
+    from training.ensemble.members import (
         build_checked_module,
         evaluation_sets,
         load_members,
         member_logits,
     )
-    from training.rundir import prepare_ensemble_run_dir
+    from training.export.rundir import prepare_ensemble_run_dir
 
     t0 = time.perf_counter()
     if len(args.members) < 2:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from octviewer.core.model.config import ModelConfig
-from training.members import EvalSets, MemberLogits, Members, eval_prepare, predict_logits
+from training.ensemble.members import EvalSets, MemberLogits, Members, eval_prepare, predict_logits
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ def bootstrap_balanced_accuracy(
 ) -> dict[str, float]:
     """95 % percentile interval of balanced accuracy, resampling *patients* with replacement
     (images of one patient are correlated, so resampling images would be too optimistic)."""
-    from training.metrics import balanced_accuracy, confusion_matrix
+    from training.evaluate.metrics import balanced_accuracy, confusion_matrix
 
     groups: dict[str, list[int]] = {}
     for i, p in enumerate(patients):
@@ -43,7 +43,7 @@ def bootstrap_balanced_accuracy(
 
 @dataclass(frozen=True)
 class Scores:
-    calibration: Any  # training.calibrate.Calibration of the ensemble's logits
+    calibration: Any  # training.evaluate.calibrate.Calibration of the ensemble's logits
     probs: np.ndarray  # calibrated
     report: dict[str, Any]  # the ensemble's validation report
     metrics: dict[str, Any]  # validation, calibration, members (ood added by the caller)
@@ -51,8 +51,8 @@ class Scores:
 
 def score(args: argparse.Namespace, members: Members, sets: EvalSets, lg: MemberLogits) -> Scores:
     """Fit the ensemble's temperature and score it, each member and (with TTA) the plain mean."""
-    from training.calibrate import fit_temperature, softmax
-    from training.metrics import classification_report
+    from training.evaluate.calibrate import fit_temperature, softmax
+    from training.evaluate.metrics import classification_report
 
     names, k, labels, folds = members.names, len(members.names), lg.labels, members.folds
     cal = fit_temperature(lg.logits, labels)
@@ -92,7 +92,7 @@ def _members_report(
     args: argparse.Namespace, members: Members, sets: EvalSets, lg: MemberLogits
 ) -> list[dict[str, Any]]:
     from octviewer.core.calibration import softmax
-    from training.metrics import classification_report
+    from training.evaluate.metrics import classification_report
 
     out = []
     for m, logits, lab, ds, path in zip(
@@ -144,7 +144,7 @@ def fit_ood(
     """OOD statistics: one split per member (cross-validation) or one shared split."""
     if not args.ood_false_flag_rate:
         return None, None
-    from training.ood import extract, fit_cross_validated, fit_shared_split
+    from training.evaluate.ood import extract, fit_cross_validated, fit_shared_split
 
     opts = {"rate": args.ood_false_flag_rate}
     if len(splits) == 1:
@@ -163,8 +163,8 @@ def fit_ood(
 def ensemble_provenance(
     argv: list[str], args: argparse.Namespace, members: Members, sets: EvalSets, t0: float
 ) -> dict[str, Any]:
-    from training.data import describe
-    from training.rundir import provenance_stamp
+    from training.data.dataset import describe
+    from training.export.rundir import provenance_stamp
 
     first, folds, last_epochs = members.first, members.folds, members.last_epochs
     return {
@@ -298,7 +298,7 @@ def write_outputs(
     if not args.plots:
         return
     from octviewer.core.calibration import softmax
-    from training import plots
+    from training.export import plots
 
     names, folds, cal = members.names, members.folds, scores.calibration
     what = f"Out of fold ({folds}-fold patient CV)" if folds is not None else "Validation"

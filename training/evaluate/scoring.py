@@ -10,16 +10,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from octviewer.core.model.config import PreprocessConfig
-from training.calibrate import fit_temperature, softmax
-from training.data import DatasetSource, FrameDataset, Sample, discover_test
-from training.metrics import classification_report
+from training.data.dataset import DatasetSource, FrameDataset, Sample, discover_test
+from training.evaluate.calibrate import fit_temperature, softmax
+from training.evaluate.metrics import classification_report
 
 if TYPE_CHECKING:
     from training.config import TrainConfig
-    from training.distributed import DistInfo
-    from training.loop import FitResult
-    from training.plan import Plan
-    from training.split import Split
+    from training.data.split import Split
+    from training.fit.distributed import DistInfo
+    from training.fit.loop import FitResult
+    from training.fit.plan import Plan
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def calibrate_and_score(
     precision: str,
 ) -> Validation:
     """Load the best weights, predict validation, fit the temperature, score validation."""
-    from training import batches
+    from training.fit import batches
 
     plan.trainable.load_state_dict(result.best_state)
     model.to(device).eval()
@@ -104,7 +104,7 @@ def score_test(
     val: Validation,
 ) -> ScoredTest:
     """Score the test set (``--test`` or the dataset's own) into ``val.metrics["test"]``."""
-    from training import batches
+    from training.fit import batches
 
     test_root = cfg.test or (str(source.test_root) if source.test_root else None)
     if not test_root:
@@ -141,7 +141,7 @@ def score_test(
 
 
 def _eval_batch(x: Any, pre: PreprocessConfig) -> Any:
-    from training.augment import eval_batch
+    from training.data.augment import eval_batch
 
     return eval_batch(x, pre)
 
@@ -152,7 +152,7 @@ def fit_ood(
     """Out-of-distribution statistics from the training split, threshold from validation."""
     if not cfg.ood_false_flag_rate:
         return None
-    from training.ood import extract, fit_shared_split
+    from training.evaluate.ood import extract, fit_shared_split
 
     model.cpu().eval()
     ood, report = fit_shared_split(

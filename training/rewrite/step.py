@@ -40,7 +40,7 @@ def step_provenance(
 ) -> dict[str, Any]:
     """What a re-writing step adds under ``provenance[step]``: its command, the bundle it
     started from (name, version, SHA-256), step-specific facts, the code and the date."""
-    from training.rundir import git_commit
+    from training.export.rundir import git_commit
 
     return {
         "command": f"octviewer-train {step} " + shlex.join(argv),
