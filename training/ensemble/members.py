@@ -130,16 +130,8 @@ def predict_logits(
     from training.fit import batches
     from training.fit.distributed import DistInfo
 
-    lg, lab, _, bad = batches.predict(
-        model,
-        ds,
-        prep,
-        torch.device("cpu"),
-        DistInfo(),
-        batch_size=batch_size,
-        workers=0,
-        desc=desc,
-    )
+    how = batches.Inference(torch.device("cpu"), batch_size, workers=0)
+    lg, lab, _, bad = batches.predict(model, ds, prep, how, DistInfo(), desc=desc)
     if bad:
         raise TrainingError(f"{len(bad)} validation image(s) could not be read.")
     return lg, lab

@@ -19,6 +19,9 @@ from training.fit.distributed import DistInfo
 
 log = logging.getLogger(__name__)
 
+#: The checkpoints in the run directory: the latest epoch (resume) and the best one.
+LAST, BEST = "last.pt", "best.pt"
+
 
 def write_history(history: list[dict[str, Any]], run_dir: Path) -> None:
     (run_dir / "metrics.json").write_text(json.dumps(history, indent=1), encoding="utf-8")
@@ -116,8 +119,9 @@ def setup_trainer(
     return Trainer(model, ddp_model, opt, sched, scaler, ema, micro)
 
 
-def restore(tr: Trainer, pg: Progress, run_dir: Path, last_path: Path, best_path: Path) -> None:
+def restore(tr: Trainer, pg: Progress, run_dir: Path) -> None:
     """Continue from ``last.pt`` (and ``best.pt``): weights, optimiser, schedule, progress."""
+    last_path, best_path = run_dir / LAST, run_dir / BEST
     if not last_path.is_file():
         raise TrainingError(
             f"Nothing to resume in {run_dir}: there is no last.pt (the run never finished an "
@@ -150,16 +154,9 @@ def restore(tr: Trainer, pg: Progress, run_dir: Path, last_path: Path, best_path
     )
 
 
-def save_checkpoint(
-    tr: Trainer,
-    pg: Progress,
-    epoch: int,
-    improved: bool,
-    run_dir: Path,
-    last_path: Path,
-    best_path: Path,
-) -> None:
+def save_checkpoint(tr: Trainer, pg: Progress, epoch: int, improved: bool, run_dir: Path) -> None:
     """best.pt when improved; last.pt (written atomically) and the history every epoch."""
+    last_path, best_path = run_dir / LAST, run_dir / BEST
     if improved:
         torch.save(pg.best_state, best_path)
     ck = {
