@@ -152,7 +152,7 @@ def features(bundle: Path, cache: Path) -> dict[str, dict[str, np.ndarray]]:
 
 def _items(name: str, config: Any) -> tuple[list, dict]:
     if name.startswith("kermany"):
-        from training.data import discover, read_frame
+        from training.data.dataset import discover, read_frame
 
         samples = discover(SHARED / "kermany", class_names=config.class_names).samples
         fold = _fold_of(samples, config)
@@ -172,8 +172,8 @@ def _items(name: str, config: Any) -> tuple[list, dict]:
 
 def _fold_of(samples: Any, config: Any) -> np.ndarray:
     """0-based member that held out each sample (the bundle's recorded CV split)."""
-    from training.ood_cli import fold_of_members
-    from training.split import patient_fold
+    from training.data.split import patient_fold
+    from training.rewrite.add_ood import fold_of_members
 
     split = config.provenance["split"]
     order = fold_of_members(config)

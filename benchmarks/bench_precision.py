@@ -186,8 +186,8 @@ def held_out_report(
     if not cfg.int8:
         print("  (the bundle has no int8 calibration: no held-out split)")
         return
-    from training.data import discover
-    from training.int8_cli import spread
+    from training.data.dataset import discover
+    from training.rewrite.add_int8 import spread
 
     samples = list(discover(images, class_names=cfg.class_names).samples)
     used = {s.path.name for s in spread(samples, cfg.num_classes, int(cfg.int8["images"]))[0]}

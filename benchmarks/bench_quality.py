@@ -2,7 +2,7 @@
 
 1. False flags on clean B-scans per source: Kermany (648), OCTDL (4 classes and other
    findings), every frame of the Spectralis ``.vol`` files, with each figure's range.
-2. Catch rate per degradation kind and strength (``training/degrade.py``), on every 4th
+2. Catch rate per degradation kind and strength (``training/data/degrade.py``), on every 4th
    Kermany and OCTDL B-scan: "caught" = refused, "named" = refused for the expected reason.
 3. The device's own quality (Spectralis Q, eyepy's parsed B-scan header) of every ``.vol``
    frame and the gate's verdict with it.
@@ -90,7 +90,7 @@ def clean(data: Path) -> None:
 
 def degraded(data: Path, step: int) -> None:
     from octviewer.core.quality import assess_quality
-    from training.degrade import degrade
+    from training.data.degrade import degrade
 
     paths = [p for ps in _sources(data).values() for p in ps[::step]]
     images = [_grey(p) for p in paths]

@@ -52,7 +52,7 @@ def _blinked_files(folder: Path) -> tuple[Path, Path]:
     from PIL import Image
 
     from octviewer.resources import samples_dir
-    from training.degrade import degrade
+    from training.data.degrade import degrade
 
     clean = np.asarray(Image.open(samples_dir() / "DRUSEN-8086850-1.jpeg").convert("L"))
 

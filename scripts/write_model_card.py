@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from octviewer.core.model.bundle import file_sha256, read_bundle_config
-from training.card_sections import (
+from training.export.card_sections import (
     dev_files_lines,
     int8_lines,
     ood_lines,

@@ -269,7 +269,7 @@ def test_a_low_quality_frame_of_a_volume_is_withheld_and_skipped(
     import dataclasses
 
     import octviewer
-    from training.degrade import degrade
+    from training.data.degrade import degrade
 
     scan = octviewer.load(data_dir / "io" / "kermany" / "DRUSEN-8261063-3.jpeg")
     clean = scan.frames[0]

@@ -60,14 +60,14 @@ def _no_int8_cache(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A tiny 2-member ensemble, without and with a calibration made on the test images."""
-    from training.int8_cli import calibrate
+    from training.rewrite.add_int8 import calibrate
 
     d = tmp_path_factory.mktemp("int8cnn")
     torch.manual_seed(0)
     model = create_model("ensemble", 4, members=MEMBERS, hflip_tta=True).eval()
     plain = d / "plain.safetensors"
     save_bundle(plain, model, _config())
-    from training.data import Sample
+    from training.data.dataset import Sample
 
     samples = [Sample(path=p, label=0, patient=p.stem) for p in IMAGES]
     block = {

@@ -75,8 +75,8 @@ def _bundle_with_stats(tmp_path: Path, normalize: str = "none") -> tuple[Path, O
     import torch
 
     from octviewer.core.model.bundle import save_bundle
-    from training.data import discover
-    from training.ood import extract, fit_shared_split
+    from training.data.dataset import discover
+    from training.evaluate.ood import extract, fit_shared_split
 
     torch.set_num_threads(1)
     config = tiny_config("timm/resnet10t", img_size=64)
@@ -198,7 +198,7 @@ def test_ood_command_adds_statistics_to_an_existing_bundle(tmp_path: Path) -> No
 
     from octviewer.core.model.bundle import load_bundle
     from training.config import TrainConfig
-    from training.ood_cli import main as ood_main
+    from training.rewrite.add_ood import main as ood_main
     from training.run import run_training
 
     torch.set_num_threads(1)

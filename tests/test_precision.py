@@ -90,8 +90,8 @@ def test_bf16_keeps_the_ood_score(native_bf16, tmp_path: Path) -> None:
     """The OOD statistics are fp32; bf16 features move the score a little, not the decision
     for in-domain B-scans."""
     from octviewer.core.model.bundle import save_bundle
-    from training.data import discover
-    from training.ood import extract, fit_shared_split
+    from training.data.dataset import discover
+    from training.evaluate.ood import extract, fit_shared_split
 
     config = tiny_config("timm/resnet10t", img_size=64)
     model = make_tiny_model(config).eval()

@@ -1,5 +1,5 @@
 """The pixel image-quality check (octviewer.core.quality) on real Kermany B-scans and on
-degraded copies of them (training/degrade.py)."""
+degraded copies of them (training/data/degrade.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from octviewer.core.quality import (
     QualityVerdict,
     assess_quality,
 )
-from training.degrade import KINDS, degrade
+from training.data.degrade import KINDS, degrade
 
 DATA = Path(__file__).resolve().parent / "data"
 _ALL = sorted((DATA / "kermany").glob("*.jpeg")) + sorted((DATA / "io" / "kermany").glob("*.jpeg"))

@@ -16,7 +16,7 @@ from ui_helpers import shown_window, tiny_engine
 
 from octviewer.core.quality import QualityProblem
 from octviewer.core.results import ResultFlag
-from training.degrade import degrade
+from training.data.degrade import degrade
 
 TIMEOUT = 60000
 HEADER_SIZE, BSCAN_QUALITY_AT = 2048, 56  # HSF-OCT-103: file header, B-scan header's Quality

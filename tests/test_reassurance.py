@@ -91,7 +91,7 @@ def test_the_report_headline_is_amber_and_says_disease_not_excluded() -> None:
 
 
 def test_the_chooser_keeps_missed_disease_at_the_target_per_source() -> None:
-    from training.source_eval import Decision, choose_reassurance
+    from training.rewrite.source_eval import Decision, choose_reassurance
 
     rng = np.random.default_rng(0)
     decisions = []
@@ -118,7 +118,7 @@ def test_the_chooser_keeps_missed_disease_at_the_target_per_source() -> None:
 
 
 def test_the_model_card_states_sources_reassurance_and_dev_files() -> None:
-    from training.card_sections import dev_files_lines, reassurance_lines, sources_lines
+    from training.export.card_sections import dev_files_lines, reassurance_lines, sources_lines
 
     row = {
         "images": 757,

@@ -13,7 +13,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 from octviewer.errors import TrainingError
 from training.cli import main as train_main
 from training.config import TrainConfig
-from training.ensemble_report import bootstrap_balanced_accuracy
+from training.ensemble.report import bootstrap_balanced_accuracy
 from training.run import run_training
 
 KERMANY_SMALL = Path(__file__).parent / "data" / "kermany_small"
@@ -94,13 +94,13 @@ def test_member_weights_last_takes_each_final_epoch(tmp_path: Path) -> None:
     from safetensors.torch import load_file
 
     from octviewer.core.model.bundle import read_bundle_config
-    from training.ensemble import build_parser, run_ensemble
+    from training.ensemble.command import parse_config, run_ensemble
 
     torch.set_num_threads(1)
     a, b = _member(tmp_path, 1, epochs=2), _member(tmp_path, 2, epochs=2)
     argv = [str(a), str(b), "--data", str(KERMANY_SMALL), "--split", str(a.parent / "split.csv")]
     argv += ["--bootstrap", "20", "--no-plots", "--member-weights", "last", "--int8-weights"]
-    res = run_ensemble(build_parser().parse_args([*argv, "--run-dir", str(tmp_path / "e")]), argv)
+    res = run_ensemble(parse_config([*argv, "--run-dir", str(tmp_path / "e")]), argv)
     from octviewer.core.model.bundle import load_bundle
 
     stored = load_bundle(res.bundle).model.state_dict()
@@ -120,7 +120,7 @@ def test_member_weights_last_takes_each_final_epoch(tmp_path: Path) -> None:
 
     (b.parent / "last.pt").unlink()
     with pytest.raises(TrainingError, match=r"needs .*last\.pt"):
-        run_ensemble(build_parser().parse_args([*argv, "--run-dir", str(tmp_path / "f")]), argv)
+        run_ensemble(parse_config([*argv, "--run-dir", str(tmp_path / "f")]), argv)
 
 
 def test_cross_validated_members_give_out_of_fold_metrics(tmp_path: Path) -> None:
@@ -129,7 +129,7 @@ def test_cross_validated_members_give_out_of_fold_metrics(tmp_path: Path) -> Non
     import torch
 
     from octviewer.core.model.bundle import read_bundle_config
-    from training.ensemble import build_parser, run_ensemble
+    from training.ensemble.command import parse_config, run_ensemble
 
     torch.set_num_threads(1)
     runs = [_member(tmp_path, k, folds=3, fold=k) for k in (1, 2, 3)]
@@ -144,7 +144,7 @@ def test_cross_validated_members_give_out_of_fold_metrics(tmp_path: Path) -> Non
     assert not (vals[0] & vals[1] or vals[0] & vals[2] or vals[1] & vals[2])
     assert sum(map(len, vals)) == 12  # every image validated exactly once
     argv = [*map(str, runs), "--data", str(KERMANY_SMALL), "--bootstrap", "20", "--no-plots"]
-    res = run_ensemble(build_parser().parse_args([*argv, "--run-dir", str(tmp_path / "cv")]), argv)
+    res = run_ensemble(parse_config([*argv, "--run-dir", str(tmp_path / "cv")]), argv)
     val = res.metrics["validation"]
     assert val["n"] == 12 and val["evaluation"].startswith("out-of-fold: 3 patient folds")
     assert [m["images"] for m in res.metrics["members"]] == [len(v) for v in vals]
@@ -159,16 +159,16 @@ def test_cross_validated_members_give_out_of_fold_metrics(tmp_path: Path) -> Non
 
     with pytest.raises(TrainingError, match="exactly one run per fold"):
         args = [str(runs[0]), str(runs[1]), "--data", str(KERMANY_SMALL)]
-        run_ensemble(build_parser().parse_args([*args, "--run-dir", str(tmp_path / "x")]), args)
+        run_ensemble(parse_config([*args, "--run-dir", str(tmp_path / "x")]), args)
 
 
 def test_members_on_different_splits_are_refused(tmp_path: Path) -> None:
     a, b = _member(tmp_path, 1, split_seed=0), _member(tmp_path, 2, split_seed=5)
     with pytest.raises(TrainingError, match="different patient splits"):
-        from training.ensemble import build_parser, run_ensemble
+        from training.ensemble.command import parse_config, run_ensemble
 
-        args = build_parser().parse_args(_shared_split_args(tmp_path, a, b))
-        run_ensemble(args, ["x"])
+        cfg = parse_config(_shared_split_args(tmp_path, a, b))
+        run_ensemble(cfg, ["x"])
 
 
 def test_bootstrap_resamples_patients() -> None:

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from training.data import OUTLIER, Sample, discover
-from training.split import fold_patients, patient_fold
-from training.variation import GROUPS, apply_variation
+from training.data.dataset import OUTLIER, Sample, discover
+from training.data.split import fold_patients, patient_fold
+from training.data.variation import GROUPS, apply_variation
 
 NAMES = ("CNV", "DME", "DRUSEN", "NORMAL")
 
@@ -59,7 +59,7 @@ def test_outliers_are_dealt_into_folds_but_never_validated_on() -> None:
 def test_sources_csv_namespaces_patients_and_labels_other_findings(tmp_path: Path) -> None:
     from PIL import Image
 
-    from training.sources import write_sources_csv
+    from training.data.sources import write_sources_csv
 
     for name, rows in (
         ("k", [("CNV/CNV-1-1.png", "CNV", "1"), ("NORMAL/NORMAL-3-1.png", "NORMAL", "3")]),
@@ -88,7 +88,7 @@ def test_sources_csv_namespaces_patients_and_labels_other_findings(tmp_path: Pat
 def test_outlier_targets_are_uniform() -> None:
     import torch.nn.functional as F
 
-    from training.batches import soft_cross_entropy
+    from training.fit.batches import soft_cross_entropy
 
     logits = torch.tensor([[4.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]], requires_grad=True)
     y = torch.tensor([0, OUTLIER])
@@ -112,7 +112,7 @@ def test_each_variation_group_is_deterministic_and_stays_in_range(group: str) ->
 
 
 def test_display_group_uses_the_vol_transform_inverse() -> None:
-    from training import variation
+    from training.data import variation
 
     x = torch.full((1, 1, 4, 4), 0.5)
     refl = x ** (1 / 0.25)

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from octviewer.errors import TrainingError
-from training.calibrate import expected_calibration_error, fit_temperature, nll, softmax
 from training.config import TrainConfig, read_config_file
-from training.data import Sample, discover
-from training.metrics import (
+from training.data.dataset import Sample, discover
+from training.data.split import patient_split
+from training.evaluate.calibrate import expected_calibration_error, fit_temperature, nll, softmax
+from training.evaluate.metrics import (
     balanced_accuracy,
     binary_auroc,
     classification_report,
@@ -20,7 +21,6 @@ from training.metrics import (
     macro_f1,
     matthews_corrcoef,
 )
-from training.split import patient_split
 
 KERMANY_SMALL = Path(__file__).parent / "data" / "kermany_small"
 
@@ -111,7 +111,7 @@ def test_patient_split_is_disjoint_stratified_and_reproducible() -> None:
 
 
 def test_patient_folds_partition_the_patients() -> None:
-    from training.split import patient_fold
+    from training.data.split import patient_fold
 
     samples = _samples(40, 5, 4)
     names = ("a", "b", "c", "d")

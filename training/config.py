@@ -51,7 +51,7 @@ class TrainConfig:
     ema_decay: float = 0.999
     mixup: float = 0.0
     augment: bool = True
-    augment_extra: tuple[str, ...] = ()  # groups of training.variation (real-data variation)
+    augment_extra: tuple[str, ...] = ()  # groups of training.data.variation (real-data variation)
     fill: float = 1.0
     outlier_label: str | None = None  # CSV label trained toward a uniform output
     max_steps_per_epoch: int | None = None
@@ -120,7 +120,7 @@ class TrainConfig:
             and self.img_size % int(self.arch_kwargs.get("patch_size", 32))
         ):
             raise bad("for MIRAGE models --img-size must be a multiple of the patch size (32).")
-        from training.variation import GROUPS
+        from training.data.variation import GROUPS
 
         unknown = sorted(set(self.augment_extra) - set(GROUPS))
         if unknown:

@@ -1,9 +1,10 @@
 """One training run end to end: data -> split -> train -> calibrate -> metrics -> bundle -> plots.
 
 :func:`run_training` is the API the command line calls; tests call it directly. :func:`_run`
-orchestrates the steps, each in its own module: :mod:`training.samples`, :mod:`training.split`,
-:mod:`training.plan`, :mod:`training.loop`, :mod:`training.evaluate`, :mod:`training.outputs`
-(provenance stamp and run directory: :mod:`training.rundir`).
+orchestrates the steps, each in its own module: :mod:`training.data.samples`,
+:mod:`training.data.split`, :mod:`training.fit.plan`, :mod:`training.fit.loop`,
+:mod:`training.evaluate.scoring`, :mod:`training.export.outputs`
+(provenance stamp and run directory: :mod:`training.export.rundir`).
 """
 
 from __future__ import annotations
@@ -17,18 +18,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from octviewer.core.calibration import softmax
 from octviewer.core.model.config import PreprocessConfig
 from octviewer.errors import OCTViewerError, TrainingError
 from training.config import TrainConfig
-from training.data import DEFAULT_PATIENT_REGEX, describe, discover
-from training.plan import device_and_precision, use_channels_last
-from training.rundir import attach_log, prepare_run_dir
-from training.split import Split, choose_split, requested_fold
+from training.context import Compute, RunContext, RunData
+from training.data.dataset import DEFAULT_PATIENT_REGEX, describe, discover
+from training.data.split import Split, choose_split, requested_fold
+from training.export.rundir import attach_log, prepare_run_dir
+from training.fit.plan import device_and_precision, use_channels_last
 
 if TYPE_CHECKING:
-    from training.loop import FitResult
-    from training.plan import Plan
+    from training.fit.loop import FitResult
+    from training.fit.plan import Plan
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ def run_training(
     OCTViewerError) for anything the user can fix."""
     import torch
 
-    from training.distributed import broadcast_object, init_distributed, shutdown
+    from training.fit.distributed import broadcast_object, init_distributed, shutdown
 
     t_start = time.perf_counter()
     dist = init_distributed()
@@ -106,10 +107,11 @@ def _run(
     t_start: float,
 ) -> RunResult:
     """The steps of one run: samples, split, plan, loop, evaluate, OOD, provenance, outputs."""
-    from training import evaluate, outputs
-    from training.model_setup import build_model
-    from training.plan import plan_training
-    from training.samples import readable_samples, split_datasets
+    from training.data.samples import readable_samples, split_datasets
+    from training.evaluate import scoring
+    from training.export import outputs
+    from training.fit.plan import plan_training
+    from training.model.setup import build_model
 
     regex = cfg.patient_regex or DEFAULT_PATIENT_REGEX
     source = discover(
@@ -127,40 +129,37 @@ def _run(
     datasets = split_datasets(readable, split, pre)
     del readable  # the full decoded cache; each dataset keeps its own share
     _log_split(cfg, split, names)
+    data = RunData(source, samples, split, regex)
 
     device, precision = device_and_precision(cfg, dist.local_rank)
+    ctx = RunContext(cfg, names, pre, Compute(device, precision, dist), run_dir, argv, t_start)
     built = build_model(cfg, len(names), names)
     model = built.model
     _prepare_model(cfg, model)
-    plan = plan_training(cfg, model, split, names, datasets, pre, device, precision, dist, run_dir)
+    plan = plan_training(ctx, model, split, datasets)
     unreadable += plan.unreadable
-    _log_training(cfg, built, device, precision)
+    _log_training(ctx, built)
     t_train = time.perf_counter()
-    result = _fit(cfg, plan, names, device, dist, run_dir, epoch_callback)
-    facts = outputs.TrainingFacts(result, precision, device, dist, time.perf_counter() - t_train)
+    result = _fit(ctx, plan, epoch_callback)
+    facts = outputs.TrainingFacts(result, time.perf_counter() - t_train)
     unreadable += [split.train[i] for i in sorted(b for b in result.bad_indices if b >= 0)]
     unreadable += [split.val[-1 - b] for b in sorted(b for b in result.bad_indices if b < 0)]
     if not dist.is_main:
         return RunResult(run_dir, None, None, {}, ())
 
-    val = evaluate.calibrate_and_score(cfg, plan, model, result, names, device, dist, precision)
-    test = evaluate.score_test(
-        cfg, source, split, names, regex, model, pre, device, dist, precision, val
-    )
+    val = scoring.calibrate_and_score(ctx, plan, model, result)
+    test = scoring.score_test(ctx, data, model, val)
     unreadable += test.unreadable
     metrics = val.metrics
-    ood_model = evaluate.fit_ood(cfg, model, split, pre, metrics, len(names))
+    ood_model = scoring.fit_ood(ctx, model, split, metrics)
 
     model.cpu().eval()
-    provenance = outputs.training_provenance(
-        cfg, argv, built, source, samples, split, test, facts, len(unreadable), t_start
-    )
-    mc = outputs.model_config(cfg, built, source, samples, pre, model, val, provenance)
+    provenance = outputs.training_provenance(ctx, built, data, test, facts, len(unreadable))
+    mc = outputs.model_config(ctx, built, data, model, val, provenance)
     out, sha = outputs.write_bundle(cfg, run_dir, model, mc, ood_model)
     outputs.write_run_outputs(run_dir, metrics, unreadable)
     if cfg.plots:
-        raw = softmax(val.logits)
-        outputs.write_plots(run_dir, result.history, metrics, names, val, raw, test.out)
+        outputs.write_plots(ctx, result.history, val, test.out)
     log.info(
         "Bundle %s (sha256 %s); validation balanced accuracy %.4f; run took %.1f s",
         out,
@@ -172,40 +171,39 @@ def _run(
 
 
 def _fit(
-    cfg: TrainConfig,
+    ctx: RunContext,
     plan: Plan,
-    names: tuple[str, ...],
-    device: Any,
-    dist: Any,
-    run_dir: Path,
     epoch_callback: Callable[[int, dict[str, Any]], None] | None,
 ) -> FitResult:
-    from training import loop
+    from training.fit import loop
 
-    return loop.fit(
+    data = loop.FitData(
         plan.trainable,
         plan.fit_train,
         plan.fit_val,
-        names,
-        plan.loop_config,
+        ctx.names,
         prepare_train=plan.prepare_train,
         prepare_eval=plan.prepare_eval,
-        device=device,
-        dist=dist,
-        run_dir=run_dir,
-        resume=cfg.resume,
+    )
+    return loop.fit(
+        data,
+        plan.loop_config,
+        ctx.compute,
+        ctx.run_dir,
+        resume=ctx.cfg.resume,
         epoch_callback=epoch_callback,
     )
 
 
-def _log_training(cfg: TrainConfig, built: Any, device: Any, precision: str) -> None:
+def _log_training(ctx: RunContext, built: Any) -> None:
+    cfg = ctx.cfg
     log.info(
         "Training %s (%s, init: %s) on %s, %s, %d epochs, lr %.2e",
         built.architecture,
         cfg.mode,
         built.init_description,
-        device,
-        precision,
+        ctx.compute.device,
+        ctx.compute.precision,
         cfg.epochs,
         cfg.base_lr,
     )

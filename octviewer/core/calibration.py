@@ -1,7 +1,8 @@
 """Temperature-scaled softmax: the one implementation the trainer and the app share.
 
-The trainer fits the temperature on held-out patients with it (``training/calibrate.py``) and
-the engine turns a network's logits into the calibrated probabilities the user sees with it,
+The trainer fits the temperature on held-out patients with it
+(``training/evaluate/calibrate.py``) and the engine turns a network's logits into the
+calibrated probabilities the user sees with it,
 so the probabilities in a bundle's metrics and in the app are computed the same way.
 """
 

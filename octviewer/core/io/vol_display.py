@@ -16,7 +16,7 @@ scan as foreign under it (out-of-distribution score 3.7-7.4 against a threshold 
 in distribution under the fourth root (0.6-2.6). docs/TRAINING.md has the figures.
 
 Training uses :func:`to_reflectivity` and :data:`DISPLAY_EXPONENT` to simulate raw scans shown
-through neighbouring mappings (``training/augment.py``).
+through neighbouring mappings (``training/data/augment.py``).
 """
 
 from __future__ import annotations

@@ -3,13 +3,12 @@ what such a step records and the check that it left the weights alone."""
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import logging
 import shlex
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from octviewer.errors import OCTViewerError, TrainingError
 
@@ -18,17 +17,18 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+C = TypeVar("C")
+
 
 def run_step(
-    parser: argparse.ArgumentParser,
-    run: Callable[[argparse.Namespace, list[str]], object],
-    argv: list[str],
+    parse: Callable[[list[str]], C], run: Callable[[C, list[str]], object], argv: list[str]
 ) -> int:
-    """A re-writing command's ``main``: parse, log to the console, run; 2 on a refused input."""
-    args = parser.parse_args(argv)
+    """A re-writing command's ``main``: parse into its typed config, log to the console, run;
+    2 on a refused input."""
+    cfg = parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        run(args, argv)
+        run(cfg, argv)
     except OCTViewerError as exc:
         log.error("%s", exc)
         return 2
@@ -40,7 +40,7 @@ def step_provenance(
 ) -> dict[str, Any]:
     """What a re-writing step adds under ``provenance[step]``: its command, the bundle it
     started from (name, version, SHA-256), step-specific facts, the code and the date."""
-    from training.rundir import git_commit
+    from training.export.rundir import git_commit
 
     return {
         "command": f"octviewer-train {step} " + shlex.join(argv),

@@ -7,7 +7,7 @@ Layouts understood by :func:`discover`:
   pool, and ``root/test``, used as the test set unless ``--test`` says otherwise);
 * a CSV file with a header ``path,label[,patient][,source]`` (paths relative to the CSV's
   folder). ``source`` names where an image comes from (a dataset, a device): cross-validation
-  folds are dealt per source (:func:`training.split.patient_fold`), so adding a source leaves
+  folds are dealt per source (:func:`training.data.split.patient_fold`), so adding a source leaves
   the folds of the others as they were.
 
 Outlier exposure: images whose label is ``outlier_label`` (findings outside the classes) get the

@@ -11,19 +11,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from octviewer.core.model.config import ModelConfig, PreprocessConfig
+from octviewer.core.calibration import softmax
+from octviewer.core.model.config import ModelConfig
 from octviewer.errors import TrainingError
-from training.data import DatasetSource, Sample, describe
-from training.rundir import provenance_stamp
-from training.split import requested_fold
+from training.data.dataset import Sample, describe
+from training.data.split import requested_fold
+from training.export.rundir import provenance_stamp
 
 if TYPE_CHECKING:
     from training.config import TrainConfig
-    from training.distributed import DistInfo
-    from training.evaluate import ScoredTest, Validation
-    from training.loop import FitResult
-    from training.model_setup import BuiltModel
-    from training.split import Split
+    from training.context import RunContext, RunData
+    from training.evaluate.scoring import ScoredTest, Validation
+    from training.fit.loop import FitResult
+    from training.model.setup import BuiltModel
 
 log = logging.getLogger(__name__)
 
@@ -33,27 +33,21 @@ class TrainingFacts:
     """How the loop ran, for the provenance's ``training`` block."""
 
     result: FitResult
-    precision: str
-    device: Any
-    dist: DistInfo
     train_seconds: float
 
 
 def training_provenance(
-    cfg: TrainConfig,
-    argv: list[str] | None,
+    ctx: RunContext,
     built: BuiltModel,
-    source: DatasetSource,
-    samples: tuple[Sample, ...],
-    split: Split,
+    data: RunData,
     test: ScoredTest,
     facts: TrainingFacts,
     n_unreadable: int,
-    t_start: float,
 ) -> dict[str, Any]:
+    cfg, argv, source, samples, split = ctx.cfg, ctx.argv, data.source, data.samples, data.split
     names = source.class_names
     fold = requested_fold(cfg)
-    result = facts.result
+    result, compute = facts.result, ctx.compute
     return {
         "command": shlex.join(argv) if argv else "training.run_training (Python API)",
         "mode": cfg.mode,
@@ -90,27 +84,26 @@ def training_provenance(
             "ema": cfg.ema,
             "layer_decay": cfg.layer_decay,
             "drop_path": cfg.drop_path,
-            "precision": facts.precision,
-            "device": str(facts.device),
-            "world_size": facts.dist.world_size,
+            "precision": compute.precision,
+            "device": str(compute.device),
+            "world_size": compute.dist.world_size,
             "train_seconds": round(facts.train_seconds, 1),
         },
-        **provenance_stamp(t_start),
+        **provenance_stamp(ctx.t_start),
     }
 
 
 def model_config(
-    cfg: TrainConfig,
+    ctx: RunContext,
     built: BuiltModel,
-    source: DatasetSource,
-    samples: tuple[Sample, ...],
-    pre: PreprocessConfig,
+    data: RunData,
     model: Any,
     val: Validation,
     provenance: dict[str, Any],
 ) -> ModelConfig:
     from octviewer.core.model.architectures import default_cam_target
 
+    cfg, source, samples = ctx.cfg, data.source, data.samples
     licence = cfg.licence or built.licence_hint
     description = cfg.description or (
         f"{built.architecture} fine-tuned ({cfg.mode}) on {source.root.name} "
@@ -122,7 +115,7 @@ def model_config(
         architecture=built.architecture,
         class_names=source.class_names,
         arch_kwargs=built.arch_kwargs,
-        preprocess=pre,
+        preprocess=ctx.pre,
         temperature=float(val.temperature),
         confidence_threshold=cfg.confidence_threshold,
         cam_target_layer=default_cam_target(built.architecture, model),
@@ -162,18 +155,17 @@ def write_run_outputs(run_dir: Path, metrics: dict[str, Any], unreadable: list[S
 
 
 def write_plots(
-    run_dir: Path,
+    ctx: RunContext,
     history: list[dict[str, Any]],
-    metrics: dict[str, Any],
-    names: tuple[str, ...],
     val: Validation,
-    probs_raw: np.ndarray,
     test_out: tuple[np.ndarray, np.ndarray] | None,
 ) -> None:
-    """The run's PNGs; ``probs_raw`` are the validation probabilities before calibration."""
+    """The run's PNGs, from the validation (and test) scores in ``val.metrics``."""
+    run_dir, names, metrics = ctx.run_dir, ctx.names, val.metrics
     labels, probs_cal, cal = val.labels, val.probs, val.calibration
+    probs_raw = softmax(val.logits)  # before calibration
     try:
-        from training import plots
+        from training.export import plots
     except ImportError as exc:  # matplotlib is an optional extra
         log.warning("No plots: %s (install octviewer[train])", exc)
         return

@@ -20,10 +20,19 @@ from typing import Any
 
 from octviewer.core.ood import DEFAULT_FALSE_FLAG_RATE
 from octviewer.errors import OCTViewerError, TrainingError
+from training.ensemble.config import EnsembleConfig
+from training.options import config_from
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EnsembleResult", "build_parser", "main", "run_ensemble"]
+__all__ = [
+    "EnsembleConfig",
+    "EnsembleResult",
+    "build_parser",
+    "main",
+    "parse_config",
+    "run_ensemble",
+]
 
 
 @dataclass(frozen=True)
@@ -40,6 +49,18 @@ def build_parser() -> argparse.ArgumentParser:
         "different --seed) into one ensemble bundle: averaged logits, one temperature fitted on "
         "the shared validation patients, metrics with a bootstrap confidence interval.",
     )
+    _add_inputs(p)
+    _add_bundle_options(p)
+    _add_scoring_options(p)
+    p.add_argument("--batch-size", type=int, default=32, help="Images per forward (default 32).")
+    p.add_argument("--threads", type=int, help="CPU threads for torch.")
+    p.add_argument("--plots", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p
+
+
+def _add_inputs(p: argparse.ArgumentParser) -> None:
+    """The members, their data and split, and where the ensemble goes."""
     p.add_argument(
         "members", nargs="+", type=Path, help="Member bundles (.safetensors), 2 or more."
     )
@@ -57,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", required=True, type=Path, help="Folder for metrics and plots.")
     p.add_argument("--output", type=Path, help="Bundle path (default RUN_DIR/model.safetensors).")
     p.add_argument("--overwrite", action="store_true", help="Replace an existing run directory.")
+
+
+def _add_bundle_options(p: argparse.ArgumentParser) -> None:
+    """What the ensemble bundle says about itself and how it stores its weights."""
     p.add_argument("--name", default="octviewer-ensemble", help="Model name shown in the app.")
     p.add_argument("--model-version", dest="version", default="1.0.0", help="Model version.")
     p.add_argument("--licence", default="", help="Licence of the weights.")
@@ -78,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
         "quarter of float32, so twice the members of float16 fit a size limit). The stored "
         "ensemble is re-read and its validation predictions checked against float32.",
     )
+
+
+def _add_scoring_options(p: argparse.ArgumentParser) -> None:
+    """How the members are combined and scored; OOD statistics; the training domain."""
     p.add_argument(
         "--hflip-tta",
         action="store_true",
@@ -111,50 +140,51 @@ def build_parser() -> argparse.ArgumentParser:
         type=json.loads,
         help="JSON object stored in the bundle (devices, scan type); default: the first member's.",
     )
-    p.add_argument("--batch-size", type=int, default=32, help="Images per forward (default 32).")
-    p.add_argument("--threads", type=int, help="CPU threads for torch.")
-    p.add_argument("--plots", action=argparse.BooleanOptionalAction, default=True)
-    p.add_argument("-v", "--verbose", action="store_true")
-    return p
 
 
-def run_ensemble(args: argparse.Namespace, argv: list[str]) -> EnsembleResult:
+def parse_config(argv: list[str]) -> EnsembleConfig:
+    """The command line (without ``ensemble``) as a typed config."""
+    return config_from(build_parser().parse_args(argv), EnsembleConfig)
+
+
+def run_ensemble(cfg: EnsembleConfig, argv: list[str]) -> EnsembleResult:
     """Load and check the members, score them and their mean, write the ensemble bundle."""
     import torch
 
-    from training import ensemble_report as rep
-    from training.members import (
+    from training.ensemble import report as rep
+    from training.ensemble.members import (
         build_checked_module,
         evaluation_sets,
         load_members,
         member_logits,
     )
-    from training.rundir import prepare_ensemble_run_dir
+    from training.export.rundir import prepare_ensemble_run_dir
 
     t0 = time.perf_counter()
-    if len(args.members) < 2:
+    if len(cfg.members) < 2:
         raise TrainingError("An ensemble needs at least two member bundles.")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    run_dir = prepare_ensemble_run_dir(args.run_dir, args.overwrite)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    run_dir = prepare_ensemble_run_dir(cfg.run_dir, cfg.overwrite)
 
-    members = load_members(args)
-    sets = evaluation_sets(args, members)
-    lg = member_logits(args, members, sets)
-    model, arch_kwargs = build_checked_module(args, members, sets)
-    ood_model, ood_report = rep.fit_ood(args, model, sets.splits, len(members.names), members.pre)
+    members = load_members(cfg)
+    sets = evaluation_sets(cfg, members)
+    lg = member_logits(cfg, members, sets)
+    model, arch_kwargs = build_checked_module(cfg, members, sets)
+    ood_model, ood_report = rep.fit_ood(cfg, model, sets.splits, len(members.names), members.pre)
 
-    scores = rep.score(args, members, sets, lg)
+    scores = rep.score(cfg, members, sets, lg)
     metrics = scores.metrics
     if ood_report is not None:
         metrics["ood"] = ood_report
     rep.log_scores(members, scores)
 
-    provenance = rep.ensemble_provenance(argv, args, members, sets, t0)
-    config = rep.ensemble_config(args, members, arch_kwargs, scores, provenance)
-    out = args.output or run_dir / "model.safetensors"
-    sha = rep.store_checked(args, out, model, config, metrics, ood_model, sets, lg, members.folds)
-    rep.write_outputs(args, run_dir, members, scores, lg)
+    provenance = rep.ensemble_provenance(argv, cfg, members, sets, t0)
+    config = rep.ensemble_config(cfg, members, arch_kwargs, scores, provenance)
+    out = cfg.output or run_dir / "model.safetensors"
+    bundle = rep.EnsembleBundle(model, config, ood_model)  # config.metrics is ``metrics``
+    sha = rep.store_checked(cfg, out, bundle, sets, lg, members.folds)
+    rep.write_outputs(cfg, run_dir, members, scores, lg)
     log.info("Ensemble bundle %s (sha256 %s)", out, sha)
     return EnsembleResult(out, sha, metrics)
 
@@ -165,8 +195,9 @@ def main(argv: list[str]) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    cfg = config_from(args, EnsembleConfig)
     try:
-        run_ensemble(args, ["octviewer-train", "ensemble", *argv])
+        run_ensemble(cfg, ["octviewer-train", "ensemble", *argv])
     except OCTViewerError as exc:
         log.error("%s", exc)
         return 2

@@ -26,8 +26,11 @@ import torch.nn.functional as F
 
 from octviewer.core.calibration import softmax
 from octviewer.errors import TrainingError
-from training.batches import (
+from training.context import Compute
+from training.evaluate.metrics import classification_report
+from training.fit.batches import (
     EvalPrepare,
+    Inference,
     Prepare,
     autocast_ctx,
     epoch_indices,
@@ -36,8 +39,8 @@ from training.batches import (
     seed_epoch,
     soft_cross_entropy,
 )
-from training.distributed import DistInfo, all_gather_objects
-from training.fit_state import (
+from training.fit.distributed import all_gather_objects
+from training.fit.state import (
     LoopConfig,
     Progress,
     Trainer,
@@ -46,7 +49,6 @@ from training.fit_state import (
     setup_trainer,
     state_cpu,
 )
-from training.metrics import classification_report
 
 log = logging.getLogger(__name__)
 
@@ -69,29 +71,58 @@ def _freeze_frozen_norms(model: torch.nn.Module) -> None:
             m.eval()
 
 
+@dataclass(frozen=True)
+class FitData:
+    """What the loop trains: the module, its two datasets, and how a loaded batch becomes its
+    input (augmented for training, plain for validation)."""
+
+    model: torch.nn.Module
+    train_set: torch.utils.data.Dataset
+    val_set: torch.utils.data.Dataset
+    class_names: tuple[str, ...]
+    prepare_train: Prepare
+    prepare_eval: EvalPrepare
+
+
+@dataclass(frozen=True)
+class _Fit:
+    """One fit under way: what it trains with, its progress, its data, configuration, compute."""
+
+    tr: Trainer
+    pg: Progress
+    data: FitData
+    lc: LoopConfig
+    compute: Compute
+
+
+@dataclass(frozen=True)
+class _EpochStats:
+    tr_loss: float
+    val_loss: float
+    seen: int  # training images this rank saw
+    train_time: float  # seconds of optimiser steps
+    t0: float  # time.perf_counter() when the epoch began
+
+
 def fit(
-    model: torch.nn.Module,
-    train_set: torch.utils.data.Dataset,
-    val_set: torch.utils.data.Dataset,
-    class_names: tuple[str, ...],
+    data: FitData,
     lc: LoopConfig,
-    *,
-    prepare_train: Prepare,
-    prepare_eval: EvalPrepare,
-    device: torch.device,
-    dist: DistInfo,
+    compute: Compute,
     run_dir: Path,
+    *,
     resume: bool = False,
     epoch_callback: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> FitResult:
-    """Train ``model`` in place; returns the best (by validation balanced accuracy) weights."""
+    """Train ``data.model`` in place; returns the best (by validation balanced accuracy)
+    weights. ``run_dir`` receives last.pt and best.pt; ``resume`` continues from them."""
     from tqdm.auto import tqdm
 
-    tr = setup_trainer(model, len(train_set), lc, device, dist)
-    pg = Progress(best_state=state_cpu(model))
-    last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
+    dist = compute.dist
+    tr = setup_trainer(data.model, len(data.train_set), lc, compute.device, dist)
+    pg = Progress(best_state=state_cpu(data.model))
     if resume:
-        restore(tr, pg, run_dir, last_path, best_path)
+        restore(tr, pg, run_dir)
+    f = _Fit(tr, pg, data, lc, compute)
 
     stopped_early = False
     epochs_bar = tqdm(
@@ -106,18 +137,7 @@ def fit(
         if pg.bad_epochs >= lc.patience:
             stopped_early = True
             break
-        t0 = time.perf_counter()
-        loss_sum, seen = _train_epoch(
-            tr, train_set, epoch, lc, prepare_train, len(class_names), device, dist, pg.bad_indices
-        )
-        train_time = time.perf_counter() - t0
-        rep, val_loss = _validate(
-            tr, val_set, class_names, lc, prepare_eval, device, dist, pg.bad_indices
-        )
-        tr_loss = loss_sum / max(seen, 1)
-        if dist.enabled:
-            tr_loss = float(np.mean(all_gather_objects(tr_loss, dist)))  # type: ignore[arg-type]
-        row = _history_row(epoch, tr_loss, val_loss, rep, tr, train_time, t0, seen, dist)
+        row = _epoch(f, epoch)
         pg.history.append(row)
         score = row["val_balanced_accuracy"]
         improved = score > pg.best_score + 1e-9
@@ -127,8 +147,8 @@ def fit(
         else:
             pg.bad_epochs += 1
         if dist.is_main:
-            save_checkpoint(tr, pg, epoch, improved, run_dir, last_path, best_path)
-        _log_epoch(epoch, lc, tr_loss, val_loss, score, row, improved)
+            save_checkpoint(tr, pg, epoch, improved, run_dir)
+        _log_epoch(epoch, lc, row, improved)
         epochs_bar.set_postfix(val_bacc=f"{score:.3f}", best=f"{pg.best_score:.3f}")
         if epoch_callback is not None:
             epoch_callback(epoch, row)
@@ -146,20 +166,23 @@ def fit(
     )
 
 
-def _train_epoch(
-    tr: Trainer,
-    train_set: torch.utils.data.Dataset,
-    epoch: int,
-    lc: LoopConfig,
-    prepare_train: Prepare,
-    k: int,
-    device: torch.device,
-    dist: DistInfo,
-    bad_indices: set[int],
-) -> tuple[float, int]:
+def _epoch(f: _Fit, epoch: int) -> dict[str, Any]:
+    """Train one epoch, validate, and return its history row."""
+    t0 = time.perf_counter()
+    loss_sum, seen = _train_epoch(f, epoch)
+    train_time = time.perf_counter() - t0
+    rep, val_loss = _validate(f)
+    tr_loss = loss_sum / max(seen, 1)
+    if f.compute.dist.enabled:
+        tr_loss = float(np.mean(all_gather_objects(tr_loss, f.compute.dist)))  # type: ignore[arg-type]
+    return _history_row(f, epoch, _EpochStats(tr_loss, val_loss, seen, train_time, t0), rep)
+
+
+def _train_epoch(f: _Fit, epoch: int) -> tuple[float, int]:
     """One epoch of optimiser steps; returns the summed loss and the images it saw."""
     from tqdm.auto import tqdm
 
+    tr, lc, dist, train_set = f.tr, f.lc, f.compute.dist, f.data.train_set
     g = seed_epoch(lc.seed, epoch)
     idx = epoch_indices(len(train_set), g, dist, lc.sample_weights)
     loader = make_loader(train_set, idx, lc.batch_size, lc.workers, drop_last=True)
@@ -177,13 +200,11 @@ def _train_epoch(
     for micro_done, (x, y, bidx, ok) in enumerate(loader):
         if micro_done >= tr.micro:
             break
-        bad_indices.update(int(i) for i in bidx[~ok])
+        f.pg.bad_indices.update(int(i) for i in bidx[~ok])
         x, y = x[ok], y[ok]
         boundary = (micro_done + 1) % lc.accum_steps == 0 or micro_done + 1 == tr.micro
         if x.shape[0] > 0:
-            loss = _forward_backward(
-                tr, x, y, g, boundary, epoch, lc, prepare_train, k, device, dist
-            )
+            loss = _forward_backward(f, x, y, g, boundary, epoch)
             loss_sum += loss * x.shape[0]
             seen += x.shape[0]
         if boundary:
@@ -195,29 +216,21 @@ def _train_epoch(
 
 
 def _forward_backward(
-    tr: Trainer,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    g: torch.Generator,
-    boundary: bool,
-    epoch: int,
-    lc: LoopConfig,
-    prepare_train: Prepare,
-    k: int,
-    device: torch.device,
-    dist: DistInfo,
+    f: _Fit, x: torch.Tensor, y: torch.Tensor, g: torch.Generator, boundary: bool, epoch: int
 ) -> float:
     """Loss and gradients of one micro-batch (DDP syncs only on an accumulation boundary)."""
-    x = prepare_train(x.to(device, non_blocking=True), g)
+    tr, lc, device = f.tr, f.lc, f.compute.device
+    k = len(f.data.class_names)
+    x = f.data.prepare_train(x.to(device, non_blocking=True), g)
     y = y.to(device)
     targets = F.one_hot(y.clamp_min(0), k).float() * (1 - lc.label_smoothing)
     targets += lc.label_smoothing / k
     targets[y < 0] = 1.0 / k  # outlier exposure: a finding outside the classes -> uniform
     if lc.mixup > 0:
-        from training.augment import mixup
+        from training.data.augment import mixup
 
         x, targets = mixup(x, targets, lc.mixup, g)
-    sync = nullcontext() if (boundary or not dist.enabled) else tr.ddp_model.no_sync()
+    sync = nullcontext() if (boundary or not f.compute.dist.enabled) else tr.ddp_model.no_sync()
     with sync:
         with autocast_ctx(device, lc.precision):
             logits = tr.ddp_model(x)
@@ -243,80 +256,52 @@ def _optimizer_step(tr: Trainer, lc: LoopConfig) -> None:
         tr.ema.update(tr.model)
 
 
-def _validate(
-    tr: Trainer,
-    val_set: torch.utils.data.Dataset,
-    class_names: tuple[str, ...],
-    lc: LoopConfig,
-    prepare_eval: EvalPrepare,
-    device: torch.device,
-    dist: DistInfo,
-    bad_indices: set[int],
-) -> tuple[dict[str, Any], float]:
+def _validate(f: _Fit) -> tuple[dict[str, Any], float]:
     """The validation report and loss of the model being evaluated (EMA when on)."""
+    lc = f.lc
     logits, labels, _, vbad = predict(
-        tr.eval_model(),
-        val_set,
-        prepare_eval,
-        device,
-        dist,
-        batch_size=lc.batch_size,
-        workers=lc.workers,
-        precision=lc.precision,
+        f.tr.eval_model(),
+        f.data.val_set,
+        f.data.prepare_eval,
+        Inference(f.compute.device, lc.batch_size, lc.workers, lc.precision),
+        f.compute.dist,
         desc="validate",
     )
-    bad_indices.update(-1 - b for b in vbad)  # negative = validation index
+    f.pg.bad_indices.update(-1 - b for b in vbad)  # negative = validation index
     if labels.size == 0:
         raise TrainingError("No validation image could be read: check the dataset.")
-    rep = classification_report(labels, softmax(logits), class_names)
+    rep = classification_report(labels, softmax(logits), f.data.class_names)
     val_loss = float(F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels).long()))
     return rep, val_loss
 
 
-def _history_row(
-    epoch: int,
-    tr_loss: float,
-    val_loss: float,
-    rep: dict[str, Any],
-    tr: Trainer,
-    train_time: float,
-    t0: float,
-    seen: int,
-    dist: DistInfo,
-) -> dict[str, Any]:
+def _history_row(f: _Fit, epoch: int, st: _EpochStats, rep: dict[str, Any]) -> dict[str, Any]:
+    world = f.compute.dist.world_size
     return {
         "epoch": epoch + 1,
-        "train_loss": tr_loss,
-        "val_loss": val_loss,
+        "train_loss": st.tr_loss,
+        "val_loss": st.val_loss,
         "val_accuracy": rep["accuracy"],
         "val_balanced_accuracy": rep["balanced_accuracy"],
         "val_macro_f1": rep["macro_f1"],
         "val_mcc": rep["mcc"],
         "val_auroc_macro": rep["auroc_macro_ovr"],
-        "lr": tr.opt.param_groups[-1]["lr"],
-        "train_seconds": train_time,
-        "epoch_seconds": time.perf_counter() - t0,
-        "train_images_per_s": seen * dist.world_size / train_time if train_time > 0 else None,
+        "lr": f.tr.opt.param_groups[-1]["lr"],
+        "train_seconds": st.train_time,
+        "epoch_seconds": time.perf_counter() - st.t0,
+        "train_images_per_s": st.seen * world / st.train_time if st.train_time > 0 else None,
         "val_confusion_matrix": rep["confusion_matrix"],
     }
 
 
-def _log_epoch(
-    epoch: int,
-    lc: LoopConfig,
-    tr_loss: float,
-    val_loss: float,
-    score: float,
-    row: dict[str, Any],
-    improved: bool,
-) -> None:
+def _log_epoch(epoch: int, lc: LoopConfig, row: dict[str, Any], improved: bool) -> None:
     log.info(
         "epoch %d/%d  train loss %.4f  val loss %.4f  val bal.acc %.4f  (%.1f s)%s",
         epoch + 1,
         lc.epochs,
-        tr_loss,
-        val_loss,
-        score,
+        row["train_loss"],
+        row["val_loss"],
+        row["val_balanced_accuracy"],
         row["epoch_seconds"],
         "  *best*" if improved else "",
     )

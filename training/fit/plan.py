@@ -6,21 +6,19 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from octviewer.core.model.config import PreprocessConfig
 from octviewer.errors import TrainingError
-from training.data import OUTLIER, FrameDataset, Sample
+from training.data.dataset import OUTLIER, FrameDataset, Sample
 
 if TYPE_CHECKING:
     import torch
 
-    from training import batches
     from training.config import TrainConfig
-    from training.distributed import DistInfo
-    from training.fit_state import LoopConfig
-    from training.split import Split
+    from training.context import RunContext
+    from training.data.split import Split
+    from training.fit import batches
+    from training.fit.state import LoopConfig
 
 log = logging.getLogger(__name__)
 
@@ -99,21 +97,13 @@ class Plan(_Inputs):
 
 
 def plan_training(
-    cfg: TrainConfig,
-    model: Any,
-    split: Split,
-    names: tuple[str, ...],
-    datasets: tuple[FrameDataset, FrameDataset],
-    pre: PreprocessConfig,
-    device: Any,
-    precision: str,
-    dist: DistInfo,
-    run_dir: Path,
+    ctx: RunContext, model: Any, split: Split, datasets: tuple[FrameDataset, FrameDataset]
 ) -> Plan:
-    from training.fit_state import LoopConfig
+    from training.fit.state import LoopConfig
 
-    cw, sw = _balance(cfg, split.train, names)
-    inputs = _fit_inputs(cfg, model, split, datasets, pre, device, precision, dist, run_dir)
+    cfg = ctx.cfg
+    cw, sw = _balance(cfg, split.train, ctx.names)
+    inputs = _fit_inputs(ctx, model, split, datasets)
     lc = LoopConfig(
         epochs=cfg.epochs,
         lr_groups=_lr_groups(cfg, inputs.trainable),
@@ -128,7 +118,7 @@ def plan_training(
         clip_grad=cfg.clip_grad,
         mixup=cfg.mixup,
         ema_decay=cfg.ema_decay if cfg.ema else None,
-        precision=precision,
+        precision=ctx.compute.precision,
         max_steps_per_epoch=cfg.max_steps_per_epoch,
         workers=inputs.workers,
         seed=cfg.seed,
@@ -162,19 +152,12 @@ def _balance(
 
 
 def _fit_inputs(
-    cfg: TrainConfig,
-    model: Any,
-    split: Split,
-    datasets: tuple[FrameDataset, FrameDataset],
-    pre: PreprocessConfig,
-    device: Any,
-    precision: str,
-    dist: DistInfo,
-    run_dir: Path,
+    ctx: RunContext, model: Any, split: Split, datasets: tuple[FrameDataset, FrameDataset]
 ) -> _Inputs:
     """The trainable module, what it sees, and how to turn a batch into its input."""
-    from training.augment import AugmentConfig, augment_batch, eval_batch
+    from training.data.augment import AugmentConfig, augment_batch, eval_batch
 
+    cfg, pre, device = ctx.cfg, ctx.pre, ctx.compute.device
     train_ds, val_ds = datasets
     workers = 0 if train_ds.cache is not None else cfg.workers
     aug = AugmentConfig(fill=cfg.fill, extra=cfg.augment_extra)
@@ -187,26 +170,24 @@ def _fit_inputs(
 
     if cfg.mode != "cached-features":
         if cfg.mode == "linear-probe":
-            from training.model_setup import freeze_backbone
+            from training.model.setup import freeze_backbone
 
             freeze_backbone(model)
         return _Inputs(model, train_ds, val_ds, prep_train, prep_eval, cfg.batch_size, workers, [])
-    if dist.enabled:
+    if ctx.compute.dist.enabled:
         raise TrainingError(
             "--mode cached-features runs in one process: start it without torchrun."
         )
-    from training.features import cached_features
+    from training.fit.batches import Inference
+    from training.model.features import cached_features
 
     model.to(device)
     feats = cached_features(
-        run_dir / "features.pt",
+        ctx.run_dir / "features.pt",
         model,
         {"train": train_ds, "val": val_ds},
         prep_eval,
-        device,
-        batch_size=cfg.batch_size,
-        workers=workers,
-        precision=precision,
+        Inference(device, cfg.batch_size, workers, ctx.compute.precision),
     )
     bad = [split.train[i] for i in range(len(split.train)) if not bool(feats["train"].ok[i])]
     return _Inputs(
@@ -223,7 +204,7 @@ def _fit_inputs(
 
 def _lr_groups(cfg: TrainConfig, trainable: Any) -> list[dict[str, Any]]:
     if cfg.mode == "full":
-        from training.model_setup import param_groups
+        from training.model.setup import param_groups
 
         return param_groups(trainable, cfg)
     return [

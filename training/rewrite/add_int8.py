@@ -20,7 +20,9 @@ from typing import Any
 import numpy as np
 
 from octviewer.errors import TrainingError
-from training.rewrite import run_step
+from training.options import config_from
+from training.rewrite.configs import Int8Config
+from training.rewrite.step import run_step
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    return run_step(build_parser(), run, argv)
+    return run_step(parse_config, run, argv)
+
+
+def parse_config(argv: list[str]) -> Int8Config:
+    """The command line as a typed config."""
+    return config_from(build_parser().parse_args(argv), Int8Config)
 
 
 def spread(samples: list[Any], n_classes: int, n: int) -> tuple[list[Any], list[Any]]:
@@ -68,8 +75,8 @@ def _batches(samples: list[Any], pre: Any, batch_size: int) -> Any:
     """Normalised input batches (N, 1, H, W) of ``samples``, as the app builds them."""
     import torch
 
-    from training.augment import eval_batch
-    from training.data import FrameDataset
+    from training.data.augment import eval_batch
+    from training.data.dataset import FrameDataset
 
     ds = FrameDataset(tuple(samples), pre)
     for start in range(0, len(ds), batch_size):
@@ -125,24 +132,24 @@ def compare(path: Path, samples: list[Any], batch_size: int) -> dict[str, Any]:
     }
 
 
-def run(args: argparse.Namespace, argv: list[str]) -> Path:
+def run(cfg: Int8Config, argv: list[str]) -> Path:
     import torch
 
     from octviewer.core.model.bundle import load_bundle, save_bundle
     from octviewer.core.model.int8_static import BACKEND, METHOD
-    from training.data import discover
-    from training.rewrite import check_weights_unchanged, step_provenance
+    from training.data.dataset import discover
+    from training.rewrite.step import check_weights_unchanged, step_provenance
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.images < 8:
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if cfg.images < 8:
         raise TrainingError("--images must be at least 8.")
-    loaded = load_bundle(args.bundle)
+    loaded = load_bundle(cfg.bundle)
     model, config = loaded.model, loaded.config
     if config.architecture != "ensemble":
         raise TrainingError("Static int8 calibration is implemented for ensemble bundles only.")
-    samples = list(discover(args.data, class_names=config.class_names).samples)
-    chosen, rest = spread(samples, config.num_classes, args.images)
+    samples = list(discover(cfg.data, class_names=config.class_names).samples)
+    chosen, rest = spread(samples, config.num_classes, cfg.images)
     log.info("calibrating int8 on %d of %d images", len(chosen), len(samples))
     block = {
         "method": METHOD,
@@ -151,7 +158,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> Path:
         "images": len(chosen),
         "views": 2 if getattr(model, "hflip_tta", False) else 1,
         "activation_bits": 8,  # the search; CPUs without VNNI use the ranges at 7 bits
-        "ranges": calibrate(model, chosen, config, args.batch_size),
+        "ranges": calibrate(model, chosen, config, cfg.batch_size),
     }
     provenance = dict(config.provenance or {})
     provenance["int8"] = step_provenance(
@@ -159,19 +166,19 @@ def run(args: argparse.Namespace, argv: list[str]) -> Path:
         argv,
         config,
         loaded.identity.sha256,
-        data=str(args.data),
+        data=str(cfg.data),
         calibration_images="evenly spread within each class, file-name order",
     )
     new = dataclasses.replace(
-        config, version=args.version or config.version, provenance=provenance, int8=block
+        config, version=cfg.version or config.version, provenance=provenance, int8=block
     )
-    sha = save_bundle(args.output, model, new, dtype=config.weights_dtype, ood=loaded.ood)
-    check_weights_unchanged(args.output, model)
-    check = rest[: max(0, args.check_images)]
+    sha = save_bundle(cfg.output, model, new, dtype=config.weights_dtype, ood=loaded.ood)
+    check_weights_unchanged(cfg.output, model)
+    check = rest[: max(0, cfg.check_images)]
     if check:
-        block["measured"] = compare(args.output, check, args.batch_size)
+        block["measured"] = compare(cfg.output, check, cfg.batch_size)
         log.info("int8 vs fp32 on %d held-out images: %s", len(check), block["measured"])
         new = dataclasses.replace(new, int8=block)
-        sha = save_bundle(args.output, model, new, dtype=config.weights_dtype, ood=loaded.ood)
-    log.info("Wrote %s (sha256 %s) with int8 calibration", args.output, sha[:12])
-    return Path(args.output)
+        sha = save_bundle(cfg.output, model, new, dtype=config.weights_dtype, ood=loaded.ood)
+    log.info("Wrote %s (sha256 %s) with int8 calibration", cfg.output, sha[:12])
+    return Path(cfg.output)

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from training.calibrate import reliability_bins
-from training.metrics import roc_curve
+from training.evaluate.calibrate import reliability_bins
+from training.evaluate.metrics import roc_curve
 
 log = logging.getLogger(__name__)
 

@@ -23,13 +23,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from octviewer.errors import OCTViewerError, TrainingError
-from training.rewrite import run_step
+from training.options import config_from
+from training.rewrite.configs import ValidateConfig
+from training.rewrite.step import run_step
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    return run_step(build_parser(), run, argv)
+    return run_step(parse_config, run, argv)
+
+
+def parse_config(argv: list[str]) -> ValidateConfig:
+    """The command line as a typed config."""
+    return config_from(build_parser().parse_args(argv), ValidateConfig)
 
 
 def _engines(bundle: Path) -> tuple[dict[str, Any], dict[str, str]]:
@@ -76,7 +84,7 @@ def _engines(bundle: Path) -> tuple[dict[str, Any], dict[str, str]]:
     return engines, skipped
 
 
-def ood_files(paths: list[str]) -> list[Path]:
+def ood_files(paths: Sequence[str]) -> list[Path]:
     out: list[Path] = []
     for p in map(Path, paths):
         out += sorted(f for f in p.iterdir() if f.is_file()) if p.is_dir() else [p]
@@ -138,10 +146,10 @@ def load_scans(paths: list[Path]) -> list[Any]:
     return scans
 
 
-def validate(args: argparse.Namespace, bundle: Path) -> dict[str, dict[str, Any]]:
+def validate(cfg: ValidateConfig, bundle: Path) -> dict[str, dict[str, Any]]:
     """The validation record of ``bundle`` (see the module docstring)."""
     from octviewer.core.arithmetic import int8_kind_here
-    from training.data import discover
+    from training.data.dataset import discover
 
     engines, skipped = _engines(bundle)
     ref = engines["float32"]
@@ -149,21 +157,21 @@ def validate(args: argparse.Namespace, bundle: Path) -> dict[str, dict[str, Any]
     if ood_model is None:
         raise TrainingError("The bundle has no out-of-distribution statistics to validate.")
     samples = sorted(
-        discover(args.data, class_names=config.class_names).samples, key=lambda s: str(s.path)
+        discover(cfg.data, class_names=config.class_names).samples, key=lambda s: str(s.path)
     )
-    if args.limit and len(samples) > args.limit:
-        stride = len(samples) / args.limit
-        samples = [samples[int(i * stride)] for i in range(args.limit)]
+    if cfg.limit and len(samples) > cfg.limit:
+        stride = len(samples) / cfg.limit
+        samples = [samples[int(i * stride)] for i in range(cfg.limit)]
     dev_scans = load_scans([s.path for s in samples])
-    ood_scans = load_scans(ood_files(args.ood))
+    ood_scans = load_scans(ood_files(cfg.ood))
     thr = float(ood_model.threshold)
     log.info("validating on %d images and %d out-of-domain scans", len(dev_scans), len(ood_scans))
     base = {name: (decisions(e, dev_scans), decisions(e, ood_scans)) for name, e in engines.items()}
     record: dict[str, dict[str, Any]] = {}
     for name, (dev, ood) in base.items():
-        d = compare(base["float32"][0], dev, thr, args.margin)
-        o = compare(base["float32"][1], ood, thr, args.margin)
-        ok, why = verdict(d, o, args.min_agreement)
+        d = compare(base["float32"][0], dev, thr, cfg.margin)
+        o = compare(base["float32"][1], ood, thr, cfg.margin)
+        ok, why = verdict(d, o, cfg.min_agreement)
         rec = {"passed": ok, "reason": why, "images": d["frames"], "ood_files": len(ood_scans)}
         rec |= {f"dev_{k}": v for k, v in d.items() if k != "frames"}
         rec |= {f"ood_{k}": v for k, v in o.items()}
@@ -182,34 +190,34 @@ def validate(args: argparse.Namespace, bundle: Path) -> dict[str, dict[str, Any]
     return record
 
 
-def run(args: argparse.Namespace, argv: list[str]) -> Path:
+def run(cfg: ValidateConfig, argv: list[str]) -> Path:
     import torch
 
     from octviewer.core.model.bundle import load_bundle, save_bundle
-    from training.rewrite import check_weights_unchanged, step_provenance
+    from training.rewrite.step import check_weights_unchanged, step_provenance
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    loaded = load_bundle(args.bundle)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    loaded = load_bundle(cfg.bundle)
     model, config = loaded.model, loaded.config
-    record = validate(args, args.bundle)
+    record = validate(cfg, cfg.bundle)
     provenance = dict(config.provenance or {})
     provenance["validate"] = step_provenance(
         "validate",
         argv,
         config,
         loaded.identity.sha256,
-        data=str(args.data),
-        ood=[str(p) for p in args.ood],
+        data=str(cfg.data),
+        ood=[str(p) for p in cfg.ood],
         torch=torch.__version__.split("+")[0],
     )
     new = dataclasses.replace(
-        config, version=args.version or config.version, provenance=provenance, validated=record
+        config, version=cfg.version or config.version, provenance=provenance, validated=record
     )
-    sha = save_bundle(args.output, model, new, dtype=config.weights_dtype, ood=loaded.ood)
-    check_weights_unchanged(args.output, model)
+    sha = save_bundle(cfg.output, model, new, dtype=config.weights_dtype, ood=loaded.ood)
+    check_weights_unchanged(cfg.output, model)
     verdicts = ", ".join(
         f"{k} {'passed' if v['passed'] else 'not passed'}" for k, v in record.items()
     )
-    log.info("Wrote %s (sha256 %s): %s", args.output, sha[:12], verdicts)
-    return Path(args.output)
+    log.info("Wrote %s (sha256 %s): %s", cfg.output, sha[:12], verdicts)
+    return Path(cfg.output)

@@ -11,12 +11,12 @@ import numpy as np
 
 from octviewer.core.model.config import PreprocessConfig
 from octviewer.errors import TrainingError
-from training.data import FrameDataset, Sample, build_cache, cache_bytes
+from training.data.dataset import FrameDataset, Sample, build_cache, cache_bytes
 
 if TYPE_CHECKING:
     from training.config import TrainConfig
-    from training.data import DatasetSource
-    from training.split import Split
+    from training.data.dataset import DatasetSource
+    from training.data.split import Split
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def check_readable_headers(samples: tuple[Sample, ...]) -> list[Sample]:
     """Quick header check of plain images (no decoding) so obviously broken files are skipped."""
     from PIL import Image
 
-    from training.data import PLAIN_IMAGE_SUFFIXES
+    from training.data.dataset import PLAIN_IMAGE_SUFFIXES
 
     bad = []
     for s in samples:

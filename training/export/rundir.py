@@ -1,6 +1,6 @@
 """Run directories and the stamp every bundle's provenance carries.
 
-Shared by single runs (:mod:`training.run`) and ensembles (:mod:`training.ensemble`): the
+Shared by single runs (:mod:`training.run`) and ensembles (:mod:`training.ensemble.command`): the
 run-directory checks, the run's ``train.log``, the code's git commit and the versions block.
 """
 

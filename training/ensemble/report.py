@@ -3,7 +3,6 @@ OOD statistics, provenance, the stored bundle (re-read and checked) and plots.""
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import logging
@@ -15,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from octviewer.core.model.config import ModelConfig
-from training.members import EvalSets, MemberLogits, Members, eval_prepare, predict_logits
+from training.ensemble.config import EnsembleConfig
+from training.ensemble.members import EvalSets, MemberLogits, Members, eval_prepare, predict_logits
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ def bootstrap_balanced_accuracy(
 ) -> dict[str, float]:
     """95 % percentile interval of balanced accuracy, resampling *patients* with replacement
     (images of one patient are correlated, so resampling images would be too optimistic)."""
-    from training.metrics import balanced_accuracy, confusion_matrix
+    from training.evaluate.metrics import balanced_accuracy, confusion_matrix
 
     groups: dict[str, list[int]] = {}
     for i, p in enumerate(patients):
@@ -43,16 +43,16 @@ def bootstrap_balanced_accuracy(
 
 @dataclass(frozen=True)
 class Scores:
-    calibration: Any  # training.calibrate.Calibration of the ensemble's logits
+    calibration: Any  # training.evaluate.calibrate.Calibration of the ensemble's logits
     probs: np.ndarray  # calibrated
     report: dict[str, Any]  # the ensemble's validation report
     metrics: dict[str, Any]  # validation, calibration, members (ood added by the caller)
 
 
-def score(args: argparse.Namespace, members: Members, sets: EvalSets, lg: MemberLogits) -> Scores:
+def score(cfg: EnsembleConfig, members: Members, sets: EvalSets, lg: MemberLogits) -> Scores:
     """Fit the ensemble's temperature and score it, each member and (with TTA) the plain mean."""
-    from training.calibrate import fit_temperature, softmax
-    from training.metrics import classification_report
+    from training.evaluate.calibrate import fit_temperature, softmax
+    from training.evaluate.metrics import classification_report
 
     names, k, labels, folds = members.names, len(members.names), lg.labels, members.folds
     cal = fit_temperature(lg.logits, labels)
@@ -67,17 +67,17 @@ def score(args: argparse.Namespace, members: Members, sets: EvalSets, lg: Member
         else "validation patients shared by all members, predicted by the whole ensemble"
     )
     report["balanced_accuracy_ci95"] = bootstrap_balanced_accuracy(
-        labels, preds, patients, k, n=args.bootstrap
+        labels, preds, patients, k, n=cfg.bootstrap
     )
-    members_report = _members_report(args, members, sets, lg)
-    if args.hflip_tta:
+    members_report = _members_report(cfg, members, sets, lg)
+    if cfg.hflip_tta:
         plain_cal = fit_temperature(lg.plain, labels)
         plain = classification_report(labels, softmax(lg.plain, plain_cal.temperature), names)
         report["without_hflip_tta"] = {
             "balanced_accuracy": plain["balanced_accuracy"],
             "accuracy": plain["accuracy"],
             "ci95": bootstrap_balanced_accuracy(
-                labels, lg.plain.argmax(1), patients, k, n=args.bootstrap
+                labels, lg.plain.argmax(1), patients, k, n=cfg.bootstrap
             ),
         }
     metrics: dict[str, Any] = {
@@ -89,10 +89,10 @@ def score(args: argparse.Namespace, members: Members, sets: EvalSets, lg: Member
 
 
 def _members_report(
-    args: argparse.Namespace, members: Members, sets: EvalSets, lg: MemberLogits
+    cfg: EnsembleConfig, members: Members, sets: EvalSets, lg: MemberLogits
 ) -> list[dict[str, Any]]:
     from octviewer.core.calibration import softmax
-    from training.metrics import classification_report
+    from training.evaluate.metrics import classification_report
 
     out = []
     for m, logits, lab, ds, path in zip(
@@ -115,7 +115,7 @@ def _members_report(
                     logits.argmax(1),
                     [s.patient for s in ds.samples],
                     len(members.names),
-                    n=args.bootstrap,
+                    n=cfg.bootstrap,
                 ),
             }
         )
@@ -139,14 +139,14 @@ def log_scores(members: Members, scores: Scores) -> None:
 
 
 def fit_ood(
-    args: argparse.Namespace, model: Any, splits: list[Any], n_classes: int, pre: Any
+    cfg: EnsembleConfig, model: Any, splits: list[Any], n_classes: int, pre: Any
 ) -> tuple[Any, dict[str, Any] | None]:
     """OOD statistics: one split per member (cross-validation) or one shared split."""
-    if not args.ood_false_flag_rate:
+    if not cfg.ood_false_flag_rate:
         return None, None
-    from training.ood import extract, fit_cross_validated, fit_shared_split
+    from training.evaluate.ood import extract, fit_cross_validated, fit_shared_split
 
-    opts = {"rate": args.ood_false_flag_rate}
+    opts = {"rate": cfg.ood_false_flag_rate}
     if len(splits) == 1:
         sp = splits[0]
         return fit_shared_split(
@@ -161,10 +161,10 @@ def fit_ood(
 
 
 def ensemble_provenance(
-    argv: list[str], args: argparse.Namespace, members: Members, sets: EvalSets, t0: float
+    argv: list[str], cfg: EnsembleConfig, members: Members, sets: EvalSets, t0: float
 ) -> dict[str, Any]:
-    from training.data import describe
-    from training.rundir import provenance_stamp
+    from training.data.dataset import describe
+    from training.export.rundir import provenance_stamp
 
     first, folds, last_epochs = members.first, members.folds, members.last_epochs
     return {
@@ -185,7 +185,7 @@ def ensemble_provenance(
             }
             for i, (m, path) in enumerate(zip(members.loaded, members.paths, strict=True))
         ],
-        "member_weights": args.member_weights,
+        "member_weights": cfg.member_weights,
         "data": (first.provenance or {}).get("data"),
         "split": {
             **((first.provenance or {}).get("split") or {}),
@@ -201,7 +201,7 @@ def ensemble_provenance(
 
 
 def ensemble_config(
-    args: argparse.Namespace,
+    cfg: EnsembleConfig,
     members: Members,
     arch_kwargs: dict[str, Any],
     scores: Scores,
@@ -211,56 +211,63 @@ def ensemble_config(
 
     first = members.first
     return ModelConfig(
-        name=args.name,
-        version=args.version,
+        name=cfg.name,
+        version=cfg.version,
         architecture=ENSEMBLE,
         class_names=members.names,
         arch_kwargs=arch_kwargs,
         preprocess=members.pre,
         temperature=float(scores.calibration.temperature),
-        confidence_threshold=args.confidence_threshold,
+        confidence_threshold=cfg.confidence_threshold,
         cam_target_layer=ENSEMBLE_CAM_TARGET,
-        licence=args.licence or first.licence,
-        description=args.description
+        licence=cfg.licence or first.licence,
+        description=cfg.description
         or f"Ensemble of {len(members.loaded)} {first.architecture} models; research use only.",
         provenance=provenance,
         metrics=scores.metrics,
-        training_domain=dict(args.training_domain or first.training_domain),
+        training_domain=dict(cfg.training_domain or first.training_domain),
     )
 
 
+@dataclass(frozen=True)
+class EnsembleBundle:
+    """What the ensemble bundle stores: the module, its config and the OOD statistics."""
+
+    model: Any
+    config: ModelConfig  # its metrics are the run's metrics (stored_weights is added to them)
+    ood: Any  # OODModel, or None without statistics
+
+
 def store_checked(
-    args: argparse.Namespace,
+    cfg: EnsembleConfig,
     out: Path,
-    model: Any,
-    config: ModelConfig,
-    metrics: dict[str, Any],
-    ood_model: Any,
+    bundle: EnsembleBundle,
     sets: EvalSets,
     lg: MemberLogits,
     folds: int | None,
 ) -> str:
     """Write the bundle, re-read it, compare its validation logits with float32, and write it
-    again with that check in its metrics (``metrics`` gains ``stored_weights``)."""
+    again with that check in its metrics (``bundle.config.metrics`` gains ``stored_weights``)."""
     from octviewer.core.model.bundle import save_bundle
 
-    dtype = "int8" if args.int8_weights else "float16" if args.fp16_weights else "float32"
-    save_bundle(out, model, config, dtype=dtype, ood=ood_model)
+    model, config, metrics = bundle.model, bundle.config, bundle.config.metrics
+    dtype = cfg.weights_dtype
+    save_bundle(out, model, config, dtype=dtype, ood=bundle.ood)
     check_set, prepare = sets.datasets[0], eval_prepare(config.preprocess)
     reference = (
         lg.logits
         if folds is None
-        else predict_logits(model, check_set, prepare, "float32 ensemble", args.batch_size)[0]
+        else predict_logits(model, check_set, prepare, "float32 ensemble", cfg.batch_size)[0]
     )
     stored = check_stored(
         out,
         reference,
-        lambda m: predict_logits(m, check_set, prepare, "stored bundle", args.batch_size)[0],
+        lambda m: predict_logits(m, check_set, prepare, "stored bundle", cfg.batch_size)[0],
     )
     metrics["stored_weights"] = {"dtype": dtype, **stored}
     # the same weights again, now with the check in the bundle's own metrics
     sha = save_bundle(
-        out, model, dataclasses.replace(config, metrics=metrics), dtype=dtype, ood=ood_model
+        out, model, dataclasses.replace(config, metrics=metrics), dtype=dtype, ood=bundle.ood
     )
     log.info(
         "Stored %s weights: %d/%d validation predictions as in float32 (max |logit diff| %.4f)",
@@ -285,7 +292,7 @@ def check_stored(out: Path, logits: Any, predict: Any) -> dict[str, Any]:
 
 
 def write_outputs(
-    args: argparse.Namespace,
+    cfg: EnsembleConfig,
     run_dir: Path,
     members: Members,
     scores: Scores,
@@ -295,10 +302,10 @@ def write_outputs(
     (run_dir / "final_metrics.json").write_text(
         json.dumps(scores.metrics, indent=1), encoding="utf-8"
     )
-    if not args.plots:
+    if not cfg.plots:
         return
     from octviewer.core.calibration import softmax
-    from training import plots
+    from training.export import plots
 
     names, folds, cal = members.names, members.folds, scores.calibration
     what = f"Out of fold ({folds}-fold patient CV)" if folds is not None else "Validation"

@@ -14,10 +14,13 @@ from typing import Any
 import torch
 
 from octviewer.errors import TrainingError
-from training.batches import lr_lambda_factory
-from training.distributed import DistInfo
+from training.fit.batches import lr_lambda_factory
+from training.fit.distributed import DistInfo
 
 log = logging.getLogger(__name__)
+
+#: The checkpoints in the run directory: the latest epoch (resume) and the best one.
+LAST, BEST = "last.pt", "best.pt"
 
 
 def write_history(history: list[dict[str, Any]], run_dir: Path) -> None:
@@ -36,7 +39,7 @@ def state_cpu(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 @dataclass
 class LoopConfig:
-    """How one fit runs (what :func:`training.loop.fit` reads); beside :class:`Trainer`, which
+    """How one fit runs (what :func:`training.fit.loop.fit` reads); beside :class:`Trainer`, which
     :func:`setup_trainer` builds from it."""
 
     epochs: int
@@ -116,8 +119,9 @@ def setup_trainer(
     return Trainer(model, ddp_model, opt, sched, scaler, ema, micro)
 
 
-def restore(tr: Trainer, pg: Progress, run_dir: Path, last_path: Path, best_path: Path) -> None:
+def restore(tr: Trainer, pg: Progress, run_dir: Path) -> None:
     """Continue from ``last.pt`` (and ``best.pt``): weights, optimiser, schedule, progress."""
+    last_path, best_path = run_dir / LAST, run_dir / BEST
     if not last_path.is_file():
         raise TrainingError(
             f"Nothing to resume in {run_dir}: there is no last.pt (the run never finished an "
@@ -150,16 +154,9 @@ def restore(tr: Trainer, pg: Progress, run_dir: Path, last_path: Path, best_path
     )
 
 
-def save_checkpoint(
-    tr: Trainer,
-    pg: Progress,
-    epoch: int,
-    improved: bool,
-    run_dir: Path,
-    last_path: Path,
-    best_path: Path,
-) -> None:
+def save_checkpoint(tr: Trainer, pg: Progress, epoch: int, improved: bool, run_dir: Path) -> None:
     """best.pt when improved; last.pt (written atomically) and the history every epoch."""
+    last_path, best_path = run_dir / LAST, run_dir / BEST
     if improved:
         torch.save(pg.best_state, best_path)
     ck = {

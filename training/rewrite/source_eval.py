@@ -25,13 +25,16 @@ import json
 import logging
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from training.rewrite import run_step
+from training.options import config_from
+from training.rewrite.configs import SourceEvalConfig
+from training.rewrite.step import run_step
 
 log = logging.getLogger(__name__)
 
@@ -90,12 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def dev_files_decided(bundle: Path, paths: list[Path]) -> list[dict[str, Any]]:
+def dev_files_decided(bundle: Path, paths: Sequence[Path]) -> list[dict[str, Any]]:
     """Each development file through the real engine (fp32): assessed or why not."""
     from octviewer import load
     from octviewer.core.engine import Engine
     from octviewer.errors import OCTViewerError
-    from training.ood_cli import dev_files
+    from training.rewrite.add_ood import dev_files
 
     engine = Engine(bundle, precision="fp32", quantize=False, int8_cache="off")
     rows = []
@@ -125,9 +128,9 @@ def decide_out_of_fold(bundle: Path, data: str, outlier_label: str) -> list[Deci
     from octviewer.core.model.bundle import load_bundle
     from octviewer.core.preprocess import preprocess_frames
     from octviewer.core.scope import ModelScope
-    from training.data import OUTLIER, discover
-    from training.ood_cli import fold_of_members
-    from training.split import fold_patients
+    from training.data.dataset import OUTLIER, discover
+    from training.data.split import fold_patients
+    from training.rewrite.add_ood import fold_of_members
 
     loaded = load_bundle(bundle)
     model, config, ood = loaded.model.eval(), loaded.config, loaded.ood
@@ -321,54 +324,59 @@ def choose_reassurance(decisions: list[Decision], config: Any, ood: Any, rate: f
 
 
 def main(argv: list[str]) -> int:
-    return run_step(build_parser(), run, argv)
+    return run_step(parse_config, run, argv)
 
 
-def run(args: argparse.Namespace, argv: list[str]) -> Path:
+def parse_config(argv: list[str]) -> SourceEvalConfig:
+    """The command line as a typed config."""
+    return config_from(build_parser().parse_args(argv), SourceEvalConfig)
+
+
+def run(cfg: SourceEvalConfig, argv: list[str]) -> Path:
     import torch
 
     from octviewer.core.model.bundle import load_bundle, save_bundle
-    from training.rewrite import check_weights_unchanged, step_provenance
+    from training.rewrite.step import check_weights_unchanged, step_provenance
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    decisions = decide_out_of_fold(args.bundle, args.data, args.outlier_label)
-    loaded = load_bundle(args.bundle)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    decisions = decide_out_of_fold(cfg.bundle, cfg.data, cfg.outlier_label)
+    loaded = load_bundle(cfg.bundle)
     config, ood = loaded.config, loaded.ood
     report: dict[str, Any] = {
-        "before": source_metrics(decisions, config, ood, args.outlier_label),
-        "confidence_sweep": confidence_sweep(decisions, config, ood, args.outlier_label),
+        "before": source_metrics(decisions, config, ood, cfg.outlier_label),
+        "confidence_sweep": confidence_sweep(decisions, config, ood, cfg.outlier_label),
     }
     # assessed or withheld does not depend on the reassurance point: the input bundle decides
-    for key, paths in (("dev_assessed", args.dev_assessed), ("dev_withheld", args.dev_withheld)):
+    for key, paths in (("dev_assessed", cfg.dev_assessed), ("dev_withheld", cfg.dev_withheld)):
         if paths:
-            rows = dev_files_decided(args.bundle, paths)
+            rows = dev_files_decided(cfg.bundle, paths)
             report[key] = {
                 "files": len(rows),
                 "assessed": sum(r["assessed"] for r in rows),
                 "rows": rows,
             }
-    if args.choose_reassurance:
-        if args.uncertain_below is not None:
-            config = replace(config, confidence_threshold=args.uncertain_below)
-        t = choose_reassurance(decisions, config, ood, args.missed_disease)
+    if cfg.choose_reassurance:
+        if cfg.uncertain_below is not None:
+            config = replace(config, confidence_threshold=cfg.uncertain_below)
+        t = choose_reassurance(decisions, config, ood, cfg.missed_disease)
         reassurance = {
             "class": NORMAL,
             # rounded up: rounding down could let one more diseased B-scan through
             "min_probability": math.ceil(t * 1e4) / 1e4,
-            "missed_disease_target": args.missed_disease,
-            "chosen_on": "out-of-fold decisions of every source in " + Path(args.data).name,
+            "missed_disease_target": cfg.missed_disease,
+            "chosen_on": "out-of-fold decisions of every source in " + Path(cfg.data).name,
         }
         config = replace(config, reassurance=reassurance)
         report["reassurance"] = reassurance
-        report["after"] = source_metrics(decisions, config, ood, args.outlier_label)
+        report["after"] = source_metrics(decisions, config, ood, cfg.outlier_label)
         provenance = dict(config.provenance or {})
         provenance["reassurance"] = step_provenance(
             "source-eval", argv, config, loaded.identity.sha256
         )
         new = replace(
             config,
-            version=args.version or config.version,
+            version=cfg.version or config.version,
             metrics={
                 **config.metrics,
                 "sources": report["after"],
@@ -376,8 +384,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> Path:
             },
             provenance=provenance,
         )
-        save_bundle(args.choose_reassurance, loaded.model, new, dtype=config.weights_dtype, ood=ood)
-        check_weights_unchanged(args.choose_reassurance, loaded.model)
-    args.report.write_text(json.dumps(report, indent=1), encoding="utf-8")
+        save_bundle(cfg.choose_reassurance, loaded.model, new, dtype=config.weights_dtype, ood=ood)
+        check_weights_unchanged(cfg.choose_reassurance, loaded.model)
+    cfg.report.write_text(json.dumps(report, indent=1), encoding="utf-8")
     log.info("Per-source report: %s", json.dumps(report, indent=1))
-    return args.report
+    return cfg.report

@@ -3,7 +3,6 @@ and the combined module (checked against its members)."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from collections.abc import Callable
@@ -15,7 +14,8 @@ import numpy as np
 
 from octviewer.core.model.config import ModelConfig, PreprocessConfig
 from octviewer.errors import TrainingError
-from training.data import FrameDataset, Sample
+from training.data.dataset import FrameDataset, Sample
+from training.ensemble.config import EnsembleConfig
 
 log = logging.getLogger(__name__)
 
@@ -56,22 +56,22 @@ class MemberLogits:
     logits: np.ndarray  # the ensemble's logits (with TTA when asked)
 
 
-def load_members(args: argparse.Namespace) -> Members:
+def load_members(cfg: EnsembleConfig) -> Members:
     """Load the member bundles and refuse members that cannot form one ensemble."""
     from octviewer.core.model.bundle import load_bundle
     from octviewer.core.model.ensemble import ENSEMBLE
 
-    loaded = [load_bundle(p) for p in args.members]
+    loaded = [load_bundle(p) for p in cfg.members]
     last_epochs: list[int] = []
-    if args.member_weights == "last":
-        last_epochs = [_use_final_epoch(m, p) for m, p in zip(loaded, args.members, strict=True)]
+    if cfg.member_weights == "last":
+        last_epochs = [_use_final_epoch(m, p) for m, p in zip(loaded, cfg.members, strict=True)]
     first = loaded[0].config
-    for m, path in zip(loaded, args.members, strict=True):
+    for m, path in zip(loaded, cfg.members, strict=True):
         c = m.config
         if c.class_names != first.class_names or c.preprocess != first.preprocess:
             raise TrainingError(
                 f"{path.name} has other classes or another preprocessing than "
-                f"{args.members[0].name}: members must be trained the same way.",
+                f"{cfg.members[0].name}: members must be trained the same way.",
                 path=path,
             )
         if c.architecture == ENSEMBLE:
@@ -83,21 +83,21 @@ def load_members(args: argparse.Namespace) -> Members:
             f"{', '.join(sorted(seeds))}): their validation patients are not unseen by all. "
             "Train them with the same --split-seed."
         )
-    folds = _cv_folds(loaded, args.members)
-    if folds is None and args.split is None:
+    folds = _cv_folds(loaded, cfg.members)
+    if folds is None and cfg.split is None:
         raise TrainingError(
             "Give --split (one member's split.csv): the members share one validation set."
         )
-    return Members(loaded, list(args.members), last_epochs, folds, first)
+    return Members(loaded, list(cfg.members), last_epochs, folds, first)
 
 
-def evaluation_sets(args: argparse.Namespace, members: Members) -> EvalSets:
+def evaluation_sets(cfg: EnsembleConfig, members: Members) -> EvalSets:
     """Each member's held-out fold (cross-validation), or the shared validation patients."""
-    from training.data import discover
-    from training.split import load_split
+    from training.data.dataset import discover
+    from training.data.split import load_split
 
     names, pre = members.names, members.pre
-    source = discover(args.data, class_names=names)
+    source = discover(cfg.data, class_names=names)
     if members.folds is not None:  # cross-validation: each member is scored on its own fold
         splits = [
             load_split(path.parent / "split.csv", list(source.samples), names, 0, 0.0)
@@ -108,13 +108,13 @@ def evaluation_sets(args: argparse.Namespace, members: Members) -> EvalSets:
         if len(eval_samples) != len(set(eval_samples)):
             raise TrainingError("The members' validation folds overlap: they are not one CV.")
         return EvalSets(splits, eval_samples, eval_sets)
-    split = load_split(args.split, list(source.samples), names, 0, 0.0)
+    split = load_split(cfg.split, list(source.samples), names, 0, 0.0)
     return EvalSets([split], list(split.val), [FrameDataset(split.val, pre)] * len(members.loaded))
 
 
 def eval_prepare(pre: PreprocessConfig, *, mirrored: bool = False) -> Prepare:
     """The model input of a loaded batch, optionally the mirrored B-scan."""
-    from training.augment import eval_batch
+    from training.data.augment import eval_batch
 
     if mirrored:
         return lambda x: eval_batch(x.flip(-1), pre)
@@ -127,53 +127,45 @@ def predict_logits(
     """Logits and labels of ``ds`` on the CPU; refuses unreadable validation images."""
     import torch
 
-    from training import batches
-    from training.distributed import DistInfo
+    from training.fit import batches
+    from training.fit.distributed import DistInfo
 
-    lg, lab, _, bad = batches.predict(
-        model,
-        ds,
-        prep,
-        torch.device("cpu"),
-        DistInfo(),
-        batch_size=batch_size,
-        workers=0,
-        desc=desc,
-    )
+    how = batches.Inference(torch.device("cpu"), batch_size, workers=0)
+    lg, lab, _, bad = batches.predict(model, ds, prep, how, DistInfo(), desc=desc)
     if bad:
         raise TrainingError(f"{len(bad)} validation image(s) could not be read.")
     return lg, lab
 
 
-def member_logits(args: argparse.Namespace, members: Members, sets: EvalSets) -> MemberLogits:
+def member_logits(cfg: EnsembleConfig, members: Members, sets: EvalSets) -> MemberLogits:
     """Every member's predictions, combined: out of fold (CV) or averaged (shared split)."""
     prepare, mirrored = eval_prepare(members.pre), eval_prepare(members.pre, mirrored=True)
     per_member, flipped, labels_per = [], [], []
     for m, path, ds in zip(members.loaded, members.paths, sets.datasets, strict=True):
-        lg, lab = predict_logits(m.model, ds, prepare, path.stem, args.batch_size)
+        lg, lab = predict_logits(m.model, ds, prepare, path.stem, cfg.batch_size)
         per_member.append(lg)
         labels_per.append(lab)
-        if args.hflip_tta:
+        if cfg.hflip_tta:
             flipped.append(
-                predict_logits(m.model, ds, mirrored, f"{path.stem} flipped", args.batch_size)[0]
+                predict_logits(m.model, ds, mirrored, f"{path.stem} flipped", cfg.batch_size)[0]
             )
     if members.folds is not None:  # out of fold: one prediction per image, by its held-out member
         labels = np.concatenate(labels_per)
         plain = np.concatenate(per_member)
         logits = (
             np.concatenate([(a + b) / 2 for a, b in zip(per_member, flipped, strict=True)])
-            if args.hflip_tta
+            if cfg.hflip_tta
             else plain
         )
     else:
         labels = labels_per[0]
         plain = np.mean(per_member, axis=0)
-        logits = np.mean(per_member + flipped, axis=0) if args.hflip_tta else plain
+        logits = np.mean(per_member + flipped, axis=0) if cfg.hflip_tta else plain
     return MemberLogits(per_member, flipped, labels_per, labels, plain, logits)
 
 
 def build_checked_module(
-    args: argparse.Namespace, members: Members, sets: EvalSets
+    cfg: EnsembleConfig, members: Members, sets: EvalSets
 ) -> tuple[Any, dict[str, Any]]:
     """The ensemble module and its arch_kwargs; it must compute exactly the members' mean."""
     import torch
@@ -186,7 +178,7 @@ def build_checked_module(
             {"architecture": m.config.architecture, "arch_kwargs": dict(m.config.arch_kwargs)}
             for m in members.loaded
         ],
-        "hflip_tta": bool(args.hflip_tta),
+        "hflip_tta": bool(cfg.hflip_tta),
     }
     model = create_model(ENSEMBLE, len(members.names), **arch_kwargs)
     for dst, m in zip(model.members, members.loaded, strict=True):
@@ -196,7 +188,7 @@ def build_checked_module(
     first_set = sets.datasets[0]
     with torch.no_grad():  # check on a few images
         xs = torch.stack([first_set[i][0] for i in range(min(4, len(first_set)))])
-        views = [prepare(xs)] + ([mirrored(xs)] if args.hflip_tta else [])
+        views = [prepare(xs)] + ([mirrored(xs)] if cfg.hflip_tta else [])
         expected = torch.stack([m.model(v) for m in members.loaded for v in views]).mean(0).numpy()
         direct = model(prepare(xs)).numpy()
     if not np.allclose(direct, expected, atol=1e-3):
@@ -206,7 +198,7 @@ def build_checked_module(
     return model, arch_kwargs
 
 
-def _cv_folds(loaded: list[Any], paths: list[Path]) -> int | None:
+def _cv_folds(loaded: list[Any], paths: tuple[Path, ...]) -> int | None:
     """The fold count when the members are the folds of one cross-validation, else ``None``.
 
     Refuses a mix of fold and non-fold members, unequal fold counts, or a fold twice: the

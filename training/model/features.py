@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from training.batches import EvalPrepare, autocast_ctx, make_loader
-from training.model_setup import features
+from training.fit.batches import EvalPrepare, Inference, autocast_ctx, make_loader
+from training.model.setup import features
 
 log = logging.getLogger(__name__)
 
@@ -36,17 +36,16 @@ def extract_features(
     model: torch.nn.Module,
     dataset: torch.utils.data.Dataset,
     prepare: EvalPrepare,
-    device: torch.device,
+    how: Inference,
     *,
-    batch_size: int,
-    workers: int,
-    precision: str = "fp32",
     desc: str = "features",
 ) -> FeatureDataset:
     from tqdm.auto import tqdm
 
+    device, precision = how.device, how.precision
     model.eval().to(device)
-    loader = make_loader(dataset, list(range(len(dataset))), batch_size, workers, drop_last=False)
+    everything = list(range(len(dataset)))
+    loader = make_loader(dataset, everything, how.batch_size, how.workers, drop_last=False)
     feats, labels, oks = [], [], []
     for x, y, _, ok in tqdm(loader, desc=desc, unit="batch", leave=False):
         with autocast_ctx(device, precision):
@@ -62,11 +61,7 @@ def cached_features(
     model: torch.nn.Module,
     sets: dict[str, torch.utils.data.Dataset],
     prepare: EvalPrepare,
-    device: torch.device,
-    *,
-    batch_size: int,
-    workers: int,
-    precision: str,
+    how: Inference,
 ) -> dict[str, FeatureDataset]:
     """Features of each named set, computed once and kept in ``path`` (reused on resume)."""
     if path.is_file():
@@ -77,16 +72,7 @@ def cached_features(
             log.info("Reusing cached features from %s", path)
             return {k: FeatureDataset(d["feats"], d["labels"], d["ok"]) for k, d in saved.items()}
     out = {
-        name: extract_features(
-            model,
-            ds,
-            prepare,
-            device,
-            batch_size=batch_size,
-            workers=workers,
-            precision=precision,
-            desc=f"features ({name})",
-        )
+        name: extract_features(model, ds, prepare, how, desc=f"features ({name})")
         for name, ds in sets.items()
     }
     torch.save(

@@ -12,13 +12,16 @@ import dataclasses
 import json
 import logging
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from octviewer.errors import TrainingError
-from training.rewrite import run_step
+from training.options import config_from
+from training.rewrite.configs import OodConfig
+from training.rewrite.step import run_step
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +82,11 @@ def fold_of_members(config: Any) -> list[int] | None:
     return folds or None
 
 
-def fit_for_bundle(args: argparse.Namespace, model: Any, config: Any) -> tuple[Any, dict]:
+def fit_for_bundle(cfg: OodConfig, model: Any, config: Any) -> tuple[Any, dict]:
     """The OOD model and its report for a loaded bundle."""
-    from training.data import discover
-    from training.ood import extract, fit_cross_validated, fit_shared_split
-    from training.split import patient_fold, patient_split
+    from training.data.dataset import discover
+    from training.data.split import patient_fold, patient_split
+    from training.evaluate.ood import extract, fit_cross_validated, fit_shared_split
 
     split = (config.provenance or {}).get("split") or {}
     if "seed" not in split:
@@ -91,15 +94,15 @@ def fit_for_bundle(args: argparse.Namespace, model: Any, config: Any) -> tuple[A
             "The bundle records no patient split, so its held-out patients are unknown: "
             "statistics need the split it was trained with."
         )
-    source = discover(args.data, class_names=config.class_names)
+    source = discover(cfg.data, class_names=config.class_names)
     samples = list(source.samples)
     names = config.class_names
     seed = int(split["seed"])
     n_nets = len(getattr(model, "members", [model]))
     opts = {
-        "rate": args.false_flag_rate,
-        "shrinkage": args.shrinkage,
-        "normalize": getattr(args, "normalize", "none"),
+        "rate": cfg.false_flag_rate,
+        "shrinkage": cfg.shrinkage,
+        "normalize": cfg.normalize,
     }
     if split.get("cross_validation"):
         folds = int(split["folds"])
@@ -129,7 +132,7 @@ def fit_for_bundle(args: argparse.Namespace, model: Any, config: Any) -> tuple[A
     )
 
 
-def dev_files(paths: list[Path]) -> list[Path]:
+def dev_files(paths: Sequence[Path]) -> list[Path]:
     out: list[Path] = []
     for p in paths:
         if p.is_dir():
@@ -140,26 +143,31 @@ def dev_files(paths: list[Path]) -> list[Path]:
 
 
 def main(argv: list[str]) -> int:
-    return run_step(build_parser(), run, argv)
+    return run_step(parse_config, run, argv)
 
 
-def run(args: argparse.Namespace, argv: list[str]) -> Path:
+def parse_config(argv: list[str]) -> OodConfig:
+    """The command line as a typed config."""
+    return config_from(build_parser().parse_args(argv), OodConfig)
+
+
+def run(cfg: OodConfig, argv: list[str]) -> Path:
     import torch
 
     from octviewer.core.model.bundle import load_bundle, save_bundle
-    from training.ood import score_dev_set
-    from training.rewrite import check_weights_unchanged, step_provenance
+    from training.evaluate.ood import score_dev_set
+    from training.rewrite.step import check_weights_unchanged, step_provenance
 
-    if not 0.0 < args.false_flag_rate < 0.5:
+    if not 0.0 < cfg.false_flag_rate < 0.5:
         raise TrainingError("--false-flag-rate must be between 0 and 0.5 (e.g. 0.02).")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    loaded = load_bundle(args.bundle)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    loaded = load_bundle(cfg.bundle)
     model, config = loaded.model, loaded.config
-    ood, report = fit_for_bundle(args, model, config)
-    if args.ood_dev:
+    ood, report = fit_for_bundle(cfg, model, config)
+    if cfg.ood_dev:
         report["development_ood_set"] = score_dev_set(
-            model, ood, dev_files(args.ood_dev), config.preprocess
+            model, ood, dev_files(cfg.ood_dev), config.preprocess
         )
         dev = report["development_ood_set"]
         log.info("OOD development set: %d of %d flagged", dev["flagged"], dev["images"])
@@ -167,12 +175,12 @@ def run(args: argparse.Namespace, argv: list[str]) -> Path:
     provenance["ood"] = step_provenance("ood", argv, config, loaded.identity.sha256)
     new = dataclasses.replace(
         config,
-        version=args.version or config.version,
-        training_domain=args.training_domain or config.training_domain,
+        version=cfg.version or config.version,
+        training_domain=cfg.training_domain or config.training_domain,
         metrics={**config.metrics, "ood": report},
         provenance=provenance,
     )
-    sha = save_bundle(args.output, model, new, dtype=config.weights_dtype, ood=ood)
-    check_weights_unchanged(args.output, model)
-    log.info("Wrote %s (sha256 %s) with OOD statistics", args.output, sha[:12])
-    return Path(args.output)
+    sha = save_bundle(cfg.output, model, new, dtype=config.weights_dtype, ood=ood)
+    check_weights_unchanged(cfg.output, model)
+    log.info("Wrote %s (sha256 %s) with OOD statistics", cfg.output, sha[:12])
+    return Path(cfg.output)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from octviewer.errors import TrainingError
-from training.data import OUTLIER, Sample
+from training.data.dataset import OUTLIER, Sample
 
 if TYPE_CHECKING:
     from training.config import TrainConfig

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     import torch
 
     from octviewer.core.model.config import PreprocessConfig
-    from training.data import Sample
+    from training.data.dataset import Sample
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +74,8 @@ def extract(
     import torch
     from tqdm.auto import tqdm
 
-    from training.augment import eval_batch
-    from training.data import FrameDataset
+    from training.data.augment import eval_batch
+    from training.data.dataset import FrameDataset
 
     ds = FrameDataset(tuple(samples), pre)
     tap = FeatureTap()

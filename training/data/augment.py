@@ -4,7 +4,7 @@ Order per batch of resized frames ``x`` (B, 1, H, W) in [0, 1]:
 
 1. random horizontal flip (p = 0.5);
    then the real-data variation groups named in ``AugmentConfig.extra``
-   (:mod:`training.variation`);
+   (:mod:`training.data.variation`);
 2. random affine per image: rotation ±10°, shift up to 10 % of each side, scale 0.9-1.1,
    shear ±5°, bilinear, the uncovered area filled with ``fill`` (1 = white, as Kermany's
    padding is white);
@@ -35,7 +35,7 @@ class AugmentConfig:
     shear_deg: float = 5.0
     intensity: tuple[float, float] = (0.8, 1.2)
     fill: float = 1.0
-    #: groups of ``training.variation`` (real-data variation), applied before the affine warp
+    #: groups of ``training.data.variation`` (real-data variation), applied before the affine warp
     extra: tuple[str, ...] = ()
 
 
@@ -79,7 +79,7 @@ def augment_batch(
     flip = (torch.rand(b, generator=g) < cfg.hflip).to(x.device)
     x = torch.where(flip[:, None, None, None], x.flip(-1), x)
     if cfg.extra:
-        from training.variation import apply_variation
+        from training.data.variation import apply_variation
 
         x = apply_variation(x, cfg.extra, g)
     x = random_affine(x, cfg, g).clamp_(0.0, 1.0)

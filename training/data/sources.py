@@ -5,7 +5,7 @@ Each source is a folder with a ``MANIFEST.tsv`` (as in ``../shared/data``: Kerma
 has the columns ``path,label,patient,source``; patients are namespaced by their source
 (``kermany/1016042``), so two datasets' numbering never merges two people, and the order of a
 source's patients stays that of the source alone (its folds do not change, see
-:func:`training.split.patient_fold`). Rows without a class (OCTDL's ``other-findings``) get the
+:func:`training.data.split.patient_fold`). Rows without a class (OCTDL's ``other-findings``) get the
 label ``OTHER`` for outlier exposure (``--outlier-label OTHER``).
 """
 

@@ -8,13 +8,14 @@ import math
 import random
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from training.distributed import DistInfo, all_gather_objects
+from training.fit.distributed import DistInfo, all_gather_objects
 
 log = logging.getLogger(__name__)
 
@@ -113,25 +114,34 @@ def autocast_ctx(device: torch.device, precision: str) -> AbstractContextManager
     return torch.autocast(device_type="cuda", dtype=dtype)
 
 
+@dataclass(frozen=True)
+class Inference:
+    """How a pass over a whole dataset runs: device, images per batch, loader workers and
+    arithmetic."""
+
+    device: torch.device
+    batch_size: int
+    workers: int = 0
+    precision: str = "fp32"  # fp32, bf16, fp16
+
+
 @torch.no_grad()
 def predict(
     model: torch.nn.Module,
     dataset: torch.utils.data.Dataset,
     prepare: EvalPrepare,
-    device: torch.device,
+    how: Inference,
     dist: DistInfo,
     *,
-    batch_size: int,
-    workers: int,
-    precision: str = "fp32",
     desc: str = "eval",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int]]:
     """Logits for the whole dataset (gathered across ranks): (logits, labels, indices, bad)."""
     from tqdm.auto import tqdm
 
+    device, precision = how.device, how.precision
     n = len(dataset)
     mine = list(range(dist.rank, n, dist.world_size))
-    loader = make_loader(dataset, mine, batch_size, workers, drop_last=False)
+    loader = make_loader(dataset, mine, how.batch_size, how.workers, drop_last=False)
     was_training = model.training
     model.eval()
     logits, labels, indices, bad = [], [], [], []

@@ -10,16 +10,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from octviewer.core.model.config import PreprocessConfig
-from training.calibrate import fit_temperature, softmax
-from training.data import DatasetSource, FrameDataset, Sample, discover_test
-from training.metrics import classification_report
+from training.data.dataset import FrameDataset, Sample, discover_test
+from training.evaluate.calibrate import fit_temperature, softmax
+from training.evaluate.metrics import classification_report
 
 if TYPE_CHECKING:
-    from training.config import TrainConfig
-    from training.distributed import DistInfo
-    from training.loop import FitResult
-    from training.plan import Plan
-    from training.split import Split
+    from training.context import RunContext, RunData
+    from training.data.split import Split
+    from training.fit.loop import FitResult
+    from training.fit.plan import Plan
 
 log = logging.getLogger(__name__)
 
@@ -42,33 +41,22 @@ class ScoredTest:
     unreadable: list[Sample]
 
 
-def calibrate_and_score(
-    cfg: TrainConfig,
-    plan: Plan,
-    model: Any,
-    result: FitResult,
-    names: tuple[str, ...],
-    device: Any,
-    dist: DistInfo,
-    precision: str,
-) -> Validation:
+def calibrate_and_score(ctx: RunContext, plan: Plan, model: Any, result: FitResult) -> Validation:
     """Load the best weights, predict validation, fit the temperature, score validation."""
-    from training import batches
+    from training.fit import batches
 
+    device = ctx.compute.device
     plan.trainable.load_state_dict(result.best_state)
     model.to(device).eval()
-    single = dataclasses.replace(dist, rank=0, world_size=1)
+    single = dataclasses.replace(ctx.compute.dist, rank=0, world_size=1)
     val_logits, val_labels, _, _ = batches.predict(
         plan.trainable,
         plan.fit_val,
         plan.prepare_eval,
-        device,
+        batches.Inference(device, plan.batch_size, plan.workers, ctx.compute.precision),
         single,
-        batch_size=plan.batch_size,
-        workers=plan.workers,
-        precision=precision,
     )
-    if cfg.calibrate and val_labels.size >= 2:
+    if ctx.cfg.calibrate and val_labels.size >= 2:
         cal = fit_temperature(val_logits, val_labels)
         log.info(
             "Temperature %.3f: NLL %.4f -> %.4f, ECE %.4f -> %.4f",
@@ -83,49 +71,35 @@ def calibrate_and_score(
         temperature, cal_info = 1.0, {"temperature": 1.0, "note": "calibration off"}
     val_probs = softmax(val_logits, temperature)
     metrics: dict[str, Any] = {
-        "validation": classification_report(val_labels, val_probs, names),
+        "validation": classification_report(val_labels, val_probs, ctx.names),
         "calibration": cal_info,
         "best_epoch": result.best_epoch + 1,
     }
     return Validation(val_logits, val_labels, val_probs, temperature, cal_info, metrics)
 
 
-def score_test(
-    cfg: TrainConfig,
-    source: DatasetSource,
-    split: Split,
-    names: tuple[str, ...],
-    regex: str,
-    model: Any,
-    pre: PreprocessConfig,
-    device: Any,
-    dist: DistInfo,
-    precision: str,
-    val: Validation,
-) -> ScoredTest:
+def score_test(ctx: RunContext, data: RunData, model: Any, val: Validation) -> ScoredTest:
     """Score the test set (``--test`` or the dataset's own) into ``val.metrics["test"]``."""
-    from training import batches
+    from training.fit import batches
 
+    cfg, names, pre, source, split = ctx.cfg, ctx.names, ctx.pre, data.source, data.split
     test_root = cfg.test or (str(source.test_root) if source.test_root else None)
     if not test_root:
         return ScoredTest(None, (), None, [])
-    test_samples = discover_test(test_root, names, regex)
+    test_samples = discover_test(test_root, names, data.patient_regex)
     overlap = {s.patient for s in test_samples} & (split.train_patients | split.val_patients)
     if overlap and source.patients_from != "image":
         log.warning(
             "%d test patient(s) also appear in the training data: test scores may be optimistic",
             len(overlap),
         )
-    single = dataclasses.replace(dist, rank=0, world_size=1)
+    single = dataclasses.replace(ctx.compute.dist, rank=0, world_size=1)
     tl, tlab, _, tbad = batches.predict(
         model,
         FrameDataset(test_samples, pre),
         lambda x: _eval_batch(x, pre),
-        device,
+        batches.Inference(ctx.compute.device, cfg.batch_size, cfg.workers, ctx.compute.precision),
         single,
-        batch_size=cfg.batch_size,
-        workers=cfg.workers,
-        precision=precision,
         desc="test",
     )
     test_out = (tlab, softmax(tl, val.temperature))
@@ -141,24 +115,23 @@ def score_test(
 
 
 def _eval_batch(x: Any, pre: PreprocessConfig) -> Any:
-    from training.augment import eval_batch
+    from training.data.augment import eval_batch
 
     return eval_batch(x, pre)
 
 
-def fit_ood(
-    cfg: TrainConfig, model: Any, split: Split, pre: Any, metrics: dict[str, Any], n_classes: int
-) -> Any:
+def fit_ood(ctx: RunContext, model: Any, split: Split, metrics: dict[str, Any]) -> Any:
     """Out-of-distribution statistics from the training split, threshold from validation."""
+    cfg, pre = ctx.cfg, ctx.pre
     if not cfg.ood_false_flag_rate:
         return None
-    from training.ood import extract, fit_shared_split
+    from training.evaluate.ood import extract, fit_shared_split
 
     model.cpu().eval()
     ood, report = fit_shared_split(
         extract(model, split.train, pre, desc="OOD train features"),
         extract(model, split.val, pre, desc="OOD validation features"),
-        n_classes,
+        len(ctx.names),
         rate=cfg.ood_false_flag_rate,
     )
     metrics["ood"] = report

@@ -1,0 +1,1 @@
+"""The labelled images: discovery, the patient split and folds, sources, augmentation."""

@@ -1,0 +1,1 @@
+"""``octviewer-train ensemble``: several runs on one patient split become one bundle."""

@@ -1,0 +1,1 @@
+"""After the fit: temperature, metrics, the test set, out-of-distribution statistics."""

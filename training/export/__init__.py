@@ -1,0 +1,1 @@
+"""What a run writes: provenance, the bundle, the run directory, plots, model-card text."""

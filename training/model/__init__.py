@@ -1,0 +1,1 @@
+"""The network: built from its architecture and initial weights, frozen parts, features."""
