@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     from ui_helpers import KERMANY
 
     from octviewer.core.io import load
-    from octviewer.ui.app import freeze_heap_when_model_ready
+    from octviewer.ui.app import favour_the_gui_thread, freeze_heap_when_model_ready
     from octviewer.ui.main_window import MainWindow
     from octviewer.ui.settings import Settings
 
@@ -242,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         win = MainWindow(Settings.at(tmp / "s.ini"))
         win.resize(1400, 900)
         freeze_heap_when_model_ready(win.controller)  # as the app's main() does
+        favour_the_gui_thread()
         win.show()
         win.controller.set_engine(engine)
         app.processEvents()

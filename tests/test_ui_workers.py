@@ -137,3 +137,17 @@ def test_jobs_run_on_threads_that_yield_to_the_window(qtbot) -> None:
     assert got == [min(19, mine + BACKGROUND_NICENESS)]
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine
     assert runner.shutdown(5000)
+
+
+def test_the_app_lets_the_gui_thread_take_the_gil_back_within_a_millisecond() -> None:
+    import sys
+
+    from octviewer.ui.app import GUI_SWITCH_INTERVAL_S, favour_the_gui_thread
+
+    before = sys.getswitchinterval()
+    try:
+        favour_the_gui_thread()
+        assert sys.getswitchinterval() == pytest.approx(GUI_SWITCH_INTERVAL_S)
+        assert GUI_SWITCH_INTERVAL_S <= 0.001
+    finally:
+        sys.setswitchinterval(before)
