@@ -59,6 +59,9 @@ class LocalizerView(QWidget):
         self.map_visible = True
         self.attention_visible = False
         self.colormap = DEFAULT_COLORMAP
+        self._cached: QPixmap | None = None  # the layer under the marker (see _layer)
+        self._cached_key: tuple = ()
+        self._cached_for: tuple = (None, None, None)
         self.setToolTip(
             "Localizer: the line outlined in black and white is the current B-scan. "
             "Click to show the nearest B-scan."
@@ -130,42 +133,75 @@ class LocalizerView(QWidget):
 
     # --- painting -------------------------------------------------------------------------------
     def paintEvent(self, event: QPaintEvent) -> None:
+        """The image, the lines, the attention and the legend come from a layer drawn once per
+        size and map (a 1,000-line volume's lines take 20-30 ms to stroke: a stall on every
+        frame step otherwise); only the current B-scan's marker is drawn on each paint."""
         p = QPainter(self)
-        p.fillRect(self.rect(), QColor(12, 14, 18))
         if self._pixmap is None:
+            p.fillRect(self.rect(), QColor(12, 14, 18))
             p.end()
             return
+        p.drawPixmap(0, 0, self._layer())
+        if self.has_positions and 0 <= self._current < len(self._positions):
+            p.setRenderHint(QPainter.RenderHint.Antialiasing)
+            target, s = self._target()
+            shown = self.map if self.map_visible else None
+            width = max(1.5, shown.line_width * s) if shown is not None else 2.2
+            self._draw_marker(p, self._to_widget(target, s), width, shown is not None)
+        p.end()
+
+    @staticmethod
+    def _to_widget(target: QRectF, s: float) -> Callable[[float, float], QPointF]:
+        ox, oy = target.left(), target.top()
+        return lambda x, y: QPointF(ox + x * s, oy + y * s)
+
+    def _layer(self) -> QPixmap:
+        """Everything but the marker, redrawn when what it shows changed."""
+        key = (self.size(), self.devicePixelRatioF(), self.map_visible, self.attention_visible,
+               self.colormap, self._pattern)  # fmt: skip
+        drawn = (self._pixmap, self._positions, self.map)
+        if (
+            self._cached is not None
+            and self._cached_key == key
+            and all(a is b for a, b in zip(self._cached_for, drawn, strict=True))
+        ):
+            return self._cached
+        dpr = self.devicePixelRatioF()
+        layer = QPixmap(round(self.width() * dpr), round(self.height() * dpr))
+        layer.setDevicePixelRatio(dpr)
+        p = QPainter(layer)
+        self._paint_layer(p)
+        p.end()
+        self._cached, self._cached_key, self._cached_for = layer, key, drawn
+        return layer
+
+    def _paint_layer(self, p: QPainter) -> None:
+        assert self._pixmap is not None
+        p.fillRect(self.rect(), QColor(12, 14, 18))
         p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         target, s = self._target()
         p.drawPixmap(target, self._pixmap, QRectF(self._pixmap.rect()))
-        if self.has_positions:
-            assert self._positions is not None
-            ox, oy = target.left(), target.top()
-
-            def to_widget(x: float, y: float) -> QPointF:
-                return QPointF(ox + x * s, oy + y * s)
-
-            shown = self.map if self.map_visible else None
-            width = 2.2
-            if shown is not None:
-                width = max(1.5, shown.line_width * s)
-                draw_scan_lines(
-                    p, self._positions, to_widget, lambda i: self._map_pen(i, width), self._pattern
-                )
-                if self.attention_visible:
-                    self._draw_attention(p, to_widget, width)
-                if any(ln.status != "pending" for ln in shown.lines):
-                    # no legend before the first result: its first text costs ~15 ms of
-                    # glyph loading, which would add to the stall of opening the scan
-                    self._draw_legend(p, shown)
-            else:
-                draw_scan_lines(
-                    p, self._positions, to_widget, lambda i: QPen(BASE_PEN, 1), self._pattern
-                )
-            if 0 <= self._current < len(self._positions):
-                self._draw_marker(p, to_widget, width, shown is not None)
-        p.end()
+        if not self.has_positions:
+            return
+        assert self._positions is not None
+        to_widget = self._to_widget(target, s)
+        shown = self.map if self.map_visible else None
+        if shown is None:
+            draw_scan_lines(
+                p, self._positions, to_widget, lambda i: QPen(BASE_PEN, 1), self._pattern
+            )
+            return
+        width = max(1.5, shown.line_width * s)
+        draw_scan_lines(
+            p, self._positions, to_widget, lambda i: self._map_pen(i, width), self._pattern
+        )
+        if self.attention_visible:
+            self._draw_attention(p, to_widget, width)
+        if any(ln.status != "pending" for ln in shown.lines):
+            # no legend before the first result: its first text costs ~15 ms of
+            # glyph loading, which would add to the stall of opening the scan
+            self._draw_legend(p, shown)
 
     def _draw_marker(self, p: QPainter, to_widget, width: float, on_map: bool) -> None:
         """The current B-scan: its line outlined (:func:`~octviewer.core.disease_map.marker_rims`)
@@ -173,15 +209,11 @@ class LocalizerView(QWidget):
         cur = self._current
         pens = [QPen(QColor(*rgb), w) for rgb, w in dm.marker_rims(width)]
         pens.append(self._map_pen(cur, width, full=True) if on_map else QPen(CURRENT, width))
+        assert self._positions is not None
+        row = self._positions[cur : cur + 1]
         for pen in pens:
             pen.setCapStyle(Qt.PenCapStyle.FlatCap)
-            draw_scan_lines(
-                p,
-                self._positions,
-                to_widget,
-                lambda i, pn=pen: pn if i == cur else None,
-                self._pattern,
-            )
+            draw_scan_lines(p, row, to_widget, lambda _i, pn=pen: pn, self._pattern)
 
     def _map_pen(self, i: int, width: float, *, full: bool = False) -> QPen:
         """The pen of frame ``i``'s map line; ``full``: at full strength (the current frame)."""
