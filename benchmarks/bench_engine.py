@@ -129,6 +129,7 @@ def agreement(bundle: Path, images: Path, threads: int, limit: int) -> tuple[int
     from PIL import Image
 
     from octviewer.core.engine import Engine
+    from octviewer.core.inference import AnalysisRequest
     from octviewer.core.scan import Modality, Scan, ScanMetadata
 
     files = sorted(p for p in images.rglob("*") if p.suffix.lower() in (".jpeg", ".jpg", ".png"))
@@ -140,13 +141,15 @@ def agreement(bundle: Path, images: Path, threads: int, limit: int) -> tuple[int
     for f in files:
         arr = np.asarray(Image.open(f).convert("L"))
         scan = Scan(arr[None], ScanMetadata((f,), "JPEG", Modality.OCT_BSCAN))
-        a = fp32.analyze(scan, cam=False).frames[0].predicted_index
-        b = int8.analyze(scan, cam=False).frames[0].predicted_index
+        a = fp32.analyze(scan, AnalysisRequest(cam=False)).frames[0].predicted_index
+        b = int8.analyze(scan, AnalysisRequest(cam=False)).frames[0].predicted_index
         same += int(a == b)
     return same, len(files)
 
 
 def main() -> None:
+    from octviewer.core.inference import AnalysisRequest
+
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -238,7 +241,9 @@ def main() -> None:
                 model(x1)
 
         if "speed" in parts:
-            t_bare, t_ours, r = paired(bare1, lambda: eng.analyze(one, cam=True), args.repeats)
+            t_bare, t_ours, r = paired(
+                bare1, lambda: eng.analyze(one, AnalysisRequest(cam=True)), args.repeats
+            )
             print(f"\n[1] one B-scan, {load()}")
             print(f"    bare forward 1x1x512x512: {t_bare * 1000:.0f} ms")
             print(
@@ -285,7 +290,7 @@ def main() -> None:
                             model(xs[idx[0] : idx[-1] + 1])
 
                     def ours_b(idx: list[int] = idx) -> None:
-                        eng.analyze(vol, frames=idx, cam=False, batch_size=bs)
+                        eng.analyze(vol, AnalysisRequest(frames=idx, cam=False, batch_size=bs))
 
                     if (k + rep) % 2 == 0:
                         tb += timed(bare_b)
@@ -320,7 +325,9 @@ def main() -> None:
                 bare1()
 
             t_i8, t_fp, rq = paired(int8_1, fp32_1, args.repeats)
-            t_qc = statistics.median(timed(lambda: q.analyze(one, cam=True)) for _ in range(3))
+            t_qc = statistics.median(
+                timed(lambda: q.analyze(one, AnalysisRequest(cam=True))) for _ in range(3)
+            )
             print(f"\n[4] int8 vs fp32, {load()}")
             print(
                 f"    Linear layers: {n_fp32} in fp32, {n_int8} int8 after quantize=True, "
@@ -344,9 +351,10 @@ def int8_goals(
     fp32 forward, a volume <= 0.55x the bare fp32 forwards (paired, same process)."""
     import torch
 
+    from octviewer.core.inference import AnalysisRequest
     from octviewer.core.preprocess import preprocess_frames
 
-    _, t_q, r1 = paired(bare1, lambda: q.analyze(one, cam=True), args.repeats)
+    _, t_q, r1 = paired(bare1, lambda: q.analyze(one, AnalysisRequest(cam=True)), args.repeats)
     print(f"    int8 prediction+CAM {t_q * 1000:.0f} ms, median paired ratio {r1:.2f}x bare fp32")
     verdict("int8 prediction+CAM vs bare fp32 forward", r1 <= 0.6, f"{r1:.2f}x (target <= 0.6x)")
     vol = make_scan(args.frames)
@@ -359,7 +367,9 @@ def int8_goals(
                 model(xs[i : i + bs])
 
     t_b, t_v, rv = paired(
-        bare_volume, lambda: q.analyze(vol, cam=False, batch_size=bs), max(1, args.repeats // 3)
+        bare_volume,
+        lambda: q.analyze(vol, AnalysisRequest(cam=False, batch_size=bs)),
+        max(1, args.repeats // 3),
     )
     print(f"    {args.frames}-frame volume: bare fp32 {t_b:.2f} s, int8 Engine {t_v:.2f} s")
     verdict("int8 volume vs bare fp32 forwards", rv <= 0.55, f"{rv:.2f}x (target <= 0.55x)")

@@ -84,6 +84,8 @@ def _model(arg: str | None, tmp: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from octviewer.core.inference import AnalysisRequest
+
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -122,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
 
         # 2. event-loop stall while a volume is analysed
         vol = kermany_volume(args.frames, with_localizer=True)
-        engine.analyze(load(KERMANY[0]), cam=True)  # warm
+        engine.analyze(load(KERMANY[0]), AnalysisRequest(cam=True))  # warm
         gaps: list[float] = []
         last = [time.perf_counter()]
 
@@ -176,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         eng_t = []
         for _ in range(args.repeats):
             t = time.perf_counter()
-            engine.analyze(scan, cam=True)
+            engine.analyze(scan, AnalysisRequest(cam=True))
             eng_t.append(time.perf_counter() - t)
         load_t = []
         for _ in range(args.repeats):

@@ -32,6 +32,8 @@ def _volume(engines: dict[str, Any], bare: Any, vol: Any, xs: Any, bs: int, reps
     forwards; the arms run batch by batch in a rotating order (load hits all alike)."""
     import torch
 
+    from octviewer.core.inference import AnalysisRequest
+
     n = vol.n_frames
     batches = [list(range(i, min(i + bs, n))) for i in range(0, n, bs)]
     totals: list[dict[str, float]] = []
@@ -45,7 +47,12 @@ def _volume(engines: dict[str, Any], bare: Any, vol: Any, xs: Any, bs: int, reps
 
             arms: list[tuple[str, Callable[[], object]]] = [("bare", run_bare)]
             for name, eng in engines.items():
-                arms.append((name, lambda e=eng, i=idx: e.analyze(vol, frames=i, cam=False)))
+                arms.append(
+                    (
+                        name,
+                        lambda e=eng, i=idx: e.analyze(vol, AnalysisRequest(frames=i, cam=False)),
+                    )
+                )
             shift = (k + rep) % len(arms)
             for name, fn in arms[shift:] + arms[:shift]:
                 t[name] += timed(fn)
@@ -73,6 +80,7 @@ def bench_int8_cnn(bundle: Path, args: argparse.Namespace, verdict, paired, time
     import torch
 
     from benchmarks.measure import load
+    from octviewer.core.inference import AnalysisRequest
     from octviewer.core.preprocess import preprocess_frames
     from octviewer.core.volume_rule import VolumeShortcut
 
@@ -92,7 +100,9 @@ def bench_int8_cnn(bundle: Path, args: argparse.Namespace, verdict, paired, time
 
     one_ms = {}
     for name, eng in engines.items():
-        t_b, t_e, r = paired(bare1, lambda e=eng: e.analyze(one, cam=True), args.repeats)
+        t_b, t_e, r = paired(
+            bare1, lambda e=eng: e.analyze(one, AnalysisRequest(cam=True)), args.repeats
+        )
         one_ms[name] = t_e * 1000
         print(
             f"    one B-scan prediction + CAM, {name}: {t_e * 1000:.0f} ms (bare fp32 forward "
@@ -128,10 +138,13 @@ def bench_int8_cnn(bundle: Path, args: argparse.Namespace, verdict, paired, time
     if q._has_mirror():
 
         def full() -> object:
-            return q.analyze(vol, cam=False, batch_size=args.batch_size)
+            return q.analyze(vol, AnalysisRequest(cam=False, batch_size=args.batch_size))
 
         def rule() -> object:
-            return q.analyze(vol, cam=False, batch_size=args.batch_size, shortcut=VolumeShortcut())
+            return q.analyze(
+                vol,
+                AnalysisRequest(cam=False, batch_size=args.batch_size, shortcut=VolumeShortcut()),
+            )
 
         _, t_rule, r_rule = paired(full, rule, max(2, args.repeats // 3))
         verdict(

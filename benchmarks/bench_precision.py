@@ -269,6 +269,7 @@ def bench_bf16(bundle: Path, args: argparse.Namespace, verdict, paired, timed, m
     import torch
 
     from octviewer.core.engine import Engine
+    from octviewer.core.inference import AnalysisRequest
     from octviewer.core.preprocess import preprocess_frames
 
     threads = torch.get_num_threads()
@@ -283,7 +284,9 @@ def bench_bf16(bundle: Path, args: argparse.Namespace, verdict, paired, timed, m
         with torch.inference_mode():
             model(x1)
 
-    t_bare, t_fast, r1 = paired(bare1, lambda: fast.analyze(one, cam=True), args.repeats)
+    t_bare, t_fast, r1 = paired(
+        bare1, lambda: fast.analyze(one, AnalysisRequest(cam=True)), args.repeats
+    )
     print(
         f"    one B-scan: bare fp32 forward {t_bare * 1000:.0f} ms, bf16 Engine prediction+CAM "
         f"{t_fast * 1000:.0f} ms (median paired ratio {r1:.2f}x)"
@@ -312,7 +315,7 @@ def bench_bf16(bundle: Path, args: argparse.Namespace, verdict, paired, timed, m
                     top.extend(model(xs[idx[0] : idx[-1] + 1]).argmax(1).tolist())
 
             def fast_b(idx: list[int] = idx, top: list[int] = top16) -> None:
-                r = fast.analyze(vol, frames=idx, cam=False, batch_size=bs)
+                r = fast.analyze(vol, AnalysisRequest(frames=idx, cam=False, batch_size=bs))
                 top.extend(f.predicted_index for f in r.frames)
 
             first, second = (bare_b, fast_b) if (k + rep) % 2 == 0 else (fast_b, bare_b)
@@ -339,10 +342,12 @@ def bench_bf16(bundle: Path, args: argparse.Namespace, verdict, paired, timed, m
         from octviewer.core.volume_rule import VolumeShortcut
 
         def rule_run() -> object:
-            return fast.analyze(vol, cam=False, batch_size=bs, shortcut=VolumeShortcut())
+            return fast.analyze(
+                vol, AnalysisRequest(cam=False, batch_size=bs, shortcut=VolumeShortcut())
+            )
 
         def full_run() -> object:
-            return fast.analyze(vol, cam=False, batch_size=bs)
+            return fast.analyze(vol, AnalysisRequest(cam=False, batch_size=bs))
 
         t_full, t_sc, r_sc = paired(full_run, rule_run, max(2, args.repeats // 3))
         what = rule_run().extra["volume_rule"]

@@ -385,6 +385,7 @@ def _run_case(case: dict, ref: object) -> dict:
     import numpy as np
 
     import octviewer
+    from octviewer.core.inference import AnalysisRequest
     from octviewer.errors import OCTViewerError
 
     bundle = case["seed"].startswith("bundle")
@@ -400,7 +401,7 @@ def _run_case(case: dict, ref: object) -> dict:
         blank = [i for i, f in enumerate(scan.frames) if not f.any()]
         if blank and not any("blank" in n or "zero" in n for n in scan.metadata.notes):
             return {"kind": "blank_frames", "detail": f"{len(blank)}/{scan.n_frames}"}
-        result = engine.analyze(scan, frames=list(range(min(scan.n_frames, 3))))
+        result = engine.analyze(scan, AnalysisRequest(frames=list(range(min(scan.n_frames, 3)))))
         for fr in result.frames:
             if not np.isfinite(fr.probabilities).all() or (
                 fr.cam is not None and not np.isfinite(fr.cam).all()

@@ -134,6 +134,7 @@ def analyze_one(
     """Load, analyse (or read from ``cache``) and report one input: its summary rows, reports
     and console line. Raises OCTViewerError for a bad input."""
     import octviewer
+    from octviewer.core.inference import AnalysisRequest
     from octviewer.core.presentation import frame_file_part, frame_index
     from octviewer.core.report import redact, save_report
     from octviewer.core.summary import rows_for_result
@@ -156,7 +157,10 @@ def analyze_one(
 
     def compute() -> ScanResult:
         return engine.analyze(
-            scan, frames=frames, cam=cam_all, cam_class=cam_class, batch_size=args.batch_size
+            scan,
+            AnalysisRequest(
+                frames=frames, cam=cam_all, cam_class=cam_class, batch_size=args.batch_size
+            ),
         )
 
     if cache is None:
