@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import statistics
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +28,24 @@ def _engines(bundle: Path, threads: int) -> dict[str, Any]:
     }
 
 
-def _volume(engines: dict[str, Any], bare: Any, vol: Any, xs: Any, bs: int, reps: int, timed):
+@dataclass(frozen=True)
+class VolumeInput:
+    """The volume every arm analyses: the scan, its preprocessed frames (for the bare
+    forwards) and the batch size."""
+
+    scan: Any
+    inputs: Any
+    batch_size: int
+
+
+def _volume(engines: dict[str, Any], bare: Any, volume: VolumeInput, reps: int, timed):
     """Per arm, the median total of a volume's batches and the median ratio to the bare
     forwards; the arms run batch by batch in a rotating order (load hits all alike)."""
     import torch
 
     from octviewer.core.inference import AnalysisRequest
 
+    vol, xs, bs = volume.scan, volume.inputs, volume.batch_size
     n = vol.n_frames
     batches = [list(range(i, min(i + bs, n))) for i in range(0, n, bs)]
     totals: list[dict[str, float]] = []
@@ -119,7 +131,8 @@ def bench_int8_cnn(bundle: Path, args: argparse.Namespace, verdict, paired, time
         f"    volume: {'real B-scans from ' + str(args.images) if args.images else 'random pixels'}"
     )
     xs = preprocess_frames(vol.frames, q.config.preprocess)
-    med, ratio = _volume(engines, bare, vol, xs, args.batch_size, max(1, args.repeats // 3), timed)
+    volume = VolumeInput(vol, xs, args.batch_size)
+    med, ratio = _volume(engines, bare, volume, max(1, args.repeats // 3), timed)
     print(
         f"    {args.frames}-frame volume, batch {args.batch_size}: bare fp32 {med['bare']:.2f} s; "
         + ", ".join(f"{a} {med[a]:.2f} s ({ratio[a]:.2f}x bare)" for a in engines)
