@@ -21,8 +21,9 @@ Every target gets a PASS/FAIL line, each against a baseline measured in the same
     --bundle/--images the top-1 agreement of int8 with fp32 on real images (>= 99 %);
 [5] bf16 (``precision="auto"`` on a CPU with AVX512-BF16/AMX) against a bare fp32 forward: one
     B-scan with CAM (MIRAGE <= 0.6x; default model <= 100 ms), a volume (MIRAGE <= 0.55x;
-    default model 49 frames <= 5 s); ``benchmarks/bench_precision.py`` has its agreement,
-    probability and OOD-score change on real images.
+    default model 49 frames <= 5 s) (``benchmarks/bench_bf16.py``);
+    ``benchmarks/bench_precision.py`` has its agreement, probability and OOD-score change on
+    real images.
 [7] ``--only default``: the default path (``Engine(bundle)``, the fastest validated arithmetic;
     the random-weight bundle carries a benchmark stamp, ``bench_default.BENCH_STAMP``) against a
     bare fp32 forward: one B-scan + CAM <= 0.6x, a 49-frame volume <= 0.55x
@@ -183,7 +184,7 @@ def main() -> None:
         if "rss" in parts:  # first, while this process is small
             bench_rss(bundle, threads)
         if "bf16" in parts:  # bf16 where the CPU has it, vs a bare fp32 forward
-            from benchmarks.bench_precision import bench_bf16
+            from benchmarks.bench_bf16 import bench_bf16
 
             bench_bf16(bundle, args, verdict, paired, timed, make_scan)
         if "default" in parts:  # what the app and CLI run when no arithmetic is named
