@@ -49,6 +49,7 @@ def _feats(v) -> str:  # type: ignore[no-untyped-def]
 def onh(data: Path, use_model: bool) -> None:
     import octviewer
     from octviewer.core.anatomy import check_anatomy
+    from octviewer.core.inference import AnalysisRequest
 
     model = None
     if use_model:
@@ -67,7 +68,7 @@ def onh(data: Path, use_model: bool) -> None:
         v = check_anatomy(scan.frames[0])
         dist, withheld = "-", False
         if model is not None:
-            fr = model.analyze(scan, cam=False).frames[0]
+            fr = model.analyze(scan, AnalysisRequest(cam=False)).frames[0]
             withheld = fr.ood_score > fr.ood_threshold
             dist = f"{fr.ood_score:.2f}/{fr.ood_threshold:.2f}"
         who = {

@@ -29,6 +29,8 @@ from octviewer.core.archive.service import Archive, clear_cache  # noqa: E402
 
 
 def one_round(archive: Archive, engine, study_uid: str) -> dict[str, float]:
+    from octviewer.core.inference import AnalysisRequest
+
     t = {}
     t0 = time.perf_counter()
     found = archive.find(
@@ -43,7 +45,7 @@ def one_round(archive: Archive, engine, study_uid: str) -> dict[str, float]:
     [path] = got.scan_files()
     scan = octviewer.load(path)
     assert scan.n_frames == 49
-    result = engine.analyze(scan, cam=False)
+    result = engine.analyze(scan, AnalysisRequest(cam=False))
     idx = result.most_suspicious_frame()
     fr = result.frame(idx)
     if fr.assessable:

@@ -35,6 +35,7 @@ def bench_default(
     import torch
 
     from octviewer.core.engine import Engine
+    from octviewer.core.inference import AnalysisRequest
     from octviewer.core.preprocess import preprocess_frames
 
     threads = torch.get_num_threads()
@@ -53,7 +54,9 @@ def bench_default(
         with torch.inference_mode():
             model(x1)
 
-    t_bare, t_one, r1 = paired(bare1, lambda: eng.analyze(one, cam=True), args.repeats)
+    t_bare, t_one, r1 = paired(
+        bare1, lambda: eng.analyze(one, AnalysisRequest(cam=True)), args.repeats
+    )
     print(
         f"    one B-scan: bare fp32 forward {t_bare * 1000:.0f} ms, default Engine prediction+CAM "
         f"{t_one * 1000:.0f} ms (median paired ratio {r1:.2f}x)"
@@ -74,7 +77,7 @@ def bench_default(
 
     t_b, t_v, rv = paired(
         bare_volume,
-        lambda: eng.analyze(vol, cam=False, batch_size=bs),
+        lambda: eng.analyze(vol, AnalysisRequest(cam=False, batch_size=bs)),
         max(1, args.repeats // 3),
         warmup=False,
     )

@@ -21,8 +21,9 @@ Every target gets a PASS/FAIL line, each against a baseline measured in the same
     --bundle/--images the top-1 agreement of int8 with fp32 on real images (>= 99 %);
 [5] bf16 (``precision="auto"`` on a CPU with AVX512-BF16/AMX) against a bare fp32 forward: one
     B-scan with CAM (MIRAGE <= 0.6x; default model <= 100 ms), a volume (MIRAGE <= 0.55x;
-    default model 49 frames <= 5 s); ``benchmarks/bench_precision.py`` has its agreement,
-    probability and OOD-score change on real images.
+    default model 49 frames <= 5 s) (``benchmarks/bench_bf16.py``);
+    ``benchmarks/bench_precision.py`` has its agreement, probability and OOD-score change on
+    real images.
 [7] ``--only default``: the default path (``Engine(bundle)``, the fastest validated arithmetic;
     the random-weight bundle carries a benchmark stamp, ``bench_default.BENCH_STAMP``) against a
     bare fp32 forward: one B-scan + CAM <= 0.6x, a 49-frame volume <= 0.55x
@@ -42,19 +43,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-import numpy as np  # noqa: E402
 
 from benchmarks.measure import (  # noqa: E402
     load,
@@ -122,31 +119,7 @@ def bench_rss(bundle: Path, threads: int) -> None:
     print(f"    int8 peak {peak(q):.0f} MiB")
 
 
-# --- [4] int8 -------------------------------------------------------------------------------
-
-
-def agreement(bundle: Path, images: Path, threads: int, limit: int) -> tuple[int, int]:
-    from PIL import Image
-
-    from octviewer.core.engine import Engine
-    from octviewer.core.scan import Modality, Scan, ScanMetadata
-
-    files = sorted(p for p in images.rglob("*") if p.suffix.lower() in (".jpeg", ".jpg", ".png"))
-    if limit and len(files) > limit:  # an even spread over the (sorted, class-foldered) list
-        files = [files[i] for i in np.linspace(0, len(files) - 1, limit).round().astype(int)]
-    fp32 = Engine(bundle, threads=threads)
-    int8 = Engine(bundle, threads=threads, quantize=True)
-    same = 0
-    for f in files:
-        arr = np.asarray(Image.open(f).convert("L"))
-        scan = Scan(arr[None], ScanMetadata((f,), "JPEG", Modality.OCT_BSCAN))
-        a = fp32.analyze(scan, cam=False).frames[0].predicted_index
-        b = int8.analyze(scan, cam=False).frames[0].predicted_index
-        same += int(a == b)
-    return same, len(files)
-
-
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -169,6 +142,11 @@ def main() -> None:
         action="append",
         help="run only these parts (repeatable)",
     )
+    return ap
+
+
+def main() -> None:
+    ap = build_parser()
     args = ap.parse_args()
     parts = set(args.only or ("speed", "volume", "rss", "int8", "agreement", "bf16", "default"))
     if args.bundle == "default":
@@ -183,8 +161,6 @@ def main() -> None:
     import torch
 
     from octviewer.core.device import default_threads
-    from octviewer.core.engine import Engine
-    from octviewer.core.preprocess import preprocess_frames
 
     threads = args.threads or default_threads()
     torch.set_num_threads(threads)
@@ -208,7 +184,7 @@ def main() -> None:
         if "rss" in parts:  # first, while this process is small
             bench_rss(bundle, threads)
         if "bf16" in parts:  # bf16 where the CPU has it, vs a bare fp32 forward
-            from benchmarks.bench_precision import bench_bf16
+            from benchmarks.bench_bf16 import bench_bf16
 
             bench_bf16(bundle, args, verdict, paired, timed, make_scan)
         if "default" in parts:  # what the app and CLI run when no arithmetic is named
@@ -221,168 +197,51 @@ def main() -> None:
             bench_int8_cnn(bundle, args, verdict, paired, timed, make_scan)
         if not parts & {"speed", "volume", "int8"}:
             if "agreement" in parts:
+                from benchmarks.bench_against_bare import run_agreement
+
                 run_agreement(args, threads)
             return summary()
 
-        t = time.perf_counter()
-        eng = Engine(bundle, threads=threads, quantize=False)
-        print(
-            f"\nEngine load (meta build + weights + SHA-256): {time.perf_counter() - t:.2f} s, {load()}"
-        )
-        model = eng.model
-        one = make_scan(1)
-        x1 = preprocess_frames(one.frames, eng.config.preprocess)
-
-        def bare1() -> None:
-            with torch.inference_mode():
-                model(x1)
-
-        if "speed" in parts:
-            t_bare, t_ours, r = paired(bare1, lambda: eng.analyze(one, cam=True), args.repeats)
-            print(f"\n[1] one B-scan, {load()}")
-            print(f"    bare forward 1x1x512x512: {t_bare * 1000:.0f} ms")
-            print(
-                f"    Engine.analyze prediction+CAM (from uint8 frame): {t_ours * 1000:.0f} ms "
-                f"(median ratio {r:.2f}x)"
-            )
-            verdict("prediction+CAM vs bare forward", r <= 1.3, f"{r:.2f}x (target <= 1.3x)")
-            if not args.no_stock:
-                from pytorch_grad_cam import GradCAM
-                from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-
-                gh, gw = model.patch_embed.grid_size
-                npt = model.num_prefix_tokens
-
-                def reshape(t: torch.Tensor) -> torch.Tensor:
-                    return t[:, npt:].reshape(t.shape[0], gh, gw, t.shape[2]).permute(0, 3, 1, 2)
-
-                def stock() -> None:
-                    with torch.inference_mode():
-                        c = int(model(x1).argmax())
-                    with GradCAM(model, [model.blocks[-1].norm1], reshape_transform=reshape) as g:
-                        g(x1.clone(), targets=[ClassifierOutputTarget(c)])
-
-                _, t_stock, rs = paired(bare1, stock, max(2, args.repeats // 2))
-                print(
-                    f"    stock (forward + pytorch-grad-cam): {t_stock * 1000:.0f} ms = {rs:.2f}x"
-                )
-
-        if "volume" in parts:
-            vol = make_scan(args.frames)
-            bs = args.batch_size
-            xs = preprocess_frames(vol.frames, eng.config.preprocess)
-
-            # Alternate at batch granularity (bare batch, Engine batch, ...): the totals are
-            # still 49 frames each, but a change of machine load hits both arms alike.
-            batches = [list(range(i, min(i + bs, args.frames))) for i in range(0, args.frames, bs)]
-            totals: list[tuple[float, float]] = []
-            for rep in range(max(1, args.repeats // 3)):
-                tb = to = 0.0
-                for k, idx in enumerate(batches):
-
-                    def bare_b(idx: list[int] = idx) -> None:
-                        with torch.inference_mode():
-                            model(xs[idx[0] : idx[-1] + 1])
-
-                    def ours_b(idx: list[int] = idx) -> None:
-                        eng.analyze(vol, frames=idx, cam=False, batch_size=bs)
-
-                    if (k + rep) % 2 == 0:
-                        tb += timed(bare_b)
-                        to += timed(ours_b)
-                    else:
-                        to += timed(ours_b)
-                        tb += timed(bare_b)
-                totals.append((tb, to))
-            t_bv = statistics.median(t[0] for t in totals)
-            t_ov = statistics.median(t[1] for t in totals)
-            rv = statistics.median(t[1] / t[0] for t in totals)
-            print(f"\n[2] {args.frames}-frame volume, batch {bs}, {load()}")
-            print(f"    bare forwards: {t_bv:.2f} s; Engine.analyze predictions only: {t_ov:.2f} s")
-            verdict("volume vs bare forwards", rv <= 1.1, f"{rv:.2f}x (target <= 1.1x)")
-
-        if "int8" in parts:
-            from torch.ao.nn.quantized.dynamic import Linear as Int8Linear
-
-            q = Engine(bundle, threads=threads, quantize=True)
-            n_fp32 = sum(type(m) is torch.nn.Linear for m in model.modules())
-            n_int8 = sum(isinstance(m, Int8Linear) for m in q.model.modules())
-            left = sum(type(m) is torch.nn.Linear for m in q.model.modules())
-            thr = []
-
-            def int8_1() -> None:
-                thr.append(torch.get_num_threads())
-                with torch.inference_mode():
-                    q.model(x1)
-
-            def fp32_1() -> None:
-                thr.append(torch.get_num_threads())
-                bare1()
-
-            t_i8, t_fp, rq = paired(int8_1, fp32_1, args.repeats)
-            t_qc = statistics.median(timed(lambda: q.analyze(one, cam=True)) for _ in range(3))
-            print(f"\n[4] int8 vs fp32, {load()}")
-            print(
-                f"    Linear layers: {n_fp32} in fp32, {n_int8} int8 after quantize=True, "
-                f"{left} left in fp32 (CAM tail kept aside: {len(q._fp32_tail)}); "
-                f"threads in both arms: {sorted(set(thr))}"
-            )
-            print(f"    fp32 forward {t_fp * 1000:.0f} ms, int8 forward {t_i8 * 1000:.0f} ms")
-            print(f"    int8 Engine.analyze prediction+CAM: {t_qc * 1000:.0f} ms")
-            verdict("int8 speed-up over fp32", rq >= 2.5, f"{rq:.2f}x (target >= 2.5x)")
-            int8_goals(q, bare1, one, args, model, eng.config)
-
-        if "agreement" in parts:
-            run_agreement(args, threads)
+        _against_bare(parts, args, bundle, threads)
     summary()
 
 
-def int8_goals(
-    q: Any, bare1: Callable[[], None], one: Any, args: argparse.Namespace, model: Any, config: Any
-) -> None:
-    """The issue's speed goals met through int8: one B-scan prediction + CAM <= 0.6x one bare
-    fp32 forward, a volume <= 0.55x the bare fp32 forwards (paired, same process)."""
+def _against_bare(parts: set[str], args: argparse.Namespace, bundle: Path, threads: int) -> None:
+    """[1], [2], [4] (:mod:`benchmarks.bench_against_bare`) on one fp32 Engine."""
     import torch
 
+    from benchmarks.bench_against_bare import (
+        FloatRun,
+        bench_int8_dynamic,
+        bench_speed,
+        bench_volume,
+        run_agreement,
+    )
+    from octviewer.core.engine import Engine
     from octviewer.core.preprocess import preprocess_frames
 
-    _, t_q, r1 = paired(bare1, lambda: q.analyze(one, cam=True), args.repeats)
-    print(f"    int8 prediction+CAM {t_q * 1000:.0f} ms, median paired ratio {r1:.2f}x bare fp32")
-    verdict("int8 prediction+CAM vs bare fp32 forward", r1 <= 0.6, f"{r1:.2f}x (target <= 0.6x)")
-    vol = make_scan(args.frames)
-    xs = preprocess_frames(vol.frames, config.preprocess)
-    bs = args.batch_size
+    t = time.perf_counter()
+    eng = Engine(bundle, threads=threads, quantize=False)
+    print(
+        f"\nEngine load (meta build + weights + SHA-256): {time.perf_counter() - t:.2f} s, {load()}"
+    )
+    model = eng.model
+    one = make_scan(1)
+    x1 = preprocess_frames(one.frames, eng.config.preprocess)
 
-    def bare_volume() -> None:
+    def bare1() -> None:
         with torch.inference_mode():
-            for i in range(0, args.frames, bs):
-                model(xs[i : i + bs])
+            model(x1)
 
-    t_b, t_v, rv = paired(
-        bare_volume, lambda: q.analyze(vol, cam=False, batch_size=bs), max(1, args.repeats // 3)
-    )
-    print(f"    {args.frames}-frame volume: bare fp32 {t_b:.2f} s, int8 Engine {t_v:.2f} s")
-    verdict("int8 volume vs bare fp32 forwards", rv <= 0.55, f"{rv:.2f}x (target <= 0.55x)")
-
-
-def run_agreement(args: argparse.Namespace, threads: int) -> None:
-    if not (args.bundle and args.images):
-        print("\n    (int8 agreement: pass --bundle TRAINED.safetensors --images DIR)")
-        return
-    from octviewer.core.model.bundle import read_bundle_config
-
-    val = read_bundle_config(args.bundle).metrics.get("validation", {})
-    bacc = val.get("balanced_accuracy")
-    trained = f"its validation balanced accuracy {bacc:.2f}" if bacc is not None else "no metrics"
-    print(f"\n[4b] int8 vs fp32 top-1 agreement, {args.bundle.name} ({trained}), {load()}")
-    same, n = agreement(args.bundle, args.images, threads, args.max_images)
-    pct = 100.0 * same / max(n, 1)
-    verdict(
-        "int8 top-1 agreement with fp32",
-        n > 0 and pct >= 99.0,
-        f"{same}/{n} = {pct:.1f} % on {args.images} with {args.bundle.name} ({trained}; "
-        "meaningful only for a trained model) (target >= 99 %)",
-    )
+    run = FloatRun(args, bundle, threads, eng, one, x1, bare1)
+    if "speed" in parts:
+        bench_speed(run)
+    if "volume" in parts:
+        bench_volume(run)
+    if "int8" in parts:
+        bench_int8_dynamic(run)
+    if "agreement" in parts:
+        run_agreement(args, threads)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ def _sources(data: Path, step: int) -> dict[str, list[Path]]:
 
 def _analyse(engine, paths: list[Path], verbose: bool) -> collections.Counter:  # type: ignore[no-untyped-def]
     import octviewer
+    from octviewer.core.inference import AnalysisRequest
     from octviewer.errors import OCTViewerError
 
     counts: collections.Counter = collections.Counter()
@@ -56,7 +57,7 @@ def _analyse(engine, paths: list[Path], verbose: bool) -> collections.Counter:  
             if verbose:
                 print(f"  {path.name:40s} not opened: {type(exc).__name__}")
             continue
-        result = engine.analyze(scan, cam=False)
+        result = engine.analyze(scan, AnalysisRequest(cam=False))
         for fr in result.frames:
             counts["frames"] += 1
             decided = fr.withholding_flag
@@ -82,6 +83,7 @@ def _print_counts(name: str, c: collections.Counter) -> None:
 def _costs(engine, paths: list[Path]) -> None:  # type: ignore[no-untyped-def]
     import octviewer
     from octviewer.core.anatomy import check_anatomy
+    from octviewer.core.inference import AnalysisRequest
     from octviewer.core.quality import assess_quality
 
     frames = [octviewer.load(p).frames[0] for p in paths[:40]]
@@ -99,7 +101,7 @@ def _costs(engine, paths: list[Path]) -> None:  # type: ignore[no-untyped-def]
     times = []
     for s in scans:
         t = time.perf_counter()
-        engine.analyze(s, cam=True)
+        engine.analyze(s, AnalysisRequest(cam=True))
         times.append(time.perf_counter() - t)
     model = 1000 * statistics.median(times)
     print(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import statistics
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +28,24 @@ def _engines(bundle: Path, threads: int) -> dict[str, Any]:
     }
 
 
-def _volume(engines: dict[str, Any], bare: Any, vol: Any, xs: Any, bs: int, reps: int, timed):
+@dataclass(frozen=True)
+class VolumeInput:
+    """The volume every arm analyses: the scan, its preprocessed frames (for the bare
+    forwards) and the batch size."""
+
+    scan: Any
+    inputs: Any
+    batch_size: int
+
+
+def _volume(engines: dict[str, Any], bare: Any, volume: VolumeInput, reps: int, timed):
     """Per arm, the median total of a volume's batches and the median ratio to the bare
     forwards; the arms run batch by batch in a rotating order (load hits all alike)."""
     import torch
 
+    from octviewer.core.inference import AnalysisRequest
+
+    vol, xs, bs = volume.scan, volume.inputs, volume.batch_size
     n = vol.n_frames
     batches = [list(range(i, min(i + bs, n))) for i in range(0, n, bs)]
     totals: list[dict[str, float]] = []
@@ -45,7 +59,12 @@ def _volume(engines: dict[str, Any], bare: Any, vol: Any, xs: Any, bs: int, reps
 
             arms: list[tuple[str, Callable[[], object]]] = [("bare", run_bare)]
             for name, eng in engines.items():
-                arms.append((name, lambda e=eng, i=idx: e.analyze(vol, frames=i, cam=False)))
+                arms.append(
+                    (
+                        name,
+                        lambda e=eng, i=idx: e.analyze(vol, AnalysisRequest(frames=i, cam=False)),
+                    )
+                )
             shift = (k + rep) % len(arms)
             for name, fn in arms[shift:] + arms[:shift]:
                 t[name] += timed(fn)
@@ -73,6 +92,7 @@ def bench_int8_cnn(bundle: Path, args: argparse.Namespace, verdict, paired, time
     import torch
 
     from benchmarks.measure import load
+    from octviewer.core.inference import AnalysisRequest
     from octviewer.core.preprocess import preprocess_frames
     from octviewer.core.volume_rule import VolumeShortcut
 
@@ -92,7 +112,9 @@ def bench_int8_cnn(bundle: Path, args: argparse.Namespace, verdict, paired, time
 
     one_ms = {}
     for name, eng in engines.items():
-        t_b, t_e, r = paired(bare1, lambda e=eng: e.analyze(one, cam=True), args.repeats)
+        t_b, t_e, r = paired(
+            bare1, lambda e=eng: e.analyze(one, AnalysisRequest(cam=True)), args.repeats
+        )
         one_ms[name] = t_e * 1000
         print(
             f"    one B-scan prediction + CAM, {name}: {t_e * 1000:.0f} ms (bare fp32 forward "
@@ -109,7 +131,8 @@ def bench_int8_cnn(bundle: Path, args: argparse.Namespace, verdict, paired, time
         f"    volume: {'real B-scans from ' + str(args.images) if args.images else 'random pixels'}"
     )
     xs = preprocess_frames(vol.frames, q.config.preprocess)
-    med, ratio = _volume(engines, bare, vol, xs, args.batch_size, max(1, args.repeats // 3), timed)
+    volume = VolumeInput(vol, xs, args.batch_size)
+    med, ratio = _volume(engines, bare, volume, max(1, args.repeats // 3), timed)
     print(
         f"    {args.frames}-frame volume, batch {args.batch_size}: bare fp32 {med['bare']:.2f} s; "
         + ", ".join(f"{a} {med[a]:.2f} s ({ratio[a]:.2f}x bare)" for a in engines)
@@ -128,10 +151,13 @@ def bench_int8_cnn(bundle: Path, args: argparse.Namespace, verdict, paired, time
     if q._has_mirror():
 
         def full() -> object:
-            return q.analyze(vol, cam=False, batch_size=args.batch_size)
+            return q.analyze(vol, AnalysisRequest(cam=False, batch_size=args.batch_size))
 
         def rule() -> object:
-            return q.analyze(vol, cam=False, batch_size=args.batch_size, shortcut=VolumeShortcut())
+            return q.analyze(
+                vol,
+                AnalysisRequest(cam=False, batch_size=args.batch_size, shortcut=VolumeShortcut()),
+            )
 
         _, t_rule, r_rule = paired(full, rule, max(2, args.repeats // 3))
         verdict(

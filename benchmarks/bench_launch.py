@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,23 +41,29 @@ def loadavg() -> str:
     return f"load {a:.2f} {b:.2f} {c:.2f}"
 
 
-def one_launch(
-    tmp: Path,
-    app_args: list[str],
-    cold: bool,
-    timeout: float = 90.0,
-    fill_cache: bool = False,
-    repo: Path = ROOT,
-    legacy: bool = False,
-) -> dict:
-    """One launch; returns seconds from spawn to each mark, and the app's own log lines.
-    ``fill_cache``: keep the app open until its int8 network cache has been written;
-    ``legacy``: an app without the 'first result shown' line (:data:`FALLBACK`)."""
+@dataclass(frozen=True)
+class Launch:
+    """One way to launch the app: its arguments; ``cold``: an empty int8 network cache first;
+    ``fill_cache``: keep the app open until its int8 network cache has been written; ``repo``:
+    the checkout whose app runs; ``legacy``: an app without the 'first result shown' line
+    (:data:`FALLBACK`)."""
+
+    app_args: tuple[str, ...] = ("--samples",)
+    cold: bool = False
+    timeout: float = 90.0
+    fill_cache: bool = False
+    repo: Path = ROOT
+    legacy: bool = False
+
+
+def one_launch(tmp: Path, launch: Launch) -> dict:
+    """One launch; returns seconds from spawn to each mark, and the app's own log lines."""
+    app_args, timeout, repo = launch.app_args, launch.timeout, launch.repo
     home = tmp / "home"
     shutil.rmtree(home / "config", ignore_errors=True)
     shutil.rmtree(home / "data", ignore_errors=True)
     shutil.rmtree(home / "cache" / "results", ignore_errors=True)  # a new user: no results
-    if cold:
+    if launch.cold:
         shutil.rmtree(home / "cache", ignore_errors=True)
     env = dict(
         os.environ,
@@ -90,11 +97,11 @@ def one_launch(
                 lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
                 now = time.monotonic() - t0
                 for key, text in MARKS.items():
-                    alt = FALLBACK.get(key, text) if legacy else text
+                    alt = FALLBACK.get(key, text) if launch.legacy else text
                     if key not in seen and any(text in line or alt in line for line in lines):
                         seen[key] = now
             time.sleep(0.005)
-        while fill_cache and not list((home / "cache" / "int8").glob("*.json")):
+        while launch.fill_cache and not list((home / "cache" / "int8").glob("*.json")):
             if time.monotonic() - t0 > timeout or proc.poll() is not None:
                 raise RuntimeError("the int8 network cache was not written")
             time.sleep(0.05)
@@ -126,10 +133,12 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as td:
         tmp = Path(td)
         if not args.cold:  # the first launch fills the int8 cache; not counted
-            first = one_launch(tmp, args.app_args, cold=True, fill_cache=True, repo=args.repo)
+            warm_up = Launch(tuple(args.app_args), cold=True, fill_cache=True, repo=args.repo)
+            first = one_launch(tmp, warm_up)
             print(f"  cache-filling launch: first result {first['result']:.2f} s")
+        launch = Launch(tuple(args.app_args), args.cold, repo=args.repo, legacy=args.legacy)
         for i in range(args.repeats):
-            r = one_launch(tmp, args.app_args, cold=args.cold, repo=args.repo, legacy=args.legacy)
+            r = one_launch(tmp, launch)
             runs.append(r)
             print(
                 f"  run {i + 1}: window {r.get('window', float('nan')):.2f} s, engine ready "

@@ -27,6 +27,8 @@ import numpy as np  # noqa: E402
 
 
 def main() -> None:
+    from octviewer.core.inference import AnalysisRequest
+
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--bundle", type=Path, default=None, help="default: the bundled model")
     p.add_argument("--repeats", type=int, default=15)
@@ -53,7 +55,7 @@ def main() -> None:
     def with_score() -> float:
         engine.ood = stats
         t = time.perf_counter()
-        engine.analyze(scan, cam=True)
+        engine.analyze(scan, AnalysisRequest(cam=True))
         return time.perf_counter() - t
 
     def without() -> float:
@@ -64,7 +66,7 @@ def main() -> None:
         eng.FeatureTap = NoTap  # type: ignore[misc]
         try:
             t = time.perf_counter()
-            engine.analyze(scan, cam=True)
+            engine.analyze(scan, AnalysisRequest(cam=True))
             return time.perf_counter() - t
         finally:
             eng.FeatureTap = real  # type: ignore[misc]

@@ -33,6 +33,8 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
+from benchmarks.measure import load  # noqa: E402
+
 
 def image_files(folder: Path) -> list[Path]:
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".jpeg", ".jpg", ".png"))
@@ -253,121 +255,6 @@ def volume_rule_report(full_path: Path, plain_path: Path, frames: int, bundle: P
         )
         ok = same / n >= 0.99 and ood_flips == 0
         print(f"  => {'PASS' if ok else 'FAIL'}  volume rule agreement >= 99 % and no OOD flip")
-
-
-# --- speed: called by bench_engine.py --only bf16 --------------------------------------------
-
-
-def bench_bf16(bundle: Path, args: argparse.Namespace, verdict, paired, timed, make_scan) -> None:
-    """[5] bf16 ("auto") Engine against a bare fp32 forward of the same weights, same run.
-
-    Goals (issue 17): MIRAGE-B one B-scan prediction + CAM <= 0.6x one bare fp32 forward, a
-    49-frame volume <= 0.55x 49 bare fp32 forwards, top-1 agreement >= 99 %; the default model
-    one B-scan with heatmap <= 100 ms and a 49-frame volume <= 5 s. The volume runs alternate
-    batch by batch with the bare forwards (load hits both alike).
-    """
-    import torch
-
-    from octviewer.core.engine import Engine
-    from octviewer.core.preprocess import preprocess_frames
-
-    threads = torch.get_num_threads()
-    ref = Engine(bundle, threads=threads, precision="fp32")
-    fast = Engine(bundle, threads=threads, precision="auto", quantize=False)
-    default = ref.config.architecture == "ensemble"
-    print(f"\n[5] bf16 ('auto': {fast.compute_dtype}) vs bare fp32, {ref.config.name}, {load()}")
-    model, one = ref.model, make_scan(1)
-    x1 = preprocess_frames(one.frames, ref.config.preprocess)
-
-    def bare1() -> None:
-        with torch.inference_mode():
-            model(x1)
-
-    t_bare, t_fast, r1 = paired(bare1, lambda: fast.analyze(one, cam=True), args.repeats)
-    print(
-        f"    one B-scan: bare fp32 forward {t_bare * 1000:.0f} ms, bf16 Engine prediction+CAM "
-        f"{t_fast * 1000:.0f} ms (median paired ratio {r1:.2f}x)"
-    )
-    if default:
-        verdict(
-            "default model, one B-scan with heatmap (bf16)",
-            t_fast <= 0.1,
-            f"{t_fast * 1000:.0f} ms (target <= 100 ms; {r1:.2f}x a bare fp32 forward)",
-        )
-    else:
-        verdict(
-            "bf16 prediction+CAM vs bare fp32 forward", r1 <= 0.6, f"{r1:.2f}x (target <= 0.6x)"
-        )
-    vol, bs = make_scan(args.frames), args.batch_size
-    xs = preprocess_frames(vol.frames, ref.config.preprocess)
-    batches = [list(range(i, min(i + bs, args.frames))) for i in range(0, args.frames, bs)]
-    totals, same = [], 0
-    for rep in range(max(1, args.repeats // 3)):
-        tb = tf = 0.0
-        top32, top16 = [], []
-        for k, idx in enumerate(batches):
-
-            def bare_b(idx: list[int] = idx, top: list[int] = top32) -> None:
-                with torch.inference_mode():
-                    top.extend(model(xs[idx[0] : idx[-1] + 1]).argmax(1).tolist())
-
-            def fast_b(idx: list[int] = idx, top: list[int] = top16) -> None:
-                r = fast.analyze(vol, frames=idx, cam=False, batch_size=bs)
-                top.extend(f.predicted_index for f in r.frames)
-
-            first, second = (bare_b, fast_b) if (k + rep) % 2 == 0 else (fast_b, bare_b)
-            t1, t2 = timed(first), timed(second)
-            tb, tf = (tb + t1, tf + t2) if first is bare_b else (tb + t2, tf + t1)
-        totals.append((tb, tf))
-        same = sum(a == b for a, b in zip(top32, top16, strict=True))
-    t_bv = statistics.median(t[0] for t in totals)
-    t_fv = statistics.median(t[1] for t in totals)
-    rv = statistics.median(t[1] / t[0] for t in totals)
-    print(
-        f"    {args.frames}-frame volume, batch {bs}: bare fp32 {t_bv:.2f} s, bf16 Engine "
-        f"predictions {t_fv:.2f} s ({rv:.2f}x, {len(totals)} alternating runs), {load()}"
-    )
-    if default:
-        verdict(
-            f"default model, {args.frames}-frame volume (bf16)",
-            t_fv <= 5.0,
-            f"{t_fv:.2f} s (target <= 5 s; {rv:.2f}x bare fp32)",
-        )
-    else:
-        verdict("bf16 volume vs bare fp32 forwards", rv <= 0.55, f"{rv:.2f}x (target <= 0.55x)")
-    if fast._has_mirror():  # the volume rule on top (whole volume: it picks frames per volume)
-        from octviewer.core.volume_rule import VolumeShortcut
-
-        def rule_run() -> object:
-            return fast.analyze(vol, cam=False, batch_size=bs, shortcut=VolumeShortcut())
-
-        def full_run() -> object:
-            return fast.analyze(vol, cam=False, batch_size=bs)
-
-        t_full, t_sc, r_sc = paired(full_run, rule_run, max(2, args.repeats // 3))
-        what = rule_run().extra["volume_rule"]
-        t_est = t_fv * r_sc  # the rule's paired ratio applied to the bf16 volume time above
-        print(
-            f"    + volume rule ({what}): {t_sc:.2f} s vs {t_full:.2f} s without it (median "
-            f"paired ratio {r_sc:.2f}x), so about {t_est / t_bv:.2f}x the bare fp32 forwards, "
-            f"{load()}"
-        )
-        verdict(
-            f"default model, {args.frames}-frame volume (bf16 + volume rule)",
-            t_sc <= 5.0,
-            f"{t_sc:.2f} s (target <= 5 s; {r_sc:.2f}x bf16 without the rule)",
-        )
-    n = args.frames
-    verdict(
-        "bf16 top-1 agreement with fp32 (random frames)",
-        same / n >= 0.99,
-        f"{same}/{n} (random pixels; real images: benchmarks/bench_precision.py)",
-    )
-
-
-def load() -> str:
-    a, b, c = os.getloadavg()
-    return f"load {a:.2f} {b:.2f} {c:.2f}"
 
 
 def main() -> None:

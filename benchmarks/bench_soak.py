@@ -215,6 +215,8 @@ def soak_volume(app, win, n_frames: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from octviewer.core.inference import AnalysisRequest
+
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -237,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as td:
         tmp = Path(td)
         engine = make_engine(args.model, tmp)
-        engine.analyze(load(KERMANY[0]), cam=True)  # warm
+        engine.analyze(load(KERMANY[0]), AnalysisRequest(cam=True))  # warm
         print(f"model: {engine.identity} on {engine.device} ({args.model})")
         win = MainWindow(Settings.at(tmp / "s.ini"))
         win.resize(1400, 900)

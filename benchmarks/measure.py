@@ -99,6 +99,7 @@ if route != "torch":
 if route == "ours":
     from benchmarks.measure import make_scan
     from octviewer.core.engine import Engine
+    from octviewer.core.inference import AnalysisRequest
     from octviewer.core.model.bundle import file_sha256
     mark("import octviewer engine")
     e = Engine(bundle, threads=threads, quantize=True if "int8" in sys.argv[5:] else None)
@@ -106,9 +107,9 @@ if route == "ours":
     file_sha256(bundle)
     mark("  (SHA-256 again, 1 MiB blocks)")
     scan = make_scan(1)
-    e.analyze(scan, cam=False)
+    e.analyze(scan, AnalysisRequest(cam=False))
     mark("prediction only (inference_mode)")
-    r = e.analyze(scan, cam=True)
+    r = e.analyze(scan, AnalysisRequest(cam=True))
     assert r.frames[0].cam is not None
     mark("prediction + CAM (one pass)")
 elif route == "bare":

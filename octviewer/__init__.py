@@ -7,7 +7,7 @@ The public API is small and importing it is cheap (no Qt, no torch until a model
     import octviewer
     scan = octviewer.load("scan.dcm")          # -> octviewer.Scan
     model = octviewer.load_model()              # None = the bundled default model
-    result = model.analyze(scan, cam=True)      # -> octviewer.ScanResult
+    result = octviewer.analyze(scan, model, cam=True)  # -> octviewer.ScanResult
     octviewer.save_report(scan, result, "report.png")
 """
 
@@ -89,10 +89,17 @@ def load_model(path: str | Path | None = None, **kwargs: Any) -> Engine:
     return Engine(path, **kwargs)
 
 
-def analyze(scan: Scan, model: Engine | None = None, **kwargs: Any) -> ScanResult:
-    """Analyse a scan with ``model`` (default: the bundled model). See ``Engine.analyze``."""
+def analyze(scan: Scan, model: Engine | None = None, **options: Any) -> ScanResult:
+    """Analyse a scan with ``model`` (default: the bundled model). ``options``: the fields of
+    :class:`~octviewer.core.inference.AnalysisRequest` (``frames=None``, ``cam=True``,
+    ``cam_class=None``, ``batch_size=8``, ``shortcut=None``, ``full_frames=()``) and the
+    callbacks ``progress(done, total)`` and ``cancel() -> bool``. See ``Engine.analyze``."""
+    from octviewer.core.inference import AnalysisRequest
+
+    progress, cancel = options.pop("progress", None), options.pop("cancel", None)
+    request = AnalysisRequest(**options)
     engine = model if model is not None else load_model()
-    return engine.analyze(scan, **kwargs)
+    return engine.analyze(scan, request, progress=progress, cancel=cancel)
 
 
 def save_report(scan: Scan, result: ScanResult, path: str | Path, **kwargs: Any) -> Path:

@@ -80,7 +80,37 @@ def _model(arg: str | None, tmp: Path) -> Path:
     return make_tiny_bundle(tmp / "tiny.safetensors")
 
 
-def main(argv: list[str] | None = None) -> int:
+class Shots:
+    """The shown viewer, the states asked for, and where their pictures go."""
+
+    def __init__(self, app, win, out: Path, suffix: str, only: set[str]) -> None:
+        self.app, self.win, self.out, self.suffix, self.only = app, win, out, suffix, only
+
+    def wanted(self, name: str) -> bool:
+        return not self.only or name in self.only
+
+    def shot(self, name: str) -> None:
+        path = self.out / f"{name}{self.suffix}.png"
+        self.win.grab().save(str(path))
+        log.info("wrote %s", path)
+
+    def show(self, path: Path, name: str, volume: bool = False) -> int:
+        """Open ``path``, wait for its result (and heatmap), picture it as ``name``."""
+        app, win, c = self.app, self.win, self.win.controller
+        (uid,) = win.open_paths([path])
+        _wait(app, lambda: c.entry(uid).scan is not None)
+        win.show_entry(uid)
+        _wait(app, lambda: c.entry(uid).result is not None)
+        if volume:
+            win.go_most_suspicious()
+        fr = c.entry(uid).result.frame(win.current_frame)
+        if getattr(fr, "assessable", True):  # a frame not assessed shows no heatmap
+            _wait(app, lambda: win.image_view.overlay_shown)
+        self.shot(name)
+        return uid
+
+
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -89,15 +119,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", default="1440x900", help="window size WxH")
     ap.add_argument("--suffix", default="", help="appended to each file name, e.g. -before")
     ap.add_argument("--only", default="", help="comma-separated states (default: all)")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-    from PySide6.QtCore import QPoint
-    from PySide6.QtGui import QPainter
-
-    from octviewer.resources import samples_dir
     from octviewer.ui import model_commands
 
     out = Path(args.out)
@@ -106,96 +136,92 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(td)
         app, win = viewer(args.size, tmp)
         _wait(app, lambda: True)
-
-        only = {x for x in args.only.split(",") if x}
-
-        def wanted(name: str) -> bool:
-            return not only or name in only
-
-        def shot(name: str) -> None:
-            path = out / f"{name}{args.suffix}.png"
-            win.grab().save(str(path))
-            log.info("wrote %s", path)
-
-        def show(path: Path, name: str, volume: bool = False) -> int:
-            (uid,) = win.open_paths([path])
-            _wait(app, lambda: c.entry(uid).scan is not None)
-            win.show_entry(uid)
-            _wait(app, lambda: c.entry(uid).result is not None)
-            if volume:
-                win.go_most_suspicious()
-            fr = c.entry(uid).result.frame(win.current_frame)
-            if getattr(fr, "assessable", True):  # a frame not assessed shows no heatmap
-                _wait(app, lambda: win.image_view.overlay_shown)
-            shot(name)
-            return uid
-
+        shots = Shots(app, win, out, args.suffix, {x for x in args.only.split(",") if x})
         c = win.controller
         model_commands.load_model(win, _model(args.model, tmp))
         _wait(app, lambda: c.engine is not None)
-        if wanted("empty"):
-            shot("empty")  # first launch as a user sees it a moment later: the model is loaded
-        samples = samples_dir()
-        bscans = sorted(samples.glob("*.jpeg")) or sorted(samples.glob("*.png"))
-        if wanted("bscan") or wanted("contours"):
-            buid = show(bscans[0], "bscan")
-            if wanted("contours") and hasattr(win, "contour_actions"):
-                win.contour_actions[(0.5, 0.8)].trigger()
-                _wait(app, lambda: win.image_view.overlay_shown)
-                shot("contours")
-                win.contour_actions[()].trigger()
-                win.show_entry(buid)
-        vols = [p for p in samples.glob("*.dcm") if "volume" in p.name]
-        if vols and wanted("volume"):
-            show(vols[0], "volume", volume=True)
-        shared = ROOT.parent / "shared" / "data"
-        if not shared.is_dir():
-            shared = Path("/work/shared/data")
-        for name, rel in (
-            ("vol", "vendor/Willis_B_716_0.vol"),
-            ("topcon", "dicom/topcon_bscan_opt.dcm"),
-        ):
-            if (shared / rel).is_file() and wanted(name):
-                show(shared / rel, name)
-        if vols and (wanted("map") or wanted("attention")):
-            show(_map_volume(vols[0], samples, tmp), "map", volume=True)
-            if wanted("attention") and "map_attention" in getattr(win, "act", {}):
-                # the attention of every frame whose heatmap is computed: visit each frame
-                win.act["map_attention"].setChecked(True)
-                entry = c.entry(win.view.uid)
-                for f in range(entry.scan.n_frames):
-                    win.set_frame(f)
-                    if getattr(entry.result.frame(f), "assessable", True):
-                        _wait(app, lambda: win.image_view.overlay_shown)
-                win.go_most_suspicious()
-                _wait(app, lambda: True)
-                shot("map-attention")
-                win.act["map_attention"].setChecked(False)
-        if not wanted("error"):
-            win.close()
-            return 0
-
-        bad = tmp / "damaged-scan.dcm"
-        bad.write_bytes(b"\x00" * 128 + b"DICM" + b"\x02\x00\x10\x00" * 16)
-        n_errors = len(win.errors)
-        win.open_paths([bad])
-        _wait(app, lambda: len(win.errors) > n_errors)
-        from PySide6.QtWidgets import QMessageBox
-
-        box = [b for b in win.findChildren(QMessageBox) if b.isVisible()][-1]
-        _wait(app, lambda: True)
-        canvas = win.grab()
-        dlg = box.grab()
-        p = QPainter(canvas)
-        p.fillRect(canvas.rect(), QColor_dim())
-        p.drawPixmap(
-            QPoint((canvas.width() - dlg.width()) // 2, (canvas.height() - dlg.height()) // 3), dlg
-        )
-        p.end()
-        canvas.save(str(out / f"error{args.suffix}.png"))
-        log.info("wrote %s", out / f"error{args.suffix}.png")
+        _scan_states(shots, tmp)
+        if shots.wanted("error"):
+            _error_state(shots, tmp)
         win.close()
     return 0
+
+
+def _scan_states(shots: Shots, tmp: Path) -> None:
+    """Every state but the error dialog: the empty window, then the scans."""
+    from octviewer.resources import samples_dir
+
+    app, win, wanted, show = shots.app, shots.win, shots.wanted, shots.show
+    if wanted("empty"):
+        shots.shot("empty")  # first launch as a user sees it a moment later: the model is loaded
+    samples = samples_dir()
+    bscans = sorted(samples.glob("*.jpeg")) or sorted(samples.glob("*.png"))
+    if wanted("bscan") or wanted("contours"):
+        buid = show(bscans[0], "bscan")
+        if wanted("contours") and hasattr(win, "contour_actions"):
+            win.contour_actions[(0.5, 0.8)].trigger()
+            _wait(app, lambda: win.image_view.overlay_shown)
+            shots.shot("contours")
+            win.contour_actions[()].trigger()
+            win.show_entry(buid)
+    vols = [p for p in samples.glob("*.dcm") if "volume" in p.name]
+    if vols and wanted("volume"):
+        show(vols[0], "volume", volume=True)
+    shared = ROOT.parent / "shared" / "data"
+    if not shared.is_dir():
+        shared = Path("/work/shared/data")
+    for name, rel in (
+        ("vol", "vendor/Willis_B_716_0.vol"),
+        ("topcon", "dicom/topcon_bscan_opt.dcm"),
+    ):
+        if (shared / rel).is_file() and wanted(name):
+            show(shared / rel, name)
+    if vols and (wanted("map") or wanted("attention")):
+        show(_map_volume(vols[0], samples, tmp), "map", volume=True)
+        if wanted("attention") and "map_attention" in getattr(win, "act", {}):
+            _map_attention(shots)
+
+
+def _map_attention(shots: Shots) -> None:
+    """The disease map with the attention of every frame whose heatmap is computed: visit each
+    frame, then go back to the most suspicious one."""
+    app, win = shots.app, shots.win
+    win.act["map_attention"].setChecked(True)
+    entry = win.controller.entry(win.view.uid)
+    for f in range(entry.scan.n_frames):
+        win.set_frame(f)
+        if getattr(entry.result.frame(f), "assessable", True):
+            _wait(app, lambda: win.image_view.overlay_shown)
+    win.go_most_suspicious()
+    _wait(app, lambda: True)
+    shots.shot("map-attention")
+    win.act["map_attention"].setChecked(False)
+
+
+def _error_state(shots: Shots, tmp: Path) -> None:
+    """The dialog for a damaged file, over the dimmed window."""
+    from PySide6.QtCore import QPoint
+    from PySide6.QtGui import QPainter
+    from PySide6.QtWidgets import QMessageBox
+
+    app, win, out, suffix = shots.app, shots.win, shots.out, shots.suffix
+    bad = tmp / "damaged-scan.dcm"
+    bad.write_bytes(b"\x00" * 128 + b"DICM" + b"\x02\x00\x10\x00" * 16)
+    n_errors = len(win.errors)
+    win.open_paths([bad])
+    _wait(app, lambda: len(win.errors) > n_errors)
+    box = [b for b in win.findChildren(QMessageBox) if b.isVisible()][-1]
+    _wait(app, lambda: True)
+    canvas = win.grab()
+    dlg = box.grab()
+    p = QPainter(canvas)
+    p.fillRect(canvas.rect(), QColor_dim())
+    p.drawPixmap(
+        QPoint((canvas.width() - dlg.width()) // 2, (canvas.height() - dlg.height()) // 3), dlg
+    )
+    p.end()
+    canvas.save(str(out / f"error{suffix}.png"))
+    log.info("wrote %s", out / f"error{suffix}.png")
 
 
 def _map_volume(sample_volume: Path, samples: Path, tmp: Path) -> Path:

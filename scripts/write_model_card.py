@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from octviewer.core.model.bundle import file_sha256, read_bundle_config
+from octviewer.core.model.config import ModelConfig
 from training.export.card_sections import (
     dev_files_lines,
     int8_lines,
@@ -42,21 +44,46 @@ def _n_images(metrics: dict[str, Any]) -> int:
     return sum(r["images"] for r in (metrics.get("sources") or {}).values()) or 648
 
 
+@dataclass(frozen=True)
+class CardFacts:
+    """What every section of the card reads: the bundle's path and configuration, with its
+    metrics and provenance (empty when the bundle has none)."""
+
+    path: Path
+    cfg: ModelConfig
+    metrics: dict[str, Any]
+    prov: dict[str, Any]
+
+    @property
+    def split(self) -> dict[str, Any]:
+        return self.prov.get("split") or {}
+
+    @property
+    def cv(self) -> bool:
+        """Patient cross-validation (else one split, or none)."""
+        return bool(self.split.get("cross_validation"))
+
+
 def card(path: Path) -> str:
     cfg = read_bundle_config(path)
+    f = CardFacts(path, cfg, cfg.metrics or {}, cfg.provenance or {})
+    lines = _header_lines(f) + _data_lines(f) + _quality_lines(f)
+    lines += sources_lines(cfg) + reassurance_lines(cfg) + ood_lines(cfg) + dev_files_lines(cfg)
+    lines += _volume_lines(f) + int8_lines(cfg) + validated_lines(cfg)
+    lines += _limits_lines(f) + _reproduce_lines(f)
+    return "\n".join(lines) + "\n"
+
+
+def _header_lines(f: CardFacts) -> list[str]:
+    """The title, the facts table, why this architecture and the first data source."""
+    path, cfg, m, cv = f.path, f.cfg, f.metrics, f.cv
     sha = file_sha256(path)
-    m: dict[str, Any] = cfg.metrics or {}
-    val = m.get("validation", {})
-    cal = m.get("calibration", {})
-    prov: dict[str, Any] = cfg.provenance or {}
-    split = prov.get("split") or {}
     names = cfg.class_names
-    cv = bool(split.get("cross_validation"))
     fitted_on = "the out-of-fold predictions" if cv else "the validation patients"
     weights = cfg.weights_dtype + (
         ", dequantised to float32 on load" if cfg.weights_dtype == "int8" else ""
     )
-    lines = [
+    return [
         f"# Model card: {cfg.name} {cfg.version}",
         "",
         f"**{cfg.description}**",
@@ -95,6 +122,12 @@ def card(path: Path) -> str:
         "class, mostly from the official test split).",
         "",
     ]
+
+
+def _data_lines(f: CardFacts) -> list[str]:
+    """The second data source and how the patients were split."""
+    m, split, cv = f.metrics, f.split, f.cv
+    lines: list[str] = []
     if m.get("sources"):
         lines += [
             "Kulyabin et al. (2024), *OCTDL: Optical Coherence Tomography Dataset for Image-Based "
@@ -127,137 +160,170 @@ def card(path: Path) -> str:
             f"{va.get('patients')} patients that no member of the model saw in training.",
             "",
         ]
-    if val:
-        ci = val.get("balanced_accuracy_ci95") or {}
-        per_class = val.get("per_class") or {}
-        recall = [per_class.get(n, {}).get("recall") for n in names]
-        auroc = [per_class.get(n, {}).get("auroc_ovr") for n in names]
+    return lines
+
+
+def _quality_lines(f: CardFacts) -> list[str]:
+    """The validation figures, the confusion matrix, the members and how they were obtained."""
+    val = f.metrics.get("validation", {})
+    if not val:
+        return []
+    lines = _figure_lines(f, val) + _matrix_and_member_lines(f, val)
+    return [*lines, "", _caveat(f), ""]
+
+
+def _figure_lines(f: CardFacts, val: dict[str, Any]) -> list[str]:
+    """Balanced accuracy and the other validation figures."""
+    names, cv, cal = f.cfg.class_names, f.cv, f.metrics.get("calibration", {})
+    lines: list[str] = []
+    ci = val.get("balanced_accuracy_ci95") or {}
+    per_class = val.get("per_class") or {}
+    recall = [per_class.get(n, {}).get("recall") for n in names]
+    auroc = [per_class.get(n, {}).get("auroc_ovr") for n in names]
+    lines += [
+        "## Quality out of fold (patient cross-validation)"
+        if cv
+        else "## Quality on the validation patients",
+        "",
+        f"- balanced accuracy **{val.get('balanced_accuracy', 0):.3f}**"
+        + (
+            f" (95 % CI {ci['low']:.3f}-{ci['high']:.3f}, patient bootstrap, "
+            f"{ci.get('resamples')} resamples)"
+            if ci
+            else ""
+        ),
+        f"- accuracy {val.get('accuracy', 0):.3f}, macro-F1 {val.get('macro_f1', 0):.3f}, "
+        f"MCC {val.get('mcc', 0):.3f}, macro AUROC {val.get('auroc_macro_ovr') or 0:.3f}",
+    ]
+    plain = val.get("without_hflip_tta") or {}
+    if plain:
+        pci = plain.get("ci95") or {}
+        lines.append(
+            f"- the same without the mirrored view (test-time augmentation off): balanced "
+            f"accuracy {plain['balanced_accuracy']:.3f}"
+            + (f" (95 % CI {pci['low']:.3f}-{pci['high']:.3f})" if pci else "")
+        )
+    if any(r is not None for r in recall):
+        lines.append(
+            "- recall per class: "
+            + ", ".join(
+                f"{n} {r:.2f}" for n, r in zip(names, recall, strict=False) if r is not None
+            )
+        )
+    if any(a is not None for a in auroc):
+        lines.append(
+            "- AUROC per class (one vs rest): "
+            + ", ".join(f"{n} {a:.3f}" for n, a in zip(names, auroc, strict=False) if a is not None)
+        )
+    if cal:
+        lines.append(
+            f"- expected calibration error (15 bins) {cal.get('ece_before', 0):.3f} before, "
+            f"{cal.get('ece_after', 0):.3f} after temperature scaling"
+        )
+    return lines
+
+
+def _matrix_and_member_lines(f: CardFacts, val: dict[str, Any]) -> list[str]:
+    """The confusion matrix, each member alone, and the stored weights' agreement."""
+    names, cv, m = f.cfg.class_names, f.cv, f.metrics
+    lines: list[str] = []
+    cm = val.get("confusion_matrix")
+    if cm:
+        lines += ["", "Confusion matrix (rows: truth, columns: prediction):", ""]
+        lines.append("| | " + " | ".join(names) + " |")
+        lines.append("|---" * (len(names) + 1) + "|")
+        for n, row in zip(names, cm, strict=False):
+            lines.append(f"| **{n}** | " + " | ".join(str(v) for v in row) + " |")
+    members = m.get("members") or []
+    if members:
         lines += [
-            "## Quality out of fold (patient cross-validation)"
+            "",
+            "Each member on its own held-out fold:"
             if cv
-            else "## Quality on the validation patients",
+            else "Members alone (same validation patients):",
             "",
-            f"- balanced accuracy **{val.get('balanced_accuracy', 0):.3f}**"
-            + (
-                f" (95 % CI {ci['low']:.3f}-{ci['high']:.3f}, patient bootstrap, "
-                f"{ci.get('resamples')} resamples)"
-                if ci
-                else ""
-            ),
-            f"- accuracy {val.get('accuracy', 0):.3f}, macro-F1 {val.get('macro_f1', 0):.3f}, "
-            f"MCC {val.get('mcc', 0):.3f}, macro AUROC {val.get('auroc_macro_ovr') or 0:.3f}",
         ]
-        plain = val.get("without_hflip_tta") or {}
-        if plain:
-            pci = plain.get("ci95") or {}
+        for i, mem in enumerate(members, 1):
+            mci = mem.get("ci95") or {}
+            what = f" (fold {i}, {mem.get('images')} images)" if cv else ""
             lines.append(
-                f"- the same without the mirrored view (test-time augmentation off): balanced "
-                f"accuracy {plain['balanced_accuracy']:.3f}"
-                + (f" (95 % CI {pci['low']:.3f}-{pci['high']:.3f})" if pci else "")
+                f"- member {i}{what}: balanced accuracy {mem['balanced_accuracy']:.3f}"
+                + (f" (95 % CI {mci['low']:.3f}-{mci['high']:.3f})" if mci else "")
             )
-        if any(r is not None for r in recall):
-            lines.append(
-                "- recall per class: "
-                + ", ".join(
-                    f"{n} {r:.2f}" for n, r in zip(names, recall, strict=False) if r is not None
-                )
-            )
-        if any(a is not None for a in auroc):
-            lines.append(
-                "- AUROC per class (one vs rest): "
-                + ", ".join(
-                    f"{n} {a:.3f}" for n, a in zip(names, auroc, strict=False) if a is not None
-                )
-            )
-        if cal:
-            lines.append(
-                f"- expected calibration error (15 bins) {cal.get('ece_before', 0):.3f} before, "
-                f"{cal.get('ece_after', 0):.3f} after temperature scaling"
-            )
-        cm = val.get("confusion_matrix")
-        if cm:
-            lines += ["", "Confusion matrix (rows: truth, columns: prediction):", ""]
-            lines.append("| | " + " | ".join(names) + " |")
-            lines.append("|---" * (len(names) + 1) + "|")
-            for n, row in zip(names, cm, strict=False):
-                lines.append(f"| **{n}** | " + " | ".join(str(v) for v in row) + " |")
-        members = m.get("members") or []
-        if members:
-            lines += [
-                "",
-                "Each member on its own held-out fold:"
-                if cv
-                else "Members alone (same validation patients):",
-                "",
-            ]
-            for i, mem in enumerate(members, 1):
-                mci = mem.get("ci95") or {}
-                what = f" (fold {i}, {mem.get('images')} images)" if cv else ""
-                lines.append(
-                    f"- member {i}{what}: balanced accuracy {mem['balanced_accuracy']:.3f}"
-                    + (f" (95 % CI {mci['low']:.3f}-{mci['high']:.3f})" if mci else "")
-                )
-        stored = m.get("stored_weights") or {}
-        if stored:
-            lines += [
-                "",
-                f"Stored weights ({stored['dtype']}): {stored['agreement']} of {stored['n']} "
-                "validation predictions identical to the float32 ensemble (largest logit "
-                f"difference {stored['max_abs_logit_diff']:.3f}).",
-            ]
-        if cv:
-            caveat = (
-                "How these figures were obtained: every member is its run's **final epoch** (fixed "
-                "schedule, no early stopping), so the held-out patients chose no checkpoint; the "
-                "temperature was fitted on the out-of-fold predictions (it leaves a single "
-                "model's predicted class unchanged). The recipe was settled on a separate "
-                "single-split pilot with overlapping patients, so a small optimism remains; the "
-                "project's independent evaluation on held-back Kermany patients is the real "
-                "measure."
-            )
-        elif prov.get("member_weights") == "last":
-            caveat = (
-                "How these figures were obtained: every member is its run's **final epoch** (fixed "
-                "schedule, no early stopping), so the validation patients chose no checkpoint; "
-                "only the temperature (which leaves the predicted class of a single model "
-                "unchanged) was fitted on them. The recipe itself was settled on these same "
-                "patients in a handful of pilot runs, so a small optimism remains; the "
-                "project's independent evaluation on held-back Kermany patients is the real "
-                "measure."
-            )
-        else:
-            caveat = (
-                "Caveat: each member's checkpoint (best epoch) and the temperature were chosen on "
-                "these same validation patients, so the figures above are somewhat optimistic; the "
-                "project's independent evaluation on held-back Kermany patients is the real "
-                "measure."
-            )
-        lines += ["", caveat, ""]
-    lines += sources_lines(cfg) + reassurance_lines(cfg) + ood_lines(cfg) + dev_files_lines(cfg)
-    if cfg.arch_kwargs.get("hflip_tta"):
+    stored = m.get("stored_weights") or {}
+    if stored:
         lines += [
-            "## How the app runs it on volumes",
             "",
-            "For a volume the app first runs every frame **without the mirrored view** (half the "
-            "forwards), then the full computation (both views) for each frame where the mirrored "
-            "view could change the answer: top-1 minus top-2 probability below 0.3, top "
-            "probability within 0.1 of the confidence threshold, out-of-distribution score above "
-            "the threshold minus 1 (the mirrored view lowers the score: it averages two views), "
-            "and the 3 frames least likely NORMAL. Every frame keeps its OOD score and flags. "
-            f"Replayed on {VOLUME_RULE_CHECK} (`benchmarks/bench_precision.py --volume-rule`). "
-            "Single B-scans and the CLI always use the full computation; on CPUs with native "
-            "bf16 (AVX512-BF16/AMX) inference runs in bf16 (`--precision fp32` to opt out; "
-            "docs/SPEED.md).",
-            "",
+            f"Stored weights ({stored['dtype']}): {stored['agreement']} of {stored['n']} "
+            "validation predictions identical to the float32 ensemble (largest logit "
+            f"difference {stored['max_abs_logit_diff']:.3f}).",
         ]
-    lines += int8_lines(cfg) + validated_lines(cfg)
+    return lines
+
+
+def _caveat(f: CardFacts) -> str:
+    """How the figures were obtained, and how far to trust them."""
+    cv, prov = f.cv, f.prov
+    if cv:
+        return (
+            "How these figures were obtained: every member is its run's **final epoch** (fixed "
+            "schedule, no early stopping), so the held-out patients chose no checkpoint; the "
+            "temperature was fitted on the out-of-fold predictions (it leaves a single "
+            "model's predicted class unchanged). The recipe was settled on a separate "
+            "single-split pilot with overlapping patients, so a small optimism remains; the "
+            "project's independent evaluation on held-back Kermany patients is the real "
+            "measure."
+        )
+    elif prov.get("member_weights") == "last":
+        return (
+            "How these figures were obtained: every member is its run's **final epoch** (fixed "
+            "schedule, no early stopping), so the validation patients chose no checkpoint; "
+            "only the temperature (which leaves the predicted class of a single model "
+            "unchanged) was fitted on them. The recipe itself was settled on these same "
+            "patients in a handful of pilot runs, so a small optimism remains; the "
+            "project's independent evaluation on held-back Kermany patients is the real "
+            "measure."
+        )
+    else:
+        return (
+            "Caveat: each member's checkpoint (best epoch) and the temperature were chosen on "
+            "these same validation patients, so the figures above are somewhat optimistic; the "
+            "project's independent evaluation on held-back Kermany patients is the real "
+            "measure."
+        )
+
+
+def _volume_lines(f: CardFacts) -> list[str]:
+    """How the app runs a model with a mirrored view on volumes."""
+    if not f.cfg.arch_kwargs.get("hflip_tta"):
+        return []
+    return [
+        "## How the app runs it on volumes",
+        "",
+        "For a volume the app first runs every frame **without the mirrored view** (half the "
+        "forwards), then the full computation (both views) for each frame where the mirrored "
+        "view could change the answer: top-1 minus top-2 probability below 0.3, top "
+        "probability within 0.1 of the confidence threshold, out-of-distribution score above "
+        "the threshold minus 1 (the mirrored view lowers the score: it averages two views), "
+        "and the 3 frames least likely NORMAL. Every frame keeps its OOD score and flags. "
+        f"Replayed on {VOLUME_RULE_CHECK} (`benchmarks/bench_precision.py --volume-rule`). "
+        "Single B-scans and the CLI always use the full computation; on CPUs with native "
+        "bf16 (AVX512-BF16/AMX) inference runs in bf16 (`--precision fp32` to opt out; "
+        "docs/SPEED.md).",
+        "",
+    ]
+
+
+def _limits_lines(f: CardFacts) -> list[str]:
+    """Known limits, and the heading of the reproduction commands."""
+    m, cv = f.metrics, f.cv
     devices = (
         "Two device types (Heidelberg Spectralis as exported in Kermany 2018, Optovue Avanti as "
         "exported in OCTDL)"
         if m.get("sources")
         else "One device type (Heidelberg Spectralis, as exported in Kermany 2018)"
     )
-    lines += [
+    return [
         "## Known limits",
         "",
         f"- {devices}, four classes "
@@ -278,6 +344,12 @@ def card(path: Path) -> str:
         "## Reproduce",
         "",
     ]
+
+
+def _reproduce_lines(f: CardFacts) -> list[str]:
+    """The commands that made the bundle and the code version."""
+    prov = f.prov
+    lines: list[str] = []
     cmds = [mem.get("command") for mem in prov.get("members", []) if mem.get("command")]
     if cmds:
         lines += ["Members:", "", "```bash", *cmds, "```", "", "Ensemble:", ""]
@@ -299,7 +371,7 @@ def card(path: Path) -> str:
         lines.append(
             f"Code: octviewer commit `{prov['git_commit']}`; versions {prov.get('versions')}."
         )
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

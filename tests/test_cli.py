@@ -315,9 +315,9 @@ def test_a_second_run_reads_the_result_cache_and_no_cache_recomputes(
     calls: list[int] = []
     real = Engine.analyze
 
-    def counted(self, scan, **kw):
+    def counted(self, scan, *args, **kw):
         calls.append(scan.n_frames)
-        return real(self, scan, **kw)
+        return real(self, scan, *args, **kw)
 
     monkeypatch.setattr(Engine, "analyze", counted)
     scans = [inputs / n for n in GOOD]

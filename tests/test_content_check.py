@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw
 
 from octviewer import Modality, load
 from octviewer.core.content import ContentVerdict, check_frame, check_frames, sample_indices
+from octviewer.core.inference import AnalysisRequest
 from octviewer.core.io import judge_content
 from octviewer.core.results import ResultFlag
 from octviewer.core.scan import Scan, ScanMetadata
@@ -264,10 +265,10 @@ def test_engine_flags_not_oct_for_a_loaded_en_face_image(tmp_path: Path) -> None
     path = tmp_path / "slo.png"
     Image.fromarray(slo_like(seed=4)).save(path)
     engine = Engine(make_tiny_bundle(tmp_path / "tiny.safetensors"), device="cpu")
-    en_face = engine.analyze(load(path), cam=False).frames[0]
+    en_face = engine.analyze(load(path), AnalysisRequest(cam=False)).frames[0]
     assert ResultFlag.NOT_OCT in en_face.flags
     Image.fromarray(bscan_like(seed=4)).save(tmp_path / "b.png")
-    bscan = engine.analyze(load(tmp_path / "b.png"), cam=False).frames[0]
+    bscan = engine.analyze(load(tmp_path / "b.png"), AnalysisRequest(cam=False)).frames[0]
     assert ResultFlag.NOT_OCT not in bscan.flags
 
 

@@ -13,6 +13,7 @@ from PIL import Image
 from octviewer.core.calibration import calibrated_probabilities
 from octviewer.core.device import choose_device, default_threads
 from octviewer.core.engine import Engine
+from octviewer.core.inference import AnalysisRequest
 from octviewer.core.results import ResultFlag
 from octviewer.core.scan import Modality, Scan, ScanMetadata
 from octviewer.errors import AnalysisCancelled, AnalysisError, ModelFormatError
@@ -45,7 +46,9 @@ def engine(bundle: Path) -> Engine:
 def test_analyze_real_bscans(engine: Engine, data_dir: Path) -> None:
     scan = kermany_scan(data_dir)
     calls: list[tuple[int, int]] = []
-    res = engine.analyze(scan, batch_size=3, progress=lambda d, t: calls.append((d, t)))
+    res = engine.analyze(
+        scan, AnalysisRequest(batch_size=3), progress=lambda d, t: calls.append((d, t))
+    )
     assert calls == [(3, 4), (4, 4)]
     assert [f.frame_index for f in res.frames] == [0, 1, 2, 3]
     assert res.model == engine.identity and res.device == "cpu"
@@ -58,9 +61,34 @@ def test_analyze_real_bscans(engine: Engine, data_dir: Path) -> None:
         assert fr.cam.min() >= 0.0 and fr.cam.max() <= 1.0
         assert fr.cam_class == fr.predicted_index
         assert fr.flags == {ResultFlag.OOD_CHECK_UNAVAILABLE}  # a bundle without statistics
-    single = engine.analyze(scan, frames=[2], cam=False, batch_size=1).frames[0]
+    single = engine.analyze(scan, AnalysisRequest(frames=[2], cam=False, batch_size=1)).frames[0]
     np.testing.assert_allclose(single.logits, res.frames[2].logits, atol=1e-4)
     assert single.cam is None
+
+
+def test_the_public_analyze_takes_the_request_fields_as_keywords(
+    engine: Engine, data_dir: Path
+) -> None:
+    import octviewer
+
+    scan = kermany_scan(data_dir)
+    calls: list[tuple[int, int]] = []
+    got = octviewer.analyze(
+        scan,
+        engine,
+        frames=[1, 3],
+        cam=False,
+        batch_size=1,
+        progress=lambda d, t: calls.append((d, t)),
+    )
+    want = engine.analyze(scan, AnalysisRequest(frames=(1, 3), cam=False))
+    assert calls == [(1, 2), (2, 2)]
+    assert [f.frame_index for f in got.frames] == [1, 3]
+    for a, b in zip(got.frames, want.frames, strict=True):
+        np.testing.assert_allclose(a.logits, b.logits, atol=1e-4)
+        assert a.cam is None
+    with pytest.raises(TypeError):
+        octviewer.analyze(scan, engine, camera=True)
 
 
 def test_temperature_softens() -> None:
@@ -75,7 +103,7 @@ def test_flags(tmp_path: Path, data_dir: Path) -> None:
     scan = kermany_scan(
         data_dir, modality=Modality.FUNDUS, was_color=True, downsampled_from=(2000, 2000)
     )
-    fr = strict.analyze(scan, frames=[0], cam=False).frames[0]
+    fr = strict.analyze(scan, AnalysisRequest(frames=[0], cam=False)).frames[0]
     assert fr.flags == {
         ResultFlag.NOT_OCT,
         ResultFlag.LOW_CONFIDENCE,
@@ -88,7 +116,7 @@ def test_flags(tmp_path: Path, data_dir: Path) -> None:
 
 def test_cam_for_any_class(engine: Engine, data_dir: Path) -> None:
     scan = kermany_scan(data_dir)
-    res = engine.analyze(scan, frames=[1], cam_class="DRUSEN")
+    res = engine.analyze(scan, AnalysisRequest(frames=[1], cam_class="DRUSEN"))
     assert res.frames[0].cam_class == 2
     a = engine.cam(scan, 1, "DRUSEN")
     np.testing.assert_allclose(a, res.frames[0].cam, atol=1e-5)
@@ -97,7 +125,7 @@ def test_cam_for_any_class(engine: Engine, data_dir: Path) -> None:
     with pytest.raises(AnalysisError, match="no class"):
         engine.cam(scan, 1, "GLAUCOMA")
     with pytest.raises(AnalysisError, match="does not exist"):
-        engine.analyze(scan, frames=[9])
+        engine.analyze(scan, AnalysisRequest(frames=[9]))
 
 
 def test_cancel_between_batches(engine: Engine, data_dir: Path) -> None:
@@ -106,8 +134,7 @@ def test_cancel_between_batches(engine: Engine, data_dir: Path) -> None:
     with pytest.raises(AnalysisCancelled):
         engine.analyze(
             scan,
-            batch_size=1,
-            cam=False,
+            AnalysisRequest(batch_size=1, cam=False),
             progress=lambda d, t: seen.append(d),
             cancel=lambda: len(seen) >= 2,
         )
@@ -131,11 +158,11 @@ def test_int8_path_agrees_and_still_gives_cams(
     q = Engine(bundle, device="cpu", quantize=True)
     assert q.quantized and q.identity == engine.identity
     scan = kermany_scan(data_dir)
-    a = engine.analyze(scan, cam=False).probability_matrix()
-    b = q.analyze(scan, cam=True)
+    a = engine.analyze(scan, AnalysisRequest(cam=False)).probability_matrix()
+    b = q.analyze(scan, AnalysisRequest(cam=True))
     np.testing.assert_allclose(b.probability_matrix(), a, atol=0.02)
     assert all(f.cam is not None and f.cam.shape == (496, 512) for f in b.frames)
-    q.analyze(scan, cam=False)  # back on the int8 layers after a CAM pass
+    q.analyze(scan, AnalysisRequest(cam=False))  # back on the int8 layers after a CAM pass
     assert not isinstance(q.model.head, torch.nn.Linear)  # int8 again
 
 
@@ -195,9 +222,9 @@ def test_results_say_what_arithmetic_computed_them(bundle: Path, data_dir: Path)
     from octviewer.core.summary import rows_for_result
 
     scan = kermany_scan(data_dir)
-    exact = Engine(bundle, device="cpu", precision="fp32").analyze(scan, cam=False)
+    exact = Engine(bundle, device="cpu", precision="fp32").analyze(scan, AnalysisRequest(cam=False))
     assert exact.arithmetic == "float32" and exact.computed_on == "cpu"
-    int8 = Engine(bundle, device="cpu", quantize=True).analyze(scan, cam=False)
+    int8 = Engine(bundle, device="cpu", quantize=True).analyze(scan, AnalysisRequest(cam=False))
     assert int8.arithmetic == "int8" and int8.computed_on == "cpu, int8"
     assert result_record(scan, int8, int8.frames[0])["arithmetic"] == "int8"
     assert {r.arithmetic for r in rows_for_result("x", int8, scan.n_frames)} == {"int8"}

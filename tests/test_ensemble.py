@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from octviewer.core.cam import OnePassCam
+from octviewer.core.inference import AnalysisRequest
 from octviewer.core.model.architectures import create_model, default_cam_target
 from octviewer.errors import ModelFormatError
 
@@ -76,7 +77,7 @@ def test_bundle_round_trip_and_engine(tmp_path: Path) -> None:
         frame,
         ScanMetadata(source_paths=(Path("x.png"),), format="PNG", modality=Modality.OCT_BSCAN),
     )
-    result = Engine(path, device="cpu").analyze(scan, cam=True)
+    result = Engine(path, device="cpu").analyze(scan, AnalysisRequest(cam=True))
     fr = result.frames[0]
     assert fr.cam is not None and fr.cam.shape == (50, 70)
     assert float(fr.cam.min()) >= 0.0 and float(fr.cam.max()) <= 1.0
@@ -85,7 +86,7 @@ def test_bundle_round_trip_and_engine(tmp_path: Path) -> None:
     # so it must keep a float32 copy for the CAM backward (it failed on the default model)
     q = Engine(path, device="cpu", quantize=True)
     assert {f"members.{k}.fc" for k in range(2)} <= set(q._fp32_tail)
-    qfr = q.analyze(scan, cam=True).frames[0]
+    qfr = q.analyze(scan, AnalysisRequest(cam=True)).frames[0]
     assert qfr.cam is not None and qfr.predicted_index == fr.predicted_index
 
 

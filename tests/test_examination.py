@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from octviewer.core import summary
+from octviewer.core.inference import AnalysisRequest
 from octviewer.core.results import FrameResult, ModelIdentity, ResultFlag, ScanResult
 from octviewer.core.scan import ScanPattern, ScanProtocol, ScanRegion
 from octviewer.core.scan_verdict import scan_reason, with_scan_verdict
@@ -225,7 +226,7 @@ def test_the_real_circle_scan_is_not_assessed_for_its_protocol(
     engine = _scoped_engine(tmp_path)
     scan = octviewer.load(data_dir / "io" / "vendor" / "circular-valid.vol")
     assert scan.is_oct  # the file states an OCT scan: the pixel check does not override it
-    fr = engine.analyze(scan, cam=False).frames[0]
+    fr = engine.analyze(scan, AnalysisRequest(cam=False)).frames[0]
     assert fr.withholding_flag is ResultFlag.OUT_OF_SCOPE
     assert fr.reason == (
         "Not assessed: Peripapillary circle scan: this model reads only macular line and "
@@ -234,7 +235,10 @@ def test_the_real_circle_scan_is_not_assessed_for_its_protocol(
     assert fr.presented_class is None and fr.model_output().shape == (4,)
     # a line scan of the same device is inside the scope: its verdict is left to the other checks
     line = octviewer.load(data_dir / "io" / "vendor" / "Willis_B_716_0.vol")
-    assert ResultFlag.OUT_OF_SCOPE not in engine.analyze(line, cam=False).frames[0].flags
+    assert (
+        ResultFlag.OUT_OF_SCOPE
+        not in engine.analyze(line, AnalysisRequest(cam=False)).frames[0].flags
+    )
 
 
 def test_a_re_patterned_vol_and_a_bundle_without_scope(tmp_path: Path, data_dir: Path) -> None:
@@ -250,7 +254,7 @@ def test_a_re_patterned_vol_and_a_bundle_without_scope(tmp_path: Path, data_dir:
         fh.write((5).to_bytes(4, "little"))
     scan = octviewer.load(radial)
     assert scan.metadata.protocol.pattern is ScanPattern.RADIAL
-    fr = _scoped_engine(tmp_path).analyze(scan, cam=False).frames[0]
+    fr = _scoped_engine(tmp_path).analyze(scan, AnalysisRequest(cam=False)).frames[0]
     assert fr.withholding_flag is ResultFlag.OUT_OF_SCOPE and "Radial scan" in fr.reason
     # a bundle that states no scope does not gate on the protocol
     try:
@@ -258,7 +262,10 @@ def test_a_re_patterned_vol_and_a_bundle_without_scope(tmp_path: Path, data_dir:
     except ImportError:
         from tests.helpers_models import make_tiny_bundle
     plain = Engine(make_tiny_bundle(tmp_path / "plain.safetensors"), device="cpu")
-    assert ResultFlag.OUT_OF_SCOPE not in plain.analyze(scan, cam=False).frames[0].flags
+    assert (
+        ResultFlag.OUT_OF_SCOPE
+        not in plain.analyze(scan, AnalysisRequest(cam=False)).frames[0].flags
+    )
 
 
 def test_a_low_quality_frame_of_a_volume_is_withheld_and_skipped(
@@ -275,7 +282,7 @@ def test_a_low_quality_frame_of_a_volume_is_withheld_and_skipped(
     clean = scan.frames[0]
     bad = degrade(clean, "blink", 0.35, seed=1)
     vol = dataclasses.replace(scan, frames=np.stack([clean, bad, clean]))
-    res = _scoped_engine(tmp_path).analyze(vol, cam=False)
+    res = _scoped_engine(tmp_path).analyze(vol, AnalysisRequest(cam=False))
     assert res.frame(1).withholding_flag is ResultFlag.LOW_QUALITY
     assert "A-scans" in res.frame(1).reason
     assert res.assessed_as_whole and res.most_suspicious_frame() != 1
@@ -305,7 +312,7 @@ def test_a_dicom_opt_of_the_optic_disc_is_not_assessed_as_a_whole(tmp_path: Path
     ds.AnatomicRegionSequence = Sequence([code])
     scan = octviewer.load(fac.write(ds, tmp_path / "onh.dcm"))
     assert scan.is_volume and scan.metadata.protocol.region is ScanRegion.OPTIC_DISC
-    res = _scoped_engine(tmp_path).analyze(scan, cam=False)
+    res = _scoped_engine(tmp_path).analyze(scan, AnalysisRequest(cam=False))
     assert {f.withholding_flag for f in res.frames} == {ResultFlag.OUT_OF_SCOPE}
     assert not res.assessed_as_whole
     assert res.scan_reason.startswith("Not assessed: Volume scan of the optic disc: this model")

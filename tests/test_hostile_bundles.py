@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import octviewer
+from octviewer.core.inference import AnalysisRequest
 from octviewer.core.model.bundle import read_bundle_config
 from octviewer.core.model.header import read_header
 from octviewer.core.model.schema import SchemaError, loads_bounded, validate_config
@@ -226,9 +227,9 @@ def test_non_finite_output_is_an_error_not_a_result(bundles: dict[str, Path]) ->
     with torch.no_grad():
         engine.model.head.bias.fill_(float("nan"))  # damage that slipped past the file checks
     with pytest.raises(AnalysisError, match="invalid class probabilities"):
-        engine.analyze(_scan(), cam=False)
+        engine.analyze(_scan(), AnalysisRequest(cam=False))
     with pytest.raises(AnalysisError, match="invalid"):
-        engine.analyze(_scan(), cam=True)
+        engine.analyze(_scan(), AnalysisRequest(cam=True))
 
 
 def test_foreign_inference_errors_keep_their_cause(bundles: dict[str, Path]) -> None:

@@ -15,6 +15,7 @@ from PIL import Image
 from test_hostile_bundles import rewrite
 
 from octviewer.core.engine import Engine
+from octviewer.core.inference import AnalysisRequest
 from octviewer.core.model.architectures import create_model
 from octviewer.core.model.bundle import load_bundle, read_bundle_config, save_bundle
 from octviewer.core.ood import FeatureTap
@@ -127,7 +128,10 @@ def test_cam_works_on_the_int8_engine(bundles: dict[str, Path]) -> None:
     scan = Scan(frames, ScanMetadata((IMAGES[0],), "JPEG", Modality.OCT_BSCAN))
     int8 = Engine(bundles["calibrated"], device="cpu", quantize=True)
     fp32 = Engine(bundles["calibrated"], device="cpu", precision="fp32")
-    r8, r32 = int8.analyze(scan, cam=True), fp32.analyze(scan, cam=True)
+    r8, r32 = (
+        int8.analyze(scan, AnalysisRequest(cam=True)),
+        fp32.analyze(scan, AnalysisRequest(cam=True)),
+    )
     assert r8.extra["int8"] == "static" and r32.extra["int8"] == ""
     for f8, f32 in zip(r8.frames, r32.frames, strict=True):
         assert f8.cam is not None and f8.cam.shape == frames.shape[1:]

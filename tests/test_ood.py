@@ -16,6 +16,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 from helpers_models import make_tiny_bundle, make_tiny_model, tiny_config
 
 import octviewer
+from octviewer.core.inference import AnalysisRequest
 from octviewer.core.ood import (
     NetworkStats,
     OODModel,
@@ -115,8 +116,8 @@ def test_bundle_stores_statistics_and_engine_scores_in_the_same_pass(tmp_path: P
     assert loaded.ood is not None and len(loaded.ood.networks) == 1
     engine = Engine(path, device="cpu")
     scan = octviewer.load(KERMANY_SMALL / "CNV" / "CNV-451136-1.jpeg")
-    with_cam = engine.analyze(scan, cam=True).frames[0]
-    plain = engine.analyze(scan, cam=False).frames[0]
+    with_cam = engine.analyze(scan, AnalysisRequest(cam=True)).frames[0]
+    plain = engine.analyze(scan, AnalysisRequest(cam=False)).frames[0]
     assert with_cam.ood_score == pytest.approx(plain.ood_score, rel=1e-4, abs=1e-4)
     assert ResultFlag.OOD_CHECK_UNAVAILABLE not in plain.flags
     # in-domain image: not flagged; the same score as computed from the features directly
@@ -132,7 +133,7 @@ def test_an_out_of_domain_input_is_flagged_and_not_assessed(tmp_path: Path) -> N
     yy, xx = np.mgrid[0:496, 0:512]
     checker = (((yy // 16) + (xx // 16)) % 2 * 255).astype(np.uint8)  # nothing like a B-scan
     scan = Scan(checker, ScanMetadata(source_paths=(), format="PNG", modality=Modality.OCT_BSCAN))
-    fr = engine.analyze(scan, cam=False).frames[0]
+    fr = engine.analyze(scan, AnalysisRequest(cam=False)).frames[0]
     assert ResultFlag.OUT_OF_DISTRIBUTION in fr.flags
     assert fr.ood_score > fr.ood_threshold
     assert not fr.assessable and fr.presented_class is None and fr.headline == "Not assessed"
@@ -147,7 +148,7 @@ def test_old_bundle_without_statistics_loads_and_says_the_check_is_unavailable(
     engine = Engine(make_tiny_bundle(tmp_path / "old.safetensors"), device="cpu")
     assert engine.ood is None
     fr = engine.analyze(
-        octviewer.load(KERMANY_SMALL / "DME" / "DME-30521-9.jpeg"), cam=False
+        octviewer.load(KERMANY_SMALL / "DME" / "DME-30521-9.jpeg"), AnalysisRequest(cam=False)
     ).frames[0]
     assert ResultFlag.OOD_CHECK_UNAVAILABLE in fr.flags and fr.ood_score is None
     assert fr.assessable  # no statistics: the class is still shown, with the caution
@@ -164,7 +165,7 @@ def test_other_device_is_a_caution_not_an_abstention(tmp_path: Path) -> None:
     scan = octviewer.load(KERMANY_SMALL / "DME" / "DME-30521-9.jpeg")
     for maker, flagged in (("Topcon", True), ("HEIDELBERG ENGINEERING", False), (None, False)):
         md = dataclasses.replace(scan.metadata, manufacturer=maker)
-        fr = engine.analyze(Scan(scan.frames, md), cam=False).frames[0]
+        fr = engine.analyze(Scan(scan.frames, md), AnalysisRequest(cam=False)).frames[0]
         assert (ResultFlag.OTHER_DEVICE in fr.flags) is flagged, maker
         assert fr.assessable
 
@@ -304,7 +305,7 @@ def test_l2_statistics_travel_in_a_bundle_and_the_engine_uses_them(tmp_path: Pat
     plain_path, _ = _bundle_with_stats(tmp_path)
     assert "normalize" not in read_bundle_config(plain_path).ood
     scan = octviewer.load(KERMANY_SMALL / "CNV" / "CNV-451136-1.jpeg")
-    fr = Engine(path, device="cpu").analyze(scan, cam=False).frames[0]
-    old = Engine(plain_path, device="cpu").analyze(scan, cam=False).frames[0]
+    fr = Engine(path, device="cpu").analyze(scan, AnalysisRequest(cam=False)).frames[0]
+    old = Engine(plain_path, device="cpu").analyze(scan, AnalysisRequest(cam=False)).frames[0]
     assert np.isfinite(fr.ood_score) and fr.ood_threshold == pytest.approx(ood.threshold)
     assert fr.ood_score != pytest.approx(old.ood_score)

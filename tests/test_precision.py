@@ -18,6 +18,7 @@ import octviewer
 from octviewer import cli
 from octviewer.core import device as device_mod
 from octviewer.core.engine import Engine
+from octviewer.core.inference import AnalysisRequest
 from octviewer.core.scan import Modality, Scan, ScanMetadata
 from octviewer.errors import AnalysisError
 
@@ -73,7 +74,10 @@ def test_bf16_results_stay_close_to_fp32(native_bf16, tmp_path: Path, arch: str)
         conv = next(p for p in fast.model.parameters() if p.ndim == 4)
         assert conv.is_contiguous(memory_format=torch.channels_last)
     scan = _real_volume()
-    a, b = ref.analyze(scan, batch_size=4), fast.analyze(scan, batch_size=4)
+    a, b = (
+        ref.analyze(scan, AnalysisRequest(batch_size=4)),
+        fast.analyze(scan, AnalysisRequest(batch_size=4)),
+    )
     assert b.extra["compute"] == "bfloat16" and a.extra["compute"] == "float32"
     pa, pb = a.probability_matrix(), b.probability_matrix()
     assert np.isfinite(pb).all()
@@ -106,8 +110,8 @@ def test_bf16_keeps_the_ood_score(native_bf16, tmp_path: Path) -> None:
     path = tmp_path / "with-ood.safetensors"
     save_bundle(path, model, config, ood=ood)
     scan = _real_volume()
-    a = Engine(path, device="cpu", precision="fp32").analyze(scan, cam=False)
-    b = Engine(path, device="cpu").analyze(scan, cam=True)
+    a = Engine(path, device="cpu", precision="fp32").analyze(scan, AnalysisRequest(cam=False))
+    b = Engine(path, device="cpu").analyze(scan, AnalysisRequest(cam=True))
     sa = np.array([f.ood_score for f in a.frames])
     sb = np.array([f.ood_score for f in b.frames])
     spread = float(np.subtract(*np.percentile(sa, [90, 10])))

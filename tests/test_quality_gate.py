@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 from ui_helpers import shown_window, tiny_engine
 
+from octviewer.core.inference import AnalysisRequest
 from octviewer.core.quality import QualityProblem
 from octviewer.core.results import ResultFlag
 from training.data.degrade import degrade
@@ -53,10 +54,12 @@ def test_a_spectralis_q_below_15_withholds_the_frame(
     import octviewer
 
     src = data_dir / "io" / "vendor" / "Willis_B_716_0.vol"
-    good = engine.analyze(octviewer.load(src), cam=False).frames[0]
+    good = engine.analyze(octviewer.load(src), AnalysisRequest(cam=False)).frames[0]
     assert good.quality.device_index == pytest.approx(44.58, abs=0.01)
     assert QualityProblem.DEVICE_INDEX not in good.quality.problems
-    low = engine.analyze(octviewer.load(_low_q_vol(src, tmp_path, 9.0)), cam=False).frames[0]
+    low = engine.analyze(
+        octviewer.load(_low_q_vol(src, tmp_path, 9.0)), AnalysisRequest(cam=False)
+    ).frames[0]
     assert low.withholding_flag is ResultFlag.LOW_QUALITY
     assert QualityProblem.DEVICE_INDEX in low.quality.problems
     assert "Spectralis Q" in low.reason and "15" in low.reason
@@ -68,7 +71,7 @@ def test_the_report_states_the_quality_verdict(engine, data_dir: Path, tmp_path:
     from octviewer.core.report import render_report
 
     scan = octviewer.load(_blinked_png(data_dir, tmp_path))
-    res = engine.analyze(scan, cam=True)
+    res = engine.analyze(scan, AnalysisRequest(cam=True))
     img = render_report(scan, res)
     record = json.loads(img.info["octviewer:result"])
     assert record["assessable"] is False and record["class"] is None

@@ -16,6 +16,7 @@ import pytest
 from helpers_models import make_tiny_bundle
 
 import octviewer
+from octviewer.core.inference import AnalysisRequest
 from octviewer.core.result_cache import (
     CacheKey,
     ResultCache,
@@ -44,7 +45,7 @@ class Counting:
 
     def __call__(self, scan: Any, **kw: Any) -> Any:
         self.calls += 1
-        return self.engine.analyze(scan, **kw)
+        return self.engine.analyze(scan, AnalysisRequest(**kw))
 
 
 def write_volume(path: Path, n: int = 5) -> Path:
@@ -96,7 +97,9 @@ def test_another_model_arithmetic_or_content_is_a_miss(tmp_path, engine, volume)
     scan = octviewer.load(volume)
     arith = engine_arithmetic(engine)
     key = cache.key_for(scan, engine.identity.sha256, arith)
-    assert key is not None and cache.put(key, scan, engine.analyze(scan, cam=False))
+    assert key is not None and cache.put(
+        key, scan, engine.analyze(scan, AnalysisRequest(cam=False))
+    )
     assert cache.get(key, scan) is not None
     assert cache.get(CacheKey(key.content, "0" * 64, arith), scan) is None
     other = "int8" if arith != "int8" else "float32"
@@ -117,7 +120,7 @@ def test_write_is_atomic_under_a_failure(tmp_path, engine, volume, monkeypatch) 
     cache = ResultCache(tmp_path / "cache")
     scan = octviewer.load(volume)
     key = cache.key_for(scan, engine.identity.sha256, engine_arithmetic(engine))
-    result = engine.analyze(scan, cam=False)
+    result = engine.analyze(scan, AnalysisRequest(cam=False))
 
     def crash(*args: Any) -> None:
         raise OSError("simulated crash before the rename")
@@ -181,7 +184,9 @@ def test_the_least_recently_used_entries_go_past_the_budget(tmp_path, engine) ->
         p = tmp_path / f"b{i}.jpeg"
         shutil.copy(src, p)
         scan = octviewer.load(p)
-        cache.through(scan, engine, lambda scan=scan: engine.analyze(scan, cam=False))
+        cache.through(
+            scan, engine, lambda scan=scan: engine.analyze(scan, AnalysisRequest(cam=False))
+        )
         entry = cache.path_of(cache.key_for(scan, engine.identity.sha256, arith))
         os.utime(entry, (1000 + i, 1000 + i))  # the first is the least recently used
         entries.append((scan, entry))
@@ -197,7 +202,7 @@ def test_the_least_recently_used_entries_go_past_the_budget(tmp_path, engine) ->
 def test_clear_says_how_much_it_freed(tmp_path, engine, volume) -> None:
     cache = ResultCache(tmp_path / "cache")
     scan = octviewer.load(volume)
-    cache.through(scan, engine, lambda: engine.analyze(scan, cam=False))
+    cache.through(scan, engine, lambda: engine.analyze(scan, AnalysisRequest(cam=False)))
     (cache.root / ".x.part").write_bytes(b"12345")
     n, size = cache.usage()
     assert n == 1 and cache.clear() == (1, size + 5)
@@ -212,7 +217,7 @@ def test_no_patient_identity_in_the_cache(tmp_path, engine) -> None:
     scan = octviewer.load(path)
     assert scan.identity.name  # the file does carry a patient
     cache = ResultCache(tmp_path / "cache")
-    result = cache.through(scan, engine, lambda: engine.analyze(scan, cam=False))
+    result = cache.through(scan, engine, lambda: engine.analyze(scan, AnalysisRequest(cam=False)))
     assert len(result.frames) == 3
     blob = b"".join(p.read_bytes() for p in cache.root.iterdir()).lower()
     for needle in [*PATIENT.values(), "Synthetic", "Doe", name, str(tmp_path)]:

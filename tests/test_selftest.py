@@ -156,8 +156,8 @@ def test_a_missing_not_oct_flag_fails(
 
     real = Engine.analyze
 
-    def forgetful(self, scan, **kw):  # an engine that never flags non-OCT input
-        r = real(self, scan, **kw)
+    def forgetful(self, scan, *args, **kw):  # an engine that never flags non-OCT input
+        r = real(self, scan, *args, **kw)
         frames = tuple(dataclasses.replace(f, flags=frozenset()) for f in r.frames)
         return dataclasses.replace(r, frames=frames)
 

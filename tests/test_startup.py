@@ -280,9 +280,9 @@ def test_a_cache_hit_imports_neither_timm_nor_torchvision(bundles, tmp_path: Pat
 def test_the_launch_log_lines_exist(tmp_path: Path) -> None:
     """The real app, launched with the samples: the lines bench_launch.py reads."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from bench_launch import one_launch
+    from bench_launch import Launch, one_launch
 
-    r = one_launch(tmp_path, ["--samples"], cold=True, timeout=120)
+    r = one_launch(tmp_path, Launch(("--samples",), cold=True, timeout=120))
     lines = "\n".join(r["lines"])
     assert "window shown" in lines and "first result shown" in lines and "engine ready" in lines
     assert r["window"] <= r["result"]

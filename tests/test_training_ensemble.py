@@ -10,6 +10,7 @@ import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+from octviewer.core.inference import AnalysisRequest
 from octviewer.errors import TrainingError
 from training.cli import main as train_main
 from training.config import TrainConfig
@@ -82,7 +83,7 @@ def test_ensemble_of_two_members_runs_in_the_engine(tmp_path: Path) -> None:
     ci = cfg.metrics["validation"]["balanced_accuracy_ci95"]
     assert 0.0 <= ci["low"] <= cfg.metrics["validation"]["balanced_accuracy"] <= ci["high"] <= 1.0
     scan = octviewer.load(next(KERMANY_SMALL.glob("CNV/*.jpeg")))
-    res = Engine(out, device="cpu").analyze(scan, cam=True)
+    res = Engine(out, device="cpu").analyze(scan, AnalysisRequest(cam=True))
     assert res.frames[0].cam is not None and res.frames[0].cam.shape == scan.shape
     assert res.model.name == "ens-test"
 

@@ -14,6 +14,7 @@ import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+from octviewer.core.inference import AnalysisRequest
 from octviewer.errors import TrainingError
 from training.config import TrainConfig
 from training.run import run_training
@@ -88,7 +89,7 @@ def test_smoke_run_writes_a_bundle_the_viewer_engine_analyses(tmp_path: Path) ->
 
     engine = Engine(res.bundle, device="cpu")
     scan = octviewer.load(KERMANY_SMALL / "DME" / "DME-30521-9.jpeg")
-    result = engine.analyze(scan, cam=False)
+    result = engine.analyze(scan, AnalysisRequest(cam=False))
     fr = result.frames[0]
     assert fr.class_names == cfg.class_names
     assert fr.probabilities.shape == (4,) and abs(float(fr.probabilities.sum()) - 1) < 1e-4
@@ -232,7 +233,9 @@ def test_cnn_trains_in_bf16_channels_last_on_the_cpu(
     assert {t.dtype for t in tensors.values() if t.is_floating_point()} == {torch.float32}
     assert json_precision(res.run_dir) == "bf16"
     engine = Engine(res.bundle, device="cpu")
-    result = engine.analyze(octviewer.load(KERMANY_SMALL / "DME" / "DME-30521-9.jpeg"), cam=True)
+    result = engine.analyze(
+        octviewer.load(KERMANY_SMALL / "DME" / "DME-30521-9.jpeg"), AnalysisRequest(cam=True)
+    )
     fr = result.frames[0]
     assert abs(float(fr.probabilities.sum()) - 1) < 1e-4
     assert fr.cam is not None and np.isfinite(fr.cam).all()

@@ -37,9 +37,9 @@ class CountingEngine:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._engine, name)
 
-    def analyze(self, scan: Any, **kw: Any) -> Any:
+    def analyze(self, scan: Any, *args: Any, **kw: Any) -> Any:
         self.calls += 1
-        return self._engine.analyze(scan, **kw)
+        return self._engine.analyze(scan, *args, **kw)
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ pytestmark = pytest.mark.gui
 
 from PIL import Image  # noqa: E402
 
+from octviewer.core.inference import AnalysisRequest  # noqa: E402
 from octviewer.core.results import ResultFlag  # noqa: E402
 from octviewer.resources import samples_dir  # noqa: E402
 from octviewer.ui import file_commands  # noqa: E402
@@ -55,8 +56,8 @@ class FlaggingEngine:
             return {"ood_score": 9.5, "ood_threshold": 5.0}
         return {}
 
-    def analyze(self, scan: Any, **kwargs: Any) -> Any:
-        res = self._engine.analyze(scan, **kwargs)
+    def analyze(self, scan: Any, *args: Any, **kwargs: Any) -> Any:
+        res = self._engine.analyze(scan, *args, **kwargs)
         frames = tuple(
             dataclasses.replace(f, flags=f.flags | {self.flag}, **self._score())
             if self.flagged is None or f.frame_index in self.flagged
@@ -140,7 +141,7 @@ def test_fundus_is_not_assessed_and_output_is_shown_only_on_request(
 def test_volume_strip_marks_and_most_suspicious_skips_flagged_frames(qtbot, window, engine) -> None:
     c = window.controller
     scan = kermany_volume(8)
-    plain = engine.analyze(scan, cam=False)
+    plain = engine.analyze(scan, AnalysisRequest(cam=False))
     worst = plain.most_suspicious_frame()
     flagged = {worst, (worst + 3) % 8}
     c.set_engine(FlaggingEngine(engine, flagged))

@@ -13,6 +13,7 @@ from helpers_models import make_tiny_bundle
 from test_precision import CNN_MEMBERS, _real_volume
 
 from octviewer.core.engine import Engine
+from octviewer.core.inference import AnalysisRequest
 from octviewer.core.results import FrameResult
 from octviewer.core.volume_rule import VolumeShortcut
 
@@ -54,8 +55,8 @@ def test_rule_sends_close_calls_and_near_threshold_scores_to_the_full_pass() -> 
 
 def test_shortcut_gives_the_full_class_on_a_real_volume(engine: Engine) -> None:
     scan = _real_volume()
-    full = engine.analyze(scan, cam=False, batch_size=4)
-    fast = engine.analyze(scan, cam=False, batch_size=4, shortcut=VolumeShortcut())
+    full = engine.analyze(scan, AnalysisRequest(cam=False, batch_size=4))
+    fast = engine.analyze(scan, AnalysisRequest(cam=False, batch_size=4, shortcut=VolumeShortcut()))
     assert engine.model.hflip_tta  # restored after the cheap pass
     assert "volume_rule" in fast.extra and "volume_rule" not in full.extra
     assert [f.frame_index for f in fast.frames] == [f.frame_index for f in full.frames]
@@ -66,11 +67,11 @@ def test_shortcut_gives_the_full_class_on_a_real_volume(engine: Engine) -> None:
 def test_frames_left_to_the_cheap_pass_carry_its_results(engine: Engine) -> None:
     scan = _real_volume()
     never = VolumeShortcut(margin=0, confidence_margin=0, ood_margin=-np.inf, suspicious=0)
-    got = engine.analyze(scan, cam=False, shortcut=never, full_frames=[2])
-    full = engine.analyze(scan, cam=False)
+    got = engine.analyze(scan, AnalysisRequest(cam=False, shortcut=never, full_frames=[2]))
+    full = engine.analyze(scan, AnalysisRequest(cam=False))
     engine.model.hflip_tta = False
     try:
-        plain = engine.analyze(scan, cam=False)
+        plain = engine.analyze(scan, AnalysisRequest(cam=False))
     finally:
         engine.model.hflip_tta = True
     assert got.extra["volume_rule"] == f"mirrored view on 1 of {scan.n_frames} frames"

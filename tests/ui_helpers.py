@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from pathlib import Path
 from typing import Any
@@ -58,9 +59,12 @@ class GatedEngine:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._engine, name)
 
-    def analyze(self, scan: Any, **kwargs: Any) -> Any:
+    def analyze(
+        self, scan: Any, request: Any = None, *, progress: Any = None, cancel: Any = None
+    ) -> Any:
+        from octviewer.core.inference import AnalysisRequest
+
         self.calls += 1
-        progress = kwargs.pop("progress", None)
 
         def gate(done: int, total: int) -> None:
             if progress is not None:
@@ -69,8 +73,8 @@ class GatedEngine:
                 self.started.set()
                 self.release.wait(30)
 
-        kwargs.setdefault("batch_size", 4)
-        return self._engine.analyze(scan, progress=gate, **kwargs)
+        request = dataclasses.replace(request or AnalysisRequest(), batch_size=4)
+        return self._engine.analyze(scan, request, progress=gate, cancel=cancel)
 
 
 def tiny_engine(tmp_path_factory: Any) -> Any:

@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from octviewer.cli.analyze import cmd_analyze
 from octviewer.cli.batch import (
     BatchOutcome,
+    BatchRun,
     analyze_one,
     expand_inputs,
     run_batch,
@@ -53,6 +54,7 @@ __all__ = [
     "EXIT_USAGE",
     "SUBCOMMANDS",
     "BatchOutcome",
+    "BatchRun",
     "analyze_one",
     "build_parser",
     "expand_inputs",

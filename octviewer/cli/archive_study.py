@@ -30,6 +30,7 @@ def analyse_study(
     """Console lines of one study (``k`` numbers it in this run; no identifiers in names)."""
     import octviewer
     from octviewer.core.archive.filing import objects_for
+    from octviewer.core.inference import AnalysisRequest
     from octviewer.core.report import save_report
     from octviewer.core.report.pdf import PrintOptions, page_size, save_report_pdf
     from octviewer.core.summary import result_line
@@ -39,7 +40,7 @@ def analyse_study(
     to_send = []
     for j, path in enumerate(retrieved.scan_files(), 1):
         scan = octviewer.load(path)
-        result = engine.analyze(scan, cam=not scan.is_volume)
+        result = engine.analyze(scan, AnalysisRequest(cam=not scan.is_volume))
         result, idx = _with_heatmap(engine, scan, result)
         stem = args.out / f"study{k:03d}_scan{j:02d}"
         save_report(scan, result, stem.with_suffix(".png"), frame_index=idx)

@@ -122,22 +122,31 @@ def _console_lines(
     return lines
 
 
+@dataclass(frozen=True)
+class BatchRun:
+    """What every input of one batch shares: the engine, the command line, the class whose CAM
+    is drawn (None: the predicted one), the result cache, and the report names taken so far
+    (filled as the batch goes, so that no two reports get the same name)."""
+
+    engine: Engine
+    args: argparse.Namespace
+    cam_class: int | None = None
+    cache: ResultCache | None = None
+    used: set[str] = field(default_factory=set)
+
+
 def analyze_one(
-    engine: Engine,
-    path: Path,
-    args: argparse.Namespace,
-    cam_class: int | None,
-    used: set[str],
-    series: str | None = None,
-    cache: ResultCache | None = None,
+    run: BatchRun, path: Path, series: str | None = None
 ) -> tuple[list[SummaryRow], list[Path], list[str]]:
-    """Load, analyse (or read from ``cache``) and report one input: its summary rows, reports
-    and console line. Raises OCTViewerError for a bad input."""
+    """Load, analyse (or read from ``run.cache``) and report one input: its summary rows,
+    reports and console line. Raises OCTViewerError for a bad input."""
     import octviewer
+    from octviewer.core.inference import AnalysisRequest
     from octviewer.core.presentation import frame_file_part, frame_index
     from octviewer.core.report import redact, save_report
     from octviewer.core.summary import rows_for_result
 
+    engine, args, cam_class, cache = run.engine, run.args, run.cam_class, run.cache
     scan = octviewer.load(path, series=series)
     chosen = None if args.frame is None else frame_index(args.frame)  # --frame is 1-based
     if chosen is not None and not 0 <= chosen < scan.n_frames:
@@ -150,13 +159,16 @@ def analyze_one(
     is_file_item = series is not None and series.startswith("file:")
     source = series[5:] if is_file_item else path.name
     shown_name = source if args.include_identity else redact(source, scan.identity)
-    stem = _unique_stem(_safe_stem(shown_name, path.is_dir() and not is_file_item), used)
+    stem = _unique_stem(_safe_stem(shown_name, path.is_dir() and not is_file_item), run.used)
     # CAMs for every analysed frame only when each gets a report (or there is only one frame).
     cam_all = args.per_frame or chosen is not None or not scan.is_volume
 
     def compute() -> ScanResult:
         return engine.analyze(
-            scan, frames=frames, cam=cam_all, cam_class=cam_class, batch_size=args.batch_size
+            scan,
+            AnalysisRequest(
+                frames=frames, cam=cam_all, cam_class=cam_class, batch_size=args.batch_size
+            ),
         )
 
     if cache is None:
@@ -215,7 +227,7 @@ def run_batch(
     from octviewer.core.summary import failed_row
 
     outcome = BatchOutcome()
-    used: set[str] = set()
+    run = BatchRun(engine, args, cam_class, cache)
     bar = tqdm(
         inputs,
         desc="Analysing",
@@ -227,9 +239,7 @@ def run_batch(
         path, series = item if isinstance(item, tuple) else (item, None)
         shown = str(path) if series is None else f"{path} [{series}]"
         try:
-            rows, reports, lines = analyze_one(
-                engine, path, args, cam_class, used, series=series, cache=cache
-            )
+            rows, reports, lines = analyze_one(run, path, series=series)
         except OCTViewerError as e:
             log.info("Skipped %s: %s", path.name, e)
             msg = str(e)

@@ -26,7 +26,6 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +43,7 @@ from octviewer.core.device import (
 from octviewer.core.examination import examine_frame
 from octviewer.core.heatmap import Heatmap
 from octviewer.core.inference import (
+    AnalysisRequest,
     CancelFn,
     ProgressFn,
     check_scan,
@@ -66,7 +66,6 @@ if TYPE_CHECKING:
     from octviewer.core.cam import CamPass
     from octviewer.core.model.config import ModelConfig
     from octviewer.core.ood import OODModel
-    from octviewer.core.volume_rule import VolumeShortcut
 
 log = logging.getLogger(__name__)
 
@@ -273,34 +272,27 @@ class Engine:
     def analyze(
         self,
         scan: Scan,
+        request: AnalysisRequest | None = None,
         *,
-        frames: Sequence[int] | None = None,
-        cam: bool = True,
-        cam_class: int | str | None = None,
-        batch_size: int = 8,
         progress: ProgressFn | None = None,
         cancel: CancelFn | None = None,
-        shortcut: VolumeShortcut | None = None,
-        full_frames: Sequence[int] = (),
     ) -> ScanResult:
-        """Classify frames of ``scan`` (all by default), with the CAM of the predicted class
-        (or ``cam_class``) when ``cam`` is true. ``cancel()`` is checked between batches.
-
-        ``shortcut`` (predictions of several frames of a model with a mirrored view): the
-        mirrored view only where :mod:`octviewer.core.volume_rule` says it can change the
-        answer, and always for ``full_frames``."""
+        """Classify the frames of ``scan`` that ``request`` names (default: all, with the CAM
+        of the predicted class; see :class:`~octviewer.core.inference.AnalysisRequest`).
+        ``progress(done, total)`` after each batch; ``cancel()`` is checked between batches."""
 
         t0 = time.perf_counter()
+        request = request if request is not None else AnalysisRequest()
+        cam = request.cam
         check_scan(scan)
-        indices = frame_indices(scan, frames)
-        if shortcut is not None and not cam and len(indices) > 1 and self._has_mirror():
+        indices = frame_indices(scan, request.frames)
+        if request.shortcut is not None and not cam and len(indices) > 1 and self._has_mirror():
             return with_scan_verdict(
-                analyze_with_shortcut(
-                    self, scan, indices, shortcut, full_frames, batch_size, progress, cancel
-                )
+                analyze_with_shortcut(self, scan, indices, request, progress, cancel)
             )
+        cam_class = request.cam_class
         fixed_class = self.class_index(cam_class) if cam_class is not None else None
-        bs = max(1, int(batch_size))
+        bs = max(1, int(request.batch_size))
         results: list[FrameResult] = []
         for start in range(0, len(indices), bs):
             if cancel is not None and cancel():

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -19,6 +20,7 @@ from octviewer.errors import AnalysisCancelled, AnalysisError
 if TYPE_CHECKING:
     from octviewer.core.model.config import ModelConfig
     from octviewer.core.ood import OODModel
+    from octviewer.core.volume_rule import VolumeShortcut
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,29 @@ _INFERENCE_ERRORS = (
 #: ``progress(done, total)`` and ``cancel() -> bool``: the callbacks of one analysis call.
 ProgressFn = Callable[[int, int], None]
 CancelFn = Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class AnalysisRequest:
+    """What one :meth:`Engine.analyze <octviewer.core.engine.Engine.analyze>` call computes.
+
+    ``frames``: the frame indices (None = every frame). ``cam``: the CAM of the predicted class,
+    or of ``cam_class`` (an index or a name), for every analysed frame. ``batch_size``: frames
+    per forward pass. ``shortcut`` (models with a mirrored view, ``cam=False``, several
+    frames): the mirrored view only where :mod:`octviewer.core.volume_rule` says it can change
+    the answer, and always for ``full_frames``. Sequences are kept as tuples."""
+
+    frames: Sequence[int] | None = None
+    cam: bool = True
+    cam_class: int | str | None = None
+    batch_size: int = 8
+    shortcut: VolumeShortcut | None = None
+    full_frames: Sequence[int] = ()
+
+    def __post_init__(self) -> None:
+        if self.frames is not None:
+            object.__setattr__(self, "frames", tuple(self.frames))
+        object.__setattr__(self, "full_frames", tuple(self.full_frames))
 
 
 def require_finite(probs: np.ndarray | None, grids: np.ndarray | None, idx: list[int]) -> None:

@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from octviewer.core.inference import AnalysisRequest
 from octviewer.core.results import ModelIdentity, ScanResult
 
 if TYPE_CHECKING:
     from octviewer.core.inference import CancelFn, ProgressFn
     from octviewer.core.model.config import ModelConfig
     from octviewer.core.scan import Scan
-    from octviewer.core.volume_rule import VolumeShortcut
 
 log = logging.getLogger(__name__)
 
@@ -36,21 +35,29 @@ class ShortcutEngine(Protocol):
     @property
     def device(self) -> str: ...
 
-    def analyze(self, scan: Scan, **kw: Any) -> ScanResult: ...
+    def analyze(
+        self,
+        scan: Scan,
+        request: AnalysisRequest | None = None,
+        *,
+        progress: ProgressFn | None = None,
+        cancel: CancelFn | None = None,
+    ) -> ScanResult: ...
 
 
 def analyze_with_shortcut(
     engine: ShortcutEngine,
     scan: Scan,
     indices: list[int],
-    rule: VolumeShortcut,
-    keep: Sequence[int],
-    batch_size: int,
+    request: AnalysisRequest,
     progress: ProgressFn | None,
     cancel: CancelFn | None,
 ) -> ScanResult:
-    """The cheap pass (no mirrored view) on every frame, then the full pass where needed."""
+    """The cheap pass (no mirrored view) on every frame, then the full pass where needed
+    (``request.shortcut`` says where; always on ``request.full_frames``)."""
     t0 = time.perf_counter()
+    rule, batch_size = request.shortcut, request.batch_size
+    assert rule is not None  # the engine takes this path only with a shortcut
     n = len(indices)
 
     def cheap_progress(done: int, _total: int) -> None:
@@ -61,14 +68,22 @@ def analyze_with_shortcut(
         engine.model.hflip_tta = False
         try:
             cheap = engine.analyze(
-                scan, frames=indices, cam=False, batch_size=batch_size,
-                progress=cheap_progress, cancel=cancel,
-            )  # fmt: skip
+                scan,
+                AnalysisRequest(frames=indices, cam=False, batch_size=batch_size),
+                progress=cheap_progress,
+                cancel=cancel,
+            )
         finally:
             engine.model.hflip_tta = True
-        refine = rule.frames_to_refine(cheap.frames, engine.config.confidence_threshold, keep)
+        refine = rule.frames_to_refine(
+            cheap.frames, engine.config.confidence_threshold, request.full_frames
+        )
         full = (
-            engine.analyze(scan, frames=refine, cam=False, batch_size=batch_size, cancel=cancel)
+            engine.analyze(
+                scan,
+                AnalysisRequest(frames=refine, cam=False, batch_size=batch_size),
+                cancel=cancel,
+            )
             if refine
             else None
         )

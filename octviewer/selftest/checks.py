@@ -123,6 +123,7 @@ def analyse_case(
     path: Path, engine: Engine, out_dir: Path, case: CaseOutcome, expect: dict[str, Any]
 ) -> Scan | None:
     """Load, analyse (with CAM), check and report one scan. Returns the scan when it loaded."""
+    from octviewer.core.inference import AnalysisRequest
     from octviewer.core.io import load
     from octviewer.core.report import save_report
 
@@ -148,13 +149,13 @@ def analyse_case(
         case.fail("is a non-OCT sample but was read as an OCT")
     try:
         if scan.is_volume:  # the viewer's way: predictions for all, the CAM for the shown frame
-            result = engine.analyze(scan, cam=False)
+            result = engine.analyze(scan, AnalysisRequest(cam=False))
             k = result.most_suspicious_frame()
             fr = result.frame(k)
             cam = engine.cam(scan, k, fr.predicted_index)
             result = result.with_cam(k, cam, fr.predicted_index)
         else:
-            result = engine.analyze(scan, cam=True)
+            result = engine.analyze(scan, AnalysisRequest(cam=True))
             k = result.frames[0].frame_index
         case.analysed = True
         _check_result(scan, result, engine, case)
@@ -180,20 +181,21 @@ def check_int8(model: Path, engine: Engine, scan: Scan | None, run: Any) -> None
     float engine's class, with a heatmap, on a real B-scan. Skipped for other bundles and off
     the CPU (int8 is a CPU option)."""
     from octviewer.core.engine import Engine
+    from octviewer.core.inference import AnalysisRequest
 
     if not engine.config.int8 or not engine.device.startswith("cpu") or scan is None:
         log.info("self-test: int8 check not run (bundle not calibrated for it, or not a CPU)")
         return
     try:
         int8 = Engine(model, device="cpu", quantize=True, int8_cache="off")  # build it here
-        got = int8.analyze(scan, frames=[0], cam=True).frames[0]
+        got = int8.analyze(scan, AnalysisRequest(frames=[0], cam=True)).frames[0]
     except Exception as exc:  # a packaging gap shows here: record it, go on
         log.exception("self-test: int8 engine failed")
         run.fail(f"int8: {type(exc).__name__}: {exc}")
         return
     if engine.quantized:  # the default arithmetic is int8 for a model validated in it
         engine = Engine(model, device="cpu", quantize=False)
-    want = engine.analyze(scan, frames=[0], cam=False).frames[0]
+    want = engine.analyze(scan, AnalysisRequest(frames=[0], cam=False)).frames[0]
     if int8.int8_kind != "static":
         run.fail(f"int8: the calibrated bundle fell back to the {int8.int8_kind!r} path")
     elif got.predicted_index != want.predicted_index or got.cam is None:
@@ -211,6 +213,7 @@ def check_protocol_gate(engine: Engine, run: Any) -> None:
     """The examination works in this installation: the bundled peripapillary circle scan is
     not assessed for its protocol by a model that states it reads macular scans (the reader,
     the scope and the flag together), and its frame carries a quality verdict."""
+    from octviewer.core.inference import AnalysisRequest
     from octviewer.core.io import load
     from octviewer.core.results import ResultFlag
     from octviewer.selftest_readers import selftest_dir
@@ -219,7 +222,9 @@ def check_protocol_gate(engine: Engine, run: Any) -> None:
         log.info("self-test: protocol check not run (the bundle states no scope)")
         return
     try:
-        frame = engine.analyze(load(selftest_dir() / "circular-valid.vol"), cam=False).frames[0]
+        frame = engine.analyze(
+            load(selftest_dir() / "circular-valid.vol"), AnalysisRequest(cam=False)
+        ).frames[0]
     except Exception as exc:  # a reader or check missing from the bundle shows here
         log.exception("self-test: the protocol check failed")
         run.fail(f"protocol check: {type(exc).__name__}: {exc}")

@@ -51,15 +51,17 @@ def analyse(
     core/volume_rule.py), then the CAM of the frame on screen on request (request_cam).
     ``ctx``: the job's progress and cancel flag. With a ``cache``: its result when it has
     one (``lookup``), else the engine's, stored."""
+    from octviewer.core.inference import AnalysisRequest
     from octviewer.core.volume_rule import VolumeShortcut
 
     def compute() -> ScanResult:
         return engine.analyze(
             scan,
-            cam=not scan.is_volume,
+            AnalysisRequest(
+                cam=not scan.is_volume, shortcut=VolumeShortcut() if scan.is_volume else None
+            ),
             progress=ctx.progress,
             cancel=ctx.cancelled,
-            shortcut=VolumeShortcut() if scan.is_volume else None,
         )
 
     if cache is None:

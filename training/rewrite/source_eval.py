@@ -97,6 +97,7 @@ def dev_files_decided(bundle: Path, paths: Sequence[Path]) -> list[dict[str, Any
     """Each development file through the real engine (fp32): assessed or why not."""
     from octviewer import load
     from octviewer.core.engine import Engine
+    from octviewer.core.inference import AnalysisRequest
     from octviewer.errors import OCTViewerError
     from training.rewrite.add_ood import dev_files
 
@@ -104,7 +105,7 @@ def dev_files_decided(bundle: Path, paths: Sequence[Path]) -> list[dict[str, Any
     rows = []
     for p in dev_files(paths):
         try:
-            result = engine.analyze(load(p), cam=False)
+            result = engine.analyze(load(p), AnalysisRequest(cam=False))
         except OCTViewerError as exc:
             rows.append({"file": p.name, "assessed": False, "why": f"refused: {exc}"[:120]})
             continue

@@ -93,9 +93,11 @@ def ood_files(paths: Sequence[str]) -> list[Path]:
 
 def decisions(engine: Any, scans: list[Any]) -> dict[str, np.ndarray]:
     """Per frame of ``scans``: top-1 class, OOD score (NaN: none), probabilities."""
+    from octviewer.core.inference import AnalysisRequest
+
     cls, score, probs = [], [], []
     for scan in scans:
-        for f in engine.analyze(scan, cam=False).frames:
+        for f in engine.analyze(scan, AnalysisRequest(cam=False)).frames:
             cls.append(f.predicted_index)
             score.append(np.nan if f.ood_score is None else f.ood_score)
             probs.append(f.probabilities)

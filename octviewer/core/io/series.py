@@ -229,10 +229,12 @@ def _read_dicom_series(folder: Path, group: _Group) -> Scan:
         first,
         tuple(p for p, _ in ordered),
         decoded,
-        fmt="DICOM series",
-        spacing=spacing,
-        notes=tuple(notes),
-        protocol=_series_protocol(ordered, len(frames)),
+        dicom.ReaderFacts(
+            "DICOM series",
+            spacing=spacing,
+            notes=tuple(notes),
+            protocol=_series_protocol(ordered, len(frames)),
+        ),
     )
     return Scan(
         frames=frames, metadata=meta, identity=dicom.identity_of(first), localizer=localizer

@@ -201,19 +201,26 @@ def create_model_for(config: ModelConfig, *, meta: bool) -> torch.nn.Module:
 UnitHook = Callable[[str, "torch.nn.Module", "torch.nn.Module"], None]
 
 
+@dataclass(frozen=True)
+class _OpenBundle:
+    """The bundle :func:`load_bundle` is reading: the open file, its path, its configuration
+    and the dtype each tensor of the network takes."""
+
+    fh: Any
+    path: Path
+    config: ModelConfig
+    dtypes: dict[str, torch.dtype]
+
+
 def _fill_unit(
-    fh: Any,
-    model: torch.nn.Module,
-    prefix: str,
-    unit: torch.nn.Module,
-    dtypes: dict[str, torch.dtype],
-    config: ModelConfig,
-    p: Path,
+    src: _OpenBundle, model: torch.nn.Module, prefix: str, unit: torch.nn.Module
 ) -> list[str]:
     """Read one :func:`load_units` piece's tensors from the open file into it (int8 ones
     dequantised, each value-checked); returns the names it filled."""
     import torch
     from safetensors import SafetensorError
+
+    fh, dtypes, p = src.fh, src.dtypes, src.path
 
     if prefix:
         keys = [f"{prefix}.{k}" for k in unit.state_dict()]
@@ -239,7 +246,7 @@ def _fill_unit(
         raise unreadable(p, exc) from exc
     except RuntimeError as exc:
         raise ModelMismatchError(
-            f"The weights do not fit the architecture '{config.architecture}' ({exc}).",
+            f"The weights do not fit the architecture '{src.config.architecture}' ({exc}).",
             path=p,
         ) from exc
     return keys
@@ -281,8 +288,9 @@ def load_bundle(
     except (SafetensorError, OSError, ValueError) as exc:
         raise unreadable(p, exc) from exc
     with fh:
+        src = _OpenBundle(fh, p, config, dtypes)
         for prefix, unit in load_units(model):
-            keys = _fill_unit(fh, model, prefix, unit, dtypes, config, p)
+            keys = _fill_unit(src, model, prefix, unit)
             done.update(keys)
             if on_unit is not None:
                 on_unit(prefix, unit, model)

@@ -33,6 +33,7 @@ from octviewer.core.io.dicom.header import (
 from octviewer.core.io.dicom.intensity import apply_intensity_chain, pixel_view
 from octviewer.core.io.dicom.localizer import frame_locations, localizer_file
 from octviewer.core.io.dicom.metadata import (
+    ReaderFacts,
     build_metadata,
     identity_of,
     instance_position,
@@ -49,6 +50,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "OPT_SOP",
     "DecodedDicom",
+    "ReaderFacts",
     "apply_intensity_chain",
     "build_metadata",
     "decode_frames",
@@ -102,5 +104,5 @@ def read_dicom(path: Path) -> Scan:
         localizer, note = find_localizer(path.parent, ref_uid, positions, exclude=path)
         if note:
             notes.append(note)
-    meta = build_metadata(ds, (path,), decoded, fmt="DICOM", notes=tuple(notes))
+    meta = build_metadata(ds, (path,), decoded, ReaderFacts("DICOM", notes=tuple(notes)))
     return Scan(frames=decoded.frames, metadata=meta, identity=identity_of(ds), localizer=localizer)

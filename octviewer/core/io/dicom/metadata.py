@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -132,17 +133,22 @@ def identity_of(ds: Dataset) -> PatientIdentity:
     )
 
 
+@dataclass(frozen=True)
+class ReaderFacts:
+    """What a reader adds to the header for :func:`build_metadata`: the format name shown,
+    its notes, and the spacing and protocol when it knows them better than the header (a
+    series reader: from all its files); None reads them from the header."""
+
+    fmt: str
+    spacing: PixelSpacing | None = None
+    notes: tuple[str, ...] = ()
+    protocol: ScanProtocol | None = None
+
+
 def build_metadata(
-    ds: Dataset,
-    paths: tuple[Path, ...],
-    decoded: DecodedDicom,
-    *,
-    fmt: str,
-    spacing: PixelSpacing | None = None,
-    notes: tuple[str, ...] = (),
-    protocol: ScanProtocol | None = None,
+    ds: Dataset, paths: tuple[Path, ...], decoded: DecodedDicom, facts: ReaderFacts
 ) -> ScanMetadata:
-    """``protocol``: given by a series reader (what all its files agree on), else read here."""
+    """The metadata of a scan read from ``paths``, its first header ``ds``, with ``facts``."""
     n_frames = int(decoded.frames.shape[0])
     modality = modality_of(ds, n_frames)
     extra = ("converted from colour to greyscale",) if decoded.was_color else ()
@@ -153,10 +159,10 @@ def build_metadata(
 
     return ScanMetadata(
         source_paths=paths,
-        format=fmt,
+        format=facts.fmt,
         modality=modality,
         laterality=laterality_of(ds),
-        spacing=spacing or spacing_of(ds),
+        spacing=facts.spacing or spacing_of(ds),
         manufacturer=text("Manufacturer"),
         device_model=text("ManufacturerModelName"),
         acquisition_date=_date_of(ds),
@@ -164,6 +170,8 @@ def build_metadata(
         series_uid=text("SeriesInstanceUID"),
         was_color=decoded.was_color,
         bit_depth=decoded.bit_depth,
-        notes=extra + notes,
-        protocol=protocol if protocol is not None else protocol_of(ds, n_frames, modality.is_oct),
+        notes=extra + facts.notes,
+        protocol=facts.protocol
+        if facts.protocol is not None
+        else protocol_of(ds, n_frames, modality.is_oct),
     )
