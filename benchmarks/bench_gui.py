@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from octviewer.core.engine import Engine
+    from octviewer.ui.app import favour_the_gui_thread, freeze_heap_when_model_ready
     from octviewer.ui.main_window import MainWindow
     from octviewer.ui.settings import Settings
 
@@ -129,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"   model: {engine.identity} on {engine.device}, threads={engine.threads}")
         win = MainWindow(Settings.at(tmp / "s.ini"))
         win.resize(1400, 900)
+        freeze_heap_when_model_ready(win.controller)  # as the app's main() does
+        favour_the_gui_thread()
         win.show()
         win.controller.set_engine(engine)
         app.processEvents()
