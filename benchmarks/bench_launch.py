@@ -6,7 +6,7 @@ after start``) is read while it runs; the clock here starts just before the proc
 and stops when a line appears in the log file (polled every 5 ms). The process is then stopped
 by its pid.
 
-    python benchmarks/bench_launch.py [--repeats 5] [--cold] [-- APP ARGS]
+    python benchmarks/bench_launch.py [--repeats 5] [--cold] [--against OTHER_CHECKOUT] [-- APP ARGS]
 
 ``--cold``: also an empty int8 network cache before every run (the first launch after an
 install or a model change); by default the cache the first run writes is kept, as on every
@@ -116,7 +116,7 @@ def one_launch(tmp: Path, launch: Launch) -> dict:
     return seen
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -124,32 +124,34 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cold", action="store_true", help="empty int8 cache before every run")
     ap.add_argument("--repo", type=Path, default=ROOT, help="launch this checkout's app")
     ap.add_argument(
+        "--against",
+        type=Path,
+        help="also launch this checkout's app (e.g. main before a change), alternating with "
+        "--repo's launch by launch so that both meet the same load; prints both",
+    )
+    ap.add_argument(
         "--legacy", action="store_true", help="an app before 'first result shown' (main before #27)"
     )
     ap.add_argument("app_args", nargs="*", default=["--samples"])
-    args = ap.parse_args(argv)
-    print(f"{args.repo}: {sys.executable} -m octviewer {' '.join(args.app_args)}; {loadavg()}")
-    runs = []
-    with tempfile.TemporaryDirectory() as td:
-        tmp = Path(td)
-        if not args.cold:  # the first launch fills the int8 cache; not counted
-            warm_up = Launch(tuple(args.app_args), cold=True, fill_cache=True, repo=args.repo)
-            first = one_launch(tmp, warm_up)
-            print(f"  cache-filling launch: first result {first['result']:.2f} s")
-        launch = Launch(tuple(args.app_args), args.cold, repo=args.repo, legacy=args.legacy)
-        for i in range(args.repeats):
-            r = one_launch(tmp, launch)
-            runs.append(r)
-            print(
-                f"  run {i + 1}: window {r.get('window', float('nan')):.2f} s, engine ready "
-                f"{r.get('engine', float('nan')):.2f} s, first result {r['result']:.2f} s; {loadavg()}"
-            )
-        for line in runs[-1]["lines"]:
-            print(f"    log: {line}")
+    return ap
+
+
+def prepared_launch(args: argparse.Namespace, repo: Path, tmp: Path) -> Launch:
+    """The launch of ``repo``'s app; fills its int8 cache first unless ``--cold``."""
+    if not args.cold:  # the first launch fills the int8 cache; not counted
+        warm_up = Launch(tuple(args.app_args), cold=True, fill_cache=True, repo=repo)
+        first = one_launch(tmp, warm_up)
+        print(f"  {repo.name}: cache-filling launch: first result {first['result']:.2f} s")
+    legacy = args.legacy and (args.against is None or repo == args.against)
+    return Launch(tuple(args.app_args), args.cold, repo=repo, legacy=legacy)
+
+
+def report(repo: Path, runs: list[dict], cold: bool) -> float:
+    """Print the medians of ``runs`` with PASS/FAIL; returns the first result's median."""
     win = statistics.median(r.get("window", float("inf")) for r in runs)
     res = statistics.median(r["result"] for r in runs)
-    state = "cold int8 cache" if args.cold else "warm int8 cache"
-    print(f"\nmedians over {len(runs)} launches ({state}; {loadavg()}):")
+    state = "cold int8 cache" if cold else "warm int8 cache"
+    print(f"\n{repo}: medians over {len(runs)} launches ({state}; {loadavg()}):")
     print(
         f"  {'PASS' if win <= WINDOW_GOAL_S else 'FAIL'}  launch -> window {win:.2f} s (goal <= 1 s)"
     )
@@ -157,6 +159,32 @@ def main(argv: list[str] | None = None) -> int:
         f"  {'PASS' if res <= RESULT_GOAL_S else 'FAIL'}  launch -> first result {res:.2f} s "
         "(goal <= 2 s)"
     )
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    repos = [r for r in (args.against, args.repo) if r is not None]
+    print(f"{sys.executable} -m octviewer {' '.join(args.app_args)}; {loadavg()}")
+    runs: dict[Path, list[dict]] = {r: [] for r in repos}
+    with tempfile.TemporaryDirectory() as td:
+        homes = {r: Path(td) / str(k) for k, r in enumerate(repos)}
+        plan = {r: prepared_launch(args, r, homes[r]) for r in repos}
+        for i in range(args.repeats):
+            for repo in repos:  # alternating: both meet the same load
+                r = one_launch(homes[repo], plan[repo])
+                runs[repo].append(r)
+                print(
+                    f"  {repo.name} run {i + 1}: window {r.get('window', float('nan')):.2f} s, "
+                    f"engine ready {r.get('engine', float('nan')):.2f} s, first result "
+                    f"{r['result']:.2f} s; {loadavg()}"
+                )
+        for line in runs[args.repo][-1]["lines"]:
+            print(f"    log: {line}")
+    medians = [report(repo, runs[repo], args.cold) for repo in repos]
+    if len(medians) == 2:
+        print(f"\nfirst result: {medians[1]:.2f} s against {medians[0]:.2f} s "
+              f"({medians[1] / medians[0]:.2f}x, paired launch by launch)")  # fmt: skip
     return 0
 
 
