@@ -63,12 +63,21 @@ def load_network(
     loaded, hook = load_int8(path, device, head.config, cam_target_of, head)
     if cache != "off" and hook.kind == "static" and device == "cpu":
         job = threading.Thread(
-            target=store_cached, args=(head, loaded, hook), name="int8-cache", daemon=True
+            target=_store_in_background, args=(head, loaded, hook), name="int8-cache", daemon=True
         )
         job.start()
         if cache == "sync":
             job.join()
     return loaded, hook
+
+
+def _store_in_background(head: BundleHead, loaded: LoadedModel, hook: Any) -> None:
+    """:func:`store_cached` on a thread that yields the CPU to the window and the analyses
+    (tracing and freezing four members is seconds of Python beside the first results)."""
+    from octviewer.core.device import lower_thread_priority
+
+    lower_thread_priority()
+    store_cached(head, loaded, hook)
 
 
 def _expect(head: BundleHead, sha: str, bits: int, members: int) -> dict[str, Any]:
