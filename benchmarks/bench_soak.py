@@ -116,9 +116,15 @@ def scan_files(n: int, tmp: Path) -> list[Path]:
 
 
 def make_engine(choice: str, tmp: Path):
+    """The engine as every launch but the first loads it: for the bundled model, its int8
+    network is written to this run's own cache folder first (never the user's: its results
+    would answer the soak's scans without the engine)."""
+    from octviewer.core.cache_dir import CACHE_ENV
     from octviewer.core.engine import Engine
 
+    os.environ[CACHE_ENV] = str(tmp / "cache")
     if choice == "default":
+        Engine(None, int8_cache="sync")  # builds and stores the int8 network
         return Engine(None)
     if choice == "tiny":
         from helpers_models import make_tiny_bundle
