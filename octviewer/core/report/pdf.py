@@ -26,8 +26,8 @@ from octviewer.core import overlay
 from octviewer.core.report import pdf_draw as pd
 from octviewer.core.report import pdf_page as sections
 from octviewer.core.report.facts import choose_frame, result_record, source_label, text_chunks
+from octviewer.core.report.output import png_bytes, write_report_file
 from octviewer.core.report.panels import colorbar, image_panels
-from octviewer.core.report.render import png_bytes, write_report_file
 from octviewer.core.report.volume import map_image
 from octviewer.core.results import RESEARCH_ONLY as DISCLAIMER
 from octviewer.core.results import ScanResult

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-import os
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
 from PIL import Image, ImageDraw
-from PIL.PngImagePlugin import PngInfo
 
 from octviewer.core import overlay
-from octviewer.core.filemode import apply_umask
 from octviewer.core.presentation import frame_text
 from octviewer.core.report import volume as report_volume
 from octviewer.core.report.charts import line_height
 from octviewer.core.report.facts import choose_frame, text_chunks
+from octviewer.core.report.output import png_bytes, write_report_file
 from octviewer.core.report.panels import image_panels, scaled_fonts
 from octviewer.core.report.sections import (
     Page,
@@ -147,37 +144,3 @@ def save_report(
     write_report_file(path, png_bytes(img, compress_level=3))
     log.info("Report written: %s", path.name)
     return path
-
-
-def png_bytes(img: Image.Image, **save: object) -> bytes:
-    """``img`` encoded as PNG with its text chunks (the report record) kept."""
-    import io
-
-    info = PngInfo()
-    for k, v in img.info.items():
-        if isinstance(v, str):
-            info.add_text(k, v)
-    buf = io.BytesIO()
-    img.save(buf, format="PNG", pnginfo=info, **save)
-    return buf.getvalue()
-
-
-def write_report_file(path: Path, data: bytes) -> None:
-    """Write a report atomically: a temporary name first, then renamed, so a failed write never
-    leaves a half-written report; the file gets the user's normal mode (mkstemp makes 0600)."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".octviewer-", suffix=path.suffix, dir=path.parent)
-        try:
-            apply_umask(fd)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            Path(tmp).replace(path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError as e:
-        raise ReportError(
-            f"The report could not be written to {path}: {e.strerror or e}. "
-            "Check that the folder exists, is writable and has free space."
-        ) from e
