@@ -42,8 +42,8 @@ def analyse_study(
         result = engine.analyze(scan, cam=not scan.is_volume)
         result, idx = _with_heatmap(engine, scan, result)
         stem = args.out / f"study{k:03d}_scan{j:02d}"
-        save_report(scan, result, stem.with_suffix(".png"), frame_index=idx)
         options = PrintOptions(page=page_size(args.page), frame_index=idx)
+        save_report(scan, result, stem.with_suffix(".png"), options)
         save_report_pdf(scan, result, stem.with_suffix(".pdf"), options)
         label = f"study {k} scan {j}"
         lines.append(result_line(label, result.frame(idx), scan.n_frames))

@@ -137,6 +137,16 @@ def map_panel(
     return img.crop((0, 0, width, round(bottom)))
 
 
+def map_summary(m: dm.DiseaseMap, result: ScanResult) -> str:
+    """``"6 B-scans: 2 × CNV, 1 × DME, ..., 1 not assessed"``: what the map shows, counted."""
+    counts = [
+        f"{sum(ln.class_name == name for ln in m.lines)} × {name}" for name in result.class_names
+    ]
+    summary = f"{len(m.lines)} B-scans: " + ", ".join(counts)
+    n_na = sum(ln.status == "not assessed" for ln in m.lines)
+    return summary + (f", {n_na} not assessed" if n_na else "")
+
+
 def map_chunk(scan: Scan, result: ScanResult) -> str:
     """The map as JSON for the ``octviewer:disease_map`` text chunk (frame numbers 1-based)."""
     m = dm.build_disease_map(scan, result)
