@@ -1,10 +1,10 @@
-"""The sections of the printable report page (fpdf2, millimetres), top to bottom: header,
-B-scan and heatmap panels with the heatmap key, model output and warnings | scan facts, the
-localizer (one B-scan with its scan line, or a volume's disease map), the per-frame strip, and
-the footer pinned to the bottom of the page.
+"""The sections of the report page (fpdf2, millimetres), top to bottom: header, B-scan and
+heatmap panels with the heatmap key, model output and warnings | scan facts, a volume's
+per-frame strip and disease map (or why there is none), one B-scan's localizer with its scan
+line, and the footer pinned to the bottom of the page. The PNG report is this page rasterised.
 
-The words are those of the PNG report (:mod:`.facts`, :mod:`.panels`, :mod:`.sections`): the
-research-only notice, the model identity and the "not assessed" rules are the same.
+Its words come from :mod:`.facts` and :mod:`.panels`: the research-only notice, the model
+identity and the "not assessed" rules.
 """
 
 from __future__ import annotations
