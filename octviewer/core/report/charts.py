@@ -11,6 +11,7 @@ from PIL import ImageDraw, ImageFont
 
 from octviewer.core.presentation import NOT_ASSESSED_LABEL, class_rgb, frame_number, frame_text
 from octviewer.core.report.fonts import fit_text
+from octviewer.core.results import ScanResult
 
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 RGB = tuple[int, int, int]
@@ -92,23 +93,45 @@ class _StripPlot:
         return self.py1 - float(np.clip(p, 0, 1)) * (self.py1 - self.py0)
 
 
+@dataclass(frozen=True)
+class StripData:
+    """What the per-frame strip plots: ``probs`` is ``(len(frame_indices), n_classes)``;
+    ``chosen`` is the frame shown in the report; ``assessable`` (None: all) per analysed frame."""
+
+    frame_indices: Sequence[int]
+    n_frames: int
+    class_names: Sequence[str]
+    probs: np.ndarray
+    chosen: int
+    assessable: Sequence[bool] | None = None
+
+    @classmethod
+    def of(cls, result: ScanResult, n_frames: int, chosen: int) -> StripData:
+        """The strip of ``result`` for a scan of ``n_frames``, frame ``chosen`` marked."""
+        return cls(
+            [f.frame_index for f in result.frames],
+            n_frames,
+            result.class_names,
+            result.probability_matrix(),
+            chosen,
+            [f.assessable for f in result.frames],
+        )
+
+
 def draw_probability_strip(
     draw: ImageDraw.ImageDraw,
     box: tuple[float, float, float, float],
-    frame_indices: Sequence[int],
-    n_frames: int,
-    class_names: Sequence[str],
-    probs: np.ndarray,
-    chosen: int,
+    data: StripData,
     font: Font,
-    assessable: Sequence[bool] | None = None,
 ) -> None:
     """Each class probability (0..1) against the frame number, the chosen frame marked.
 
-    ``probs`` is ``(len(frame_indices), n_classes)``. Frame numbers on the axis are 1-based,
-    as a reader counts B-scans. Frames whose ``assessable`` entry is False are drawn as grey
-    hatched bands without points, and the class lines break there.
+    Frame numbers on the axis are 1-based, as a reader counts B-scans. Frames whose
+    ``assessable`` entry is False are drawn as grey hatched bands without points, and the
+    class lines break there.
     """
+    frame_indices, n_frames, class_names = data.frame_indices, data.n_frames, data.class_names
+    probs, chosen, assessable = data.probs, data.chosen, data.assessable
     ok = [True] * len(frame_indices) if assessable is None else [bool(a) for a in assessable]
     x0, y0, x1, y1 = box
     lh = line_height(font)

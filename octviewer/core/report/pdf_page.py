@@ -20,7 +20,7 @@ from octviewer.core import disease_map as dm
 from octviewer.core.overlay import HEATMAP_LEGEND
 from octviewer.core.presentation import NOT_EXCLUDED, NOT_EXCLUDED_RGB, frame_text
 from octviewer.core.report import pdf_draw as pd
-from octviewer.core.report.charts import MUTED, draw_probability_strip
+from octviewer.core.report.charts import MUTED, StripData, draw_probability_strip
 from octviewer.core.report.facts import (
     examination_rows,
     identity_rows,
@@ -269,13 +269,8 @@ def strip(pdf: FPDF, ctx: PageContext, y: float, h: float) -> float:
     draw_probability_strip(
         ImageDraw.Draw(img),
         (0, 0, px_w - 1, px_h - 1),
-        [f.frame_index for f in ctx.result.frames],
-        ctx.scan.n_frames,
-        ctx.fr.class_names,
-        ctx.result.probability_matrix(),
-        ctx.fr.frame_index,
+        StripData.of(ctx.result, ctx.scan.n_frames, ctx.fr.frame_index),
         font(22),
-        assessable=[f.assessable for f in ctx.result.frames],
     )
     pd.image_in(pdf, img, pd.Box(MARGIN, y, ctx.inner, h), frame=False)
     return y + h + 1
