@@ -123,6 +123,9 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     except ValueError:
         _say("octviewer-cli: --shard takes I/N with 1 <= I <= N, e.g. 2/4.", sys.stderr)
         return EXIT_USAGE
+    if getattr(args, "series", None) and not args.study:
+        _say("octviewer-cli: --series needs its --study.", sys.stderr)
+        return EXIT_USAGE
     if not args.study and not (args.date or args.modality or args.patient_id or args.patient_name):
         _say("octviewer-cli: give --study, or a search (--date, --modality, ...).", sys.stderr)
         return EXIT_USAGE

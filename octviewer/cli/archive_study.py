@@ -34,7 +34,11 @@ def analyse_study(
     from octviewer.core.report.pdf import PrintOptions, page_size, save_report_pdf
     from octviewer.core.summary import result_line
 
-    retrieved = archive.retrieve(study_uid)
+    series = getattr(args, "series", None)
+    if series:
+        retrieved = archive.retrieve_series(study_uid, series)
+    else:
+        retrieved = archive.retrieve(study_uid)
     lines = [f"study {k}: {len(retrieved.files)} instance(s) retrieved ({archive.node.retrieve})"]
     to_send = []
     for j, path in enumerate(retrieved.scan_files(), 1):

@@ -79,6 +79,20 @@ class RetrievedStudy:
         return sorted(p for p, ds in heads if ds.get("Modality") not in NOT_SCANS)
 
 
+def _localizer_uids(files: Sequence[Path]) -> set[str]:
+    """The SOP Instance UIDs of the localizers that OCT files refer to (frame locations)."""
+    from octviewer.core.io.dicom.localizer import frame_locations
+
+    uids = set()
+    for path in files:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        if ds.get("SOPClassUID") == OPT_SOP:
+            ref, _positions = frame_locations(ds)
+            if ref:
+                uids.add(ref)
+    return uids
+
+
 class Archive:
     """One node: every call contacts it (nothing happens on construction)."""
 
@@ -152,6 +166,24 @@ class Archive:
             )
         log.info("%s: %d instance(s) retrieved by %s", self.node.name, len(files), method)
         return RetrievedStudy(study_uid, folder, tuple(files))
+
+    def retrieve_series(
+        self, study_uid: str, series_uid: str, cancel: Callable[[], bool] | None = None
+    ) -> RetrievedStudy:
+        """One series (WADO-RS series retrieve; C-GET/C-MOVE at SERIES level) into the cache;
+        ``files`` lists it alone. When its OCT frames refer to a localizer that is not in the
+        cache yet, the study's en-face (OP) series are retrieved beside it too, so the volume
+        opens with its localizer as it would from the whole study."""
+        got = self.retrieve(study_uid, (series_uid,), cancel)
+        cached = {p.stem for p in got.folder.glob("*.dcm")}
+        missing = {_SAFE.sub("_", uid) for uid in _localizer_uids(got.files)} - cached
+        if missing:
+            enface = [s.series_uid for s in self.series(study_uid)
+                      if s.modality == "OP" and s.series_uid != series_uid]  # fmt: skip
+            if enface:
+                log.info("%s: retrieving %d localizer series", self.node.name, len(enface))
+                self.retrieve(study_uid, enface, cancel)
+        return got
 
     # --- sending ------------------------------------------------------------------------
     @property
