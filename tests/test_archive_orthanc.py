@@ -168,6 +168,29 @@ def test_retrieve_series_brings_that_series_and_its_localizer(orthanc, kind: str
     assert sorted(p.name for p in got.folder.glob("*.dcm")) == [enface.name]
 
 
+@pytest.mark.parametrize("kind", ["wado", "c-get", "c-move"])
+def test_cancel_after_the_first_instance_keeps_nothing(orthanc, kind: str) -> None:
+    """Cancel asked while the retrieve runs stops it at the next instance (WADO-RS: in the
+    middle of the streamed response); the files it wrote are removed, none is half written."""
+    from octviewer.core.archive.service import archive_cache
+    from octviewer.errors import ArchiveCancelledError
+
+    archive = Archive(nodes(orthanc)[kind])
+    cache = archive_cache() / "studies"
+    arrived: list[str] = []
+
+    def cancelled() -> bool:
+        arrived.extend(p.name for p in cache.rglob("*.dcm") if p.name not in arrived)
+        return bool(arrived)  # Cancel pressed once the first instance is in
+
+    with pytest.raises(ArchiveCancelledError, match="cancelled"):
+        archive.retrieve(orthanc.studies["small"], cancel=cancelled)
+    assert len(arrived) == 1  # stopped after one of the study's two instances
+    assert not [p for p in cache.rglob("*") if p.is_file()]  # nothing partial stays
+    got = archive.retrieve(orthanc.studies["small"])  # and a retrieve afterwards is whole
+    assert len(got.files) == 2
+
+
 def test_c_move_refuses_what_was_not_asked_for(orthanc, caplog) -> None:
     """While our storage SCP listens for a C-MOVE, an unrelated instance sent to it is refused."""
     from pynetdicom import AE
@@ -289,6 +312,22 @@ def test_cli_analyze_one_series(orthanc, bundle, tmp_path, capsys) -> None:
     assert sorted(p.suffix for p in (tmp_path / "out").iterdir()) == [".pdf", ".png"]
     assert cli.main([*base, "--series", opt.series_uid]) == cli.EXIT_USAGE
     assert "--series needs its --study" in capsys.readouterr().err
+
+
+def test_cli_says_a_cancelled_run_was_cancelled(orthanc, bundle, tmp_path, capsys, monkeypatch):
+    """Ctrl+C while a study is retrieved: the retrieve removes what it wrote (see above), the
+    command says so and ends with 130."""
+    from octviewer.cli import archive_study
+
+    def interrupted(*_a, **_k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(archive_study, "analyse_study", interrupted)
+    node = nodes(orthanc)["c-get"]
+    args = ["archive", "analyze", "--node", node.address, "--study", orthanc.studies["small"],
+            "--model", str(bundle), "--device", "cpu", "--out", str(tmp_path)]  # fmt: skip
+    assert cli.main(args) == 130
+    assert "study 1: cancelled" in capsys.readouterr().err
 
 
 def test_batch_skips_studies_with_this_models_result_and_shards(

@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from octviewer.core.archive import ArchiveNode, NodeStore, StudyQuery, parse_dates, parse_node
-from octviewer.errors import OCTViewerError
+from octviewer.errors import ArchiveCancelledError, OCTViewerError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -44,7 +44,7 @@ _pool = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="octviewer-archi
 
 def run_blocking(parent: QWidget, label: str, work: Callable[[Callable[[], bool]], T]) -> T:
     """``work(cancelled)`` on the archive thread behind a modal progress dialog; re-raises its
-    error; Cancel sets ``cancelled()`` (the work checks it between instances)."""
+    error; Cancel sets ``cancelled()`` (a retrieve checks it as each instance arrives)."""
     stop = threading.Event()
     future = _pool.submit(work, stop.is_set)
     dlg = QProgressDialog(label, "Cancel", 0, 0, parent)
@@ -299,6 +299,11 @@ def open_from_archive(window: Any) -> list[int]:
         return []
     try:
         paths = dlg.retrieve()
+    except ArchiveCancelledError:
+        window.status.say(
+            "Retrieve cancelled: nothing was opened, and what had arrived was removed."
+        )
+        return []
     except OCTViewerError as e:
         window.show_error("Open from archive", str(e))
         return []
