@@ -127,3 +127,37 @@ def test_window_says_a_cancelled_retrieve_was_cancelled(qtbot, tmp_path, monkeyp
         assert window.statusBar().currentMessage().startswith("Retrieve cancelled")
     finally:
         window.close()
+
+
+def test_keyring_backend_is_described_and_none_is_no_error(monkeypatch) -> None:
+    import keyring
+    from keyring.backend import KeyringBackend
+    from keyring.backends.fail import Keyring as NoKeyring
+
+    from octviewer.core.archive.credentials import keyring_backend
+
+    class Memory(KeyringBackend):
+        priority = 7  # type: ignore[assignment]
+
+        def get_password(self, service, username):
+            return None
+
+        def set_password(self, service, username, password):
+            pass
+
+        def delete_password(self, service, username):
+            pass
+
+    before = keyring.get_keyring()
+    try:
+        keyring.set_keyring(Memory())
+        usable, text = keyring_backend()
+        assert usable and text.endswith("Memory (priority 7)")
+        keyring.set_keyring(NoKeyring())
+        usable, text = keyring_backend()
+        assert not usable and text.startswith("none usable (keyring.backends.fail.Keyring)")
+    finally:
+        keyring.set_keyring(before)
+    monkeypatch.setitem(__import__("sys").modules, "keyring", None)  # not installed
+    usable, text = keyring_backend()
+    assert not usable and text.startswith("not available (ModuleNotFoundError)")
