@@ -98,6 +98,6 @@ def save_report(
     if path.suffix.lower() != ".png":
         path = path.with_name(path.name + ".png")
     img = render_report(scan, result, options, **keywords)
-    write_report_file(path, png_bytes(img, dpi=img.info["dpi"], compress_level=6))
+    write_report_file(path, png_bytes(img, dpi=img.info["dpi"], compress_level=3))
     log.info("Report written: %s", path.name)
     return path
