@@ -149,3 +149,13 @@ def test_cli_writes_pdf_beside_png(tmp_path: Path, data_dir: Path, capsys) -> No
         assert page.text["octviewer:page"] == "Letter"
     assert not (out / "CNV-53018-1_page.png").exists()
     assert "--page-png is deprecated" in capsys.readouterr().err
+
+
+def test_page_names_are_read_as_the_command_line_spells_them() -> None:
+    from octviewer.errors import ReportError
+
+    assert (
+        rp.PrintOptions(page="letter").page == "Letter" and rp.PrintOptions(page="a4").page == "A4"
+    )
+    with pytest.raises(ReportError, match="choose A4 or Letter"):
+        rp.PrintOptions(page="A3")

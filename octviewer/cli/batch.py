@@ -136,7 +136,6 @@ def analyze_one(
     import octviewer
     from octviewer.core.presentation import frame_file_part, frame_index
     from octviewer.core.report import redact, save_report
-    from octviewer.core.report.pdf import page_size
     from octviewer.core.summary import rows_for_result
 
     scan = octviewer.load(path, series=series)
@@ -185,7 +184,7 @@ def analyze_one(
             opacity=args.opacity,
             contours=args.contour_levels,
             show_unreliable=args.show_unreliable,
-            page=page_size(getattr(args, "page", "A4")),
+            page=getattr(args, "page", "A4"),
         )
         written[idx] = out.name
         out_paths.append(out)

@@ -55,9 +55,8 @@ class PrintOptions:
     contours: tuple[float, ...] = ()
     created: _dt.datetime | None = field(default=None, compare=False)
 
-    def __post_init__(self) -> None:
-        if self.page not in PAGE_SIZES:
-            raise ReportError(f"Unknown page size {self.page!r}: choose A4 or Letter.")
+    def __post_init__(self) -> None:  # "a4", "letter" (the CLI's spelling) are accepted
+        object.__setattr__(self, "page", page_size(self.page))
 
 
 def page_size(name: str) -> str:
