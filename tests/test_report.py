@@ -14,11 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from report_text import drawn_strings
+from report_text import drawn_strings, mean_difference, page_region, placed_pictures
 
 import octviewer
 from octviewer.core import overlay, report, summary
-from octviewer.core.report import pdf_draw
 from octviewer.core.report.panels import image_panels
 from octviewer.core.report.render import PNG_DPI
 from octviewer.core.results import FrameResult, ModelIdentity, ResultFlag, ScanResult
@@ -115,53 +114,10 @@ def test_report_png_has_text_chunks(tmp_path: Path, bscan) -> None:
         assert im.size == A4_PX and im.info["dpi"] == pytest.approx((PNG_DPI, PNG_DPI), abs=0.01)
 
 
-def _placed_images(monkeypatch, render) -> tuple[Image.Image, list]:
-    """The rendered page and every picture put on it with where it landed (mm boxes)."""
-    placed = []
-    image_in = pdf_draw.image_in
-
-    def spy(pdf, img, box, *a, **kw):
-        where = image_in(pdf, img, box, *a, **kw)
-        placed.append((img, where))
-        return where
-
-    with monkeypatch.context() as m:
-        m.setattr(pdf_draw, "image_in", spy)
-        page = render()
-    return page, placed
-
-
-def _crop(page: Image.Image, box: pdf_draw.Box) -> Image.Image:
-    px = PNG_DPI / 25.4
-    return page.crop(
-        (
-            round(box.x * px),
-            round(box.y * px),
-            round((box.x + box.w) * px),
-            round((box.y + box.h) * px),
-        )
-    )
-
-
-def _mean_difference(drawn: Image.Image, source: Image.Image) -> float:
-    """Mean grey-level difference of two pictures, both reduced to a quarter of the drawn
-    size (speckle and resampling averaged out, structure kept)."""
-    inner = drawn.crop((2, 2, drawn.width - 2, drawn.height - 2))  # clear of the panel's edge
-    size = (inner.width // 4, inner.height // 4)
-    src = source.convert("RGB").crop(
-        (2 * source.width / drawn.width, 2 * source.height / drawn.height,
-         source.width - 2 * source.width / drawn.width, source.height - 2 * source.height / drawn.height)
-    )  # fmt: skip
-    a = np.asarray(inner.resize(size, Image.Resampling.BOX), float)
-    b = np.asarray(src.resize(size, Image.Resampling.BOX), float)
-    return float(np.abs(a - b).mean())
-
-
 def test_report_shows_both_panels_scaled_into_the_page(monkeypatch, bscan) -> None:
     scan, res = bscan
-    page, placed = _placed_images(
-        monkeypatch, lambda: report.render_report(scan, res, created=WHEN)
-    )
+    placed = placed_pictures(monkeypatch)
+    page = report.render_report(scan, res, created=WHEN)
     assert page.size == A4_PX
     (b_img, b_box), (h_img, h_box) = placed[:2]
     frame = scan.frame(0)
@@ -175,9 +131,9 @@ def test_report_shows_both_panels_scaled_into_the_page(monkeypatch, bscan) -> No
     assert b_box.w / b_box.h == pytest.approx(frame.shape[1] / frame.shape[0], rel=1e-3)
     assert b_box.w * PNG_DPI / 25.4 >= 700
     # and the page shows them there (JPEG inside the PDF, resampled: close, not identical)
-    assert _mean_difference(_crop(page, b_box), b_img) < 3
-    assert _mean_difference(_crop(page, h_box), h_img) < 3
-    assert _mean_difference(_crop(page, b_box), h_img) > 5  # the check tells them apart
+    assert mean_difference(page_region(page, b_box), b_img) < 3
+    assert mean_difference(page_region(page, h_box), h_img) < 3
+    assert mean_difference(page_region(page, b_box), h_img) > 5  # the check tells them apart
 
 
 def test_small_frames_are_upscaled_never_downscaled(data_dir: Path) -> None:
