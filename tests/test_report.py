@@ -317,3 +317,17 @@ def test_redact_is_case_insensitive_and_keeps_other_text() -> None:
         report.redact("doe_jane_12345_OD.dcm", ident) == "[redacted]_[redacted]_[redacted]_OD.dcm"
     )
     assert report.redact("scan.dcm", PatientIdentity()) == "scan.dcm"
+
+
+def test_public_save_report_keeps_its_keywords_and_takes_options(tmp_path: Path, bscan) -> None:
+    scan, res = bscan
+    kw = dict(frame_index=0, include_identity=False, colormap="viridis", opacity=0.6,
+              contours=(0.5,), created=WHEN, show_unreliable=False, page="letter")  # fmt: skip
+    by_keywords = octviewer.save_report(scan, res, tmp_path / "a.png", **kw)
+    by_options = octviewer.save_report(scan, res, tmp_path / "b.png", report.PrintOptions(**kw))
+    assert _chunks(by_keywords) == _chunks(by_options)
+    assert Image.open(by_keywords).size == Image.open(by_options).size == (1700, 2200)
+    with pytest.raises(TypeError):
+        report.save_report(scan, res, tmp_path / "c.png", report.PrintOptions(), opacity=0.2)
+    with pytest.raises(TypeError):
+        report.save_report(scan, res, tmp_path / "d.png", colour="red")
