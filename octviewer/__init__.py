@@ -102,8 +102,13 @@ def analyze(scan: Scan, model: Engine | None = None, **options: Any) -> ScanResu
     return engine.analyze(scan, request, progress=progress, cancel=cancel)
 
 
-def save_report(scan: Scan, result: ScanResult, path: str | Path, **kwargs: Any) -> Path:
-    """Render the PNG report of ``result`` and write it to ``path``. See ``core.report``."""
+def save_report(
+    scan: Scan, result: ScanResult, path: str | Path, options: Any = None, **kwargs: Any
+) -> Path:
+    """Render the PNG report of ``result`` (the report page at 200 dpi) and write it to
+    ``path``; ``options`` is a ``core.report.PrintOptions`` or its keywords (``frame_index``,
+    ``include_identity``, ``show_unreliable``, ``colormap``, ``opacity``, ``contours``,
+    ``created``, ``page``). See ``core.report``."""
     from octviewer.core.report import save_report as _save
 
-    return _save(scan, result, path, **kwargs)
+    return _save(scan, result, path, options, **kwargs)

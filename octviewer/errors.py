@@ -148,3 +148,7 @@ class ArchiveConnectionError(ArchiveError):
 
 class ArchiveRefusedError(ArchiveError):
     """The archive answered but refused the request (DIMSE failure status, HTTP 4xx/5xx)."""
+
+
+class ArchiveCancelledError(ArchiveError):
+    """The user cancelled a retrieve; what it had written to the cache was removed."""

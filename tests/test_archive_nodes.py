@@ -100,3 +100,64 @@ def test_sr_and_pdf_objects_file_into_the_source_study(tmp_path: Path) -> None:
     assert groups[2]["algorithm"] == {
         "name": "octviewer-test", "version": "1.2.3", "parameters": f"sha256={MODEL.sha256}"
     }  # fmt: skip
+
+
+@pytest.mark.gui
+def test_window_says_a_cancelled_retrieve_was_cancelled(qtbot, tmp_path, monkeypatch) -> None:
+    """Cancel in *Open from archive*: no error box, no scan opened, the status bar says so."""
+    pytest.importorskip("PySide6")
+    from PySide6.QtWidgets import QDialog
+    from ui_helpers import shown_window
+
+    from octviewer.errors import ArchiveCancelledError
+    from octviewer.ui import archive_dialogs
+
+    def cancelled(_self):
+        raise ArchiveCancelledError("web: the retrieve (WADO-RS) was cancelled.", node="web")
+
+    monkeypatch.setenv("OCTVIEWER_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setattr(
+        archive_dialogs.OpenFromArchiveDialog, "exec", lambda _s: QDialog.DialogCode.Accepted
+    )
+    monkeypatch.setattr(archive_dialogs.OpenFromArchiveDialog, "retrieve", cancelled)
+    window = shown_window(qtbot, tmp_path)
+    try:
+        assert archive_dialogs.open_from_archive(window) == []
+        assert not window.errors
+        assert window.statusBar().currentMessage().startswith("Retrieve cancelled")
+    finally:
+        window.close()
+
+
+def test_keyring_backend_is_described_and_none_is_no_error(monkeypatch) -> None:
+    import keyring
+    from keyring.backend import KeyringBackend
+    from keyring.backends.fail import Keyring as NoKeyring
+
+    from octviewer.core.archive.credentials import keyring_backend
+
+    class Memory(KeyringBackend):
+        priority = 7  # type: ignore[assignment]
+
+        def get_password(self, service, username):
+            return None
+
+        def set_password(self, service, username, password):
+            pass
+
+        def delete_password(self, service, username):
+            pass
+
+    before = keyring.get_keyring()
+    try:
+        keyring.set_keyring(Memory())
+        usable, text = keyring_backend()
+        assert usable and text.endswith("Memory (priority 7)")
+        keyring.set_keyring(NoKeyring())
+        usable, text = keyring_backend()
+        assert not usable and text.startswith("none usable (keyring.backends.fail.Keyring)")
+    finally:
+        keyring.set_keyring(before)
+    monkeypatch.setitem(__import__("sys").modules, "keyring", None)  # not installed
+    usable, text = keyring_backend()
+    assert not usable and text.startswith("not available (ModuleNotFoundError)")

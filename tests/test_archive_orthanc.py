@@ -145,6 +145,52 @@ def test_retrieve_opens_with_the_readers(orthanc, kind: str) -> None:
     assert scan.localizer.positions is not None and len(scan.localizer.positions) == 3
 
 
+@pytest.mark.parametrize("kind", ["wado", "c-get", "c-move"])
+def test_retrieve_series_brings_that_series_and_its_localizer(orthanc, kind: str) -> None:
+    """A series chosen in the list is retrieved alone (series level) and opened alone; an OCT
+    series brings the localizer its frames refer to, an en-face series comes by itself."""
+    archive = Archive(nodes(orthanc)[kind])
+    study = orthanc.studies["small"]
+    by_modality = {s.modality: s.series_uid for s in archive.series(study)}
+    got = archive.retrieve_series(study, by_modality["OPT"])
+    [volume] = got.files  # the chosen series only
+    assert got.scan_files() == [volume]
+    assert pydicom.dcmread(volume, stop_before_pixels=True).SeriesInstanceUID == by_modality["OPT"]
+    cached = sorted(got.folder.glob("*.dcm"))
+    assert len(cached) == 2  # its localizer beside it, nothing else of the study
+    scan = octviewer.load(volume)
+    assert scan.n_frames == 3 and scan.localizer is not None
+    assert scan.localizer.positions is not None
+
+    shutil.rmtree(got.folder)  # the en-face series alone: one file, no OCT
+    [enface] = archive.retrieve_series(study, by_modality["OP"]).files
+    assert pydicom.dcmread(enface, stop_before_pixels=True).Modality == "OP"
+    assert sorted(p.name for p in got.folder.glob("*.dcm")) == [enface.name]
+
+
+@pytest.mark.parametrize("kind", ["wado", "c-get", "c-move"])
+def test_cancel_after_the_first_instance_keeps_nothing(orthanc, kind: str) -> None:
+    """Cancel asked while the retrieve runs stops it at the next instance (WADO-RS: in the
+    middle of the streamed response); the files it wrote are removed, none is half written."""
+    from octviewer.core.archive.service import archive_cache
+    from octviewer.errors import ArchiveCancelledError
+
+    archive = Archive(nodes(orthanc)[kind])
+    cache = archive_cache() / "studies"
+    arrived: list[str] = []
+
+    def cancelled() -> bool:
+        arrived.extend(p.name for p in cache.rglob("*.dcm") if p.name not in arrived)
+        return bool(arrived)  # Cancel pressed once the first instance is in
+
+    with pytest.raises(ArchiveCancelledError, match="cancelled"):
+        archive.retrieve(orthanc.studies["small"], cancel=cancelled)
+    assert len(arrived) == 1  # stopped after one of the study's two instances
+    assert not [p for p in cache.rglob("*") if p.is_file()]  # nothing partial stays
+    got = archive.retrieve(orthanc.studies["small"])  # and a retrieve afterwards is whole
+    assert len(got.files) == 2
+
+
 def test_c_move_refuses_what_was_not_asked_for(orthanc, caplog) -> None:
     """While our storage SCP listens for a C-MOVE, an unrelated instance sent to it is refused."""
     from pynetdicom import AE
@@ -252,6 +298,36 @@ def test_analyze_and_file_results_into_the_study(orthanc, bundle, tmp_path, kind
         page.close()
     finally:
         delete_filed(orthanc, uid)
+
+
+def test_cli_analyze_one_series(orthanc, bundle, tmp_path, capsys) -> None:
+    node = nodes(orthanc)["c-get"]
+    uid = orthanc.studies["small"]
+    opt = next(s for s in Archive(node).series(uid) if s.modality == "OPT")
+    base = ["archive", "analyze", "--node", node.address, "--model", str(bundle),
+            "--device", "cpu", "--out", str(tmp_path / "out")]  # fmt: skip
+    assert cli.main([*base, "--study", uid, "--series", opt.series_uid]) == 0
+    out = capsys.readouterr().out
+    assert "study 1: 1 instance(s) retrieved (c-get)" in out  # the series, not the study
+    assert sorted(p.suffix for p in (tmp_path / "out").iterdir()) == [".pdf", ".png"]
+    assert cli.main([*base, "--series", opt.series_uid]) == cli.EXIT_USAGE
+    assert "--series needs its --study" in capsys.readouterr().err
+
+
+def test_cli_says_a_cancelled_run_was_cancelled(orthanc, bundle, tmp_path, capsys, monkeypatch):
+    """Ctrl+C while a study is retrieved: the retrieve removes what it wrote (see above), the
+    command says so and ends with 130."""
+    from octviewer.cli import archive_study
+
+    def interrupted(*_a, **_k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(archive_study, "analyse_study", interrupted)
+    node = nodes(orthanc)["c-get"]
+    args = ["archive", "analyze", "--node", node.address, "--study", orthanc.studies["small"],
+            "--model", str(bundle), "--device", "cpu", "--out", str(tmp_path)]  # fmt: skip
+    assert cli.main(args) == 130
+    assert "study 1: cancelled" in capsys.readouterr().err
 
 
 def test_batch_skips_studies_with_this_models_result_and_shards(
@@ -374,8 +450,16 @@ def test_window_open_from_archive_send_results_and_print(
         dlg.search()
         assert dlg.table.rowCount() == 1
         dlg.table.selectRow(0)
+        assert dlg.series.count() == 2  # the study's OCT volume and its localizer
+        assert dlg.chosen_series().modality == "OPT"  # the only OCT series, chosen
+        enface_row = next(i for i, se in enumerate(dlg.found_series) if se.modality == "OP")
+        dlg.series.setCurrentRow(enface_row)
+        [enface] = dlg.retrieve()  # the chosen series, and only it, is opened
+        assert pydicom.dcmread(enface, stop_before_pixels=True).Modality == "OP"
+        dlg.series.setCurrentRow(1 - enface_row)
         paths = dlg.retrieve()
         assert len(paths) == 1
+        assert pydicom.dcmread(paths[0], stop_before_pixels=True).Modality == "OPT"
 
         c = window.controller
         c.set_engine(Engine(bundle, device="cpu"))

@@ -28,11 +28,7 @@ OWN_CASE = ("octviewer/core/report",)
 
 AREAS = [
     pytest.param("octviewer", id="octviewer"),
-    pytest.param(
-        "octviewer/core/report",
-        id="octviewer-core-report",
-        marks=pytest.mark.skip(reason="issue 24: the report's seams land from another branch"),
-    ),
+    pytest.param("octviewer/core/report", id="octviewer-core-report"),
     pytest.param("benchmarks", id="benchmarks"),
     pytest.param("scripts", id="scripts"),
     pytest.param("training", id="training"),

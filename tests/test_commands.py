@@ -87,7 +87,7 @@ def test_menus_keep_their_layout(qtbot, tmp_path) -> None:
     assert texts == [
         "&Open files…", "Open &folder…", "Open &sample", "Open &recent", "Restore &last session",
         "---", "&Export report…", "Export &all reports…", "Include patient identifiers in reports",
-        "---", "Load &model…", "&Close scan", "---", "Open from &archive…",
+        "Report &page size", "---", "Load &model…", "&Close scan", "---", "Open from &archive…",
         "Send results to archi&ve", "Archive &nodes…", "---", "&Quit",
     ]  # fmt: skip
     assert [a.text() for a in w.menuBar().actions()] == [t for _, t in MENU_TITLES]
@@ -96,4 +96,24 @@ def test_menus_keep_their_layout(qtbot, tmp_path) -> None:
     assert not w.view.overlay_visible and not w.result_panel.overlay_box.isChecked()
     w.contour_actions[(0.5,)].trigger()  # a choice
     assert w.view.contours == (0.5,) and w.settings.overlay_contours == (0.5,)
+    w.close()
+
+
+def test_report_page_size_is_a_choice_bound_to_its_setting(qtbot, tmp_path) -> None:
+    w = shown_window(qtbot, tmp_path)
+    page_menu = next(
+        a.menu()
+        for a in w.menuBar().actions()[0].menu().actions()
+        if a.text() == "Report &page size"
+    )
+    assert [a.text() for a in page_menu.actions()] == [
+        "&A4 (210 × 297 mm)",
+        "US &Letter (8.5 × 11 in)",
+    ]
+    assert w.settings.report_page == "A4" and w.act["page_a4"].isChecked()
+    w.act["page_letter"].trigger()
+    assert w.settings.report_page == "Letter"
+    assert w.act["page_letter"].isChecked() and not w.act["page_a4"].isChecked()
+    w.act["page_a4"].trigger()
+    assert w.settings.report_page == "A4" and not w.act["page_letter"].isChecked()
     w.close()

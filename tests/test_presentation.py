@@ -5,24 +5,27 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
 
 from octviewer.core import presentation as pr
-from octviewer.core.report.charts import draw_probability_bars, line_height
-from octviewer.core.report.fonts import font as load_font
+from octviewer.core.report import pdf_draw as pd
+from octviewer.core.report.pdf import pdf_to_png
 
 KERMANY = ("CNV", "DME", "DRUSEN", "NORMAL")
 NAME_SETS = (KERMANY, ("NORMAL", "AMD"), ("normal", "CNV", "DME"), tuple("ABCDEFGH"))
 
 
 def _report_bar_colours(names: tuple[str, ...]) -> list[tuple[int, int, int]]:
-    """The colour of each class's probability bar in the PNG report (every bar full)."""
-    font = load_font(18)
-    img = Image.new("RGB", (600, 40 * len(names)), "white")
-    draw_probability_bars(ImageDraw.Draw(img), 0, 0, 600, names, np.ones(len(names)), 0, font, font)
-    lh = line_height(font)
-    px = np.asarray(img)
-    return [tuple(int(v) for v in px[round(i * lh + lh * 0.4), 300]) for i in range(len(names))]
+    """The colour of each class's probability bar on the report page (every bar full)."""
+    pdf = pd.new_document((120, 10 + 6 * len(names)))
+    pd.probability_bars(pdf, pd.Box(0, 0, 120, 0), names, np.ones(len(names)), 0)
+    dpi = 144
+    px = np.asarray(pdf_to_png(bytes(pdf.output()), dpi)[0])
+    pitch, bar_h = pd.line_mm(9.0) * 1.25, pd.line_mm(9.0) * 0.8
+
+    def at(x_mm: float, y_mm: float) -> tuple[int, int, int]:
+        return tuple(int(v) for v in px[round(y_mm * dpi / 25.4), round(x_mm * dpi / 25.4)])
+
+    return [at(60, i * pitch + 0.3 + bar_h / 2) for i in range(len(names))]
 
 
 @pytest.mark.gui

@@ -1,4 +1,5 @@
-"""PNG report rendering (octviewer.core.report) and the batch summary (octviewer.core.summary).
+"""The PNG report (octviewer.core.report: the report page rasterised) and the batch summary
+(octviewer.core.summary).
 
 Results are built by hand around real Kermany B-scans, so these tests need no model.
 """
@@ -12,11 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
+from report_text import drawn_strings, mean_difference, page_region, placed_pictures
 
 import octviewer
 from octviewer.core import overlay, report, summary
 from octviewer.core.report.panels import image_panels
+from octviewer.core.report.render import PNG_DPI
 from octviewer.core.results import FrameResult, ModelIdentity, ResultFlag, ScanResult
 from octviewer.core.scan import (
     Laterality,
@@ -29,6 +32,7 @@ from octviewer.core.scan import (
 from octviewer.errors import ReportError
 
 CLASSES = ("CNV", "DME", "DRUSEN", "NORMAL")
+A4_PX = (1654, 2339)  # 210 x 297 mm at 200 dpi
 IDENTITY = PatientIdentity(
     name="Zyxwood^Quentin", patient_id="QX-770012", birth_date="19411203", sex="F"
 )
@@ -105,39 +109,31 @@ def test_report_png_has_text_chunks(tmp_path: Path, bscan) -> None:
     assert rec["flags"] == []
     assert rec["cam_class"] == "CNV"
     assert rec["created"] == "2024-05-06T07:08:00+00:00"
+    assert chunks["octviewer:page"] == "A4"
+    with Image.open(out) as im:
+        assert im.size == A4_PX and im.info["dpi"] == pytest.approx((PNG_DPI, PNG_DPI), abs=0.01)
 
 
-def test_report_shows_both_panels_at_full_resolution(bscan) -> None:
+def test_report_shows_both_panels_scaled_into_the_page(monkeypatch, bscan) -> None:
     scan, res = bscan
-    img = report.render_report(scan, res, created=WHEN)
-    rows, cols = scan.shape  # 496 x 768: wide enough to need no upscaling
-    assert img.width >= 2 * cols and img.height > rows
-    arr = np.asarray(img)
+    placed = placed_pictures(monkeypatch)
+    page = report.render_report(scan, res, created=WHEN)
+    assert page.size == A4_PX
+    (b_img, b_box), (h_img, h_box) = placed[:2]
     frame = scan.frame(0)
-    # find the grayscale B-scan pasted unchanged somewhere in the report
-    ys, xs = np.nonzero((arr[:, :, 0] == frame[0, 0]) & (arr[:, :, 1] == frame[0, 0]))
-    found = None
-    for y, x in zip(ys, xs, strict=True):
-        if (
-            y + rows <= arr.shape[0]
-            and x + cols <= arr.shape[1]
-            and np.array_equal(arr[y : y + rows, x : x + cols, 0], frame)
-        ):
-            found = (int(y), int(x))
-            break
-    assert found is not None, "the B-scan is not in the report at full resolution"
-    y, x = found
-    # the heatmap panel sits to the right, on the same rows, and is the blended frame
     blended = overlay.blend(
         frame, res.frames[0].cam, overlay.DEFAULT_COLORMAP, overlay.DEFAULT_OPACITY
     )
-    right = arr[y : y + rows, x + cols :]
-    hits = [
-        dx
-        for dx in range(right.shape[1] - cols + 1)
-        if np.array_equal(right[:, dx : dx + cols], blended)
-    ]
-    assert hits, "the heatmap panel is missing"
+    assert np.array_equal(np.asarray(b_img)[..., 0], frame)  # the B-scan, not upscaled
+    assert np.array_equal(np.asarray(h_img), blended)  # the heatmap panel: the blended frame
+    # side by side on the same rows, aspect kept, at least 700 px wide on the page
+    assert b_box.y == h_box.y and h_box.x > b_box.x + b_box.w
+    assert b_box.w / b_box.h == pytest.approx(frame.shape[1] / frame.shape[0], rel=1e-3)
+    assert b_box.w * PNG_DPI / 25.4 >= 700
+    # and the page shows them there (JPEG inside the PDF, resampled: close, not identical)
+    assert mean_difference(page_region(page, b_box), b_img) < 3
+    assert mean_difference(page_region(page, h_box), h_img) < 3
+    assert mean_difference(page_region(page, b_box), h_img) > 5  # the check tells them apart
 
 
 def test_small_frames_are_upscaled_never_downscaled(data_dir: Path) -> None:
@@ -149,22 +145,15 @@ def test_small_frames_are_upscaled_never_downscaled(data_dir: Path) -> None:
     left, right = image_panels(scan, res.frames[0], "jet", 0.5)
     assert left.width >= report.MIN_PANEL_WIDTH and left.height > frame.shape[0]
     assert right is not None and right.size == left.size
-    img = report.render_report(scan, res)
-    assert img.width >= 2 * left.width
-
-
-def _drawn_strings(monkeypatch, render) -> list[str]:
-    seen: list[str] = []
-    original = ImageDraw.ImageDraw.text
-
-    def spy(self, xy, text, *a, **kw):
-        seen.append(str(text))
-        return original(self, xy, text, *a, **kw)
-
-    monkeypatch.setattr(ImageDraw.ImageDraw, "text", spy)
-    render()
-    monkeypatch.setattr(ImageDraw.ImageDraw, "text", original)
-    return seen
+    # the page does not grow with the input: small, huge and odd-shaped frames alike
+    for shape in ((120, 90), (2600, 3900), (1900, 300)):
+        big = np.asarray(Image.fromarray(frame).resize((shape[1], shape[0])))
+        res_big = ScanResult(
+            (_fr(0, [0.1, 0.1, 0.1, 0.7], cam=_hot_cam(big.shape), cam_class=3),), MODEL, "cpu"
+        )
+        assert report.render_report(_scan(big), res_big).size == A4_PX, shape
+    letter = report.render_report(scan, res, page="Letter")
+    assert letter.size == (1700, 2200) and letter.info["octviewer:page"] == "Letter"
 
 
 def test_no_identity_anywhere_by_default(tmp_path: Path, data_dir: Path, monkeypatch) -> None:
@@ -177,7 +166,7 @@ def test_no_identity_anywhere_by_default(tmp_path: Path, data_dir: Path, monkeyp
     secrets = ("Zyxwood", "Quentin", "QX-770012", "19411203", "1941")
 
     drawn = " | ".join(
-        _drawn_strings(monkeypatch, lambda: report.save_report(scan, res, tmp_path / "a.png"))
+        drawn_strings(monkeypatch, lambda: report.save_report(scan, res, tmp_path / "a.png"))
     )
     chunks = json.dumps(_chunks(tmp_path / "a.png"))
     raw = (tmp_path / "a.png").read_bytes()
@@ -189,7 +178,7 @@ def test_no_identity_anywhere_by_default(tmp_path: Path, data_dir: Path, monkeyp
 
     # the opt-in includes them, in the picture and the chunks
     drawn_id = " | ".join(
-        _drawn_strings(
+        drawn_strings(
             monkeypatch,
             lambda: report.save_report(scan, res, tmp_path / "b.png", include_identity=True),
         )
@@ -215,7 +204,7 @@ def test_warnings_are_drawn_in_plain_words(monkeypatch, bscan) -> None:
         MODEL,
         "cpu",
     )
-    drawn = " ".join(_drawn_strings(monkeypatch, lambda: report.render_report(scan, res)))
+    drawn = " ".join(drawn_strings(monkeypatch, lambda: report.render_report(scan, res)))
     flat = " ".join(drawn.split())
     for flag in (ResultFlag.LOW_CONFIDENCE, ResultFlag.COLOR_INPUT):
         first_words = " ".join(flag.warning.split()[:6])
@@ -230,7 +219,7 @@ def test_warnings_are_drawn_in_plain_words(monkeypatch, bscan) -> None:
 def test_report_states_the_required_facts(monkeypatch, bscan) -> None:
     scan, res = bscan
     drawn = " ".join(
-        _drawn_strings(monkeypatch, lambda: report.render_report(scan, res, created=WHEN))
+        drawn_strings(monkeypatch, lambda: report.render_report(scan, res, created=WHEN))
     )
     for fact in (
         "Research use only",
@@ -264,18 +253,17 @@ def test_volume_report_defaults_to_most_suspicious_frame_and_draws_strip(
         for f in frs
     )
     res = ScanResult(frs, MODEL, "cpu")
-    drawn = " ".join(_drawn_strings(monkeypatch, lambda: report.render_report(scan, res)))
+    drawn = " ".join(drawn_strings(monkeypatch, lambda: report.render_report(scan, res)))
     assert "Class probability per frame" in drawn
     assert "shown: frame 5" in drawn and "5 of 7" in drawn and "(index" not in drawn
     img = report.render_report(scan, res)
     assert json.loads(img.info["octviewer:result"])["frame_index"] == 4
-    single = report.render_report(
-        _scan(base),
-        ScanResult(
-            (frs[4].__class__(0, CLASSES, frs[4].probabilities, frs[4].logits),), MODEL, "cpu"
-        ),
+    single_res = ScanResult(
+        (frs[4].__class__(0, CLASSES, frs[4].probabilities, frs[4].logits),), MODEL, "cpu"
     )
-    assert img.height > single.height  # the strip adds height
+    single = drawn_strings(monkeypatch, lambda: report.render_report(_scan(base), single_res))
+    assert "Class probability per frame" not in single  # the strip is the volume's
+    assert img.size == A4_PX  # the strip takes room on the page, never a longer page
     # asking for a frame that was not analysed is a clear error
     partial = ScanResult(frs[:2], MODEL, "cpu")
     with pytest.raises(ReportError, match="not analysed"):
@@ -329,3 +317,17 @@ def test_redact_is_case_insensitive_and_keeps_other_text() -> None:
         report.redact("doe_jane_12345_OD.dcm", ident) == "[redacted]_[redacted]_[redacted]_OD.dcm"
     )
     assert report.redact("scan.dcm", PatientIdentity()) == "scan.dcm"
+
+
+def test_public_save_report_keeps_its_keywords_and_takes_options(tmp_path: Path, bscan) -> None:
+    scan, res = bscan
+    kw = dict(frame_index=0, include_identity=False, colormap="viridis", opacity=0.6,
+              contours=(0.5,), created=WHEN, show_unreliable=False, page="letter")  # fmt: skip
+    by_keywords = octviewer.save_report(scan, res, tmp_path / "a.png", **kw)
+    by_options = octviewer.save_report(scan, res, tmp_path / "b.png", report.PrintOptions(**kw))
+    assert _chunks(by_keywords) == _chunks(by_options)
+    assert Image.open(by_keywords).size == Image.open(by_options).size == (1700, 2200)
+    with pytest.raises(TypeError):
+        report.save_report(scan, res, tmp_path / "c.png", report.PrintOptions(), opacity=0.2)
+    with pytest.raises(TypeError):
+        report.save_report(scan, res, tmp_path / "d.png", colour="red")

@@ -1,5 +1,6 @@
-"""The printable report (octviewer.core.report.pdf): one fixed page, vector text with embedded
-fonts, the same rules as the PNG report; and its PNG, the same page rasterised.
+"""The report page (octviewer.core.report.pdf): one fixed page, vector text with embedded
+fonts, the research-only, identity and not-assessed rules; and the PNG report, the same page
+rasterised.
 
 Results are built by hand around real B-scans (tests/data), so no model is needed, except for
 the command-line test, which runs the tiny real bundle.
@@ -18,6 +19,7 @@ from PIL import Image
 import octviewer
 from octviewer import cli
 from octviewer.core.report import pdf as rp
+from octviewer.core.report import render_report
 from octviewer.core.results import FrameResult, ModelIdentity, ResultFlag, ScanResult
 from octviewer.core.scan import Modality, PatientIdentity, Scan, ScanMetadata
 
@@ -107,7 +109,7 @@ def test_any_input_size_gives_the_same_page(data_dir: Path, shape: tuple[int, in
     data = rp.render_pdf(_scan(frame), _result(frame.shape), opts)
     [(size, _)] = _pages(data)
     assert size == A4_PT
-    png = rp.render_page_png(_scan(frame), _result(frame.shape), opts, dpi=100)
+    png = render_report(_scan(frame), _result(frame.shape), opts, dpi=100)
     assert png.size == (827, 1170)  # 210 x 297 mm at 100 dpi
     assert (
         png.info["octviewer:page"] == "A4" and png.info["octviewer:model"] == "octviewer-test 1.2.3"
@@ -127,7 +129,7 @@ def test_vendor_scan_page_shows_localizer_with_scan_line(data_dir: Path) -> None
     assert green.sum() > 50, "the scan line is not drawn on the localizer"
 
 
-def test_cli_writes_pdf_beside_png(tmp_path: Path, data_dir: Path) -> None:
+def test_cli_writes_pdf_beside_png(tmp_path: Path, data_dir: Path, capsys) -> None:
     bundle = make_tiny_bundle(tmp_path / "tiny.safetensors")
     src = data_dir / "report" / "CNV-53018-1.jpeg"
     out = tmp_path / "out"
@@ -140,6 +142,20 @@ def test_cli_writes_pdf_beside_png(tmp_path: Path, data_dir: Path) -> None:
     assert (out / "CNV-53018-1.png").is_file() and pdf.is_file()
     [(size, text)] = _pages(pdf.read_bytes())
     assert size == LETTER_PT and octviewer.RESEARCH_ONLY in text
-    with Image.open(out / "CNV-53018-1_page.png") as page:
-        assert page.width == 1275 and abs(page.height - 1650) <= 1  # 8.5 x 11 in at 150 dpi
+    # the PNG report is the same Letter page (8.5 x 11 in at 200 dpi); --page-png, deprecated,
+    # writes nothing more and says so
+    with Image.open(out / "CNV-53018-1.png") as page:
+        assert page.size == (1700, 2200)
         assert page.text["octviewer:page"] == "Letter"
+    assert not (out / "CNV-53018-1_page.png").exists()
+    assert "--page-png is deprecated" in capsys.readouterr().err
+
+
+def test_page_names_are_read_as_the_command_line_spells_them() -> None:
+    from octviewer.errors import ReportError
+
+    assert (
+        rp.PrintOptions(page="letter").page == "Letter" and rp.PrintOptions(page="a4").page == "A4"
+    )
+    with pytest.raises(ReportError, match="choose A4 or Letter"):
+        rp.PrintOptions(page="A3")

@@ -1,4 +1,4 @@
-"""The volume report: the disease map panel and its PNG text chunk (octviewer.core.report_volume)."""
+"""The volume report: the disease map panel and its PNG text chunk (octviewer.core.report.volume)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import io_factory as fac
 import numpy as np
 import pytest
 from PIL import Image
+from report_text import drawn_strings
 
 from octviewer.core import disease_map as dm
 from octviewer.core.io import load
@@ -43,7 +44,9 @@ def _result(classes: list[int | None]) -> ScanResult:
     return ScanResult(tuple(frames), ModelIdentity("m", "1", "a" * 64, "test"), "cpu")
 
 
-def test_volume_report_has_the_map_panel_and_names_it_in_a_text_chunk(volume, tmp_path) -> None:
+def test_volume_report_has_the_map_panel_and_names_it_in_a_text_chunk(
+    volume, tmp_path, monkeypatch
+) -> None:
     res = _result([0, 0, 3, None, 2, 3])
     path = save_report(volume, res, tmp_path / "r.png", frame_index=2)
     with Image.open(path) as im:
@@ -63,12 +66,25 @@ def test_volume_report_has_the_map_panel_and_names_it_in_a_text_chunk(volume, tm
     assert data["frames"][0]["confidence"] == pytest.approx(0.7)
     assert data["frames"][5]["line"] == pytest.approx(list(fac.localizer_positions(6)[5]), abs=0.01)
     assert "Test" not in chunks[report_volume.CHUNK_KEY]  # no identity
-    # the map section makes the report taller than the same report without a localizer
+    # the map section: the map on the localizer, its legend and what it shows, counted
+    page = " ".join(drawn_strings(monkeypatch, lambda: render_report(volume, res, frame_index=2)))
+    assert "Disease map" in page and "not assessed" in page
+    assert "6 B-scans: 2 × CNV, 0 × DME, 1 × DRUSEN, 2 × NORMAL, 1 not assessed" in page
+    # the same report without a localizer: the same page size, and the map's place says why
     no_loc = dataclasses.replace(volume, localizer=None)
-    plain = render_report(no_loc, res, frame_index=2)
-    assert size[1] > plain.size[1] + 200
+    drawn_plain: list[Image.Image] = []
+    plain_page = " ".join(
+        drawn_strings(
+            monkeypatch,
+            lambda: drawn_plain.append(render_report(no_loc, res, frame_index=2)),
+        )
+    )
+    (plain,) = drawn_plain
+    assert size == plain.size
     gone = json.loads(plain.info[report_volume.CHUNK_KEY])
     assert not gone["available"] and "without a localizer" in gone["reason"]
+    assert "Disease map" in plain_page and gone["reason"] in plain_page
+    assert "B-scans: 2 × CNV" not in plain_page
 
 
 def test_map_image_draws_each_line_in_its_class_colour(volume) -> None:

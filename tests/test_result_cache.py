@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 from helpers_models import make_tiny_bundle
+from report_text import drawn_strings
 
 import octviewer
 from octviewer.core.inference import AnalysisRequest
@@ -224,7 +225,7 @@ def test_no_patient_identity_in_the_cache(tmp_path, engine) -> None:
         assert needle.lower().encode() not in blob, needle
 
 
-def test_the_report_says_the_result_came_from_the_cache(tmp_path, engine) -> None:
+def test_the_report_says_the_result_came_from_the_cache(tmp_path, engine, monkeypatch) -> None:
     from PIL import Image
 
     from octviewer.core.report import save_report
@@ -241,4 +242,8 @@ def test_the_report_says_the_result_came_from_the_cache(tmp_path, engine) -> Non
     b = Image.open(save_report(scan, cached, tmp_path / "cached.png"))
     assert "octviewer:cached_at" not in a.text
     assert b.text["octviewer:cached_at"] == cached.extra["cached_at"]
-    assert b.height > a.height  # the footer's line "Result from the cache, computed ..."
+    assert b.size == a.size  # one page; its footer says so:
+    lines = drawn_strings(monkeypatch, lambda: save_report(scan, cached, tmp_path / "c.png"))
+    assert any(s.startswith("Result from the cache") for s in lines), lines
+    fresh_lines = drawn_strings(monkeypatch, lambda: save_report(scan, fresh, tmp_path / "d.png"))
+    assert not any("from the cache" in s for s in fresh_lines)

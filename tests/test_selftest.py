@@ -59,6 +59,10 @@ def test_passes_on_real_scans_and_reports_everything(
     assert (int(m[1]), int(m[2])) == (5, 5)
     data = json.loads(report.read_text())
     assert data["ok"] and data["summary"] == line
+    # the keyring backend is reported; none usable (as on this test machine) is no failure
+    from octviewer.core.archive.credentials import keyring_backend
+
+    assert data["keyring"] == keyring_backend()[1]
     assert data["torch"]["version"] and data["torch"]["cuda_available"] in (True, False)
     names = {c["name"]: c for c in data["cases"]}
     assert "README.md" not in names

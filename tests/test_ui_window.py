@@ -189,10 +189,16 @@ def test_export_all_writes_one_report_per_scan(qtbot, window, engine, tmp_path) 
     c.set_engine(engine)
     with qtbot.waitSignals([c.result_ready] * 2, timeout=TIMEOUT):
         window.open_paths(KERMANY[:2])
+    window.act["page_letter"].trigger()  # File > Report page size > US Letter
     with qtbot.waitSignal(c.export_finished, timeout=TIMEOUT) as blocker:
         assert file_commands.export_all(window, tmp_path)
     written = blocker.args[0]
     assert len(written) == 2 and all(Path(p).is_file() for p in written)
+    from PIL import Image
+
+    for p in written:  # the reports are on the page chosen in the menu
+        with Image.open(p) as img:
+            assert img.size == (1700, 2200) and img.text["octviewer:page"] == "Letter"
 
 
 def test_volume_strip_localizer_and_most_suspicious_frame(qtbot, window, engine) -> None:

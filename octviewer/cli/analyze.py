@@ -118,6 +118,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if problem is not None:
         say(problem, sys.stderr)
         return EXIT_USAGE
+    if getattr(args, "page_png", False):
+        say(
+            "octviewer-cli: --page-png is deprecated and does nothing: the PNG report is the "
+            "printable page now (its size follows --page).",
+            sys.stderr,
+        )
     t0 = time.perf_counter()
     loaded = _load_engine(args)
     if loaded is None:

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, TextIO
 from octviewer.cli.common import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, log
 from octviewer.errors import OCTViewerError
 
+EXIT_CANCELLED = 130  # the shell's code for a run stopped by Ctrl+C
+
 if TYPE_CHECKING:
     from octviewer.core.archive.nodes import ArchiveNode
     from octviewer.core.archive.service import Archive
@@ -123,6 +125,9 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     except ValueError:
         _say("octviewer-cli: --shard takes I/N with 1 <= I <= N, e.g. 2/4.", sys.stderr)
         return EXIT_USAGE
+    if getattr(args, "series", None) and not args.study:
+        _say("octviewer-cli: --series needs its --study.", sys.stderr)
+        return EXIT_USAGE
     if not args.study and not (args.date or args.modality or args.patient_id or args.patient_name):
         _say("octviewer-cli: give --study, or a search (--date, --modality, ...).", sys.stderr)
         return EXIT_USAGE
@@ -135,6 +140,9 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         try:
             lines = analyse_study(archive, engine, uid, args, k)
+        except KeyboardInterrupt:  # Ctrl+C: a retrieve under way removed what it had written
+            _say(f"study {k}: cancelled; nothing of an unfinished retrieve is kept.", sys.stderr)
+            return EXIT_CANCELLED
         except OCTViewerError as e:
             failed += 1
             _say(f"study {k}: {e}", sys.stderr)

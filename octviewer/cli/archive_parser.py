@@ -35,6 +35,11 @@ def add_archive_parser(sub: argparse._SubParsersAction, model_arg) -> None:
     _query_args(z)
     model_arg(z)
     z.add_argument("--study", metavar="STUDY_UID", help="the study to analyse")
+    z.add_argument(
+        "--series",
+        metavar="SERIES_UID",
+        help="with --study: retrieve and analyse only this series (its localizer comes along)",
+    )
     z.add_argument("--send", action="store_true", help="file the results into the study")
     z.add_argument(
         "-o", "--out", type=Path, default=Path("octviewer-reports"), help="report folder"

@@ -35,7 +35,11 @@ def analyse_study(
     from octviewer.core.report.pdf import PrintOptions, page_size, save_report_pdf
     from octviewer.core.summary import result_line
 
-    retrieved = archive.retrieve(study_uid)
+    series = getattr(args, "series", None)
+    if series:
+        retrieved = archive.retrieve_series(study_uid, series)
+    else:
+        retrieved = archive.retrieve(study_uid)
     lines = [f"study {k}: {len(retrieved.files)} instance(s) retrieved ({archive.node.retrieve})"]
     to_send = []
     for j, path in enumerate(retrieved.scan_files(), 1):
@@ -43,8 +47,8 @@ def analyse_study(
         result = engine.analyze(scan, AnalysisRequest(cam=not scan.is_volume))
         result, idx = _with_heatmap(engine, scan, result)
         stem = args.out / f"study{k:03d}_scan{j:02d}"
-        save_report(scan, result, stem.with_suffix(".png"), frame_index=idx)
         options = PrintOptions(page=page_size(args.page), frame_index=idx)
+        save_report(scan, result, stem.with_suffix(".png"), options)
         save_report_pdf(scan, result, stem.with_suffix(".pdf"), options)
         label = f"study {k} scan {j}"
         lines.append(result_line(label, result.frame(idx), scan.n_frames))

@@ -196,10 +196,11 @@ def analyze_one(
             opacity=args.opacity,
             contours=args.contour_levels,
             show_unreliable=args.show_unreliable,
+            page=getattr(args, "page", "A4"),
         )
         written[idx] = out.name
         out_paths.append(out)
-        if getattr(args, "pdf", False) or getattr(args, "page_png", False):
+        if getattr(args, "pdf", False):
             out_paths.extend(_write_printable(scan, result, out, idx, args))
     label = str(path) if args.include_identity else redact(str(path), scan.identity)
     lines = _console_lines(label, result, to_report, scan.n_frames)
@@ -266,9 +267,9 @@ def run_batch(
 def _write_printable(
     scan: Scan, result: ScanResult, png: Path, idx: int, args: argparse.Namespace
 ) -> list[Path]:
-    """The printable page of frame ``idx`` on the ``--page`` size: ``--pdf`` as PDF next to the
-    PNG report, ``--page-png`` as ``<name>_page.png``."""
-    from octviewer.core.report.pdf import PrintOptions, page_size, save_page_png, save_report_pdf
+    """``--pdf``: the report page of frame ``idx`` on the ``--page`` size as PDF, next to the
+    PNG report (which is the same page rasterised)."""
+    from octviewer.core.report.pdf import PrintOptions, page_size, save_report_pdf
 
     options = PrintOptions(
         page=page_size(getattr(args, "page", "A4")),
@@ -279,9 +280,4 @@ def _write_printable(
         opacity=args.opacity,
         contours=args.contour_levels,
     )
-    out = []
-    if getattr(args, "pdf", False):
-        out.append(save_report_pdf(scan, result, png.with_suffix(".pdf"), options))
-    if getattr(args, "page_png", False):
-        out.append(save_page_png(scan, result, png.with_name(png.stem + "_page.png"), options))
-    return out
+    return [save_report_pdf(scan, result, png.with_suffix(".pdf"), options)]

@@ -199,14 +199,14 @@ def add_printing_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--page-png",
         action="store_true",
-        help="also write the printable page as PNG (<name>_page.png, 150 dpi): the PDF's page",
+        help="deprecated, does nothing: the PNG report is the printable page (200 dpi)",
     )
     parser.add_argument(
         "--page",
         choices=("a4", "letter"),
         default="a4",
         type=str.lower,
-        help="page size of the printable report, --pdf and --page-png (default: a4 portrait)",
+        help="page size of the report, PNG and --pdf (default: a4 portrait)",
     )
     parser.add_argument(
         "--contours",

@@ -177,6 +177,10 @@ def run_selftest(
             run.fail(f"reader {r.label}: {r.detail}")
     if not any(c.not_oct_flagged for c in run.cases):
         run.fail("no non-OCT scan was analysed and flagged NOT_OCT: that check did not run")
+    from octviewer.core.archive.credentials import keyring_backend
+
+    _usable, run.keyring = keyring_backend()  # reported, never a failure: none is allowed
+    log.info("self-test: keyring %s", run.keyring)
     return run
 
 
@@ -245,5 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.json).write_text(json.dumps(run.to_json(), indent=1), encoding="utf-8")
     if run.readers:
         _emit(run.readers_line())
+    if run.keyring:
+        _emit(f"self-test: keyring {run.keyring}")
     _emit(run.summary())
     return 0 if run.ok else 1

@@ -44,6 +44,7 @@ class SelfTestRun:
     torch_info: dict[str, Any] = field(default_factory=dict)
     readers: list[Any] = field(default_factory=list)  # selftest_readers.ReaderOutcome
     int8: str = ""  # what the int8 check found ("" = not run)
+    keyring: str = ""  # the platform keyring backend found for archive passwords (never fails)
 
     def readers_line(self) -> str:
         """One line naming every reader checked (the summary line stays as it was)."""
@@ -94,6 +95,7 @@ class SelfTestRun:
             "failures": self.failures,
             "readers": [dataclasses.asdict(r) for r in self.readers],
             "int8": self.int8 or None,
+            "keyring": self.keyring or None,
             "cases": [
                 {
                     "name": c.name,

@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from octviewer.core.archive import ArchiveNode, NodeStore, StudyQuery, parse_dates, parse_node
-from octviewer.errors import OCTViewerError
+from octviewer.errors import ArchiveCancelledError, OCTViewerError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -44,7 +44,7 @@ _pool = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="octviewer-archi
 
 def run_blocking(parent: QWidget, label: str, work: Callable[[Callable[[], bool]], T]) -> T:
     """``work(cancelled)`` on the archive thread behind a modal progress dialog; re-raises its
-    error; Cancel sets ``cancelled()`` (the work checks it between instances)."""
+    error; Cancel sets ``cancelled()`` (a retrieve checks it as each instance arrives)."""
     stop = threading.Event()
     future = _pool.submit(work, stop.is_set)
     dlg = QProgressDialog(label, "Cancel", 0, 0, parent)
@@ -174,7 +174,8 @@ class NodesDialog(QDialog):
 
 
 class OpenFromArchiveDialog(QDialog):
-    """Search a node's studies, list their series, and retrieve the chosen study."""
+    """Search a node's studies, list their series, and retrieve the chosen series (the study's
+    only OCT series is chosen when the list shows; with none chosen, the study's OCT scans)."""
 
     def __init__(self, parent: QWidget, store: NodeStore | None = None) -> None:
         super().__init__(parent)
@@ -209,6 +210,7 @@ class OpenFromArchiveDialog(QDialog):
         for w in (search, self.table, self.series, buttons):
             layout.addWidget(w)
         self.studies: list[Any] = []
+        self.found_series: list[Any] = []
         self.archive: Any = None
 
     def search(self) -> None:
@@ -242,6 +244,7 @@ class OpenFromArchiveDialog(QDialog):
     def show_series(self) -> None:
         st = self.chosen()
         self.series.clear()
+        self.found_series = []
         if st is None or self.archive is None:
             return
         try:
@@ -251,31 +254,56 @@ class OpenFromArchiveDialog(QDialog):
         except OCTViewerError as e:
             self.series.addItem(str(e))
             return
+        self.found_series = list(found)
         for se in found:
             self.series.addItem(
                 f"{se.modality} #{se.number} {se.description} ({se.n_instances or '?'} instances)"
             )
+        oct_rows = [i for i, se in enumerate(found) if se.modality == "OPT"]
+        if len(oct_rows) == 1:  # the one OCT series is what the user most likely wants
+            self.series.setCurrentRow(oct_rows[0])
+
+    def chosen_series(self) -> Any:
+        row = self.series.currentRow()
+        return self.found_series[row] if 0 <= row < len(self.found_series) else None
 
     def retrieve(self) -> list[Any]:
-        """The chosen study retrieved into the cache: the files to open (or [])."""
+        """The chosen series (or, with none chosen, the study's OCT scans) retrieved into the
+        cache: the files to open (or [])."""
         st = self.chosen()
         if st is None or self.archive is None:
             return []
-        got = run_blocking(
-            self,
-            "Retrieving the study…",
-            lambda cancelled: self.archive.retrieve(st.study_uid, cancel=cancelled),
-        )
+        se = self.chosen_series()
+        if se is None:
+            got = run_blocking(
+                self,
+                "Retrieving the study…",
+                lambda cancelled: self.archive.retrieve(st.study_uid, cancel=cancelled),
+            )
+        else:
+            got = run_blocking(
+                self,
+                "Retrieving the series…",
+                lambda cancelled: self.archive.retrieve_series(
+                    st.study_uid, se.series_uid, cancel=cancelled
+                ),
+            )
         return got.scan_files()
 
 
 def open_from_archive(window: Any) -> list[int]:
-    """*File > Open from archive…*: search, choose a study, open its OCT scans like dropped files."""
+    """*File > Open from archive…*: search, choose a study and series, open it like a dropped
+    file."""
     dlg = OpenFromArchiveDialog(window)
     if dlg.exec() != QDialog.DialogCode.Accepted:
         return []
     try:
         paths = dlg.retrieve()
+    except ArchiveCancelledError:
+        window.status.say(
+            "Retrieve cancelled: nothing was opened, and what had arrived was removed."
+        )
+        return []
     except OCTViewerError as e:
         window.show_error("Open from archive", str(e))
         return []

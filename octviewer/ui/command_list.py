@@ -53,6 +53,7 @@ MENU_TITLES: tuple[tuple[str, str], ...] = (
 SUBMENUS: tuple[Submenu, ...] = (
     Submenu("Samples", "Open &sample", Place("File", 0, 2), files.fill_samples),
     Submenu("Recent", "Open &recent", Place("File", 0, 3), files.fill_recent),
+    Submenu("Page", "Report &page size", Place("File", 1, 3)),
     Submenu("Contours", "Heatmap &contour lines", Place("View", 1, 3)),
     Submenu("Device", "&Device", Place("Model", 0, 3)),
 )
@@ -100,6 +101,13 @@ DEVICE_CHOICES = tuple(
             checked=lambda w, d=d: w.settings.device == d, choice="device", on_window=False)
     for i, d in enumerate(DEVICES)
 )  # fmt: skip
+PAGE_LABELS = (("A4", "&A4 (210 × 297 mm)"), ("Letter", "US &Letter (8.5 × 11 in)"))
+PAGE_CHOICES = tuple(
+    Command(f"page_{p.lower()}", label, partial(files.set_report_page, page=p),
+            (Place("File/Page", 0, i),), tip=f"Reports (PNG and PDF) on {p} pages",
+            checked=lambda w, p=p: w.settings.report_page == p, choice="page", on_window=False)
+    for i, (p, label) in enumerate(PAGE_LABELS)
+)  # fmt: skip
 
 COMMANDS: tuple[Command, ...] = (
     # File
@@ -116,6 +124,7 @@ COMMANDS: tuple[Command, ...] = (
             "Ctrl+Shift+E", "Save a PNG report for every analysed scan"),
     Command("identity", "Include patient identifiers in reports", _set_identity,
             (Place("File", 1, 2),), checked=lambda w: w.view.include_identity, on_window=False),
+    *PAGE_CHOICES,
     Command("restore", "Restore &last session", lambda w: w.restorer.restore_last_session(),
             (Place("File", 0, 4),),
             tip="Reopen the scans that were open when octviewer last ran, with their "

@@ -113,6 +113,12 @@ def export_current(window: Window, path: str | Path | None = None) -> bool:
     return True
 
 
+def set_report_page(window: Window, page: str) -> None:
+    """The page size (``A4`` or ``Letter``) of every report the window writes, PNG and PDF, and
+    of the PDF filed into an archive (the ``report/page`` setting)."""
+    window.settings.report_page = page
+
+
 def export_all(window: Window, directory: str | Path | None = None) -> bool:
     """One report per analysed scan into ``directory`` (asked for when None)."""
     if directory is None:
@@ -123,7 +129,10 @@ def export_all(window: Window, directory: str | Path | None = None) -> bool:
             return False
         window.settings.export_dir = str(directory)
     view = window.view
-    options = ReportOptions(include_identity=view.include_identity, look=view.overlay_look())
+    options = ReportOptions(
+        include_identity=view.include_identity,
+        look={**view.overlay_look(), "page": window.settings.report_page},
+    )
     uids = window.controller.export_all(directory, options)
     if not uids:
         window.show_error("Nothing to export", "No scan has been analysed yet.")

@@ -206,25 +206,17 @@ class ReportJob:
         if cam is None and self.engine is not None and drawn:
             cam = self.engine.heatmap(scan, self.frame, cls)
         look = dict(opts.look or {})
-        page = str(look.pop("page", "A4"))  # the printable page's size (PDF only)
+        page = str(look.pop("page", "A4"))  # the report page's size (PDF and PNG)
         result = self.result.with_cam(self.frame, cam, cls)
-        if self.path.suffix.lower() == ".pdf":
-            from octviewer.core.report.pdf import PrintOptions, page_size, save_report_pdf
+        from octviewer.core.report.pdf import PrintOptions, page_size, save_report_pdf
 
-            options = PrintOptions(
-                page=page_size(page),
-                frame_index=self.frame,
-                include_identity=opts.include_identity,
-                show_unreliable=opts.show_unreliable,
-                **look,
-            )
-            return save_report_pdf(scan, result, self.path, options)
-        return save_report(
-            scan,
-            result,
-            self.path,
+        options = PrintOptions(
+            page=page_size(page),
             frame_index=self.frame,
             include_identity=opts.include_identity,
             show_unreliable=opts.show_unreliable,
             **look,
         )
+        if self.path.suffix.lower() == ".pdf":
+            return save_report_pdf(scan, result, self.path, options)
+        return save_report(scan, result, self.path, options)

@@ -65,3 +65,20 @@ def forget(node: ArchiveNode) -> None:
         keyring.delete_password(SERVICE, f"{node.username}@{node.address}")
     except Exception:  # nothing stored, or no keyring
         log.debug("No keyring entry to delete")
+
+
+def keyring_backend() -> tuple[bool, str]:
+    """(usable, description) of the platform keyring: which backend ``keyring`` chose (e.g.
+    ``keyring.backends.SecretService.Keyring``), or why there is none. Contacts no server and
+    never raises: without a keyring, passwords are asked once per session."""
+    try:
+        import keyring
+        from keyring.backends.fail import Keyring as NoKeyring
+
+        backend = keyring.get_keyring()
+    except Exception as e:  # not installed, or a backend that breaks on import
+        return False, f"not available ({type(e).__name__}): passwords are asked per session"
+    name = f"{type(backend).__module__}.{type(backend).__name__}"
+    if isinstance(backend, NoKeyring):
+        return False, f"none usable ({name}): passwords are asked per session"
+    return True, f"{name} (priority {getattr(backend, 'priority', '?')})"

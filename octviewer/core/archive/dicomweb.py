@@ -11,7 +11,7 @@ from pydicom import Dataset
 
 from octviewer.core.archive import query as q
 from octviewer.core.archive.nodes import ArchiveNode
-from octviewer.errors import ArchiveConnectionError, ArchiveRefusedError
+from octviewer.errors import ArchiveCancelledError, ArchiveConnectionError, ArchiveRefusedError
 
 log = logging.getLogger(__name__)
 
@@ -106,9 +106,12 @@ def retrieve(
     series_uids: Sequence[str],
     keep: Callable[[Dataset], None],
     password: str | None = None,
+    cancel: Callable[[], bool] | None = None,
 ) -> int:
     """WADO-RS: every instance of ``series_uids`` (all series when empty) handed to ``keep``;
-    returns how many. Instances arrive one by one (iter_series), so memory holds one."""
+    returns how many. The response is streamed and decoded instance by instance (iter_study,
+    iter_series), so memory holds one and ``cancel()``, asked as each instance arrives, stops
+    the download within one instance (ArchiveCancelledError; the connection is closed)."""
     c = client(node, password)
     n = 0
     with _errors(node, "the retrieve (WADO-RS)"):
@@ -120,9 +123,16 @@ def retrieve(
             else [c.iter_series(study_uid, s) for s in series_uids]
         )
         for part in parts:
-            for ds in part:
-                keep(ds)
-                n += 1
+            try:
+                for ds in part:
+                    if cancel is not None and cancel():
+                        raise ArchiveCancelledError(
+                            f"{node.name}: the retrieve (WADO-RS) was cancelled.", node=node.name
+                        )
+                    keep(ds)
+                    n += 1
+            finally:
+                part.close()  # ends the streamed response at once
     return n
 
 

@@ -26,7 +26,12 @@ from pydicom.uid import (
 
 from octviewer.core.archive import query as q
 from octviewer.core.archive.nodes import ArchiveNode
-from octviewer.errors import ArchiveConnectionError, ArchiveError, ArchiveRefusedError
+from octviewer.errors import (
+    ArchiveCancelledError,
+    ArchiveConnectionError,
+    ArchiveError,
+    ArchiveRefusedError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +59,7 @@ SYNTAXES = [ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEGBaseline8Bit, JP
             JPEG2000Lossless, JPEG2000, RLELossless]  # fmt: skip
 PENDING = (0xFF00, 0xFF01)
 REFUSED_NOT_ASKED = 0xC001  # "cannot understand": an instance we did not ask for
+REFUSED_CANCELLED = 0xA700  # "out of resources": the user cancelled the retrieve
 
 
 def _ae(node: ArchiveNode) -> Any:
@@ -135,12 +141,18 @@ def find_series(node: ArchiveNode, study_uid: str) -> list[q.SeriesInfo]:
 
 
 def _receiver(
-    study_uid: str, series_uids: Sequence[str], keep: Callable[[Dataset], None]
+    study_uid: str,
+    series_uids: Sequence[str],
+    keep: Callable[[Dataset], None],
+    cancel: Callable[[], bool] | None = None,
 ) -> Callable[[Any], int]:
-    """The C-STORE handler of a retrieve: keeps what was asked for, refuses the rest."""
+    """The C-STORE handler of a retrieve: keeps what was asked for, refuses the rest, and
+    once ``cancel()`` is True refuses whatever still arrives (the retrieve then stops)."""
     wanted = set(series_uids)
 
     def handle(event: Any) -> int:
+        if cancel is not None and cancel():
+            return REFUSED_CANCELLED
         ds = event.dataset
         ds.file_meta = event.file_meta
         if ds.get("StudyInstanceUID") != study_uid or (
@@ -179,7 +191,7 @@ def _check_retrieve(
     for status, _ident in responses:
         code = int(status.Status) if status else -1
         if cancel is not None and cancel():
-            raise ArchiveError(f"{node.name}: {what} cancelled.", node=node.name)
+            raise ArchiveCancelledError(f"{node.name}: {what} was cancelled.", node=node.name)
         if code in PENDING or code == 0x0000:
             continue
         if code == 0xB000:  # some sub-operations failed (e.g. one we refused)
@@ -212,7 +224,7 @@ def retrieve_get(
     for uid in STORAGE:
         ae.add_requested_context(uid, SYNTAXES)
     roles = [build_role(uid, scp_role=True) for uid in STORAGE]
-    handlers = [(evt.EVT_C_STORE, _receiver(study_uid, series_uids, keep))]
+    handlers = [(evt.EVT_C_STORE, _receiver(study_uid, series_uids, keep, cancel))]
     with associated(
         node, ae, action="the retrieve (C-GET)", ext_neg=roles, evt_handlers=handlers
     ) as assoc:
@@ -234,7 +246,7 @@ def retrieve_move(
     for uid in STORAGE:
         scp.add_supported_context(uid, SYNTAXES)
     bind = "127.0.0.1" if node.host in ("127.0.0.1", "localhost", "::1") else ""
-    handlers = [(evt.EVT_C_STORE, _receiver(study_uid, series_uids, keep))]
+    handlers = [(evt.EVT_C_STORE, _receiver(study_uid, series_uids, keep, cancel))]
     try:
         server = scp.start_server(
             (bind, int(node.move_port or 0)), block=False, evt_handlers=handlers

@@ -79,6 +79,20 @@ class RetrievedStudy:
         return sorted(p for p, ds in heads if ds.get("Modality") not in NOT_SCANS)
 
 
+def _localizer_uids(files: Sequence[Path]) -> set[str]:
+    """The SOP Instance UIDs of the localizers that OCT files refer to (frame locations)."""
+    from octviewer.core.io.dicom.localizer import frame_locations
+
+    uids = set()
+    for path in files:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        if ds.get("SOPClassUID") == OPT_SOP:
+            ref, _positions = frame_locations(ds)
+            if ref:
+                uids.add(ref)
+    return uids
+
+
 class Archive:
     """One node: every call contacts it (nothing happens on construction)."""
 
@@ -128,23 +142,33 @@ class Archive:
         series_uids: Sequence[str] = (),
         cancel: Callable[[], bool] | None = None,
     ) -> RetrievedStudy:
-        """The study (or the given series) into the cache, by the node's retrieve method."""
+        """The study (or the given series) into the cache, by the node's retrieve method.
+
+        Each instance is written to a temporary name and renamed, so no file is ever half
+        written; a retrieve that is cancelled (``cancel()`` True: ArchiveCancelledError) or
+        interrupted removes the files it wrote, so the cache holds no partial study."""
         folder = archive_cache() / "studies" / hashlib.sha1(study_uid.encode()).hexdigest()[:20]
         folder.mkdir(parents=True, exist_ok=True)
         files: list[Path] = []
+        new: list[Path] = []
 
         def keep(ds: Dataset) -> None:
             path = folder / f"{_SAFE.sub('_', str(ds.SOPInstanceUID))}.dcm"
-            ds.save_as(path, enforce_file_format=True)
+            tmp = path.with_name(f".{path.name}.part")
+            ds.save_as(tmp, enforce_file_format=True)
+            if not path.exists():
+                new.append(path)
+            tmp.replace(path)
             files.append(path)
 
+        try:
+            self._retrieve_into(study_uid, series_uids, keep, cancel)
+        except BaseException:  # cancelled, refused, Ctrl+C: no partial study stays behind
+            for p in [*new, *folder.glob(".*.part")]:
+                p.unlink(missing_ok=True)
+            log.info("%s: retrieve stopped; %d new file(s) removed", self.node.name, len(new))
+            raise
         method = self.node.retrieve
-        if method == "wado":
-            dicomweb.retrieve(self.node, study_uid, series_uids, keep, self._password)
-        elif method == "c-get":
-            dimse.retrieve_get(self.node, study_uid, series_uids, keep, cancel)
-        else:
-            dimse.retrieve_move(self.node, study_uid, series_uids, keep, cancel)
         if not files:
             raise ArchiveError(
                 f"{self.node.name}: the retrieve returned no instances for this study.",
@@ -152,6 +176,39 @@ class Archive:
             )
         log.info("%s: %d instance(s) retrieved by %s", self.node.name, len(files), method)
         return RetrievedStudy(study_uid, folder, tuple(files))
+
+    def _retrieve_into(
+        self,
+        study_uid: str,
+        series_uids: Sequence[str],
+        keep: Callable[[Dataset], None],
+        cancel: Callable[[], bool] | None,
+    ) -> None:
+        method = self.node.retrieve
+        if method == "wado":
+            dicomweb.retrieve(self.node, study_uid, series_uids, keep, self._password, cancel)
+        elif method == "c-get":
+            dimse.retrieve_get(self.node, study_uid, series_uids, keep, cancel)
+        else:
+            dimse.retrieve_move(self.node, study_uid, series_uids, keep, cancel)
+
+    def retrieve_series(
+        self, study_uid: str, series_uid: str, cancel: Callable[[], bool] | None = None
+    ) -> RetrievedStudy:
+        """One series (WADO-RS series retrieve; C-GET/C-MOVE at SERIES level) into the cache;
+        ``files`` lists it alone. When its OCT frames refer to a localizer that is not in the
+        cache yet, the study's en-face (OP) series are retrieved beside it too, so the volume
+        opens with its localizer as it would from the whole study."""
+        got = self.retrieve(study_uid, (series_uid,), cancel)
+        cached = {p.stem for p in got.folder.glob("*.dcm")}
+        missing = {_SAFE.sub("_", uid) for uid in _localizer_uids(got.files)} - cached
+        if missing:
+            enface = [s.series_uid for s in self.series(study_uid)
+                      if s.modality == "OP" and s.series_uid != series_uid]  # fmt: skip
+            if enface:
+                log.info("%s: retrieving %d localizer series", self.node.name, len(enface))
+                self.retrieve(study_uid, enface, cancel)
+        return got
 
     # --- sending ------------------------------------------------------------------------
     @property

@@ -1,8 +1,5 @@
-"""Drawing helpers of the PNG report: text wrapping, probability bars, the per-frame strip.
-
-Pillow only. Every function draws into an existing ``ImageDraw`` inside a box and returns the
-height it used, so :mod:`octviewer.core.report` can stack sections.
-"""
+"""The report's chart: the per-frame class probability strip of a volume, drawn with Pillow
+into a picture the page places (:mod:`.pdf_page`); the report's ink colours and word wrap."""
 
 from __future__ import annotations
 
@@ -14,6 +11,7 @@ from PIL import ImageDraw, ImageFont
 
 from octviewer.core.presentation import NOT_ASSESSED_LABEL, class_rgb, frame_number, frame_text
 from octviewer.core.report.fonts import fit_text
+from octviewer.core.results import ScanResult
 
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 RGB = tuple[int, int, int]
@@ -38,14 +36,9 @@ def line_height(font: Font) -> int:
     return int((ascent + descent) * 1.25)
 
 
-def wrap(s: str, font: Font, max_width: float) -> list[str]:
-    """Greedy word wrap of ``s`` to lines no wider than ``max_width`` pixels."""
-    return wrap_words(s, max_width, lambda t: text_width(t, font))
-
-
 def wrap_words(s: str, max_width: float, measure: Callable[[str], float]) -> list[str]:
     """Greedy word wrap of ``s``: lines no wider than ``max_width`` as ``measure`` counts it
-    (pixels of a PIL font here, millimetres on the printable page)."""
+    (millimetres of the page's font on the report page)."""
     lines: list[str] = []
     for paragraph in s.splitlines() or [""]:
         current = ""
@@ -58,71 +51,6 @@ def wrap_words(s: str, max_width: float, measure: Callable[[str], float]) -> lis
                 current = trial
         lines.append(current)
     return lines
-
-
-def draw_wrapped(
-    draw: ImageDraw.ImageDraw,
-    x: float,
-    y: float,
-    s: str,
-    font: Font,
-    max_width: float,
-    fill: RGB = INK,
-) -> int:
-    lh = line_height(font)
-    lines = wrap(s, font, max_width)
-    for i, ln in enumerate(lines):
-        text(draw, (x, y + i * lh), ln, font, fill)
-    return lh * len(lines)
-
-
-def draw_key_values(
-    draw: ImageDraw.ImageDraw,
-    x: float,
-    y: float,
-    rows: Sequence[tuple[str, str]],
-    font: Font,
-    bold: Font,
-    width: float,
-) -> int:
-    """A two-column table (bold key, wrapped value); returns the height used."""
-    key_w = max((text_width(k, bold) for k, _ in rows), default=0.0) + font.size * 0.8
-    used = 0
-    for key, value in rows:
-        text(draw, (x, y + used), key, bold, MUTED)
-        used += draw_wrapped(draw, x + key_w, y + used, value, font, width - key_w)
-    return used
-
-
-def draw_probability_bars(
-    draw: ImageDraw.ImageDraw,
-    x: float,
-    y: float,
-    width: float,
-    class_names: Sequence[str],
-    probabilities: np.ndarray,
-    predicted: int,
-    font: Font,
-    bold: Font,
-) -> int:
-    """One horizontal bar per class, the predicted class in bold; returns the height used."""
-    lh = line_height(font)
-    bar_h = max(8, int(lh * 0.62))
-    label_w = max(text_width(n, bold) for n in class_names) + font.size
-    value_w = text_width("100.0 %", bold) + font.size * 0.5
-    bar_w = max(40.0, width - label_w - value_w)
-    for i, (name, p) in enumerate(zip(class_names, probabilities, strict=True)):
-        row_y = y + i * lh
-        f = bold if i == predicted else font
-        text(draw, (x, row_y), name, f)
-        bx = x + label_w
-        by = row_y + (lh - bar_h) / 2 - lh * 0.1
-        draw.rectangle((bx, by, bx + bar_w, by + bar_h), fill=(240, 240, 240), outline=GRID)
-        pv = float(np.clip(np.nan_to_num(p), 0.0, 1.0))
-        if pv > 0:
-            draw.rectangle((bx, by, bx + bar_w * pv, by + bar_h), fill=class_rgb(i, class_names))
-        text(draw, (bx + bar_w + font.size * 0.5, row_y), f"{100 * pv:5.1f} %", f)
-    return lh * len(class_names)
 
 
 HATCH_FILL: RGB = (232, 232, 232)
@@ -165,23 +93,45 @@ class _StripPlot:
         return self.py1 - float(np.clip(p, 0, 1)) * (self.py1 - self.py0)
 
 
+@dataclass(frozen=True)
+class StripData:
+    """What the per-frame strip plots: ``probs`` is ``(len(frame_indices), n_classes)``;
+    ``chosen`` is the frame shown in the report; ``assessable`` (None: all) per analysed frame."""
+
+    frame_indices: Sequence[int]
+    n_frames: int
+    class_names: Sequence[str]
+    probs: np.ndarray
+    chosen: int
+    assessable: Sequence[bool] | None = None
+
+    @classmethod
+    def of(cls, result: ScanResult, n_frames: int, chosen: int) -> StripData:
+        """The strip of ``result`` for a scan of ``n_frames``, frame ``chosen`` marked."""
+        return cls(
+            [f.frame_index for f in result.frames],
+            n_frames,
+            result.class_names,
+            result.probability_matrix(),
+            chosen,
+            [f.assessable for f in result.frames],
+        )
+
+
 def draw_probability_strip(
     draw: ImageDraw.ImageDraw,
     box: tuple[float, float, float, float],
-    frame_indices: Sequence[int],
-    n_frames: int,
-    class_names: Sequence[str],
-    probs: np.ndarray,
-    chosen: int,
+    data: StripData,
     font: Font,
-    assessable: Sequence[bool] | None = None,
 ) -> None:
     """Each class probability (0..1) against the frame number, the chosen frame marked.
 
-    ``probs`` is ``(len(frame_indices), n_classes)``. Frame numbers on the axis are 1-based,
-    as a reader counts B-scans. Frames whose ``assessable`` entry is False are drawn as grey
-    hatched bands without points, and the class lines break there.
+    Frame numbers on the axis are 1-based, as a reader counts B-scans. Frames whose
+    ``assessable`` entry is False are drawn as grey hatched bands without points, and the
+    class lines break there.
     """
+    frame_indices, n_frames, class_names = data.frame_indices, data.n_frames, data.class_names
+    probs, chosen, assessable = data.probs, data.chosen, data.assessable
     ok = [True] * len(frame_indices) if assessable is None else [bool(a) for a in assessable]
     x0, y0, x1, y1 = box
     lh = line_height(font)

@@ -1,5 +1,5 @@
-"""The printable report: one fixed page (A4 portrait, or US Letter) as a vector PDF with the
-fonts embedded, and the PNG of that same page (the PDF rasterised by PDFium).
+"""The report page: one fixed page (A4 portrait, or US Letter) as a vector PDF with the fonts
+embedded; the PNG report is this page rasterised by PDFium (:mod:`.render`).
 
 Text, rules, bars and the scan line are vector; the B-scan, heatmap, localizer and strip are
 images scaled into their panels (never stretching the page, aspect kept). The panels shrink in
@@ -7,9 +7,9 @@ steps until everything fits above the footer, so a page never grows with the inp
 when even the smallest layout does not fit (many warnings and identity rows together) the
 facts go on as drawn and the footer stays at the bottom.
 
-The page states what the PNG report states (:mod:`octviewer.core.report.pdf_page`): the
-research-only notice, the model identity, and for a frame that is not assessed no class, no
-probabilities and no heatmap unless ``show_unreliable``.
+The page (:mod:`octviewer.core.report.pdf_page`) states the research-only notice, the model
+identity, and for a frame that is not assessed no class, no probabilities and no heatmap
+unless ``show_unreliable``.
 """
 
 from __future__ import annotations
@@ -23,12 +23,13 @@ from PIL import Image
 
 from octviewer.core import disease_map as dm
 from octviewer.core import overlay
+from octviewer.core.presentation import frame_text
 from octviewer.core.report import pdf_draw as pd
 from octviewer.core.report import pdf_page as sections
-from octviewer.core.report.facts import choose_frame, result_record, source_label, text_chunks
+from octviewer.core.report.facts import choose_frame, result_record, source_label
+from octviewer.core.report.output import write_report_file
 from octviewer.core.report.panels import colorbar, image_panels
-from octviewer.core.report.render import png_bytes, write_report_file
-from octviewer.core.report.volume import map_image
+from octviewer.core.report.volume import map_image, map_summary
 from octviewer.core.results import RESEARCH_ONLY as DISCLAIMER
 from octviewer.core.results import ScanResult
 from octviewer.core.scan import Scan
@@ -42,7 +43,8 @@ PANEL_HEIGHTS = (66.0, 56.0, 46.0, 38.0, 30.0)  # mm, tried in order until the p
 
 @dataclass(frozen=True)
 class PrintOptions:
-    """How to print a report (the same choices as the PNG report, plus the page size)."""
+    """How a report is drawn, as PDF and as PNG: the page size, the frame (None: the most
+    suspicious), identity on request, a not-assessed frame's output anyway, the heatmap's look."""
 
     page: str = "A4"
     frame_index: int | None = None
@@ -53,9 +55,8 @@ class PrintOptions:
     contours: tuple[float, ...] = ()
     created: _dt.datetime | None = field(default=None, compare=False)
 
-    def __post_init__(self) -> None:
-        if self.page not in PAGE_SIZES:
-            raise ReportError(f"Unknown page size {self.page!r}: choose A4 or Letter.")
+    def __post_init__(self) -> None:  # "a4", "letter" (the CLI's spelling) are accepted
+        object.__setattr__(self, "page", page_size(self.page))
 
 
 def page_size(name: str) -> str:
@@ -72,7 +73,8 @@ def render_pdf(scan: Scan, result: ScanResult, options: PrintOptions | None = No
     fr = choose_frame(result, opts.frame_index)
     if not 0 <= fr.frame_index < scan.n_frames:
         raise ReportError(
-            f"The result refers to frame {fr.frame_index}, but the scan has {scan.n_frames} frame(s)."
+            f"The result refers to {frame_text(fr.frame_index)}, but the scan has "
+            f"{scan.n_frames} frame(s)."
         )
     created = opts.created or _dt.datetime.now().astimezone()
     revealed = fr.assessable or opts.show_unreliable
@@ -116,12 +118,14 @@ def _compose(
     if len(result.frames) > 1:
         y = sections.strip(pdf, ctx, y, panel_h * 0.45)
     loc = scan.localizer
-    if scan.is_volume and len(result.frames) > 1 and loc is not None and loc.positions is not None:
+    if scan.is_volume and len(result.frames) > 1:
+        box = pd.Box(sections.MARGIN, y, ctx.inner, panel_h)
         m = dm.build_disease_map(scan, result)
-        if m is not None:
+        if m is None:  # say why there is no map
+            y = sections.no_disease_map(pdf, box, dm.unavailable_reason(scan) or "")
+        else:
             pic = map_image(m, scan, 900, ctx.fr.frame_index)
-            box = pd.Box(sections.MARGIN, y, ctx.inner, panel_h)
-            y = sections.disease_map(pdf, box, m, pic)
+            y = sections.disease_map(pdf, box, m, pic, map_summary(m, result))
     elif not scan.is_volume and loc is not None:
         box = pd.Box(sections.MARGIN, y, col_w, panel_h)
         y = sections.scan_line(pdf, ctx, box, _localizer_image(scan))
@@ -168,49 +172,12 @@ def pdf_to_png(data: bytes, dpi: int = 150) -> list[Image.Image]:
         doc.close()
 
 
-def render_page_png(
-    scan: Scan, result: ScanResult, options: PrintOptions | None = None, dpi: int = 150
-) -> Image.Image:
-    """The printable page as an image: the PDF of :func:`render_pdf` rasterised, with the PNG
-    report's text chunks in ``info`` (``octviewer:page`` names the page size)."""
-    opts = options or PrintOptions()
-    created = opts.created or _dt.datetime.now().astimezone()
-    opts = replace(opts, created=created)
-    img = pdf_to_png(render_pdf(scan, result, opts), dpi)[0]
-    fr = choose_frame(result, opts.frame_index)
-    img.info.update(
-        text_chunks(
-            scan,
-            result,
-            fr,
-            include_identity=opts.include_identity,
-            created=created,
-            show_unreliable=opts.show_unreliable,
-        )
-    )
-    img.info["octviewer:page"] = opts.page
-    return img
-
-
-def save_page_png(
-    scan: Scan, result: ScanResult, path: str | Path, options: PrintOptions | None = None
-) -> Path:
-    """Write the printable page as PNG (150 dpi, the PNG report's text chunks) to ``path``."""
-    path = Path(path)
-    img = render_page_png(scan, result, options)
-    write_report_file(path, png_bytes(img, dpi=(150, 150)))
-    log.info("Printable page written: %s", path.name)
-    return path
-
-
 __all__ = [
     "PAGE_SIZES",
     "PrintOptions",
     "page_size",
     "pdf_to_png",
-    "render_page_png",
     "render_pdf",
     "result_record",
-    "save_page_png",
     "save_report_pdf",
 ]

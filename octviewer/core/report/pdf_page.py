@@ -1,10 +1,10 @@
-"""The sections of the printable report page (fpdf2, millimetres), top to bottom: header,
-B-scan and heatmap panels with the heatmap key, model output and warnings | scan facts, the
-localizer (one B-scan with its scan line, or a volume's disease map), the per-frame strip, and
-the footer pinned to the bottom of the page.
+"""The sections of the report page (fpdf2, millimetres), top to bottom: header, B-scan and
+heatmap panels with the heatmap key, model output and warnings | scan facts, a volume's
+per-frame strip and disease map (or why there is none), one B-scan's localizer with its scan
+line, and the footer pinned to the bottom of the page. The PNG report is this page rasterised.
 
-The words are those of the PNG report (:mod:`.facts`, :mod:`.panels`, :mod:`.sections`): the
-research-only notice, the model identity and the "not assessed" rules are the same.
+Its words come from :mod:`.facts` and :mod:`.panels`: the research-only notice, the model
+identity and the "not assessed" rules.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from PIL import Image, ImageDraw
 from octviewer._version import __version__
 from octviewer.core import disease_map as dm
 from octviewer.core.overlay import HEATMAP_LEGEND
-from octviewer.core.presentation import NOT_EXCLUDED, NOT_EXCLUDED_RGB
+from octviewer.core.presentation import NOT_EXCLUDED, NOT_EXCLUDED_RGB, frame_text
 from octviewer.core.report import pdf_draw as pd
-from octviewer.core.report.charts import MUTED, draw_probability_strip
+from octviewer.core.report.charts import MUTED, StripData, draw_probability_strip
 from octviewer.core.report.facts import (
     examination_rows,
     identity_rows,
@@ -84,7 +84,7 @@ def header(pdf: FPDF, ctx: PageContext) -> float:
     y += 9
     label = source_label(ctx.scan, include_identity=ctx.include_identity)
     sub = f"File: {label}" + (
-        f"   ·   Frame {ctx.fr.frame_index + 1} of {ctx.scan.n_frames}"
+        f"   ·   {frame_text(ctx.fr.frame_index, ctx.scan.n_frames, word='Frame')}"
         if ctx.scan.is_volume
         else ""
     )
@@ -226,8 +226,11 @@ def scan_line(pdf: FPDF, ctx: PageContext, box: pd.Box, localizer: Image.Image) 
     return pd.wrapped(pdf, box.x, y + box.h + 1, "Green: where this B-scan was taken.", box.w)
 
 
-def disease_map(pdf: FPDF, box: pd.Box, m: dm.DiseaseMap, picture: Image.Image) -> float:
-    """A volume's disease map (picture from :func:`report.volume.map_image`) and its legend."""
+def disease_map(
+    pdf: FPDF, box: pd.Box, m: dm.DiseaseMap, picture: Image.Image, summary: str
+) -> float:
+    """A volume's disease map (picture from :func:`report.volume.map_image`), its legend, what
+    it shows counted (``summary``) and how to read it."""
     pd.use_font(pdf, 12, bold=True)
     pd.put_text(pdf, box.x, box.y, "Disease map")
     y = box.y + pd.line_mm(12)
@@ -241,9 +244,19 @@ def disease_map(pdf: FPDF, box: pd.Box, m: dm.DiseaseMap, picture: Image.Image) 
         pdf.rect(x, ly + 0.6, 6, 2.4, style="D" if e.dashed else "F")
         pd.put_text(pdf, x + 8, ly, e.label)
         ly += pd.line_mm(8.5)
+    pd.use_font(pdf, 8.5)
+    ly = pd.wrapped(pdf, x, ly + 1, summary, box.w - (x - box.x))
     pd.use_font(pdf, 7.5, color=MUTED)
     ly = pd.wrapped(pdf, x, ly + 1, HOW_TO_READ, box.w - (x - box.x))
     return max(y + side, ly) + 1
+
+
+def no_disease_map(pdf: FPDF, box: pd.Box, reason: str) -> float:
+    """A volume without a disease map: the title and why there is none."""
+    pd.use_font(pdf, 12, bold=True)
+    pd.put_text(pdf, box.x, box.y, "Disease map")
+    pd.use_font(pdf, 9, color=MUTED)
+    return pd.wrapped(pdf, box.x, box.y + pd.line_mm(12), reason, box.w) + 1
 
 
 def strip(pdf: FPDF, ctx: PageContext, y: float, h: float) -> float:
@@ -256,13 +269,8 @@ def strip(pdf: FPDF, ctx: PageContext, y: float, h: float) -> float:
     draw_probability_strip(
         ImageDraw.Draw(img),
         (0, 0, px_w - 1, px_h - 1),
-        [f.frame_index for f in ctx.result.frames],
-        ctx.scan.n_frames,
-        ctx.fr.class_names,
-        ctx.result.probability_matrix(),
-        ctx.fr.frame_index,
+        StripData.of(ctx.result, ctx.scan.n_frames, ctx.fr.frame_index),
         font(22),
-        assessable=[f.assessable for f in ctx.result.frames],
     )
     pd.image_in(pdf, img, pd.Box(MARGIN, y, ctx.inner, h), frame=False)
     return y + h + 1

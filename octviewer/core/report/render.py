@@ -1,131 +1,95 @@
-"""Rendering a whole report image and writing it as PNG with its text chunks."""
+"""The PNG report: the printable page (:mod:`octviewer.core.report.pdf`) rasterised by PDFium
+at :data:`PNG_DPI`, with the report's facts for machines in PNG text chunks.
+
+One layout serves both files, so the PNG has the fixed size of the page (A4 portrait
+1654 × 2339 px, US Letter 1700 × 2200 px at 200 dpi) whatever the input; the B-scan, heatmap,
+localizer and strip are scaled into their panels.
+"""
 
 from __future__ import annotations
 
 import datetime as _dt
 import logging
-import os
-import tempfile
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from PIL import Image, ImageDraw
-from PIL.PngImagePlugin import PngInfo
+from PIL import Image
 
-from octviewer.core import overlay
-from octviewer.core.filemode import apply_umask
-from octviewer.core.presentation import frame_text
 from octviewer.core.report import volume as report_volume
-from octviewer.core.report.charts import line_height
 from octviewer.core.report.facts import choose_frame, text_chunks
-from octviewer.core.report.panels import image_panels, scaled_fonts
-from octviewer.core.report.sections import (
-    Page,
-    draw_columns,
-    draw_footer,
-    draw_header,
-    draw_heatmap_key,
-    draw_images,
-    draw_strip,
-)
+from octviewer.core.report.output import png_bytes, write_report_file
+from octviewer.core.report.pdf import PrintOptions, pdf_to_png, render_pdf
 from octviewer.core.results import ScanResult
 from octviewer.core.scan import Scan
-from octviewer.errors import ReportError
 
 log = logging.getLogger(__name__)
+
+#: The PNG report's resolution. At 200 dpi a B-scan panel (90 mm wide) is about 710 px, the
+#: width of a typical B-scan (512-768 px), so speckle, layers and the heatmap stay legible.
+PNG_DPI = 200
+PAGE_CHUNK = "octviewer:page"
+
+
+def report_options(options: PrintOptions | None = None, **keywords: Any) -> PrintOptions:
+    """``options``, or the options named by the keywords of :class:`PrintOptions`
+    (``frame_index``, ``include_identity``, ``colormap``, ``opacity``, ``contours``,
+    ``created``, ``show_unreliable``, ``page``); ``created`` is fixed to now when unset, so the
+    page and its text chunks state the same time."""
+    if options is not None and keywords:
+        raise TypeError("Pass either a PrintOptions or its keywords, not both.")
+    opts = options if options is not None else PrintOptions(**keywords)
+    if opts.created is None:
+        opts = replace(opts, created=_dt.datetime.now().astimezone())
+    return opts
+
+
+def report_chunks(scan: Scan, result: ScanResult, options: PrintOptions) -> dict[str, str]:
+    """The PNG text chunks of a report (see :mod:`octviewer.core.report`)."""
+    fr = choose_frame(result, options.frame_index)
+    chunks = text_chunks(
+        scan,
+        result,
+        fr,
+        include_identity=options.include_identity,
+        created=options.created,
+        show_unreliable=options.show_unreliable,
+    )
+    chunks[PAGE_CHUNK] = options.page
+    if scan.is_volume and len(result.frames) > 1:
+        chunks[report_volume.CHUNK_KEY] = report_volume.map_chunk(scan, result)
+    return chunks
 
 
 def render_report(
     scan: Scan,
     result: ScanResult,
+    options: PrintOptions | None = None,
     *,
-    frame_index: int | None = None,
-    include_identity: bool = False,
-    colormap: str = overlay.DEFAULT_COLORMAP,
-    opacity: float = overlay.DEFAULT_OPACITY,
-    contours: tuple[float, ...] = (),
-    created: _dt.datetime | None = None,
-    show_unreliable: bool = False,
+    dpi: int = PNG_DPI,
+    **keywords: Any,
 ) -> Image.Image:
-    """Render the report of one frame (default: the most suspicious analysed frame).
+    """The report of one frame (default: the most suspicious analysed frame) as an RGB image:
+    the printable page at ``dpi``. ``info`` holds the text chunks :func:`save_report` writes.
 
-    ``show_unreliable``: for a frame that is not assessed, draw its probabilities and heatmap
-    anyway (marked unreliable); by default they are left out.
-    Returns an RGB image whose ``info`` holds the text chunks :func:`save_report` writes.
-    """
-    fr = choose_frame(result, frame_index)
-    if not 0 <= fr.frame_index < scan.n_frames:
-        raise ReportError(
-            f"The result refers to {frame_text(fr.frame_index)}, but the scan has "
-            f"{scan.n_frames} frame(s)."
-        )
-    created = created or _dt.datetime.now().astimezone()
-    revealed = fr.assessable or show_unreliable
-    left, right = image_panels(
-        scan, fr if revealed else replace(fr, heatmap=None), colormap, opacity, contours
-    )
-    pw, ph = left.size
-    width = max(1280, 2 * pw + 3 * 32)
-    u = width / 1600
-    f = scaled_fonts(max(0.85, u))
-    margin = round(32 * u) if u > 1 else 32
-    gap = width - 2 * margin - 2 * pw
-    inner = width - 2 * margin
-    volume_panel = (
-        report_volume.map_panel(scan, result, inner, fr.frame_index, f)
-        if scan.is_volume and len(result.frames) > 1
-        else None
-    )
-    height_bound = ph + round(1600 * max(1.0, u)) + (380 if len(result.frames) > 1 else 0)
-    height_bound += 0 if volume_panel is None else volume_panel.height + 40
-    img = Image.new("RGB", (width, height_bound), "white")
-    page = Page(
-        img, ImageDraw.Draw(img), f, width, margin, gap, inner, pw, ph, u, line_height(f.body)
-    )
-
-    y = draw_header(page, scan, fr, include_identity)
-    y = draw_images(page, y, scan, fr, left, right, revealed)
-    if right is not None:
-        y = draw_heatmap_key(page, y, colormap)
-    y += round(page.lh * 0.8)
-    y = draw_columns(page, y, scan, fr, include_identity, show_unreliable)
-    if len(result.frames) > 1:
-        y = draw_strip(page, y, scan, result, fr)
-    if volume_panel is not None:
-        img.paste(volume_panel, (margin, y))
-        y += volume_panel.height + round(page.lh * 0.5)
-    y = draw_footer(page, y, result, created)
-
-    out = img.crop((0, 0, width, min(y, height_bound)))
-    out.info.update(
-        text_chunks(
-            scan,
-            result,
-            fr,
-            include_identity=include_identity,
-            created=created,
-            show_unreliable=show_unreliable,
-        )
-    )
-    if volume_panel is not None:
-        out.info[report_volume.CHUNK_KEY] = report_volume.map_chunk(scan, result)
-    return out
+    ``options`` or its keywords (:func:`report_options`); ``show_unreliable``: for a frame that
+    is not assessed, draw its probabilities and heatmap anyway (marked unreliable)."""
+    opts = report_options(options, **keywords)
+    img = pdf_to_png(render_pdf(scan, result, opts), dpi)[0]
+    img.info.update(report_chunks(scan, result, opts))
+    img.info["dpi"] = (dpi, dpi)
+    return img
 
 
 def save_report(
     scan: Scan,
     result: ScanResult,
     path: str | Path,
-    *,
-    frame_index: int | None = None,
-    include_identity: bool = False,
-    colormap: str = overlay.DEFAULT_COLORMAP,
-    opacity: float = overlay.DEFAULT_OPACITY,
-    contours: tuple[float, ...] = (),
-    created: _dt.datetime | None = None,
-    show_unreliable: bool = False,
+    options: PrintOptions | None = None,
+    **keywords: Any,
 ) -> Path:
-    """Render the report and write it as PNG (with its text chunks) to ``path``; returns it.
+    """Render the report and write it as PNG (with its text chunks and its resolution) to
+    ``path`` (``.png`` added when missing); returns the path.
 
     The file is written to a temporary name first and renamed, so a failed write never leaves
     a half-written report behind.
@@ -133,51 +97,7 @@ def save_report(
     path = Path(path)
     if path.suffix.lower() != ".png":
         path = path.with_name(path.name + ".png")
-    img = render_report(
-        scan,
-        result,
-        frame_index=frame_index,
-        include_identity=include_identity,
-        colormap=colormap,
-        opacity=opacity,
-        contours=contours,
-        created=created,
-        show_unreliable=show_unreliable,
-    )
-    write_report_file(path, png_bytes(img, compress_level=3))
+    img = render_report(scan, result, options, **keywords)
+    write_report_file(path, png_bytes(img, dpi=img.info["dpi"], compress_level=3))
     log.info("Report written: %s", path.name)
     return path
-
-
-def png_bytes(img: Image.Image, **save: object) -> bytes:
-    """``img`` encoded as PNG with its text chunks (the report record) kept."""
-    import io
-
-    info = PngInfo()
-    for k, v in img.info.items():
-        if isinstance(v, str):
-            info.add_text(k, v)
-    buf = io.BytesIO()
-    img.save(buf, format="PNG", pnginfo=info, **save)
-    return buf.getvalue()
-
-
-def write_report_file(path: Path, data: bytes) -> None:
-    """Write a report atomically: a temporary name first, then renamed, so a failed write never
-    leaves a half-written report; the file gets the user's normal mode (mkstemp makes 0600)."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".octviewer-", suffix=path.suffix, dir=path.parent)
-        try:
-            apply_umask(fd)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            Path(tmp).replace(path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError as e:
-        raise ReportError(
-            f"The report could not be written to {path}: {e.strerror or e}. "
-            "Check that the folder exists, is writable and has free space."
-        ) from e

@@ -1,22 +1,19 @@
-"""The volume panel of the PNG report: the disease map on the localizer, with its legend.
-
-Drawn with Pillow from :mod:`octviewer.core.disease_map` (the window draws the same map with
-Qt), so one report PNG tells the whole volume: the per-frame strip (in ``report.py``) and,
-here, where in the macula each answer lies. Volumes without positions get one sentence saying
-why the map is absent. The ``octviewer:disease_map`` text chunk holds the same facts as JSON.
+"""The report's disease map: the localizer with every B-scan's line in its class colour,
+drawn with Pillow from :mod:`octviewer.core.disease_map` (the window draws the same map with
+Qt); the page (:mod:`.pdf_page`) places it beside its legend and :func:`map_summary`, so one
+report tells the whole volume: the per-frame strip and where in the macula each answer lies.
+The ``octviewer:disease_map`` text chunk holds the same facts as JSON.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from octviewer.core import disease_map as dm
 from octviewer.core.presentation import frame_number
-from octviewer.core.report.charts import MUTED, draw_wrapped, line_height, text
 from octviewer.core.results import ScanResult
 from octviewer.core.scan import Scan
 
@@ -92,49 +89,14 @@ def _draw_line(d: ImageDraw.ImageDraw, ln: dm.MapLine, s: float, w: int, strengt
         d.line((*p0, *p1), fill=(*ln.color, 150), width=1)
 
 
-def map_panel(
-    scan: Scan, result: ScanResult, width: int, current: int | None, fonts: Any
-) -> Image.Image:
-    """The report section (white background, ``width`` wide): title, map, legend, how to
-    read it; or the title and the reason when the volume has no map."""
-    h2, body, small = fonts.h2, fonts.body, fonts.small
-    lh = line_height(body)
-    m = dm.build_disease_map(scan, result)
-    map_side = 0 if m is None else min(round(width * 0.55), 760)
-    tall = line_height(h2) + max(map_side, 10 * lh) + 4 * lh
-    img = Image.new("RGB", (width, tall), "white")
-    d = ImageDraw.Draw(img)
-    text(d, (0, 0), "Disease map", h2)
-    y = line_height(h2)
-    if m is None:
-        y += draw_wrapped(d, 0, y, dm.unavailable_reason(scan) or "", body, width, MUTED)
-        return img.crop((0, 0, width, y + lh // 2))
-    pic = map_image(m, scan, map_side, current)
-    img.paste(pic, (0, y))
-    d.rectangle((0, y, pic.width - 1, y + pic.height - 1), outline=(190, 190, 190))
-    x = pic.width + lh
-    ly = y
-    for e in m.legend:
-        sw = (x, ly + lh * 0.3, x + lh * 1.6, ly + lh * 0.7)
-        if e.dashed:
-            d.rectangle(sw, outline=(90, 90, 90), width=2)
-        else:
-            d.rectangle(sw, fill=e.color)
-        text(d, (x + lh * 2.0, ly), e.label, body)
-        ly += lh * 1.2
-    ly += lh * 0.5
-    n_na = sum(ln.status == "not assessed" for ln in m.lines)
+def map_summary(m: dm.DiseaseMap, result: ScanResult) -> str:
+    """``"6 B-scans: 2 × CNV, 1 × DME, ..., 1 not assessed"``: what the map shows, counted."""
     counts = [
         f"{sum(ln.class_name == name for ln in m.lines)} × {name}" for name in result.class_names
     ]
     summary = f"{len(m.lines)} B-scans: " + ", ".join(counts)
-    if n_na:
-        summary += f", {n_na} not assessed"
-    ly += draw_wrapped(d, x, ly, summary, body, width - x)
-    ly += lh * 0.5
-    ly += draw_wrapped(d, x, ly, HOW_TO_READ, small, width - x, MUTED)
-    bottom = max(y + pic.height, ly) + lh // 2
-    return img.crop((0, 0, width, round(bottom)))
+    n_na = sum(ln.status == "not assessed" for ln in m.lines)
+    return summary + (f", {n_na} not assessed" if n_na else "")
 
 
 def map_chunk(scan: Scan, result: ScanResult) -> str:
