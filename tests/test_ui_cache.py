@@ -136,6 +136,8 @@ def test_restore_after_an_unclean_exit(qtbot, tmp_path, engine, volume) -> None:
     first.show_entry(uids[1])
     assert counting.calls == 3
     store = SessionStore()
+    # written within SAVE_DELAY_MS of the last change (once for the burst)
+    qtbot.waitUntil(lambda: (store.load() or LastSession()).current == 1, timeout=3000)
     saved = store.load()
     assert saved is not None and saved.current == 1
     assert [Path(p) for p, _ in saved.items] == [KERMANY[0], volume, KERMANY[1]]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QPushButton
 
 from octviewer.core.result_cache import ResultCache, cached_at_text
@@ -23,6 +24,10 @@ if TYPE_CHECKING:
     from octviewer.ui.window_face import Window
 
 log = logging.getLogger(__name__)
+
+#: changes to the list of open scans are written at most this often (ms): the list is walked
+#: and written whole, which cost milliseconds at every event of a session of a thousand scans
+SAVE_DELAY_MS = 1000
 
 
 def size_text(n_bytes: int) -> str:
@@ -48,6 +53,10 @@ class SessionKeeper:
         self.restore_btn.setToolTip("Reopen the scans that were open when octviewer last ran")
         self.restore_btn.clicked.connect(self.restore_last_session)
         self.restore_btn.hide()
+        self._save_soon = QTimer()
+        self._save_soon.setSingleShot(True)
+        self._save_soon.setInterval(SAVE_DELAY_MS)
+        self._save_soon.timeout.connect(self.save_now)
         self.set_cache_enabled(window.settings.result_cache)
 
     # --- start and close ---------------------------------------------------------------------
@@ -69,7 +78,7 @@ class SessionKeeper:
 
     def closed(self) -> None:
         """A clean close: save the session and remove the running marker."""
-        self.save()
+        self.save_now()
         self.store.close()
 
     # --- the session list --------------------------------------------------------------------
@@ -86,6 +95,13 @@ class SessionKeeper:
         return LastSession(tuple(items), current)
 
     def save(self) -> None:
+        """Save the list of open scans within :data:`SAVE_DELAY_MS` (once for a burst of
+        changes; a crash loses at most that last second of it)."""
+        if not self._save_soon.isActive():
+            self._save_soon.start()
+
+    def save_now(self) -> None:
+        self._save_soon.stop()
         session = self.current_session()
         if session != self._saved:
             self.store.save(session)
