@@ -316,6 +316,17 @@ def test_frames_of_one_single_value_are_named_in_a_note(tmp_path: Path) -> None:
     assert any(n.startswith("1 of 4 frames hold no image") and "frame(s) 3" in n for n in notes)
 
 
+def test_a_scan_of_one_tiny_blank_frame_is_named_blank(tmp_path: Path) -> None:
+    """The loader leaves a scan whose every frame is blank to the content check; that check
+    called a blank frame under 32 pixels on a side "too small" (the .vol finding above showed
+    as a 496 x 1 zero frame with no word of "blank"). One value is blank at any size."""
+    path = tmp_path / "strip.png"
+    Image.fromarray(np.zeros((496, 1), np.uint8)).save(path)
+    scan = load(path)
+    assert any("blank" in n for n in scan.metadata.notes), scan.metadata.notes
+    assert not scan.metadata.modality.is_oct
+
+
 def test_a_fragment_claiming_gigabytes_is_refused_without_allocating(tmp_path: Path) -> None:
     """Encapsulated pixel data whose fragment length claims ~4 GB: refused as damaged, in
     milliseconds and without a large allocation."""
