@@ -266,6 +266,36 @@ def test_dicom_with_less_than_one_frame_of_pixel_data_is_refused(tmp_path: Path)
     assert "less than one frame" in _refusal(p, CorruptFileError)
 
 
+def _pixel_length_stated(tmp_path: Path, stated: int) -> Path:
+    """A valid 3-frame uncompressed DICOM whose Pixel Data element states ``stated`` bytes."""
+    ds = fac.opt_dataset((np.random.default_rng(0).random((3, 48, 64)) * 255).astype(np.uint8))
+    data = bytearray(fac.write(ds, tmp_path / "ok.dcm").read_bytes())
+    at = data.find(b"\xe0\x7f\x10\x00OB\x00\x00") + 8  # (7FE0,0010) OB, its 4-byte length
+    assert struct.unpack_from("<I", data, at)[0] == 3 * 48 * 64
+    struct.pack_into("<I", data, at, stated)
+    p = tmp_path / "length.dcm"
+    p.write_bytes(bytes(data))
+    return p
+
+
+def test_a_deferred_dicom_value_is_read_back_within_the_file(tmp_path: Path) -> None:
+    """Fuzz run of 25 min, seed 7, case 19391: a byte flip made the Pixel Data length 2.3 GB in
+    a 13 KB file. The parse leaves the value on disk and reads no byte beyond the file, but
+    pydicom re-opened the file by name to read the value back, whole, at its stated length (a
+    MemoryError in the fuzz worker). Every deferred value is now read back through the same
+    bound as the parse: what the file holds, not what a length field states."""
+    from octviewer.core.io.dicom import read_header
+
+    ds = read_header(_pixel_length_stated(tmp_path, 4_000_000_000))
+    tracemalloc.start()
+    try:
+        value = ds.get_item("PixelData").value
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(value) == 3 * 48 * 64 and peak < 64 * 1024**2, peak
+
+
 # --- last-resort refusals ----------------------------------------------------------------------
 def test_dicomdir_with_a_bad_vr_names_the_index(tmp_path: Path) -> None:
     data = (fac.IO_DATA / "dicom" / "process-dcm__DICOMDIR").read_bytes()
