@@ -296,6 +296,33 @@ def test_a_deferred_dicom_value_is_read_back_within_the_file(tmp_path: Path) -> 
     assert len(value) == 3 * 48 * 64 and peak < 64 * 1024**2, peak
 
 
+def test_dicom_pixel_data_length_beyond_the_file_is_refused_without_allocating(
+    tmp_path: Path,
+) -> None:
+    """The same case as a whole: the pixel data is measured without reading it (the frames the
+    file holds of it), and a stated length beyond the file while every declared frame is there
+    is a damaged length field, refused by that cause, not opened as if nothing were wrong."""
+    p = _pixel_length_stated(tmp_path, 2_346_202_187)
+    tracemalloc.start()
+    try:
+        message, seconds = _timed(p, CorruptFileError)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert seconds < 1.0 and peak < 64 * 1024**2, (seconds, peak)
+    assert "ends before the end of its image data" in message and "2,346,202,187" in message
+
+
+def test_dicom_cut_between_two_frames_opens_with_the_frames_it_holds(tmp_path: Path) -> None:
+    """A file cut short at a frame's end (its length field right, the file shorter) still opens
+    with the whole frames it holds, and says so; only a length that no cut explains is refused."""
+    p = _pixel_length_stated(tmp_path, 3 * 48 * 64)
+    p.write_bytes(p.read_bytes()[: -48 * 64])
+    scan = load(p)
+    assert scan.n_frames == 2
+    assert any("declares 3 frames but holds only 2" in n for n in scan.metadata.notes)
+
+
 # --- last-resort refusals ----------------------------------------------------------------------
 def test_dicomdir_with_a_bad_vr_names_the_index(tmp_path: Path) -> None:
     data = (fac.IO_DATA / "dicom" / "process-dcm__DICOMDIR").read_bytes()
