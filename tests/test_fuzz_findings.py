@@ -340,6 +340,28 @@ def test_dicomdir_with_a_bad_vr_names_the_index(tmp_path: Path) -> None:
         pytest.fail("a DICOMDIR without its files opened")
 
 
+def test_dicom_whose_file_meta_class_has_an_unknown_vr_is_not_a_last_resort(
+    tmp_path: Path,
+) -> None:
+    """Fuzz run of 5 min, seed 11, cases 7834 and 7851: a byte flip turned the VR of the file
+    meta's Media Storage SOP Class UID into 'CI'. pydicom converts a value when it is first
+    read, so the DICOMDIR check failed on it (NotImplementedError, the last-resort handler).
+    That class is not needed to read the image: the file opens, or is refused in our words."""
+    ds = fac.opt_dataset((np.random.default_rng(0).random((3, 48, 64)) * 255).astype(np.uint8))
+    data = fac.write(ds, tmp_path / "ok.dcm").read_bytes()
+    media_class = b"\x02\x00\x02\x00UI"  # (0002,0002) Media Storage SOP Class UID, VR UI
+    assert media_class in data
+    p = tmp_path / "vr.dcm"
+    p.write_bytes(data.replace(media_class, b"\x02\x00\x02\x00CI", 1))
+    assert not file_is_dicomdir(p)
+    try:
+        scan = load(p)
+    except ScanReadError as exc:
+        assert not BARE_TYPE.search(str(exc)) and not any(s in str(exc) for s in LAST_RESORT)
+    else:
+        assert scan.n_frames == 3
+
+
 def test_library_causes_carry_no_python_type_name() -> None:
     from octviewer.core.io.errors import library_cause
 
