@@ -101,7 +101,8 @@ def _run_case(case: dict, ref: object) -> dict:
         if case["frames"] and scan.n_frames > case["frames"]:
             return {"kind": "phantom_frames", "detail": f"{scan.n_frames}>{case['frames']}"}
         blank = [i for i, f in enumerate(scan.frames) if not f.any()]
-        if blank and not any("blank" in n or "zero" in n for n in scan.metadata.notes):
+        marks = ("blank", "zero", "hold no image")  # the last: core.io.note_blank_frames
+        if blank and not any(m in n for n in scan.metadata.notes for m in marks):
             return {"kind": "blank_frames", "detail": f"{len(blank)}/{scan.n_frames}"}
         result = engine.analyze(scan, AnalysisRequest(frames=list(range(min(scan.n_frames, 3)))))
         for fr in result.frames:

@@ -163,6 +163,7 @@ def test_colour_frames_are_judged_on_their_luminance() -> None:
         (np.full((496, 512), 4000, np.uint16), "blank"),
         (np.full((100, 100), 0.5, np.float32), "blank"),
         (np.random.default_rng(0).integers(0, 255, (20, 300), dtype=np.uint8), "too small"),
+        (np.zeros((496, 1), np.uint8), "blank"),  # tiny, but one value: blank, not "too small"
     ],
 )
 def test_blank_and_tiny_frames_are_not_bscans(frame: np.ndarray, kind: str) -> None:

@@ -151,9 +151,9 @@ def test_tiff_page_without_its_pixel_data_is_named(tmp_path: Path) -> None:
 
 
 # --- no allocation a header asked for --------------------------------------------------------------
-def _vol_with(tmp_path: Path, **fields: int) -> Path:
+def _vol_with(tmp_path: Path, name: str = "Willis_B_716_0.vol", **fields: int) -> Path:
     offsets = {"size_x": 12, "n_bscans": 16, "size_z": 20, "slo_x": 48, "slo_y": 52, "hdr": 100}
-    data = bytearray((VENDOR / "Willis_B_716_0.vol").read_bytes())
+    data = bytearray((VENDOR / name).read_bytes())
     for name, value in fields.items():
         data[offsets[name] : offsets[name] + 4] = struct.pack("<I", value)
     p = tmp_path / "hostile.vol"
@@ -189,6 +189,21 @@ def test_vol_header_budget_reads_the_real_files() -> None:
         sizes = headers.check_vol(VENDOR / name)
         assert (sizes.size_x, sizes.size_z, sizes.n_bscans) == (768, 496, 1)
         assert sizes.expected_bytes <= (VENDOR / name).stat().st_size
+
+
+@pytest.mark.parametrize("name", ["circular-valid.vol", "Willis_B_716_0.vol"])
+@pytest.mark.parametrize("fields", [{"size_x": 1}, {"size_z": 1}, {"size_x": 300}])
+def test_vol_header_describing_less_than_the_file_holds_is_refused(
+    tmp_path: Path, name: str, fields: dict[str, int]
+) -> None:
+    """Fuzz run of 25 min, seed 7 (10 cases): the circle scan with SizeX = 1 fits its file, so
+    eyepy read a 496 x 1 strip of the vitreous and the scan opened as one all-zero frame with
+    no note (one B-scan: no second B-scan header to be out of place; the content check called
+    the strip "too small", not blank). A header that accounts for a fraction of its file is
+    refused, naming the B-scan size against the file's length."""
+    message = _refusal(_vol_with(tmp_path, name, **fields), CorruptFileError)
+    assert "does not match its header" in message and "B-scan size or count" in message
+    assert "2.1" in message  # the file's megabytes (2.16 / 2.17)
 
 
 def test_vol_bscan_header_that_disagrees_is_refused(tmp_path: Path) -> None:
@@ -251,6 +266,63 @@ def test_dicom_with_less_than_one_frame_of_pixel_data_is_refused(tmp_path: Path)
     assert "less than one frame" in _refusal(p, CorruptFileError)
 
 
+def _pixel_length_stated(tmp_path: Path, stated: int) -> Path:
+    """A valid 3-frame uncompressed DICOM whose Pixel Data element states ``stated`` bytes."""
+    ds = fac.opt_dataset((np.random.default_rng(0).random((3, 48, 64)) * 255).astype(np.uint8))
+    data = bytearray(fac.write(ds, tmp_path / "ok.dcm").read_bytes())
+    at = data.find(b"\xe0\x7f\x10\x00OB\x00\x00") + 8  # (7FE0,0010) OB, its 4-byte length
+    assert struct.unpack_from("<I", data, at)[0] == 3 * 48 * 64
+    struct.pack_into("<I", data, at, stated)
+    p = tmp_path / "length.dcm"
+    p.write_bytes(bytes(data))
+    return p
+
+
+def test_a_deferred_dicom_value_is_read_back_within_the_file(tmp_path: Path) -> None:
+    """Fuzz run of 25 min, seed 7, case 19391: a byte flip made the Pixel Data length 2.3 GB in
+    a 13 KB file. The parse leaves the value on disk and reads no byte beyond the file, but
+    pydicom re-opened the file by name to read the value back, whole, at its stated length (a
+    MemoryError in the fuzz worker). Every deferred value is now read back through the same
+    bound as the parse: what the file holds, not what a length field states."""
+    from octviewer.core.io.dicom import read_header
+
+    ds = read_header(_pixel_length_stated(tmp_path, 4_000_000_000))
+    tracemalloc.start()
+    try:
+        value = ds.get_item("PixelData").value
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(value) == 3 * 48 * 64 and peak < 64 * 1024**2, peak
+
+
+def test_dicom_pixel_data_length_beyond_the_file_is_refused_without_allocating(
+    tmp_path: Path,
+) -> None:
+    """The same case as a whole: the pixel data is measured without reading it (the frames the
+    file holds of it), and a stated length beyond the file while every declared frame is there
+    is a damaged length field, refused by that cause, not opened as if nothing were wrong."""
+    p = _pixel_length_stated(tmp_path, 2_346_202_187)
+    tracemalloc.start()
+    try:
+        message, seconds = _timed(p, CorruptFileError)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert seconds < 1.0 and peak < 64 * 1024**2, (seconds, peak)
+    assert "ends before the end of its image data" in message and "2,346,202,187" in message
+
+
+def test_dicom_cut_between_two_frames_opens_with_the_frames_it_holds(tmp_path: Path) -> None:
+    """A file cut short at a frame's end (its length field right, the file shorter) still opens
+    with the whole frames it holds, and says so; only a length that no cut explains is refused."""
+    p = _pixel_length_stated(tmp_path, 3 * 48 * 64)
+    p.write_bytes(p.read_bytes()[: -48 * 64])
+    scan = load(p)
+    assert scan.n_frames == 2
+    assert any("declares 3 frames but holds only 2" in n for n in scan.metadata.notes)
+
+
 # --- last-resort refusals ----------------------------------------------------------------------
 def test_dicomdir_with_a_bad_vr_names_the_index(tmp_path: Path) -> None:
     data = (fac.IO_DATA / "dicom" / "process-dcm__DICOMDIR").read_bytes()
@@ -266,6 +338,28 @@ def test_dicomdir_with_a_bad_vr_names_the_index(tmp_path: Path) -> None:
         assert "DICOMDIR" in message
     else:  # pragma: no cover - an index with no file is never a scan
         pytest.fail("a DICOMDIR without its files opened")
+
+
+def test_dicom_whose_file_meta_class_has_an_unknown_vr_is_not_a_last_resort(
+    tmp_path: Path,
+) -> None:
+    """Fuzz run of 5 min, seed 11, cases 7834 and 7851: a byte flip turned the VR of the file
+    meta's Media Storage SOP Class UID into 'CI'. pydicom converts a value when it is first
+    read, so the DICOMDIR check failed on it (NotImplementedError, the last-resort handler).
+    That class is not needed to read the image: the file opens, or is refused in our words."""
+    ds = fac.opt_dataset((np.random.default_rng(0).random((3, 48, 64)) * 255).astype(np.uint8))
+    data = fac.write(ds, tmp_path / "ok.dcm").read_bytes()
+    media_class = b"\x02\x00\x02\x00UI"  # (0002,0002) Media Storage SOP Class UID, VR UI
+    assert media_class in data
+    p = tmp_path / "vr.dcm"
+    p.write_bytes(data.replace(media_class, b"\x02\x00\x02\x00CI", 1))
+    assert not file_is_dicomdir(p)
+    try:
+        scan = load(p)
+    except ScanReadError as exc:
+        assert not BARE_TYPE.search(str(exc)) and not any(s in str(exc) for s in LAST_RESORT)
+    else:
+        assert scan.n_frames == 3
 
 
 def test_library_causes_carry_no_python_type_name() -> None:
@@ -299,6 +393,17 @@ def test_frames_of_one_single_value_are_named_in_a_note(tmp_path: Path) -> None:
     )
     notes = load(path).metadata.notes
     assert any(n.startswith("1 of 4 frames hold no image") and "frame(s) 3" in n for n in notes)
+
+
+def test_a_scan_of_one_tiny_blank_frame_is_named_blank(tmp_path: Path) -> None:
+    """The loader leaves a scan whose every frame is blank to the content check; that check
+    called a blank frame under 32 pixels on a side "too small" (the .vol finding above showed
+    as a 496 x 1 zero frame with no word of "blank"). One value is blank at any size."""
+    path = tmp_path / "strip.png"
+    Image.fromarray(np.zeros((496, 1), np.uint8)).save(path)
+    scan = load(path)
+    assert any("blank" in n for n in scan.metadata.notes), scan.metadata.notes
+    assert not scan.metadata.modality.is_oct
 
 
 def test_a_fragment_claiming_gigabytes_is_refused_without_allocating(tmp_path: Path) -> None:

@@ -130,8 +130,10 @@ def _grid(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray] | str:
     f = np.asarray(frame)
     if f.ndim == 3:  # colour: judge the luminance
         f = f[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-    if f.ndim != 2 or min(f.shape) < MIN_SIDE:
+    if f.ndim != 2 or f.size == 0:
         return "too small"
+    if min(f.shape) < MIN_SIDE:  # one single value is blank at any size (the loader relies on it)
+        return "blank" if f.min() == f.max() else "too small"
     f = f.astype(np.float32, copy=False)
     if not np.isfinite(f).all():
         f = np.nan_to_num(f, posinf=0.0, neginf=0.0)

@@ -14,7 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from octviewer.core.io.dicom.header import HeaderTooLongError, dcmread_bounded, too_long
+from octviewer.core.io.dicom.header import (
+    METADATA_ERRORS,
+    HeaderTooLongError,
+    dcmread_bounded,
+    too_long,
+)
 from octviewer.core.io.errors import library_cause
 from octviewer.core.scan import Scan
 from octviewer.errors import (
@@ -78,7 +83,11 @@ def _rel(path: Path, root: Path) -> str:
 
 def is_dicomdir(ds: Dataset) -> bool:
     meta = getattr(ds, "file_meta", None)
-    uid = str(meta.get("MediaStorageSOPClassUID", "")) if meta is not None else ""
+    try:  # pydicom converts a value when it is first read: a damaged VR fails only here
+        uid = str(meta.get("MediaStorageSOPClassUID", "")) if meta is not None else ""
+    except METADATA_ERRORS as exc:  # no readable class: the records decide, the reader says why
+        logger.info("unreadable Media Storage SOP Class UID: %s", exc)
+        uid = ""
     return uid == MEDIA_DIRECTORY_UID or "DirectoryRecordSequence" in ds
 
 

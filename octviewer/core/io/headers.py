@@ -27,6 +27,12 @@ logger = logging.getLogger(__name__)
 VOL_HEADER_BYTES = 2048
 #: a B-scan header holds at least its 256 bytes of general fields
 VOL_MIN_BSCAN_HEADER = 256
+#: Bytes a ``.vol`` may hold after its last B-scan without its header being wrong (the
+#: development files end with 0 or 132). More than this *and* more than one whole B-scan of the
+#: header's size means the header's B-scan size or count disagrees with the file: with one
+#: B-scan there is no second B-scan header whose position would show it, and eyepy reads a
+#: slice of the real image (a SizeX of 1 gives a 496 x 1 strip of the vitreous: all zeros).
+VOL_TRAILER_BYTES = 64 * 1024
 #: Most chunks a Topcon file may list (real files hold a few dozen).
 MAX_TOPCON_CHUNKS = 4096
 #: the Topcon chunks that hold the B-scans, in the order oct-converter looks for them
@@ -47,9 +53,13 @@ class VolSizes:
     bscan_header: int
 
     @property
+    def bscan_bytes(self) -> int:
+        """One B-scan as the file stores it: its header and SizeX x SizeZ float32 samples."""
+        return self.bscan_header + self.size_x * self.size_z * 4
+
+    @property
     def expected_bytes(self) -> int:
-        per_bscan = self.bscan_header + self.size_x * self.size_z * 4
-        return VOL_HEADER_BYTES + self.slo_x * self.slo_y + self.n_bscans * per_bscan
+        return VOL_HEADER_BYTES + self.slo_x * self.slo_y + self.n_bscans * self.bscan_bytes
 
 
 def _damaged(what: str, path: Path) -> CorruptFileError:
@@ -92,6 +102,17 @@ def _check_vol_sizes(s: VolSizes, file_size: int, path: Path) -> None:
             f"{s.slo_y} SLO image, {s.expected_bytes / 1e6:,.1f} MB of data, but the file holds "
             f"{file_size / 1e6:,.1f} MB), or its header is damaged; octviewer read nothing "
             "more. Copy or export it again from the device.",
+            path=path,
+        )
+    if file_size - s.expected_bytes > max(VOL_TRAILER_BYTES, s.bscan_bytes):
+        raise CorruptFileError(
+            "The Heidelberg .vol file does not match its header: the header declares "
+            f"{s.n_bscans} B-scan(s) of {s.size_x} x {s.size_z} pixels and a {s.slo_x} x "
+            f"{s.slo_y} SLO image ({s.expected_bytes / 1e6:,.2f} MB of data), but the file holds "
+            f"{file_size / 1e6:,.2f} MB, more than another whole B-scan beyond what the header "
+            "describes. The header's B-scan size or count is damaged, and what it describes "
+            "would be a slice of the real image; octviewer did not show it. Copy or export it "
+            "again from the device.",
             path=path,
         )
     safety.check_frame_size(s.size_z, s.size_x, path)

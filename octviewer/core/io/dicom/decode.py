@@ -132,19 +132,31 @@ def decode_frames(path: Path, ds: Dataset) -> DecodedDicom:
     return DecodedDicom(out, bits, colour, notes + note)
 
 
+def _pixel_bytes(ds: Dataset, path: Path) -> tuple[int, int | None]:
+    """(bytes of uncompressed pixel data the file holds, the length its element states, None
+    when unknown), measured without reading the value: a value left on disk is never read
+    just to be measured, and a stated length beyond the file allocates nothing."""
+    keyword = next(k for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData") if k in ds)
+    elem = ds.get_item(keyword, keep_deferred=True)
+    value = getattr(elem, "value", None)
+    stated = getattr(elem, "length", None)  # a raw element (not yet converted) has one
+    stated = None if stated == 0xFFFFFFFF else stated
+    if isinstance(value, bytes):  # read in the parse, which never reads beyond the file
+        return len(value), stated
+    after = getattr(elem, "value_tell", None)
+    held = path.stat().st_size - (after or 0)
+    return (held if stated is None else min(held, stated)), stated
+
+
 def _native_frames_held(ds: Dataset, path: Path, lay: _Layout) -> int:
     """Frames to allocate and decode: the declared number, or for uncompressed pixel data the
-    whole frames its length can hold (the value's or element's length, else the file's), whichever is
-    fewer; a frame cut short is a file cut short.
-    Less than one frame is refused: there is nothing to show."""
+    whole frames the file holds of it (its element's length, cut at the end of the file),
+    whichever is fewer; a frame cut short is a file cut short. Less than one frame is refused:
+    there is nothing to show; so is a stated length beyond the file when every declared frame
+    is there (the length field itself is damaged)."""
     if transfer_syntax(ds).is_encapsulated:
         return lay.frames
-    keyword = next(k for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData") if k in ds)
-    elem = ds.get_item(keyword)
-    value = getattr(elem, "value", None)
-    length = len(value) if isinstance(value, bytes) else getattr(elem, "length", None)
-    if length is None or length == 0xFFFFFFFF:  # a raw element holds its length
-        length = path.stat().st_size
+    length, stated = _pixel_bytes(ds, path)
     bits = header_int(ds, "BitsAllocated", path, default=8, lo=1, hi=64)
     frame_bytes = -(-lay.rows * lay.cols * lay.samples * bits // 8)
     held = length // frame_bytes
@@ -160,6 +172,15 @@ def _native_frames_held(ds: Dataset, path: Path, lay: _Layout) -> int:
             f"The DICOM file ends inside frame {held + 1} of its image data ({held} of the "
             f"{lay.frames} frames it declares are complete): it was cut short while copying or "
             "exporting. Copy or export it again from the device.",
+            path=path,
+        )
+    if held >= lay.frames and stated is not None and stated > length + 1:  # beyond a 1-byte pad
+        raise CorruptFileError(
+            f"The DICOM file ends before the end of its image data: the image data's length "
+            f"field states {stated:,} bytes, but the file holds {length:,} bytes of it (the "
+            f"{lay.frames} frame(s) of {lay.cols} x {lay.rows} pixels its header declares need "
+            f"{lay.frames * frame_bytes:,}). Its header is damaged or the file was cut short. "
+            "Export it again from the device.",
             path=path,
         )
     return min(held, lay.frames)

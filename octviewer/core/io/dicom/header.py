@@ -101,14 +101,26 @@ class _CountedReader(io.BufferedReader):
         return data
 
 
+def _bounded_open(name: str | Path, mode: str = "rb") -> _CountedReader:
+    """The file opened as :class:`_CountedReader` (read only): pydicom re-opens a file this
+    way to read a deferred value, which it reads whole, at the length its element states."""
+    if mode != "rb":
+        raise ValueError(f"a DICOM file is opened for reading only, not {mode!r}")
+    fh = _CountedReader(io.FileIO(str(name), "rb"))
+    fh.file_size = Path(name).stat().st_size
+    return fh
+
+
 def dcmread_bounded(path: Path, **kwargs: Any) -> Dataset:
     """``pydicom.dcmread(path, **kwargs)`` whose work is bounded by :data:`MAX_HEADER_READS`
-    (raises :class:`HeaderTooLongError` beyond it)."""
+    (raises :class:`HeaderTooLongError` beyond it). A value left on disk (``defer_size``) is
+    read back through the same bounds: never more bytes than the file holds after it."""
     import pydicom
 
-    with _CountedReader(io.FileIO(str(path), "rb")) as fh:
-        fh.file_size = path.stat().st_size
-        return pydicom.dcmread(fh, **kwargs)
+    with _bounded_open(path) as fh:
+        ds = pydicom.dcmread(fh, **kwargs)
+    ds.fileobj_type = _bounded_open  # pydicom's deferred read calls it with (filename, "rb")
+    return ds
 
 
 def too_long(path: Path) -> CorruptFileError:
