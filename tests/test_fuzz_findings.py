@@ -245,6 +245,43 @@ def test_topcon_chunk_beyond_the_end_of_the_file_is_refused(tmp_path: Path) -> N
     assert "Topcon .fda" in _refusal(p, CorruptFileError)
 
 
+def _fda_with_contour_width(tmp_path: Path, width: int) -> Path:
+    """The test .fda with its last layer-segmentation chunk's width rewritten."""
+    data = bytearray((VENDOR / "fda_minimized.fda").read_bytes())
+    pos, last = 15, None
+    while data[pos]:
+        name = bytes(data[pos + 1 : pos + 1 + data[pos]])
+        pos += 1 + data[pos]
+        (length,) = struct.unpack("<I", data[pos : pos + 4])
+        pos += 4
+        if name == b"@CONTOUR_INFO":
+            last = pos
+        pos += length
+    assert last is not None
+    data[last + 22 : last + 26] = struct.pack("<I", width)
+    p = tmp_path / "contour.fda"
+    p.write_bytes(bytes(data))
+    return p
+
+
+def test_topcon_layer_segmentation_larger_than_its_chunk_is_refused_without_allocating(
+    tmp_path: Path,
+) -> None:
+    """Fuzz (25 min, seed 7, case 59946): a flipped byte in a @CONTOUR_INFO width made
+    oct-converter allocate gigabytes for the layer segmentation it reads with the B-scans."""
+    pytest.importorskip("oct_converter")
+    p = _fda_with_contour_width(tmp_path, 2_000_000_000)
+    tracemalloc.start()
+    try:
+        message, seconds = _timed(p, CorruptFileError)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "layer segmentation" in message and "2,000,000,000" in message
+    assert seconds < 1.0 and peak < 64 * 2**20
+    assert load(_fda_with_contour_width(tmp_path, 512)).n_frames >= 1  # the real width reads
+
+
 def test_dicom_frames_claimed_beyond_the_pixel_data_are_not_allocated(tmp_path: Path) -> None:
     ds = fac.opt_dataset((np.random.default_rng(0).random((3, 48, 64)) * 255).astype(np.uint8))
     ds.NumberOfFrames = 4000  # 4 000 x 48 x 64 declared over 3 frames of pixel data

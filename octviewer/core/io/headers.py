@@ -37,6 +37,8 @@ VOL_TRAILER_BYTES = 64 * 1024
 MAX_TOPCON_CHUNKS = 4096
 #: the Topcon chunks that hold the B-scans, in the order oct-converter looks for them
 _TOPCON_OCT = {"FDA": (b"@IMG_JPEG", b"@IMG_MOT_COMP_03"), "FDS": (b"@IMG_SCAN_03",)}
+_TOPCON_CONTOUR = b"@CONTOUR_INFO"
+_CONTOUR_HEADER = 34  # id (20 bytes), method, format, width, height, size (uint32s)
 #: fundus image chunks: (header bytes, offset of the image byte count in the header)
 TOPCON_FUNDUS = {b"@IMG_FUNDUS": (24, 20), b"@IMG_TRC_02": (21, 17), b"@IMG_OBS": (21, 17)}
 
@@ -148,6 +150,7 @@ def topcon_chunks(path: Path, variant: str) -> dict[bytes, tuple[int, int]]:
     chunk's own sizes are checked too (:func:`_check_topcon_oct`)."""
     size, what = path.stat().st_size, f"Topcon .{variant.lower()}"
     chunks: dict[bytes, tuple[int, int]] = {}
+    contours: list[tuple[int, int]] = []  # every layer-segmentation chunk (oct-converter reads all)
     with path.open("rb") as fh:
         fh.seek(15)
         for _ in range(MAX_TOPCON_CHUNKS):
@@ -169,6 +172,8 @@ def topcon_chunks(path: Path, variant: str) -> dict[bytes, tuple[int, int]]:
                     path,
                 )
             chunks.setdefault(name, (at, length))
+            if name == _TOPCON_CONTOUR:
+                contours.append((at, length))
             fh.seek(length, 1)
         else:
             raise _damaged(f"{what} file lists more than {MAX_TOPCON_CHUNKS} data chunks", path)
@@ -176,7 +181,26 @@ def topcon_chunks(path: Path, variant: str) -> dict[bytes, tuple[int, int]]:
             if name in chunks:
                 _check_topcon_oct(fh, name, *chunks[name], what, path)
                 break
+        for at, length in contours:
+            _check_topcon_contour(fh, at, length, what, path)
     return chunks
+
+
+def _check_topcon_contour(fh: object, at: int, length: int, what: str, path: Path) -> None:
+    """A layer-segmentation chunk (``@CONTOUR_INFO``: a 34-byte header, then width x height
+    16-bit samples) against its own length: oct-converter reads every such chunk with the
+    B-scans and allocates what its header states (a fuzzed width asked for gigabytes)."""
+    fh.seek(at)  # type: ignore[attr-defined]
+    head = fh.read(_CONTOUR_HEADER)  # type: ignore[attr-defined]
+    if len(head) < _CONTOUR_HEADER or length < _CONTOUR_HEADER:
+        raise _damaged(f"{what} file has a layer segmentation chunk too short for its header", path)
+    width, height = struct.unpack("<II", head[22:30])
+    if _CONTOUR_HEADER + 2 * width * height > length:
+        raise _damaged(
+            f"{what} file has a layer segmentation chunk that states {width:,} x {height:,} "
+            f"samples, more than its {length:,} bytes hold",
+            path,
+        )
 
 
 def _check_topcon_oct(fh: object, name: bytes, at: int, length: int, what: str, path: Path) -> None:
