@@ -21,6 +21,7 @@ from octviewer.core.heatmap import Heatmap
 from octviewer.core.overlay import DEFAULT_COLORMAP, attention_alpha, lut
 from octviewer.core.scan import outline_of
 from octviewer.ui.image_view import to_qimage
+from octviewer.ui.layer import Layer
 
 BASE_PEN = QColor(120, 200, 255, 70)
 CURRENT = QColor(120, 200, 255)  # the current line without a map: the base colour, opaque
@@ -59,9 +60,7 @@ class LocalizerView(QWidget):
         self.map_visible = True
         self.attention_visible = False
         self.colormap = DEFAULT_COLORMAP
-        self._cached: QPixmap | None = None  # the layer under the marker (see _layer)
-        self._cached_key: tuple = ()
-        self._cached_for: tuple = (None, None, None)
+        self._kept = Layer(self, self._paint_layer)  # the drawing under the marker
         self.setToolTip(
             "Localizer: the line outlined in black and white is the current B-scan. "
             "Click to show the nearest B-scan."
@@ -157,23 +156,10 @@ class LocalizerView(QWidget):
 
     def _layer(self) -> QPixmap:
         """Everything but the marker, redrawn when what it shows changed."""
-        key = (self.size(), self.devicePixelRatioF(), self.map_visible, self.attention_visible,
-               self.colormap, self._pattern)  # fmt: skip
-        drawn = (self._pixmap, self._positions, self.map)
-        if (
-            self._cached is not None
-            and self._cached_key == key
-            and all(a is b for a, b in zip(self._cached_for, drawn, strict=True))
-        ):
-            return self._cached
-        dpr = self.devicePixelRatioF()
-        layer = QPixmap(round(self.width() * dpr), round(self.height() * dpr))
-        layer.setDevicePixelRatio(dpr)
-        p = QPainter(layer)
-        self._paint_layer(p)
-        p.end()
-        self._cached, self._cached_key, self._cached_for = layer, key, drawn
-        return layer
+        return self._kept.pixmap(
+            (self.map_visible, self.attention_visible, self.colormap, self._pattern),
+            (self._pixmap, self._positions, self.map),
+        )
 
     def _paint_layer(self, p: QPainter) -> None:
         assert self._pixmap is not None

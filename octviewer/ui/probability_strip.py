@@ -23,6 +23,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from octviewer.core.presentation import NOT_ASSESSED_LABEL, frame_number
+from octviewer.ui.layer import Layer
 from octviewer.ui.style import class_color
 
 NOT_ASSESSED_FILL = "#E5E7EB"
@@ -47,9 +48,7 @@ class ProbabilityStrip(QWidget):
         self._assessable: list[bool] = []
         self._current = 0
         self._n_frames = 0
-        self._cached: QPixmap | None = None  # the plot under the marker (see _layer)
-        self._cached_key: tuple = ()
-        self._cached_for: tuple = (None, None, None)
+        self._kept = Layer(self, self._paint_layer)  # the drawing under the marker
 
     def sizeHint(self) -> QSize:
         return QSize(400, 96)
@@ -114,23 +113,10 @@ class ProbabilityStrip(QWidget):
 
     def _layer(self) -> QPixmap:
         """Everything but the current frame's marker and number, redrawn when it changed."""
-        key = (self.size(), self.devicePixelRatioF(), self.font().key(), self._n_frames,
-               self._names)  # fmt: skip
-        drawn = (self._probs, self._frames, self._assessable)
-        if (
-            self._cached is not None
-            and self._cached_key == key
-            and all(a is b for a, b in zip(self._cached_for, drawn, strict=True))
-        ):
-            return self._cached
-        dpr = self.devicePixelRatioF()
-        layer = QPixmap(round(self.width() * dpr), round(self.height() * dpr))
-        layer.setDevicePixelRatio(dpr)
-        p = QPainter(layer)
-        self._paint_layer(p)
-        p.end()
-        self._cached, self._cached_key, self._cached_for = layer, key, drawn
-        return layer
+        return self._kept.pixmap(
+            (self.font().key(), self._n_frames, self._names),
+            (self._probs, self._frames, self._assessable),
+        )
 
     def _paint_layer(self, p: QPainter) -> None:
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
