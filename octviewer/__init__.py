@@ -64,17 +64,17 @@ __all__ = [
 
 def load(path: str | Path, **kwargs: Any) -> Scan:
     """Open a B-scan image, DICOM file, DICOM series folder, image folder or vendor file."""
-    from octviewer.core.io import load as _load
+    from octviewer.core.io import load as load_scan
 
-    return _load(path, **kwargs)
+    return load_scan(path, **kwargs)
 
 
 def plan_folder(path: str | Path) -> Any:
     """What ``load(folder)`` will do: ``FolderPlan(decision="one"|"several"|"ask", items)``;
     open an item with ``load(folder, series=item.key)``."""
-    from octviewer.core.io import plan_folder as _plan
+    from octviewer.core.io import plan_folder as plan
 
-    return _plan(path)
+    return plan(path)
 
 
 def load_model(path: str | Path | None = None, **kwargs: Any) -> Engine:
@@ -109,6 +109,6 @@ def save_report(
     ``path``; ``options`` is a ``core.report.PrintOptions`` or its keywords (``frame_index``,
     ``include_identity``, ``show_unreliable``, ``colormap``, ``opacity``, ``contours``,
     ``created``, ``page``). See ``core.report``."""
-    from octviewer.core.report import save_report as _save
+    from octviewer.core.report import save_report as write_report
 
-    return _save(scan, result, path, options, **kwargs)
+    return write_report(scan, result, path, options, **kwargs)
