@@ -15,6 +15,7 @@ from octviewer.errors import AmbiguousSeriesError, OCTViewerError
 
 if TYPE_CHECKING:
     from octviewer.core.engine import Engine
+    from octviewer.core.report.pdf import PrintOptions
     from octviewer.core.result_cache import ResultCache
     from octviewer.core.results import ScanResult
     from octviewer.core.scan import Scan
@@ -143,7 +144,7 @@ def analyze_one(
     import octviewer
     from octviewer.core.inference import AnalysisRequest
     from octviewer.core.presentation import frame_file_part, frame_index
-    from octviewer.core.report import redact, save_report
+    from octviewer.core.report import redact, save_report, save_report_and_pdf
     from octviewer.core.summary import rows_for_result
 
     engine, args, cam_class, cache = run.engine, run.args, run.cam_class, run.cache
@@ -186,22 +187,14 @@ def analyze_one(
         if result.frame(idx).assessable or args.show_unreliable:  # no heatmap drawn otherwise
             result = _with_cam(engine, scan, result, idx, cam_class)
         name = f"{stem}_{frame_file_part(idx)}.png" if scan.is_volume else f"{stem}.png"
-        out = save_report(
-            scan,
-            result,
-            args.out / name,
-            frame_index=idx,
-            include_identity=args.include_identity,
-            colormap=args.colormap,
-            opacity=args.opacity,
-            contours=args.contour_levels,
-            show_unreliable=args.show_unreliable,
-            page=getattr(args, "page", "A4"),
-        )
+        options = _print_options(args, idx)
+        if getattr(args, "pdf", False):  # the PDF and its PNG from one rendering of the page
+            out, pdf = save_report_and_pdf(scan, result, args.out / name, options)
+            out_paths += [out, pdf]
+        else:
+            out = save_report(scan, result, args.out / name, options)
+            out_paths.append(out)
         written[idx] = out.name
-        out_paths.append(out)
-        if getattr(args, "pdf", False):
-            out_paths.extend(_write_printable(scan, result, out, idx, args))
     label = str(path) if args.include_identity else redact(str(path), scan.identity)
     lines = _console_lines(label, result, to_report, scan.n_frames)
     protocol = scan.metadata.protocol
@@ -264,14 +257,11 @@ def run_batch(
     return outcome
 
 
-def _write_printable(
-    scan: Scan, result: ScanResult, png: Path, idx: int, args: argparse.Namespace
-) -> list[Path]:
-    """``--pdf``: the report page of frame ``idx`` on the ``--page`` size as PDF, next to the
-    PNG report (which is the same page rasterised)."""
-    from octviewer.core.report.pdf import PrintOptions, page_size, save_report_pdf
+def _print_options(args: argparse.Namespace, idx: int) -> PrintOptions:
+    """The report page of frame ``idx`` as the command line asks for it (PNG and ``--pdf``)."""
+    from octviewer.core.report.pdf import PrintOptions, page_size
 
-    options = PrintOptions(
+    return PrintOptions(
         page=page_size(getattr(args, "page", "A4")),
         frame_index=idx,
         include_identity=args.include_identity,
@@ -280,4 +270,3 @@ def _write_printable(
         opacity=args.opacity,
         contours=args.contour_levels,
     )
-    return [save_report_pdf(scan, result, png.with_suffix(".pdf"), options)]

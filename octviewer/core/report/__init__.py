@@ -55,7 +55,12 @@ from octviewer.core.report.panels import (
     WITHHELD,
 )
 from octviewer.core.report.pdf import PrintOptions
-from octviewer.core.report.render import PNG_DPI, render_report, save_report
+from octviewer.core.report.render import (
+    PNG_DPI,
+    render_report,
+    save_report,
+    save_report_and_pdf,
+)
 from octviewer.core.results import RESEARCH_ONLY as DISCLAIMER
 
 __all__ = [
@@ -79,6 +84,7 @@ __all__ = [
     "render_report",
     "result_record",
     "save_report",
+    "save_report_and_pdf",
     "source_label",
     "text_chunks",
 ]

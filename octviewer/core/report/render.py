@@ -75,10 +75,27 @@ def render_report(
     ``options`` or its keywords (:func:`report_options`); ``show_unreliable``: for a frame that
     is not assessed, draw its probabilities and heatmap anyway (marked unreliable)."""
     opts = report_options(options, **keywords)
-    img = pdf_to_png(render_pdf(scan, result, opts), dpi)[0]
+    return _page_image(scan, result, opts, render_pdf(scan, result, opts), dpi)
+
+
+def _page_image(
+    scan: Scan, result: ScanResult, opts: PrintOptions, pdf: bytes, dpi: int
+) -> Image.Image:
+    """The page of ``pdf`` rasterised at ``dpi``, with the report's text chunks."""
+    img = pdf_to_png(pdf, dpi)[0]
     img.info.update(report_chunks(scan, result, opts))
     img.info["dpi"] = (dpi, dpi)
     return img
+
+
+def _png_path(path: str | Path) -> Path:
+    path = Path(path)
+    return path if path.suffix.lower() == ".png" else path.with_name(path.name + ".png")
+
+
+def _write_png(path: Path, img: Image.Image) -> None:
+    write_report_file(path, png_bytes(img, dpi=img.info["dpi"], compress_level=3))
+    log.info("Report written: %s", path.name)
 
 
 def save_report(
@@ -94,10 +111,21 @@ def save_report(
     The file is written to a temporary name first and renamed, so a failed write never leaves
     a half-written report behind.
     """
-    path = Path(path)
-    if path.suffix.lower() != ".png":
-        path = path.with_name(path.name + ".png")
-    img = render_report(scan, result, options, **keywords)
-    write_report_file(path, png_bytes(img, dpi=img.info["dpi"], compress_level=3))
-    log.info("Report written: %s", path.name)
+    path = _png_path(path)
+    _write_png(path, render_report(scan, result, options, **keywords))
     return path
+
+
+def save_report_and_pdf(
+    scan: Scan, result: ScanResult, path: str | Path, options: PrintOptions | None = None
+) -> tuple[Path, Path]:
+    """The PNG report at ``path`` and the same page as PDF beside it (``.pdf``), from one
+    rendering of the page (so both state the same creation time); returns both paths."""
+    opts = report_options(options)
+    pdf = render_pdf(scan, result, opts)
+    png = _png_path(path)
+    _write_png(png, _page_image(scan, result, opts, pdf, PNG_DPI))
+    pdf_path = png.with_suffix(".pdf")
+    write_report_file(pdf_path, pdf)
+    log.info("PDF report written: %s", pdf_path.name)
+    return png, pdf_path
