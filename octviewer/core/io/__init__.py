@@ -78,9 +78,9 @@ _NOT_A_SCAN = {
 
 def plan_folder(path: str | Path) -> FolderPlan:
     """What a folder is: one scan, several independent scans, or a question for the user."""
-    from octviewer.core.io.folders import plan_folder as _plan
+    from octviewer.core.io.folders import plan_folder as plan
 
-    return _plan(Path(path).expanduser())
+    return plan(Path(path).expanduser())
 
 
 def register_reader(kind: FileKind, reader: str | Reader) -> None:
