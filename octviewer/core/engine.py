@@ -100,7 +100,7 @@ class Engine:
             path = Path(bundle)
         from octviewer.core.model.network import hash_ahead_for_load
 
-        hash_ahead_for_load(path)  # on a thread, while torch imports
+        hash_ahead_for_load(path, int8=quantize is not False)  # on a thread, while torch imports
         from octviewer.core.cam import OnePassCam
         from octviewer.core.model.bundle import read_bundle_head
         from octviewer.core.model.network import load_network

@@ -28,13 +28,15 @@ CACHE_MODES = ("background", "sync", "off")
 CACHE_ENV = "OCTVIEWER_INT8_CACHE"
 
 
-def hash_ahead_for_load(path: Path) -> None:
-    """Hash the bundle at ``path`` and its int8 cache entries on a thread (no torch needed),
-    so that loading it after ``import torch`` finds the digests ready (:mod:`.digest`)."""
+def hash_ahead_for_load(path: Path, *, int8: bool = True) -> None:
+    """Hash the bundle at ``path`` and, unless ``int8`` is False (the load will not use an
+    int8 network), its int8 cache entries on a thread (no torch needed), so that loading it
+    after ``import torch`` finds the digests ready (:mod:`.digest`)."""
     from octviewer.core.model import int8_cache
     from octviewer.core.model.digest import hash_ahead
 
-    hash_ahead(path, int8_cache.entry_files(), int8_cache.entry_files_of)
+    entries = int8_cache.entry_files() if int8 else []
+    hash_ahead(path, entries, int8_cache.entry_files_of if int8 else lambda _sha: set())
 
 
 def load_network(
